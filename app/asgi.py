@@ -1,0 +1,48 @@
+"""``create_app(settings)``: the one place the Litestar app is assembled."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+import app
+from app.errors import EXCEPTION_HANDLERS
+from app.health import health_routes
+from app.ingress.openai import openai_routes
+from app.pipeline import Gateway
+from app.plugins.manager import load_plugins
+from app.request_id import RequestIdMiddleware
+from app.routing.catalog import ModelCatalog
+from app.routing.router import Router
+from app.settings import Settings, ensure_master_key, load_settings
+
+log = logging.getLogger("junction")
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
+    before anything listens, for every configuration problem."""
+    ensure_master_key(settings)
+    plugins = load_plugins(settings)
+    installed = {info.name for info in plugins.infos if info.kind == "provider"}
+    router = Router(plugins.providers, installed, settings.models)
+    gateway = Gateway(settings, plugins, router)
+    catalog = ModelCatalog(plugins.providers, router.alias_names)
+    return Litestar(
+        route_handlers=[*openai_routes(gateway, catalog), *health_routes(settings.stores)],
+        middleware=[RequestIdMiddleware()],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        on_startup=[gateway.start],
+        on_shutdown=[gateway.close],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Junction", version=app.__version__, path="/schema"),
+        state={"gateway": gateway},
+        logging_config=None,
+    )
+
+
+def create_app_from_environment() -> Litestar:
+    """Factory for Granian workers: settings from ``$JUNCTION_CONFIG`` (or built-in defaults)."""
+    return create_app(load_settings())

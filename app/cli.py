@@ -1,0 +1,156 @@
+"""``junction`` command line: serve, plugins, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from app.errors import ConfigError
+from app.settings import CONFIG_ENV_VAR, Settings, ensure_master_key, load_settings
+
+GRANIAN_FILE = "granian.toml"
+_GRANIAN_ENUMS = {
+    "interface": "Interfaces",
+    "loop": "Loops",
+    "http": "HTTPModes",
+    "runtime_mode": "RuntimeModes",
+    "task_impl": "TaskImpl",
+    "log_level": "LogLevels",
+}
+
+
+def granian_file() -> Path | None:
+    """granian.toml from the working directory, else the one shipped beside the project."""
+    for candidate in (Path.cwd() / GRANIAN_FILE, Path(__file__).resolve().parent.parent / GRANIAN_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def granian_options(path: Path | None) -> dict[str, Any]:
+    import inspect
+
+    from granian import Granian, constants, log
+
+    if path is None:
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("granian", {})
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    accepted = set(inspect.signature(Granian.__init__).parameters) - {"self", "target", "factory"}
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in accepted:
+            raise ConfigError(f"{path}: granian.{key}: unknown Granian option")
+        enum_name = _GRANIAN_ENUMS.get(key)
+        if enum_name:
+            enum = getattr(constants, enum_name, None) or getattr(log, enum_name)
+            try:
+                value = enum(value)
+            except ValueError:
+                allowed = ", ".join(item.value for item in enum)
+                raise ConfigError(f"{path}: granian.{key}: {value!r} is not one of {allowed}") from None
+        options[key] = value
+    return options
+
+
+def _load(config: str | None) -> Settings:
+    settings = load_settings(config)
+    if config:
+        # Granian workers are new processes: they find the same file through the environment.
+        os.environ[CONFIG_ENV_VAR] = str(Path(config).resolve())
+    return settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    from granian import Granian
+
+    from app.asgi import create_app
+
+    settings = _load(args.config)
+    key_file = ensure_master_key(settings)
+    if key_file is not None:
+        print(f"junction: master key in {key_file.resolve()} (owner-only); send it as "
+              "'Authorization: Bearer <key>'", file=sys.stderr)
+    create_app(settings)  # validate plugins and config before any worker starts
+    options = granian_options(granian_file())
+    options.setdefault("interface", "asgi")
+    for option, flag, configured in (("address", args.host, settings.server.host),
+                                     ("port", args.port, settings.server.port),
+                                     ("workers", args.workers, settings.server.workers)):
+        value = flag if flag is not None else configured
+        if value is not None:
+            options[option] = value
+    options.setdefault("address", "127.0.0.1")
+    options.setdefault("port", 8080)
+    print(f"junction: serving on http://{options['address']}:{options['port']} "
+          f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
+    Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+    return 0
+
+
+def list_plugins(args: argparse.Namespace) -> int:
+    from app.plugins.manager import load_plugins
+
+    settings = _load(args.config)
+    loaded = load_plugins(settings, instantiate=False)
+    rows = [("NAME", "KIND", "PACKAGE", "VERSION", "ENABLED")]
+    for info in loaded.infos:
+        enabled = "yes" if info.enabled else f"no ({info.reason})" if info.reason else "no"
+        rows.append((info.name, info.kind, info.package, info.version, enabled))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from alembic import command
+    from alembic.config import Config
+
+    settings = _load(args.config)
+    root = Path(__file__).resolve().parent.parent
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
+    config.attributes["settings"] = settings
+    command.upgrade(config, "head")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="junction", description="Junction AI gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="serve the gateway with Granian")
+    serve_parser.add_argument("--config", help="path to junction.toml")
+    serve_parser.add_argument("--host")
+    serve_parser.add_argument("--port", type=int)
+    serve_parser.add_argument("--workers", type=int)
+    serve_parser.set_defaults(run=serve)
+
+    plugins_parser = commands.add_parser("plugins", help="list discovered plugins")
+    plugins_parser.add_argument("--config", help="path to junction.toml")
+    plugins_parser.set_defaults(run=list_plugins)
+
+    migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
+    migrate_parser.add_argument("--config", help="path to junction.toml")
+    migrate_parser.set_defaults(run=migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"junction: configuration error: {error.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

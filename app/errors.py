@@ -1,0 +1,214 @@
+"""The one error hierarchy of Junction and the one place it becomes an HTTP response.
+
+Everything that goes wrong on purpose raises a :class:`JunctionError` subclass. The Litestar
+exception handlers at the bottom of this module turn them (and Litestar's own HTTP errors) into the
+OpenAI error body ``{"error": {"message", "type", "param", "code"}}``, or Anthropic's
+``{"type": "error", "error": {"type", "message"}}`` on the Anthropic ingress.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+log = logging.getLogger("junction.errors")
+
+
+class JunctionError(Exception):
+    """Base of every error Junction raises deliberately.
+
+    ``status`` is the HTTP status, ``error_type`` the OpenAI ``error.type``; ``code`` and ``param``
+    are optional refinements. ``headers`` are added to the response (e.g. ``Retry-After``).
+    """
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    anthropic_type: ClassVar[str] = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+
+class ConfigError(JunctionError):
+    """Start-up configuration is invalid. Never reaches a client: it stops the server."""
+
+
+class InvalidRequest(JunctionError):
+    status = 400
+    error_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class AuthenticationFailed(JunctionError):
+    status = 401
+    error_type = "authentication_error"
+    anthropic_type = "authentication_error"
+
+
+class PermissionDenied(JunctionError):
+    status = 403
+    error_type = "permission_error"
+    anthropic_type = "permission_error"
+
+
+class NotFound(JunctionError):
+    status = 404
+    error_type = "not_found_error"
+    anthropic_type = "not_found_error"
+
+
+class PayloadTooLarge(JunctionError):
+    status = 413
+    error_type = "invalid_request_error"
+    anthropic_type = "request_too_large"
+
+
+class RateLimited(JunctionError):
+    status = 429
+    error_type = "rate_limit_error"
+    anthropic_type = "rate_limit_error"
+
+
+class UpstreamError(JunctionError):
+    """The provider answered with a server error, or with something we could not understand."""
+
+    status = 502
+    error_type = "upstream_error"
+    anthropic_type = "api_error"
+
+
+class UpstreamOverloaded(UpstreamError):
+    status = 503
+    error_type = "overloaded_error"
+    anthropic_type = "overloaded_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    error_type = "timeout_error"
+    anthropic_type = "timeout_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The provider could not be reached at all (connection refused, DNS, TLS)."""
+
+    status = 502
+    error_type = "upstream_unavailable"
+
+
+def is_retryable(error: JunctionError) -> bool:
+    """Whether another deployment may succeed where this one failed (fallbacks use it)."""
+    return isinstance(error, (UpstreamError, RateLimited))
+
+
+# ---------------------------------------------------------------------------------------------
+# The one mapping to HTTP bodies.
+
+
+class OpenAIErrorBody(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorEnvelope(msgspec.Struct):
+    error: OpenAIErrorBody
+
+
+class AnthropicErrorBody(msgspec.Struct):
+    type: str
+    message: str
+
+
+class AnthropicErrorEnvelope(msgspec.Struct, tag="error"):
+    error: AnthropicErrorBody
+
+
+_encoder = msgspec.json.Encoder()
+
+#: Litestar's own HTTP errors (unknown route, wrong method, body too large...) by status.
+_HTTP_STATUS_TO_ERROR: dict[int, type[JunctionError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    405: InvalidRequest,
+    413: PayloadTooLarge,
+    429: RateLimited,
+}
+
+ANTHROPIC_PATH_PREFIX = "/v1/messages"
+
+
+def error_body(error: JunctionError, *, anthropic: bool = False) -> bytes:
+    """Encode ``error`` as the JSON body a client of that ingress expects."""
+    if anthropic:
+        return _encoder.encode(
+            AnthropicErrorEnvelope(AnthropicErrorBody(type=error.anthropic_type, message=error.message))
+        )
+    return _encoder.encode(
+        OpenAIErrorEnvelope(
+            OpenAIErrorBody(message=error.message, type=error.error_type, param=error.param, code=error.code)
+        )
+    )
+
+
+def error_response(error: JunctionError, *, anthropic: bool = False) -> Response[bytes]:
+    return Response(
+        content=error_body(error, anthropic=anthropic),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def _wants_anthropic(request: Request[Any, Any, Any]) -> bool:
+    return request.scope["path"].startswith(ANTHROPIC_PATH_PREFIX)
+
+
+def handle_junction_error(request: Request[Any, Any, Any], exc: JunctionError) -> Response[bytes]:
+    if exc.status >= 500:
+        log.warning("%s %s -> %s: %s", request.method, request.scope["path"], exc.status, exc.message)
+    return error_response(exc, anthropic=_wants_anthropic(request))
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    error_class = _HTTP_STATUS_TO_ERROR.get(exc.status_code)
+    if error_class is None:
+        error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
+    message = exc.detail or "request failed"
+    if exc.status_code == 404:
+        message = f"no route for {request.method} {request.scope['path']}"
+    error = error_class(message, headers=dict(exc.headers or {}))
+    response = error_response(error, anthropic=_wants_anthropic(request))
+    response.status_code = exc.status_code
+    return response
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc)
+    error = JunctionError("internal error; the gateway log has the details", code="internal_error")
+    return error_response(error, anthropic=_wants_anthropic(request))
+
+
+EXCEPTION_HANDLERS = {
+    JunctionError: handle_junction_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

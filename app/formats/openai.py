@@ -1,0 +1,275 @@
+"""The OpenAI Chat Completions wire format, both directions.
+
+Used by the OpenAI-compatible ingress (client ⇄ unified) and by every OpenAI-compatible provider
+(unified ⇄ upstream). The unified model is shaped like this format, so most of the work is msgspec
+decoding and encoding; the stream needs a little state on each side.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
+from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
+from app.schemas.stream import (
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamDone,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+
+# --- chunk structs (the ``chat.completion.chunk`` object) ---------------------------------------
+
+
+class ChunkFunction(msgspec.Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(msgspec.Struct, omit_defaults=True):
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: ChunkFunction | None = None
+
+
+class Delta(msgspec.Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
+    reasoning: str | None = None
+    #: DeepSeek/vLLM spelling of ``reasoning``; read from upstreams, never written.
+    reasoning_content: str | None = None
+    provider_metadata: dict[str, Any] | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+
+
+class ChunkError(msgspec.Struct):
+    message: str = "upstream stream error"
+    type: str | None = None
+    code: str | int | None = None
+
+
+class Chunk(msgspec.Struct, kw_only=True):
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    choices: list[ChunkChoice] = []
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    error: ChunkError | None = msgspec.field(default=None)
+
+
+class _ChunkOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the ingress writes: like :class:`Chunk`, without the error member."""
+
+    id: str
+    object: str = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(ChatRequest)
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_response_decoder = msgspec.json.Decoder(ChatResponse)
+_chunk_decoder = msgspec.json.Decoder(Chunk)
+
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
+
+
+def validation_error(error: msgspec.MsgspecError) -> InvalidRequest:
+    """A 400 naming the offending field, from a msgspec decode/validation error."""
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        return InvalidRequest(f"request body is not valid JSON: {error}", code="invalid_json")
+    text = str(error)
+    match = _AT_PATH.search(text)
+    param = match.group("path") if match else None
+    if match:
+        text = text[: match.start()]
+    missing = _MISSING.match(text)
+    if missing:
+        param = f"{param}.{missing.group('name')}" if param else missing.group("name")
+        text = f"missing required field `{missing.group('name')}`"
+    where = f"{param}: " if param else ""
+    return InvalidRequest(f"{where}{text}", param=param, code="invalid_value")
+
+
+# --- ingress: client → unified → client ---------------------------------------------------------
+
+
+def decode_chat_request(body: bytes) -> ChatRequest:
+    """Decode a client's request; unknown top-level fields are kept verbatim in ``extra_fields``."""
+    try:
+        fields = _fields_decoder.decode(body)
+        request = _request_decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise validation_error(error) from None
+    if not request.messages:
+        raise InvalidRequest("messages: must contain at least one message", param="messages",
+                             code="invalid_value")
+    if len(fields) > len(CHAT_REQUEST_FIELDS & fields.keys()):
+        request.extra_fields = {k: v for k, v in fields.items() if k not in CHAT_REQUEST_FIELDS}
+    else:
+        request.extra_fields = None
+    return request
+
+
+def encode_chat_response(response: ChatResponse) -> bytes:
+    return _encoder.encode(response)
+
+
+class ChunkWriter:
+    """Turns unified stream events into ``data: {chunk}`` SSE lines for one response."""
+
+    __slots__ = ("_id", "_created", "_model", "_fingerprint", "_include_usage", "usage")
+
+    def __init__(self, include_usage: bool) -> None:
+        self._id = ""
+        self._created = 0
+        self._model = ""
+        self._fingerprint: str | None = None
+        self._include_usage = include_usage
+        #: The usage the stream reported, kept for metering even when the client did not ask.
+        self.usage: Usage | None = None
+
+    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
+        chunk = _ChunkOut(id=self._id, created=self._created, model=self._model, choices=choices,
+                          system_fingerprint=self._fingerprint, usage=usage)
+        return b"data: " + _encoder.encode(chunk) + b"\n\n"
+
+    def write(self, event: StreamEvent) -> bytes | None:
+        """The SSE bytes for ``event``, or ``None`` when it produces nothing for the client."""
+        if isinstance(event, TextDelta):
+            return self._chunk([ChunkChoice(event.choice, Delta(content=event.text))])
+        if isinstance(event, ToolCallDelta):
+            call = ChunkToolCall(
+                index=event.index,
+                id=event.id,
+                type="function" if event.id is not None else None,
+                function=ChunkFunction(name=event.name, arguments=event.arguments),
+            )
+            return self._chunk([ChunkChoice(event.choice, Delta(tool_calls=[call]))])
+        if isinstance(event, StreamStart):
+            self._id, self._created, self._model = event.id, event.created, event.model
+            self._fingerprint = event.system_fingerprint
+            return self._chunk([ChunkChoice(0, Delta(role="assistant", content=""))])
+        if isinstance(event, Finish):
+            return self._chunk([ChunkChoice(event.choice, Delta(), event.reason)])
+        if isinstance(event, ReasoningDelta):
+            delta = Delta(reasoning=event.text or None, provider_metadata=event.provider_metadata)
+            return self._chunk([ChunkChoice(event.choice, delta)])
+        if isinstance(event, RefusalDelta):
+            return self._chunk([ChunkChoice(event.choice, Delta(refusal=event.text))])
+        if isinstance(event, UsageReport):
+            self.usage = event.usage
+            return self._chunk([], event.usage) if self._include_usage else None
+        if isinstance(event, StreamDone):
+            return b"data: [DONE]\n\n"
+        return None
+
+
+def error_event(error: Exception) -> bytes:
+    """The SSE line reporting an error after the stream has started (the SDK raises on it)."""
+    if not isinstance(error, JunctionError):
+        error = UpstreamError("the stream failed; the gateway log has the details")
+    return b"data: " + error_body(error) + b"\n\n"
+
+
+# --- provider side: unified → upstream → unified ------------------------------------------------
+
+_USAGE_OPTIONS = StreamOptions(include_usage=True)
+
+
+def encode_chat_request(request: ChatRequest, model: str, *, stream: bool) -> bytes:
+    """The upstream request body: the client's request with the upstream model, unmodelled fields
+    spliced back in, and (when streaming) usage always requested so the gateway can meter it."""
+    messages = request.messages
+    if any(m.reasoning is not None or m.provider_metadata is not None for m in messages):
+        # Our own additions to messages; OpenAI rejects unknown message members.
+        messages = [msgspec.structs.replace(m, reasoning=None, provider_metadata=None) for m in messages]
+    outgoing = msgspec.structs.replace(
+        request,
+        model=model,
+        messages=messages,
+        stream=True if stream else None,
+        stream_options=_USAGE_OPTIONS if stream else None,
+        extra_fields=None,
+    )
+    body = _encoder.encode(outgoing)
+    if request.extra_fields:
+        body = body[:-1] + b"," + _encoder.encode(request.extra_fields)[1:]
+    return body
+
+
+def decode_chat_response(body: bytes, provider: str) -> ChatResponse:
+    try:
+        return _response_decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise UpstreamError(f"{provider} returned a response we could not read: {error}",
+                            code="upstream_protocol_error") from None
+
+
+class ChunkReader:
+    """Turns upstream ``data:`` payloads into unified events for one stream."""
+
+    __slots__ = ("_provider", "_started")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._started = False
+
+    def read(self, data: str) -> list[StreamEvent]:
+        if data == "[DONE]":
+            return [StreamDone()]
+        try:
+            chunk = _chunk_decoder.decode(data)
+        except msgspec.MsgspecError as error:
+            raise UpstreamError(f"{self._provider} sent an unreadable stream chunk: {error}",
+                                code="upstream_protocol_error") from None
+        if chunk.error is not None:
+            raise UpstreamError(f"{self._provider}: {chunk.error.message}",
+                                code=str(chunk.error.code) if chunk.error.code is not None else None)
+        events: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            events.append(StreamStart(id=chunk.id, model=chunk.model, created=chunk.created,
+                                      system_fingerprint=chunk.system_fingerprint))
+        for choice in chunk.choices:
+            delta = choice.delta
+            reasoning = delta.reasoning or delta.reasoning_content
+            if reasoning or delta.provider_metadata:
+                events.append(ReasoningDelta(text=reasoning or "", choice=choice.index,
+                                             provider_metadata=delta.provider_metadata))
+            if delta.content:
+                events.append(TextDelta(text=delta.content, choice=choice.index))
+            if delta.refusal:
+                events.append(RefusalDelta(text=delta.refusal, choice=choice.index))
+            for call in delta.tool_calls or ():
+                function = call.function or ChunkFunction()
+                events.append(ToolCallDelta(index=call.index, id=call.id, name=function.name,
+                                            arguments=function.arguments or "", choice=choice.index))
+            if choice.finish_reason:
+                events.append(Finish(reason=choice.finish_reason, choice=choice.index))
+        if chunk.usage is not None:
+            events.append(UsageReport(usage=chunk.usage))
+        return events

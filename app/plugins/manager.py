@@ -1,0 +1,257 @@
+"""Discovers plugins from entry points, applies the config, and builds what they register.
+
+Nothing here runs at import time: :func:`load_plugins` is called by ``create_app`` (and by the
+``junction plugins`` command) with the validated settings, and returns a fresh manager each time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+import pluggy
+
+from app.errors import ConfigError
+from app.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
+from app.plugins.protocols import (
+    Authenticator,
+    MiddlewareSpec,
+    PluginContext,
+    ProviderAdapter,
+    ProviderSpec,
+    RateLimiter,
+    ResponseCache,
+    UsageObserver,
+)
+from app.settings import Settings, describe_validation_error
+
+Kind = Literal["provider", "middleware"]
+
+ENTRY_POINT_GROUPS: dict[Kind, str] = {
+    "provider": "junction.providers",
+    "middleware": "junction.middleware",
+}
+_SETTINGS_TABLE: dict[Kind, str] = {"provider": "providers", "middleware": "middleware"}
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One discovered plugin, as listed by ``junction plugins`` and ``GET /api/v1/plugins``."""
+
+    name: str
+    kind: Kind
+    package: str
+    version: str
+    enabled: bool
+    #: Why a plugin is off ("disabled in config", "OPENAI_API_KEY not set"), for the listing.
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class LoadedPlugins:
+    """Everything the enabled plugins registered, instantiated and ready to start."""
+
+    infos: list[PluginInfo]
+    providers: dict[str, ProviderAdapter] = field(default_factory=dict)
+    authenticators: list[Authenticator] = field(default_factory=list)
+    rate_limiters: list[RateLimiter] = field(default_factory=list)
+    caches: list[ResponseCache] = field(default_factory=list)
+    observers: list[UsageObserver] = field(default_factory=list)
+    #: Every object that may have start()/close() lifecycle methods, in start order.
+    components: list[object] = field(default_factory=list)
+
+    def info(self, name: str, kind: Kind) -> PluginInfo | None:
+        return next((i for i in self.infos if i.name == name and i.kind == kind), None)
+
+
+def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _package_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return ("unknown", "unknown")
+    return (dist.metadata["Name"] or dist.name, dist.version)
+
+
+def _reject_duplicates(kind: Kind, entry_points: Iterable[importlib.metadata.EntryPoint]) -> None:
+    """pluggy would silently keep one of two same-named plugins; we refuse to guess."""
+    seen: dict[str, str] = {}
+    for ep in entry_points:
+        package = _package_of(ep)[0]
+        if ep.name in seen and seen[ep.name] != package:
+            raise ConfigError(
+                f"two {kind} plugins are named {ep.name!r}: from packages {seen[ep.name]!r} and "
+                f"{package!r}; uninstall one of them"
+            )
+        seen[ep.name] = package
+
+
+def _table(settings: Settings, kind: Kind, name: str) -> dict[str, Any] | None:
+    tables: dict[str, dict[str, Any]] = getattr(settings, _SETTINGS_TABLE[kind])
+    return tables.get(name)
+
+
+def _validate_config(kind: Kind, name: str, config_type: type[Any], raw: dict[str, Any]) -> Any:
+    prefix = f"{_SETTINGS_TABLE[kind]}.{name}"
+    try:
+        return msgspec.convert(raw, config_type)
+    except msgspec.ValidationError as error:
+        raise ConfigError(describe_validation_error(error, prefix=prefix)) from None
+
+
+def _explicitly_disabled(table: dict[str, Any] | None) -> bool:
+    return table is not None and table.get("enabled", True) is False
+
+
+def load_plugins(settings: Settings, *, instantiate: bool = True) -> LoadedPlugins:
+    """Discover, configure and (unless ``instantiate`` is false) build every enabled plugin.
+
+    Raises :class:`ConfigError` for a config table that names no installed plugin, a bad key or
+    value, duplicate plugin names, a hookimpl that matches no hookspec, and for serving with no
+    authenticator when ``auth.disabled`` is not set.
+    """
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(JunctionHookSpecs)
+    infos: list[PluginInfo] = []
+    packages: dict[tuple[Kind, str], tuple[str, str]] = {}
+
+    for kind, group in ENTRY_POINT_GROUPS.items():
+        entry_points = _entry_points(group)
+        _reject_duplicates(kind, entry_points)
+        installed = {ep.name for ep in entry_points}
+        for configured in getattr(settings, _SETTINGS_TABLE[kind]):
+            if configured not in installed:
+                raise ConfigError(
+                    f"{_SETTINGS_TABLE[kind]}.{configured}: no installed {kind} plugin has this name "
+                    f"(installed: {', '.join(sorted(installed)) or 'none'})"
+                )
+        for ep in entry_points:
+            if manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
+                continue  # the same distribution seen twice on sys.path
+            packages[(kind, ep.name)] = _package_of(ep)
+            if _explicitly_disabled(_table(settings, kind, ep.name)):
+                manager.set_blocked(ep.name)
+                infos.append(PluginInfo(ep.name, kind, *_package_of(ep), enabled=False, reason="disabled in config"))
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as error:  # a broken third-party package must name itself
+                raise ConfigError(f"{kind} plugin {ep.name!r} failed to import: {error!r}") from error
+            manager.register(plugin, name=ep.name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise ConfigError(f"plugin {error.plugin_name!r}: {error}") from None
+
+    provider_specs = _collect(manager, "register_providers", "provider", packages)
+    middleware_specs = _collect(manager, "register_middleware", "middleware", packages)
+    context = PluginContext(settings=settings)
+    loaded = LoadedPlugins(infos=infos)
+
+    for spec in provider_specs:
+        config = _provider_config(settings, spec)
+        package, version = packages[("provider", spec.name)]
+        if config is None:
+            reason = f"{spec.api_key_env} not set" if spec.api_key_env else "no [providers] table"
+            infos.append(PluginInfo(spec.name, "provider", package, version, enabled=False, reason=reason))
+            continue
+        infos.append(PluginInfo(spec.name, "provider", package, version, enabled=True))
+        if instantiate:
+            adapter = spec.create(config, context)
+            loaded.providers[spec.name] = adapter
+            loaded.components.append(adapter)
+
+    for spec in _in_config_order(middleware_specs, settings.middleware):
+        table = _table(settings, "middleware", spec.name)
+        config = _validate_config("middleware", spec.name, spec.config_type, table or {})
+        enabled = config.enabled if table and "enabled" in table else spec.enabled_by_default
+        package, version = packages[("middleware", spec.name)]
+        infos.append(PluginInfo(spec.name, "middleware", package, version, enabled=enabled,
+                                reason="" if enabled else "off by default"))
+        if enabled and instantiate:
+            _place_middleware(loaded, spec.name, spec.create(config, context), settings)
+
+    if instantiate and not settings.auth.disabled and not loaded.authenticators:
+        raise ConfigError(
+            "no authenticator is enabled (the master-key middleware is off); enable one, or set "
+            "auth.disabled = true to serve without authentication"
+        )
+    infos.sort(key=lambda info: (info.kind, info.name))
+    return loaded
+
+
+def _collect(manager: pluggy.PluginManager, hook_name: str, kind: Kind,
+             packages: dict[tuple[Kind, str], tuple[str, str]]) -> list[Any]:
+    specs: list[Any] = []
+    names: set[str] = set()
+
+    def register(spec: ProviderSpec | MiddlewareSpec) -> None:
+        expected = ProviderSpec if kind == "provider" else MiddlewareSpec
+        if not isinstance(spec, expected):
+            raise ConfigError(f"{hook_name} was given {spec!r}; expected a {expected.__name__}")
+        if (kind, spec.name) not in packages:
+            raise ConfigError(
+                f"{kind} {spec.name!r} is registered, but no entry point of group "
+                f"{ENTRY_POINT_GROUPS[kind]!r} has that name; name the entry point {spec.name!r}"
+            )
+        if spec.name in names:
+            raise ConfigError(f"{kind} {spec.name!r} is registered twice")
+        names.add(spec.name)
+        specs.append(spec)
+
+    getattr(manager.hook, hook_name)(register=register)
+    return specs
+
+
+def _provider_config(settings: Settings, spec: ProviderSpec) -> Any | None:
+    """The provider's validated config, or ``None`` when it is not enabled."""
+    table = _table(settings, "provider", spec.name)
+    env_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    if table is None:
+        if not env_key:
+            return None
+        table = {}
+    config = _validate_config("provider", spec.name, spec.config_type, table)
+    if not config.enabled:
+        return None
+    if config.api_key is None and env_key:
+        config.api_key = env_key
+    if not config.base_url:
+        raise ConfigError(f"providers.{spec.name}.base_url: must be set (the plugin has no default)")
+    config.base_url = config.base_url.rstrip("/")
+    return config
+
+
+def _in_config_order(specs: list[MiddlewareSpec], tables: dict[str, Any]) -> list[MiddlewareSpec]:
+    """Middleware of one stage runs in the order its tables appear in the config file."""
+    position = {name: index for index, name in enumerate(tables)}
+    return sorted(specs, key=lambda spec: (position.get(spec.name, len(position)), spec.name))
+
+
+def _place_middleware(loaded: LoadedPlugins, name: str, behaviour: object, settings: Settings) -> None:
+    placed = False
+    if isinstance(behaviour, Authenticator):
+        if not settings.auth.disabled:
+            loaded.authenticators.append(behaviour)
+        placed = True
+    if isinstance(behaviour, RateLimiter):
+        loaded.rate_limiters.append(behaviour)
+        placed = True
+    if isinstance(behaviour, ResponseCache):
+        loaded.caches.append(behaviour)
+        placed = True
+    if isinstance(behaviour, UsageObserver):
+        loaded.observers.append(behaviour)
+        placed = True
+    if not placed:
+        raise ConfigError(
+            f"middleware {name!r} created {type(behaviour).__name__}, which satisfies none of "
+            "Authenticator, RateLimiter, ResponseCache, UsageObserver"
+        )
+    loaded.components.append(behaviour)

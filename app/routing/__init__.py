@@ -1,0 +1,1 @@
+"""Model name → the deployments that may answer it, in the order to try them."""

@@ -1,0 +1,58 @@
+"""The model list served by ``GET /v1/models``: each enabled provider's models plus the aliases."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import msgspec
+
+from app.errors import JunctionError
+from app.plugins.protocols import ProviderAdapter
+
+log = logging.getLogger("junction.models")
+
+#: How long a provider's fetched model list is reused before asking it again.
+CATALOG_TTL_SECONDS = 600.0
+
+
+class ModelEntry(msgspec.Struct):
+    id: str
+    owned_by: str
+    object: str = "model"
+    created: int = 0
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelEntry]
+    object: str = "list"
+
+
+class ModelCatalog:
+    def __init__(self, providers: dict[str, ProviderAdapter], aliases: list[str]) -> None:
+        self._providers = providers
+        self._aliases = aliases
+        self._cached: dict[str, tuple[float, list[str]]] = {}
+
+    async def _models_of(self, name: str, provider: ProviderAdapter) -> list[str]:
+        cached = self._cached.get(name)
+        if cached and time.monotonic() - cached[0] < CATALOG_TTL_SECONDS:
+            return cached[1]
+        try:
+            models = await provider.list_models()
+        except JunctionError as error:
+            # One unreachable provider must not hide the others' models; it is logged, and the
+            # last good answer (if any) is served meanwhile.
+            log.warning("listing models of %s failed: %s", name, error.message)
+            return cached[1] if cached else []
+        self._cached[name] = (time.monotonic(), models)
+        return models
+
+    async def list(self) -> ModelList:
+        names = sorted(self._providers)
+        lists = await asyncio.gather(*(self._models_of(n, self._providers[n]) for n in names))
+        entries = [ModelEntry(id=alias, owned_by="junction") for alias in self._aliases]
+        for name, models in zip(names, lists):
+            entries.extend(ModelEntry(id=f"{name}/{model}", owned_by=name) for model in models)
+        return ModelList(data=entries)

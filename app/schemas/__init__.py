@@ -1,0 +1,1 @@
+"""The unified internal model: every ingress and every provider translates to and from these."""

@@ -1,0 +1,194 @@
+"""Operator configuration: ``junction.toml`` loading, ``{ env = "VAR" }`` resolution, validation.
+
+The file is found by ``--config PATH``, then ``$JUNCTION_CONFIG``, else the built-in embedded
+defaults. Every problem is reported at start-up as a :class:`~app.errors.ConfigError` whose message
+names the offending key, e.g. ``server.port: Expected `int`, got `str```.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from app.errors import ConfigError
+
+CONFIG_ENV_VAR = "JUNCTION_CONFIG"
+MASTER_KEY_ENV_VAR = "JUNCTION_MASTER_KEY"
+MASTER_KEY_FILE = "junction-master-key"
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every settings table: an unknown key is an error, not a silent typo."""
+
+
+class ServerSettings(_Strict):
+    #: Unset values fall back to granian.toml, then to 127.0.0.1:8080 with one worker.
+    host: str | None = None
+    port: int | None = None
+    workers: int | None = None
+    #: Request bodies above this many bytes are refused with 413.
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: Where the embedded default keeps its files (SQLite databases, the generated master key).
+    data_dir: str = "."
+
+
+class AuthSettings(_Strict):
+    master_key: str | None = None
+    #: Serving without any authentication must be asked for explicitly.
+    disabled: bool = False
+
+
+class StoreSettings(_Strict):
+    documents: str = "sqlite+aiosqlite:///junction.db"
+    metrics: str = "sqlite+aiosqlite:///junction-metrics.db"
+    cache: str = "memory://"
+    queue: str = "memory://"
+
+
+class DeploymentSettings(_Strict):
+    model: str
+    weight: float = 1.0
+    api_key: str | None = None
+    base_url: str | None = None
+
+
+class ModelAliasSettings(_Strict):
+    deployments: list[DeploymentSettings]
+    fallbacks: list[str] = []
+
+
+class JobsSettings(_Strict):
+    webhook_secret: str | None = None
+    allow_private_webhooks: bool = False
+
+
+class Settings(_Strict):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    stores: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    #: Raw per-plugin tables; each is validated by its plugin's own Struct in app.plugins.manager.
+    providers: dict[str, dict[str, Any]] = {}
+    middleware: dict[str, dict[str, Any]] = {}
+    models: dict[str, ModelAliasSettings] = {}
+    jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
+    #: Where the settings came from, for messages; not a config key.
+    source: str = "built-in defaults"
+
+
+_PATH_IN_MESSAGE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def describe_validation_error(error: msgspec.ValidationError, prefix: str = "") -> str:
+    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...``."""
+    text = str(error)
+    match = _PATH_IN_MESSAGE.search(text)
+    path = prefix
+    if match:
+        text = text[: match.start()]
+        dotted = re.sub(r"\[(\d+)\]", r"[\1]", match.group("path")).lstrip(".")
+        path = f"{prefix}.{dotted}" if prefix and dotted else (dotted or prefix)
+    unknown = re.match(r"Object contains unknown field `(?P<name>[^`]+)`", text)
+    if unknown:
+        key = f"{path}.{unknown.group('name')}" if path else unknown.group("name")
+        return f"{key}: unknown key"
+    return f"{path}: {text}" if path else text
+
+
+def resolve_env_references(value: Any, path: str = "") -> Any:
+    """Replace every ``{ env = "VAR" }`` table with the variable's value; missing → ConfigError."""
+    if isinstance(value, dict):
+        if set(value) == {"env"} and isinstance(value["env"], str):
+            name = value["env"]
+            if name not in os.environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return os.environ[name]
+        return {key: resolve_env_references(item, f"{path}.{key}" if path else key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_env_references(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Settings:
+    resolved = resolve_env_references(raw)
+    try:
+        settings = msgspec.convert(resolved, Settings)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+    settings.source = source
+    if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
+        settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
+    _check_values(settings)
+    return settings
+
+
+def _check_values(settings: Settings) -> None:
+    if settings.server.port is not None and not 0 < settings.server.port < 65536:
+        raise ConfigError(f"{settings.source}: server.port: must be between 1 and 65535")
+    if settings.server.workers is not None and settings.server.workers < 1:
+        raise ConfigError(f"{settings.source}: server.workers: must be at least 1")
+    if settings.server.max_body_bytes < 1024:
+        raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
+    for name, alias in settings.models.items():
+        if not alias.deployments:
+            raise ConfigError(f"{settings.source}: models.{name}.deployments: needs at least one deployment")
+        for index, deployment in enumerate(alias.deployments):
+            if deployment.weight <= 0:
+                raise ConfigError(f"{settings.source}: models.{name}.deployments[{index}].weight: must be > 0")
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to read: ``--config``, then ``$JUNCTION_CONFIG``, else none (defaults)."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(from_env) if from_env else None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    path = config_path(explicit)
+    if path is None:
+        return settings_from_mapping({}, source="built-in defaults")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return settings_from_mapping(raw, source=str(path))
+
+
+def ensure_master_key(settings: Settings) -> Path | None:
+    """Give ``settings`` a master key, generating one on first start when none is configured.
+
+    The generated key is written once, owner-only (0600), to ``<data_dir>/junction-master-key``;
+    concurrent workers race safely (``O_EXCL``), and later starts read the same file. Returns the
+    file's path when the key came from it, so the CLI can tell the operator where it is.
+    """
+    if settings.auth.master_key or settings.auth.disabled:
+        return None
+    path = Path(settings.server.data_dir) / MASTER_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Write a private temporary file, then hard-link it into place: the link either wins
+        # atomically or fails because another worker won, so no reader ever sees a partial key.
+        candidate = path.with_name(f".{MASTER_KEY_FILE}.{os.getpid()}")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write("sk-junction-" + secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise ConfigError(f"{path} is empty; delete it to generate a new master key")
+    settings.auth.master_key = key
+    return path

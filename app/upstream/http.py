@@ -1,0 +1,176 @@
+"""One pooled HTTP client per provider, and the mapping of upstream failures to our errors.
+
+aiohttp is used because it measured faster than httpx on the gateway benchmark (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import aiohttp
+import msgspec
+
+from app.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    JunctionError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    UpstreamError,
+    UpstreamOverloaded,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from app.plugins.protocols import ProviderConfig
+
+
+class _ErrorDetail(msgspec.Struct):
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorDetail | str | None = None
+    message: str | None = None
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+
+
+def upstream_error_message(body: bytes) -> tuple[str, str | None]:
+    """(message, code) from a provider's JSON error body; the raw text when it is not JSON.
+
+    Understands ``{"error": {"message", "code"}}`` (OpenAI, Groq, Mistral, OpenRouter, Gemini,
+    Anthropic) and ``{"message": ...}`` / ``{"error": "..."}`` variants.
+    """
+    try:
+        envelope = _error_decoder.decode(body)
+    except msgspec.DecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or "no error message", None)
+    if isinstance(envelope.error, _ErrorDetail):
+        code = envelope.error.code
+        return (envelope.error.message or envelope.message or "no error message",
+                str(code) if code is not None else None)
+    return (envelope.error or envelope.message or "no error message", None)
+
+
+def error_for_status(provider: str, status: int, body: bytes, headers: Mapping[str, str]) -> JunctionError:
+    """Map an upstream HTTP error to the error the client should see."""
+    message, code = upstream_error_message(body)
+    text = f"{provider}: {message}"
+    if status == 401:
+        return AuthenticationFailed(f"{provider} rejected the gateway's credentials: {message}",
+                                    code=code or "upstream_authentication_failed")
+    if status == 403:
+        return PermissionDenied(text, code=code)
+    if status == 404:
+        return NotFound(text, code=code or "model_not_found")
+    if status == 413:
+        return PayloadTooLarge(text, code=code)
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        return RateLimited(text, code=code or "rate_limit_exceeded",
+                           headers={"Retry-After": retry_after} if retry_after else None)
+    if status in (408, 504):
+        return UpstreamTimeout(text, code=code)
+    if status in (503, 529):
+        return UpstreamOverloaded(text, code=code)
+    if 400 <= status < 500:
+        return InvalidRequest(text, code=code)
+    return UpstreamError(f"{provider} failed with HTTP {status}: {message}", code=code)
+
+
+ErrorMapper = Callable[[str, int, bytes, Mapping[str, str]], JunctionError]
+
+
+class UpstreamClient:
+    """A provider's pooled HTTP client: created in ``start`` (inside the serving loop), reused
+    for every request (keep-alive), closed in ``close``."""
+
+    def __init__(self, provider: str, config: ProviderConfig, map_error: ErrorMapper = error_for_status):
+        self.provider = provider
+        self.config = config
+        self.map_error = map_error
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300,
+                                         keepalive_timeout=60, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout,
+                                        sock_read=self.config.read_timeout)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                              skip_auto_headers=("User-Agent",), raise_for_status=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise UpstreamUnavailable(f"{self.provider}: HTTP client not started")
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """POST and return the body of a 2xx answer; raise the mapped error otherwise."""
+        try:
+            async with self.session.post(url, data=body, headers=headers) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise self.map_error(self.provider, response.status, payload, response.headers)
+                return payload
+        except (JunctionError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            raise self._transport_error(error) from error
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> bytes:
+        try:
+            async with self.session.get(url, headers=headers) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise self.map_error(self.provider, response.status, payload, response.headers)
+                return payload
+        except (JunctionError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            raise self._transport_error(error) from error
+
+    @asynccontextmanager
+    async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+        """POST and yield the response body as chunks; leaving the block closes the connection."""
+        try:
+            response = await self.session.post(url, data=body, headers=headers)
+        except Exception as error:
+            raise self._transport_error(error) from error
+        try:
+            if response.status >= 400:
+                payload = await response.read()
+                raise self.map_error(self.provider, response.status, payload, response.headers)
+            yield self._chunks(response)
+        finally:
+            response.close()
+
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.content.iter_any():
+                yield chunk
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as error:
+            raise self._transport_error(error) from error
+
+    def _transport_error(self, error: BaseException) -> JunctionError:
+        if isinstance(error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
+        if isinstance(error, aiohttp.ClientConnectionError):
+            return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
+        return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")

@@ -1,0 +1,10 @@
+"""The OpenAI provider plugin: Chat Completions (and later embeddings) against api.openai.com."""
+
+from app.plugins import ProviderSpec, hookimpl
+from plugins.providers.openai.adapter import OpenAIAdapter, OpenAIConfig
+
+
+@hookimpl
+def register_providers(register):
+    register(ProviderSpec(name="openai", config_type=OpenAIConfig, create=OpenAIAdapter,
+                          api_key_env="OPENAI_API_KEY"))

@@ -1,0 +1,94 @@
+"""OpenAI Chat Completions adapter. Also the base of OpenAI-compatible dialects (Groq, Mistral,
+OpenRouter): they subclass it and override what differs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import msgspec
+
+from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_request
+from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
+from app.schemas.chat import ChatRequest, ChatResponse
+from app.schemas.stream import StreamDone, StreamEvent
+from app.upstream.http import UpstreamClient
+from app.upstream.sse import iter_sse
+
+
+class OpenAIConfig(ProviderConfig):
+    base_url: str = "https://api.openai.com/v1"
+    organization: str | None = None
+    project: str | None = None
+
+
+class _ModelList(msgspec.Struct):
+    class Entry(msgspec.Struct):
+        id: str
+
+    data: list[Entry]
+
+
+_model_list_decoder = msgspec.json.Decoder(_ModelList)
+
+
+class OpenAIAdapter:
+    """Speaks ``POST {base_url}/chat/completions`` and ``GET {base_url}/models``."""
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, config: OpenAIConfig, context: PluginContext) -> None:
+        self.config = config
+        self.client = UpstreamClient(self.name, config)
+        self._chat_url = f"{config.base_url}/chat/completions"
+        self._headers = self.build_headers(config.api_key)
+
+    def build_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        if getattr(self.config, "organization", None):
+            headers["openai-organization"] = self.config.organization  # type: ignore[attr-defined]
+        if getattr(self.config, "project", None):
+            headers["openai-project"] = self.config.project  # type: ignore[attr-defined]
+        return headers
+
+    def _endpoint(self, target: UpstreamTarget) -> tuple[str, dict[str, str]]:
+        url = self._chat_url
+        if target.base_url:
+            url = f"{target.base_url.rstrip('/')}/chat/completions"
+        headers = self._headers if target.api_key is None else self.build_headers(target.api_key)
+        return url, headers
+
+    def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
+        """The upstream body; dialects override to drop or rename what their API differs on."""
+        return encode_chat_request(request, target.model, stream=stream)
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
+        url, headers = self._endpoint(target)
+        payload = await self.client.post(url, self.prepare(request, target, stream=False), headers)
+        return decode_chat_response(payload, self.name)
+
+    async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
+        url, headers = self._endpoint(target)
+        headers = {**headers, "accept": "text/event-stream"}
+        reader = ChunkReader(self.name)
+        async with self.client.stream(url, self.prepare(request, target, stream=True), headers) as chunks:
+            async for event in iter_sse(chunks):
+                for unified in reader.read(event.data):
+                    yield unified
+                    if isinstance(unified, StreamDone):
+                        return
+        yield StreamDone()
+
+    async def list_models(self) -> list[str]:
+        if self.config.models:
+            return list(self.config.models)
+        payload = await self.client.get(f"{self.config.base_url}/models", self._headers)
+        return sorted(entry.id for entry in _model_list_decoder.decode(payload).data)
