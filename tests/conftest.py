@@ -1,0 +1,58 @@
+"""Shared fixtures: fake upstreams on loopback and a real ``junction serve`` process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.testing.server import JunctionProcess
+from tests.fakes.openai_upstream import FakeOpenAI
+
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(api_key=UPSTREAM_KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
+    """The session's fake OpenAI, emptied of recorded requests and scripted replies."""
+    fake_openai_server.reset()
+    return fake_openai_server
+
+
+def openai_provider_table(fake: FakeOpenAI, **extra: object) -> str:
+    lines = [f'[providers.openai]\napi_key = "{UPSTREAM_KEY}"\nbase_url = "{fake.base_url}"']
+    lines += [f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
+              for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def gateway(fake_openai_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    """A gateway with the OpenAI provider pointed at the fake, master key ``sk-test-master``."""
+    directory: Path = tmp_path_factory.mktemp("gateway")
+    config = openai_provider_table(fake_openai_server, read_timeout=2.0) + """
+[server]
+max_body_bytes = 65536
+
+[models."fast"]
+deployments = [{ model = "openai/gpt-4o-mini" }]
+fallbacks = ["openai/gpt-4o"]
+"""
+    with JunctionProcess(directory, config) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_client(gateway: JunctionProcess):
+    import openai
+
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0, timeout=20) as client:
+        yield client
