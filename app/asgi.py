@@ -13,7 +13,7 @@ from app.health import health_routes
 from app.ingress.openai import openai_routes
 from app.pipeline import Gateway
 from app.plugins.manager import load_plugins
-from app.request_id import RequestIdMiddleware
+from app.request_id import add_request_id_header
 from app.routing.catalog import ModelCatalog
 from app.routing.router import Router
 from app.settings import Settings, ensure_master_key, load_settings
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Litestar:
     catalog = ModelCatalog(plugins.providers, router.alias_names)
     return Litestar(
         route_handlers=[*openai_routes(gateway, catalog), *health_routes(settings.stores)],
-        middleware=[RequestIdMiddleware()],
+        before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[gateway.start],
         on_shutdown=[gateway.close],

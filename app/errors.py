@@ -72,6 +72,14 @@ class NotFound(JunctionError):
     anthropic_type = "not_found_error"
 
 
+class Conflict(JunctionError):
+    """The request clashes with what exists, e.g. a bridge slug already used in the org."""
+
+    status = 409
+    error_type = "conflict_error"
+    anthropic_type = "invalid_request_error"
+
+
 class PayloadTooLarge(JunctionError):
     status = 413
     error_type = "invalid_request_error"

@@ -1,38 +1,36 @@
-"""Gives every response an ``x-request-id``: the client's own when it sent one, else a new one."""
+"""Gives every response an ``x-request-id``: the client's own when it sent an acceptable one,
+else a new one. Installed as Litestar's ``before_send`` hook, so it also covers responses that
+never reach a route handler (unknown routes, wrong methods)."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 
 REQUEST_ID_HEADER = b"x-request-id"
-#: Where the id is kept in the ASGI scope for handlers (``request.scope[SCOPE_KEY]``).
+#: Where the id is kept in the ASGI scope once computed.
 SCOPE_KEY = "junction.request_id"
 _ACCEPTABLE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-def incoming_request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER and _ACCEPTABLE.fullmatch(value):
-            return value.decode()
-    return secrets.token_hex(12)
+def request_id(scope: Scope) -> str:
+    """This request's id, computed once per request."""
+    known = scope.get(SCOPE_KEY)  # type: ignore[call-overload]
+    if known is not None:
+        return known
+    value = None
+    for name, raw in scope["headers"]:
+        if name == REQUEST_ID_HEADER and _ACCEPTABLE.fullmatch(raw):
+            value = raw.decode()
+            break
+    if value is None:
+        value = secrets.token_hex(12)
+    scope[SCOPE_KEY] = value  # type: ignore[literal-required]
+    return value
 
 
-class RequestIdMiddleware(ASGIMiddleware):
-    scopes = (ScopeType.HTTP,)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        request_id = incoming_request_id(scope)
-        scope[SCOPE_KEY] = request_id  # type: ignore[literal-required]
-        header = (REQUEST_ID_HEADER, request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]  # type: ignore[typeddict-item]
-            await send(message)
-
-        await next_app(scope, receive, send_with_id)
+async def add_request_id_header(message: Message, scope: Scope) -> None:
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id(scope).encode())]  # type: ignore[typeddict-item]

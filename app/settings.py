@@ -63,6 +63,19 @@ class ModelAliasSettings(_Strict):
     fallbacks: list[str] = []
 
 
+class EncryptionKeySettings(_Strict):
+    id: str
+    #: 32 random bytes, base64-encoded (``openssl rand -base64 32``); normally ``{ env = "VAR" }``.
+    key: str
+
+
+class SecuritySettings(_Strict):
+    #: AES-GCM keys sealing stored provider credentials, newest first: the first one encrypts,
+    #: every one decrypts (rotation). Empty with a SQLite documents store: a key file is generated
+    #: in ``server.data_dir`` (see app.security.crypto).
+    encryption_keys: list[EncryptionKeySettings] = []
+
+
 class JobsSettings(_Strict):
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
@@ -77,6 +90,7 @@ class Settings(_Strict):
     middleware: dict[str, dict[str, Any]] = {}
     models: dict[str, ModelAliasSettings] = {}
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 
@@ -116,6 +130,14 @@ def resolve_env_references(value: Any, path: str = "") -> Any:
 
 def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Settings:
     resolved = resolve_env_references(raw)
+    models = resolved.get("models")
+    if isinstance(models, dict):
+        # Validated one by one: msgspec reports a dict key as `[...]`, we want `models.<name>`.
+        for name, table in models.items():
+            try:
+                msgspec.convert(table, ModelAliasSettings)
+            except msgspec.ValidationError as error:
+                raise ConfigError(f"{source}: {describe_validation_error(error, prefix=f'models.{name}')}") from None
     try:
         settings = msgspec.convert(resolved, Settings)
     except msgspec.ValidationError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,7 @@ def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
 
 def openai_provider_table(fake: FakeOpenAI, **extra: object) -> str:
     lines = [f'[providers.openai]\napi_key = "{UPSTREAM_KEY}"\nbase_url = "{fake.base_url}"']
-    lines += [f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
-              for key, value in extra.items()]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]  # JSON scalars are TOML
     return "\n".join(lines) + "\n"
 
 

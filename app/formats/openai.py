@@ -79,10 +79,11 @@ class _ChunkOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the ingress writes: like :class:`Chunk`, without the error member."""
 
     id: str
-    object: str = "chat.completion.chunk"
     created: int
     model: str
     choices: list[ChunkChoice]
+    #: No default, so omit_defaults can never drop it: the SDKs key on it.
+    object: str
     system_fingerprint: str | None = None
     usage: Usage | None = None
 
@@ -153,7 +154,8 @@ class ChunkWriter:
         self.usage: Usage | None = None
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
-        chunk = _ChunkOut(id=self._id, created=self._created, model=self._model, choices=choices,
+        chunk = _ChunkOut(id=self._id, object="chat.completion.chunk", created=self._created,
+                          model=self._model, choices=choices,
                           system_fingerprint=self._fingerprint, usage=usage)
         return b"data: " + _encoder.encode(chunk) + b"\n\n"
 

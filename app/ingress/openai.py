@@ -13,7 +13,7 @@ from app.errors import JunctionError
 from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
 from app.pipeline import Gateway
 from app.plugins.protocols import CallContext
-from app.request_id import SCOPE_KEY
+from app.request_id import request_id
 from app.routing.catalog import ModelCatalog, ModelList
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -36,8 +36,7 @@ async def sse_body(events: AsyncIterator[Any], writer: ChunkWriter) -> AsyncIter
 async def begin_call(gateway: Gateway, request: Request[Any, Any, Any], endpoint: str) -> CallContext:
     """Authenticate before anything else is read: unauthenticated bodies are never parsed."""
     headers = request.headers
-    call = CallContext(request_id=request.scope[SCOPE_KEY], endpoint=endpoint,  # type: ignore[literal-required]
-                       headers=headers)
+    call = CallContext(request_id=request_id(request.scope), endpoint=endpoint, headers=headers)
     call.principal = await gateway.authenticate(headers)
     return call
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,14 +68,17 @@ class LoadedPlugins:
         return next((i for i in self.infos if i.name == name and i.kind == kind), None)
 
 
-def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+EntryPointSource = Callable[[str], Iterable[importlib.metadata.EntryPoint]]
+
+
+def installed_entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
     return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
 
 
 def _package_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
     dist = entry_point.dist
-    if dist is None:
-        return ("unknown", "unknown")
+    if dist is None:  # not from an installed distribution: name it by its top-level module
+        return (entry_point.value.split(":")[0].split(".")[0], "unknown")
     return (dist.metadata["Name"] or dist.name, dist.version)
 
 
@@ -109,7 +112,8 @@ def _explicitly_disabled(table: dict[str, Any] | None) -> bool:
     return table is not None and table.get("enabled", True) is False
 
 
-def load_plugins(settings: Settings, *, instantiate: bool = True) -> LoadedPlugins:
+def load_plugins(settings: Settings, *, instantiate: bool = True,
+                 entry_points: EntryPointSource = installed_entry_points) -> LoadedPlugins:
     """Discover, configure and (unless ``instantiate`` is false) build every enabled plugin.
 
     Raises :class:`ConfigError` for a config table that names no installed plugin, a bad key or
@@ -122,16 +126,16 @@ def load_plugins(settings: Settings, *, instantiate: bool = True) -> LoadedPlugi
     packages: dict[tuple[Kind, str], tuple[str, str]] = {}
 
     for kind, group in ENTRY_POINT_GROUPS.items():
-        entry_points = _entry_points(group)
-        _reject_duplicates(kind, entry_points)
-        installed = {ep.name for ep in entry_points}
+        found = list(entry_points(group))
+        _reject_duplicates(kind, found)
+        installed = {ep.name for ep in found}
         for configured in getattr(settings, _SETTINGS_TABLE[kind]):
             if configured not in installed:
                 raise ConfigError(
                     f"{_SETTINGS_TABLE[kind]}.{configured}: no installed {kind} plugin has this name "
                     f"(installed: {', '.join(sorted(installed)) or 'none'})"
                 )
-        for ep in entry_points:
+        for ep in found:
             if manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
                 continue  # the same distribution seen twice on sys.path
             packages[(kind, ep.name)] = _package_of(ep)
@@ -147,7 +151,8 @@ def load_plugins(settings: Settings, *, instantiate: bool = True) -> LoadedPlugi
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as error:
-        raise ConfigError(f"plugin {error.plugin_name!r}: {error}") from None
+        name = manager.get_name(error.plugin) or repr(error.plugin)
+        raise ConfigError(f"plugin {name!r}: {error}; no such hook exists (misspelt?)") from None
 
     provider_specs = _collect(manager, "register_providers", "provider", packages)
     middleware_specs = _collect(manager, "register_middleware", "middleware", packages)

@@ -29,7 +29,7 @@ class ScriptedReply:
     reasoning_tokens: int = 0
     #: Stream the text in pieces of this many characters.
     chunk_size: int = 4
-    #: Seconds between stream chunks.
+    #: Seconds between stream chunks, or before a JSON answer.
     delay: float = 0.0
     #: When set, the stream stops after the first content chunk until the event is set.
     hold: asyncio.Event | None = None
@@ -113,6 +113,8 @@ class FakeOpenAI(FakeUpstream):
             reply.text = f"echo: {last if isinstance(last, str) else json.dumps(last)}"
         if body.get("stream"):
             return await self._stream(request, body, reply)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         return web.json_response(self._completion(body, reply))
 
     # --- answers ------------------------------------------------------------------------------

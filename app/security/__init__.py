@@ -1,0 +1,1 @@
+"""Secrets handling: API key generation/verification and encryption of stored credentials."""

@@ -1,0 +1,170 @@
+"""Change notifications for hot reload: "record (kind, id) changed, drop what you cached".
+
+A :class:`ChangeBus` is chosen by the ``[stores] cache`` URL: ``memory://`` delivers inside this
+process (the single-node embedded default), ``redis://`` / ``rediss://`` uses Redis pub/sub so
+every worker of every node hears every change. Delivery is at-most-once: when the Redis
+connection drops and comes back, subscribers receive :data:`EVERYTHING` (kind ``"*"``), meaning
+"you may have missed changes — drop all caches".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from app.errors import ConfigError
+
+log = logging.getLogger("junction.stores.notify")
+
+CHANNEL = "junction:changes"
+RECONNECT_DELAY_SECONDS = 0.5
+
+
+class Change(msgspec.Struct, frozen=True):
+    kind: str
+    id: str
+
+
+#: Delivered after a possible gap in notifications: every cache should be dropped.
+EVERYTHING = Change("*", "*")
+
+ChangeCallback = Callable[[Change], Awaitable[None] | None]
+Unsubscribe = Callable[[], None]
+
+
+@runtime_checkable
+class ChangeBus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, kind: str, id: str) -> None:
+        """Tell every subscriber (in every process sharing the bus) that ``kind``/``id`` changed."""
+        ...
+
+    def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
+        """Call ``callback(change)`` (sync or async) for every change; returns the unsubscriber."""
+        ...
+
+
+class _Subscribers:
+    """The callbacks of one bus and their dispatch; a failing callback is logged, not fatal."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[ChangeCallback] = []
+
+    def add(self, callback: ChangeCallback) -> Unsubscribe:
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    async def deliver(self, change: Change) -> None:
+        for callback in list(self._callbacks):
+            try:
+                result = callback(change)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one broken cache must not stop the others hearing the change
+                log.exception("change subscriber %r failed on %s/%s", callback, change.kind, change.id)
+
+
+class MemoryChangeBus:
+    """In-process delivery, for a single worker."""
+
+    def __init__(self) -> None:
+        self._subscribers = _Subscribers()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def publish(self, kind: str, id: str) -> None:
+        await self._subscribers.deliver(Change(kind, id))
+
+    def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
+        return self._subscribers.add(callback)
+
+
+class RedisChangeBus:
+    """Redis pub/sub on one channel; a background task listens and reconnects after failures."""
+
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self.url = url
+        self.channel = channel
+        self._subscribers = _Subscribers()
+        self._redis = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(Change)
+
+    async def start(self) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(self.url)
+        self._listener = asyncio.create_task(self._listen(), name="junction-change-listener")
+        # Return only once subscribed, so a change published right after start() is not missed.
+        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            self._listener = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def publish(self, kind: str, id: str) -> None:
+        assert self._redis is not None, "RedisChangeBus.publish before start()"
+        await self._redis.publish(self.channel, self._encoder.encode(Change(kind, id)))
+
+    def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
+        return self._subscribers.add(callback)
+
+    async def _listen(self) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        connected_before = False
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                if connected_before:
+                    await self._subscribers.deliver(EVERYTHING)
+                connected_before = True
+                self._subscribed.set()
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        change = self._decoder.decode(message["data"])
+                    except msgspec.DecodeError:
+                        log.warning("ignoring malformed change notification on %s", self.channel)
+                        continue
+                    await self._subscribers.deliver(change)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                log.warning("change bus lost Redis (%s); reconnecting", error)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            finally:
+                await pubsub.aclose()
+
+
+def open_change_bus(url: str) -> ChangeBus:
+    """The bus for a ``[stores] cache`` URL; call ``start()`` inside the serving event loop."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        return MemoryChangeBus()
+    if scheme in {"redis", "rediss", "unix"}:
+        return RedisChangeBus(url)
+    raise ConfigError(f"stores.cache: unsupported URL scheme {scheme!r} (memory:// or redis://)")

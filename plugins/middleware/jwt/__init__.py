@@ -1,0 +1,12 @@
+"""The ``jwt`` authenticator: bearer JSON Web Tokens signed with a shared secret (HS*), configured
+public keys or a JWKS endpoint (RS*/PS*/ES*/EdDSA). Off unless ``[middleware.jwt]`` enables it."""
+
+from app.plugins import MiddlewareSpec, hookimpl
+from plugins.middleware.jwt.authenticator import JwtAuthenticator
+from plugins.middleware.jwt.config import JwtConfig
+
+
+@hookimpl
+def register_middleware(register):
+    register(MiddlewareSpec(name="jwt", config_type=JwtConfig, create=JwtAuthenticator,
+                            enabled_by_default=False))

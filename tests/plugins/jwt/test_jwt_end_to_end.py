@@ -1,0 +1,98 @@
+"""A real ``junction serve`` with ``[middleware.jwt]`` on: OpenAI SDK calls with a JWT."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from app.testing.server import JunctionProcess
+from tests.conftest import openai_provider_table
+from tests.fakes.jwks_server import FakeJwks
+from tests.fakes.openai_upstream import FakeOpenAI
+
+pytestmark = pytest.mark.slow
+
+ISSUER = "https://idp.example.test/"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": "e2e-1"})
+
+
+@pytest.fixture(scope="module")
+def jwks(signing_key: RSAKey) -> Iterator[FakeJwks]:
+    server = FakeJwks().start()
+    server.publish(signing_key.as_dict(private=False))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def jwt_gateway(fake_openai_server: FakeOpenAI, jwks: FakeJwks,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    directory: Path = tmp_path_factory.mktemp("jwt-gateway")
+    config = openai_provider_table(fake_openai_server) + f"""
+[middleware.jwt]
+enabled = true
+jwks_url = "{jwks.jwks_url}"
+issuer = "{ISSUER}"
+audience = "junction"
+org_claim = "org.id"
+"""
+    with JunctionProcess(directory, config) as server:
+        yield server
+
+
+def token(key: RSAKey, **overrides: object) -> str:
+    now = int(time.time())
+    claims = {"sub": "alice", "org": {"id": "org-a"}, "iss": ISSUER, "aud": "junction", "exp": now + 120,
+              "scope": "chat"}
+    claims.update(overrides)
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key, algorithms=["RS256"])
+
+
+def test_chat_completion_with_a_jwt(jwt_gateway: JunctionProcess, fake_openai: FakeOpenAI,
+                                    signing_key: RSAKey) -> None:
+    with openai.OpenAI(base_url=f"{jwt_gateway.url}/v1", api_key=token(signing_key), max_retries=0) as client:
+        reply = client.chat.completions.create(model="openai/gpt-4o-mini",
+                                               messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "echo: hi"
+    # the gateway authenticated the caller itself: the upstream saw the server-wide key, not the JWT
+    assert fake_openai.last.headers["authorization"] == "Bearer sk-upstream-test"
+
+
+def test_expired_jwt_gets_401_naming_the_problem(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    expired = token(signing_key, exp=int(time.time()) - 3600)
+    with openai.OpenAI(base_url=f"{jwt_gateway.url}/v1", api_key=expired, max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert "expired" in caught.value.message
+
+
+def test_jwt_without_chat_scope_is_forbidden(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    response = httpx.post(f"{jwt_gateway.url}/v1/chat/completions",
+                          headers={"authorization": f"Bearer {token(signing_key, scope='read')}"},
+                          json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+def test_wrong_audience_and_forged_signature_get_401(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    forger = RSAKey.generate_key(2048, parameters={"kid": "e2e-1"})
+    for bad, expected in ((token(signing_key, aud="other"), "audience"), (token(forger), "signature")):
+        response = httpx.get(f"{jwt_gateway.url}/v1/models", headers={"authorization": f"Bearer {bad}"})
+        assert response.status_code == 401
+        assert expected in response.json()["error"]["message"]
+
+
+def test_master_key_still_works_beside_jwt(jwt_gateway: JunctionProcess) -> None:
+    response = httpx.get(f"{jwt_gateway.url}/v1/models", headers={"authorization": f"Bearer {jwt_gateway.key}"})
+    assert response.status_code == 200

@@ -1,0 +1,10 @@
+"""The built-in OpenAI provider against the conformance kit."""
+
+from app.testing.conformance import ProviderConformance
+from tests.fakes.openai_compatible import OpenAICompatibleFake
+
+
+class TestOpenAIConformance(ProviderConformance):
+    provider = "openai"
+    model = "gpt-4o-mini"
+    upstream_type = OpenAICompatibleFake

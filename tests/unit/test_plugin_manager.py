@@ -1,0 +1,110 @@
+"""Plugin discovery, configuration and start-up validation."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from app.errors import ConfigError
+from app.plugins.manager import installed_entry_points, load_plugins
+from app.settings import settings_from_mapping
+
+SAMPLES = "tests.unit.sample_plugins"
+
+
+def source(**groups: list[EntryPoint]):
+    """An entry-point source: the real installed ones plus the given extra ones."""
+
+    def entry_points(group: str) -> list[EntryPoint]:
+        extra = groups.get(group.split(".")[1], [])
+        return installed_entry_points(group) + extra
+
+    return entry_points
+
+
+def provider(name: str, attribute: str) -> EntryPoint:
+    return EntryPoint(name, f"{SAMPLES}:{attribute}", "junction.providers")
+
+
+def middleware(name: str, attribute: str) -> EntryPoint:
+    return EntryPoint(name, f"{SAMPLES}:{attribute}", "junction.middleware")
+
+
+def load(config: dict, **groups):
+    return load_plugins(settings_from_mapping(config), entry_points=source(**groups))
+
+
+def test_provider_is_enabled_by_its_table_and_configured(monkeypatch):
+    monkeypatch.delenv("ECHO_TEST_KEY", raising=False)
+    loaded = load({"providers": {"echo": {"prefix": "hey"}}}, providers=[provider("echo", "echo")])
+    assert loaded.providers["echo"].config.prefix == "hey"
+    assert loaded.info("echo", "provider").enabled
+
+
+def test_provider_without_table_follows_its_env_key(monkeypatch):
+    monkeypatch.delenv("ECHO_TEST_KEY", raising=False)
+    off = load({}, providers=[provider("echo", "echo")])
+    assert "echo" not in off.providers
+    assert off.info("echo", "provider").reason == "ECHO_TEST_KEY not set"
+    monkeypatch.setenv("ECHO_TEST_KEY", "k-123")
+    on = load({}, providers=[provider("echo", "echo")])
+    assert on.providers["echo"].config.api_key == "k-123"
+
+
+def test_enabled_false_switches_a_plugin_off_without_importing_it():
+    broken = EntryPoint("echo", "tests.unit.no_such_module:x", "junction.providers")
+    loaded = load({"providers": {"echo": {"enabled": False}}}, providers=[broken])
+    info = loaded.info("echo", "provider")
+    assert not info.enabled and info.reason == "disabled in config"
+
+
+def test_unknown_plugin_table_is_named():
+    with pytest.raises(ConfigError, match=r"providers\.echoo: no installed provider plugin has this name"):
+        load({"providers": {"echoo": {}}}, providers=[provider("echo", "echo")])
+
+
+def test_unknown_plugin_key_is_named():
+    with pytest.raises(ConfigError, match=r"providers\.echo\.prefx: unknown key"):
+        load({"providers": {"echo": {"prefx": "x"}}}, providers=[provider("echo", "echo")])
+
+
+def test_bad_plugin_value_is_named():
+    with pytest.raises(ConfigError, match=r"providers\.echo\.read_timeout: Expected `float`, got `str`"):
+        load({"providers": {"echo": {"read_timeout": "soon"}}}, providers=[provider("echo", "echo")])
+
+
+def test_hookimpl_without_a_spec_stops_start_up():
+    with pytest.raises(ConfigError, match="register_provider"):
+        load({}, providers=[provider("typo", "typo")])
+
+
+def test_provider_name_must_match_its_entry_point():
+    with pytest.raises(ConfigError, match="no entry point .* has that name"):
+        load({}, providers=[provider("misnamed", "misnamed")])
+
+
+def test_duplicate_plugin_names_from_two_packages_are_refused():
+    twin = EntryPoint("echo", "othertop.module:echo", "junction.providers")
+    with pytest.raises(ConfigError, match="two provider plugins are named 'echo'"):
+        load({}, providers=[provider("echo", "echo"), twin])
+
+
+def test_middleware_satisfying_no_protocol_is_refused():
+    with pytest.raises(ConfigError, match="satisfies none of"):
+        load({}, middleware=[middleware("inert", "inert")])
+
+
+def test_serving_without_any_authenticator_needs_auth_disabled():
+    with pytest.raises(ConfigError, match="no authenticator is enabled"):
+        load({"middleware": {"master-key": {"enabled": False}}})
+    loaded = load({"middleware": {"master-key": {"enabled": False}}, "auth": {"disabled": True}})
+    assert loaded.authenticators == []
+
+
+def test_built_ins_are_discovered_from_our_own_entry_points():
+    loaded = load({"auth": {"master_key": "k"}})
+    kinds = {(info.name, info.kind, info.package) for info in loaded.infos}
+    assert ("openai", "provider", "junction-gateway") in kinds
+    assert ("master-key", "middleware", "junction-gateway") in kinds
+    assert len(loaded.authenticators) == 1
