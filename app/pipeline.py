@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from app.errors import AuthenticationFailed, JunctionError, PermissionDenied, is_retryable
+from typing import Protocol
+from app.errors import AuthenticationFailed, InvalidRequest, JunctionError, PermissionDenied, is_retryable
 from app.plugins.manager import LoadedPlugins
-from app.plugins.protocols import CallContext, CallOutcome, Principal
+from app.plugins.protocols import CallContext, CallOutcome, EmbeddingsAdapter, Principal
 from app.routing.router import Deployment, Router
 from app.schemas.chat import ChatRequest, ChatResponse, Usage
+from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from app.schemas.stream import StreamEvent, UsageReport
 from app.settings import Settings
 
@@ -26,13 +28,33 @@ log = logging.getLogger("junction.pipeline")
 ANONYMOUS = Principal(id="anonymous", kind="anonymous", scopes=frozenset({"chat", "admin"}))
 
 
+#: ``model`` prefix of a bridge call; such requests are expanded by the BridgeExpander first.
+BRIDGE_MODEL_PREFIX = "bridge/"
+
+
+class BridgeExpander(Protocol):
+    async def expand(self, call: CallContext, request: ChatRequest) -> ChatRequest:
+        """The request to route for a ``bridge/<id-or-slug>`` model (prompt, params, model); sets
+        ``call.bridge_id``/``bridge_version``/``fallback_model``/``org_id``."""
+        ...
+
+
+class CredentialResolver(Protocol):
+    async def apply(self, org_id: str | None, deployments: tuple[Deployment, ...]) -> tuple[Deployment, ...]:
+        """``deployments`` using the org's own provider keys where it stored some."""
+        ...
+
+
 class Gateway:
     """Holds the started plugins and runs every request through the pipeline."""
 
-    def __init__(self, settings: Settings, plugins: LoadedPlugins, router: Router) -> None:
+    def __init__(self, settings: Settings, plugins: LoadedPlugins, router: Router, *,
+                 bridges: BridgeExpander | None = None, credentials: CredentialResolver | None = None) -> None:
         self.settings = settings
         self.plugins = plugins
         self.router = router
+        self._bridges = bridges
+        self._credentials = credentials
         self._authenticators = plugins.authenticators
         self._limiters = plugins.rate_limiters
         self._caches = plugins.caches
@@ -82,6 +104,7 @@ class Gateway:
 
     async def complete(self, call: CallContext, request: ChatRequest) -> ChatResponse:
         try:
+            request = await self._expand(call, request)
             deployments = await self._before(call, request)
             if self._caches:
                 for cache in self._caches:
@@ -121,6 +144,7 @@ class Gateway:
         (auth, limits, routing, the upstream's HTTP status) fails here, as a normal HTTP error,
         and a failed deployment falls back to the next one."""
         try:
+            request = await self._expand(call, request)
             deployments = await self._before(call, request)
             last = len(deployments) - 1
             for attempt, deployment in enumerate(deployments):
@@ -156,14 +180,64 @@ class Gateway:
             await events.aclose()  # type: ignore[attr-defined]
             await self._after(call, request, status, usage, error_type)
 
+    # --- embeddings -------------------------------------------------------------------------
+
+    async def embed(self, call: CallContext, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embeddings through the same stages as chat, minus the cache. Limiters and observers
+        receive the EmbeddingRequest (``call.endpoint`` is ``"embeddings"``). Deployments whose
+        provider has no embeddings endpoint are skipped; if none has one, a 400 names the model."""
+        try:
+            deployments = [d for d in await self._before(call, request)  # type: ignore[arg-type]
+                           if isinstance(d.provider, EmbeddingsAdapter)]
+            if not deployments:
+                raise InvalidRequest(f"model {request.model!r}: its provider offers no embeddings",
+                                     param="model", code="embeddings_not_supported")
+            response = await self._first_embedding(call, deployments, request)
+        except JunctionError as error:
+            await self._after(call, request, error.status, None, error.error_type)  # type: ignore[arg-type]
+            raise
+        usage = Usage(prompt_tokens=response.usage.prompt_tokens, completion_tokens=0,
+                      total_tokens=response.usage.total_tokens)
+        await self._after(call, request, 200, usage)  # type: ignore[arg-type]
+        return response
+
+    async def _first_embedding(self, call: CallContext, deployments: list[Deployment],
+                               request: EmbeddingRequest) -> EmbeddingResponse:
+        last = len(deployments) - 1
+        for attempt, deployment in enumerate(deployments):
+            try:
+                response = await deployment.provider.embed(request, deployment.target)  # type: ignore[attr-defined]
+            except JunctionError as error:
+                if attempt == last or not is_retryable(error):
+                    raise
+                log.info("deployment %s failed (%s); trying the next", deployment.label, error.message)
+                continue
+            self._routed(call, deployment, attempt)
+            return response
+        raise AssertionError("unreachable: called with at least one deployment")
+
     # --- shared stages ----------------------------------------------------------------------
+
+    async def _expand(self, call: CallContext, request: ChatRequest) -> ChatRequest:
+        """A bridge call becomes the bridge's request; the caller's model allow-list is then
+        checked against the bridge's model (in ``_before``)."""
+        if self._bridges is None or not request.model.startswith(BRIDGE_MODEL_PREFIX):
+            return request
+        self.authorize(call.principal or ANONYMOUS, "chat")
+        return await self._bridges.expand(call, request)
 
     async def _before(self, call: CallContext, request: ChatRequest) -> tuple[Deployment, ...]:
         principal = call.principal or ANONYMOUS
         self.authorize(principal, "chat", request.model)
         for limiter in self._limiters:
             await limiter.check(call, request)
-        return self.router.resolve(request.model)
+        deployments = self.router.resolve(request.model)
+        if call.fallback_model:
+            deployments = deployments + self.router.resolve(call.fallback_model)
+        org_id = call.org_id = call.org_id or principal.org_id
+        if self._credentials is not None and org_id is not None:
+            deployments = await self._credentials.apply(org_id, deployments)
+        return deployments
 
     @staticmethod
     def _routed(call: CallContext, deployment: Deployment, attempt: int) -> None:

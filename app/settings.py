@@ -76,6 +76,13 @@ class SecuritySettings(_Strict):
     encryption_keys: list[EncryptionKeySettings] = []
 
 
+class ThreadSettings(_Strict):
+    #: How many of a thread's latest messages are sent with the next bridge call.
+    history_messages: int = 20
+    #: With a Redis cache store, thread reads are served from Redis for this long after a write.
+    cache_seconds: int = 3600
+
+
 class JobsSettings(_Strict):
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
@@ -90,6 +97,7 @@ class Settings(_Strict):
     middleware: dict[str, dict[str, Any]] = {}
     models: dict[str, ModelAliasSettings] = {}
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
+    threads: ThreadSettings = msgspec.field(default_factory=ThreadSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
@@ -154,6 +162,8 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: server.port: must be between 1 and 65535")
     if settings.server.workers is not None and settings.server.workers < 1:
         raise ConfigError(f"{settings.source}: server.workers: must be at least 1")
+    if settings.threads.history_messages < 0:
+        raise ConfigError(f"{settings.source}: threads.history_messages: must be at least 0")
     if settings.server.max_body_bytes < 1024:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
     for name, alias in settings.models.items():

@@ -113,7 +113,8 @@ def _explicitly_disabled(table: dict[str, Any] | None) -> bool:
 
 
 def load_plugins(settings: Settings, *, instantiate: bool = True,
-                 entry_points: EntryPointSource = installed_entry_points) -> LoadedPlugins:
+                 entry_points: EntryPointSource = installed_entry_points,
+                 context: PluginContext | None = None) -> LoadedPlugins:
     """Discover, configure and (unless ``instantiate`` is false) build every enabled plugin.
 
     Raises :class:`ConfigError` for a config table that names no installed plugin, a bad key or
@@ -156,7 +157,7 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
 
     provider_specs = _collect(manager, "register_providers", "provider", packages)
     middleware_specs = _collect(manager, "register_middleware", "middleware", packages)
-    context = PluginContext(settings=settings)
+    context = context or PluginContext(settings=settings)
     loaded = LoadedPlugins(infos=infos)
 
     for spec in provider_specs:

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import msgspec
 
 from app.schemas.chat import ChatRequest, ChatResponse, Usage
+from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from app.schemas.stream import StreamEvent
 
 if TYPE_CHECKING:
     from app.settings import Settings
+    from app.stores.documents.protocol import DocumentStore
+    from app.stores.notify import ChangeBus
 
 
 # --- configuration bases --------------------------------------------------------------------------
@@ -55,6 +58,11 @@ class PluginContext:
     """Start-up services handed to every ``create`` callable."""
 
     settings: Settings
+    #: The document store (orgs, keys, credentials, bridges, threads) and the change bus that
+    #: announces its mutations; both are started before any plugin's ``start``. ``None`` when the
+    #: plugins are only being listed.
+    documents: DocumentStore | None = None
+    changes: ChangeBus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,13 @@ class CallContext:
     deployment: str | None = None
     fallback_used: bool = False
     cache_hit: bool = False
+    #: The org the call acts for: the caller's, or for a master-key bridge call the bridge's.
+    org_id: str | None = None
+    #: Set when the call runs a bridge: which one, which published version (``None``: the draft),
+    #: and the bridge's fallback model, tried after the primary deployments.
+    bridge_id: str | None = None
+    bridge_version: int | None = None
+    fallback_model: str | None = None
 
 
 @dataclass(slots=True)
@@ -164,6 +179,17 @@ class ProviderAdapter(Protocol):
 
     async def list_models(self) -> list[str]:
         """Model ids (without the provider prefix) this provider offers."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingsAdapter(Protocol):
+    """Optional: a :class:`ProviderAdapter` that also has an embeddings endpoint. The gateway
+    finds it by ``isinstance``; ``POST /v1/embeddings`` to a provider without it is a 400."""
+
+    async def embed(self, request: EmbeddingRequest, target: UpstreamTarget) -> EmbeddingResponse:
+        """Embed ``request.input`` with ``target.model``, or raise a :class:`~app.errors.JunctionError`
+        (a 400 naming the field for input the provider cannot take, e.g. token arrays)."""
         ...
 
 

@@ -8,12 +8,15 @@ controls to :class:`FakeOpenAI`, serves under a configurable path prefix, and gi
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 from typing import Any, ClassVar
 
 from aiohttp import web
 
 from app.testing.conformance import Reply, SeenRequest, hold_until_disconnected
+from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply, openai_error
 
 _ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
@@ -22,9 +25,11 @@ _ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_err
 
 
 class OpenAICompatibleFake(FakeOpenAI):
-    """Serves ``{prefix}/chat/completions`` and ``{prefix}/models``."""
+    """Serves ``{prefix}/chat/completions``, ``{prefix}/models`` and ``{prefix}/embeddings``."""
 
     prefix: ClassVar[str] = "/v1"
+    #: Whether the API has ``POST {prefix}/embeddings``.
+    serves_embeddings: ClassVar[bool] = True
 
     def __init__(self, api_key: str = "sk-upstream-test", models: list[str] | None = None) -> None:
         super().__init__(api_key=api_key, models=models)
@@ -35,8 +40,49 @@ class OpenAICompatibleFake(FakeOpenAI):
         return f"{self.url}{self.prefix}"
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(f"{self.prefix}/chat/completions", self.chat),
-                web.get(f"{self.prefix}/models", self.list_models)]
+        routes = [web.post(f"{self.prefix}/chat/completions", self.chat),
+                  web.get(f"{self.prefix}/models", self.list_models)]
+        if self.serves_embeddings:
+            routes.append(web.post(f"{self.prefix}/embeddings", self.embeddings))
+        return routes
+
+    # --- embeddings ---------------------------------------------------------------------------
+
+    def check_embeddings_body(self, body: dict[str, Any]) -> web.Response | None:
+        """Like :meth:`check_body`, for embeddings requests (OpenAI's own rules here)."""
+        for required in ("model", "input"):
+            if required not in body:
+                return self.error(400, f"Missing required parameter: '{required}'.", required)
+        unknown = set(body) - {"model", "input", "dimensions", "encoding_format", "user"}
+        if unknown:
+            return self.error(400, f"Unrecognized request argument supplied: {sorted(unknown)[0]}")
+        if body.get("encoding_format", "float") not in ("float", "base64"):
+            return self.error(400, "encoding_format must be 'float' or 'base64'", "encoding_format")
+        return None
+
+    def embedding_dimensions(self, body: dict[str, Any]) -> int:
+        return body.get("dimensions") or 8
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self.error(401, "Incorrect API key provided.")
+        body = json.loads(await request.read())
+        if (refused := self.check_embeddings_body(body)) is not None:
+            return refused
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if inputs and isinstance(inputs[0], int):
+            inputs = [inputs]  # one token array
+        dimensions = self.embedding_dimensions(body)
+        data = []
+        for index, item in enumerate(inputs):
+            vector = fake_vector(item if isinstance(item, str) else json.dumps(item), dimensions)
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(str(item).split()) for item in inputs)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     # --- dialect hook -------------------------------------------------------------------------
 

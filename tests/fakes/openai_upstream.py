@@ -119,6 +119,10 @@ class FakeOpenAI(FakeUpstream):
 
     # --- answers ------------------------------------------------------------------------------
 
+    def finish_chunk_extra(self, reply: ScriptedReply) -> dict[str, Any]:
+        """Extra top-level members of the stream's finish chunk (dialects add their own)."""
+        return {}
+
     def _usage(self, reply: ScriptedReply) -> dict[str, Any]:
         return {
             "prompt_tokens": reply.prompt_tokens,
@@ -175,7 +179,8 @@ class FakeOpenAI(FakeUpstream):
                                 "arguments": arguments[start:start + 5]}}]}, "logprobs": None,
                                 "finish_reason": None}])
             finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-            await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}])
+            await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
+                       **self.finish_chunk_extra(reply))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await send([], usage=self._usage(reply))
             await response.write(b"data: [DONE]\n\n")

@@ -96,9 +96,10 @@ def test_middleware_satisfying_no_protocol_is_refused():
 
 
 def test_serving_without_any_authenticator_needs_auth_disabled():
+    off = {"master-key": {"enabled": False}, "api-keys": {"enabled": False}}
     with pytest.raises(ConfigError, match="no authenticator is enabled"):
-        load({"middleware": {"master-key": {"enabled": False}}})
-    loaded = load({"middleware": {"master-key": {"enabled": False}}, "auth": {"disabled": True}})
+        load({"middleware": off})
+    loaded = load({"middleware": off, "auth": {"disabled": True}})
     assert loaded.authenticators == []
 
 
@@ -107,4 +108,5 @@ def test_built_ins_are_discovered_from_our_own_entry_points():
     kinds = {(info.name, info.kind, info.package) for info in loaded.infos}
     assert ("openai", "provider", "junction-gateway") in kinds
     assert ("master-key", "middleware", "junction-gateway") in kinds
-    assert len(loaded.authenticators) == 1
+    assert ("api-keys", "middleware", "junction-gateway") in kinds
+    assert len(loaded.authenticators) == 2  # api-keys and master-key; jwt is off by default

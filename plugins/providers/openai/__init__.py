@@ -1,10 +1,10 @@
-"""The OpenAI provider plugin: Chat Completions (and later embeddings) against api.openai.com."""
+"""The OpenAI provider plugin: Chat Completions and embeddings against api.openai.com."""
 
 from app.plugins import ProviderSpec, hookimpl
-from plugins.providers.openai.adapter import OpenAIAdapter, OpenAIConfig
+from plugins.providers.openai.adapter import OpenAIConfig, OpenAIProvider
 
 
 @hookimpl
 def register_providers(register):
-    register(ProviderSpec(name="openai", config_type=OpenAIConfig, create=OpenAIAdapter,
+    register(ProviderSpec(name="openai", config_type=OpenAIConfig, create=OpenAIProvider,
                           api_key_env="OPENAI_API_KEY"))

@@ -14,6 +14,7 @@ from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamDone, StreamEvent
 from app.upstream.http import UpstreamClient
 from app.upstream.sse import iter_sse
+from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
 
 class OpenAIConfig(ProviderConfig):
@@ -53,10 +54,12 @@ class OpenAIAdapter:
             headers["openai-project"] = self.config.project  # type: ignore[attr-defined]
         return headers
 
-    def _endpoint(self, target: UpstreamTarget) -> tuple[str, dict[str, str]]:
-        url = self._chat_url
+    def _endpoint(self, target: UpstreamTarget, path: str = "/chat/completions") -> tuple[str, dict[str, str]]:
+        """URL and headers for one attempt: a deployment may override the base URL and key."""
         if target.base_url:
-            url = f"{target.base_url.rstrip('/')}/chat/completions"
+            url = f"{target.base_url.rstrip('/')}{path}"
+        else:
+            url = self._chat_url if path == "/chat/completions" else f"{self.config.base_url}{path}"
         headers = self._headers if target.api_key is None else self.build_headers(target.api_key)
         return url, headers
 
@@ -92,3 +95,7 @@ class OpenAIAdapter:
             return list(self.config.models)
         payload = await self.client.get(f"{self.config.base_url}/models", self._headers)
         return sorted(entry.id for entry in _model_list_decoder.decode(payload).data)
+
+
+class OpenAIProvider(OpenAIEmbeddings, OpenAIAdapter):
+    """The ``openai`` provider: Chat Completions plus embeddings."""

@@ -1,0 +1,120 @@
+"""``/api/v1/bridges``: CRUD of bridges (the editable draft), versions (snapshots of the draft),
+and publishing one — publishing an older version is the rollback. Needs the ``admin`` scope;
+confined to the caller's org (another org's bridge is a 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, delete, get, patch, post
+from litestar.handlers import HTTPRouteHandler
+
+from app.domain.access import org_required, requested_org
+from app.domain.http import caller, decode_body
+from app.domain.lookup import first_found, orgs_in_reach
+from app.domain.runtime import Domain
+from app.errors import InvalidRequest, NotFound
+from app.pipeline import BRIDGE_MODEL_PREFIX, Gateway
+from app.plugins.protocols import Principal
+from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVersion, NewBridge
+
+
+class NewBridgeBody(NewBridge, kw_only=True):
+    #: Required with the master key; an org admin's bridges are always its own org's.
+    org_id: str | None = None
+
+
+def check_model(gateway: Gateway, field: str, model: str | None) -> None:
+    """A bridge's model (and fallback) must be routable now, and not another bridge."""
+    if model is None:
+        return
+    if model.startswith(BRIDGE_MODEL_PREFIX):
+        raise InvalidRequest(f"{field}: a bridge cannot use another bridge", param=field, code="invalid_value")
+    try:
+        gateway.router.resolve(model)
+    except (NotFound, InvalidRequest) as error:
+        raise InvalidRequest(f"{field}: {error.message}", param=field, code="invalid_value") from None
+
+
+def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+    bridges = domain.documents.bridges
+    orgs = domain.documents.orgs
+
+    async def locate(request: Request[Any, Any, Any], principal: Principal, id_or_slug: str) -> Bridge:
+        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
+                                      what="bridge")
+        return await first_found(org_ids, lambda org_id: bridges.get(org_id, id_or_slug), what="bridge")
+
+    @post("/api/v1/bridges", summary="Create a bridge", status_code=201)
+    async def create_bridge(request: Request[Any, Any, Any]) -> Bridge:
+        principal = await caller(gateway, request, "admin")
+        body = decode_body(await request.body(), NewBridgeBody)
+        org_id = org_required(principal, requested_org(request.query_params, request.headers, body.org_id),
+                              what="org")
+        check_model(gateway, "model", body.model)
+        check_model(gateway, "fallback_model", body.fallback_model)
+        fields = msgspec.structs.asdict(body)
+        fields.pop("org_id")
+        await orgs.get(org_id)
+        return await bridges.create(org_id, NewBridge(**fields))
+
+    @get("/api/v1/bridges", summary="Bridges in the caller's reach")
+    async def list_bridges(request: Request[Any, Any, Any]) -> list[Bridge]:
+        principal = await caller(gateway, request, "admin")
+        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
+                                      what="org")
+        return [bridge for org_id in org_ids for bridge in await bridges.list(org_id)]
+
+    @get("/api/v1/bridges/{bridge_id:str}", summary="One bridge (by id or slug)")
+    async def get_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
+        principal = await caller(gateway, request, "admin")
+        return await locate(request, principal, bridge_id)
+
+    @patch("/api/v1/bridges/{bridge_id:str}", summary="Edit a bridge's draft, name, slug or status")
+    async def update_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
+        principal = await caller(gateway, request, "admin")
+        change = decode_body(await request.body(), BridgePatch)
+        if isinstance(change.model, str):
+            check_model(gateway, "model", change.model)
+        if isinstance(change.fallback_model, str):
+            check_model(gateway, "fallback_model", change.fallback_model)
+        bridge = await locate(request, principal, bridge_id)
+        return await bridges.update(bridge.org_id, bridge.id, change)
+
+    @delete("/api/v1/bridges/{bridge_id:str}", summary="Delete a bridge, its versions and threads")
+    async def delete_bridge(request: Request[Any, Any, Any], bridge_id: str) -> None:
+        principal = await caller(gateway, request, "admin")
+        bridge = await locate(request, principal, bridge_id)
+        threads = await domain.documents.threads.list(bridge.org_id, bridge.id, limit=100_000)
+        await bridges.delete(bridge.org_id, bridge.id)
+        await domain.threads.forget(bridge.org_id, [thread.id for thread in threads])
+
+    @post("/api/v1/bridges/{bridge_id:str}/versions", summary="Snapshot the draft as a new version",
+          status_code=201)
+    async def create_version(request: Request[Any, Any, Any], bridge_id: str) -> BridgeVersion:
+        principal = await caller(gateway, request, "admin")
+        bridge = await locate(request, principal, bridge_id)
+        return await bridges.create_version(bridge.org_id, bridge.id)
+
+    @get("/api/v1/bridges/{bridge_id:str}/versions", summary="A bridge's versions")
+    async def list_versions(request: Request[Any, Any, Any], bridge_id: str) -> list[BridgeVersion]:
+        principal = await caller(gateway, request, "admin")
+        bridge = await locate(request, principal, bridge_id)
+        return await bridges.list_versions(bridge.org_id, bridge.id)
+
+    @get("/api/v1/bridges/{bridge_id:str}/versions/{version:int}", summary="One version")
+    async def get_version(request: Request[Any, Any, Any], bridge_id: str, version: int) -> BridgeVersion:
+        principal = await caller(gateway, request, "admin")
+        bridge = await locate(request, principal, bridge_id)
+        return await bridges.get_version(bridge.org_id, bridge.id, version)
+
+    @post("/api/v1/bridges/{bridge_id:str}/versions/{version:int}/publish",
+          summary="Make calls use this version (an older one rolls back)", status_code=200)
+    async def publish_version(request: Request[Any, Any, Any], bridge_id: str, version: int) -> Bridge:
+        principal = await caller(gateway, request, "admin")
+        bridge = await locate(request, principal, bridge_id)
+        return await bridges.publish(bridge.org_id, bridge.id, version)
+
+    return [create_bridge, list_bridges, get_bridge, update_bridge, delete_bridge, create_version,
+            list_versions, get_version, publish_version]

@@ -1,0 +1,122 @@
+"""Running bridges: finding one for a caller (cached per worker, dropped on change), and turning a
+call into the chat request the pipeline routes.
+
+A bridge call is a chat request whose ``model`` is ``bridge/<id-or-slug>``; the pipeline hands it
+to :meth:`BridgeService.expand`, which fills the prompt, merges the bridge's parameters *under* the
+caller's own fields, sets the bridge's model and fallback, and records which version ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app.domain.access import ORG_HEADER, is_unconfined, org_for
+from app.domain.bridges.templating import render
+from app.domain.invalidation import OrgCache
+from app.errors import InvalidRequest, NotFound, PermissionDenied
+from app.formats.openai import decode_chat_request
+from app.plugins.protocols import CallContext, Principal
+from app.schemas.chat import ChatRequest, Message
+from app.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
+from app.stores.notify import ChangeBus
+
+BRIDGE_MODEL_PREFIX = "bridge/"
+#: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).
+VARIABLES_FIELD = "variables"
+_NOT_OVERRIDABLE = ("model", "messages", "extra_fields")
+_variables_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class BridgeService:
+    def __init__(self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None) -> None:
+        self._bridges = bridges
+        self._orgs = orgs
+        self._cache: OrgCache[ResolvedBridge] = OrgCache("bridge", changes, record_id=lambda r: r.bridge.id)
+
+    def start(self) -> None:
+        self._cache.start()
+
+    def close(self) -> None:
+        self._cache.close()
+
+    async def resolve(self, org_id: str, id_or_slug: str) -> ResolvedBridge:
+        """The bridge and the config calls use (cached); NotFound for another org's or none."""
+        return await self._cache.get(org_id, id_or_slug, lambda: self._bridges.resolve(org_id, id_or_slug))
+
+    async def find(self, principal: Principal, requested_org: str | None, id_or_slug: str) -> ResolvedBridge:
+        """Resolve for a caller: confined callers look in their org only; the master key looks in
+        the org it names, else in every org (a slug found in several is ambiguous)."""
+        org = org_for(principal, requested_org, what="bridge")
+        if org is not None:
+            return await self.resolve(org, id_or_slug)
+        if not is_unconfined(principal):
+            raise NotFound("bridge not found", code="not_found")
+        found: list[ResolvedBridge] = []
+        for candidate in await self._orgs.list():
+            try:
+                found.append(await self.resolve(candidate.id, id_or_slug))
+            except NotFound:
+                continue
+        if not found:
+            raise NotFound(f"bridge {id_or_slug!r} not found", param="model", code="bridge_not_found")
+        if len(found) > 1:
+            raise InvalidRequest(f"bridge {id_or_slug!r} exists in several orgs; name one with the "
+                                 f"{ORG_HEADER} header or org_id", param="org_id", code="ambiguous_bridge")
+        return found[0]
+
+    async def expand(self, call: CallContext, request: ChatRequest) -> ChatRequest:
+        """The routed request for a ``bridge/<id-or-slug>`` model (see the module docstring)."""
+        id_or_slug = request.model[len(BRIDGE_MODEL_PREFIX):]
+        if not id_or_slug:
+            raise InvalidRequest("model: name a bridge as 'bridge/<id-or-slug>'", param="model",
+                                 code="model_not_found")
+        principal = call.principal
+        assert principal is not None, "expand runs after authentication"
+        requested = call.org_id or call.headers.get(ORG_HEADER)
+        resolved = await self.find(principal, requested, id_or_slug)
+        bridge = resolved.bridge
+        if bridge.status == "paused":
+            raise PermissionDenied(f"bridge {bridge.slug!r} is paused", param="model", code="bridge_paused")
+        extra = dict(request.extra_fields or {})
+        variables = _decode_variables(extra.pop(VARIABLES_FIELD, None))
+        overrides = msgspec.to_builtins(msgspec.structs.replace(request, extra_fields=None, messages=[]))
+        for name in _NOT_OVERRIDABLE:
+            overrides.pop(name, None)
+        call.org_id = bridge.org_id
+        call.bridge_id, call.bridge_version = bridge.id, resolved.version
+        call.fallback_model = resolved.config.fallback_model
+        return build_request(resolved, variables, request.messages, overrides, extra)
+
+
+def _decode_variables(raw: msgspec.Raw | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        return _variables_decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise InvalidRequest("variables: must be an object of name → value", param="variables",
+                             code="invalid_value") from None
+
+
+def build_request(resolved: ResolvedBridge, variables: dict[str, Any], messages: list[Message],
+                  overrides: dict[str, Any], extra: dict[str, msgspec.Raw]) -> ChatRequest:
+    """Bridge params, then the caller's fields over them; the bridge's system prompt first."""
+    config = resolved.config
+    body: dict[str, Any] = {k: v for k, v in config.params.items() if k not in _NOT_OVERRIDABLE}
+    if config.tools:
+        body["tools"] = msgspec.to_builtins(config.tools)
+    if config.response_format is not None:
+        body["response_format"] = msgspec.to_builtins(config.response_format)
+    body.update(extra)
+    body.update(overrides)
+    prompt = render(config.prompt, config.variables, variables, resolved.bridge.slug)
+    system = [{"role": "system", "content": prompt}] if prompt else []
+    body["model"] = config.model
+    body["messages"] = system + msgspec.to_builtins(messages)
+    try:
+        return decode_chat_request(msgspec.json.encode(body))
+    except InvalidRequest as error:
+        raise InvalidRequest(f"bridge {resolved.bridge.slug!r}: {error.message}", param=error.param,
+                             code=error.code) from None

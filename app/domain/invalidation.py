@@ -1,0 +1,73 @@
+"""A per-worker cache keyed by ``(org_id, name)``, emptied by change notifications.
+
+Used for data read on the hot path (provider credentials, bridges): the first request reads the
+store, later ones read memory, and a ``(kind, id)`` change on the bus drops the affected entries in
+every worker. A read racing with a change is not cached (generation check), so a stale value cannot
+be re-inserted after the change that invalidated it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from app.stores.notify import Change, ChangeBus
+
+V = TypeVar("V")
+
+
+class OrgCache(Generic[V]):
+    def __init__(self, kind: str, changes: ChangeBus | None, *, limit: int = 100_000,
+                 record_id: Callable[[V], str | None] | None = None) -> None:
+        self._kind = kind
+        self._changes = changes
+        self._limit = limit
+        self._record_id = record_id
+        self._entries: dict[tuple[str, str], V] = {}
+        self._generation = 0
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._changes is not None and self._unsubscribe is None:
+            self._unsubscribe = self._changes.subscribe(self._on_change)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
+        key = (org_id, name)
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        generation = self._generation
+        value = await load()
+        if generation == self._generation:
+            if len(self._entries) >= self._limit:
+                self._entries.clear()
+            self._entries[key] = value
+        return value
+
+    def forget(self, predicate: Callable[[tuple[str, str], V], bool] | None = None) -> None:
+        self._generation += 1
+        if predicate is None:
+            self._entries.clear()
+            return
+        for key in [k for k, v in self._entries.items() if predicate(k, v)]:
+            del self._entries[key]
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "*":
+            self.forget()
+        elif change.kind == "org":
+            self.forget(lambda key, _: key[0] == change.id)
+        elif change.kind == self._kind:
+            self.forget(self._matcher(change.id))
+
+    def _matcher(self, changed: str) -> Callable[[tuple[str, str], V], bool]:
+        record_id = self._record_id
+        if record_id is None:  # the change id is "<org_id>/<name>"
+            return lambda key, _: f"{key[0]}/{key[1]}" == changed
+        return lambda key, value: record_id(value) == changed

@@ -1,0 +1,71 @@
+"""``/api/v1/admin/orgs``: the master key manages every org; an org's admin key sees and renames
+its own org only (another org's id is a 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, delete, get, patch, post
+from litestar.handlers import HTTPRouteHandler
+
+from app.domain.access import is_unconfined, org_for
+from app.domain.http import caller, decode_body
+from app.domain.runtime import Domain
+from app.errors import InvalidRequest, PermissionDenied
+from app.pipeline import Gateway
+from app.stores.documents.protocol import Org, OrgPatch
+
+
+class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidRequest("name: must be 1 to 200 characters", param="name", code="invalid_value")
+    return name
+
+
+def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+    orgs = domain.documents.orgs
+
+    @post("/api/v1/admin/orgs", summary="Create an org (master key)", status_code=201)
+    async def create_org(request: Request[Any, Any, Any]) -> Org:
+        principal = await caller(gateway, request, "admin")
+        if not is_unconfined(principal):
+            raise PermissionDenied("only the master key creates orgs", code="master_key_required")
+        body = decode_body(await request.body(), NewOrgBody)
+        return await orgs.create(_check_name(body.name))
+
+    @get("/api/v1/admin/orgs", summary="Orgs in the caller's reach")
+    async def list_orgs(request: Request[Any, Any, Any]) -> list[Org]:
+        principal = await caller(gateway, request, "admin")
+        own = org_for(principal, None, what="org")
+        return await orgs.list() if own is None else [await orgs.get(own)]
+
+    @get("/api/v1/admin/orgs/{org_id:str}", summary="One org")
+    async def get_org(request: Request[Any, Any, Any], org_id: str) -> Org:
+        principal = await caller(gateway, request, "admin")
+        return await orgs.get(org_for(principal, org_id, what="org") or org_id)
+
+    @patch("/api/v1/admin/orgs/{org_id:str}", summary="Rename an org")
+    async def update_org(request: Request[Any, Any, Any], org_id: str) -> Org:
+        principal = await caller(gateway, request, "admin")
+        target = org_for(principal, org_id, what="org") or org_id
+        change = decode_body(await request.body(), OrgPatch)
+        if isinstance(change.name, str):
+            change.name = _check_name(change.name)
+        return await orgs.update(target, change)
+
+    @delete("/api/v1/admin/orgs/{org_id:str}", summary="Delete an org and all it owns (master key)")
+    async def delete_org(request: Request[Any, Any, Any], org_id: str) -> None:
+        principal = await caller(gateway, request, "admin")
+        target = org_for(principal, org_id, what="org") or org_id
+        if not is_unconfined(principal):
+            raise PermissionDenied("only the master key deletes orgs", code="master_key_required")
+        await orgs.delete(target)
+        await domain.threads.forget_org(target)
+
+    return [create_org, list_orgs, get_org, update_org, delete_org]

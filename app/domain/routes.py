@@ -1,0 +1,19 @@
+"""Every HTTP route of the tenancy features, for ``create_app``."""
+
+from __future__ import annotations
+
+from litestar.handlers import HTTPRouteHandler
+
+from app.domain.bridges.chat import bridge_chat_routes
+from app.domain.bridges.controllers import bridge_routes
+from app.domain.credentials.controllers import credential_routes
+from app.domain.keys.controllers import key_routes
+from app.domain.orgs.controllers import org_routes
+from app.domain.runtime import Domain
+from app.domain.threads.controllers import thread_routes
+from app.pipeline import Gateway
+
+
+def domain_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+    return [*org_routes(gateway, domain), *key_routes(gateway, domain), *credential_routes(gateway, domain),
+            *bridge_routes(gateway, domain), *bridge_chat_routes(gateway, domain), *thread_routes(gateway, domain)]

@@ -1,0 +1,41 @@
+"""``GET /api/v1/threads/{id}``: a conversation's messages, for callers of the thread's org
+(``chat`` scope). Served from Redis when the cache store is Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
+
+from app.domain.access import requested_org
+from app.domain.http import caller
+from app.domain.lookup import first_found, orgs_in_reach
+from app.domain.runtime import Domain
+from app.pipeline import Gateway
+from app.schemas.chat import Message
+
+
+class ThreadView(msgspec.Struct, kw_only=True):
+    id: str
+    bridge_id: str | None
+    messages: list[Message]
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def thread_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+    @get("/api/v1/threads/{thread_id:str}", summary="A conversation thread and its messages")
+    async def get_thread(request: Request[Any, Any, Any], thread_id: str) -> ThreadView:
+        principal = await caller(gateway, request, "chat")
+        org_ids = await orgs_in_reach(domain.documents.orgs, principal,
+                                      requested_org(request.query_params, request.headers), what="thread")
+        thread = await first_found(org_ids, lambda org_id: domain.threads.get(org_id, thread_id), what="thread")
+        return ThreadView(id=thread.id, bridge_id=thread.bridge_id, messages=thread.messages,
+                          message_count=thread.message_count, created_at=thread.created_at,
+                          updated_at=thread.updated_at)
+
+    return [get_thread]

@@ -1,0 +1,231 @@
+"""Anthropic Messages requests (from clients of ``POST /v1/messages``) → unified requests.Anthropic Messages JSON and SSE. Used by the ``POST /v1/messages`` ingress.
+
+Anthropic-only request options have no unified field, so they are approximated: a thinking
+budget becomes a ``reasoning_effort`` tier (which the Anthropic provider turns back into a
+budget), and ``top_k`` and ``service_tier`` are not relayed. Thinking blocks, ``is_error`` on
+tool results and ``cache_control`` travel in ``provider_metadata`` (see
+:mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from app.errors import InvalidRequest
+from app.formats.anthropic.wire import (
+    METADATA_KEY,
+    Base64Source,
+    DocumentBlock,
+    ImageBlock,
+    MessagesRequest,
+    PlainTextSource,
+    RedactedThinkingBlock,
+    RequestBlock,
+    TextBlock,
+    ThinkingBlock,
+    ThinkingBlocks,
+    ToolResultBlock,
+    ToolUseBlock,
+    URLSource,
+)
+from app.formats.openai import validation_error
+from app.schemas.chat import (
+    ChatRequest,
+    ContentPart,
+    FilePart,
+    FileRef,
+    FunctionCall,
+    FunctionDefinition,
+    ImagePart,
+    ImageURL,
+    JSONSchemaFormat,
+    Message,
+    NamedFunction,
+    NamedToolChoice,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+)
+
+_request_decoder = msgspec.json.Decoder(MessagesRequest)
+#: Thinking budget (tokens) at or below which each ``reasoning_effort`` tier is chosen.
+_EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+_TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _invalid(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"{param}: {message}", param=param, code="invalid_value")
+
+
+# --- request: Anthropic → unified ---------------------------------------------------------------
+
+
+def _source_url(source: Any, param: str) -> str:
+    if isinstance(source, Base64Source):
+        return f"data:{source.media_type};base64,{source.data}"
+    if isinstance(source, URLSource):
+        return source.url
+    raise _invalid(param, "file sources are not supported through the gateway; send base64 or a URL")
+
+
+def _cache_metadata(blocks: list[Any]) -> dict[str, Any] | None:
+    """A message's cache breakpoint, kept so an Anthropic upstream gets it on the same message."""
+    marked = [b.cache_control for b in blocks if getattr(b, "cache_control", None) is not None]
+    return {METADATA_KEY: {"cache_control": msgspec.to_builtins(marked[-1])}} if marked else None
+
+
+def _part(block: RequestBlock, param: str) -> ContentPart:
+    if isinstance(block, TextBlock):
+        return TextPart(text=block.text)
+    if isinstance(block, ImageBlock):
+        return ImagePart(image_url=ImageURL(url=_source_url(block.source, f"{param}.source")))
+    if isinstance(block, DocumentBlock):
+        if isinstance(block.source, PlainTextSource):
+            return TextPart(text=block.source.data)
+        if isinstance(block.source, Base64Source):
+            return FilePart(file=FileRef(file_data=_source_url(block.source, param), filename=block.title))
+        raise _invalid(f"{param}.source", "documents must be base64 or text through the gateway")
+    raise _invalid(f"{param}.type", f"{type(block).__name__} blocks are not allowed here")
+
+
+def _simplified(parts: list[ContentPart]) -> str | list[ContentPart]:
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
+        return parts[0].text
+    return parts
+
+
+def _user_messages(content: str | list[RequestBlock], index: int) -> list[Message]:
+    if isinstance(content, str):
+        return [Message(role="user", content=content)]
+    messages: list[Message] = []
+    parts: list[ContentPart] = []
+    for j, block in enumerate(content):
+        param = f"messages[{index}].content[{j}]"
+        if isinstance(block, ToolResultBlock):
+            result = block.content
+            if isinstance(result, list):
+                result = _simplified([_part(b, f"{param}.content") for b in result])
+            metadata = _cache_metadata([block]) or {}
+            if block.is_error:
+                metadata.setdefault(METADATA_KEY, {})["is_error"] = True
+            messages.append(Message(role="tool", tool_call_id=block.tool_use_id, content=result or "",
+                                    provider_metadata=metadata or None))
+        else:
+            parts.append(_part(block, param))
+    if parts:
+        others = [b for b in content if not isinstance(b, ToolResultBlock)]
+        messages.append(Message(role="user", content=_simplified(parts), provider_metadata=_cache_metadata(others)))
+    return messages
+
+
+def _assistant_message(content: str | list[RequestBlock], index: int) -> Message:
+    if isinstance(content, str):
+        return Message(role="assistant", content=content)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    reasoning: list[str] = []
+    thinking: ThinkingBlocks = []
+    for j, block in enumerate(content):
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, ToolUseBlock):
+            calls.append(ToolCall(id=block.id, function=FunctionCall(name=block.name,
+                                                                     arguments=bytes(block.input).decode())))
+        elif isinstance(block, ThinkingBlock):
+            reasoning.append(block.thinking)
+            thinking.append(block)
+        elif isinstance(block, RedactedThinkingBlock):
+            thinking.append(block)
+        else:
+            raise _invalid(f"messages[{index}].content[{j}].type",
+                           f"{type(block).__name__} blocks are not allowed in assistant messages")
+    metadata = _cache_metadata(list(content)) or {}
+    if thinking:
+        metadata.setdefault(METADATA_KEY, {})["thinking_blocks"] = msgspec.to_builtins(thinking)
+    return Message(role="assistant", content="".join(texts) if texts or not calls else None,
+                   tool_calls=calls or None, reasoning="".join(reasoning) if reasoning else None,
+                   provider_metadata=metadata or None)
+
+
+def _reasoning_effort(wire: MessagesRequest) -> str | None:
+    if wire.output_config is not None and wire.output_config.effort:
+        return _EFFORTS.get(wire.output_config.effort, "medium")
+    thinking = wire.thinking
+    if thinking is None or thinking.type == "disabled":
+        return None
+    if thinking.type == "adaptive" or thinking.budget_tokens is None:
+        return "medium"
+    return next((effort for limit, effort in _EFFORT_BY_BUDGET if thinking.budget_tokens <= limit), "high")
+
+
+def _tools(wire: MessagesRequest) -> list[Tool] | None:
+    if not wire.tools:
+        return None
+    tools = []
+    for k, tool in enumerate(wire.tools):
+        if tool.input_schema is None or tool.type not in (None, "custom"):
+            raise InvalidRequest(f"tools[{k}]: Anthropic server tools ({tool.type or 'no input_schema'}) are "
+                                 "not supported through the gateway", param=f"tools[{k}]",
+                                 code="unsupported_parameter")
+        tools.append(Tool(function=FunctionDefinition(name=tool.name, description=tool.description,
+                                                      parameters=tool.input_schema)))
+    return tools
+
+
+def _tool_choice(wire: MessagesRequest) -> tuple[str | NamedToolChoice | None, bool | None]:
+    choice = wire.tool_choice
+    if choice is None:
+        return None, None
+    parallel = False if choice.disable_parallel_tool_use else None
+    if choice.type == "tool":
+        if not choice.name:
+            raise InvalidRequest("tool_choice.name: required when type is 'tool'", param="tool_choice.name",
+                                 code="missing_required_parameter")
+        return NamedToolChoice(function=NamedFunction(name=choice.name)), parallel
+    return _TOOL_CHOICES[choice.type], parallel
+
+
+def decode_messages_request(body: bytes) -> ChatRequest:
+    """A client's Messages request as a unified request; bad input is a 400 naming the field."""
+    try:
+        wire = _request_decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise validation_error(error) from None
+    if not wire.messages:
+        raise _invalid("messages", "must contain at least one message")
+    if wire.max_tokens < 1:
+        raise _invalid("max_tokens", "must be at least 1")
+    messages: list[Message] = []
+    if wire.system:
+        system = wire.system
+        content = system if isinstance(system, str) else _simplified([TextPart(text=b.text) for b in system])
+        messages.append(Message(role="system", content=content,
+                                provider_metadata=None if isinstance(system, str) else _cache_metadata(system)))
+    for i, message in enumerate(wire.messages):
+        if message.role == "user":
+            messages.extend(_user_messages(message.content, i))
+        else:
+            messages.append(_assistant_message(message.content, i))
+    tool_choice, parallel = _tool_choice(wire)
+    output_format = wire.output_config.format if wire.output_config else None
+    return ChatRequest(
+        model=wire.model,
+        messages=messages,
+        stream=wire.stream,
+        max_tokens=wire.max_tokens,
+        stop=wire.stop_sequences or None,
+        temperature=wire.temperature,
+        top_p=wire.top_p,
+        tools=_tools(wire),
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        reasoning_effort=_reasoning_effort(wire),
+        response_format=ResponseFormat(type="json_schema", json_schema=JSONSchemaFormat(
+            name="response", schema=output_format.schema)) if output_format else None,
+        user=wire.metadata.user_id if wire.metadata else None,
+    )
+

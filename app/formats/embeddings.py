@@ -1,0 +1,50 @@
+"""The OpenAI Embeddings wire format, both directions: the ``/v1/embeddings`` ingress
+(client ⇄ unified) and OpenAI-compatible embeddings upstreams (unified ⇄ upstream)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from app.errors import InvalidRequest, UpstreamError
+from app.formats.openai import validation_error
+from app.schemas.embeddings import EMBEDDING_REQUEST_FIELDS, EmbeddingRequest, EmbeddingResponse
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(EmbeddingRequest)
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_response_decoder = msgspec.json.Decoder(EmbeddingResponse)
+
+
+def decode_embedding_request(body: bytes) -> EmbeddingRequest:
+    """A client's request; unknown top-level fields are kept verbatim in ``extra_fields``."""
+    try:
+        fields = _fields_decoder.decode(body)
+        request = _request_decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise validation_error(error) from None
+    request.kind()  # rejects empty and mixed input before any upstream sees it
+    if request.dimensions is not None and request.dimensions < 1:
+        raise InvalidRequest("dimensions: must be at least 1", param="dimensions", code="invalid_value")
+    extra = {k: v for k, v in fields.items() if k not in EMBEDDING_REQUEST_FIELDS}
+    request.extra_fields = extra or None
+    return request
+
+
+def encode_embedding_response(response: EmbeddingResponse) -> bytes:
+    return _encoder.encode(response)
+
+
+def encode_embedding_request(request: EmbeddingRequest, model: str) -> bytes:
+    """The body for an OpenAI-compatible upstream: the upstream model, extra fields spliced in."""
+    body = _encoder.encode(msgspec.structs.replace(request, model=model, extra_fields=None))
+    if request.extra_fields:
+        body = body[:-1] + b"," + _encoder.encode(request.extra_fields)[1:]
+    return body
+
+
+def decode_embedding_response(body: bytes, provider: str) -> EmbeddingResponse:
+    try:
+        return _response_decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise UpstreamError(f"{provider} returned embeddings we could not read: {error}",
+                            code="upstream_protocol_error") from None

@@ -1,0 +1,58 @@
+"""The Anthropic Messages ingress: ``POST /v1/messages`` (JSON and SSE) for any configured model.
+
+Errors get Anthropic's error shape from :mod:`app.errors` (chosen by this path); an error after the
+stream has started is sent as Anthropic's ``event: error``, which the SDKs raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import Stream
+
+from app.errors import JunctionError
+from app.formats.anthropic.client_request import decode_messages_request
+from app.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
+from app.ingress.openai import SSE_HEADERS, begin_call
+from app.pipeline import Gateway
+from app.schemas.stream import StreamEvent
+
+log = logging.getLogger("junction.ingress.anthropic")
+
+
+async def message_events(events: AsyncIterator[StreamEvent], writer: MessageStreamWriter) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            data = writer.write(event)
+            if data is not None:
+                yield data
+        tail = writer.finish()  # in case the stream ended without its done event
+        if tail:
+            yield tail
+    except JunctionError as error:
+        yield error_event(error)
+    except Exception as error:  # the status is sent already: the client learns of it as an error event
+        log.exception("stream on /v1/messages failed")
+        yield error_event(error)
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+def anthropic_routes(gateway: Gateway) -> list[HTTPRouteHandler]:
+    @post("/v1/messages", summary="Anthropic Messages (JSON or SSE), any model", status_code=200)
+    async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
+        call = await begin_call(gateway, request, "messages")
+        chat = decode_messages_request(await request.body())
+        if chat.stream:
+            events = await gateway.open_stream(call, chat)
+            return Stream(message_events(events, MessageStreamWriter()), media_type="text/event-stream",
+                          headers={**SSE_HEADERS, **call.response_headers})
+        response = await gateway.complete(call, chat)
+        return Response(encode_message_response(response), media_type="application/json",
+                        headers=call.response_headers)
+
+    return [messages]

@@ -1,0 +1,43 @@
+"""The document store: one repository Protocol (:mod:`.protocol`), backends chosen by URL scheme.
+
+* ``sqlite+aiosqlite:///path.db`` — embedded default; ``start()`` creates or upgrades the schema.
+* ``postgresql+asyncpg://...`` — production SQL; ``start()`` refuses to run on a schema that is not
+  at the newest migration (run ``junction migrate`` first, once, from one place).
+* ``mongodb://...`` / ``mongodb+srv://...`` — MongoDB through beanie; indexes created at start.
+"""
+
+from __future__ import annotations
+
+from app.errors import ConfigError
+from app.security.crypto import Cipher
+from app.stores.documents.protocol import DocumentStore
+from app.stores.notify import ChangeBus
+
+SQL_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+MONGO_SCHEMES = ("mongodb", "mongodb+srv")
+
+
+def url_scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def open_document_store(url: str, *, cipher: Cipher, changes: ChangeBus | None = None) -> DocumentStore:
+    """Build (not connect) the store for a ``[stores] documents`` URL; ``await store.start()`` next.
+
+    ``cipher`` seals provider credentials (see :func:`app.security.crypto.cipher_from_settings`);
+    with ``changes``, every mutation is published for hot reload.
+    """
+    scheme = url_scheme(url)
+    if scheme in SQL_SCHEMES:
+        from app.stores.documents.sql_store import SqlDocumentStore
+
+        return SqlDocumentStore(url, cipher=cipher, changes=changes)
+    if scheme in MONGO_SCHEMES:
+        from app.stores.documents.mongo_store import MongoDocumentStore
+
+        return MongoDocumentStore(url, cipher=cipher, changes=changes)
+    raise ConfigError(f"stores.documents: unsupported URL scheme {scheme!r}; use sqlite+aiosqlite://, "
+                      "postgresql+asyncpg:// or mongodb://")
+
+
+__all__ = ["DocumentStore", "open_document_store"]

@@ -1,0 +1,172 @@
+"""The MongoDB shape of the document store: beanie Documents and their indexes.
+
+Each collection mirrors a SQL table (see ``sql.py``) so both backends answer the same queries
+the same way: plain finds on indexed fields, atomic single-document updates (``$inc`` for version
+and message numbers), no aggregation pipelines. Ids are our own strings (``org_…``), not
+ObjectIds, so a record keeps its id whichever backend holds it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+from beanie import Document
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from app.errors import NotFound
+from app.stores.documents.common import as_utc
+
+RecordT = TypeVar("RecordT", bound=msgspec.Struct)
+
+
+class MongoModels:
+    """This store's Document classes, defined afresh for every store.
+
+    beanie binds Document *classes* to a database in ``init_beanie`` (and rewrites their
+    attributes, parents included), so classes shared by two stores in one process — tests, or two
+    databases — would rebind each other. Defining them per store keeps that state with the store
+    instead of the module.
+    """
+
+    def __init__(self) -> None:
+        class OrgDocument(Document):
+            id: str  # type: ignore[assignment]
+            name: str
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "orgs"
+                indexes = [IndexModel([("created_at", ASCENDING)])]
+
+
+        class ApiKeyDocument(Document):
+            id: str  # type: ignore[assignment]
+            org_id: str
+            name: str
+            prefix: str
+            secret_hash: str
+            scopes: list[str]
+            models: list[str] | None = None
+            rpm: int | None = None
+            tpm: int | None = None
+            budget_usd: float | None = None
+            budget_period: str | None = None
+            expires_at: datetime | None = None
+            revoked_at: datetime | None = None
+            created_at: datetime
+
+            class Settings:
+                name = "api_keys"
+                indexes = [
+                    # Authentication looks keys up by prefix alone; it must be unique across orgs.
+                    IndexModel([("prefix", ASCENDING)], unique=True, name="prefix_unique"),
+                    IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
+                ]
+
+
+        class CredentialDocument(Document):
+            #: ``<org_id>/<provider>``: one credential per org and provider, enforced by the primary key.
+            id: str  # type: ignore[assignment]
+            org_id: str
+            provider: str
+            key_id: str
+            ciphertext: bytes
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "provider_credentials"
+                indexes = [IndexModel([("org_id", ASCENDING), ("provider", ASCENDING)], unique=True, name="org_provider")]
+
+
+        class BridgeDocument(Document):
+            id: str  # type: ignore[assignment]
+            org_id: str
+            slug: str
+            name: str
+            status: str
+            model: str
+            prompt: str
+            variables: list[dict[str, Any]]
+            params: dict[str, Any]
+            response_format: dict[str, Any] | None = None
+            tools: list[dict[str, Any]]
+            fallback_model: str | None = None
+            published_version: int | None = None
+            latest_version: int = 0
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "bridges"
+                indexes = [
+                    IndexModel([("org_id", ASCENDING), ("slug", ASCENDING)], unique=True, name="org_slug_unique"),
+                    IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
+                ]
+
+
+        class BridgeVersionDocument(Document):
+            #: ``<bridge_id>/<version>``: a version number exists once per bridge.
+            id: str  # type: ignore[assignment]
+            bridge_id: str
+            org_id: str
+            version: int
+            config: dict[str, Any]
+            created_at: datetime
+
+            class Settings:
+                name = "bridge_versions"
+                indexes = [IndexModel([("bridge_id", ASCENDING), ("version", ASCENDING)], unique=True, name="bridge_version")]
+
+
+        class ThreadDocument(Document):
+            id: str  # type: ignore[assignment]
+            org_id: str
+            bridge_id: str | None = None
+            message_count: int = 0
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "threads"
+                indexes = [
+                    IndexModel([("org_id", ASCENDING), ("updated_at", DESCENDING)], name="org_updated"),
+                    IndexModel([("bridge_id", ASCENDING)], name="bridge"),
+                ]
+
+
+        class ThreadMessageDocument(Document):
+            """One message per document: threads grow without nearing MongoDB's 16 MB document limit."""
+
+            #: ``<thread_id>/<seq>``.
+            id: str  # type: ignore[assignment]
+            thread_id: str
+            org_id: str
+            seq: int
+            message: dict[str, Any]
+
+            class Settings:
+                name = "thread_messages"
+                indexes = [IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="thread_seq")]
+
+        self.orgs, self.keys, self.credentials = OrgDocument, ApiKeyDocument, CredentialDocument
+        self.bridges, self.versions = BridgeDocument, BridgeVersionDocument
+        self.threads, self.messages = ThreadDocument, ThreadMessageDocument
+
+    def all(self) -> list[type[Document]]:
+        return [self.orgs, self.keys, self.credentials, self.bridges, self.versions, self.threads, self.messages]
+
+
+def to_record(document: Document, record_type: type[RecordT]) -> RecordT:
+    """A Document as a record; BSON dates come back naive (or in the client's zone): make them UTC."""
+    fields = {name: as_utc(value) if isinstance(value, datetime) else value
+              for name, value in document.model_dump().items()}
+    return msgspec.convert(fields, record_type)
+
+
+async def require_org(models: MongoModels, org_id: str) -> None:
+    if await models.orgs.find_one({"_id": org_id}) is None:
+        raise NotFound(f"org {org_id!r} not found", param="org_id")

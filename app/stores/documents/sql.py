@@ -1,0 +1,139 @@
+"""The SQL schema of the document store (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+The Alembic migrations in ``migrations/versions`` create exactly this; a test compares the two.
+Nested values (scopes, variables, tools, messages...) are JSON columns (JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+#: Alembic's bookkeeping table for this store, so another store's migrations can share a database.
+VERSION_TABLE = "junction_documents_version"
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them naive, PostgreSQL as timestamptz."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the document store; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
+Id = sa.String(40)
+
+
+def _org_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("orgs.id", ondelete="CASCADE")
+
+
+orgs = sa.Table(
+    "orgs", metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("models", Json, nullable=True),
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    sa.Column("budget_usd", sa.Float, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+provider_credentials = sa.Table(
+    "provider_credentials", metadata,
+    sa.Column("org_id", Id, _org_fk(), primary_key=True),
+    sa.Column("provider", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+bridges = sa.Table(
+    "bridges", metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False),
+    sa.Column("slug", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("variables", Json, nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("response_format", Json, nullable=True),
+    sa.Column("tools", Json, nullable=False),
+    sa.Column("fallback_model", sa.String(200), nullable=True),
+    sa.Column("published_version", sa.Integer, nullable=True),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("org_id", "slug"),
+)
+
+bridge_versions = sa.Table(
+    "bridge_versions", metadata,
+    sa.Column("bridge_id", Id, sa.ForeignKey("bridges.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+threads = sa.Table(
+    "threads", metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False),
+    sa.Column("bridge_id", Id, sa.ForeignKey("bridges.id", ondelete="CASCADE"), nullable=True, index=True),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Listing an org's threads newest first.
+    sa.Index(None, "org_id", "updated_at"),
+)
+
+thread_messages = sa.Table(
+    "thread_messages", metadata,
+    sa.Column("thread_id", Id, sa.ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True),
+    # 1-based position in the thread; the primary key makes "last N" an index range scan.
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("message", Json, nullable=False),
+)

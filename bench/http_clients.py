@@ -1,0 +1,67 @@
+"""Compares candidate upstream HTTP clients on the gateway's hottest operation: one keep-alive
+POST of a small JSON body and reading the JSON answer, against bench/upstream.py.
+
+    python bench/upstream.py --port 9100 &   # pinned elsewhere, e.g. taskset -c 1
+    taskset -c 0 python bench/http_clients.py --port 9100
+Prints µs per request, sequential (latency) and with 32 concurrent requests (throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
+HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-upstream"}
+
+
+async def measure(name: str, post, requests: int) -> None:
+    for _ in range(200):
+        await post()
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        await post()
+        samples.append((time.perf_counter() - started) * 1e6)
+    started = time.perf_counter()
+    for _ in range(requests // 32):
+        await asyncio.gather(*(post() for _ in range(32)))
+    concurrent = (time.perf_counter() - started) * 1e6 / (requests // 32 * 32)
+    print(f"{name:8} sequential p50 {statistics.median(samples):7.1f} µs   concurrent(32) {concurrent:7.1f} µs/request")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--requests", type=int, default=5000)
+    args = parser.parse_args()
+    url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        async def aiohttp_post() -> bytes:
+            async with session.post(url, data=BODY, headers=HEADERS) as response:
+                return await response.read()
+
+        await measure("aiohttp", aiohttp_post, args.requests)
+
+    try:
+        import httpx
+    except ImportError:
+        print("httpx not installed; skipped")
+        return
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256)) as client:
+        async def httpx_post() -> bytes:
+            response = await client.post(url, content=BODY, headers=HEADERS)
+            return response.content
+
+        await measure("httpx", httpx_post, args.requests)
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())

@@ -1,0 +1,12 @@
+"""The ``api-keys`` authenticator: keys issued by the admin API (``sk-jn-<prefix>-<secret>``),
+looked up by prefix in the document store, verified by hash, cached in process and dropped from
+the cache by change notifications (revocation reaches every worker within a second)."""
+
+from app.plugins import MiddlewareSpec, hookimpl
+from plugins.middleware.api_keys.authenticator import ApiKeyAuthenticator
+from plugins.middleware.api_keys.config import ApiKeysConfig
+
+
+@hookimpl
+def register_middleware(register):
+    register(MiddlewareSpec(name="api-keys", config_type=ApiKeysConfig, create=ApiKeyAuthenticator))

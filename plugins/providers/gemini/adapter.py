@@ -1,0 +1,139 @@
+"""The Gemini provider: ``generateContent``, ``streamGenerateContent?alt=sse``,
+``batchEmbedContents`` and the model list, against the Gemini Developer API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar
+from urllib.parse import quote
+
+import msgspec
+
+from app.errors import InvalidRequest, UpstreamError
+from app.plugins import PluginContext, UpstreamTarget
+from app.schemas.chat import ChatRequest, ChatResponse
+from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
+from app.schemas.stream import StreamEvent
+from app.upstream.http import UpstreamClient
+from app.upstream.sse import iter_sse
+from plugins.providers.gemini.config import GeminiConfig
+from plugins.providers.gemini.errors import map_gemini_error
+from plugins.providers.gemini.stream import GeminiStreamReader
+from plugins.providers.gemini.translate import to_gemini, to_unified
+from plugins.providers.gemini.wire import (
+    BatchEmbedContentsRequest,
+    Content,
+    EmbedContentRequest,
+    Part,
+    embeddings_decoder,
+    encoder,
+    model_page_decoder,
+    response_decoder,
+)
+
+#: Model-list pages are read until this many, so a misbehaving endpoint cannot loop forever.
+_MAX_MODEL_PAGES = 20
+
+
+def model_path(model: str) -> str:
+    """``models/{model}`` unless the id already names its collection (``tunedModels/...``)."""
+    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+
+
+class GeminiAdapter:
+    name: ClassVar[str] = "gemini"
+
+    def __init__(self, config: GeminiConfig, context: PluginContext) -> None:
+        self.config = config
+        self.client = UpstreamClient(self.name, config, map_error=map_gemini_error)
+        self._headers = self._build_headers(config.api_key)
+
+    @staticmethod
+    def _build_headers(api_key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        return headers
+
+    def _url(self, target: UpstreamTarget, method: str) -> tuple[str, dict[str, str]]:
+        base = target.base_url.rstrip("/") if target.base_url else self.config.base_url
+        headers = self._headers if target.api_key is None else self._build_headers(target.api_key)
+        return f"{base}/{self.config.api_version}/{model_path(target.model)}:{method}", headers
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # --- chat -----------------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
+        body = encoder.encode(to_gemini(request, self.config))
+        url, headers = self._url(target, "generateContent")
+        payload = await self.client.post(url, body, headers)
+        try:
+            response = response_decoder.decode(payload)
+        except msgspec.MsgspecError as error:
+            raise UpstreamError(f"gemini returned a response we could not read: {error}",
+                                code="upstream_protocol_error") from None
+        return to_unified(response, target.model)
+
+    async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
+        body = encoder.encode(to_gemini(request, self.config))
+        url, headers = self._url(target, "streamGenerateContent")
+        headers = {**headers, "accept": "text/event-stream"}
+        reader = GeminiStreamReader(target.model)
+        async with self.client.stream(f"{url}?alt=sse", body, headers) as chunks:
+            async for event in iter_sse(chunks):
+                for unified in reader.read(event.data):
+                    yield unified
+        for unified in reader.close():
+            yield unified
+
+    # --- embeddings -----------------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest, target: UpstreamTarget) -> EmbeddingResponse:
+        if request.kind() == "tokens":
+            raise InvalidRequest("input: gemini embeds text only, not token ids", param="input",
+                                 code="unsupported_input")
+        model = model_path(target.model)
+        body = BatchEmbedContentsRequest(requests=[
+            EmbedContentRequest(model=model, content=Content(parts=[Part(text=text)]),
+                                output_dimensionality=request.dimensions)
+            for text in request.texts()])
+        url, headers = self._url(target, "batchEmbedContents")
+        payload = await self.client.post(url, encoder.encode(body), headers)
+        try:
+            embeddings = embeddings_decoder.decode(payload).embeddings
+        except msgspec.MsgspecError as error:
+            raise UpstreamError(f"gemini returned embeddings we could not read: {error}",
+                                code="upstream_protocol_error") from None
+        # Gemini reports no token counts for embeddings; usage stays zero rather than guessed.
+        return EmbeddingResponse(
+            model=target.model,
+            data=[Embedding(index=index, embedding=encode_vector(item.values, request.encoding_format))
+                  for index, item in enumerate(embeddings)])
+
+    # --- models ---------------------------------------------------------------------------------
+
+    async def list_models(self) -> list[str]:
+        if self.config.models:
+            return list(self.config.models)
+        models: list[str] = []
+        page_token: str | None = None
+        for _ in range(_MAX_MODEL_PAGES):
+            url = f"{self.config.base_url}/{self.config.api_version}/models?pageSize=1000"
+            if page_token:
+                url += f"&pageToken={quote(page_token)}"
+            try:
+                page = model_page_decoder.decode(await self.client.get(url, self._headers))
+            except msgspec.MsgspecError as error:
+                raise UpstreamError(f"gemini returned a model list we could not read: {error}",
+                                    code="upstream_protocol_error") from None
+            models.extend(info.name.removeprefix("models/") for info in page.models
+                          if {"generateContent", "embedContent"} & set(info.supported_generation_methods))
+            page_token = page.next_page_token
+            if not page_token:
+                break
+        return sorted(models)

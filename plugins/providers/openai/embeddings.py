@@ -1,0 +1,22 @@
+"""``POST {base_url}/embeddings`` for OpenAI and the OpenAI-compatible dialects that have it."""
+
+from __future__ import annotations
+
+from app.formats.embeddings import decode_embedding_response, encode_embedding_request
+from app.plugins import UpstreamTarget
+from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+
+
+class OpenAIEmbeddings:
+    """Mixin for an :class:`~plugins.providers.openai.adapter.OpenAIAdapter` whose API serves
+    OpenAI-shaped embeddings. Mixing it in is what makes a provider an ``EmbeddingsAdapter``, so
+    a dialect without embeddings (Groq) simply does not."""
+
+    def prepare_embeddings(self, request: EmbeddingRequest, target: UpstreamTarget) -> bytes:
+        """The upstream body; dialects override to rename or refuse what their API differs on."""
+        return encode_embedding_request(request, target.model)
+
+    async def embed(self, request: EmbeddingRequest, target: UpstreamTarget) -> EmbeddingResponse:
+        url, headers = self._endpoint(target, "/embeddings")  # type: ignore[attr-defined]
+        payload = await self.client.post(url, self.prepare_embeddings(request, target), headers)  # type: ignore[attr-defined]
+        return decode_embedding_response(payload, self.name)  # type: ignore[attr-defined]

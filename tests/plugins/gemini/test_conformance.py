@@ -1,0 +1,10 @@
+"""The Gemini provider against the conformance kit."""
+
+from app.testing.conformance import ProviderConformance
+from tests.fakes.gemini_upstream import FakeGemini
+
+
+class TestGeminiConformance(ProviderConformance):
+    provider = "gemini"
+    model = "gemini-2.5-flash"
+    upstream_type = FakeGemini

@@ -1,0 +1,120 @@
+"""The official openai SDK against a real gateway routed to (a fake) Gemini: what the conformance
+kit does not cover — model listing, embeddings, Gemini-specific refusals and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from app.testing.conformance import Reply, ToolCallReply
+from app.testing.server import JunctionProcess
+from tests.fakes.embedding_vectors import fake_vector
+from tests.fakes.gemini_upstream import FakeGemini
+
+KEY = "gemini-sdk-key"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeGemini]:
+    fake = FakeGemini(api_key=KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(upstream: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    config = f'[providers.gemini]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
+    with JunctionProcess(tmp_path_factory.mktemp("gemini-sdk"), config) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(upstream: FakeGemini) -> FakeGemini:
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{junction.url}/v1", api_key=junction.key, max_retries=0, timeout=20) as sdk:
+        yield sdk
+
+
+def test_models_are_listed_from_every_page_without_non_chat_models(client: openai.OpenAI, fake: FakeGemini) -> None:
+    ids = [model.id for model in client.models.list()]
+    assert ids == ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro", "gemini/gemini-embedding-001"]
+    assert [r.query.get("pageToken") for r in fake.requests] == [None, "2"]
+
+
+def test_embeddings_float_and_sdk_default_base64(client: openai.OpenAI, fake: FakeGemini) -> None:
+    floats = client.embeddings.create(model="gemini/gemini-embedding-001", input=["one", "two"],
+                                      dimensions=6, encoding_format="float")
+    assert [item.embedding for item in floats.data] == [fake_vector("one", 6), fake_vector("two", 6)]
+    sent = fake.last.json()
+    assert fake.last.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    assert sent["requests"][1] == {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "two"}]},
+                                   "outputDimensionality": 6}
+    decoded = client.embeddings.create(model="gemini/gemini-embedding-001", input="three")
+    assert decoded.data[0].embedding == fake_vector("three")
+    assert decoded.model == "gemini-embedding-001"
+
+
+def test_token_input_cannot_be_embedded_by_gemini(client: openai.OpenAI, fake: FakeGemini) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model="gemini/gemini-embedding-001", input=[[1, 2, 3]])
+    assert raised.value.body["param"] == "input"  # type: ignore[index]
+    assert fake.requests == []
+
+
+def test_an_http_image_url_is_a_clear_400(client: openai.OpenAI, fake: FakeGemini) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}]}])
+    assert raised.value.body["param"] == "messages[0].content[0].image_url.url"  # type: ignore[index]
+    assert "data: URL" in raised.value.message
+    assert fake.requests == []
+
+
+def test_a_forgotten_thought_signature_surfaces_as_gemini_s_400(client: openai.OpenAI, fake: FakeGemini) -> None:
+    fake.queue_reply(Reply(tool_calls=[ToolCallReply("lookup", {"q": "x"})]))
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    first = client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=tools,
+                                           messages=[{"role": "user", "content": "look it up"}])
+    call = (first.choices[0].message.tool_calls or [])[0]
+    rebuilt = {"role": "assistant", "tool_calls": [{"id": call.id, "type": "function", "function": {
+        "name": call.function.name, "arguments": call.function.arguments}}]}  # provider_metadata dropped
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=tools, messages=[
+            {"role": "user", "content": "look it up"}, rebuilt,
+            {"role": "tool", "tool_call_id": call.id, "content": "found"}])
+    assert "thought_signature" in raised.value.message
+
+
+def test_streamed_json_schema_answer(client: openai.OpenAI, fake: FakeGemini) -> None:
+    fake.queue_reply(Reply(text='{"city": "Oslo", "temp_c": 4}', chunk_size=5))
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp_c": {"type": "number"}}}
+    stream = client.chat.completions.create(
+        model="gemini/gemini-2.5-flash", stream=True, messages=[{"role": "user", "content": "Oslo weather as JSON"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}})
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert json.loads(text) == {"city": "Oslo", "temp_c": 4}
+    assert fake.last.query["alt"] == "sse"
+    assert fake.last.json()["generationConfig"]["responseJsonSchema"] == schema
+
+
+def test_unknown_model_is_404(client: openai.OpenAI, fake: FakeGemini) -> None:
+    fake.fail_next(404, {"error": {"code": 404, "message": "models/gemini-9 is not found for API version v1beta",
+                                   "status": "NOT_FOUND"}})
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="gemini/gemini-9", messages=[{"role": "user", "content": "hi"}])
+    assert "gemini-9 is not found" in raised.value.message
+
+
+def test_upstream_key_is_sent_in_the_google_header_only(client: openai.OpenAI, fake: FakeGemini) -> None:
+    client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+    assert fake.last.headers["x-goog-api-key"] == KEY
+    assert "authorization" not in fake.last.headers
+    assert "key" not in fake.last.query
