@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from app.domain.commands import add_admin_commands
 from app.errors import ConfigError
 from app.settings import CONFIG_ENV_VAR, Settings, ensure_master_key, load_settings
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
     migrate_parser.add_argument("--config", help="path to junction.toml")
     migrate_parser.set_defaults(run=migrate)
+    add_admin_commands(commands, _load)
     return parser
 
 

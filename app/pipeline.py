@@ -1,7 +1,8 @@
 """The request pipeline, in one place and in order:
 
-authenticate → authorize → rate limits → cache lookup → route → provider (with fallbacks)
-→ after: cache fill, limit accounting, usage observers.
+authenticate → (bridge expansion) → authorize → rate limits → cache lookup → route (+ the org's
+own provider credentials) → provider (with fallbacks) → after: cache fill, limit accounting,
+usage observers.
 
 Each stage is a list of plugin objects (see :mod:`app.plugins.protocols`); an empty stage costs a
 loop over an empty list. Ingresses call :meth:`Gateway.authenticate` before reading the body, then

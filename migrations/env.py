@@ -63,12 +63,19 @@ def main() -> None:
         return
     url = documents_url()
     if url.startswith("mongodb"):
-        print("junction migrate: the documents store is MongoDB; it has no SQL schema to migrate",
-              file=sys.stderr)
+        print(
+            "junction migrate: the documents store is MongoDB; it has no SQL schema to migrate",
+            file=sys.stderr,
+        )
         return
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=metadata, version_table=VERSION_TABLE,
-                          literal_binds=True, dialect_opts={"paramstyle": "named"})
+        context.configure(
+            url=url,
+            target_metadata=metadata,
+            version_table=VERSION_TABLE,
+            literal_binds=True,
+            dialect_opts={"paramstyle": "named"},
+        )
         with context.begin_transaction():
             context.run_migrations()
         return

@@ -33,7 +33,9 @@ def confined_org(principal: Principal) -> str:
     return principal.org_id
 
 
-def requested_org(query: Mapping[str, str], headers: Mapping[str, str], body_org: str | None = None) -> str | None:
+def requested_org(
+    query: Mapping[str, str], headers: Mapping[str, str], body_org: str | None = None
+) -> str | None:
     return body_org or query.get("org_id") or headers.get(ORG_HEADER) or None
 
 
@@ -51,6 +53,7 @@ def org_for(principal: Principal, requested: str | None, *, what: str = "record"
 def org_required(principal: Principal, requested: str | None, *, what: str = "record") -> str:
     org = org_for(principal, requested, what=what)
     if org is None:
-        raise InvalidRequest("org_id: required when calling with the master key", param="org_id",
-                             code="missing_org_id")
+        raise InvalidRequest(
+            "org_id: required when calling with the master key", param="org_id", code="missing_org_id"
+        )
     return org

@@ -8,6 +8,7 @@ be re-inserted after the change that invalidated it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -15,15 +16,35 @@ from app.stores.notify import Change, ChangeBus
 
 V = TypeVar("V")
 
+#: With a shared (Redis) bus every change reaches every worker; entries are re-read after this
+#: long anyway, as a safety net.
+SHARED_BUS_TTL_SECONDS = 300.0
+#: With the in-process bus (``memory://``) a change made by another process — a second Granian
+#: worker, or the ``junction keys revoke`` command — is not heard, so entries live one second.
+LOCAL_BUS_TTL_SECONDS = 1.0
+
+
+def cache_ttl(cache_url: str) -> float:
+    """How long a cached record may be served without a re-read, for this ``[stores] cache``."""
+    return LOCAL_BUS_TTL_SECONDS if cache_url.split(":", 1)[0].lower() == "memory" else SHARED_BUS_TTL_SECONDS
+
 
 class OrgCache(Generic[V]):
-    def __init__(self, kind: str, changes: ChangeBus | None, *, limit: int = 100_000,
-                 record_id: Callable[[V], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        changes: ChangeBus | None,
+        *,
+        ttl: float,
+        limit: int = 100_000,
+        record_id: Callable[[V], str | None] | None = None,
+    ) -> None:
         self._kind = kind
         self._changes = changes
+        self._ttl = ttl
         self._limit = limit
         self._record_id = record_id
-        self._entries: dict[tuple[str, str], V] = {}
+        self._entries: dict[tuple[str, str], tuple[float, V]] = {}
         self._generation = 0
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -38,16 +59,15 @@ class OrgCache(Generic[V]):
 
     async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
         key = (org_id, name)
-        try:
-            return self._entries[key]
-        except KeyError:
-            pass
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] < self._ttl:
+            return entry[1]
         generation = self._generation
         value = await load()
         if generation == self._generation:
             if len(self._entries) >= self._limit:
                 self._entries.clear()
-            self._entries[key] = value
+            self._entries[key] = (time.monotonic(), value)
         return value
 
     def forget(self, predicate: Callable[[tuple[str, str], V], bool] | None = None) -> None:
@@ -55,7 +75,7 @@ class OrgCache(Generic[V]):
         if predicate is None:
             self._entries.clear()
             return
-        for key in [k for k, v in self._entries.items() if predicate(k, v)]:
+        for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
             del self._entries[key]
 
     def _on_change(self, change: Change) -> None:

@@ -14,8 +14,9 @@ from app.stores.documents.protocol import OrgRepository
 T = TypeVar("T")
 
 
-async def orgs_in_reach(orgs: OrgRepository, principal: Principal, requested: str | None,
-                        *, what: str = "record") -> list[str]:
+async def orgs_in_reach(
+    orgs: OrgRepository, principal: Principal, requested: str | None, *, what: str = "record"
+) -> list[str]:
     """The org ids a call may act on: one for a confined caller or a named org, else all."""
     org = org_for(principal, requested, what=what)
     if org is not None:

@@ -15,5 +15,11 @@ from app.pipeline import Gateway
 
 
 def domain_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
-    return [*org_routes(gateway, domain), *key_routes(gateway, domain), *credential_routes(gateway, domain),
-            *bridge_routes(gateway, domain), *bridge_chat_routes(gateway, domain), *thread_routes(gateway, domain)]
+    return [
+        *org_routes(gateway, domain),
+        *key_routes(gateway, domain),
+        *credential_routes(gateway, domain),
+        *bridge_routes(gateway, domain),
+        *bridge_chat_routes(gateway, domain),
+        *thread_routes(gateway, domain),
+    ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from app.domain.bridges.service import BridgeService
 from app.domain.credentials.resolver import OrgCredentials
+from app.domain.invalidation import cache_ttl
 from app.domain.threads.history import ThreadHistory
 from app.errors import ConfigError
 from app.security.crypto import cipher_from_settings
@@ -48,11 +49,15 @@ def build_domain(settings: Settings) -> Domain:
         changes = open_change_bus(settings.stores.cache)
     except ValueError as error:
         raise ConfigError(f"{settings.source}: {error}") from None
-    documents = open_document_store(settings.stores.documents, cipher=cipher_from_settings(settings),
-                                    changes=changes)
+    documents = open_document_store(
+        settings.stores.documents, cipher=cipher_from_settings(settings), changes=changes
+    )
+    ttl = cache_ttl(settings.stores.cache)
     return Domain(
-        settings=settings, documents=documents, changes=changes,
-        credentials=OrgCredentials(documents.credentials, changes),
-        bridges=BridgeService(documents.bridges, documents.orgs, changes),
+        settings=settings,
+        documents=documents,
+        changes=changes,
+        credentials=OrgCredentials(documents.credentials, changes, ttl=ttl),
+        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl),
         threads=ThreadHistory(documents.threads, settings.stores.cache, settings.threads),
     )

@@ -24,7 +24,9 @@ from app.schemas.stream import StreamEvent
 log = logging.getLogger("junction.ingress.anthropic")
 
 
-async def message_events(events: AsyncIterator[StreamEvent], writer: MessageStreamWriter) -> AsyncIterator[bytes]:
+async def message_events(events: AsyncIterator[StreamEvent],
+                         writer: MessageStreamWriter) -> AsyncIterator[bytes]:
+    """Anthropic SSE bytes for unified events; a failure after the first byte is an error event."""
     try:
         async for event in events:
             data = writer.write(event)

@@ -61,12 +61,14 @@ ContentPart = TextPart | ImagePart | AudioPart | FilePart | RefusalPart
 # --- tools ----------------------------------------------------------------------------------------
 
 
-class FunctionCall(_Model):
+class FunctionCall(_Model, omit_defaults=False):
+    # Never omitted: OpenAI requires ``arguments`` (and ``type`` below) even at their defaults, and
+    # msgspec's omit_defaults drops a default-valued field whenever the value *is* the default.
     name: str
     arguments: str = ""
 
 
-class ToolCall(_Model):
+class ToolCall(_Model, omit_defaults=False):
     id: str
     function: FunctionCall
     type: str = "function"
@@ -79,7 +81,7 @@ class FunctionDefinition(_Model):
     strict: bool | None = None
 
 
-class Tool(_Model):
+class Tool(_Model, omit_defaults=False):
     function: FunctionDefinition
     type: str = "function"
 
@@ -88,7 +90,7 @@ class NamedFunction(_Model):
     name: str
 
 
-class NamedToolChoice(_Model):
+class NamedToolChoice(_Model, omit_defaults=False):
     function: NamedFunction
     type: str = "function"
 

@@ -22,7 +22,9 @@ import msgspec
 
 KEY_MARKER = "sk-jn-"
 PREFIX_HEX_CHARS = 12
-_KEY_SHAPE = re.compile(rf"^{re.escape(KEY_MARKER)}(?P<prefix>[0-9a-f]{{{PREFIX_HEX_CHARS}}})-(?P<secret>[A-Za-z0-9_-]{{43}})$")
+_KEY_SHAPE = re.compile(
+    rf"{re.escape(KEY_MARKER)}(?P<prefix>[0-9a-f]{{{PREFIX_HEX_CHARS}}})-(?P<secret>[A-Za-z0-9_-]{{43}})"
+)
 
 
 class GeneratedKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +50,7 @@ def hash_api_key(presented: str) -> str:
 
 def key_prefix(presented: str) -> str | None:
     """The lookup prefix of a well-formed Junction key, else ``None`` (not one of ours)."""
-    match = _KEY_SHAPE.match(presented)
+    match = _KEY_SHAPE.fullmatch(presented)
     return match.group("prefix") if match else None
 
 

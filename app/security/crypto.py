@@ -73,7 +73,8 @@ class Cipher:
         aead = self._aeads.get(sealed.key_id)
         if aead is None:
             raise CredentialUnreadable(
-                f"credential sealed with encryption key {sealed.key_id!r}, which is not configured")
+                f"credential sealed with encryption key {sealed.key_id!r}, which is not configured"
+            )
         try:
             return aead.decrypt(sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:], associated_data)
         except InvalidTag:
@@ -89,8 +90,9 @@ def decode_key_material(text: str, where: str) -> bytes:
     except (binascii.Error, ValueError):
         material = b""
     if len(material) != KEY_BYTES:
-        raise ConfigError(f"{where}: must be {KEY_BYTES} random bytes, base64-encoded "
-                          "(e.g. `openssl rand -base64 32`)")
+        raise ConfigError(
+            f"{where}: must be {KEY_BYTES} random bytes, base64-encoded (e.g. `openssl rand -base64 32`)"
+        )
     return material
 
 
@@ -122,12 +124,22 @@ def cipher_from_settings(settings: Settings) -> Cipher:
     """The configured keys; for a SQLite documents store without keys, the generated key file."""
     configured = settings.security.encryption_keys
     if configured:
-        return Cipher([EncryptionKey(id=entry.id, material=decode_key_material(
-            entry.key, f"{settings.source}: security.encryption_keys[{index}].key"))
-            for index, entry in enumerate(configured)])
+        return Cipher(
+            [
+                EncryptionKey(
+                    id=entry.id,
+                    material=decode_key_material(
+                        entry.key, f"{settings.source}: security.encryption_keys[{index}].key"
+                    ),
+                )
+                for index, entry in enumerate(configured)
+            ]
+        )
     if not settings.stores.documents.startswith("sqlite"):
-        raise ConfigError(f"{settings.source}: security.encryption_keys: required when the documents "
-                          "store is shared (every node must seal credentials with the same key)")
+        raise ConfigError(
+            f"{settings.source}: security.encryption_keys: required when the documents "
+            "store is shared (every node must seal credentials with the same key)"
+        )
     path = ensure_local_key_file(settings.server.data_dir)
     material = decode_key_material(path.read_text(encoding="ascii"), str(path))
     return Cipher([EncryptionKey(id=GENERATED_KEY_ID, material=material)])

@@ -10,10 +10,12 @@ connection drops and comes back, subscribers receive :data:`EVERYTHING` (kind ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -23,6 +25,7 @@ log = logging.getLogger("junction.stores.notify")
 
 CHANNEL = "junction:changes"
 RECONNECT_DELAY_SECONDS = 0.5
+START_TIMEOUT_SECONDS = 10.0
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -94,9 +97,11 @@ class MemoryChangeBus:
 class RedisChangeBus:
     """Redis pub/sub on one channel; a background task listens and reconnects after failures."""
 
-    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+    def __init__(self, url: str, channel: str = CHANNEL, client_name: str = "junction-changes") -> None:
         self.url = url
         self.channel = channel
+        #: Shown by ``CLIENT LIST``, so an operator can tell these connections apart.
+        self.client_name = client_name
         self._subscribers = _Subscribers()
         self._redis = None
         self._listener: asyncio.Task[None] | None = None
@@ -107,18 +112,24 @@ class RedisChangeBus:
     async def start(self) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(self.url)
+        self._redis = redis.Redis.from_url(self.url, client_name=self.client_name)
         self._listener = asyncio.create_task(self._listen(), name="junction-change-listener")
         # Return only once subscribed, so a change published right after start() is not missed.
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await self.close()
+            where = urlsplit(self.url).hostname or self.url.split("://", 1)[0]
+            raise ConfigError(
+                f"stores.cache: cannot subscribe to Redis at {where} within "
+                f"{START_TIMEOUT_SECONDS:g}s (is it running?)"
+            ) from None
 
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-            except asyncio.CancelledError:
-                pass
             self._listener = None
         if self._redis is not None:
             await self._redis.aclose()

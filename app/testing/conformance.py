@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from app.testing.conformance_embeddings import EmbeddingsConformance
 from app.testing.scripted_upstream import (
     PIXEL_DATA_URL,
     ConformanceUpstream,
@@ -60,8 +61,10 @@ WEATHER_TOOL = {
 TIME_TOOL = {
     "type": "function",
     "function": {"name": "get_time", "description": "Local time in a timezone.",
-                 "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}},
+                 "parameters": {"type": "object", "properties": {"tz": {"type": "string"}},
+                                "required": ["tz"]}},
 }
+HELLO = [{"role": "user", "content": "hi"}]
 PERSON_SCHEMA = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -71,8 +74,10 @@ PERSON_SCHEMA = {
 
 
 @pytest.mark.conformance
-class ProviderConformance:
-    """Subclass as ``Test<Something>`` and set the attributes below; pytest collects the rest."""
+class ProviderConformance(EmbeddingsConformance):
+    """Subclass as ``Test<Something>`` and set the attributes below; pytest collects the rest.
+    Embeddings: set ``supports_embeddings = True`` and ``embedding_model`` (see
+    :class:`~app.testing.conformance_embeddings.EmbeddingsConformance`)."""
 
     #: The provider's entry-point name (its config table and model prefix).
     provider: ClassVar[str]
@@ -300,7 +305,7 @@ class ProviderConformance:
 
         fake.queue_error(401, "API key not valid.")
         with pytest.raises(openai.AuthenticationError) as raised:
-            client.chat.completions.create(model=self.routed_model, messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(model=self.routed_model, messages=HELLO)
         assert raised.value.status_code == 401
         assert self.provider in raised.value.message
 
@@ -309,7 +314,7 @@ class ProviderConformance:
 
         fake.queue_error(429, "Too many requests.", retry_after=7)
         with pytest.raises(openai.RateLimitError) as raised:
-            client.chat.completions.create(model=self.routed_model, messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(model=self.routed_model, messages=HELLO)
         assert raised.value.response.headers.get("retry-after") == "7"
 
     def test_rate_limit_before_stream_starts(self, client: openai.OpenAI, fake: ConformanceUpstream) -> None:
@@ -326,7 +331,7 @@ class ProviderConformance:
 
         fake.queue_error(500, "Internal error encountered.")
         with pytest.raises(openai.InternalServerError) as raised:
-            client.chat.completions.create(model=self.routed_model, messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(model=self.routed_model, messages=HELLO)
         assert raised.value.status_code == 502
         assert "Internal error encountered." in raised.value.message
 

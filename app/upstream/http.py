@@ -163,9 +163,7 @@ class UpstreamClient:
         try:
             async for chunk in response.content.iter_any():
                 yield chunk
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as error:
+        except Exception as error:  # cancellation and generator close are BaseExceptions: they pass
             raise self._transport_error(error) from error
 
     def _transport_error(self, error: BaseException) -> JunctionError:

@@ -27,7 +27,9 @@ def timestamp(name: str, nullable: bool = False) -> sa.Column:
 
 
 def org_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=f"fk_{table}_org_id_orgs", ondelete="CASCADE")
+    return sa.ForeignKeyConstraint(
+        ["org_id"], ["orgs.id"], name=f"fk_{table}_org_id_orgs", ondelete="CASCADE"
+    )
 
 
 def upgrade() -> None:
@@ -100,8 +102,9 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(40), nullable=False),
         sa.Column("config", JSON, nullable=False),
         timestamp("created_at"),
-        sa.ForeignKeyConstraint(["bridge_id"], ["bridges.id"], name="fk_bridge_versions_bridge_id_bridges",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["bridge_id"], ["bridges.id"], name="fk_bridge_versions_bridge_id_bridges", ondelete="CASCADE"
+        ),
         org_fk("bridge_versions"),
         sa.PrimaryKeyConstraint("bridge_id", "version", name="pk_bridge_versions"),
     )
@@ -114,8 +117,9 @@ def upgrade() -> None:
         timestamp("created_at"),
         timestamp("updated_at"),
         org_fk("threads"),
-        sa.ForeignKeyConstraint(["bridge_id"], ["bridges.id"], name="fk_threads_bridge_id_bridges",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["bridge_id"], ["bridges.id"], name="fk_threads_bridge_id_bridges", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_threads"),
     )
     op.create_index("ix_threads_org_id_updated_at", "threads", ["org_id", "updated_at"])
@@ -125,13 +129,21 @@ def upgrade() -> None:
         sa.Column("thread_id", sa.String(40), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("message", JSON, nullable=False),
-        sa.ForeignKeyConstraint(["thread_id"], ["threads.id"], name="fk_thread_messages_thread_id_threads",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["thread_id"], ["threads.id"], name="fk_thread_messages_thread_id_threads", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("thread_id", "seq", name="pk_thread_messages"),
     )
 
 
 def downgrade() -> None:
-    for table in ("thread_messages", "threads", "bridge_versions", "bridges", "provider_credentials",
-                  "api_keys", "orgs"):
+    for table in (
+        "thread_messages",
+        "threads",
+        "bridge_versions",
+        "bridges",
+        "provider_credentials",
+        "api_keys",
+        "orgs",
+    ):
         op.drop_table(table)

@@ -214,8 +214,9 @@ class FakeAnthropic(FakeUpstream):
                                 "content_block": {"type": "text", "text": ""}})
                     text = block["text"]
                     for start in range(0, len(text), reply.chunk_size):
+                        piece = text[start:start + reply.chunk_size]
                         await send({"type": "content_block_delta", "index": index,
-                                    "delta": {"type": "text_delta", "text": text[start:start + reply.chunk_size]}})
+                                    "delta": {"type": "text_delta", "text": piece}})
                         if not first_text_sent:
                             first_text_sent = True
                             if await self._pause(request, reply, send):
@@ -238,8 +239,9 @@ class FakeAnthropic(FakeUpstream):
                     await send({"type": "content_block_delta", "index": index,
                                 "delta": {"type": "input_json_delta", "partial_json": ""}})
                     for start in range(0, len(arguments), reply.json_chunk_size):
-                        await send({"type": "content_block_delta", "index": index, "delta": {
-                            "type": "input_json_delta", "partial_json": arguments[start:start + reply.json_chunk_size]}})
+                        piece = arguments[start:start + reply.json_chunk_size]
+                        await send({"type": "content_block_delta", "index": index,
+                                    "delta": {"type": "input_json_delta", "partial_json": piece}})
                 await send({"type": "content_block_stop", "index": index})
             await send({"type": "message_delta", "delta": {"stop_reason": stop_reason,
                                                            "stop_sequence": reply.stop_sequence},
@@ -304,7 +306,8 @@ def seen_request(body: dict[str, Any]) -> SeenRequest:
     tools = body.get("tools") or []
     seen.tool_names = [tool["name"] for tool in tools]
     choice = body.get("tool_choice") or {}
-    forced = next((t for t in tools if choice.get("type") == "tool" and t["name"] == choice.get("name")), None)
+    forced = next((t for t in tools if choice.get("type") == "tool" and t["name"] == choice.get("name")),
+                  None)
     if forced is not None:
         seen.json_schema = forced["input_schema"]
     elif (body.get("output_config") or {}).get("format"):

@@ -65,7 +65,8 @@ def _messages_problem(messages: Any, thinking_enabled: bool) -> str | None:
         if i == 0 and role != "user":
             return "messages: first message must use the \"user\" role"
         if i > 0 and messages[i - 1].get("role") == role:
-            return f"messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row"
+            return ("messages: roles must alternate between \"user\" and \"assistant\", but found "
+                    f"multiple \"{role}\" roles in a row")
         content = message.get("content")
         if isinstance(content, str):
             if not content and not (role == "assistant" and i == len(messages) - 1):
@@ -89,18 +90,20 @@ def _messages_problem(messages: Any, thinking_enabled: bool) -> str | None:
             unknown = set(results) - pending_tool_uses
             if unknown:
                 return (f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
-                        f"{sorted(unknown)[0]}. Each `tool_result` block must have a corresponding `tool_use` "
-                        "block in the previous message.")
+                        f"{sorted(unknown)[0]}. Each `tool_result` block must have a corresponding "
+                        "`tool_use` block in the previous message.")
             if pending_tool_uses - set(results):
-                return (f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately "
-                        f"after: {sorted(pending_tool_uses - set(results))[0]}")
+                missing = sorted(pending_tool_uses - set(results))[0]
+                return (f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks "
+                        f"immediately after: {missing}")
             pending_tool_uses = set()
         else:
             pending_tool_uses = {b["id"] for b in blocks if b["type"] == "tool_use"}
-            if thinking_enabled and pending_tool_uses and blocks[0]["type"] not in ("thinking", "redacted_thinking"):
+            thinking_first = blocks and blocks[0]["type"] in ("thinking", "redacted_thinking")
+            if thinking_enabled and pending_tool_uses and not thinking_first:
                 return (f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-                        f"`{blocks[0]['type']}`. When `thinking` is enabled, a final `assistant` message must "
-                        "start with a thinking block.")
+                        f"`{blocks[0]['type']}`. When `thinking` is enabled, a final `assistant` message "
+                        "must start with a thinking block.")
     if pending_tool_uses:
         return "messages: the conversation ends with tool_use blocks that have no tool_result"
     return None
@@ -146,7 +149,7 @@ def request_problem(body: Any) -> str | None:
     if temperature is not None and not 0 <= temperature <= 1:
         return "temperature: Input should be less than or equal to 1"
     stops = body.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops)):
+    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)):
         return "stop_sequences: Input should be a list of non-empty strings"
     thinking = body.get("thinking") or {}
     if thinking.get("type") == "enabled":

@@ -24,16 +24,51 @@ from app.testing.conformance import Reply, SeenRequest, hold_until_disconnected
 from app.testing.upstream import FakeUpstream
 from tests.fakes.embedding_vectors import fake_vector
 
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-_DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
-                "codeExecutionResult")
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_DATA_FIELDS = (
+    "text",
+    "inlineData",
+    "fileData",
+    "functionCall",
+    "functionResponse",
+    "executableCode",
+    "codeExecutionResult",
+)
 _PART_FIELDS = set(_DATA_FIELDS) | {"thought", "thoughtSignature", "videoMetadata"}
-_TOP_FIELDS = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings",
-               "cachedContent"}
-_GENERATION_FIELDS = {"temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "candidateCount",
-                      "seed", "presencePenalty", "frequencyPenalty", "responseMimeType", "responseSchema",
-                      "responseJsonSchema", "thinkingConfig", "responseLogprobs", "logprobs"}
+_TOP_FIELDS = {
+    "contents",
+    "systemInstruction",
+    "tools",
+    "toolConfig",
+    "generationConfig",
+    "safetySettings",
+    "cachedContent",
+}
+_GENERATION_FIELDS = {
+    "temperature",
+    "topP",
+    "topK",
+    "maxOutputTokens",
+    "stopSequences",
+    "candidateCount",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "thinkingConfig",
+    "responseLogprobs",
+    "logprobs",
+}
 _FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
 _SIGNATURE = "c2lnbmF0dXJlLW9mLWEtdGhvdWdodA=="
@@ -44,13 +79,24 @@ class InvalidArgument(Exception):
 
 
 def gemini_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-                      **({"details": details} if details else {})}}
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+            **({"details": details} if details else {}),
+        }
+    }
 
 
 class FakeGemini(FakeUpstream):
-    def __init__(self, api_key: str = "gemini-test-key", *, require_signatures: bool = True,
-                 models: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str = "gemini-test-key",
+        *,
+        require_signatures: bool = True,
+        models: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         #: Like Gemini 3: a function call sent back without the signature it came with is a 400.
@@ -76,8 +122,17 @@ class FakeGemini(FakeUpstream):
 
     def queue_error(self, status: int, message: str, *, retry_after: int | None = None) -> None:
         if status == 401:  # Gemini reports a bad key as a 400 with a reason, not as a 401
-            body = gemini_error(400, message, [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                                "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+            body = gemini_error(
+                400,
+                message,
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            )
             self.fail_next(400, body)
             return
         details = None
@@ -97,14 +152,20 @@ class FakeGemini(FakeUpstream):
                 if "text" in part and not part.get("thought"):
                     seen.texts.append(part["text"])
                 elif "inlineData" in part:
-                    seen.images.append(f"data:{part['inlineData']['mimeType']};base64,{part['inlineData']['data']}")
+                    seen.images.append(
+                        f"data:{part['inlineData']['mimeType']};base64,{part['inlineData']['data']}"
+                    )
                 elif "fileData" in part:
                     seen.images.append(part["fileData"]["fileUri"])
                 elif "functionCall" in part:
-                    seen.tool_calls.append((part["functionCall"]["name"], part["functionCall"].get("args", {})))
+                    seen.tool_calls.append(
+                        (part["functionCall"]["name"], part["functionCall"].get("args", {}))
+                    )
                 elif "functionResponse" in part:
                     seen.tool_results.append(json.dumps(part["functionResponse"]["response"]))
-        seen.tool_names = [d["name"] for tool in body.get("tools", []) for d in tool.get("functionDeclarations", [])]
+        seen.tool_names = [
+            d["name"] for tool in body.get("tools", []) for d in tool.get("functionDeclarations", [])
+        ]
         config = body.get("generationConfig") or {}
         seen.json_schema = config.get("responseJsonSchema") or config.get("responseSchema")
         return seen
@@ -114,36 +175,59 @@ class FakeGemini(FakeUpstream):
     def _denied(self, request: web.Request) -> web.Response | None:
         if request.headers.get("x-goog-api-key") == self.api_key:
             return None
-        return web.json_response(gemini_error(400, "API key not valid. Please pass a valid API key.", [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-             "domain": "googleapis.com"}]), status=400)
+        return web.json_response(
+            gemini_error(
+                400,
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            ),
+            status=400,
+        )
 
     def _check_parts(self, parts: Any, where: str) -> None:
         if not isinstance(parts, list) or not parts:
-            raise InvalidArgument(f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty.")
+            raise InvalidArgument(
+                f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty."
+            )
         for index, part in enumerate(parts):
             unknown = set(part) - _PART_FIELDS
             if unknown:
-                raise InvalidArgument(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at "
-                                      f"'{where}.parts[{index}]': Cannot find field.")
+                raise InvalidArgument(
+                    f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}" at '
+                    f"'{where}.parts[{index}]': Cannot find field."
+                )
             kinds = [name for name in _DATA_FIELDS if name in part]
             if len(kinds) != 1:
-                raise InvalidArgument(f"{where}.parts[{index}]: exactly one data field must be set, got {kinds}")
+                raise InvalidArgument(
+                    f"{where}.parts[{index}]: exactly one data field must be set, got {kinds}"
+                )
             if "inlineData" in part:
                 blob = part["inlineData"]
                 if not blob.get("mimeType") or "data" not in blob:
-                    raise InvalidArgument(f"{where}.parts[{index}].inline_data: mime_type and data are required")
+                    raise InvalidArgument(
+                        f"{where}.parts[{index}].inline_data: mime_type and data are required"
+                    )
                 try:
                     base64.b64decode(blob["data"], validate=True)
                 except binascii.Error:
-                    raise InvalidArgument(f"Invalid value at '{where}.parts[{index}].inline_data.data' (TYPE_BYTES), "
-                                          "Base64 decoding failed") from None
+                    raise InvalidArgument(
+                        f"Invalid value at '{where}.parts[{index}].inline_data.data' (TYPE_BYTES), "
+                        "Base64 decoding failed"
+                    ) from None
             if "fileData" in part and not part["fileData"].get("fileUri"):
                 raise InvalidArgument(f"{where}.parts[{index}].file_data.file_uri is required")
             if "functionResponse" in part:
                 response = part["functionResponse"]
                 if not response.get("name") or not isinstance(response.get("response"), dict):
-                    raise InvalidArgument(f"{where}.parts[{index}].function_response: name and response are required")
+                    raise InvalidArgument(
+                        f"{where}.parts[{index}].function_response: name and response are required"
+                    )
 
     def _check_turns(self, contents: list[dict[str, Any]]) -> None:
         for index, content in enumerate(contents):
@@ -154,24 +238,33 @@ class FakeGemini(FakeUpstream):
             if not calls or content.get("role") != "model":
                 continue
             if self.require_signatures and "thoughtSignature" not in calls[0]:
-                raise InvalidArgument(f"Function call is missing a thought_signature in functionCall parts. "
-                                      f"(contents[{index}].parts[0])")
+                raise InvalidArgument(
+                    f"Function call is missing a thought_signature in functionCall parts. "
+                    f"(contents[{index}].parts[0])"
+                )
             following = contents[index + 1] if index + 1 < len(contents) else None
-            responses = [p["functionResponse"] for p in (following or {}).get("parts", []) if "functionResponse" in p]
+            responses = [
+                p["functionResponse"] for p in (following or {}).get("parts", []) if "functionResponse" in p
+            ]
             if following is not None and len(responses) != len(calls):
-                raise InvalidArgument("Please ensure that the number of function response parts is equal to the "
-                                      "number of function call parts of the function call turn.")
-            for call, response in zip(calls, responses):
+                raise InvalidArgument(
+                    "Please ensure that the number of function response parts is equal to the "
+                    "number of function call parts of the function call turn."
+                )
+            for call, response in zip(calls, responses, strict=False):
                 if call["functionCall"]["name"] != response["name"]:
-                    raise InvalidArgument(f"function response name {response['name']!r} does not match the call")
+                    raise InvalidArgument(
+                        f"function response name {response['name']!r} does not match the call"
+                    )
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, dict):
             raise InvalidArgument("Invalid JSON payload received.")
         unknown = set(body) - _TOP_FIELDS
         if unknown:
-            raise InvalidArgument(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\": "
-                                  "Cannot find field.")
+            raise InvalidArgument(
+                f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}": Cannot find field.'
+            )
         if not body.get("contents"):
             raise InvalidArgument("* GenerateContentRequest.contents: contents is not specified")
         self._check_turns(body["contents"])
@@ -186,10 +279,13 @@ class FakeGemini(FakeUpstream):
         config = body.get("generationConfig") or {}
         unknown = set(config) - _GENERATION_FIELDS
         if unknown:
-            raise InvalidArgument(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at "
-                                  "'generation_config': Cannot find field.")
-        if ("responseJsonSchema" in config or "responseSchema" in config) \
-                and config.get("responseMimeType") != "application/json":
+            raise InvalidArgument(
+                f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}" at '
+                "'generation_config': Cannot find field."
+            )
+        if ("responseJsonSchema" in config or "responseSchema" in config) and config.get(
+            "responseMimeType"
+        ) != "application/json":
             raise InvalidArgument("response_mime_type must be application/json when a response schema is set")
         if "responseJsonSchema" in config and "responseSchema" in config:
             raise InvalidArgument("response_schema and response_json_schema are mutually exclusive")
@@ -202,7 +298,10 @@ class FakeGemini(FakeUpstream):
         target = request.match_info["target"]
         name, _, method = target.partition(":")
         if not name.startswith("models/") or method not in (
-                "generateContent", "streamGenerateContent", "batchEmbedContents"):
+            "generateContent",
+            "streamGenerateContent",
+            "batchEmbedContents",
+        ):
             return web.json_response(gemini_error(404, f"Method not found: {target}"), status=404)
         try:
             body = json.loads(await request.read())
@@ -214,9 +313,13 @@ class FakeGemini(FakeUpstream):
         reply = self.replies.pop(0) if self.replies else Reply(text=f"echo: {self._last_text(body)}")
         if method == "streamGenerateContent":
             if request.query.get("alt") != "sse":
-                return web.json_response(gemini_error(400, "this fake serves streams as SSE only"), status=400)
+                return web.json_response(
+                    gemini_error(400, "this fake serves streams as SSE only"), status=400
+                )
             return await self._stream(request, name.removeprefix("models/"), reply)
-        return web.json_response(self._response(name.removeprefix("models/"), reply, self._parts(reply), True))
+        return web.json_response(
+            self._response(name.removeprefix("models/"), reply, self._parts(reply), True)
+        )
 
     @staticmethod
     def _last_text(body: dict[str, Any]) -> str:
@@ -240,12 +343,24 @@ class FakeGemini(FakeUpstream):
         if (denied := self._denied(request)) is not None:
             return denied
         start = int(request.query.get("pageToken") or 0)
-        page = self.models[start:start + 2]  # small pages, so the client must follow nextPageToken
-        body: dict[str, Any] = {"models": [{
-            "name": f"models/{model}", "displayName": model, "version": "001",
-            "supportedGenerationMethods": (["embedContent", "batchEmbedContents"] if "embedding" in model
-                                           else ["predict"] if model.startswith("imagen")
-                                           else ["generateContent", "countTokens"])} for model in page]}
+        page = self.models[start : start + 2]  # small pages, so the client must follow nextPageToken
+        body: dict[str, Any] = {
+            "models": [
+                {
+                    "name": f"models/{model}",
+                    "displayName": model,
+                    "version": "001",
+                    "supportedGenerationMethods": (
+                        ["embedContent", "batchEmbedContents"]
+                        if "embedding" in model
+                        else ["predict"]
+                        if model.startswith("imagen")
+                        else ["generateContent", "countTokens"]
+                    ),
+                }
+                for model in page
+            ]
+        }
         if start + 2 < len(self.models):
             body["nextPageToken"] = str(start + 2)
         return web.json_response(body)
@@ -264,11 +379,16 @@ class FakeGemini(FakeUpstream):
 
     @staticmethod
     def _usage(reply: Reply, final: bool) -> dict[str, Any]:
-        usage: dict[str, Any] = {"promptTokenCount": reply.prompt_tokens, "totalTokenCount": reply.prompt_tokens,
-                                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}]}
+        usage: dict[str, Any] = {
+            "promptTokenCount": reply.prompt_tokens,
+            "totalTokenCount": reply.prompt_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}],
+        }
         if final:
             answer = reply.completion_tokens - reply.reasoning_tokens
-            usage.update(candidatesTokenCount=answer, totalTokenCount=reply.prompt_tokens + reply.completion_tokens)
+            usage.update(
+                candidatesTokenCount=answer, totalTokenCount=reply.prompt_tokens + reply.completion_tokens
+            )
             if reply.reasoning_tokens:
                 usage["thoughtsTokenCount"] = reply.reasoning_tokens
             if reply.cached_tokens:
@@ -279,16 +399,22 @@ class FakeGemini(FakeUpstream):
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if final:
             candidate["finishReason"] = _FINISH[reply.finish_kind]
-            candidate["safetyRatings"] = [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}]
-        return {"candidates": [candidate], "usageMetadata": self._usage(reply, final), "modelVersion": model,
-                "responseId": "fAKeReSpOnSeId01"}
+            candidate["safetyRatings"] = [
+                {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}
+            ]
+        return {
+            "candidates": [candidate],
+            "usageMetadata": self._usage(reply, final),
+            "modelVersion": model,
+            "responseId": "fAKeReSpOnSeId01",
+        }
 
     async def _stream(self, request: web.Request, model: str, reply: Reply) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         events: list[list[dict[str, Any]]] = []
         text = reply.text
-        events += [[{"text": text[i:i + reply.chunk_size]}] for i in range(0, len(text), reply.chunk_size)]
+        events += [[{"text": text[i : i + reply.chunk_size]}] for i in range(0, len(text), reply.chunk_size)]
         events += [[part] for part in self._parts(Reply(tool_calls=reply.tool_calls))]
         events = events or [[{"text": ""}]]
         try:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import struct
+import zlib
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -118,13 +119,17 @@ class OpenAICompatibleFake(FakeOpenAI):
     # --- the conformance kit's controls --------------------------------------------------------
 
     def queue_reply(self, reply: Reply) -> None:
-        calls = [{"id": f"call_{index}{abs(hash(call.name)) % 10**8:08d}", "name": call.name,
+        calls = [{"id": self.new_tool_call_id(index, call.name), "name": call.name,
                   "arguments": json.dumps(call.arguments)} for index, call in enumerate(reply.tool_calls)]
         self.script(ScriptedReply(
             text=reply.text or None, tool_calls=calls, finish_reason=reply.finish_kind,
             prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
             cached_tokens=reply.cached_tokens, reasoning_tokens=reply.reasoning_tokens,
             chunk_size=reply.chunk_size, hold=asyncio.Event() if reply.hold else None))
+
+    def new_tool_call_id(self, index: int, name: str) -> str:
+        """The id the fake model gives its ``index``-th call (dialects have their own formats)."""
+        return f"call_{index}{zlib.crc32(name.encode()):010d}"
 
     def queue_error(self, status: int, message: str, *, retry_after: int | None = None) -> None:
         type_, code = _ERROR_TYPES.get(status, ("server_error", None))

@@ -119,6 +119,10 @@ class FakeOpenAI(FakeUpstream):
 
     # --- answers ------------------------------------------------------------------------------
 
+    def stream_preamble(self) -> bytes:
+        """Bytes sent before the first chunk (OpenRouter sends SSE comments while it routes)."""
+        return b""
+
     def finish_chunk_extra(self, reply: ScriptedReply) -> dict[str, Any]:
         """Extra top-level members of the stream's finish chunk (dialects add their own)."""
         return {}
@@ -152,6 +156,8 @@ class FakeOpenAI(FakeUpstream):
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
+        if preamble := self.stream_preamble():
+            await response.write(preamble)
         base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": body["model"], "system_fingerprint": "fp_fake", "service_tier": "default"}
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.testing.server import JunctionProcess
-from tests.conftest import UPSTREAM_KEY, openai_provider_table
+from tests.conftest import openai_provider_table
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -38,10 +38,15 @@ def fake_openai_upstream(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
 
 
 @pytest.fixture(scope="session")
-def anthropic_gateway(fake_anthropic_server: FakeAnthropic, fake_openai_server: FakeOpenAI,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+def anthropic_gateway(
+    fake_anthropic_server: FakeAnthropic,
+    fake_openai_server: FakeOpenAI,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[JunctionProcess]:
     directory = tmp_path_factory.mktemp("anthropic-gateway")
-    config = openai_provider_table(fake_openai_server, read_timeout=5.0) + f"""
+    config = (
+        openai_provider_table(fake_openai_server, read_timeout=5.0)
+        + f"""
 [providers.anthropic]
 api_key = "{ANTHROPIC_UPSTREAM_KEY}"
 base_url = "{fake_anthropic_server.base_url}"
@@ -51,6 +56,7 @@ read_timeout = 5.0
 [models."claude"]
 deployments = [{{ model = "anthropic/claude-sonnet-4-5" }}]
 """
+    )
     with JunctionProcess(directory, config) as server:
         yield server
 
@@ -59,8 +65,9 @@ deployments = [{{ model = "anthropic/claude-sonnet-4-5" }}]
 def openai_sdk(anthropic_gateway: JunctionProcess):
     import openai
 
-    with openai.OpenAI(base_url=f"{anthropic_gateway.url}/v1", api_key=anthropic_gateway.key,
-                       max_retries=0, timeout=20) as client:
+    with openai.OpenAI(
+        base_url=f"{anthropic_gateway.url}/v1", api_key=anthropic_gateway.key, max_retries=0, timeout=20
+    ) as client:
         yield client
 
 
@@ -68,6 +75,7 @@ def openai_sdk(anthropic_gateway: JunctionProcess):
 def anthropic_sdk(anthropic_gateway: JunctionProcess):
     import anthropic
 
-    with anthropic.Anthropic(base_url=anthropic_gateway.url, api_key=anthropic_gateway.key,
-                             max_retries=0, timeout=20) as client:
+    with anthropic.Anthropic(
+        base_url=anthropic_gateway.url, api_key=anthropic_gateway.key, max_retries=0, timeout=20
+    ) as client:
         yield client

@@ -75,3 +75,8 @@ def test_first_start_generates_a_private_master_key(tmp_path, fake_openai):
     # A restart reuses the same key.
     with server:
         assert (tmp_path / "data" / "junction-master-key").read_text().strip() == key
+
+
+def test_openapi_schema_is_served(gateway):
+    schema = httpx.get(f"{gateway.url}/schema/openapi.json").json()
+    assert "/v1/chat/completions" in schema["paths"] and "/v1/models" in schema["paths"]

@@ -14,6 +14,7 @@ from app.errors import InvalidRequest, NotFound
 from app.security.api_keys import KEY_MARKER
 from app.security.crypto import Cipher, CredentialUnreadable
 from app.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, OrgPatch, ProviderSecret
+from app.stores.documents.rotation import reencrypt_all_credentials
 from app.stores.notify import Change, MemoryChangeBus
 from tests.stores.conftest import NEW_KEY, OLD_KEY, Backend
 from tests.stores.test_document_contract_bridges import next_millisecond
@@ -46,7 +47,9 @@ async def test_deleting_an_org_removes_everything_it_owned(store: DocumentStore)
     org = await store.orgs.create("doomed")
     issued = await store.keys.create(org.id, NewApiKey(name="k"))
     await store.credentials.put(org.id, "openai", ProviderSecret(api_key="sk-org-secret"))
-    bridge = await store.bridges.create(org.id, NewBridge(slug="helper", name="Helper", model="openai/gpt-4o"))
+    bridge = await store.bridges.create(
+        org.id, NewBridge(slug="helper", name="Helper", model="openai/gpt-4o")
+    )
     await store.bridges.create_version(org.id, bridge.id)
     thread = await store.threads.create(org.id, bridge.id)
 
@@ -96,13 +99,26 @@ async def test_key_lookup_by_prefix_and_hash_verification(store: DocumentStore) 
 async def test_key_fields_round_trip(store: DocumentStore) -> None:
     org = await store.orgs.create("fields")
     expires = datetime(2031, 5, 17, 12, 30, tzinfo=UTC)
-    spec = NewApiKey(name="limited", scopes=["chat", "admin"], models=["openai/gpt-4o-mini"], rpm=60,
-                     tpm=10_000, budget_usd=12.5, budget_period="month", expires_at=expires)
+    spec = NewApiKey(
+        name="limited",
+        scopes=["chat", "admin"],
+        models=["openai/gpt-4o-mini"],
+        rpm=60,
+        tpm=10_000,
+        budget_usd=12.5,
+        budget_period="month",
+        expires_at=expires,
+    )
     issued = await store.keys.create(org.id, spec)
 
     stored = await store.keys.get(org.id, issued.record.id)
     assert stored == issued.record
-    assert (stored.scopes, stored.models, stored.rpm, stored.tpm) == (["chat", "admin"], ["openai/gpt-4o-mini"], 60, 10_000)
+    assert (stored.scopes, stored.models, stored.rpm, stored.tpm) == (
+        ["chat", "admin"],
+        ["openai/gpt-4o-mini"],
+        60,
+        10_000,
+    )
     assert (stored.budget_usd, stored.budget_period, stored.expires_at) == (12.5, "month", expires)
 
 
@@ -126,8 +142,12 @@ async def test_revoked_key_stops_authenticating_and_keeps_its_revocation_time(st
 
 async def test_expired_key_does_not_authenticate(store: DocumentStore) -> None:
     org = await store.orgs.create("expiry")
-    past = await store.keys.create(org.id, NewApiKey(name="old", expires_at=datetime.now(UTC) - timedelta(seconds=1)))
-    future = await store.keys.create(org.id, NewApiKey(name="new", expires_at=datetime.now(UTC) + timedelta(days=1)))
+    past = await store.keys.create(
+        org.id, NewApiKey(name="old", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    future = await store.keys.create(
+        org.id, NewApiKey(name="new", expires_at=datetime.now(UTC) + timedelta(days=1))
+    )
     assert await store.keys.authenticate(past.key) is None
     assert await store.keys.authenticate(future.key) is not None
 
@@ -150,9 +170,13 @@ async def test_credential_put_reveal_replace_delete(store: DocumentStore) -> Non
     org = await store.orgs.create("creds")
     assert await store.credentials.reveal(org.id, "openai") is None
 
-    first = await store.credentials.put(org.id, "openai", ProviderSecret(api_key="sk-first", base_url="http://a"))
+    first = await store.credentials.put(
+        org.id, "openai", ProviderSecret(api_key="sk-first", base_url="http://a")
+    )
     assert first.key_id == OLD_KEY.id and first.provider == "openai"
-    assert await store.credentials.reveal(org.id, "openai") == ProviderSecret(api_key="sk-first", base_url="http://a")
+    assert await store.credentials.reveal(org.id, "openai") == ProviderSecret(
+        api_key="sk-first", base_url="http://a"
+    )
 
     await store.credentials.put(org.id, "anthropic", ProviderSecret(api_key="sk-ant"))
     second = await store.credentials.put(org.id, "openai", ProviderSecret(api_key="sk-second"))
@@ -176,11 +200,15 @@ async def test_credential_put_reveal_replace_delete(store: DocumentStore) -> Non
 async def test_credentials_are_encrypted_at_rest(backend: Backend, store: DocumentStore) -> None:
     org = await store.orgs.create("at-rest")
     api_key, base_url = "sk-live-PLAINTEXT-4242", "https://tenant.example.invalid/v1"
-    credential = await store.credentials.put(org.id, "openai", ProviderSecret(api_key=api_key, base_url=base_url))
+    credential = await store.credentials.put(
+        org.id, "openai", ProviderSecret(api_key=api_key, base_url=base_url)
+    )
 
     rows = await backend.raw_credential_rows(org.id)
     assert len(rows) == 1
-    raw = repr(rows[0]).encode() + b"".join(bytes(value) for value in rows[0].values() if isinstance(value, bytes))
+    raw = repr(rows[0]).encode() + b"".join(
+        bytes(value) for value in rows[0].values() if isinstance(value, bytes)
+    )
     for plaintext in (api_key, base_url, "PLAINTEXT"):
         assert plaintext.encode() not in raw
     assert bytes(rows[0]["ciphertext"]) == credential.ciphertext
@@ -193,10 +221,15 @@ async def test_key_rotation_reencrypts_and_old_key_can_then_be_dropped(backend: 
     await old_store.credentials.put(org.id, "openai", ProviderSecret(api_key="sk-rotate-me"))
     await old_store.credentials.put(org.id, "groq", ProviderSecret(api_key="sk-groq"))
 
+    other_org = await old_store.orgs.create("rotation-2")
+    await old_store.credentials.put(other_org.id, "openai", ProviderSecret(api_key="sk-other"))
+
     rotated = await backend.open(Cipher([NEW_KEY, OLD_KEY]))  # newest first: k2 seals, both open
     assert await rotated.credentials.reveal(org.id, "openai") == ProviderSecret(api_key="sk-rotate-me")
     assert await rotated.credentials.reencrypt(org.id) == 2
     assert await rotated.credentials.reencrypt(org.id) == 0
+    assert await reencrypt_all_credentials(rotated) >= 1  # the other org (PostgreSQL holds others too)
+    assert (await rotated.credentials.get(other_org.id, "openai")).key_id == NEW_KEY.id
     assert {item.key_id for item in await rotated.credentials.list(org.id)} == {NEW_KEY.id}
 
     new_only = await backend.open(Cipher([NEW_KEY]))
@@ -222,9 +255,15 @@ async def test_mutations_publish_changes_for_hot_reload(backend: Backend) -> Non
     await store.bridges.create_version(org.id, bridge.id)
     await store.bridges.publish(org.id, bridge.id, 1)
 
-    assert heard == [Change("org", org.id), Change("key", issued.record.id), Change("key", issued.record.id),
-                     Change("credential", f"{org.id}/openai"), Change("bridge", bridge.id),
-                     Change("bridge", bridge.id), Change("bridge", bridge.id)]
+    assert heard == [
+        Change("org", org.id),
+        Change("key", issued.record.id),
+        Change("key", issued.record.id),
+        Change("credential", f"{org.id}/openai"),
+        Change("bridge", bridge.id),
+        Change("bridge", bridge.id),
+        Change("bridge", bridge.id),
+    ]
     with pytest.raises(NotFound):
         await store.keys.revoke(org.id, "key_missing")
     assert len(heard) == 7  # a failed mutation announces nothing

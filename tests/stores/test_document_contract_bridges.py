@@ -10,6 +10,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.schemas.chat import FunctionCall, FunctionDefinition, Message, ResponseFormat, Tool, ToolCall
 from app.stores.documents.protocol import BridgePatch, BridgeVariable, DocumentStore, NewBridge
 
+
 async def next_millisecond() -> None:
     """Stored times have millisecond precision; listings order by them, so step past one."""
     await asyncio.sleep(0.003)
@@ -20,10 +21,19 @@ WEATHER_TOOL = Tool(function=FunctionDefinition(name="weather", parameters={"typ
 
 def support_bridge(slug: str = "support") -> NewBridge:
     return NewBridge(
-        slug=slug, name="Support", model="openai/gpt-4o-mini", prompt="You help {{customer}}.",
-        variables=[BridgeVariable(name="customer", required=True), BridgeVariable(name="tone", default="kind")],
-        params={"temperature": 0.2, "max_tokens": 300}, response_format=ResponseFormat(type="json_object"),
-        tools=[WEATHER_TOOL], fallback_model="anthropic/claude-haiku-4-5")
+        slug=slug,
+        name="Support",
+        model="openai/gpt-4o-mini",
+        prompt="You help {{customer}}.",
+        variables=[
+            BridgeVariable(name="customer", required=True),
+            BridgeVariable(name="tone", default="kind"),
+        ],
+        params={"temperature": 0.2, "max_tokens": 300},
+        response_format=ResponseFormat(type="json_object"),
+        tools=[WEATHER_TOOL],
+        fallback_model="anthropic/claude-haiku-4-5",
+    )
 
 
 # --- bridges -------------------------------------------------------------------------------------
@@ -43,8 +53,9 @@ async def test_bridge_crud_by_id_and_slug(store: DocumentStore) -> None:
     other = await store.bridges.create(org.id, support_bridge("sales"))
     assert [item.slug for item in await store.bridges.list(org.id)] == ["support", "sales"]
 
-    patched = await store.bridges.update(org.id, "support", BridgePatch(prompt="Be brief.", fallback_model=None,
-                                                                        status="paused"))
+    patched = await store.bridges.update(
+        org.id, "support", BridgePatch(prompt="Be brief.", fallback_model=None, status="paused")
+    )
     assert (patched.prompt, patched.fallback_model, patched.status) == ("Be brief.", None, "paused")
     assert patched.model == bridge.model and patched.variables == bridge.variables  # absent = unchanged
     assert await store.bridges.get(org.id, bridge.id) == patched
@@ -90,7 +101,9 @@ async def test_versions_snapshot_the_draft_and_publish_rolls_back(store: Documen
 
     first = await store.bridges.create_version(org.id, bridge.id)
     assert first.version == 1 and first.config == bridge.draft()
-    await store.bridges.update(org.id, bridge.id, BridgePatch(prompt="Version two.", params={"temperature": 1.0}))
+    await store.bridges.update(
+        org.id, bridge.id, BridgePatch(prompt="Version two.", params={"temperature": 1.0})
+    )
     second = await store.bridges.create_version(org.id, "support")
     assert second.version == 2 and second.config.prompt == "Version two."
     assert (await store.bridges.get_version(org.id, bridge.id, 1)).config.prompt == "You help {{customer}}."
@@ -126,7 +139,10 @@ async def test_concurrent_snapshots_get_distinct_version_numbers(store: Document
 
 
 def turn(number: int) -> list[Message]:
-    return [Message(role="user", content=f"question {number}"), Message(role="assistant", content=f"answer {number}")]
+    return [
+        Message(role="user", content=f"question {number}"),
+        Message(role="assistant", content=f"answer {number}"),
+    ]
 
 
 async def test_thread_append_and_last_n(store: DocumentStore) -> None:
@@ -141,7 +157,13 @@ async def test_thread_append_and_last_n(store: DocumentStore) -> None:
 
     everything = await store.threads.get(org.id, thread.id)
     assert [message.text() for message in everything.messages] == [
-        "question 1", "answer 1", "question 2", "answer 2", "question 3", "answer 3"]
+        "question 1",
+        "answer 1",
+        "question 2",
+        "answer 2",
+        "question 3",
+        "answer 3",
+    ]
     assert everything.message_count == 6 and everything.updated_at >= thread.created_at
 
     last_three = await store.threads.get(org.id, thread.id, last=3)
@@ -157,8 +179,14 @@ async def test_thread_messages_keep_tool_calls_and_provider_metadata(store: Docu
     org = await store.orgs.create("rich")
     thread = await store.threads.create(org.id)
     messages = [
-        Message(role="assistant", content=None, provider_metadata={"signature": "opaque=="},
-                tool_calls=[ToolCall(id="call_1", function=FunctionCall(name="weather", arguments='{"city":"Oslo"}'))]),
+        Message(
+            role="assistant",
+            content=None,
+            provider_metadata={"signature": "opaque=="},
+            tool_calls=[
+                ToolCall(id="call_1", function=FunctionCall(name="weather", arguments='{"city":"Oslo"}'))
+            ],
+        ),
         Message(role="tool", tool_call_id="call_1", content="-3C"),
     ]
     await store.threads.append(org.id, thread.id, messages)
@@ -168,11 +196,17 @@ async def test_thread_messages_keep_tool_calls_and_provider_metadata(store: Docu
 async def test_concurrent_appends_lose_nothing(store: DocumentStore) -> None:
     org = await store.orgs.create("busy")
     thread = await store.threads.create(org.id)
-    totals = await asyncio.gather(*(store.threads.append(
-        org.id, thread.id, [Message(role="user", content=str(number))]) for number in range(10)))
+    totals = await asyncio.gather(
+        *(
+            store.threads.append(org.id, thread.id, [Message(role="user", content=str(number))])
+            for number in range(10)
+        )
+    )
     assert sorted(totals) == list(range(1, 11))
     stored = await store.threads.get(org.id, thread.id)
-    assert sorted(message.text() for message in stored.messages) == sorted(str(number) for number in range(10))
+    assert sorted(message.text() for message in stored.messages) == sorted(
+        str(number) for number in range(10)
+    )
 
 
 async def test_thread_listing_and_deletion(store: DocumentStore) -> None:

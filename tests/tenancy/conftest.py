@@ -1,5 +1,5 @@
-"""A real ``junction serve`` on PostgreSQL (a fresh, migrated database) and Redis, for the
-tenancy API tests: orgs, keys, credentials, bridges, threads and isolation between orgs."""
+"""A real ``junction serve`` on PostgreSQL (a fresh, migrated database) or SQLite, with Redis, for
+the tenancy API tests: orgs, keys, credentials, bridges, threads and isolation between orgs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ ENCRYPTION_KEY = base64.b64encode(bytes(range(100, 132))).decode()
 
 
 def tenancy_config(fake: FakeOpenAI, documents_url: str, redis_db: int, extra: str = "") -> str:
-    return openai_provider_table(fake) + f"""
+    return (
+        openai_provider_table(fake)
+        + f"""
 [stores]
 documents = "{documents_url}"
 cache = "redis://127.0.0.1:6379/{redis_db}"
@@ -38,7 +40,9 @@ encryption_keys = [{{ id = "test-1", key = "{ENCRYPTION_KEY}" }}]
 
 [threads]
 history_messages = 4
-""" + extra
+"""
+        + extra
+    )
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +67,20 @@ def tenancy_redis() -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def tenancy_server(fake_openai_server: FakeOpenAI, postgres_documents: str, tenancy_redis: redis.Redis,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    directory: Path = tmp_path_factory.mktemp("tenancy")
-    config = tenancy_config(fake_openai_server, postgres_documents, TENANCY_REDIS_DB)
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def tenancy_server(
+    request: pytest.FixtureRequest,
+    fake_openai_server: FakeOpenAI,
+    tenancy_redis: redis.Redis,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[JunctionProcess]:
+    """The server on each SQL backend: the fresh PostgreSQL database, and an SQLite file."""
+    directory: Path = tmp_path_factory.mktemp(f"tenancy-{request.param}")
+    if request.param == "postgresql":
+        documents = request.getfixturevalue("postgres_documents")
+    else:
+        documents = f"sqlite+aiosqlite:///{directory}/documents.db"
+    config = tenancy_config(fake_openai_server, documents, TENANCY_REDIS_DB)
     with JunctionProcess(directory, config, master_key=MASTER) as server:
         yield server
 
@@ -80,8 +93,9 @@ class Api:
     key: str
 
     def request(self, method: str, path: str, body: Any = None, **params: Any) -> httpx.Response:
-        return self.client.request(method, path, json=body, params=params or None,
-                                   headers={"authorization": f"Bearer {self.key}"})
+        return self.client.request(
+            method, path, json=body, params=params or None, headers={"authorization": f"Bearer {self.key}"}
+        )
 
     def ok(self, method: str, path: str, body: Any = None, status: int = 200, **params: Any) -> Any:
         response = self.request(method, path, body, **params)
@@ -89,8 +103,11 @@ class Api:
         return response.json() if response.content else None
 
     def chat(self, model: str, text: str = "hi", **fields: Any) -> httpx.Response:
-        return self.request("POST", "/v1/chat/completions",
-                            {"model": model, "messages": [{"role": "user", "content": text}], **fields})
+        return self.request(
+            "POST",
+            "/v1/chat/completions",
+            {"model": model, "messages": [{"role": "user", "content": text}], **fields},
+        )
 
     def as_key(self, key: str) -> Api:
         return Api(self.client, key)
@@ -120,7 +137,11 @@ class Tenant:
 
 def new_tenant(master: Api, name: str) -> Tenant:
     org = master.ok("POST", "/api/v1/admin/orgs", {"name": name}, status=201)
-    admin = master.ok("POST", "/api/v1/admin/keys", {"org_id": org["id"], "name": "admin",
-                                                      "scopes": ["chat", "admin"]}, status=201)
+    admin = master.ok(
+        "POST",
+        "/api/v1/admin/keys",
+        {"org_id": org["id"], "name": "admin", "scopes": ["chat", "admin"]},
+        status=201,
+    )
     chat = master.ok("POST", "/api/v1/admin/keys", {"org_id": org["id"], "name": "app"}, status=201)
     return Tenant(org["id"], master.as_key(admin["key"]), master.as_key(chat["key"]), admin["id"], chat["id"])

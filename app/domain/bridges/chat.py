@@ -60,8 +60,9 @@ def _reply_of(message: Message) -> Message:
     return Message(role="assistant", content=message.text() or None, tool_calls=message.tool_calls or None)
 
 
-async def _recorded(events: AsyncIterator[StreamEvent],
-                    on_complete: Callable[[Message], Awaitable[None]]) -> AsyncIterator[StreamEvent]:
+async def _recorded(
+    events: AsyncIterator[StreamEvent], on_complete: Callable[[Message], Awaitable[None]]
+) -> AsyncIterator[StreamEvent]:
     """Pass ``events`` through; once they end normally, hand the assembled reply to ``on_complete``."""
     text: list[str] = []
     calls: dict[int, ToolCall] = {}
@@ -72,8 +73,10 @@ async def _recorded(events: AsyncIterator[StreamEvent],
             elif isinstance(event, ToolCallDelta) and event.choice == 0:
                 known = calls.get(event.index)
                 if known is None:
-                    calls[event.index] = ToolCall(id=event.id or "", function=FunctionCall(
-                        name=event.name or "", arguments=event.arguments))
+                    calls[event.index] = ToolCall(
+                        id=event.id or "",
+                        function=FunctionCall(name=event.name or "", arguments=event.arguments),
+                    )
                 else:
                     known.function.arguments += event.arguments
             yield event
@@ -86,13 +89,15 @@ async def _recorded(events: AsyncIterator[StreamEvent],
 def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     threads = domain.threads
 
-    @post("/api/v1/bridges/{bridge_id:str}/chat", summary="One conversation turn with a bridge",
-          status_code=200)
+    @post(
+        "/api/v1/bridges/{bridge_id:str}/chat", summary="One conversation turn with a bridge", status_code=200
+    )
     async def bridge_chat(request: Request[Any, Any, Any], bridge_id: str) -> Response[Any]:
         principal = await caller(gateway, request, "chat")
         body = decode_body(await request.body(), BridgeChatBody)
-        resolved = await domain.bridges.find(principal, requested_org(request.query_params, request.headers),
-                                             bridge_id)
+        resolved = await domain.bridges.find(
+            principal, requested_org(request.query_params, request.headers), bridge_id
+        )
         bridge = resolved.bridge
         if bridge.status == "paused":
             raise PermissionDenied(f"bridge {bridge.slug!r} is paused", code="bridge_paused")
@@ -102,12 +107,20 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             thread = await threads.for_bridge(org_id, body.thread_id, bridge.id)
         user = Message(role="user", content=body.user)
         history = threads.recent(thread) if thread is not None else []
-        chat = ChatRequest(model=f"{BRIDGE_MODEL_PREFIX}{bridge.id}", messages=[*history, user],
-                           stream=True if body.stream else None,
-                           stream_options=StreamOptions(include_usage=True) if body.stream else None,
-                           extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))})
-        call = CallContext(request_id=request_id(request.scope), endpoint="bridges.chat",
-                           headers=request.headers, principal=principal, org_id=org_id)
+        chat = ChatRequest(
+            model=f"{BRIDGE_MODEL_PREFIX}{bridge.id}",
+            messages=[*history, user],
+            stream=True if body.stream else None,
+            stream_options=StreamOptions(include_usage=True) if body.stream else None,
+            extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
+        )
+        call = CallContext(
+            request_id=request_id(request.scope),
+            endpoint="bridges.chat",
+            headers=request.headers,
+            principal=principal,
+            org_id=org_id,
+        )
 
         async def remember(reply: Message) -> Thread:
             current = thread if thread is not None else await threads.create(org_id, bridge.id)
@@ -129,17 +142,23 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             headers = {**SSE_HEADERS, **call.response_headers, THREAD_HEADER: thread.id}
             if call.bridge_version is not None:
                 headers[VERSION_HEADER] = str(call.bridge_version)
-            return Stream(sse_body(_recorded(events, on_complete), ChunkWriter(include_usage=True)),
-                          media_type="text/event-stream", headers=headers)
+            return Stream(
+                sse_body(_recorded(events, on_complete), ChunkWriter(include_usage=True)),
+                media_type="text/event-stream",
+                headers=headers,
+            )
 
         response = await gateway.complete(call, chat)
         answer = response.choices[0].message if response.choices else Message(role="assistant")
         kept = _reply_of(answer)
         saved = await remember(kept)
         reply = BridgeChatReply(
-            thread_id=saved.id, bridge_version=call.bridge_version, model=call.deployment or response.model,
+            thread_id=saved.id,
+            bridge_version=call.bridge_version,
+            model=call.deployment or response.model,
             message=ReplyMessage(role="assistant", content=kept.content, tool_calls=kept.tool_calls),
-            usage=response.usage)
+            usage=response.usage,
+        )
         return Response(reply, headers={**call.response_headers, THREAD_HEADER: saved.id})
 
     return [bridge_chat]

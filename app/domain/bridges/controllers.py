@@ -30,7 +30,9 @@ def check_model(gateway: Gateway, field: str, model: str | None) -> None:
     if model is None:
         return
     if model.startswith(BRIDGE_MODEL_PREFIX):
-        raise InvalidRequest(f"{field}: a bridge cannot use another bridge", param=field, code="invalid_value")
+        raise InvalidRequest(
+            f"{field}: a bridge cannot use another bridge", param=field, code="invalid_value"
+        )
     try:
         gateway.router.resolve(model)
     except (NotFound, InvalidRequest) as error:
@@ -42,16 +44,18 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     orgs = domain.documents.orgs
 
     async def locate(request: Request[Any, Any, Any], principal: Principal, id_or_slug: str) -> Bridge:
-        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
-                                      what="bridge")
+        org_ids = await orgs_in_reach(
+            orgs, principal, requested_org(request.query_params, request.headers), what="bridge"
+        )
         return await first_found(org_ids, lambda org_id: bridges.get(org_id, id_or_slug), what="bridge")
 
     @post("/api/v1/bridges", summary="Create a bridge", status_code=201)
     async def create_bridge(request: Request[Any, Any, Any]) -> Bridge:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), NewBridgeBody)
-        org_id = org_required(principal, requested_org(request.query_params, request.headers, body.org_id),
-                              what="org")
+        org_id = org_required(
+            principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
+        )
         check_model(gateway, "model", body.model)
         check_model(gateway, "fallback_model", body.fallback_model)
         fields = msgspec.structs.asdict(body)
@@ -62,8 +66,9 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     @get("/api/v1/bridges", summary="Bridges in the caller's reach")
     async def list_bridges(request: Request[Any, Any, Any]) -> list[Bridge]:
         principal = await caller(gateway, request, "admin")
-        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
-                                      what="org")
+        org_ids = await orgs_in_reach(
+            orgs, principal, requested_org(request.query_params, request.headers), what="org"
+        )
         return [bridge for org_id in org_ids for bridge in await bridges.list(org_id)]
 
     @get("/api/v1/bridges/{bridge_id:str}", summary="One bridge (by id or slug)")
@@ -90,8 +95,11 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         await bridges.delete(bridge.org_id, bridge.id)
         await domain.threads.forget(bridge.org_id, [thread.id for thread in threads])
 
-    @post("/api/v1/bridges/{bridge_id:str}/versions", summary="Snapshot the draft as a new version",
-          status_code=201)
+    @post(
+        "/api/v1/bridges/{bridge_id:str}/versions",
+        summary="Snapshot the draft as a new version",
+        status_code=201,
+    )
     async def create_version(request: Request[Any, Any, Any], bridge_id: str) -> BridgeVersion:
         principal = await caller(gateway, request, "admin")
         bridge = await locate(request, principal, bridge_id)
@@ -109,12 +117,24 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         bridge = await locate(request, principal, bridge_id)
         return await bridges.get_version(bridge.org_id, bridge.id, version)
 
-    @post("/api/v1/bridges/{bridge_id:str}/versions/{version:int}/publish",
-          summary="Make calls use this version (an older one rolls back)", status_code=200)
+    @post(
+        "/api/v1/bridges/{bridge_id:str}/versions/{version:int}/publish",
+        summary="Make calls use this version (an older one rolls back)",
+        status_code=200,
+    )
     async def publish_version(request: Request[Any, Any, Any], bridge_id: str, version: int) -> Bridge:
         principal = await caller(gateway, request, "admin")
         bridge = await locate(request, principal, bridge_id)
         return await bridges.publish(bridge.org_id, bridge.id, version)
 
-    return [create_bridge, list_bridges, get_bridge, update_bridge, delete_bridge, create_version,
-            list_versions, get_version, publish_version]
+    return [
+        create_bridge,
+        list_bridges,
+        get_bridge,
+        update_bridge,
+        delete_bridge,
+        create_version,
+        list_versions,
+        get_version,
+        publish_version,
+    ]

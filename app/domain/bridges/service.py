@@ -30,10 +30,14 @@ _variables_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 class BridgeService:
-    def __init__(self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None) -> None:
+    def __init__(
+        self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float
+    ) -> None:
         self._bridges = bridges
         self._orgs = orgs
-        self._cache: OrgCache[ResolvedBridge] = OrgCache("bridge", changes, record_id=lambda r: r.bridge.id)
+        self._cache: OrgCache[ResolvedBridge] = OrgCache(
+            "bridge", changes, ttl=ttl, record_id=lambda r: r.bridge.id
+        )
 
     def start(self) -> None:
         self._cache.start()
@@ -62,16 +66,21 @@ class BridgeService:
         if not found:
             raise NotFound(f"bridge {id_or_slug!r} not found", param="model", code="bridge_not_found")
         if len(found) > 1:
-            raise InvalidRequest(f"bridge {id_or_slug!r} exists in several orgs; name one with the "
-                                 f"{ORG_HEADER} header or org_id", param="org_id", code="ambiguous_bridge")
+            raise InvalidRequest(
+                f"bridge {id_or_slug!r} exists in several orgs; name one with the "
+                f"{ORG_HEADER} header or org_id",
+                param="org_id",
+                code="ambiguous_bridge",
+            )
         return found[0]
 
     async def expand(self, call: CallContext, request: ChatRequest) -> ChatRequest:
         """The routed request for a ``bridge/<id-or-slug>`` model (see the module docstring)."""
-        id_or_slug = request.model[len(BRIDGE_MODEL_PREFIX):]
+        id_or_slug = request.model[len(BRIDGE_MODEL_PREFIX) :]
         if not id_or_slug:
-            raise InvalidRequest("model: name a bridge as 'bridge/<id-or-slug>'", param="model",
-                                 code="model_not_found")
+            raise InvalidRequest(
+                "model: name a bridge as 'bridge/<id-or-slug>'", param="model", code="model_not_found"
+            )
         principal = call.principal
         assert principal is not None, "expand runs after authentication"
         requested = call.org_id or call.headers.get(ORG_HEADER)
@@ -96,12 +105,18 @@ def _decode_variables(raw: msgspec.Raw | None) -> dict[str, Any]:
     try:
         return _variables_decoder.decode(raw)
     except msgspec.DecodeError:
-        raise InvalidRequest("variables: must be an object of name → value", param="variables",
-                             code="invalid_value") from None
+        raise InvalidRequest(
+            "variables: must be an object of name → value", param="variables", code="invalid_value"
+        ) from None
 
 
-def build_request(resolved: ResolvedBridge, variables: dict[str, Any], messages: list[Message],
-                  overrides: dict[str, Any], extra: dict[str, msgspec.Raw]) -> ChatRequest:
+def build_request(
+    resolved: ResolvedBridge,
+    variables: dict[str, Any],
+    messages: list[Message],
+    overrides: dict[str, Any],
+    extra: dict[str, msgspec.Raw],
+) -> ChatRequest:
     """Bridge params, then the caller's fields over them; the bridge's system prompt first."""
     config = resolved.config
     body: dict[str, Any] = {k: v for k, v in config.params.items() if k not in _NOT_OVERRIDABLE}
@@ -118,5 +133,6 @@ def build_request(resolved: ResolvedBridge, variables: dict[str, Any], messages:
     try:
         return decode_chat_request(msgspec.json.encode(body))
     except InvalidRequest as error:
-        raise InvalidRequest(f"bridge {resolved.bridge.slug!r}: {error.message}", param=error.param,
-                             code=error.code) from None
+        raise InvalidRequest(
+            f"bridge {resolved.bridge.slug!r}: {error.message}", param=error.param, code=error.code
+        ) from None

@@ -30,8 +30,11 @@ def check_values(declared: list[BridgeVariable], values: Mapping[str, Any], slug
     """Every required variable without a default must be given."""
     for variable in declared:
         if variable.required and variable.default is None and values.get(variable.name) is None:
-            raise InvalidRequest(f"variables.{variable.name}: required by bridge {slug!r}",
-                                 param=f"variables.{variable.name}", code="missing_variable")
+            raise InvalidRequest(
+                f"variables.{variable.name}: required by bridge {slug!r}",
+                param=f"variables.{variable.name}",
+                code="missing_variable",
+            )
 
 
 def render(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str) -> str:
@@ -45,8 +48,11 @@ def render(template: str, declared: list[BridgeVariable], values: Mapping[str, A
             return _text(value)
         variable = by_name.get(name)
         if variable is None:
-            raise InvalidRequest(f"variables.{name}: used by the prompt of bridge {slug!r} but not given",
-                                 param=f"variables.{name}", code="missing_variable")
+            raise InvalidRequest(
+                f"variables.{name}: used by the prompt of bridge {slug!r} but not given",
+                param=f"variables.{name}",
+                code="missing_variable",
+            )
         return variable.default if variable.default is not None else ""
 
     return PLACEHOLDER.sub(fill, template)

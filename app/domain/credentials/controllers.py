@@ -42,8 +42,12 @@ class CredentialView(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, record: ProviderCredential) -> CredentialView:
-        return cls(org_id=record.org_id, provider=record.provider, created_at=record.created_at,
-                   updated_at=record.updated_at)
+        return cls(
+            org_id=record.org_id,
+            provider=record.provider,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
 
 
 def _checked_secret(body: CredentialBody, unconfined: bool) -> ProviderSecret:
@@ -52,8 +56,11 @@ def _checked_secret(body: CredentialBody, unconfined: bool) -> ProviderSecret:
     base_url = body.base_url
     if base_url is not None:
         if not unconfined:
-            raise PermissionDenied("base_url: only the master key may set a credential's base URL",
-                                   param="base_url", code="master_key_required")
+            raise PermissionDenied(
+                "base_url: only the master key may set a credential's base URL",
+                param="base_url",
+                code="master_key_required",
+            )
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidRequest("base_url: must be an http(s) URL", param="base_url", code="invalid_value")
@@ -68,13 +75,18 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
 
     def provider_name(provider: str) -> str:
         if provider not in installed:
-            raise InvalidRequest(f"provider: no provider named {provider!r} (installed: "
-                                 f"{', '.join(sorted(installed)) or 'none'})", param="provider",
-                                 code="unknown_provider")
+            raise InvalidRequest(
+                f"provider: no provider named {provider!r} (installed: "
+                f"{', '.join(sorted(installed)) or 'none'})",
+                param="provider",
+                code="unknown_provider",
+            )
         return provider
 
-    @put("/api/v1/admin/orgs/{org_id:str}/credentials/{provider:str}",
-         summary="Store an org's key for a provider (encrypted; never returned)")
+    @put(
+        "/api/v1/admin/orgs/{org_id:str}/credentials/{provider:str}",
+        summary="Store an org's key for a provider (encrypted; never returned)",
+    )
     async def put_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> CredentialView:
         principal = await caller(gateway, request, "admin")
         target = org_for(principal, org_id, what="org") or org_id
@@ -89,8 +101,10 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
         await orgs.get(target)
         return [CredentialView.of(record) for record in await credentials.list(target)]
 
-    @delete("/api/v1/admin/orgs/{org_id:str}/credentials/{provider:str}",
-            summary="Remove an org's key (calls fall back to the server-wide key)")
+    @delete(
+        "/api/v1/admin/orgs/{org_id:str}/credentials/{provider:str}",
+        summary="Remove an org's key (calls fall back to the server-wide key)",
+    )
     async def delete_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> None:
         principal = await caller(gateway, request, "admin")
         target = org_for(principal, org_id, what="org") or org_id

@@ -16,9 +16,9 @@ from app.stores.notify import ChangeBus
 
 
 class OrgCredentials:
-    def __init__(self, repository: CredentialRepository, changes: ChangeBus | None) -> None:
+    def __init__(self, repository: CredentialRepository, changes: ChangeBus | None, *, ttl: float) -> None:
         self._repository = repository
-        self._cache: OrgCache[ProviderSecret | None] = OrgCache("credential", changes)
+        self._cache: OrgCache[ProviderSecret | None] = OrgCache("credential", changes, ttl=ttl)
 
     def start(self) -> None:
         self._cache.start()
@@ -40,8 +40,11 @@ class OrgCredentials:
             if secret is None:
                 result.append(deployment)
                 continue
-            target = msgspec.structs.replace(deployment.target, api_key=secret.api_key,
-                                             base_url=secret.base_url or deployment.target.base_url)
+            target = msgspec.structs.replace(
+                deployment.target,
+                api_key=secret.api_key,
+                base_url=secret.base_url or deployment.target.base_url,
+            )
             result.append(Deployment(deployment.provider_name, deployment.provider, target))
             changed = True
         return tuple(result) if changed else deployments

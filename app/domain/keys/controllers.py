@@ -22,13 +22,16 @@ from app.stores.documents.protocol import NewApiKey
 _SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 
-def _validated(body: NewKeyBody) -> NewApiKey:
+def validated_key_spec(body: NewKeyBody) -> NewApiKey:
     if not body.name.strip():
         raise InvalidRequest("name: must not be empty", param="name", code="invalid_value")
     for index, scope in enumerate(body.scopes):
         if not _SCOPE.match(scope):
-            raise InvalidRequest(f"scopes[{index}]: {scope!r} is not a scope name", param=f"scopes[{index}]",
-                                 code="invalid_value")
+            raise InvalidRequest(
+                f"scopes[{index}]: {scope!r} is not a scope name",
+                param=f"scopes[{index}]",
+                code="invalid_value",
+            )
     for field in ("rpm", "tpm", "budget_usd"):
         value = getattr(body, field)
         if value is not None and value < 0:
@@ -38,10 +41,19 @@ def _validated(body: NewKeyBody) -> NewApiKey:
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
         if expires_at <= datetime.now(UTC):
-            raise InvalidRequest("expires_at: must be in the future", param="expires_at", code="invalid_value")
-    return NewApiKey(name=body.name.strip(), scopes=body.scopes, models=body.models, rpm=body.rpm,
-                     tpm=body.tpm, budget_usd=body.budget_usd, budget_period=body.budget_period,
-                     expires_at=expires_at)
+            raise InvalidRequest(
+                "expires_at: must be in the future", param="expires_at", code="invalid_value"
+            )
+    return NewApiKey(
+        name=body.name.strip(),
+        scopes=body.scopes,
+        models=body.models,
+        rpm=body.rpm,
+        tpm=body.tpm,
+        budget_usd=body.budget_usd,
+        budget_period=body.budget_period,
+        expires_at=expires_at,
+    )
 
 
 def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
@@ -52,32 +64,37 @@ def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     async def create_key(request: Request[Any, Any, Any]) -> IssuedKeyView:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), NewKeyBody)
-        org_id = org_required(principal, requested_org(request.query_params, request.headers, body.org_id),
-                              what="org")
-        issued = await keys.create(org_id, _validated(body))
-        view = KeyView.of(issued.record)
-        return IssuedKeyView(**{name: getattr(view, name) for name in KeyView.__struct_fields__}, key=issued.key)
+        org_id = org_required(
+            principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
+        )
+        return IssuedKeyView.issued(await keys.create(org_id, validated_key_spec(body)))
 
     @get("/api/v1/admin/keys", summary="API keys in the caller's reach (revoked ones included)")
     async def list_keys(request: Request[Any, Any, Any]) -> list[KeyView]:
         principal = await caller(gateway, request, "admin")
-        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
-                                      what="org")
+        org_ids = await orgs_in_reach(
+            orgs, principal, requested_org(request.query_params, request.headers), what="org"
+        )
         return [KeyView.of(record) for org_id in org_ids for record in await keys.list(org_id)]
 
     @get("/api/v1/admin/keys/{key_id:str}", summary="One API key")
     async def get_key(request: Request[Any, Any, Any], key_id: str) -> KeyView:
         principal = await caller(gateway, request, "admin")
-        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
-                                      what="key")
+        org_ids = await orgs_in_reach(
+            orgs, principal, requested_org(request.query_params, request.headers), what="key"
+        )
         return KeyView.of(await first_found(org_ids, lambda org_id: keys.get(org_id, key_id), what="key"))
 
-    @delete("/api/v1/admin/keys/{key_id:str}", summary="Revoke an API key (every worker, within a second)",
-            status_code=200)
+    @delete(
+        "/api/v1/admin/keys/{key_id:str}",
+        summary="Revoke an API key (every worker, within a second)",
+        status_code=200,
+    )
     async def revoke_key(request: Request[Any, Any, Any], key_id: str) -> KeyView:
         principal = await caller(gateway, request, "admin")
-        org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
-                                      what="key")
+        org_ids = await orgs_in_reach(
+            orgs, principal, requested_org(request.query_params, request.headers), what="key"
+        )
         return KeyView.of(await first_found(org_ids, lambda org_id: keys.revoke(org_id, key_id), what="key"))
 
     return [create_key, list_keys, get_key, revoke_key]

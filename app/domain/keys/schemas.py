@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from app.stores.documents.protocol import ApiKey, BudgetPeriod
+from app.stores.documents.protocol import ApiKey, BudgetPeriod, IssuedApiKey
 
 
 class NewKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,12 +41,28 @@ class KeyView(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, record: ApiKey) -> KeyView:
-        return cls(id=record.id, org_id=record.org_id, name=record.name, prefix=record.prefix,
-                   scopes=record.scopes, models=record.models, rpm=record.rpm, tpm=record.tpm,
-                   budget_usd=record.budget_usd, budget_period=record.budget_period,
-                   expires_at=record.expires_at, revoked_at=record.revoked_at, created_at=record.created_at)
+        return cls(
+            id=record.id,
+            org_id=record.org_id,
+            name=record.name,
+            prefix=record.prefix,
+            scopes=record.scopes,
+            models=record.models,
+            rpm=record.rpm,
+            tpm=record.tpm,
+            budget_usd=record.budget_usd,
+            budget_period=record.budget_period,
+            expires_at=record.expires_at,
+            revoked_at=record.revoked_at,
+            created_at=record.created_at,
+        )
 
 
 class IssuedKeyView(KeyView, kw_only=True):
     #: The key itself: shown this once, stored only as a hash.
     key: str
+
+    @classmethod
+    def issued(cls, issued: IssuedApiKey) -> IssuedKeyView:
+        view = KeyView.of(issued.record)
+        return cls(**{name: getattr(view, name) for name in KeyView.__struct_fields__}, key=issued.key)

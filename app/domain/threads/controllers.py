@@ -31,11 +31,22 @@ def thread_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     @get("/api/v1/threads/{thread_id:str}", summary="A conversation thread and its messages")
     async def get_thread(request: Request[Any, Any, Any], thread_id: str) -> ThreadView:
         principal = await caller(gateway, request, "chat")
-        org_ids = await orgs_in_reach(domain.documents.orgs, principal,
-                                      requested_org(request.query_params, request.headers), what="thread")
-        thread = await first_found(org_ids, lambda org_id: domain.threads.get(org_id, thread_id), what="thread")
-        return ThreadView(id=thread.id, bridge_id=thread.bridge_id, messages=thread.messages,
-                          message_count=thread.message_count, created_at=thread.created_at,
-                          updated_at=thread.updated_at)
+        org_ids = await orgs_in_reach(
+            domain.documents.orgs,
+            principal,
+            requested_org(request.query_params, request.headers),
+            what="thread",
+        )
+        thread = await first_found(
+            org_ids, lambda org_id: domain.threads.get(org_id, thread_id), what="thread"
+        )
+        return ThreadView(
+            id=thread.id,
+            bridge_id=thread.bridge_id,
+            messages=thread.messages,
+            message_count=thread.message_count,
+            created_at=thread.created_at,
+            updated_at=thread.updated_at,
+        )
 
     return [get_thread]

@@ -71,7 +71,8 @@ def _document(part: FilePart, param: str) -> DocumentBlock:
     raise _invalid(param, "anthropic takes files as base64 data URLs in file_data (file ids are not shared)")
 
 
-def _with_cache_control(blocks: list[Any], message: Message) -> list[Any]:
+def with_cache_control(blocks: list[Any], message: Message) -> list[Any]:
+    """Put the message's cache breakpoint, if it has one, on its last block."""
     cache_control = anthropic_metadata(message).get("cache_control")
     if isinstance(cache_control, dict) and blocks and hasattr(blocks[-1], "cache_control"):
         try:
@@ -108,7 +109,7 @@ def system_blocks(message: Message, index: int) -> list[TextBlock]:
     for j, block in enumerate(blocks):
         if not isinstance(block, TextBlock):
             raise _invalid(f"messages[{index}].content[{j}]", "anthropic system prompts may only hold text")
-    return _with_cache_control(blocks, message)  # type: ignore[return-value]
+    return with_cache_control(blocks, message)  # type: ignore[return-value]
 
 
 def _thinking_blocks(message: Message, index: int) -> list[ThinkingBlock | RedactedThinkingBlock]:
@@ -163,13 +164,14 @@ def assistant_blocks(message: Message, index: int) -> list[Any]:
         param = f"messages[{index}].tool_calls[{k}].function.arguments"
         blocks.append(ToolUseBlock(id=call.id, name=call.function.name,
                                    input=tool_arguments(call.function.arguments, param)))
-    return _with_cache_control(blocks, message)
+    return with_cache_control(blocks, message)
 
 
 def tool_result_block(message: Message, index: int) -> ToolResultBlock:
     if not message.tool_call_id:
         param = f"messages[{index}].tool_call_id"
-        raise InvalidRequest(f"{param}: required on tool messages", param=param, code="missing_required_parameter")
+        raise InvalidRequest(f"{param}: required on tool messages", param=param,
+                             code="missing_required_parameter")
     blocks = user_blocks(message.content, f"messages[{index}].content")
     content: str | list[UserBlock] | None = blocks or None
     if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
@@ -177,5 +179,5 @@ def tool_result_block(message: Message, index: int) -> ToolResultBlock:
     metadata = anthropic_metadata(message)
     result = ToolResultBlock(tool_use_id=message.tool_call_id, content=content,
                              is_error=True if metadata.get("is_error") is True else None)
-    _with_cache_control([result], message)
+    with_cache_control([result], message)
     return result

@@ -1,4 +1,4 @@
-"""Anthropic Messages requests (from clients of ``POST /v1/messages``) → unified requests.Anthropic Messages JSON and SSE. Used by the ``POST /v1/messages`` ingress.
+"""Anthropic Messages requests, from clients of ``POST /v1/messages``, → unified requests.
 
 Anthropic-only request options have no unified field, so they are approximated: a thinking
 budget becomes a ``reasoning_effort`` tier (which the Anthropic provider turns back into a
@@ -9,12 +9,14 @@ tool results and ``cache_control`` travel in ``provider_metadata`` (see
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
 
 from app.errors import InvalidRequest
 from app.formats.anthropic.wire import (
+    FOREIGN_METADATA_PREFIX,
     METADATA_KEY,
     Base64Source,
     DocumentBlock,
@@ -51,6 +53,7 @@ from app.schemas.chat import (
 )
 
 _request_decoder = msgspec.json.Decoder(MessagesRequest)
+_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 #: Thinking budget (tokens) at or below which each ``reasoning_effort`` tier is chosen.
 _EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
@@ -89,7 +92,7 @@ def _part(block: RequestBlock, param: str) -> ContentPart:
         if isinstance(block.source, Base64Source):
             return FilePart(file=FileRef(file_data=_source_url(block.source, param), filename=block.title))
         raise _invalid(f"{param}.source", "documents must be base64 or text through the gateway")
-    raise _invalid(f"{param}.type", f"{type(block).__name__} blocks are not allowed here")
+    raise _invalid(f"{param}.type", f"{block.__struct_config__.tag} blocks are not allowed in user messages")
 
 
 def _simplified(parts: list[ContentPart]) -> str | list[ContentPart]:
@@ -118,7 +121,8 @@ def _user_messages(content: str | list[RequestBlock], index: int) -> list[Messag
             parts.append(_part(block, param))
     if parts:
         others = [b for b in content if not isinstance(b, ToolResultBlock)]
-        messages.append(Message(role="user", content=_simplified(parts), provider_metadata=_cache_metadata(others)))
+        messages.append(Message(role="user", content=_simplified(parts),
+                                provider_metadata=_cache_metadata(others)))
     return messages
 
 
@@ -129,6 +133,7 @@ def _assistant_message(content: str | list[RequestBlock], index: int) -> Message
     calls: list[ToolCall] = []
     reasoning: list[str] = []
     thinking: ThinkingBlocks = []
+    foreign: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         if isinstance(block, TextBlock):
             texts.append(block.text)
@@ -139,16 +144,32 @@ def _assistant_message(content: str | list[RequestBlock], index: int) -> Message
             reasoning.append(block.thinking)
             thinking.append(block)
         elif isinstance(block, RedactedThinkingBlock):
-            thinking.append(block)
+            if block.data.startswith(FOREIGN_METADATA_PREFIX):
+                foreign.append(_foreign_metadata(block.data, f"messages[{index}].content[{j}].data"))
+            else:
+                thinking.append(block)
         else:
             raise _invalid(f"messages[{index}].content[{j}].type",
-                           f"{type(block).__name__} blocks are not allowed in assistant messages")
+                           f"{block.__struct_config__.tag} blocks are not allowed in assistant messages")
     metadata = _cache_metadata(list(content)) or {}
     if thinking:
         metadata.setdefault(METADATA_KEY, {})["thinking_blocks"] = msgspec.to_builtins(thinking)
+    for entry in foreign:
+        for provider, value in entry.items():
+            known = metadata.get(provider)
+            both_tables = isinstance(known, dict) and isinstance(value, dict)
+            metadata[provider] = {**known, **value} if both_tables else value
     return Message(role="assistant", content="".join(texts) if texts or not calls else None,
                    tool_calls=calls or None, reasoning="".join(reasoning) if reasoning else None,
                    provider_metadata=metadata or None)
+
+
+def _foreign_metadata(data: str, param: str) -> dict[str, Any]:
+    """Other providers' metadata from the block that carried it to the client and back."""
+    try:
+        return _metadata_decoder.decode(base64.urlsafe_b64decode(data[len(FOREIGN_METADATA_PREFIX):]))
+    except (ValueError, msgspec.MsgspecError):
+        raise _invalid(param, "this redacted_thinking block was altered; send it back unchanged") from None
 
 
 def _reasoning_effort(wire: MessagesRequest) -> str | None:
@@ -203,8 +224,8 @@ def decode_messages_request(body: bytes) -> ChatRequest:
     if wire.system:
         system = wire.system
         content = system if isinstance(system, str) else _simplified([TextPart(text=b.text) for b in system])
-        messages.append(Message(role="system", content=content,
-                                provider_metadata=None if isinstance(system, str) else _cache_metadata(system)))
+        cache = None if isinstance(system, str) else _cache_metadata(system)
+        messages.append(Message(role="system", content=content, provider_metadata=cache))
     for i, message in enumerate(wire.messages):
         if message.role == "user":
             messages.extend(_user_messages(message.content, i))

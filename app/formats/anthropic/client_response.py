@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
 
 from app.errors import JunctionError, UpstreamError, error_body
 from app.formats.anthropic.wire import (
+    FOREIGN_METADATA_PREFIX,
     METADATA_KEY,
     STOP_REASONS,
     ContentBlockDeltaEvent,
@@ -36,6 +38,7 @@ from app.schemas.chat import ChatResponse, Message, Usage
 from app.schemas.stream import (
     Finish,
     ReasoningDelta,
+    RefusalDelta,
     StreamDone,
     StreamEvent,
     StreamStart,
@@ -46,11 +49,12 @@ from app.schemas.stream import (
 
 _encoder = msgspec.json.Encoder()
 _object_decoder = msgspec.json.Decoder(dict[str, Any])
+_EMPTY_INPUT = msgspec.Raw(b"{}")
 
 
 def _tool_input(arguments: str) -> msgspec.Raw:
     if not arguments.strip():
-        return msgspec.Raw(b"{}")
+        return _EMPTY_INPUT
     try:
         _object_decoder.decode(arguments)
     except msgspec.MsgspecError:
@@ -59,15 +63,29 @@ def _tool_input(arguments: str) -> msgspec.Raw:
     return msgspec.Raw(arguments.encode())
 
 
+def foreign_metadata_block(metadata: dict[str, Any] | None) -> RedactedThinkingBlock | None:
+    """Other providers' metadata, wrapped for the round trip (see ``FOREIGN_METADATA_PREFIX``)."""
+    foreign = {key: value for key, value in (metadata or {}).items() if key != METADATA_KEY}
+    if not foreign:
+        return None
+    encoded = base64.urlsafe_b64encode(_encoder.encode(foreign)).decode()
+    return RedactedThinkingBlock(data=FOREIGN_METADATA_PREFIX + encoded)
+
+
 def _thinking_out(message: Message) -> list[ResponseBlockOut]:
     metadata = (message.provider_metadata or {}).get(METADATA_KEY)
     metadata = metadata if isinstance(metadata, dict) else {}
     stored = metadata.get("thinking_blocks")
+    blocks: list[ResponseBlockOut] = []
     if stored is not None:
-        return list(msgspec.convert(stored, ThinkingBlocks))
-    if message.reasoning:
-        return [ThinkingBlock(thinking=message.reasoning, signature=str(metadata.get("signature") or ""))]
-    return []
+        blocks.extend(msgspec.convert(stored, ThinkingBlocks))
+    elif message.reasoning:
+        signature = str(metadata.get("signature") or "")
+        blocks.append(ThinkingBlock(thinking=message.reasoning, signature=signature))
+    foreign = foreign_metadata_block(message.provider_metadata)
+    if foreign is not None:
+        blocks.append(foreign)
+    return blocks
 
 
 def encode_message_response(response: ChatResponse) -> bytes:
@@ -81,10 +99,13 @@ def encode_message_response(response: ChatResponse) -> bytes:
     if text:
         content.append(TextBlock(text=text))
     for call in message.tool_calls or ():
-        content.append(ToolUseBlock(id=call.id, name=call.function.name, input=_tool_input(call.function.arguments)))
+        arguments = _tool_input(call.function.arguments)
+        content.append(ToolUseBlock(id=call.id, name=call.function.name, input=arguments))
     metadata = (message.provider_metadata or {}).get(METADATA_KEY) or {}
     stop_sequence = metadata.get("stop_sequence") if isinstance(metadata, dict) else None
-    stop_reason = "stop_sequence" if stop_sequence else STOP_REASONS.get(choice.finish_reason or "stop", "end_turn")
+    stop_reason = STOP_REASONS.get(choice.finish_reason or "stop", "end_turn")
+    if stop_sequence:
+        stop_reason = "stop_sequence"
     return _encoder.encode(MessageOut(
         id=response.id, type="message", role="assistant", model=response.model, content=content,
         stop_reason=stop_reason, stop_sequence=stop_sequence, usage=anthropic_usage(response.usage)))
@@ -126,7 +147,8 @@ class MessageStreamWriter:
         closing = self._stop_block()
         self._index += 1
         self._open = kind
-        return closing + _frame(b"content_block_start", ContentBlockStartEvent(index=self._index, content_block=block))
+        start = ContentBlockStartEvent(index=self._index, content_block=block)
+        return closing + _frame(b"content_block_start", start)
 
     def _delta(self, delta: Any, index: int | None = None) -> bytes:
         event = ContentBlockDeltaEvent(index=self._index if index is None else index, delta=delta)
@@ -136,7 +158,7 @@ class MessageStreamWriter:
         """The SSE bytes for ``event``, or ``None`` when it produces nothing for the client."""
         if getattr(event, "choice", 0):
             return None
-        if isinstance(event, TextDelta):
+        if isinstance(event, (TextDelta, RefusalDelta)):  # a refusal is text; the stop reason tells
             if not event.text:
                 return None
             opening = b"" if self._open == "text" else self._start_block("text", TextBlock(text=""))
@@ -163,7 +185,8 @@ class MessageStreamWriter:
     def _tool_call(self, event: ToolCallDelta) -> bytes | None:
         out = b""
         if event.id is not None:
-            out = self._start_block("tool", ToolUseBlock(id=event.id, name=event.name or "", input=msgspec.Raw(b"{}")))
+            block = ToolUseBlock(id=event.id, name=event.name or "", input=_EMPTY_INPUT)
+            out = self._start_block("tool", block)
             self._tool_blocks[event.index] = self._index
         if event.arguments:
             # Parallel calls' pieces may interleave; each goes to its own block's index.
@@ -180,6 +203,9 @@ class MessageStreamWriter:
             if self._open != "thinking":
                 out = self._start_block("thinking", ThinkingBlock(thinking="", signature=""))
             out += self._delta(ThinkingDeltaOut(thinking=event.text))
+        foreign = foreign_metadata_block(event.provider_metadata)
+        if foreign is not None:
+            out += self._start_block("redacted", foreign) + self._stop_block()
         metadata = (event.provider_metadata or {}).get(METADATA_KEY)
         if isinstance(metadata, dict):
             signature = metadata.get("signature")
@@ -189,7 +215,8 @@ class MessageStreamWriter:
                 out += self._delta(SignatureDeltaOut(signature=signature)) + self._stop_block()
             redacted = metadata.get("redacted_thinking")
             if isinstance(redacted, str):
-                out += self._start_block("redacted", RedactedThinkingBlock(data=redacted)) + self._stop_block()
+                block = RedactedThinkingBlock(data=redacted)
+                out += self._start_block("redacted", block) + self._stop_block()
         return out or None
 
     def finish(self) -> bytes:

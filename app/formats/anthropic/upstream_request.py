@@ -24,7 +24,13 @@ from typing import Any
 import msgspec
 
 from app.errors import InvalidRequest
-from app.formats.anthropic.blocks import assistant_blocks, system_blocks, tool_result_block, user_blocks
+from app.formats.anthropic.blocks import (
+    assistant_blocks,
+    system_blocks,
+    tool_result_block,
+    user_blocks,
+    with_cache_control,
+)
 from app.formats.anthropic.wire import (
     MessageParam,
     MessagesRequest,
@@ -81,7 +87,7 @@ def _turns(messages: list[Message]) -> tuple[list[TextBlock], list[MessageParam]
         role = message.role
         results: list[Any] = []
         if role == "user":
-            blocks = user_blocks(message.content, f"messages[{i}].content")
+            blocks = with_cache_control(user_blocks(message.content, f"messages[{i}].content"), message)
         elif role == "assistant":
             blocks = assistant_blocks(message, i)
         elif role == "tool":
@@ -121,7 +127,8 @@ def _tool_choice(request: ChatRequest) -> ToolChoiceParam | None:
     if choice is None:
         return ToolChoiceParam(type="auto", disable_parallel_tool_use=True) if disable_parallel else None
     if isinstance(choice, NamedToolChoice):
-        return ToolChoiceParam(type="tool", name=choice.function.name, disable_parallel_tool_use=disable_parallel)
+        return ToolChoiceParam(type="tool", name=choice.function.name,
+                               disable_parallel_tool_use=disable_parallel)
     if choice == "auto":
         return ToolChoiceParam(type="auto", disable_parallel_tool_use=disable_parallel)
     if choice == "required":
@@ -132,7 +139,8 @@ def _tool_choice(request: ChatRequest) -> ToolChoiceParam | None:
                          "function", param="tool_choice", code="invalid_value")
 
 
-def _thinking(request: ChatRequest, max_tokens: int, explicit_limit: bool) -> tuple[ThinkingParam | None, int]:
+def _thinking(request: ChatRequest, max_tokens: int,
+              explicit_limit: bool) -> tuple[ThinkingParam | None, int]:
     """The thinking config and the max_tokens to send with it (thinking counts towards it)."""
     extra = (request.extra_fields or {}).get("thinking")
     if extra is not None:
@@ -148,7 +156,8 @@ def _thinking(request: ChatRequest, max_tokens: int, explicit_limit: bool) -> tu
     budget = min(budget, max_tokens - 1)
     if budget < MIN_THINKING_BUDGET:
         raise InvalidRequest(f"max_tokens: must exceed {MIN_THINKING_BUDGET} when reasoning_effort is set "
-                             "(anthropic's smallest thinking budget)", param="max_tokens", code="invalid_value")
+                             "(anthropic's smallest thinking budget)", param="max_tokens",
+                             code="invalid_value")
     return ThinkingParam(type="enabled", budget_tokens=budget), max_tokens
 
 
@@ -161,7 +170,8 @@ def _response_tool(request: ChatRequest) -> ToolParam | None:
         name = _TOOL_NAME_UNSAFE.sub("_", spec.name)[:64] or "json_response"
         return ToolParam(name=name, description=spec.description or _RESPONSE_TOOL_DESCRIPTION,
                          input_schema=spec.schema or {"type": "object"})
-    return ToolParam(name="json_response", description=_RESPONSE_TOOL_DESCRIPTION, input_schema={"type": "object"})
+    return ToolParam(name="json_response", description=_RESPONSE_TOOL_DESCRIPTION,
+                     input_schema={"type": "object"})
 
 
 def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
@@ -172,7 +182,8 @@ def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
     limit = request.output_token_limit()
     thinking, max_tokens = _thinking(request, limit or default_max_tokens, limit is not None)
     tools = [ToolParam(name=tool.function.name, description=tool.function.description,
-                       input_schema=tool.function.parameters or _EMPTY_SCHEMA) for tool in request.tools or ()]
+                       input_schema=tool.function.parameters or _EMPTY_SCHEMA)
+             for tool in request.tools or ()]
     tool_choice = _tool_choice(request) if tools else None
     response_tool = _response_tool(request)
     if response_tool is not None:

@@ -84,7 +84,8 @@ def decode_message_response(body: bytes, provider: str, response_tool: str | Non
                                                                                     arguments=arguments)))
         elif kind == "thinking":
             reasoning.append(block.thinking or "")
-            thinking_blocks.append(ThinkingBlock(thinking=block.thinking or "", signature=block.signature or ""))
+            signed = ThinkingBlock(thinking=block.thinking or "", signature=block.signature or "")
+            thinking_blocks.append(signed)
         elif kind == "redacted_thinking":
             thinking_blocks.append(RedactedThinkingBlock(data=block.data or ""))
         # Server-tool blocks (web search and the like) have no unified form and are not relayed.
@@ -222,7 +223,8 @@ _CONTEXT_TOO_LONG = re.compile(r"prompt is too long|exceed(s|ed)? (the )?context
 
 def _context_too_long(provider: str, detail: ErrorDetail) -> InvalidRequest | None:
     if detail.type == "invalid_request_error" and _CONTEXT_TOO_LONG.search(detail.message):
-        return InvalidRequest(f"{provider}: {detail.message}", param="messages", code="context_length_exceeded")
+        return InvalidRequest(f"{provider}: {detail.message}", param="messages",
+                              code="context_length_exceeded")
     return None
 
 

@@ -331,6 +331,10 @@ STOP_REASONS: dict[str, str] = {
 
 #: Key of Anthropic's entry in ``provider_metadata`` (messages and reasoning deltas).
 METADATA_KEY = "anthropic"
+#: Other providers' opaque metadata (e.g. Gemini thought signatures) reaches Anthropic clients as
+#: a ``redacted_thinking`` block whose data is this prefix + base64url(JSON): clients pass such
+#: blocks back unchanged, which is exactly the round trip that metadata needs.
+FOREIGN_METADATA_PREFIX = "junction-metadata:"
 
 
 def unified_usage(usage: AnthropicUsage, input_tokens: int | None = None) -> Usage:

@@ -36,8 +36,10 @@ def open_document_store(url: str, *, cipher: Cipher, changes: ChangeBus | None =
         from app.stores.documents.mongo_store import MongoDocumentStore
 
         return MongoDocumentStore(url, cipher=cipher, changes=changes)
-    raise ConfigError(f"stores.documents: unsupported URL scheme {scheme!r}; use sqlite+aiosqlite://, "
-                      "postgresql+asyncpg:// or mongodb://")
+    raise ConfigError(
+        f"stores.documents: unsupported URL scheme {scheme!r}; use sqlite+aiosqlite://, "
+        "postgresql+asyncpg:// or mongodb://"
+    )
 
 
 __all__ = ["DocumentStore", "open_document_store"]

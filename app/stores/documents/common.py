@@ -40,8 +40,11 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def check_slug(slug: str) -> str:
     if not SLUG_SHAPE.match(slug):
-        raise InvalidRequest("slug must be 1-64 lowercase letters, digits or '-', not starting or "
-                             "ending with '-'", param="slug", code="invalid_slug")
+        raise InvalidRequest(
+            "slug must be 1-64 lowercase letters, digits or '-', not starting or ending with '-'",
+            param="slug",
+            code="invalid_slug",
+        )
     return slug
 
 

@@ -41,7 +41,6 @@ class MongoModels:
                 name = "orgs"
                 indexes = [IndexModel([("created_at", ASCENDING)])]
 
-
         class ApiKeyDocument(Document):
             id: str  # type: ignore[assignment]
             org_id: str
@@ -66,7 +65,6 @@ class MongoModels:
                     IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
                 ]
 
-
         class CredentialDocument(Document):
             #: ``<org_id>/<provider>``: one credential per org and provider, enforced by the primary key.
             id: str  # type: ignore[assignment]
@@ -79,8 +77,11 @@ class MongoModels:
 
             class Settings:
                 name = "provider_credentials"
-                indexes = [IndexModel([("org_id", ASCENDING), ("provider", ASCENDING)], unique=True, name="org_provider")]
-
+                indexes = [
+                    IndexModel(
+                        [("org_id", ASCENDING), ("provider", ASCENDING)], unique=True, name="org_provider"
+                    )
+                ]
 
         class BridgeDocument(Document):
             id: str  # type: ignore[assignment]
@@ -103,10 +104,11 @@ class MongoModels:
             class Settings:
                 name = "bridges"
                 indexes = [
-                    IndexModel([("org_id", ASCENDING), ("slug", ASCENDING)], unique=True, name="org_slug_unique"),
+                    IndexModel(
+                        [("org_id", ASCENDING), ("slug", ASCENDING)], unique=True, name="org_slug_unique"
+                    ),
                     IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
                 ]
-
 
         class BridgeVersionDocument(Document):
             #: ``<bridge_id>/<version>``: a version number exists once per bridge.
@@ -119,8 +121,11 @@ class MongoModels:
 
             class Settings:
                 name = "bridge_versions"
-                indexes = [IndexModel([("bridge_id", ASCENDING), ("version", ASCENDING)], unique=True, name="bridge_version")]
-
+                indexes = [
+                    IndexModel(
+                        [("bridge_id", ASCENDING), ("version", ASCENDING)], unique=True, name="bridge_version"
+                    )
+                ]
 
         class ThreadDocument(Document):
             id: str  # type: ignore[assignment]
@@ -137,7 +142,6 @@ class MongoModels:
                     IndexModel([("bridge_id", ASCENDING)], name="bridge"),
                 ]
 
-
         class ThreadMessageDocument(Document):
             """One message per document: threads grow without nearing MongoDB's 16 MB document limit."""
 
@@ -150,20 +154,32 @@ class MongoModels:
 
             class Settings:
                 name = "thread_messages"
-                indexes = [IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="thread_seq")]
+                indexes = [
+                    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="thread_seq")
+                ]
 
         self.orgs, self.keys, self.credentials = OrgDocument, ApiKeyDocument, CredentialDocument
         self.bridges, self.versions = BridgeDocument, BridgeVersionDocument
         self.threads, self.messages = ThreadDocument, ThreadMessageDocument
 
     def all(self) -> list[type[Document]]:
-        return [self.orgs, self.keys, self.credentials, self.bridges, self.versions, self.threads, self.messages]
+        return [
+            self.orgs,
+            self.keys,
+            self.credentials,
+            self.bridges,
+            self.versions,
+            self.threads,
+            self.messages,
+        ]
 
 
 def to_record(document: Document, record_type: type[RecordT]) -> RecordT:
     """A Document as a record; BSON dates come back naive (or in the client's zone): make them UTC."""
-    fields = {name: as_utc(value) if isinstance(value, datetime) else value
-              for name, value in document.model_dump().items()}
+    fields = {
+        name: as_utc(value) if isinstance(value, datetime) else value
+        for name, value in document.model_dump().items()
+    }
     return msgspec.convert(fields, record_type)
 
 

@@ -30,9 +30,10 @@ from app.stores.documents.protocol import (
 )
 
 
-
 def _slug_taken(slug: str) -> Conflict:
-    return Conflict(f"a bridge with slug {slug!r} already exists in this org", param="slug", code="slug_taken")
+    return Conflict(
+        f"a bridge with slug {slug!r} already exists in this org", param="slug", code="slug_taken"
+    )
 
 
 def bridge_filter(org_id: str, id_or_slug: str) -> dict[str, Any]:
@@ -47,8 +48,15 @@ class MongoBridges:
     async def create(self, org_id: str, spec: NewBridge) -> Bridge:
         await require_org(self._m, org_id)
         now = utc_now()
-        fields = {**bridge_fields(spec), "id": new_id("br"), "org_id": org_id, "published_version": None,
-                  "latest_version": 0, "created_at": now, "updated_at": now}
+        fields = {
+            **bridge_fields(spec),
+            "id": new_id("br"),
+            "org_id": org_id,
+            "published_version": None,
+            "latest_version": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         document = self._m.bridges(**fields)
         try:
             await document.insert()
@@ -64,14 +72,17 @@ class MongoBridges:
         return to_record(document, Bridge)
 
     async def list(self, org_id: str) -> list[Bridge]:
-        documents = await self._m.bridges.find({"org_id": org_id}).sort([("created_at", 1), ("_id", 1)]).to_list()
+        documents = (
+            await self._m.bridges.find({"org_id": org_id}).sort([("created_at", 1), ("_id", 1)]).to_list()
+        )
         return [to_record(document, Bridge) for document in documents]
 
     async def update(self, org_id: str, bridge_id: str, patch: BridgePatch) -> Bridge:
         changes = {**patched_fields(patch), "updated_at": utc_now()}
         try:
             document = await self._m.bridges.find_one(bridge_filter(org_id, bridge_id)).update(
-                {"$set": changes}, response_type=UpdateResponse.NEW_DOCUMENT)
+                {"$set": changes}, response_type=UpdateResponse.NEW_DOCUMENT
+            )
         except DuplicateKeyError:
             raise _slug_taken(str(changes.get("slug"))) from None
         if document is None:
@@ -82,8 +93,10 @@ class MongoBridges:
     async def delete(self, org_id: str, bridge_id: str) -> None:
         bridge = await self.get(org_id, bridge_id)
         await self._m.bridges.find({"_id": bridge.id, "org_id": org_id}).delete()
-        thread_ids = [thread.id for thread in await self._m.threads.find(
-            {"bridge_id": bridge.id, "org_id": org_id}).to_list()]
+        thread_ids = [
+            thread.id
+            for thread in await self._m.threads.find({"bridge_id": bridge.id, "org_id": org_id}).to_list()
+        ]
         await self._m.versions.find({"bridge_id": bridge.id, "org_id": org_id}).delete()
         await self._m.threads.find({"bridge_id": bridge.id, "org_id": org_id}).delete()
         if thread_ids:
@@ -95,21 +108,33 @@ class MongoBridges:
         now = utc_now()
         document = await self._m.bridges.find_one(bridge_filter(org_id, bridge_id)).update(
             {"$inc": {"latest_version": 1}, "$set": {"updated_at": now}},
-            response_type=UpdateResponse.NEW_DOCUMENT)
+            response_type=UpdateResponse.NEW_DOCUMENT,
+        )
         if document is None:
             raise NotFound(f"bridge {bridge_id!r} not found")
         bridge = to_record(document, Bridge)
-        version = BridgeVersion(bridge_id=bridge.id, org_id=org_id, version=bridge.latest_version,
-                                config=bridge.draft(), created_at=now)
-        await self._m.versions(id=f"{bridge.id}/{version.version}", bridge_id=bridge.id, org_id=org_id,
-                               version=version.version, config=bridge_config_builtins(bridge),
-                               created_at=now).insert()
+        version = BridgeVersion(
+            bridge_id=bridge.id,
+            org_id=org_id,
+            version=bridge.latest_version,
+            config=bridge.draft(),
+            created_at=now,
+        )
+        await self._m.versions(
+            id=f"{bridge.id}/{version.version}",
+            bridge_id=bridge.id,
+            org_id=org_id,
+            version=version.version,
+            config=bridge_config_builtins(bridge),
+            created_at=now,
+        ).insert()
         await self._notify("bridge", bridge.id)
         return version
 
     async def _version(self, bridge: Bridge, version: int) -> BridgeVersion:
         document = await self._m.versions.find_one(
-            {"bridge_id": bridge.id, "org_id": bridge.org_id, "version": version})
+            {"bridge_id": bridge.id, "org_id": bridge.org_id, "version": version}
+        )
         if document is None:
             raise NotFound(f"bridge {bridge.slug!r} has no version {version}", param="version")
         return to_record(document, BridgeVersion)
@@ -119,8 +144,11 @@ class MongoBridges:
 
     async def list_versions(self, org_id: str, bridge_id: str) -> list[BridgeVersion]:
         bridge = await self.get(org_id, bridge_id)
-        documents = await self._m.versions.find({"bridge_id": bridge.id, "org_id": org_id}).sort(
-            [("version", 1)]).to_list()
+        documents = (
+            await self._m.versions.find({"bridge_id": bridge.id, "org_id": org_id})
+            .sort([("version", 1)])
+            .to_list()
+        )
         return [to_record(document, BridgeVersion) for document in documents]
 
     async def publish(self, org_id: str, bridge_id: str, version: int) -> Bridge:
@@ -128,7 +156,8 @@ class MongoBridges:
         await self._version(bridge, version)
         document = await self._m.bridges.find_one({"_id": bridge.id, "org_id": org_id}).update(
             {"$set": {"published_version": version, "updated_at": utc_now()}},
-            response_type=UpdateResponse.NEW_DOCUMENT)
+            response_type=UpdateResponse.NEW_DOCUMENT,
+        )
         if document is None:
             raise NotFound(f"bridge {bridge_id!r} not found")
         await self._notify("bridge", bridge.id)
@@ -154,8 +183,9 @@ class MongoThreads:
             bridge_id = (await self._bridges.get(org_id, bridge_id)).id
         now = utc_now()
         thread = Thread(id=new_id("th"), org_id=org_id, bridge_id=bridge_id, created_at=now, updated_at=now)
-        await self._m.threads(id=thread.id, org_id=org_id, bridge_id=bridge_id, message_count=0,
-                              created_at=now, updated_at=now).insert()
+        await self._m.threads(
+            id=thread.id, org_id=org_id, bridge_id=bridge_id, message_count=0, created_at=now, updated_at=now
+        ).insert()
         return thread
 
     async def get(self, org_id: str, thread_id: str, last: int | None = None) -> Thread:
@@ -165,8 +195,13 @@ class MongoThreads:
         if document is None:
             raise NotFound(f"thread {thread_id!r} not found")
         first_seq = 1 if last is None else document.message_count - last + 1
-        rows = await self._m.messages.find(
-            {"thread_id": thread_id, "org_id": org_id, "seq": {"$gte": first_seq}}).sort([("seq", 1)]).to_list()
+        rows = (
+            await self._m.messages.find(
+                {"thread_id": thread_id, "org_id": org_id, "seq": {"$gte": first_seq}}
+            )
+            .sort([("seq", 1)])
+            .to_list()
+        )
         thread = to_record(document, Thread)
         thread.messages = msgspec.convert([row.message for row in rows], list[Message])
         return thread
@@ -175,23 +210,34 @@ class MongoThreads:
         # The $inc reserves the positions atomically, so concurrent appends never share a number.
         document = await self._m.threads.find_one({"_id": thread_id, "org_id": org_id}).update(
             {"$inc": {"message_count": len(messages)}, "$set": {"updated_at": utc_now()}},
-            response_type=UpdateResponse.NEW_DOCUMENT)
+            response_type=UpdateResponse.NEW_DOCUMENT,
+        )
         if document is None:
             raise NotFound(f"thread {thread_id!r} not found")
         total: int = document.message_count
         start = total - len(messages) + 1
         if messages:
-            await self._m.messages.insert_many([
-                self._m.messages(id=f"{thread_id}/{start + offset}", thread_id=thread_id, org_id=org_id,
-                                 seq=start + offset, message=msgspec.to_builtins(message))
-                for offset, message in enumerate(messages)])
+            await self._m.messages.insert_many(
+                [
+                    self._m.messages(
+                        id=f"{thread_id}/{start + offset}",
+                        thread_id=thread_id,
+                        org_id=org_id,
+                        seq=start + offset,
+                        message=msgspec.to_builtins(message),
+                    )
+                    for offset, message in enumerate(messages)
+                ]
+            )
         return total
 
     async def list(self, org_id: str, bridge_id: str | None = None, limit: int = 100) -> list[Thread]:
         query: dict[str, Any] = {"org_id": org_id}
         if bridge_id is not None:
             query["bridge_id"] = (await self._bridges.get(org_id, bridge_id)).id
-        documents = await self._m.threads.find(query).sort([("updated_at", -1), ("_id", -1)]).limit(limit).to_list()
+        documents = (
+            await self._m.threads.find(query).sort([("updated_at", -1), ("_id", -1)]).limit(limit).to_list()
+        )
         return [to_record(document, Thread) for document in documents]
 
     async def delete(self, org_id: str, thread_id: str) -> None:

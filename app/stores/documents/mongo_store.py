@@ -57,7 +57,8 @@ class MongoOrgs:
         if patch.name is not msgspec.UNSET:
             changes["name"] = patch.name
         document = await self._m.orgs.find_one({"_id": org_id}).update(
-            {"$set": changes}, response_type=UpdateResponse.NEW_DOCUMENT)
+            {"$set": changes}, response_type=UpdateResponse.NEW_DOCUMENT
+        )
         if document is None:
             raise NotFound(f"org {org_id!r} not found")
         await self._notify("org", org_id)
@@ -69,8 +70,14 @@ class MongoOrgs:
         result = await self._m.orgs.find({"_id": org_id}).delete()
         if result is None or result.deleted_count == 0:
             raise NotFound(f"org {org_id!r} not found")
-        for model in (self._m.keys, self._m.credentials, self._m.bridges, self._m.versions,
-                      self._m.threads, self._m.messages):
+        for model in (
+            self._m.keys,
+            self._m.credentials,
+            self._m.bridges,
+            self._m.versions,
+            self._m.threads,
+            self._m.messages,
+        ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
 
@@ -84,10 +91,20 @@ class MongoApiKeys:
         await require_org(self._m, org_id)
         generated = generate_api_key()
         record = ApiKey(
-            id=new_id("key"), org_id=org_id, name=spec.name, prefix=generated.prefix,
-            secret_hash=generated.secret_hash, scopes=list(spec.scopes), models=spec.models,
-            rpm=spec.rpm, tpm=spec.tpm, budget_usd=spec.budget_usd, budget_period=spec.budget_period,
-            expires_at=spec.expires_at, created_at=utc_now())
+            id=new_id("key"),
+            org_id=org_id,
+            name=spec.name,
+            prefix=generated.prefix,
+            secret_hash=generated.secret_hash,
+            scopes=list(spec.scopes),
+            models=spec.models,
+            rpm=spec.rpm,
+            tpm=spec.tpm,
+            budget_usd=spec.budget_usd,
+            budget_period=spec.budget_period,
+            expires_at=spec.expires_at,
+            created_at=utc_now(),
+        )
         await self._m.keys(**msgspec.structs.asdict(record)).insert()
         await self._notify("key", record.id)
         return IssuedApiKey(record=record, key=generated.key)
@@ -99,13 +116,16 @@ class MongoApiKeys:
         return to_record(document, ApiKey)
 
     async def list(self, org_id: str) -> list[ApiKey]:
-        documents = await self._m.keys.find({"org_id": org_id}).sort([("created_at", 1), ("_id", 1)]).to_list()
+        documents = (
+            await self._m.keys.find({"org_id": org_id}).sort([("created_at", 1), ("_id", 1)]).to_list()
+        )
         return [to_record(document, ApiKey) for document in documents]
 
     async def revoke(self, org_id: str, key_id: str) -> ApiKey:
         # Only an unrevoked key gets a time, so revoking twice keeps the first one.
         await self._m.keys.find_one({"_id": key_id, "org_id": org_id, "revoked_at": None}).update(
-            {"$set": {"revoked_at": utc_now()}})
+            {"$set": {"revoked_at": utc_now()}}
+        )
         record = await self.get(org_id, key_id)
         await self._notify("key", key_id)
         return record
@@ -142,9 +162,12 @@ class MongoCredentials:
         collection = self._m.credentials.get_pymongo_collection()
         await collection.update_one(
             {"_id": f"{org_id}/{provider}"},
-            {"$set": {"key_id": sealed.key_id, "ciphertext": sealed.blob, "updated_at": now},
-             "$setOnInsert": {"org_id": org_id, "provider": provider, "created_at": now}},
-            upsert=True)
+            {
+                "$set": {"key_id": sealed.key_id, "ciphertext": sealed.blob, "updated_at": now},
+                "$setOnInsert": {"org_id": org_id, "provider": provider, "created_at": now},
+            },
+            upsert=True,
+        )
         await self._notify("credential", f"{org_id}/{provider}")
         return await self.get(org_id, provider)
 
@@ -176,19 +199,28 @@ class MongoCredentials:
         for credential in await self.list(org_id):
             if self._cipher.is_current(credential.key_id):
                 continue
-            secret = open_secret(self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext)
+            secret = open_secret(
+                self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext
+            )
             sealed = seal_secret(self._cipher, org_id, credential.provider, secret)
             # Only replace what we read: a concurrent put() already sealed with the newest key.
             result = await collection.update_one(
                 {"org_id": org_id, "provider": credential.provider, "key_id": credential.key_id},
-                {"$set": {"key_id": sealed.key_id, "ciphertext": sealed.blob}})
+                {"$set": {"key_id": sealed.key_id, "ciphertext": sealed.blob}},
+            )
             resealed += result.modified_count
         return resealed
 
 
 class MongoDocumentStore:
-    def __init__(self, url: str, *, cipher: Cipher, changes: ChangeBus | None = None,
-                 database: AsyncDatabase[Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cipher: Cipher,
+        changes: ChangeBus | None = None,
+        database: AsyncDatabase[Any] | None = None,
+    ) -> None:
         """``database`` lends an already-connected database (tests use a stand-in); otherwise
         ``start()`` connects to ``url`` and uses the database it names (default ``junction``)."""
         self.url = url

@@ -18,21 +18,21 @@ How to use it (for the API, auth and bridge code):
   The store is reached by dependency injection (``store.orgs``, ``store.keys``,
   ``store.credentials``, ``store.bridges``, ``store.threads``); nothing is global.
 * **Isolation lives here.** Every read, list, update and delete takes the ``org_id`` it is confined
-  to; a record of another org is indistinguishable from a missing one (:class:`~app.errors.NotFound`).
-  Pass the caller's org (``Principal.org_id``); only the master key may pick any org. The single
-  unconfined read is :meth:`ApiKeyRepository.authenticate` / ``find_by_prefix``: the presented key
-  itself names its org, and nothing is returned without the secret matching (or, for
-  ``find_by_prefix``, to an authenticator that verifies it with :func:`app.security.api_keys.verify`).
-* Errors: missing (or other org's) record → ``NotFound``; duplicate bridge slug in an org →
-  ``Conflict`` (409); bad slug / unknown version → ``InvalidRequest`` naming the field.
+  to; another org's record is indistinguishable from a missing one (``NotFound``). Pass the
+  caller's org (``Principal.org_id``); only the master key may pick any org. The one unconfined
+  read is ``keys.authenticate`` / ``keys.find_by_prefix``: the presented key names its own org
+  (verify ``find_by_prefix`` results with :func:`app.security.api_keys.verify_api_key`).
+  Bridge methods take the bridge's id (``br_…``) or its slug.
+* Errors: missing (or another org's) record or version → ``NotFound``; duplicate slug in an org
+  → ``Conflict`` (409); malformed slug or provider name → ``InvalidRequest`` naming the field.
 * Secrets: :class:`ApiKey` holds only ``prefix`` + ``secret_hash``; the plaintext key exists once,
-  in :class:`IssuedApiKey` returned by ``create``. :class:`ProviderCredential` holds only ciphertext;
-  the plaintext :class:`ProviderSecret` comes from ``credentials.reveal`` and must never be
-  serialised to a client or logged. Build API responses from explicit view Structs, not by
-  encoding these records wholesale (``secret_hash``/``ciphertext`` would leak).
-* Hot reload: when the store was given a ``ChangeBus``, every successful mutation publishes
-  ``(kind, id)`` with kind ``org`` | ``key`` | ``credential`` | ``bridge`` | ``thread`` and id the
-  record's id (``<org_id>/<provider>`` for credentials). Caches subscribe and drop entries.
+  in the :class:`IssuedApiKey` from ``create``. :class:`ProviderCredential` holds only ciphertext;
+  the plaintext :class:`ProviderSecret` comes from ``credentials.reveal`` and is never sent to a
+  client or logged. Build API responses from view Structs, never these records wholesale.
+* Hot reload: with a ``ChangeBus``, every successful mutation publishes ``(kind, id)``: kind
+  ``org`` | ``key`` | ``credential`` | ``bridge`` | ``thread``, id the record's id
+  (``<org_id>/<provider>`` for credentials; an ``org`` change covers all the org owns; ``*`` from
+  the bus means "drop every cache"). Rotation: ``rotation.reencrypt_all_credentials(store)``.
 * Times are timezone-aware UTC ``datetime``s on every backend.
 """
 
@@ -215,9 +215,15 @@ class Bridge(_Record, kw_only=True):
     updated_at: datetime
 
     def draft(self) -> BridgeConfig:
-        return BridgeConfig(model=self.model, prompt=self.prompt, variables=self.variables,
-                            params=self.params, response_format=self.response_format,
-                            tools=self.tools, fallback_model=self.fallback_model)
+        return BridgeConfig(
+            model=self.model,
+            prompt=self.prompt,
+            variables=self.variables,
+            params=self.params,
+            response_format=self.response_format,
+            tools=self.tools,
+            fallback_model=self.fallback_model,
+        )
 
 
 class BridgeVersion(_Record, kw_only=True):

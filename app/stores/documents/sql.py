@@ -16,12 +16,14 @@ from sqlalchemy.engine import Dialect
 #: Alembic's bookkeeping table for this store, so another store's migrations can share a database.
 VERSION_TABLE = "junction_documents_version"
 
-metadata = sa.MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -53,7 +55,8 @@ def _org_fk() -> sa.ForeignKey:
 
 
 orgs = sa.Table(
-    "orgs", metadata,
+    "orgs",
+    metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -61,7 +64,8 @@ orgs = sa.Table(
 )
 
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("org_id", Id, _org_fk(), nullable=False, index=True),
     sa.Column("name", sa.String(200), nullable=False),
@@ -79,7 +83,8 @@ api_keys = sa.Table(
 )
 
 provider_credentials = sa.Table(
-    "provider_credentials", metadata,
+    "provider_credentials",
+    metadata,
     sa.Column("org_id", Id, _org_fk(), primary_key=True),
     sa.Column("provider", sa.String(64), primary_key=True),
     sa.Column("key_id", sa.String(64), nullable=False),
@@ -89,7 +94,8 @@ provider_credentials = sa.Table(
 )
 
 bridges = sa.Table(
-    "bridges", metadata,
+    "bridges",
+    metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("org_id", Id, _org_fk(), nullable=False),
     sa.Column("slug", sa.String(64), nullable=False),
@@ -110,7 +116,8 @@ bridges = sa.Table(
 )
 
 bridge_versions = sa.Table(
-    "bridge_versions", metadata,
+    "bridge_versions",
+    metadata,
     sa.Column("bridge_id", Id, sa.ForeignKey("bridges.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("org_id", Id, _org_fk(), nullable=False),
@@ -119,7 +126,8 @@ bridge_versions = sa.Table(
 )
 
 threads = sa.Table(
-    "threads", metadata,
+    "threads",
+    metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("org_id", Id, _org_fk(), nullable=False),
     sa.Column("bridge_id", Id, sa.ForeignKey("bridges.id", ondelete="CASCADE"), nullable=True, index=True),
@@ -131,7 +139,8 @@ threads = sa.Table(
 )
 
 thread_messages = sa.Table(
-    "thread_messages", metadata,
+    "thread_messages",
+    metadata,
     sa.Column("thread_id", Id, sa.ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True),
     # 1-based position in the thread; the primary key makes "last N" an index range scan.
     sa.Column("seq", sa.Integer, primary_key=True),

@@ -78,8 +78,11 @@ class SqlOrgs:
         if patch.name is not msgspec.UNSET:
             changes["name"] = patch.name
         async with self._db.engine.begin() as connection:
-            row = (await connection.execute(
-                orgs.update().where(orgs.c.id == org_id).values(**changes).returning(*orgs.c))).first()
+            row = (
+                await connection.execute(
+                    orgs.update().where(orgs.c.id == org_id).values(**changes).returning(*orgs.c)
+                )
+            ).first()
         if row is None:
             raise NotFound(f"org {org_id!r} not found")
         await self._notify("org", org_id)
@@ -105,10 +108,20 @@ class SqlApiKeys:
     async def create(self, org_id: str, spec: NewApiKey) -> IssuedApiKey:
         generated = generate_api_key()
         record = ApiKey(
-            id=new_id("key"), org_id=org_id, name=spec.name, prefix=generated.prefix,
-            secret_hash=generated.secret_hash, scopes=list(spec.scopes), models=spec.models,
-            rpm=spec.rpm, tpm=spec.tpm, budget_usd=spec.budget_usd, budget_period=spec.budget_period,
-            expires_at=spec.expires_at, created_at=utc_now())
+            id=new_id("key"),
+            org_id=org_id,
+            name=spec.name,
+            prefix=generated.prefix,
+            secret_hash=generated.secret_hash,
+            scopes=list(spec.scopes),
+            models=spec.models,
+            rpm=spec.rpm,
+            tpm=spec.tpm,
+            budget_usd=spec.budget_usd,
+            budget_period=spec.budget_period,
+            expires_at=spec.expires_at,
+            created_at=utc_now(),
+        )
         async with self._db.engine.begin() as connection:
             await require_org(connection, org_id)
             await connection.execute(api_keys.insert().values(**row_values(record, _KEY_JSON)))
@@ -126,16 +139,26 @@ class SqlApiKeys:
         return to_record(row, ApiKey)
 
     async def list(self, org_id: str) -> list[ApiKey]:
-        query = api_keys.select().where(api_keys.c.org_id == org_id).order_by(api_keys.c.created_at, api_keys.c.id)
+        query = (
+            api_keys.select()
+            .where(api_keys.c.org_id == org_id)
+            .order_by(api_keys.c.created_at, api_keys.c.id)
+        )
         async with self._db.engine.connect() as connection:
             rows = await connection.execute(query)
         return [to_record(row, ApiKey) for row in rows]
 
     async def revoke(self, org_id: str, key_id: str) -> ApiKey:
-        statement = (api_keys.update().where(self._in_org(org_id, key_id))
-                     .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.bindparam("now", utc_now(),
-                                                                                             type_=api_keys.c.revoked_at.type)))
-                     .returning(*api_keys.c))
+        statement = (
+            api_keys.update()
+            .where(self._in_org(org_id, key_id))
+            .values(
+                revoked_at=sa.func.coalesce(
+                    api_keys.c.revoked_at, sa.bindparam("now", utc_now(), type_=api_keys.c.revoked_at.type)
+                )
+            )
+            .returning(*api_keys.c)
+        )
         async with self._db.engine.begin() as connection:
             row = (await connection.execute(statement)).first()
         if row is None:
@@ -176,8 +199,14 @@ class SqlCredentials:
         check_provider(provider)
         sealed = seal_secret(self._cipher, org_id, provider, secret)
         now = utc_now()
-        values = {"org_id": org_id, "provider": provider, "key_id": sealed.key_id,
-                  "ciphertext": sealed.blob, "created_at": now, "updated_at": now}
+        values = {
+            "org_id": org_id,
+            "provider": provider,
+            "key_id": sealed.key_id,
+            "ciphertext": sealed.blob,
+            "created_at": now,
+            "updated_at": now,
+        }
         dialect = postgresql if self._db.engine.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(provider_credentials).values(**values)
         statement = statement.on_conflict_do_update(
@@ -192,31 +221,41 @@ class SqlCredentials:
 
     async def get(self, org_id: str, provider: str) -> ProviderCredential:
         async with self._db.engine.connect() as connection:
-            row = (await connection.execute(
-                provider_credentials.select().where(self._in_org(org_id, provider)))).first()
+            row = (
+                await connection.execute(provider_credentials.select().where(self._in_org(org_id, provider)))
+            ).first()
         if row is None:
             raise NotFound(f"no {provider!r} credential in this org")
         return to_record(row, ProviderCredential)
 
     async def list(self, org_id: str) -> list[ProviderCredential]:
-        query = (provider_credentials.select().where(provider_credentials.c.org_id == org_id)
-                 .order_by(provider_credentials.c.provider))
+        query = (
+            provider_credentials.select()
+            .where(provider_credentials.c.org_id == org_id)
+            .order_by(provider_credentials.c.provider)
+        )
         async with self._db.engine.connect() as connection:
             rows = await connection.execute(query)
         return [to_record(row, ProviderCredential) for row in rows]
 
     async def reveal(self, org_id: str, provider: str) -> ProviderSecret | None:
         async with self._db.engine.connect() as connection:
-            row = (await connection.execute(
-                sa.select(provider_credentials.c.key_id, provider_credentials.c.ciphertext)
-                .where(self._in_org(org_id, provider)))).first()
+            row = (
+                await connection.execute(
+                    sa.select(provider_credentials.c.key_id, provider_credentials.c.ciphertext).where(
+                        self._in_org(org_id, provider)
+                    )
+                )
+            ).first()
         if row is None:
             return None
         return open_secret(self._cipher, org_id, provider, row.key_id, bytes(row.ciphertext))
 
     async def delete(self, org_id: str, provider: str) -> None:
         async with self._db.engine.begin() as connection:
-            result = await connection.execute(provider_credentials.delete().where(self._in_org(org_id, provider)))
+            result = await connection.execute(
+                provider_credentials.delete().where(self._in_org(org_id, provider))
+            )
         if result.rowcount == 0:
             raise NotFound(f"no {provider!r} credential in this org")
         await self._notify("credential", f"{org_id}/{provider}")
@@ -226,13 +265,19 @@ class SqlCredentials:
         for credential in await self.list(org_id):
             if self._cipher.is_current(credential.key_id):
                 continue
-            secret = open_secret(self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext)
+            secret = open_secret(
+                self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext
+            )
             sealed = seal_secret(self._cipher, org_id, credential.provider, secret)
             # Only replace what we read: a concurrent put() already sealed with the newest key.
-            statement = (provider_credentials.update()
-                         .where(self._in_org(org_id, credential.provider),
-                                provider_credentials.c.key_id == credential.key_id)
-                         .values(key_id=sealed.key_id, ciphertext=sealed.blob))
+            statement = (
+                provider_credentials.update()
+                .where(
+                    self._in_org(org_id, credential.provider),
+                    provider_credentials.c.key_id == credential.key_id,
+                )
+                .values(key_id=sealed.key_id, ciphertext=sealed.blob)
+            )
             async with self._db.engine.begin() as connection:
                 resealed += (await connection.execute(statement)).rowcount
         return resealed

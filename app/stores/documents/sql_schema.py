@@ -75,8 +75,10 @@ async def require_head(engine: AsyncEngine) -> None:
     current, head = await current_revision(engine), head_revision()
     if current != head:
         url = engine.url.render_as_string(hide_password=True)
-        raise ConfigError(f"stores.documents: the database {url} is at schema revision {current or 'none'}, "
-                          f"this Junction needs {head}; run `junction migrate` first")
+        raise ConfigError(
+            f"stores.documents: the database {url} is at schema revision {current or 'none'}, "
+            f"this Junction needs {head}; run `junction migrate` first"
+        )
 
 
 def _sqlite_lock_path(engine: AsyncEngine) -> Path | None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.auth import presented_key
+from app.domain.invalidation import cache_ttl
 from app.errors import AuthenticationFailed
 from app.plugins import PluginContext, Principal
 from app.security.api_keys import key_prefix, verify_api_key
@@ -37,12 +38,20 @@ class _CachedKey:
 
 
 def _cached(record: ApiKey) -> _CachedKey:
-    principal = Principal(id=f"key:{record.id}", kind="key", org_id=record.org_id,
-                          scopes=frozenset(record.scopes),
-                          models=None if record.models is None else frozenset(record.models))
-    return _CachedKey(record=record, principal=principal,
-                      expires=record.expires_at.timestamp() if record.expires_at else None,
-                      revoked=record.revoked_at is not None, cached_at=time.monotonic())
+    principal = Principal(
+        id=f"key:{record.id}",
+        kind="key",
+        org_id=record.org_id,
+        scopes=frozenset(record.scopes),
+        models=None if record.models is None else frozenset(record.models),
+    )
+    return _CachedKey(
+        record=record,
+        principal=principal,
+        expires=record.expires_at.timestamp() if record.expires_at else None,
+        revoked=record.revoked_at is not None,
+        cached_at=time.monotonic(),
+    )
 
 
 class ApiKeyAuthenticator:
@@ -51,7 +60,11 @@ class ApiKeyAuthenticator:
         # keys to know: every credential is left to the other authenticators.
         self._keys = context.documents.keys if context.documents is not None else None
         self._changes = context.changes
-        self._ttl = config.cache_ttl_seconds
+        self._ttl = (
+            config.cache_ttl_seconds
+            if config.cache_ttl_seconds is not None
+            else cache_ttl(context.settings.stores.cache)
+        )
         self._limit = config.max_cached_keys
         self._by_prefix: dict[str, _CachedKey] = {}
         self._prefix_by_id: dict[str, str] = {}

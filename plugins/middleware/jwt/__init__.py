@@ -8,5 +8,6 @@ from plugins.middleware.jwt.config import JwtConfig
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="jwt", config_type=JwtConfig, create=JwtAuthenticator,
-                            enabled_by_default=False))
+    register(
+        MiddlewareSpec(name="jwt", config_type=JwtConfig, create=JwtAuthenticator, enabled_by_default=False)
+    )

@@ -69,15 +69,26 @@ class JwtAuthenticator:
         if "none" in {a.lower() for a in only}:
             raise ConfigError("middleware.jwt.algorithms: 'none' is never accepted")
         self._static = static_keys(config.secret, config.public_keys, only)
-        self._jwks = JwksKeys(config.jwks_url, cache_seconds=config.jwks_cache_seconds,
-                              min_refresh_seconds=config.jwks_min_refresh_seconds,
-                              timeout_seconds=config.jwks_timeout_seconds,
-                              only=only) if config.jwks_url else None
+        self._jwks = (
+            JwksKeys(
+                config.jwks_url,
+                cache_seconds=config.jwks_cache_seconds,
+                min_refresh_seconds=config.jwks_min_refresh_seconds,
+                timeout_seconds=config.jwks_timeout_seconds,
+                only=only,
+            )
+            if config.jwks_url
+            else None
+        )
         if not self._static and self._jwks is None:
-            raise ConfigError("middleware.jwt: configure secret, public_keys or jwks_url "
-                              "(none left after the algorithms restriction)")
+            raise ConfigError(
+                "middleware.jwt: configure secret, public_keys or jwks_url "
+                "(none left after the algorithms restriction)"
+            )
         self._config = config
-        self._accepted = frozenset().union(*(k.algorithms for k in self._static)) if self._jwks is None else None
+        self._accepted = (
+            frozenset().union(*(k.algorithms for k in self._static)) if self._jwks is None else None
+        )
         self._claims = self._claims_registry(config)
 
     @staticmethod
@@ -115,7 +126,9 @@ class JwtAuthenticator:
         if algorithm.lower() == "none":
             raise _fail("unsigned tokens (alg 'none') are not accepted")
         if self._accepted is not None and algorithm not in self._accepted:
-            raise _fail(f"algorithm {algorithm!r} is not accepted (accepted: {', '.join(sorted(self._accepted))})")
+            raise _fail(
+                f"algorithm {algorithm!r} is not accepted (accepted: {', '.join(sorted(self._accepted))})"
+            )
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _fail("the 'kid' header must be a string")
@@ -190,5 +203,10 @@ class JwtAuthenticator:
         else:
             raise _fail(f"claim {config.scope_claim!r} must be a space-separated string or a list of strings")
         user_id = None if user is None else str(user)
-        return Principal(id=f"jwt:{user_id or 'unknown'}", kind="jwt", scopes=scopes,
-                         org_id=None if org is None else str(org), user_id=user_id)
+        return Principal(
+            id=f"jwt:{user_id or 'unknown'}",
+            kind="jwt",
+            scopes=scopes,
+            org_id=None if org is None else str(org),
+            user_id=user_id,
+        )

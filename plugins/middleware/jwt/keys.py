@@ -25,8 +25,12 @@ log = logging.getLogger("junction.jwt")
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-EC_ALGORITHMS = {"P-256": frozenset({"ES256"}), "P-384": frozenset({"ES384"}),
-                 "P-521": frozenset({"ES512"}), "secp256k1": frozenset({"ES256K"})}
+EC_ALGORITHMS = {
+    "P-256": frozenset({"ES256"}),
+    "P-384": frozenset({"ES384"}),
+    "P-521": frozenset({"ES512"}),
+    "secp256k1": frozenset({"ES256K"}),
+}
 OKP_ALGORITHMS = {"Ed25519": frozenset({"EdDSA", "Ed25519"}), "Ed448": frozenset({"EdDSA", "Ed448"})}
 MIN_SECRET_BYTES = 32
 
@@ -101,8 +105,11 @@ def keys_from_jwks(document: Any, only: frozenset[str]) -> list[VerificationKey]
         if entry.get("use", "sig") != "sig":
             continue
         try:
-            key = RSAKey.import_key(entry) if entry["kty"] == "RSA" else (
-                ECKey.import_key(entry) if entry["kty"] == "EC" else OKPKey.import_key(entry))
+            key = (
+                RSAKey.import_key(entry)
+                if entry["kty"] == "RSA"
+                else (ECKey.import_key(entry) if entry["kty"] == "EC" else OKPKey.import_key(entry))
+            )
         except (JoseError, ValueError, TypeError, KeyError) as error:
             log.warning("skipping an unreadable JWKS key (kid %r): %s", entry.get("kid"), error)
             continue
@@ -116,8 +123,15 @@ class JwksKeys:
     refetched early when a token names a ``kid`` we do not know — at most once per
     ``min_refresh_seconds``, so a flood of bogus ``kid`` values cannot hammer the endpoint."""
 
-    def __init__(self, url: str, *, cache_seconds: float, min_refresh_seconds: float,
-                 timeout_seconds: float, only: frozenset[str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: float,
+        min_refresh_seconds: float,
+        timeout_seconds: float,
+        only: frozenset[str],
+    ) -> None:
         self.url = url
         self._cache_seconds = cache_seconds
         self._min_refresh = min_refresh_seconds
@@ -161,8 +175,11 @@ class JwksKeys:
             if self._fetched_at != seen:
                 return  # another request refreshed while we waited
             if not self._keys and self._recently_failed():
-                raise UpstreamUnavailable("the JWT signing keys could not be fetched from the configured "
-                                          "jwks_url; retrying shortly", code="jwks_unavailable")
+                raise UpstreamUnavailable(
+                    "the JWT signing keys could not be fetched from the configured "
+                    "jwks_url; retrying shortly",
+                    code="jwks_unavailable",
+                )
             try:
                 document = await self._fetch()
                 self._keys = keys_from_jwks(document, self._only)
@@ -171,9 +188,14 @@ class JwksKeys:
                     self._failed_at = time.monotonic()
                     raise UpstreamUnavailable(
                         f"the JWT signing keys could not be fetched from the configured jwks_url: {error}",
-                        code="jwks_unavailable") from error
-                log.warning("refreshing the JWKS from %s failed (%s); keeping the %d cached keys",
-                            self.url, error, len(self._keys))
+                        code="jwks_unavailable",
+                    ) from error
+                log.warning(
+                    "refreshing the JWKS from %s failed (%s); keeping the %d cached keys",
+                    self.url,
+                    error,
+                    len(self._keys),
+                )
             self._fetched_at = time.monotonic()
 
     async def _fetch(self) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -20,7 +20,7 @@ from app.upstream.sse import iter_sse
 class AnthropicConfig(ProviderConfig):
     base_url: str = "https://api.anthropic.com"
     #: Anthropic requires ``max_tokens``; this is sent when the client set none.
-    default_max_tokens: int = 4096
+    default_max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 4096
     anthropic_version: str = "2023-06-01"
     #: Values for the ``anthropic-beta`` header (e.g. ``["context-1m-2025-08-07"]``).
     beta: list[str] = []
@@ -83,7 +83,8 @@ class AnthropicAdapter:
         prepared = encode_messages_request(request, target.model, stream=True,
                                            default_max_tokens=self.config.default_max_tokens)
         reader = EventReader(self.name, prepared.response_tool)
-        async with self.client.stream(url, prepared.body, {**headers, "accept": "text/event-stream"}) as chunks:
+        headers = {**headers, "accept": "text/event-stream"}
+        async with self.client.stream(url, prepared.body, headers) as chunks:
             async for event in iter_sse(chunks):
                 for unified in reader.read(event.data):
                     yield unified

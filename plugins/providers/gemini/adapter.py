@@ -19,7 +19,7 @@ from app.upstream.sse import iter_sse
 from plugins.providers.gemini.config import GeminiConfig
 from plugins.providers.gemini.errors import map_gemini_error
 from plugins.providers.gemini.stream import GeminiStreamReader
-from plugins.providers.gemini.translate import to_gemini, to_unified
+from plugins.providers.gemini.translate import gemini_body, to_unified
 from plugins.providers.gemini.wire import (
     BatchEmbedContentsRequest,
     Content,
@@ -69,7 +69,7 @@ class GeminiAdapter:
     # --- chat -----------------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
-        body = encoder.encode(to_gemini(request, self.config))
+        body = gemini_body(request, self.config)
         url, headers = self._url(target, "generateContent")
         payload = await self.client.post(url, body, headers)
         try:
@@ -80,7 +80,7 @@ class GeminiAdapter:
         return to_unified(response, target.model)
 
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
-        body = encoder.encode(to_gemini(request, self.config))
+        body = gemini_body(request, self.config)
         url, headers = self._url(target, "streamGenerateContent")
         headers = {**headers, "accept": "text/event-stream"}
         reader = GeminiStreamReader(target.model)

@@ -79,6 +79,7 @@ def error_from_status(http_status: int, status: Status, headers: Mapping[str, st
     return UpstreamError(f"gemini failed with HTTP {http_status}: {status.message}", code=code)
 
 
-def map_gemini_error(provider: str, http_status: int, body: bytes, headers: Mapping[str, str]) -> JunctionError:
+def map_gemini_error(provider: str, http_status: int, body: bytes,
+                     headers: Mapping[str, str]) -> JunctionError:
     """The :data:`~app.upstream.http.ErrorMapper` for Gemini."""
     return error_from_status(http_status, _status_of(body), headers)

@@ -100,7 +100,8 @@ class GeminiStreamReader:
                         signatures[TEXT_SIGNATURE] = part.thought_signature
             if candidate.finish_reason:
                 if signatures:
-                    events.append(ReasoningDelta(provider_metadata=signatures_metadata(signatures), choice=choice))
+                    metadata = signatures_metadata(signatures)
+                    events.append(ReasoningDelta(provider_metadata=metadata, choice=choice))
                 reason = finish_reason(candidate.finish_reason, self._calls[choice] > 0)
                 events.append(Finish(reason=reason or "stop", choice=choice))
 

@@ -193,8 +193,8 @@ def _model_parts(message: Message, index: int) -> list[Part]:
         where = f"messages[{index}].tool_calls[{position}].function.arguments"
         call_id = None if _MADE_UP_ID.fullmatch(call.id) else call.id
         parts.append(Part(
-            function_call=FunctionCall(name=call.function.name, args=_arguments(call.function.arguments, where),
-                                       id=call_id),
+            function_call=FunctionCall(name=call.function.name, id=call_id,
+                                       args=_arguments(call.function.arguments, where)),
             thought_signature=signatures.get(call.id)))
     return parts
 
@@ -306,6 +306,20 @@ def to_gemini(request: ChatRequest, config: GeminiConfig) -> GenerateContentRequ
         generation_config=_generation_config(request))
 
 
+#: Gemini request fields a client may send as extra fields (in either spelling); they are spliced
+#: into the body verbatim. Other unmodelled fields are OpenAI-specific and not sent to Gemini.
+_PASSED_THROUGH = {"safety_settings": "safetySettings", "safetySettings": "safetySettings",
+                   "cached_content": "cachedContent", "cachedContent": "cachedContent"}
+
+
+def gemini_body(request: ChatRequest, config: GeminiConfig) -> bytes:
+    """The encoded ``generateContent`` body, with Gemini-native extra fields spliced in."""
+    body = encoder.encode(to_gemini(request, config))
+    extras = {_PASSED_THROUGH[name]: raw for name, raw in (request.extra_fields or {}).items()
+              if name in _PASSED_THROUGH}
+    return body[:-1] + b"," + encoder.encode(extras)[1:] if extras else body
+
+
 # --- response: Gemini → unified ------------------------------------------------------------------
 
 
@@ -319,7 +333,8 @@ def to_unified(response: GenerateContentResponse, model: str) -> ChatResponse:
         for part in candidate.content.parts if candidate.content else ():
             if part.function_call is not None:
                 call = part.function_call
-                call_id = call.id or made_up_call_id(response.response_id, candidate.index, len(calls), call.name)
+                call_id = call.id or made_up_call_id(response.response_id, candidate.index, len(calls),
+                                                     call.name)
                 calls.append(ToolCall(id=call_id, function=UnifiedFunctionCall(
                     name=call.name, arguments=encode_arguments(call.args))))
                 if part.thought_signature:

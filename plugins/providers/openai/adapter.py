@@ -54,7 +54,8 @@ class OpenAIAdapter:
             headers["openai-project"] = self.config.project  # type: ignore[attr-defined]
         return headers
 
-    def _endpoint(self, target: UpstreamTarget, path: str = "/chat/completions") -> tuple[str, dict[str, str]]:
+    def _endpoint(self, target: UpstreamTarget,
+                  path: str = "/chat/completions") -> tuple[str, dict[str, str]]:
         """URL and headers for one attempt: a deployment may override the base URL and key."""
         if target.base_url:
             url = f"{target.base_url.rstrip('/')}{path}"
@@ -66,6 +67,10 @@ class OpenAIAdapter:
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
         """The upstream body; dialects override to drop or rename what their API differs on."""
         return encode_chat_request(request, target.model, stream=stream)
+
+    def chunk_reader(self) -> ChunkReader:
+        """The reader of one upstream stream; dialects override to pick up their extras."""
+        return ChunkReader(self.name)
 
     async def start(self) -> None:
         await self.client.start()
@@ -81,7 +86,7 @@ class OpenAIAdapter:
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
         url, headers = self._endpoint(target)
         headers = {**headers, "accept": "text/event-stream"}
-        reader = ChunkReader(self.name)
+        reader = self.chunk_reader()
         async with self.client.stream(url, self.prepare(request, target, stream=True), headers) as chunks:
             async for event in iter_sse(chunks):
                 for unified in reader.read(event.data):

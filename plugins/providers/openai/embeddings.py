@@ -17,6 +17,8 @@ class OpenAIEmbeddings:
         return encode_embedding_request(request, target.model)
 
     async def embed(self, request: EmbeddingRequest, target: UpstreamTarget) -> EmbeddingResponse:
+        # self._endpoint, self.client and self.name come from the OpenAIAdapter this is mixed into.
         url, headers = self._endpoint(target, "/embeddings")  # type: ignore[attr-defined]
-        payload = await self.client.post(url, self.prepare_embeddings(request, target), headers)  # type: ignore[attr-defined]
+        body = self.prepare_embeddings(request, target)
+        payload = await self.client.post(url, body, headers)  # type: ignore[attr-defined]
         return decode_embedding_response(payload, self.name)  # type: ignore[attr-defined]

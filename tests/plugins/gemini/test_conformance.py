@@ -8,3 +8,5 @@ class TestGeminiConformance(ProviderConformance):
     provider = "gemini"
     model = "gemini-2.5-flash"
     upstream_type = FakeGemini
+    supports_embeddings = True
+    embedding_model = "gemini-embedding-001"

@@ -43,20 +43,26 @@ def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-def test_models_are_listed_from_every_page_without_non_chat_models(client: openai.OpenAI, fake: FakeGemini) -> None:
+def test_models_are_listed_from_every_page_without_non_chat_models(
+    client: openai.OpenAI, fake: FakeGemini
+) -> None:
     ids = [model.id for model in client.models.list()]
     assert ids == ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro", "gemini/gemini-embedding-001"]
     assert [r.query.get("pageToken") for r in fake.requests] == [None, "2"]
 
 
 def test_embeddings_float_and_sdk_default_base64(client: openai.OpenAI, fake: FakeGemini) -> None:
-    floats = client.embeddings.create(model="gemini/gemini-embedding-001", input=["one", "two"],
-                                      dimensions=6, encoding_format="float")
+    floats = client.embeddings.create(
+        model="gemini/gemini-embedding-001", input=["one", "two"], dimensions=6, encoding_format="float"
+    )
     assert [item.embedding for item in floats.data] == [fake_vector("one", 6), fake_vector("two", 6)]
     sent = fake.last.json()
     assert fake.last.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
-    assert sent["requests"][1] == {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "two"}]},
-                                   "outputDimensionality": 6}
+    assert sent["requests"][1] == {
+        "model": "models/gemini-embedding-001",
+        "content": {"parts": [{"text": "two"}]},
+        "outputDimensionality": 6,
+    }
     decoded = client.embeddings.create(model="gemini/gemini-embedding-001", input="three")
     assert decoded.data[0].embedding == fake_vector("three")
     assert decoded.model == "gemini-embedding-001"
@@ -71,25 +77,49 @@ def test_token_input_cannot_be_embedded_by_gemini(client: openai.OpenAI, fake: F
 
 def test_an_http_image_url_is_a_clear_400(client: openai.OpenAI, fake: FakeGemini) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}]}])
+        client.chat.completions.create(
+            model="gemini/gemini-2.5-flash",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}],
+                }
+            ],
+        )
     assert raised.value.body["param"] == "messages[0].content[0].image_url.url"  # type: ignore[index]
     assert "data: URL" in raised.value.message
     assert fake.requests == []
 
 
-def test_a_forgotten_thought_signature_surfaces_as_gemini_s_400(client: openai.OpenAI, fake: FakeGemini) -> None:
+def test_a_forgotten_thought_signature_surfaces_as_gemini_s_400(
+    client: openai.OpenAI, fake: FakeGemini
+) -> None:
     fake.queue_reply(Reply(tool_calls=[ToolCallReply("lookup", {"q": "x"})]))
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    first = client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=tools,
-                                           messages=[{"role": "user", "content": "look it up"}])
+    first = client.chat.completions.create(
+        model="gemini/gemini-2.5-flash", tools=tools, messages=[{"role": "user", "content": "look it up"}]
+    )
     call = (first.choices[0].message.tool_calls or [])[0]
-    rebuilt = {"role": "assistant", "tool_calls": [{"id": call.id, "type": "function", "function": {
-        "name": call.function.name, "arguments": call.function.arguments}}]}  # provider_metadata dropped
+    rebuilt = {
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+        ],
+    }  # provider_metadata dropped
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=tools, messages=[
-            {"role": "user", "content": "look it up"}, rebuilt,
-            {"role": "tool", "tool_call_id": call.id, "content": "found"}])
+        client.chat.completions.create(
+            model="gemini/gemini-2.5-flash",
+            tools=tools,
+            messages=[
+                {"role": "user", "content": "look it up"},
+                rebuilt,
+                {"role": "tool", "tool_call_id": call.id, "content": "found"},
+            ],
+        )
     assert "thought_signature" in raised.value.message
 
 
@@ -97,8 +127,11 @@ def test_streamed_json_schema_answer(client: openai.OpenAI, fake: FakeGemini) ->
     fake.queue_reply(Reply(text='{"city": "Oslo", "temp_c": 4}', chunk_size=5))
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp_c": {"type": "number"}}}
     stream = client.chat.completions.create(
-        model="gemini/gemini-2.5-flash", stream=True, messages=[{"role": "user", "content": "Oslo weather as JSON"}],
-        response_format={"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}})
+        model="gemini/gemini-2.5-flash",
+        stream=True,
+        messages=[{"role": "user", "content": "Oslo weather as JSON"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}},
+    )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert json.loads(text) == {"city": "Oslo", "temp_c": 4}
     assert fake.last.query["alt"] == "sse"
@@ -106,15 +139,39 @@ def test_streamed_json_schema_answer(client: openai.OpenAI, fake: FakeGemini) ->
 
 
 def test_unknown_model_is_404(client: openai.OpenAI, fake: FakeGemini) -> None:
-    fake.fail_next(404, {"error": {"code": 404, "message": "models/gemini-9 is not found for API version v1beta",
-                                   "status": "NOT_FOUND"}})
+    fake.fail_next(
+        404,
+        {
+            "error": {
+                "code": 404,
+                "message": "models/gemini-9 is not found for API version v1beta",
+                "status": "NOT_FOUND",
+            }
+        },
+    )
     with pytest.raises(openai.NotFoundError) as raised:
         client.chat.completions.create(model="gemini/gemini-9", messages=[{"role": "user", "content": "hi"}])
     assert "gemini-9 is not found" in raised.value.message
 
 
 def test_upstream_key_is_sent_in_the_google_header_only(client: openai.OpenAI, fake: FakeGemini) -> None:
-    client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+    client.chat.completions.create(
+        model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
+    )
     assert fake.last.headers["x-goog-api-key"] == KEY
     assert "authorization" not in fake.last.headers
     assert "key" not in fake.last.query
+
+
+def test_gemini_native_fields_pass_through_and_openai_only_ones_do_not(
+    client: openai.OpenAI, fake: FakeGemini
+) -> None:
+    safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]
+    client.chat.completions.create(
+        model="gemini/gemini-2.5-flash",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"safety_settings": safety, "store": False},
+    )
+    sent = fake.last.json()
+    assert sent["safetySettings"] == safety
+    assert "store" not in sent and "safety_settings" not in sent

@@ -33,8 +33,15 @@ def make(**config: Any) -> JwtAuthenticator:
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "user-1", "org_id": "org-a", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300,
-            "scope": "chat admin"}
+    base = {
+        "sub": "user-1",
+        "org_id": "org-a",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "scope": "chat admin",
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -85,8 +92,11 @@ async def test_hs256_token_gives_the_claims_principal() -> None:
 
 async def test_claim_paths_and_scope_lists_are_configurable() -> None:
     auth = make(secret=SECRET, org_claim="tenant.id", user_claim="email", scope_claim="scp")
-    token = sign(OctKey.import_key(SECRET), "HS256",
-                 claims(tenant={"id": "org-z"}, email="a@example.test", scp=["chat"], org_id=None))
+    token = sign(
+        OctKey.import_key(SECRET),
+        "HS256",
+        claims(tenant={"id": "org-z"}, email="a@example.test", scp=["chat"], org_id=None),
+    )
     principal = await auth.authenticate(bearer(token))
     assert principal is not None
     assert (principal.org_id, principal.user_id, principal.scopes) == ("org-z", "a@example.test", {"chat"})
@@ -163,8 +173,13 @@ async def test_alg_none_is_refused() -> None:
 
 async def test_non_jwt_credentials_are_left_to_other_authenticators() -> None:
     auth = make(secret=SECRET)
-    for headers in ({}, {"authorization": "Bearer sk-junction-abc"}, {"x-api-key": "jk_abc.def"},
-                    {"authorization": "Basic dXNlcjpwYXNz"}, {"authorization": "Bearer a.b.c"}):
+    for headers in (
+        {},
+        {"authorization": "Bearer sk-junction-abc"},
+        {"x-api-key": "jk_abc.def"},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        {"authorization": "Bearer a.b.c"},
+    ):
         assert await auth.authenticate(headers) is None
 
 
@@ -197,7 +212,9 @@ async def test_algorithm_confusion_hs256_signed_with_the_public_key_is_refused(r
     """The classic attack: the RSA public key (which is public) used as an HMAC secret."""
     pem = public_pem(rsa_key)
     auth = make(public_keys=[pem])
-    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims()).encode())}"
+    signing_input = (
+        f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims()).encode())}"
+    )
     for secret in (pem.encode(), pem.strip().encode()):
         signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         message = await rejected(auth, f"{signing_input}.{b64(signature)}")
@@ -232,8 +249,9 @@ async def started(**config: Any) -> JwtAuthenticator:
     return auth
 
 
-async def test_jwks_keys_verify_tokens_and_are_cached(jwks_server: FakeJwks, rsa_key: RSAKey,
-                                                     ec_key: ECKey) -> None:
+async def test_jwks_keys_verify_tokens_and_are_cached(
+    jwks_server: FakeJwks, rsa_key: RSAKey, ec_key: ECKey
+) -> None:
     jwks_server.publish(rsa_key.as_dict(private=False), ec_key.as_dict(private=False))
     auth = await started(jwks_url=jwks_server.jwks_url, issuer=ISSUER)
     try:
@@ -263,7 +281,9 @@ async def test_unknown_kid_refetches_the_rotated_jwks(jwks_server: FakeJwks, rsa
         await auth.close()
 
 
-async def test_unknown_kid_refetches_at_most_once_per_interval(jwks_server: FakeJwks, rsa_key: RSAKey) -> None:
+async def test_unknown_kid_refetches_at_most_once_per_interval(
+    jwks_server: FakeJwks, rsa_key: RSAKey
+) -> None:
     jwks_server.publish(rsa_key.as_dict(private=False))
     auth = await started(jwks_url=jwks_server.jwks_url, jwks_min_refresh_seconds=60)
     try:

@@ -36,10 +36,13 @@ def jwks(signing_key: RSAKey) -> Iterator[FakeJwks]:
 
 
 @pytest.fixture(scope="module")
-def jwt_gateway(fake_openai_server: FakeOpenAI, jwks: FakeJwks,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+def jwt_gateway(
+    fake_openai_server: FakeOpenAI, jwks: FakeJwks, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JunctionProcess]:
     directory: Path = tmp_path_factory.mktemp("jwt-gateway")
-    config = openai_provider_table(fake_openai_server) + f"""
+    config = (
+        openai_provider_table(fake_openai_server)
+        + f"""
 [middleware.jwt]
 enabled = true
 jwks_url = "{jwks.jwks_url}"
@@ -47,23 +50,32 @@ issuer = "{ISSUER}"
 audience = "junction"
 org_claim = "org.id"
 """
+    )
     with JunctionProcess(directory, config) as server:
         yield server
 
 
 def token(key: RSAKey, **overrides: object) -> str:
     now = int(time.time())
-    claims = {"sub": "alice", "org": {"id": "org-a"}, "iss": ISSUER, "aud": "junction", "exp": now + 120,
-              "scope": "chat"}
+    claims = {
+        "sub": "alice",
+        "org": {"id": "org-a"},
+        "iss": ISSUER,
+        "aud": "junction",
+        "exp": now + 120,
+        "scope": "chat",
+    }
     claims.update(overrides)
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key, algorithms=["RS256"])
 
 
-def test_chat_completion_with_a_jwt(jwt_gateway: JunctionProcess, fake_openai: FakeOpenAI,
-                                    signing_key: RSAKey) -> None:
+def test_chat_completion_with_a_jwt(
+    jwt_gateway: JunctionProcess, fake_openai: FakeOpenAI, signing_key: RSAKey
+) -> None:
     with openai.OpenAI(base_url=f"{jwt_gateway.url}/v1", api_key=token(signing_key), max_retries=0) as client:
-        reply = client.chat.completions.create(model="openai/gpt-4o-mini",
-                                               messages=[{"role": "user", "content": "hi"}])
+        reply = client.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
     assert reply.choices[0].message.content == "echo: hi"
     # the gateway authenticated the caller itself: the upstream saw the server-wide key, not the JWT
     assert fake_openai.last.headers["authorization"] == "Bearer sk-upstream-test"
@@ -73,19 +85,25 @@ def test_expired_jwt_gets_401_naming_the_problem(jwt_gateway: JunctionProcess, s
     expired = token(signing_key, exp=int(time.time()) - 3600)
     with openai.OpenAI(base_url=f"{jwt_gateway.url}/v1", api_key=expired, max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError) as caught:
-            client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert "expired" in caught.value.message
 
 
 def test_jwt_without_chat_scope_is_forbidden(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
-    response = httpx.post(f"{jwt_gateway.url}/v1/chat/completions",
-                          headers={"authorization": f"Bearer {token(signing_key, scope='read')}"},
-                          json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    response = httpx.post(
+        f"{jwt_gateway.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {token(signing_key, scope='read')}"},
+        json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "insufficient_scope"
 
 
-def test_wrong_audience_and_forged_signature_get_401(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+def test_wrong_audience_and_forged_signature_get_401(
+    jwt_gateway: JunctionProcess, signing_key: RSAKey
+) -> None:
     forger = RSAKey.generate_key(2048, parameters={"kid": "e2e-1"})
     for bad, expected in ((token(signing_key, aud="other"), "audience"), (token(forger), "signature")):
         response = httpx.get(f"{jwt_gateway.url}/v1/models", headers={"authorization": f"Bearer {bad}"})
@@ -94,5 +112,21 @@ def test_wrong_audience_and_forged_signature_get_401(jwt_gateway: JunctionProces
 
 
 def test_master_key_still_works_beside_jwt(jwt_gateway: JunctionProcess) -> None:
-    response = httpx.get(f"{jwt_gateway.url}/v1/models", headers={"authorization": f"Bearer {jwt_gateway.key}"})
+    response = httpx.get(
+        f"{jwt_gateway.url}/v1/models", headers={"authorization": f"Bearer {jwt_gateway.key}"}
+    )
     assert response.status_code == 200
+
+
+def test_jwt_admin_is_confined_to_the_org_its_claim_names(
+    jwt_gateway: JunctionProcess, signing_key: RSAKey
+) -> None:
+    master = {"authorization": f"Bearer {jwt_gateway.key}"}
+    mine = httpx.post(f"{jwt_gateway.url}/api/v1/admin/orgs", json={"name": "JWT org"}, headers=master).json()
+    other = httpx.post(f"{jwt_gateway.url}/api/v1/admin/orgs", json={"name": "Other"}, headers=master).json()
+    admin = {"authorization": f"Bearer {token(signing_key, org={'id': mine['id']}, scope='chat admin')}"}
+    listed = httpx.get(f"{jwt_gateway.url}/api/v1/admin/orgs", headers=admin)
+    assert listed.status_code == 200 and [o["id"] for o in listed.json()] == [mine["id"]]
+    assert httpx.get(f"{jwt_gateway.url}/api/v1/admin/orgs/{other['id']}", headers=admin).status_code == 404
+    issued = httpx.post(f"{jwt_gateway.url}/api/v1/admin/keys", json={"name": "from jwt"}, headers=admin)
+    assert issued.status_code == 201 and issued.json()["org_id"] == mine["id"]

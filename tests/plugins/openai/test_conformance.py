@@ -8,3 +8,5 @@ class TestOpenAIConformance(ProviderConformance):
     provider = "openai"
     model = "gpt-4o-mini"
     upstream_type = OpenAICompatibleFake
+    supports_embeddings = True
+    embedding_model = "text-embedding-3-small"

@@ -22,7 +22,9 @@ def upstream() -> Iterator[OpenAICompatibleFake]:
 
 
 @pytest.fixture(scope="module")
-def junction(upstream: OpenAICompatibleFake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+def junction(
+    upstream: OpenAICompatibleFake, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JunctionProcess]:
     config = f'[providers.openai]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
     with JunctionProcess(tmp_path_factory.mktemp("openai-embeddings"), config) as server:
         yield server
@@ -41,8 +43,9 @@ def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
 
 
 def test_each_text_gets_its_own_vector_in_order(client: openai.OpenAI, fake: OpenAICompatibleFake) -> None:
-    result = client.embeddings.create(model="openai/text-embedding-3-small", input=["alpha", "beta"],
-                                      encoding_format="float")
+    result = client.embeddings.create(
+        model="openai/text-embedding-3-small", input=["alpha", "beta"], encoding_format="float"
+    )
     assert [item.index for item in result.data] == [0, 1]
     assert result.data[0].embedding == fake_vector("alpha")
     assert result.data[1].embedding == fake_vector("beta")
@@ -52,15 +55,21 @@ def test_each_text_gets_its_own_vector_in_order(client: openai.OpenAI, fake: Ope
     assert fake.last.headers["authorization"] == f"Bearer {KEY}"
 
 
-def test_sdk_default_base64_is_passed_through_and_decoded(client: openai.OpenAI, fake: OpenAICompatibleFake) -> None:
+def test_sdk_default_base64_is_passed_through_and_decoded(
+    client: openai.OpenAI, fake: OpenAICompatibleFake
+) -> None:
     result = client.embeddings.create(model="openai/text-embedding-3-small", input="gamma")
     assert fake.last.json()["encoding_format"] == "base64"
     assert result.data[0].embedding == fake_vector("gamma")
 
 
 def test_dimensions_and_token_input_reach_openai(client: openai.OpenAI, fake: OpenAICompatibleFake) -> None:
-    result = client.embeddings.create(model="openai/text-embedding-3-large", input=[[1, 2, 3], [4, 5]],
-                                      dimensions=4, encoding_format="float")
+    result = client.embeddings.create(
+        model="openai/text-embedding-3-large",
+        input=[[1, 2, 3], [4, 5]],
+        dimensions=4,
+        encoding_format="float",
+    )
     assert [len(item.embedding) for item in result.data] == [4, 4]
     assert fake.last.json()["input"] == [[1, 2, 3], [4, 5]]
     assert fake.last.json()["dimensions"] == 4
@@ -68,7 +77,8 @@ def test_dimensions_and_token_input_reach_openai(client: openai.OpenAI, fake: Op
 
 def test_mixed_input_is_a_400_naming_input(client: openai.OpenAI, fake: OpenAICompatibleFake) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
-        client.embeddings.create(model="openai/text-embedding-3-small", input=["text", 5])  # type: ignore[list-item]
+        mixed: list = ["text", 5]
+        client.embeddings.create(model="openai/text-embedding-3-small", input=mixed)
     assert raised.value.body["param"] == "input"  # type: ignore[index]
     assert fake.requests == []
 

@@ -1,0 +1,101 @@
+"""Mistral: OpenAI Chat Completions and embeddings with Mistral's differences.
+
+- Request fields Mistral names differently: ``seed`` → ``random_seed``, ``max_completion_tokens`` →
+  ``max_tokens``, ``tool_choice: "required"`` → ``"any"``, role ``developer`` → ``system``; for
+  embeddings ``dimensions`` → ``output_dimension``.
+- Mistral rejects fields it does not know, so ``stream_options`` (its streams always end with
+  usage), ``user`` and ``metadata`` are dropped; ``logprobs``, ``top_logprobs`` and ``logit_bias``
+  are refused with a 400 naming the field.
+- Tool-call ids must be exactly 9 characters a-z, A-Z, 0-9. Ids Mistral issued already are and pass
+  through unchanged both ways; any other id (from a conversation begun on another provider) is
+  mapped to 9 base-62 characters of its SHA-256, so an assistant turn's call and its tool result
+  map to the same id on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import ClassVar
+
+import msgspec
+
+from app.errors import InvalidRequest
+from app.formats.embeddings import encode_embedding_request
+from app.plugins import ProviderConfig, UpstreamTarget
+from app.schemas.chat import ChatRequest, Message
+from app.schemas.embeddings import EmbeddingRequest
+from plugins.providers.openai.adapter import OpenAIAdapter
+from plugins.providers.openai.embeddings import OpenAIEmbeddings
+
+
+class MistralConfig(ProviderConfig):
+    base_url: str = "https://api.mistral.ai/v1"
+
+
+_VALID_ID = re.compile(r"[A-Za-z0-9]{9}")
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_REFUSED = ("logprobs", "top_logprobs", "logit_bias")
+_encoder = msgspec.json.Encoder()
+
+
+def mistral_tool_call_id(call_id: str) -> str:
+    """``call_id`` if Mistral accepts it, else a deterministic 9-character stand-in."""
+    if _VALID_ID.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    digits = []
+    for _ in range(9):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
+
+
+def _mistral_message(message: Message) -> Message:
+    changes: dict[str, object] = {}
+    if message.role == "developer":
+        changes["role"] = "system"
+    if message.tool_calls and any(not _VALID_ID.fullmatch(call.id) for call in message.tool_calls):
+        changes["tool_calls"] = [msgspec.structs.replace(call, id=mistral_tool_call_id(call.id))
+                                 for call in message.tool_calls]
+    if message.tool_call_id is not None and not _VALID_ID.fullmatch(message.tool_call_id):
+        changes["tool_call_id"] = mistral_tool_call_id(message.tool_call_id)
+    if message.reasoning is not None or message.provider_metadata is not None:
+        changes["reasoning"] = None  # our own additions; Mistral rejects unknown members
+        changes["provider_metadata"] = None
+    return msgspec.structs.replace(message, **changes) if changes else message
+
+
+def _splice(body: bytes, fields: dict[str, msgspec.Raw]) -> bytes:
+    """Add top-level members to an encoded JSON object."""
+    return body[:-1] + b"," + _encoder.encode(fields)[1:] if fields else body
+
+
+class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
+    name: ClassVar[str] = "mistral"
+
+    def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
+        for field in _REFUSED:
+            if getattr(request, field) not in (None, False):
+                raise InvalidRequest(f"{field}: not supported by mistral", param=field,
+                                     code="unsupported_parameter")
+        tool_choice = "any" if request.tool_choice == "required" else request.tool_choice
+        outgoing = msgspec.structs.replace(
+            request, model=target.model, messages=[_mistral_message(m) for m in request.messages],
+            stream=True if stream else None, stream_options=None, seed=None, max_completion_tokens=None,
+            max_tokens=request.output_token_limit(), tool_choice=tool_choice, user=None, metadata=None,
+            extra_fields=None)
+        extra = dict(request.extra_fields or {})
+        if request.seed is not None:
+            extra["random_seed"] = msgspec.Raw(_encoder.encode(request.seed))
+        return _splice(_encoder.encode(outgoing), extra)
+
+    def prepare_embeddings(self, request: EmbeddingRequest, target: UpstreamTarget) -> bytes:
+        if request.kind() == "tokens":
+            raise InvalidRequest("input: mistral embeds text only, not token ids", param="input",
+                                 code="unsupported_input")
+        outgoing = msgspec.structs.replace(request, dimensions=None, user=None)
+        body = encode_embedding_request(outgoing, target.model)
+        if request.dimensions is None:
+            return body
+        return _splice(body, {"output_dimension": msgspec.Raw(_encoder.encode(request.dimensions))})

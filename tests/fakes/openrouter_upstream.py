@@ -1,0 +1,63 @@
+"""A fake OpenRouter API (``/api/v1``), from OpenRouter's API reference: model ids carry their
+vendor (``openai/gpt-4o``), the ``provider`` routing object is validated, streams open with the
+SSE comments OpenRouter sends while it routes, and usage carries ``cost``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from tests.fakes.openai_compatible import OpenAICompatibleFake
+from tests.fakes.openai_upstream import ScriptedReply
+
+_PROVIDER_KEYS = {
+    "order",
+    "allow_fallbacks",
+    "require_parameters",
+    "data_collection",
+    "zdr",
+    "only",
+    "ignore",
+    "quantizations",
+    "sort",
+    "max_price",
+    "enforce_distillable_text",
+}
+
+
+class FakeOpenRouter(OpenAICompatibleFake):
+    prefix: ClassVar[str] = "/api/v1"
+    serves_embeddings: ClassVar[bool] = False
+
+    def __init__(self, api_key: str = "sk-or-v1-test", models: list[str] | None = None) -> None:
+        super().__init__(
+            api_key=api_key, models=models or ["anthropic/claude-sonnet-4.5", "openai/gpt-4o-mini"]
+        )
+        self.mid_stream_error = None
+
+    def check_body(self, body: dict[str, Any]) -> web.Response | None:
+        if "/" not in body.get("model", ""):
+            return self.error(400, f"{body.get('model')} is not a valid model ID", "model")
+        provider = body.get("provider")
+        if provider is not None:
+            if not isinstance(provider, dict) or set(provider) - _PROVIDER_KEYS:
+                return self.error(400, "provider: invalid provider preferences", "provider")
+        return None
+
+    def reset(self) -> None:
+        super().reset()
+        #: When set, the next stream ends with OpenRouter's mid-stream error chunk instead of a finish.
+        self.mid_stream_error: str | None = None
+
+    def finish_chunk_extra(self, reply: ScriptedReply) -> dict[str, Any]:
+        if self.mid_stream_error is None:
+            return {}
+        message, self.mid_stream_error = self.mid_stream_error, None
+        return {"error": {"code": 502, "message": message}}
+
+    def stream_preamble(self) -> bytes:
+        return b": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n"
+
+    def _usage(self, reply: ScriptedReply) -> dict[str, Any]:
+        return {**super()._usage(reply), "cost": 0.000123, "is_byok": False}

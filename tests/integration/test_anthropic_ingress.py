@@ -1,0 +1,380 @@
+"""The official ``anthropic`` SDK against Junction's ``POST /v1/messages``, routed to the fake OpenAI
+(``openai/...``) and to the fake Anthropic (``anthropic/...``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.fakes.anthropic_upstream import anthropic_error
+from tests.fakes.openai_upstream import openai_error
+from tests.integration.anthropic_fixtures import (  # noqa: F401 (fixtures)
+    anthropic_gateway,
+    anthropic_sdk,
+    fake_anthropic,
+    fake_anthropic_server,
+    fake_openai_upstream,
+)
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+# --- routed to OpenAI -------------------------------------------------------------------------
+
+
+def test_create_routed_to_openai(anthropic_sdk, fake_openai_upstream):
+    fake_openai_upstream.script(text="Bonjour !", prompt_tokens=40, cached_tokens=32, completion_tokens=3)
+    message = anthropic_sdk.messages.create(
+        model="openai/gpt-4o-mini",
+        max_tokens=256,
+        system="Answer in French.",
+        extra_body={"temperature": 0.3},
+        stop_sequences=["END"],
+        messages=[{"role": "user", "content": "Hello"}],
+    )
+    assert message.type == "message" and message.role == "assistant"
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == "Bonjour !"
+    assert message.stop_reason == "end_turn"
+    assert (
+        message.usage.input_tokens,
+        message.usage.cache_read_input_tokens,
+        message.usage.output_tokens,
+    ) == (8, 32, 3)
+    sent = fake_openai_upstream.last.json()
+    assert sent["model"] == "gpt-4o-mini"
+    assert sent["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert (sent["max_tokens"], sent["temperature"], sent["stop"]) == (256, 0.3, ["END"])
+
+
+def test_stream_routed_to_openai(anthropic_sdk, fake_openai_upstream):
+    fake_openai_upstream.script(
+        text="One two three four five.", chunk_size=5, prompt_tokens=9, completion_tokens=6
+    )
+    with anthropic_sdk.messages.stream(
+        model="openai/gpt-4o-mini", max_tokens=100, messages=[{"role": "user", "content": "Count"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == "One two three four five." and len(pieces) == 5
+    assert final.content[0].text == "One two three four five."
+    assert final.stop_reason == "end_turn"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (9, 6)
+
+
+def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
+    fake_openai_upstream.script(
+        tool_calls=[{"id": "call_abc", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
+    )
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = anthropic_sdk.messages.create(
+        model="openai/gpt-4o-mini",
+        max_tokens=200,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=messages,
+    )
+    assert first.stop_reason == "tool_use"
+    [tool_use] = [b for b in first.content if b.type == "tool_use"]
+    assert (tool_use.id, tool_use.name, tool_use.input) == ("call_abc", "get_weather", {"city": "Oslo"})
+    sent = fake_openai_upstream.last.json()
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Current weather for a city.",
+                "parameters": WEATHER_TOOL["input_schema"],
+            },
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+    fake_openai_upstream.script(text="4°C in Oslo.")
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_abc", "content": "4°C"}]},
+    ]
+    second = anthropic_sdk.messages.create(
+        model="openai/gpt-4o-mini", max_tokens=200, tools=[WEATHER_TOOL], messages=messages
+    )
+    assert second.content[0].text == "4°C in Oslo."
+    sent = fake_openai_upstream.last.json()["messages"]
+    assert sent[1]["tool_calls"] == [
+        {
+            "id": "call_abc",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+        }
+    ]
+    assert sent[2] == {"role": "tool", "content": "4°C", "tool_call_id": "call_abc"}
+
+
+def test_streamed_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
+    fake_openai_upstream.script(
+        tool_calls=[
+            {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Reykjavik"}'},
+            {"id": "call_2", "name": "get_weather", "arguments": '{"city": "Tromsø"}'},
+        ]
+    )
+    with anthropic_sdk.messages.stream(
+        model="openai/gpt-4o-mini",
+        max_tokens=200,
+        tools=[WEATHER_TOOL],
+        messages=[{"role": "user", "content": "Weather up north?"}],
+    ) as stream:
+        json_pieces = sum(1 for event in stream if event.type == "input_json")
+        final = stream.get_final_message()
+    assert json_pieces > 4
+    assert final.stop_reason == "tool_use"
+    assert [(b.id, b.input) for b in final.content] == [
+        ("call_1", {"city": "Reykjavik"}),
+        ("call_2", {"city": "Tromsø"}),
+    ]
+
+
+def test_first_delta_arrives_before_the_upstream_finishes(anthropic_sdk, fake_openai_upstream):
+    hold = asyncio.Event()
+    fake_openai_upstream.script(text="Early bird, late worm.", chunk_size=6, hold=hold)
+    with anthropic_sdk.messages.stream(
+        model="openai/gpt-4o-mini", max_tokens=50, messages=[{"role": "user", "content": "Go"}]
+    ) as stream:
+        texts = stream.text_stream
+        try:
+            assert next(texts) == "Early "
+            assert fake_openai_upstream.streams_completed == 0
+        finally:
+            fake_openai_upstream.set_event(hold)
+        assert "Early " + "".join(texts) == "Early bird, late worm."
+
+
+def test_upstream_rate_limit_in_anthropic_error_shape(anthropic_sdk, fake_openai_upstream):
+    fake_openai_upstream.fail_next(
+        429, openai_error("Rate limit reached", "requests", "rate_limit_exceeded"), {"retry-after": "9"}
+    )
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        anthropic_sdk.messages.create(
+            model="openai/gpt-4o-mini", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raised.value.response.headers["retry-after"] == "9"
+    assert raised.value.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "openai: Rate limit reached"},
+    }
+
+
+# --- routed to Anthropic ----------------------------------------------------------------------
+
+
+def test_thinking_and_tool_use_round_trip_through_anthropic(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(
+        thinking="Need the weather tool.",
+        signature="sig-ingress==",
+        tool_calls=[{"id": "toolu_I", "name": "get_weather", "input": {"city": "Oslo"}}],
+        input_tokens=20,
+        cache_read_input_tokens=500,
+        cache_creation_input_tokens=100,
+    )
+    thinking = {"type": "enabled", "budget_tokens": 2000}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = anthropic_sdk.messages.create(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=8000,
+        thinking=thinking,
+        tools=[WEATHER_TOOL],
+        messages=messages,
+    )
+    assert [b.type for b in first.content] == ["thinking", "tool_use"]
+    assert (first.content[0].thinking, first.content[0].signature) == (
+        "Need the weather tool.",
+        "sig-ingress==",
+    )
+    assert (
+        first.usage.input_tokens,
+        first.usage.cache_read_input_tokens,
+        first.usage.cache_creation_input_tokens,
+    ) == (20, 500, 100)
+    assert fake_anthropic.last.json()["thinking"]["type"] == "enabled"
+
+    fake_anthropic.script(text="4°C.")
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_I", "content": "4°C", "is_error": False}
+            ],
+        },
+    ]
+    second = anthropic_sdk.messages.create(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=8000,
+        thinking=thinking,
+        tools=[WEATHER_TOOL],
+        messages=messages,
+    )
+    assert second.content[0].text == "4°C."
+    assert fake_anthropic.last.json()["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Need the weather tool.",
+        "signature": "sig-ingress==",
+    }
+
+
+def test_streamed_thinking_through_anthropic(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(
+        thinking="Let me think this through carefully.",
+        signature="sig-s==",
+        text="Forty-two.",
+        output_tokens=30,
+        thinking_tokens=11,
+    )
+    with anthropic_sdk.messages.stream(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=4000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Meaning of life?"}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "thinking" in kinds and "signature" in kinds and "text" in kinds
+    thinking, text = final.content
+    assert (thinking.thinking, thinking.signature) == ("Let me think this through carefully.", "sig-s==")
+    assert text.text == "Forty-two."
+    assert final.usage.output_tokens == 30 and final.usage.output_tokens_details.thinking_tokens == 11
+
+
+def test_alias_and_system_blocks_with_cache_control_reach_anthropic(anthropic_sdk, fake_anthropic):
+    system = [
+        {"type": "text", "text": "You are a librarian."},
+        {"type": "text", "text": "Catalogue: ...", "cache_control": {"type": "ephemeral"}},
+    ]
+    anthropic_sdk.messages.create(
+        model="claude", max_tokens=64, system=system, messages=[{"role": "user", "content": "Any Borges?"}]
+    )
+    sent = fake_anthropic.last.json()
+    assert sent["model"] == "claude-sonnet-4-5"
+    assert sent["system"] == system
+
+
+def test_upstream_overloaded_mid_stream_is_an_error_event(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(text="Half an answer", error_midway=("overloaded_error", "Overloaded"))
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with anthropic_sdk.messages.stream(
+            model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    assert raised.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "anthropic: Overloaded"},
+    }
+
+
+def test_upstream_overloaded_before_the_stream(anthropic_sdk, fake_anthropic):
+    fake_anthropic.fail_next(529, anthropic_error(529, "Overloaded"))
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        anthropic_sdk.messages.create(
+            model="anthropic/claude-sonnet-4-5",
+            max_tokens=50,
+            stream=True,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    assert raised.value.status_code == 503
+    assert raised.value.body["error"]["type"] == "overloaded_error"
+
+
+# --- the raw wire ---------------------------------------------------------------------------
+
+
+def post(gateway, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"{gateway.url}/v1/messages",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_bad_key_and_bad_body_get_anthropic_error_bodies(anthropic_gateway):
+    status, body = post(
+        anthropic_gateway,
+        {"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        {"x-api-key": "wrong", "anthropic-version": "2023-06-01"},
+    )
+    assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+    status, body = post(
+        anthropic_gateway,
+        {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        {"x-api-key": anthropic_gateway.key},
+    )
+    error = json.loads(body)
+    assert status == 400 and error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error" and "max_tokens" in error["error"]["message"]
+
+
+def test_sse_is_anthropics_exact_event_sequence(anthropic_gateway, fake_openai_upstream):
+    fake_openai_upstream.script(text="Hi there", chunk_size=4)
+    status, body = post(
+        anthropic_gateway,
+        {
+            "model": "openai/gpt-4o-mini",
+            "max_tokens": 20,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        {"authorization": f"Bearer {anthropic_gateway.key}"},
+    )
+    assert status == 200
+    frames = [frame.split("\n") for frame in body.decode().strip().split("\n\n")]
+    names = [lines[0].removeprefix("event: ") for lines in frames]
+    data = [json.loads(lines[1].removeprefix("data: ")) for lines in frames]
+    assert names == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert [d["type"] for d in data] == names
+    assert data[0]["message"]["content"] == [] and data[0]["message"]["stop_reason"] is None
+    assert data[6]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert data[6]["usage"]["output_tokens"] == 7
+
+
+def test_client_leaving_closes_the_upstream_stream(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(
+        text="This answer is abandoned halfway.", chunk_size=5, hold_until_disconnected=True
+    )
+    with anthropic_sdk.messages.stream(
+        model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "Go"}]
+    ) as stream:
+        assert next(iter(stream.text_stream)) == "This "
+    # The fake holds its answer until its own client (the gateway) hangs up.
+    deadline = time.monotonic() + 10
+    while fake_anthropic.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_anthropic.disconnects == 1
+    assert fake_anthropic.streams_completed == 0

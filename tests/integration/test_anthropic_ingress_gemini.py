@@ -1,0 +1,109 @@
+"""The official ``anthropic`` SDK against ``/v1/messages`` routed to ``gemini/...`` (a fake Gemini
+that, like Gemini 3, refuses a replayed function call without its thought signature)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from app.testing.scripted_upstream import Reply, ToolCallReply
+from app.testing.server import JunctionProcess
+from tests.fakes.gemini_upstream import FakeGemini
+
+KEY = "gemini-anthropic-ingress-key"
+MODEL = "gemini/gemini-2.5-flash"
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather for a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeGemini]:
+    fake = FakeGemini(api_key=KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(upstream: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    config = f'[providers.gemini]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
+    with JunctionProcess(tmp_path_factory.mktemp("anthropic-gemini"), config) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(upstream: FakeGemini) -> FakeGemini:
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=junction.url, api_key=junction.key, max_retries=0, timeout=20) as sdk:
+        yield sdk
+
+
+def test_create(client: anthropic.Anthropic, fake: FakeGemini) -> None:
+    fake.queue_reply(Reply(text="Hej!", prompt_tokens=20, completion_tokens=2))
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        system="Answer in Swedish.",
+        messages=[{"role": "user", "content": "Hello"}],
+    )
+    assert [b.type for b in message.content] == ["text"] and message.content[0].text == "Hej!"
+    assert message.stop_reason == "end_turn"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (20, 2)
+    seen = fake.last_seen()
+    assert seen.model == "gemini-2.5-flash" and seen.texts == ["Answer in Swedish.", "Hello"]
+
+
+def test_stream(client: anthropic.Anthropic, fake: FakeGemini) -> None:
+    fake.queue_reply(Reply(text="Streaming from Gemini.", chunk_size=5))
+    with client.messages.stream(
+        model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Go"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == "Streaming from Gemini." and len(pieces) > 1
+    assert final.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_tool_use_round_trip_keeps_geminis_thought_signature(
+    client: anthropic.Anthropic, fake: FakeGemini, streamed: bool
+) -> None:
+    fake.queue_reply(Reply(tool_calls=[ToolCallReply("get_weather", {"city": "Oslo"})]))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
+    if streamed:
+        with client.messages.stream(
+            model=MODEL, max_tokens=128, tools=[WEATHER_TOOL], messages=messages
+        ) as stream:
+            first = stream.get_final_message()
+    else:
+        first = client.messages.create(model=MODEL, max_tokens=128, tools=[WEATHER_TOOL], messages=messages)
+    assert first.stop_reason == "tool_use"
+    [tool_use] = [b for b in first.content if b.type == "tool_use"]
+    assert (tool_use.name, tool_use.input) == ("get_weather", {"city": "Oslo"})
+    # Gemini's signature travels to the client as an opaque block the client sends back unchanged.
+    assert any(b.type == "redacted_thinking" for b in first.content)
+
+    fake.queue_reply(Reply(text="4°C in Oslo."))
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": '{"temp_c": 4}'}],
+        },
+    ]
+    second = client.messages.create(model=MODEL, max_tokens=128, tools=[WEATHER_TOOL], messages=messages)
+    assert second.content[0].text == "4°C in Oslo."
+    seen = fake.last_seen()
+    assert seen.tool_calls == [("get_weather", {"city": "Oslo"})]
+    assert [json.loads(result) for result in seen.tool_results] == [{"temp_c": 4}]

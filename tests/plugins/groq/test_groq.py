@@ -1,0 +1,127 @@
+"""Groq's differences from OpenAI, through a real gateway and the official SDK, plus its stream
+usage reader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from app.schemas.stream import StreamDone, UsageReport
+from app.testing.server import JunctionProcess
+from plugins.providers.groq.adapter import GroqChunkReader
+from tests.fakes.groq_upstream import FakeGroq
+from tests.plugins.provider_gateway import provider_gateway, sdk
+
+KEY = "gsk_groq_tests"
+MODEL = "groq/llama-3.1-8b-instant"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeGroq]:
+    fake = FakeGroq(api_key=KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(upstream: FakeGroq, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    server = provider_gateway(tmp_path_factory.mktemp("groq"), "groq", KEY, upstream.base_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(upstream: FakeGroq) -> FakeGroq:
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
+    with sdk(junction) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"logprobs": True}, "logprobs"),
+        ({"n": 2}, "n"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"logprobs": True, "top_logprobs": 3}, "logprobs"),
+    ],
+)
+def test_parameters_groq_refuses_are_a_400_naming_them(
+    client: openai.OpenAI, fake: FakeGroq, fields: dict, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], **fields)
+    assert raised.value.body["param"] == param  # type: ignore[index]
+    assert "groq" in raised.value.message
+    assert fake.requests == []
+
+
+def test_participant_names_are_dropped_not_refused(client: openai.OpenAI, fake: FakeGroq) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "name": "alice", "content": "hello from alice"}]
+    )
+    assert completion.choices[0].message.content == "echo: hello from alice"
+    assert fake.last.json()["messages"] == [{"role": "user", "content": "hello from alice"}]
+    assert fake.last.path == "/openai/v1/chat/completions"
+
+
+def test_groq_has_no_embeddings(client: openai.OpenAI, fake: FakeGroq) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model=MODEL, input="x")
+    assert raised.value.code == "embeddings_not_supported"
+    assert fake.requests == []
+
+
+def test_models_come_from_groq(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == [
+        "groq/llama-3.1-8b-instant",
+        "groq/llama-3.3-70b-versatile",
+    ]
+
+
+FINISH = {
+    "id": "c",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    "x_groq": {
+        "id": "req_1",
+        "usage": {
+            "queue_time": 0.1,
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+            "total_time": 0.2,
+        },
+    },
+}
+
+
+def _usages(chunks: list[str]) -> list[int]:
+    reader = GroqChunkReader("groq")
+    events = [event for chunk in chunks for event in reader.read(chunk)]
+    assert isinstance(events[-1], StreamDone)
+    return [event.usage.total_tokens for event in events if isinstance(event, UsageReport)]
+
+
+def test_usage_from_x_groq_when_there_is_no_usage_chunk() -> None:
+    assert _usages([json.dumps(FINISH), "[DONE]"]) == [7]
+
+
+def test_usage_is_reported_once_when_groq_sends_both() -> None:
+    trailing = {
+        **FINISH,
+        "choices": [],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+    del trailing["x_groq"]
+    assert _usages([json.dumps(FINISH), json.dumps(trailing), "[DONE]"]) == [8]

@@ -1,0 +1,169 @@
+"""Mistral's differences from OpenAI: renamed fields, strict fields, 9-character tool-call ids,
+embeddings — through a real gateway and the official SDK."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from app.testing.server import JunctionProcess
+from plugins.providers.mistral.adapter import mistral_tool_call_id
+from tests.fakes.embedding_vectors import fake_vector
+from tests.fakes.mistral_upstream import FakeMistral
+from tests.plugins.provider_gateway import provider_gateway, sdk
+
+KEY = "mistral-tests-key"
+MODEL = "mistral/mistral-large-latest"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeMistral]:
+    fake = FakeMistral(api_key=KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(upstream: FakeMistral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    server = provider_gateway(tmp_path_factory.mktemp("mistral"), "mistral", KEY, upstream.base_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(upstream: FakeMistral) -> FakeMistral:
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
+    with sdk(junction) as client:
+        yield client
+
+
+def test_tool_call_ids_map_deterministically_to_nine_alphanumerics() -> None:
+    assert mistral_tool_call_id("D681PevKs") == "D681PevKs"  # Mistral's own ids pass through
+    mapped = mistral_tool_call_id("call_PTLP8xhu3uwZk4l3nlnrrJha")
+    assert re.fullmatch(r"[A-Za-z0-9]{9}", mapped)
+    assert mapped == mistral_tool_call_id("call_PTLP8xhu3uwZk4l3nlnrrJha")
+    assert len({mistral_tool_call_id(f"toolu_{n}") for n in range(2000)}) == 2000
+
+
+def test_a_conversation_begun_elsewhere_continues_on_mistral(
+    client: openai.OpenAI, fake: FakeMistral
+) -> None:
+    """Ids from OpenAI (``call_...``) and Anthropic (``toolu_...``) are mapped the same way in the
+    assistant turn and in the tool results, so Mistral accepts the history."""
+    completion = client.chat.completions.create(
+        model=MODEL,
+        tools=[WEATHER],
+        messages=[
+            {"role": "user", "content": "Weather in Oslo and Bergen?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_PTLP8xhu3uwZk4l3nlnrrJha",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                    },
+                    {
+                        "id": "toolu_01A09q90qw90lq917835lq9",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Bergen"}'},
+                    },
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_PTLP8xhu3uwZk4l3nlnrrJha", "content": "4°C"},
+            {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "7°C"},
+        ],
+    )
+    assert completion.choices[0].message.content
+    sent = fake.last.json()["messages"]
+    calls = [call["id"] for call in sent[1]["tool_calls"]]
+    assert calls == [
+        mistral_tool_call_id("call_PTLP8xhu3uwZk4l3nlnrrJha"),
+        mistral_tool_call_id("toolu_01A09q90qw90lq917835lq9"),
+    ]
+    assert [sent[2]["tool_call_id"], sent[3]["tool_call_id"]] == calls
+
+
+def test_openai_fields_are_renamed_or_dropped(client: openai.OpenAI, fake: FakeMistral) -> None:
+    client.chat.completions.create(
+        model=MODEL,
+        seed=42,
+        max_completion_tokens=64,
+        tool_choice="required",
+        tools=[WEATHER],
+        user="u-1",
+        metadata={"team": "a"},
+        messages=[{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Weather?"}],
+    )
+    sent = fake.last.json()
+    assert sent["random_seed"] == 42 and "seed" not in sent
+    assert sent["max_tokens"] == 64 and "max_completion_tokens" not in sent
+    assert sent["tool_choice"] == "any"
+    assert "user" not in sent and "metadata" not in sent
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_stream_carries_no_stream_options_and_still_reports_usage(
+    client: openai.OpenAI, fake: FakeMistral
+) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL,
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "count"}],
+    )
+    usage = [chunk.usage for chunk in stream if chunk.usage]
+    assert "stream_options" not in fake.last.json()
+    assert len(usage) == 1 and usage[0].total_tokens == 18
+
+
+def test_logit_bias_is_refused_naming_it(client: openai.OpenAI, fake: FakeMistral) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL, logit_bias={"1": 1}, messages=[{"role": "user", "content": "x"}]
+        )
+    assert raised.value.body["param"] == "logit_bias"  # type: ignore[index]
+    assert fake.requests == []
+
+
+def test_a_field_mistral_does_not_know_comes_back_as_its_400(
+    client: openai.OpenAI, fake: FakeMistral
+) -> None:
+    """Unmodelled fields go through verbatim; Mistral's validation answer reaches the client."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], extra_body={"safe_mode": True}
+        )
+    assert "extra_forbidden" in raised.value.message and "safe_mode" in raised.value.message
+    assert fake.last.json()["safe_mode"] is True
+
+
+def test_embeddings_with_output_dimension(client: openai.OpenAI, fake: FakeMistral) -> None:
+    result = client.embeddings.create(model="mistral/mistral-embed", input=["a", "b"], dimensions=5)
+    assert [item.embedding for item in result.data] == [fake_vector("a", 5), fake_vector("b", 5)]
+    sent = fake.last.json()
+    assert sent["output_dimension"] == 5 and "dimensions" not in sent
+    assert sent["encoding_format"] == "base64" and sent["model"] == "mistral-embed"
+
+
+def test_token_input_is_refused_for_mistral_embeddings(client: openai.OpenAI, fake: FakeMistral) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model="mistral/mistral-embed", input=[[1, 2]])
+    assert raised.value.body["param"] == "input"  # type: ignore[index]
+    assert fake.requests == []

@@ -1,0 +1,117 @@
+"""OpenRouter's differences: attribution headers, its ``provider`` routing field passed through
+untouched, vendor-prefixed model ids, mid-stream error chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from app.testing.conformance import Reply
+from app.testing.server import JunctionProcess
+from tests.fakes.openrouter_upstream import FakeOpenRouter
+from tests.plugins.provider_gateway import provider_gateway, sdk
+
+KEY = "sk-or-v1-tests"
+MODEL = "openrouter/anthropic/claude-sonnet-4.5"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenRouter]:
+    fake = FakeOpenRouter(api_key=KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(upstream: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    server = provider_gateway(
+        tmp_path_factory.mktemp("openrouter"),
+        "openrouter",
+        KEY,
+        upstream.base_url,
+        site_url="https://app.example.test",
+        app_name="Example App",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(upstream: FakeOpenRouter) -> FakeOpenRouter:
+    upstream.reset()
+    return upstream
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
+    with sdk(junction) as client:
+        yield client
+
+
+def test_attribution_headers_and_vendor_prefixed_model(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert fake.last.path == "/api/v1/chat/completions"
+    assert fake.last.headers["http-referer"] == "https://app.example.test"
+    assert fake.last.headers["x-title"] == "Example App"
+    assert fake.last.headers["authorization"] == f"Bearer {KEY}"
+    assert fake.last.json()["model"] == "anthropic/claude-sonnet-4.5"
+
+
+def test_provider_routing_and_fallback_models_pass_through_verbatim(
+    client: openai.OpenAI, fake: FakeOpenRouter
+) -> None:
+    routing = {
+        "order": ["anthropic", "amazon-bedrock"],
+        "allow_fallbacks": False,
+        "max_price": {"prompt": 1, "completion": 2.5},
+        "sort": "throughput",
+    }
+    client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"provider": routing, "models": ["openai/gpt-4o-mini"], "transforms": ["middle-out"]},
+    )
+    sent = fake.last.json()
+    assert sent["provider"] == routing
+    assert sent["models"] == ["openai/gpt-4o-mini"] and sent["transforms"] == ["middle-out"]
+
+
+def test_openrouter_s_refusal_of_bad_routing_reaches_the_client(
+    client: openai.OpenAI, fake: FakeOpenRouter
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"provider": {"prefer": "cheap"}},
+        )
+    assert "provider preferences" in raised.value.message
+
+
+def test_an_error_chunk_mid_stream_is_raised_by_the_sdk(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    fake.queue_reply(Reply(text="partial answer"))
+    fake.mid_stream_error = "Provider returned error: upstream disconnected"
+    stream = client.chat.completions.create(
+        model=MODEL, stream=True, messages=[{"role": "user", "content": "hi"}]
+    )
+    received = []
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in stream:
+            received.extend(choice.delta.content or "" for choice in chunk.choices)
+    assert "".join(received) == "partial answer"
+    assert "upstream disconnected" in raised.value.message
+
+
+def test_models_keep_their_vendor_prefix(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == [
+        "openrouter/anthropic/claude-sonnet-4.5",
+        "openrouter/openai/gpt-4o-mini",
+    ]
+
+
+def test_openrouter_has_no_embeddings_here(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model="openrouter/openai/text-embedding-3-small", input="x")
+    assert raised.value.code == "embeddings_not_supported"
