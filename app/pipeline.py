@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
+
 from app.errors import AuthenticationFailed, InvalidRequest, JunctionError, PermissionDenied, is_retryable
 from app.plugins.manager import LoadedPlugins
-from app.plugins.protocols import CallContext, CallOutcome, EmbeddingsAdapter, Principal
+from app.plugins.protocols import CallContext, CallOutcome, EmbeddingsAdapter, InferenceRequest, Principal
 from app.routing.router import Deployment, Router
 from app.schemas.chat import ChatRequest, ChatResponse, Usage
 from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
@@ -25,6 +26,8 @@ from app.schemas.stream import StreamEvent, UsageReport
 from app.settings import Settings
 
 log = logging.getLogger("junction.pipeline")
+
+Answer = TypeVar("Answer")
 
 ANONYMOUS = Principal(id="anonymous", kind="anonymous", scopes=frozenset({"chat", "admin"}))
 
@@ -114,7 +117,8 @@ class Gateway:
                         call.cache_hit = True
                         await self._after(call, request, 200, cached.usage)
                         return cached
-            response = await self._first_success(call, deployments, request)
+            response = await self._first_success(
+                call, deployments, lambda d: d.provider.complete(request, d.target))
         except JunctionError as error:
             await self._after(call, request, error.status, None, error.error_type)
             raise
@@ -123,19 +127,20 @@ class Gateway:
         await self._after(call, request, 200, response.usage)
         return response
 
-    async def _first_success(self, call: CallContext, deployments: tuple[Deployment, ...],
-                             request: ChatRequest) -> ChatResponse:
+    async def _first_success(self, call: CallContext, deployments: Sequence[Deployment],
+                             attempt: Callable[[Deployment], Awaitable[Answer]]) -> Answer:
+        """The first deployment's answer; on a retryable failure, the next one's (fallbacks)."""
         last = len(deployments) - 1
-        for attempt, deployment in enumerate(deployments):
+        for index, deployment in enumerate(deployments):
             try:
-                response = await deployment.provider.complete(request, deployment.target)
+                answer = await attempt(deployment)
             except JunctionError as error:
-                if attempt == last or not is_retryable(error):
+                if index == last or not is_retryable(error):
                     raise
                 log.info("deployment %s failed (%s); trying the next", deployment.label, error.message)
                 continue
-            self._routed(call, deployment, attempt)
-            return response
+            self._routed(call, deployment, index)
+            return answer
         raise AssertionError("unreachable: the router returns at least one deployment")
 
     # --- streaming --------------------------------------------------------------------------
@@ -184,38 +189,23 @@ class Gateway:
     # --- embeddings -------------------------------------------------------------------------
 
     async def embed(self, call: CallContext, request: EmbeddingRequest) -> EmbeddingResponse:
-        """Embeddings through the same stages as chat, minus the cache. Limiters and observers
-        receive the EmbeddingRequest (``call.endpoint`` is ``"embeddings"``). Deployments whose
+        """Embeddings through the same stages as chat, minus the cache. Deployments whose
         provider has no embeddings endpoint are skipped; if none has one, a 400 names the model."""
         try:
-            deployments = [d for d in await self._before(call, request)  # type: ignore[arg-type]
+            deployments = [d for d in await self._before(call, request)
                            if isinstance(d.provider, EmbeddingsAdapter)]
             if not deployments:
                 raise InvalidRequest(f"model {request.model!r}: its provider offers no embeddings",
                                      param="model", code="embeddings_not_supported")
-            response = await self._first_embedding(call, deployments, request)
+            response = await self._first_success(
+                call, deployments, lambda d: d.provider.embed(request, d.target))  # type: ignore[attr-defined]
         except JunctionError as error:
-            await self._after(call, request, error.status, None, error.error_type)  # type: ignore[arg-type]
+            await self._after(call, request, error.status, None, error.error_type)
             raise
         usage = Usage(prompt_tokens=response.usage.prompt_tokens, completion_tokens=0,
                       total_tokens=response.usage.total_tokens)
-        await self._after(call, request, 200, usage)  # type: ignore[arg-type]
+        await self._after(call, request, 200, usage)
         return response
-
-    async def _first_embedding(self, call: CallContext, deployments: list[Deployment],
-                               request: EmbeddingRequest) -> EmbeddingResponse:
-        last = len(deployments) - 1
-        for attempt, deployment in enumerate(deployments):
-            try:
-                response = await deployment.provider.embed(request, deployment.target)  # type: ignore[attr-defined]
-            except JunctionError as error:
-                if attempt == last or not is_retryable(error):
-                    raise
-                log.info("deployment %s failed (%s); trying the next", deployment.label, error.message)
-                continue
-            self._routed(call, deployment, attempt)
-            return response
-        raise AssertionError("unreachable: called with at least one deployment")
 
     # --- shared stages ----------------------------------------------------------------------
 
@@ -227,7 +217,7 @@ class Gateway:
         self.authorize(call.principal or ANONYMOUS, "chat")
         return await self._bridges.expand(call, request)
 
-    async def _before(self, call: CallContext, request: ChatRequest) -> tuple[Deployment, ...]:
+    async def _before(self, call: CallContext, request: InferenceRequest) -> tuple[Deployment, ...]:
         principal = call.principal or ANONYMOUS
         self.authorize(principal, "chat", request.model)
         for limiter in self._limiters:
@@ -248,7 +238,7 @@ class Gateway:
             call.fallback_used = True
             call.response_headers["x-junction-fallback"] = "true"
 
-    async def _after(self, call: CallContext, request: ChatRequest, status: int, usage: Usage | None,
+    async def _after(self, call: CallContext, request: InferenceRequest, status: int, usage: Usage | None,
                      error_type: str | None = None) -> None:
         if not (self._limiters or self._observers):
             return

@@ -240,6 +240,10 @@ class ChunkReader:
         self._provider = provider
         self._started = False
 
+    def close(self) -> list[StreamEvent]:
+        """The upstream ended without ``[DONE]``: end the unified stream all the same."""
+        return [StreamDone()]
+
     def read(self, data: str) -> list[StreamEvent]:
         if data == "[DONE]":
             return [StreamDone()]

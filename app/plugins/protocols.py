@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from app.stores.notify import ChangeBus
 
 
+#: What limiters and observers see: a chat request, or an embeddings request
+#: (``call.endpoint`` tells which).
+InferenceRequest = ChatRequest | EmbeddingRequest
+
 # --- configuration bases --------------------------------------------------------------------------
 
 
@@ -204,7 +208,7 @@ class Authenticator(Protocol):
 
 @runtime_checkable
 class RateLimiter(Protocol):
-    async def check(self, call: CallContext, request: ChatRequest) -> None:
+    async def check(self, call: CallContext, request: InferenceRequest) -> None:
         """Before routing: raise :class:`~app.errors.RateLimited` to refuse; add
         ``x-ratelimit-*`` headers to ``call.response_headers``."""
         ...
@@ -223,7 +227,7 @@ class ResponseCache(Protocol):
 
 @runtime_checkable
 class UsageObserver(Protocol):
-    async def observe(self, call: CallContext, request: ChatRequest, outcome: CallOutcome) -> None:
+    async def observe(self, call: CallContext, request: InferenceRequest, outcome: CallOutcome) -> None:
         """After every answered call (including failures): e.g. buffer a usage event. Must not
         block: the response is already on its way."""
         ...

@@ -53,6 +53,6 @@ class ModelCatalog:
         names = sorted(self._providers)
         lists = await asyncio.gather(*(self._models_of(n, self._providers[n]) for n in names))
         entries = [ModelEntry(id=alias, owned_by="junction") for alias in self._aliases]
-        for name, models in zip(names, lists):
+        for name, models in zip(names, lists, strict=True):
             entries.extend(ModelEntry(id=f"{name}/{model}", owned_by=name) for model in models)
         return ModelList(data=entries)

@@ -6,8 +6,9 @@ aiohttp is used because it measured faster than httpx on the gateway benchmark (
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import aiohttp
 import msgspec
@@ -26,6 +27,20 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.plugins.protocols import ProviderConfig
+from app.schemas.stream import StreamDone, StreamEvent
+from app.upstream.sse import iter_sse
+
+
+class StreamReader(Protocol):
+    """The state of one upstream stream: provider event data in, unified events out."""
+
+    def read(self, data: str) -> Iterable[StreamEvent]:
+        """The unified events one SSE ``data`` payload makes (possibly none)."""
+        ...
+
+    def close(self) -> Iterable[StreamEvent]:
+        """The events owed once the upstream ended without a ``StreamDone`` (at least that)."""
+        ...
 
 
 class _ErrorDetail(msgspec.Struct):
@@ -158,6 +173,19 @@ class UpstreamClient:
             yield self._chunks(response)
         finally:
             response.close()
+
+    async def stream_events(self, url: str, body: bytes, headers: Mapping[str, str],
+                            reader: StreamReader) -> AsyncIterator[StreamEvent]:
+        """POST a streaming request and yield the unified events ``reader`` makes of its SSE
+        answer, ending with ``StreamDone``. Closing the iterator closes the upstream connection."""
+        async with self.stream(url, body, {**headers, "accept": "text/event-stream"}) as chunks:
+            async for event in iter_sse(chunks):
+                for unified in reader.read(event.data):
+                    yield unified
+                    if isinstance(unified, StreamDone):
+                        return
+        for unified in reader.close():
+            yield unified
 
     async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:

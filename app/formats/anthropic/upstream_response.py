@@ -122,6 +122,10 @@ class EventReader:
         self._tool_calls = 0
         self._start_usage = AnthropicUsage()
 
+    def close(self) -> list[StreamEvent]:
+        """The upstream ended without ``message_stop``: end the unified stream all the same."""
+        return [StreamDone()]
+
     def read(self, data: str) -> list[StreamEvent]:
         try:
             event = _event_decoder.decode(data)

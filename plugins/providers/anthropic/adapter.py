@@ -12,9 +12,8 @@ from app.formats.anthropic.upstream_request import encode_messages_request
 from app.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.stream import StreamDone, StreamEvent
+from app.schemas.stream import StreamEvent
 from app.upstream.http import UpstreamClient
-from app.upstream.sse import iter_sse
 
 
 class AnthropicConfig(ProviderConfig):
@@ -83,14 +82,8 @@ class AnthropicAdapter:
         prepared = encode_messages_request(request, target.model, stream=True,
                                            default_max_tokens=self.config.default_max_tokens)
         reader = EventReader(self.name, prepared.response_tool)
-        headers = {**headers, "accept": "text/event-stream"}
-        async with self.client.stream(url, prepared.body, headers) as chunks:
-            async for event in iter_sse(chunks):
-                for unified in reader.read(event.data):
-                    yield unified
-                    if isinstance(unified, StreamDone):
-                        return
-        yield StreamDone()
+        async for event in self.client.stream_events(url, prepared.body, headers, reader):
+            yield event
 
     async def list_models(self) -> list[str]:
         if self.config.models:

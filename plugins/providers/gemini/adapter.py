@@ -15,7 +15,6 @@ from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
 from app.schemas.stream import StreamEvent
 from app.upstream.http import UpstreamClient
-from app.upstream.sse import iter_sse
 from plugins.providers.gemini.config import GeminiConfig
 from plugins.providers.gemini.errors import map_gemini_error
 from plugins.providers.gemini.stream import GeminiStreamReader
@@ -82,14 +81,9 @@ class GeminiAdapter:
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
         body = gemini_body(request, self.config)
         url, headers = self._url(target, "streamGenerateContent")
-        headers = {**headers, "accept": "text/event-stream"}
         reader = GeminiStreamReader(target.model)
-        async with self.client.stream(f"{url}?alt=sse", body, headers) as chunks:
-            async for event in iter_sse(chunks):
-                for unified in reader.read(event.data):
-                    yield unified
-        for unified in reader.close():
-            yield unified
+        async for event in self.client.stream_events(f"{url}?alt=sse", body, headers, reader):
+            yield event
 
     # --- embeddings -----------------------------------------------------------------------------
 

@@ -11,9 +11,8 @@ import msgspec
 from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_request
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.stream import StreamDone, StreamEvent
+from app.schemas.stream import StreamEvent
 from app.upstream.http import UpstreamClient
-from app.upstream.sse import iter_sse
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
 
@@ -85,15 +84,9 @@ class OpenAIAdapter:
 
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
         url, headers = self._endpoint(target)
-        headers = {**headers, "accept": "text/event-stream"}
-        reader = self.chunk_reader()
-        async with self.client.stream(url, self.prepare(request, target, stream=True), headers) as chunks:
-            async for event in iter_sse(chunks):
-                for unified in reader.read(event.data):
-                    yield unified
-                    if isinstance(unified, StreamDone):
-                        return
-        yield StreamDone()
+        body = self.prepare(request, target, stream=True)
+        async for event in self.client.stream_events(url, body, headers, self.chunk_reader()):
+            yield event
 
     async def list_models(self) -> list[str]:
         if self.config.models:
