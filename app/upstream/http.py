@@ -136,28 +136,21 @@ class UpstreamClient:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         """POST and return the body of a 2xx answer; raise the mapped error otherwise."""
-        try:
-            async with self.session.post(url, data=body, headers=headers) as response:
-                payload = await response.read()
-                if response.status >= 400:
-                    raise self.map_error(self.provider, response.status, payload, response.headers)
-                return payload
-        except (JunctionError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            raise self._transport_error(error) from error
+        return await self._fetch("POST", url, headers, body)
 
     async def get(self, url: str, headers: Mapping[str, str]) -> bytes:
+        """GET and return the body of a 2xx answer; raise the mapped error otherwise."""
+        return await self._fetch("GET", url, headers)
+
+    async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
-            async with self.session.get(url, headers=headers) as response:
+            async with self.session.request(method, url, data=body, headers=headers) as response:
                 payload = await response.read()
-                if response.status >= 400:
-                    raise self.map_error(self.provider, response.status, payload, response.headers)
-                return payload
-        except (JunctionError, asyncio.CancelledError):
-            raise
-        except Exception as error:
+        except Exception as error:  # cancellation is a BaseException and passes untouched
             raise self._transport_error(error) from error
+        if response.status >= 400:
+            raise self.map_error(self.provider, response.status, payload, response.headers)
+        return payload
 
     @asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -168,7 +161,10 @@ class UpstreamClient:
             raise self._transport_error(error) from error
         try:
             if response.status >= 400:
-                payload = await response.read()
+                try:
+                    payload = await response.read()
+                except Exception as error:
+                    raise self._transport_error(error) from error
                 raise self.map_error(self.provider, response.status, payload, response.headers)
             yield self._chunks(response)
         finally:

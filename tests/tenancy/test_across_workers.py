@@ -50,7 +50,7 @@ def test_revoked_key_fails_on_every_worker_within_a_second(two_workers: Junction
 
     last_success = None
     statuses_after_one_second = []
-    while (elapsed := time.monotonic() - revoked_at) < 1.6:
+    while (elapsed := time.monotonic() - revoked_at) < 2.0:
         status = fresh_connection_get(url, key)
         if status == 200:
             last_success = elapsed
@@ -59,7 +59,9 @@ def test_revoked_key_fails_on_every_worker_within_a_second(two_workers: Junction
         else:
             assert status == 401
     assert last_success is None or last_success < 1.0, f"a worker accepted the key {last_success:.3f}s later"
-    assert len(statuses_after_one_second) >= 10 and set(statuses_after_one_second) == {401}
+    # How many requests fit in the last second depends on the machine's load; what matters is
+    # that there were some and every one of them was refused.
+    assert len(statuses_after_one_second) >= 3 and set(statuses_after_one_second) == {401}
 
 
 def fresh_connection_chat(base: str, key: str, model: str) -> httpx.Response:
@@ -71,7 +73,7 @@ def fresh_connection_chat(base: str, key: str, model: str) -> httpx.Response:
         )
 
 
-def every_request_sees(check, seconds: float = 1.0, settle: float = 1.6) -> None:
+def every_request_sees(check, seconds: float = 1.0, settle: float = 2.0) -> None:
     """After ``seconds``, every request (new connections, so both workers) passes ``check``."""
     started = time.monotonic()
     seen_after = 0
@@ -80,7 +82,7 @@ def every_request_sees(check, seconds: float = 1.0, settle: float = 1.6) -> None
         if elapsed >= seconds:
             assert passed, f"a worker still served the old state {elapsed:.2f}s after the change"
             seen_after += 1
-    assert seen_after >= 5
+    assert seen_after >= 3
 
 
 def test_bridge_and_credential_changes_reach_every_worker_within_a_second(

@@ -4,6 +4,8 @@ that loses data, skips what a provider declares it lacks, and its marker works u
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -31,10 +33,13 @@ class TestLossyProvider(ProviderConformance):
 '''
 
 
-def test_the_kit_fails_a_provider_that_loses_data(pytester: pytest.Pytester) -> None:
+def test_the_kit_fails_a_provider_that_loses_data(pytester: pytest.Pytester, monkeypatch) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_lossy=LOSSY_PROVIDER_TESTS)
-    result = pytester.runpytest("--strict-markers", "-m", "conformance", "-p", "no:cacheprovider", "-rfs")
+    # A separate process, as a plugin package would run it: nothing leaks from this session.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    result = pytester.runpytest_subprocess("--strict-markers", "-m", "conformance", "-p", "no:cacheprovider",
+                                           "-rfs")
     result.assert_outcomes(passed=14, failed=2, skipped=2)
     result.stdout.fnmatch_lines(["*FAILED*test_usage *", "*FAILED*test_usage_in_stream*"])
     result.stdout.fnmatch_lines(["*SKIPPED*openai does not offer image input*"])
