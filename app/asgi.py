@@ -18,6 +18,7 @@ from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
 from app.pipeline import Gateway
 from app.plugins.manager import load_plugins
+from app.plugins.routes import plugin_routes
 from app.plugins.protocols import PluginContext
 from app.request_id import add_request_id_header
 from app.routing.catalog import ModelCatalog
@@ -47,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     catalog = ModelCatalog(plugins.providers, router.alias_names)
     return Litestar(
         route_handlers=[*openai_routes(gateway, catalog), *embeddings_routes(gateway),
-                        *anthropic_routes(gateway), *health_routes(settings.stores),
+                        *anthropic_routes(gateway), *health_routes(settings.stores), *plugin_routes(gateway),
                         *domain_routes(gateway, domain)],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

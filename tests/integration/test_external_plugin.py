@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -53,6 +54,10 @@ def test_serves_requests_and_models(echo_package, tmp_path):
             model="echo/parrot", messages=[{"role": "user", "content": "hello"}], stream=True) if c.choices)
         assert streamed.strip() == "parrot says: hello"
         assert "echo/parrot" in [m.id for m in client.models.list()]
+        listed = httpx.get(f"{server.url}/api/v1/plugins", headers={"authorization": f"Bearer {server.key}"}).json()
+        assert {"name": "echo", "kind": "provider", "package": "junction-echo-provider", "version": "1.2.0",
+                "enabled": True, "reason": ""} in listed
+        assert httpx.get(f"{server.url}/api/v1/plugins").status_code == 401
 
 
 def test_switched_off_by_config(echo_package, tmp_path):
