@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     catalog = ModelCatalog(plugins.providers, router.alias_names)
     return Litestar(
         route_handlers=[*openai_routes(gateway, catalog), *embeddings_routes(gateway),
-                        *anthropic_routes(gateway), *health_routes(settings.stores), *plugin_routes(gateway),
+                        *anthropic_routes(gateway), *health_routes(settings.stores, domain.probes()), *plugin_routes(gateway),
                         *domain_routes(gateway, domain)],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

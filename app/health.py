@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,8 +30,8 @@ class Readiness(msgspec.Struct):
 
 
 async def check_store(store: str, url: str, timeout: float = 2.0) -> CheckResult:
-    """Memory stores are always ready; SQLite needs a writable directory; network stores must
-    accept a TCP connection. (Store plugins replace this with protocol-level pings.)"""
+    """For stores this process has not opened: memory stores are always ready, SQLite needs a
+    writable directory, network stores must accept a TCP connection."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "memory":
@@ -52,15 +53,33 @@ async def check_store(store: str, url: str, timeout: float = 2.0) -> CheckResult
     return CheckResult(store, scheme, True)
 
 
-def health_routes(stores: StoreSettings) -> list[HTTPRouteHandler]:
+Probe = Callable[[], Awaitable[None]]
+
+
+async def run_probe(store: str, url: str, probe: Probe, timeout: float = 2.0) -> CheckResult:
+    """A store that is open in this process answers a real round trip (``SELECT 1``, ``PING``)."""
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    try:
+        await asyncio.wait_for(probe(), timeout)
+    except Exception as error:  # any failure means "not ready"; the reason is reported, not raised
+        return CheckResult(store, scheme, False, f"{type(error).__name__}: {error}"[:300])
+    return CheckResult(store, scheme, True)
+
+
+def health_routes(stores: StoreSettings, probes: Mapping[str, Probe]) -> list[HTTPRouteHandler]:
+    """``probes`` ping the stores this process has open, by store name; the others are checked
+    for reachability only."""
+
     @get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @get("/readyz", summary="Readiness of every configured backend")
     async def readyz() -> Response[Readiness]:
-        checks = await asyncio.gather(*(check_store(name, getattr(stores, name))
-                                        for name in StoreSettings.__struct_fields__))
+        checks = await asyncio.gather(*(
+            run_probe(name, getattr(stores, name), probes[name]) if name in probes
+            else check_store(name, getattr(stores, name))
+            for name in StoreSettings.__struct_fields__))
         ready = all(check.ok for check in checks)
         return Response(Readiness("ready" if ready else "unavailable", list(checks)),
                         status_code=200 if ready else 503)

@@ -223,8 +223,9 @@ class Gateway:
         for limiter in self._limiters:
             await limiter.check(call, request)
         deployments = self.router.resolve(request.model)
-        if call.fallback_model:
-            deployments = deployments + self.router.resolve(call.fallback_model)
+        fallback = call.fallback_model  # a bridge's; only for a key allowed to use that model too
+        if fallback and (principal.models is None or fallback in principal.models):
+            deployments = deployments + self.router.resolve(fallback)
         org_id = call.org_id = call.org_id or principal.org_id
         if self._credentials is not None and org_id is not None:
             deployments = await self._credentials.apply(org_id, deployments)

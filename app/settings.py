@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from app.errors import ConfigError
+from app.security.private_files import create_private_file_once
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
 MASTER_KEY_ENV_VAR = "JUNCTION_MASTER_KEY"
@@ -205,20 +206,7 @@ def ensure_master_key(settings: Settings) -> Path | None:
     if settings.auth.master_key or settings.auth.disabled:
         return None
     path = Path(settings.server.data_dir) / MASTER_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        # Write a private temporary file, then hard-link it into place: the link either wins
-        # atomically or fails because another worker won, so no reader ever sees a partial key.
-        candidate = path.with_name(f".{MASTER_KEY_FILE}.{os.getpid()}")
-        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write("sk-junction-" + secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(candidate, path)
-        except FileExistsError:
-            pass
-        finally:
-            candidate.unlink()
+    create_private_file_once(path, "sk-junction-" + secrets.token_urlsafe(32) + "\n")
     key = path.read_text(encoding="utf-8").strip()
     if not key:
         raise ConfigError(f"{path} is empty; delete it to generate a new master key")

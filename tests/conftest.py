@@ -9,23 +9,16 @@ from pathlib import Path
 import pytest
 
 from app.testing.server import JunctionProcess
+from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-test"
 
 
-@pytest.fixture(scope="session")
-def fake_openai_server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key=UPSTREAM_KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
-    """The session's fake OpenAI, emptied of recorded requests and scripted replies."""
-    fake_openai_server.reset()
-    return fake_openai_server
+#: ``fake_openai_server``: the session's fake OpenAI; ``fake_openai``: the same, emptied of recorded
+#: requests and scripted replies for the test.
+fake_openai_server, fake_openai = fake_fixtures(lambda: FakeOpenAI(api_key=UPSTREAM_KEY), scope="session",
+                                                server_name="fake_openai_server", name="fake_openai")
 
 
 def openai_provider_table(fake: FakeOpenAI, **extra: object) -> str:

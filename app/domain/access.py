@@ -15,6 +15,14 @@ from app.plugins.protocols import Principal
 UNCONFINED_KINDS = frozenset({"master", "anonymous"})
 #: Header naming the org a master-key call acts on (the admin API also takes ``?org_id=``).
 ORG_HEADER = "x-junction-org-id"
+#: Longer than any id, slug or provider name the stores issue or accept.
+MAX_ID_CHARS = 200
+
+
+def could_be_id(value: str) -> bool:
+    """Whether ``value`` could name a stored record. One with a NUL character (which PostgreSQL
+    refuses in text) or longer than any id names nothing, and must not reach the store."""
+    return len(value) <= MAX_ID_CHARS and "\x00" not in value
 
 
 def is_unconfined(principal: Principal) -> bool:
@@ -42,6 +50,8 @@ def requested_org(
 def org_for(principal: Principal, requested: str | None, *, what: str = "record") -> str | None:
     """The org a call acts on: a confined caller's own (naming another org is a 404), or for an
     unconfined caller the one it named (``None`` when it named none)."""
+    if requested is not None and not could_be_id(requested):
+        raise NotFound(f"{what} not found", param="org_id", code="not_found")
     if is_unconfined(principal):
         return requested
     own = confined_org(principal)

@@ -5,6 +5,7 @@ the plugins (and closes it after them)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.domain.bridges.service import BridgeService
@@ -34,6 +35,10 @@ class Domain:
         self.credentials.start()
         self.bridges.start()
         await self.threads.start()
+
+    def probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """Readiness pings of the stores the domain keeps open (``/readyz``)."""
+        return {"documents": self.documents.ping, "cache": self.changes.ping}
 
     async def close(self) -> None:
         self.bridges.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import InvalidRequest
+from app.formats.json_body import decode_upstream, splice_fields
 from app.formats.openai import validation_error
 from app.schemas.embeddings import EMBEDDING_REQUEST_FIELDS, EmbeddingRequest, EmbeddingResponse
 
@@ -37,14 +38,8 @@ def encode_embedding_response(response: EmbeddingResponse) -> bytes:
 def encode_embedding_request(request: EmbeddingRequest, model: str) -> bytes:
     """The body for an OpenAI-compatible upstream: the upstream model, extra fields spliced in."""
     body = _encoder.encode(msgspec.structs.replace(request, model=model, extra_fields=None))
-    if request.extra_fields:
-        body = body[:-1] + b"," + _encoder.encode(request.extra_fields)[1:]
-    return body
+    return splice_fields(body, request.extra_fields)
 
 
 def decode_embedding_response(body: bytes, provider: str) -> EmbeddingResponse:
-    try:
-        return _response_decoder.decode(body)
-    except msgspec.MsgspecError as error:
-        raise UpstreamError(f"{provider} returned embeddings we could not read: {error}",
-                            code="upstream_protocol_error") from None
+    return decode_upstream(_response_decoder, body, provider, "embeddings")

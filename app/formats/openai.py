@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
+from app.formats.json_body import decode_upstream, splice_fields
 from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
 from app.schemas.stream import (
     Finish,
@@ -217,18 +218,11 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool) -> by
         stream_options=_USAGE_OPTIONS if stream else None,
         extra_fields=None,
     )
-    body = _encoder.encode(outgoing)
-    if request.extra_fields:
-        body = body[:-1] + b"," + _encoder.encode(request.extra_fields)[1:]
-    return body
+    return splice_fields(_encoder.encode(outgoing), request.extra_fields)
 
 
 def decode_chat_response(body: bytes, provider: str) -> ChatResponse:
-    try:
-        return _response_decoder.decode(body)
-    except msgspec.MsgspecError as error:
-        raise UpstreamError(f"{provider} returned a response we could not read: {error}",
-                            code="upstream_protocol_error") from None
+    return decode_upstream(_response_decoder, body, provider, "a response")
 
 
 class ChunkReader:

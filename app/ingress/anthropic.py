@@ -6,7 +6,6 @@ stream has started is sent as Anthropic's ``event: error``, which the SDKs raise
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,34 +13,17 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.errors import JunctionError
 from app.formats.anthropic.client_request import decode_messages_request
 from app.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
 from app.ingress.openai import SSE_HEADERS, begin_call
+from app.ingress.streaming import relay
 from app.pipeline import Gateway
 from app.schemas.stream import StreamEvent
 
-log = logging.getLogger("junction.ingress.anthropic")
 
-
-async def message_events(events: AsyncIterator[StreamEvent],
-                         writer: MessageStreamWriter) -> AsyncIterator[bytes]:
+def message_events(events: AsyncIterator[StreamEvent], writer: MessageStreamWriter) -> AsyncIterator[bytes]:
     """Anthropic SSE bytes for unified events; a failure after the first byte is an error event."""
-    try:
-        async for event in events:
-            data = writer.write(event)
-            if data is not None:
-                yield data
-        tail = writer.finish()  # in case the stream ended without its done event
-        if tail:
-            yield tail
-    except JunctionError as error:
-        yield error_event(error)
-    except Exception as error:  # the status is sent already: the client learns of it as an error event
-        log.exception("stream on /v1/messages failed")
-        yield error_event(error)
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
+    return relay(events, writer.write, error_event, writer.finish)
 
 
 def anthropic_routes(gateway: Gateway) -> list[HTTPRouteHandler]:

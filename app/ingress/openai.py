@@ -9,8 +9,8 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.errors import JunctionError
 from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
+from app.ingress.streaming import relay
 from app.pipeline import Gateway
 from app.plugins.protocols import CallContext
 from app.request_id import request_id
@@ -19,18 +19,9 @@ from app.routing.catalog import ModelCatalog, ModelList
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def sse_body(events: AsyncIterator[Any], writer: ChunkWriter) -> AsyncIterator[bytes]:
-    """OpenAI SSE bytes for unified events. An error after the first byte can no longer change
-    the status, so it is sent as an ``error`` chunk, which the OpenAI SDKs raise."""
-    try:
-        async for event in events:
-            data = writer.write(event)
-            if data is not None:
-                yield data
-    except JunctionError as error:
-        yield error_event(error)
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
+def sse_body(events: AsyncIterator[Any], writer: ChunkWriter) -> AsyncIterator[bytes]:
+    """OpenAI SSE bytes for unified events; an error after the first byte is an ``error`` chunk."""
+    return relay(events, writer.write, error_event)
 
 
 async def begin_call(gateway: Gateway, request: Request[Any, Any, Any], endpoint: str) -> CallContext:

@@ -117,6 +117,10 @@ class UpstreamTarget(msgspec.Struct, frozen=True, kw_only=True):
     api_key: str | None = None
     base_url: str | None = None
 
+    def __repr__(self) -> str:  # the key may be an org's decrypted credential: keep it out of logs
+        key = None if self.api_key is None else "<redacted>"
+        return f"UpstreamTarget(model={self.model!r}, api_key={key}, base_url={self.base_url!r})"
+
 
 @dataclass(slots=True)
 class CallContext:
@@ -125,7 +129,8 @@ class CallContext:
 
     request_id: str
     endpoint: str
-    headers: Mapping[str, str]
+    #: The request's headers, credentials included (hence not in the repr).
+    headers: Mapping[str, str] = field(repr=False)
     principal: Principal | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)

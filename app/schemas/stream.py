@@ -24,6 +24,9 @@ class StreamStart(_Event, tag="start"):
     model: str
     created: int
     system_fingerprint: str | None = None
+    #: The prompt's usage when the provider reports it up front (Anthropic's ``message_start``,
+    #: Gemini's first chunk); Anthropic clients read input tokens from ``message_start``.
+    usage: Usage | None = None
 
 
 class TextDelta(_Event, tag="text_delta"):
@@ -58,6 +61,8 @@ class ToolCallDelta(_Event, tag="tool_call_delta"):
 class Finish(_Event, tag="finish"):
     reason: str
     choice: int = 0
+    #: The stop sequence that ended the choice, when the provider names it (Anthropic does).
+    stop_sequence: str | None = None
 
 
 class UsageReport(_Event, tag="usage"):

@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.errors import ConfigError, JunctionError
+from app.security.private_files import create_private_file_once
 from app.settings import Settings
 
 KEY_BYTES = 32
@@ -103,20 +104,7 @@ def new_key_material_text() -> str:
 def ensure_local_key_file(data_dir: str | os.PathLike[str]) -> Path:
     """Create ``<data_dir>/junction-encryption-key`` once (0600, race-safe), return its path."""
     path = Path(data_dir) / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        # Same dance as the master key: private temp file, then an atomic hard link that exactly
-        # one concurrent worker wins.
-        candidate = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(new_key_material_text() + "\n")
-        try:
-            os.link(candidate, path)
-        except FileExistsError:
-            pass
-        finally:
-            candidate.unlink()
+    create_private_file_once(path, new_key_material_text() + "\n")
     return path
 
 

@@ -2,9 +2,14 @@
 
 A :class:`ChangeBus` is chosen by the ``[stores] cache`` URL: ``memory://`` delivers inside this
 process (the single-node embedded default), ``redis://`` / ``rediss://`` uses Redis pub/sub so
-every worker of every node hears every change. Delivery is at-most-once: when the Redis
-connection drops and comes back, subscribers receive :data:`EVERYTHING` (kind ``"*"``), meaning
-"you may have missed changes — drop all caches".
+every worker of every node hears every change. Delivery is at-most-once, and every gap is
+announced: subscribers receive :data:`EVERYTHING` (kind ``"*"``), meaning "you may have missed
+changes — drop all caches",
+
+* when their own Redis connection drops and comes back (they may have missed anything), and
+* when a publish fails (say this node lost Redis while the others kept it): this process's
+  subscribers hear the change at once, and every subscriber everywhere hears ``*`` as soon as
+  Redis is reachable from here again — without it, the other nodes would never learn of the gap.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from app.errors import ConfigError
+from app.errors import ConfigError, JunctionError
 
 log = logging.getLogger("junction.stores.notify")
 
 CHANNEL = "junction:changes"
 RECONNECT_DELAY_SECONDS = 0.5
 START_TIMEOUT_SECONDS = 10.0
+#: A publish waits no longer: the caller's data is already saved, and a gap is announced anyway.
+PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -40,6 +47,10 @@ ChangeCallback = Callable[[Change], Awaitable[None] | None]
 Unsubscribe = Callable[[], None]
 
 
+class ChangeNotPublished(JunctionError):
+    """The change bus could not send a change (Redis unreachable); a ``*`` follows when it can."""
+
+
 @runtime_checkable
 class ChangeBus(Protocol):
     async def start(self) -> None: ...
@@ -47,7 +58,15 @@ class ChangeBus(Protocol):
     async def close(self) -> None: ...
 
     async def publish(self, kind: str, id: str) -> None:
-        """Tell every subscriber (in every process sharing the bus) that ``kind``/``id`` changed."""
+        """Tell every subscriber (in every process sharing the bus) that ``kind``/``id`` changed.
+
+        Raises :class:`ChangeNotPublished` when the change could not be sent; the bus has then
+        arranged for every subscriber to hear :data:`EVERYTHING` once it can.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the bus's backend answers now (``/readyz`` calls it)."""
         ...
 
     def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
@@ -90,6 +109,9 @@ class MemoryChangeBus:
     async def publish(self, kind: str, id: str) -> None:
         await self._subscribers.deliver(Change(kind, id))
 
+    async def ping(self) -> None:
+        return None
+
     def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
         return self._subscribers.add(callback)
 
@@ -105,6 +127,7 @@ class RedisChangeBus:
         self._subscribers = _Subscribers()
         self._redis = None
         self._listener: asyncio.Task[None] | None = None
+        self._gap_announcer: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(Change)
@@ -125,19 +148,58 @@ class RedisChangeBus:
                 f"{START_TIMEOUT_SECONDS:g}s (is it running?)"
             ) from None
 
+    async def ping(self) -> None:
+        if self._redis is None:
+            raise RuntimeError("the change bus is not started")
+        await self._redis.ping()
+
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        for task in (self._listener, self._gap_announcer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._gap_announcer = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
 
     async def publish(self, kind: str, id: str) -> None:
+        from redis.exceptions import RedisError
+
         assert self._redis is not None, "RedisChangeBus.publish before start()"
-        await self._redis.publish(self.channel, self._encoder.encode(Change(kind, id)))
+        change = Change(kind, id)
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await self._redis.publish(self.channel, self._encoder.encode(change))
+        except (RedisError, OSError, TimeoutError) as error:
+            # Our own workers can still be told now; everyone else hears "*" once Redis is back.
+            await self._subscribers.deliver(change)
+            self._announce_gap()
+            raise ChangeNotPublished(
+                f"change {kind}/{id} not published on {self.channel} ({type(error).__name__}: {error})"
+            ) from error
+
+    def _announce_gap(self) -> None:
+        if self._gap_announcer is None or self._gap_announcer.done():
+            self._gap_announcer = asyncio.create_task(
+                self._publish_everything_when_reachable(), name="junction-change-gap-announcer"
+            )
+
+    async def _publish_everything_when_reachable(self) -> None:
+        from redis.exceptions import RedisError
+
+        assert self._redis is not None
+        while True:
+            try:
+                async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                    await self._redis.publish(self.channel, self._encoder.encode(EVERYTHING))
+            except (RedisError, OSError, TimeoutError) as error:
+                log.debug("Redis still unreachable for the change bus (%s); retrying", type(error).__name__)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+                continue
+            log.warning("change bus reached Redis again; told every subscriber to drop all caches")
+            return
 
     def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
         return self._subscribers.add(callback)

@@ -73,6 +73,28 @@ PERSON_SCHEMA = {
 }
 
 
+def collect_tool_calls(stream: Any) -> tuple[dict[int, dict[str, str]], int, list[str]]:
+    """What an OpenAI client assembles from a chat stream: the calls by ``index`` (``id``, ``name``
+    and ``arguments`` joined from their pieces), how many argument pieces came, and the finish
+    reasons in order."""
+    calls: dict[int, dict[str, str]] = {}
+    argument_pieces = 0
+    finishes: list[str] = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or ():
+                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] += delta.id or ""
+                if delta.function:
+                    call["name"] += delta.function.name or ""
+                    if delta.function.arguments:
+                        call["arguments"] += delta.function.arguments
+                        argument_pieces += 1
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    return calls, argument_pieces, finishes
+
+
 @pytest.mark.conformance
 class ProviderConformance(EmbeddingsConformance):
     """Subclass as ``Test<Something>`` and set the attributes below; pytest collects the rest.
@@ -217,21 +239,7 @@ class ProviderConformance(EmbeddingsConformance):
         stream = client.chat.completions.create(
             model=self.routed_model, stream=True, tools=[WEATHER_TOOL, TIME_TOOL],
             messages=[{"role": "user", "content": "Weather and time in Wales?"}])
-        calls: dict[int, dict[str, str]] = {}
-        argument_pieces = 0
-        finishes = []
-        for chunk in stream:
-            for choice in chunk.choices:
-                for delta in choice.delta.tool_calls or ():
-                    call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-                    call["id"] += delta.id or ""
-                    if delta.function:
-                        call["name"] += delta.function.name or ""
-                        if delta.function.arguments:
-                            call["arguments"] += delta.function.arguments
-                            argument_pieces += 1
-                if choice.finish_reason:
-                    finishes.append(choice.finish_reason)
+        calls, argument_pieces, finishes = collect_tool_calls(stream)
         assert finishes == ["tool_calls"]
         assert [calls[i]["name"] for i in sorted(calls)] == ["get_weather", "get_time"]
         assert all(call["id"] for call in calls.values())

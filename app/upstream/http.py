@@ -196,3 +196,15 @@ class UpstreamClient:
         if isinstance(error, aiohttp.ClientConnectionError):
             return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
         return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
+
+
+class ClientLifecycle:
+    """``start`` and ``close`` for a provider adapter whose one upstream resource is ``client``."""
+
+    client: UpstreamClient
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def close(self) -> None:
+        await self.client.close()

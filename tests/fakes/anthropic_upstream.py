@@ -142,7 +142,10 @@ class FakeAnthropic(FakeUpstream):
             return self._refuse(400, problem)
         reply = self.replies.pop(0) if self.replies else AnthropicReply()
         content = self._content(body, reply)
-        stop_reason = reply.stop_reason or ("tool_use" if any(b["type"] == "tool_use" for b in content)
+        if reply.stop_sequence is not None and reply.stop_sequence not in (body.get("stop_sequences") or ()):
+            raise AssertionError(f"scripted stop_sequence {reply.stop_sequence!r} was not requested")
+        stop_reason = reply.stop_reason or ("stop_sequence" if reply.stop_sequence is not None else
+                                            "tool_use" if any(b["type"] == "tool_use" for b in content)
                                             else "end_turn")
         if body.get("stream"):
             return await self._stream(request, body, reply, content, stop_reason)

@@ -158,6 +158,14 @@ def request_problem(body: Any) -> str | None:
             return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
         if budget >= body["max_tokens"]:
             return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if thinking.get("type") in ("enabled", "adaptive"):
+        # The sampling rules of extended thinking.
+        if temperature is not None and temperature != 1:
+            return "`temperature` may only be set to 1 when thinking is enabled."
+        if body.get("top_p") is not None and not 0.95 <= body["top_p"] <= 1:
+            return "`top_p` must be between 0.95 and 1 when thinking is enabled."
+        if body.get("top_k") is not None:
+            return "`top_k` is not compatible with thinking."
     if (problem := _tools_problem(body)) is not None:
         return problem
     return _messages_problem(body["messages"], thinking.get("type") == "enabled")

@@ -1,13 +1,14 @@
 """A fake Mistral API (``/v1``), from Mistral's API reference: it rejects fields it does not know
 (422 ``extra_forbidden``, as its validation does), tool-call ids that are not exactly 9 characters
 a-z/A-Z/0-9, ``tool_choice`` values outside auto/none/any/required and roles it lacks; it issues
-9-character ids, puts usage on the last stream chunk, and serves embeddings with
-``output_dimension``."""
+9-character ids, streams tool calls whole (all in one chunk, each with ``index`` 0), puts usage on
+the last stream chunk, and serves embeddings with ``output_dimension``."""
 
 from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -118,6 +119,13 @@ class FakeMistral(OpenAICompatibleFake):
             number, digit = divmod(number, 62)
             digits.append(_ALPHABET[digit])
         return "".join(digits)
+
+    def tool_call_deltas(self, reply: ScriptedReply) -> Iterator[list[dict[str, Any]]]:
+        # Mistral streams every call whole, all in one chunk, each ``index`` at its schema default 0.
+        if reply.tool_calls:
+            yield [{"id": call["id"], "type": "function", "index": 0,
+                    "function": {"name": call["name"], "arguments": call["arguments"]}}
+                   for call in reply.tool_calls]
 
     def _usage(self, reply: ScriptedReply) -> dict[str, Any]:
         return {

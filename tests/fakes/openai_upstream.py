@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,16 @@ class FakeOpenAI(FakeUpstream):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.list_models)]
+
+    def tool_call_deltas(self, reply: ScriptedReply) -> Iterator[list[dict[str, Any]]]:
+        """The ``delta.tool_calls`` of each stream chunk: OpenAI opens a call with its id and name,
+        then sends its argument JSON in many pieces."""
+        for index, call in enumerate(reply.tool_calls):
+            yield [{"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["name"], "arguments": ""}}]
+            arguments = call["arguments"]
+            for start in range(0, len(arguments), 5):
+                yield [{"index": index, "function": {"arguments": arguments[start:start + 5]}}]
 
     # --- checks the real API makes ------------------------------------------------------------
 
@@ -175,15 +186,9 @@ class FakeOpenAI(FakeUpstream):
                              "logprobs": None, "finish_reason": None}])
                 if reply.hold is not None and start == 0:
                     await reply.hold.wait()
-            for index, call in enumerate(reply.tool_calls):
-                await send([{"index": 0, "delta": {"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                            "function": {"name": call["name"], "arguments": ""}}]}, "logprobs": None,
-                            "finish_reason": None}])
-                arguments = call["arguments"]
-                for start in range(0, len(arguments), 5):  # argument JSON split across many chunks
-                    await send([{"index": 0, "delta": {"tool_calls": [{"index": index, "function": {
-                                "arguments": arguments[start:start + 5]}}]}, "logprobs": None,
-                                "finish_reason": None}])
+            for tool_calls in self.tool_call_deltas(reply):
+                await send([{"index": 0, "delta": {"tool_calls": tool_calls}, "logprobs": None,
+                             "finish_reason": None}])
             finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
             await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
                        **self.finish_chunk_extra(reply))

@@ -1,5 +1,6 @@
 """Fixtures for the Anthropic provider and ``/v1/messages`` tests: a fake Anthropic API and a
-gateway serving both it (``anthropic/...``) and the session's fake OpenAI (``openai/...``).
+gateway serving both it (``anthropic/...``) and the session's fake OpenAI (``openai/...``, reset for
+a test by ``fake_openai`` from ``tests/conftest.py``).
 
 Test modules import the fixtures they use by name.
 """
@@ -13,28 +14,15 @@ import pytest
 from app.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream-test"
 
 
-@pytest.fixture(scope="session")
-def fake_anthropic_server() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic(api_key=ANTHROPIC_UPSTREAM_KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_anthropic(fake_anthropic_server: FakeAnthropic) -> FakeAnthropic:
-    fake_anthropic_server.reset()
-    return fake_anthropic_server
-
-
-@pytest.fixture
-def fake_openai_upstream(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
-    fake_openai_server.reset()
-    return fake_openai_server
+fake_anthropic_server, fake_anthropic = fake_fixtures(
+    lambda: FakeAnthropic(api_key=ANTHROPIC_UPSTREAM_KEY), scope="session",
+    server_name="fake_anthropic_server", name="fake_anthropic")
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,12 @@ import pytest
 
 from tests.fakes.anthropic_upstream import anthropic_error
 from tests.fakes.openai_upstream import openai_error
+from tests.fakes.sse import named_events
 from tests.integration.anthropic_fixtures import (  # noqa: F401 (fixtures)
     anthropic_gateway,
     anthropic_sdk,
     fake_anthropic,
     fake_anthropic_server,
-    fake_openai_upstream,
 )
 
 WEATHER_TOOL = {
@@ -33,8 +33,8 @@ WEATHER_TOOL = {
 # --- routed to OpenAI -------------------------------------------------------------------------
 
 
-def test_create_routed_to_openai(anthropic_sdk, fake_openai_upstream):
-    fake_openai_upstream.script(text="Bonjour !", prompt_tokens=40, cached_tokens=32, completion_tokens=3)
+def test_create_routed_to_openai(anthropic_sdk, fake_openai):
+    fake_openai.script(text="Bonjour !", prompt_tokens=40, cached_tokens=32, completion_tokens=3)
     message = anthropic_sdk.messages.create(
         model="openai/gpt-4o-mini",
         max_tokens=256,
@@ -52,7 +52,7 @@ def test_create_routed_to_openai(anthropic_sdk, fake_openai_upstream):
         message.usage.cache_read_input_tokens,
         message.usage.output_tokens,
     ) == (8, 32, 3)
-    sent = fake_openai_upstream.last.json()
+    sent = fake_openai.last.json()
     assert sent["model"] == "gpt-4o-mini"
     assert sent["messages"] == [
         {"role": "system", "content": "Answer in French."},
@@ -61,8 +61,8 @@ def test_create_routed_to_openai(anthropic_sdk, fake_openai_upstream):
     assert (sent["max_tokens"], sent["temperature"], sent["stop"]) == (256, 0.3, ["END"])
 
 
-def test_stream_routed_to_openai(anthropic_sdk, fake_openai_upstream):
-    fake_openai_upstream.script(
+def test_stream_routed_to_openai(anthropic_sdk, fake_openai):
+    fake_openai.script(
         text="One two three four five.", chunk_size=5, prompt_tokens=9, completion_tokens=6
     )
     with anthropic_sdk.messages.stream(
@@ -76,8 +76,8 @@ def test_stream_routed_to_openai(anthropic_sdk, fake_openai_upstream):
     assert (final.usage.input_tokens, final.usage.output_tokens) == (9, 6)
 
 
-def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
-    fake_openai_upstream.script(
+def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai):
+    fake_openai.script(
         tool_calls=[{"id": "call_abc", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
     )
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
@@ -91,7 +91,7 @@ def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
     assert first.stop_reason == "tool_use"
     [tool_use] = [b for b in first.content if b.type == "tool_use"]
     assert (tool_use.id, tool_use.name, tool_use.input) == ("call_abc", "get_weather", {"city": "Oslo"})
-    sent = fake_openai_upstream.last.json()
+    sent = fake_openai.last.json()
     assert sent["tools"] == [
         {
             "type": "function",
@@ -104,7 +104,7 @@ def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
     ]
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
-    fake_openai_upstream.script(text="4°C in Oslo.")
+    fake_openai.script(text="4°C in Oslo.")
     messages += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_abc", "content": "4°C"}]},
@@ -113,7 +113,7 @@ def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
         model="openai/gpt-4o-mini", max_tokens=200, tools=[WEATHER_TOOL], messages=messages
     )
     assert second.content[0].text == "4°C in Oslo."
-    sent = fake_openai_upstream.last.json()["messages"]
+    sent = fake_openai.last.json()["messages"]
     assert sent[1]["tool_calls"] == [
         {
             "id": "call_abc",
@@ -124,8 +124,8 @@ def test_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
     assert sent[2] == {"role": "tool", "content": "4°C", "tool_call_id": "call_abc"}
 
 
-def test_streamed_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream):
-    fake_openai_upstream.script(
+def test_streamed_tool_use_routed_to_openai(anthropic_sdk, fake_openai):
+    fake_openai.script(
         tool_calls=[
             {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Reykjavik"}'},
             {"id": "call_2", "name": "get_weather", "arguments": '{"city": "Tromsø"}'},
@@ -147,23 +147,23 @@ def test_streamed_tool_use_routed_to_openai(anthropic_sdk, fake_openai_upstream)
     ]
 
 
-def test_first_delta_arrives_before_the_upstream_finishes(anthropic_sdk, fake_openai_upstream):
+def test_first_delta_arrives_before_the_upstream_finishes(anthropic_sdk, fake_openai):
     hold = asyncio.Event()
-    fake_openai_upstream.script(text="Early bird, late worm.", chunk_size=6, hold=hold)
+    fake_openai.script(text="Early bird, late worm.", chunk_size=6, hold=hold)
     with anthropic_sdk.messages.stream(
         model="openai/gpt-4o-mini", max_tokens=50, messages=[{"role": "user", "content": "Go"}]
     ) as stream:
         texts = stream.text_stream
         try:
             assert next(texts) == "Early "
-            assert fake_openai_upstream.streams_completed == 0
+            assert fake_openai.streams_completed == 0
         finally:
-            fake_openai_upstream.set_event(hold)
+            fake_openai.set_event(hold)
         assert "Early " + "".join(texts) == "Early bird, late worm."
 
 
-def test_upstream_rate_limit_in_anthropic_error_shape(anthropic_sdk, fake_openai_upstream):
-    fake_openai_upstream.fail_next(
+def test_upstream_rate_limit_in_anthropic_error_shape(anthropic_sdk, fake_openai):
+    fake_openai.fail_next(
         429, openai_error("Rate limit reached", "requests", "rate_limit_exceeded"), {"retry-after": "9"}
     )
     with pytest.raises(anthropic.RateLimitError) as raised:
@@ -273,12 +273,11 @@ def test_alias_and_system_blocks_with_cache_control_reach_anthropic(anthropic_sd
 
 def test_upstream_overloaded_mid_stream_is_an_error_event(anthropic_sdk, fake_anthropic):
     fake_anthropic.script(text="Half an answer", error_midway=("overloaded_error", "Overloaded"))
-    with pytest.raises(anthropic.APIStatusError) as raised:
-        with anthropic_sdk.messages.stream(
-            model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
-        ) as stream:
-            for _ in stream:
-                pass
+    with pytest.raises(anthropic.APIStatusError) as raised, anthropic_sdk.messages.stream(
+        model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        for _ in stream:
+            pass
     assert raised.value.body == {
         "type": "error",
         "error": {"type": "overloaded_error", "message": "anthropic: Overloaded"},
@@ -332,8 +331,8 @@ def test_bad_key_and_bad_body_get_anthropic_error_bodies(anthropic_gateway):
     assert error["error"]["type"] == "invalid_request_error" and "max_tokens" in error["error"]["message"]
 
 
-def test_sse_is_anthropics_exact_event_sequence(anthropic_gateway, fake_openai_upstream):
-    fake_openai_upstream.script(text="Hi there", chunk_size=4)
+def test_sse_is_anthropics_exact_event_sequence(anthropic_gateway, fake_openai):
+    fake_openai.script(text="Hi there", chunk_size=4)
     status, body = post(
         anthropic_gateway,
         {
@@ -345,9 +344,9 @@ def test_sse_is_anthropics_exact_event_sequence(anthropic_gateway, fake_openai_u
         {"authorization": f"Bearer {anthropic_gateway.key}"},
     )
     assert status == 200
-    frames = [frame.split("\n") for frame in body.decode().strip().split("\n\n")]
-    names = [lines[0].removeprefix("event: ") for lines in frames]
-    data = [json.loads(lines[1].removeprefix("data: ")) for lines in frames]
+    events = named_events(body)
+    names = [name for name, _ in events]
+    data = [fields for _, fields in events]
     assert names == [
         "message_start",
         "ping",
@@ -378,3 +377,38 @@ def test_client_leaving_closes_the_upstream_stream(anthropic_sdk, fake_anthropic
         time.sleep(0.05)
     assert fake_anthropic.disconnects == 1
     assert fake_anthropic.streams_completed == 0
+
+
+def test_streamed_stop_sequence_and_start_usage_through_anthropic(anthropic_gateway, fake_anthropic):
+    # Anthropic's own stream names the stop sequence in message_delta and the prompt's tokens in
+    # message_start (clients such as LangChain read input tokens from there only).
+    fake_anthropic.script(text="One, two, ", stop_sequence="three", input_tokens=31,
+                          cache_read_input_tokens=5, output_tokens=4)
+    status, body = post(
+        anthropic_gateway,
+        {
+            "model": "anthropic/claude-sonnet-4-5",
+            "max_tokens": 20,
+            "stream": True,
+            "stop_sequences": ["three"],
+            "messages": [{"role": "user", "content": "Count to five"}],
+        },
+        {"authorization": f"Bearer {anthropic_gateway.key}"},
+    )
+    assert status == 200
+    frames = dict(named_events(body))
+    start_usage = frames["message_start"]["message"]["usage"]
+    assert start_usage["input_tokens"] == 31 and start_usage["cache_read_input_tokens"] == 5
+    assert frames["message_delta"]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "three"}
+    assert frames["message_delta"]["usage"]["output_tokens"] == 4
+
+
+def test_sdk_stream_reports_the_stop_sequence(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(text="Alpha beta ", stop_sequence="gamma")
+    with anthropic_sdk.messages.stream(
+        model="anthropic/claude-sonnet-4-5", max_tokens=50, stop_sequences=["gamma"],
+        messages=[{"role": "user", "content": "Greek letters"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "gamma")
+    assert final.content[0].text == "Alpha beta "

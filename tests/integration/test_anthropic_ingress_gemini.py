@@ -4,7 +4,6 @@ that, like Gemini 3, refuses a replayed function call without its thought signat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -13,6 +12,7 @@ import pytest
 from app.testing.scripted_upstream import Reply, ToolCallReply
 from app.testing.server import JunctionProcess
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "gemini-anthropic-ingress-key"
 MODEL = "gemini/gemini-2.5-flash"
@@ -23,30 +23,13 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeGemini]:
-    fake = FakeGemini(api_key=KEY).start()
-    yield fake
-    fake.stop()
+def anthropic_sdk(server: JunctionProcess) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key=server.key, max_retries=0, timeout=20)
 
 
-@pytest.fixture(scope="module")
-def junction(upstream: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    config = f'[providers.gemini]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
-    with JunctionProcess(tmp_path_factory.mktemp("anthropic-gemini"), config) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeGemini) -> FakeGemini:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=junction.url, api_key=junction.key, max_retries=0, timeout=20) as sdk:
-        yield sdk
+upstream, junction, fake, client = provider_fixtures(
+    "gemini", lambda: FakeGemini(api_key=KEY), KEY, client=anthropic_sdk
+)
 
 
 def test_create(client: anthropic.Anthropic, fake: FakeGemini) -> None:
@@ -65,14 +48,18 @@ def test_create(client: anthropic.Anthropic, fake: FakeGemini) -> None:
 
 
 def test_stream(client: anthropic.Anthropic, fake: FakeGemini) -> None:
-    fake.queue_reply(Reply(text="Streaming from Gemini.", chunk_size=5))
+    fake.queue_reply(Reply(text="Streaming from Gemini.", chunk_size=5, prompt_tokens=17, completion_tokens=4))
     with client.messages.stream(
         model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Go"}]
     ) as stream:
-        pieces = list(stream.text_stream)
+        events = list(stream)
         final = stream.get_final_message()
+    pieces = [event.text for event in events if event.type == "text"]
     assert "".join(pieces) == "Streaming from Gemini." and len(pieces) > 1
     assert final.stop_reason == "end_turn"
+    # Gemini's first chunk already counts the prompt: message_start says so, as Anthropic's does.
+    assert events[0].type == "message_start" and events[0].message.usage.input_tokens == 17
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (17, 4)
 
 
 @pytest.mark.parametrize("streamed", [False, True])

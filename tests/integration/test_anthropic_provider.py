@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from app.testing.conformance import collect_tool_calls
 from tests.fakes.anthropic_upstream import anthropic_error
 from tests.integration.anthropic_fixtures import (  # noqa: F401 (fixtures)
     ANTHROPIC_UPSTREAM_KEY,
@@ -166,19 +167,7 @@ def test_streamed_tool_calls_arrive_in_many_pieces(openai_sdk, fake_anthropic):
         tools=[WEATHER_TOOL],
         messages=[{"role": "user", "content": "Weather in Wales?"}],
     )
-    calls: dict[int, dict[str, str]] = {}
-    pieces = 0
-    finishes = []
-    for chunk in stream:
-        for choice in chunk.choices:
-            for delta in choice.delta.tool_calls or ():
-                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] += delta.id or ""
-                call["name"] += (delta.function.name or "") if delta.function else ""
-                if delta.function and delta.function.arguments:
-                    call["arguments"] += delta.function.arguments
-                    pieces += 1
-            finishes += [choice.finish_reason] if choice.finish_reason else []
+    calls, pieces, finishes = collect_tool_calls(stream)
     assert finishes == ["tool_calls"]
     assert sorted(calls) == [0, 1]
     assert json.loads(calls[0]["arguments"]) == {"city": city}
@@ -389,6 +378,24 @@ def test_what_anthropic_cannot_do_is_refused_before_calling_it(openai_sdk, fake_
         openai_sdk.chat.completions.create(model=MODEL, n=2, messages=[{"role": "user", "content": "hi"}])
     assert raised.value.param == "n"
     assert fake_anthropic.requests == []
+
+
+@pytest.mark.parametrize(
+    ("sampling", "param"), [({"temperature": 0.3}, "temperature"), ({"top_p": 0.5}, "top_p")]
+)
+def test_sampling_anthropic_refuses_while_thinking_is_refused_before_calling_it(
+    openai_sdk, fake_anthropic, sampling, param
+):
+    """reasoning_effort turns on extended thinking, with which Anthropic takes temperature 1 only
+    and top_p from 0.95 to 1."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        openai_sdk.chat.completions.create(model=MODEL, reasoning_effort="low", max_tokens=4000, **sampling,
+                                           messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.param == param
+    assert fake_anthropic.requests == []
+    openai_sdk.chat.completions.create(model=MODEL, reasoning_effort="low", max_tokens=4000, temperature=1,
+                                       top_p=0.95, messages=[{"role": "user", "content": "hi"}])
+    assert fake_anthropic.last.json()["thinking"]["type"] == "enabled"
 
 
 def test_models_are_listed_from_the_models_endpoint(openai_sdk, fake_anthropic):

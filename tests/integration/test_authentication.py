@@ -80,3 +80,14 @@ def test_first_start_generates_a_private_master_key(tmp_path, fake_openai):
 def test_openapi_schema_is_served(gateway):
     schema = httpx.get(f"{gateway.url}/schema/openapi.json").json()
     assert "/v1/chat/completions" in schema["paths"] and "/v1/models" in schema["paths"]
+
+
+def test_readiness_pings_the_open_stores_and_reports_a_dead_one(tmp_path, fake_openai):
+    config = openai_provider_table(fake_openai) + '[stores]\nmetrics = "postgresql+asyncpg://127.0.0.1:1/nothing"\n'
+    with JunctionProcess(tmp_path, config) as server:
+        response = httpx.get(f"{server.url}/readyz")
+    assert response.status_code == 503
+    checks = {check["store"]: check for check in response.json()["checks"]}
+    assert checks["documents"]["ok"] and checks["cache"]["ok"]
+    assert not checks["metrics"]["ok"] and "127.0.0.1:1 unreachable" in checks["metrics"]["detail"]
+    assert response.json()["status"] == "unavailable"

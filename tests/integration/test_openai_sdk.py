@@ -238,3 +238,11 @@ def test_unknown_model_is_a_404(openai_client, fake_openai):
 def test_models_lists_provider_models_and_aliases(openai_client, fake_openai):
     ids = [model.id for model in openai_client.models.list()]
     assert "fast" in ids and "openai/gpt-4o" in ids and "openai/gpt-4o-mini" in ids
+
+
+def test_upstream_forbidden_is_a_403(openai_client, fake_openai):
+    fake_openai.fail_next(403, {"error": {"message": "Project does not have access to model gpt-4o",
+                                          "type": "invalid_request_error", "code": "model_not_found"}})
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert "does not have access" in caught.value.message

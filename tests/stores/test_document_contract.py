@@ -22,6 +22,10 @@ from tests.stores.test_document_contract_bridges import next_millisecond
 # --- orgs ----------------------------------------------------------------------------------------
 
 
+async def test_a_started_store_answers_ping(store: DocumentStore) -> None:
+    await store.ping()
+
+
 async def test_org_lifecycle(store: DocumentStore) -> None:
     created = await store.orgs.create("Acme")
     assert created.id.startswith("org_") and created.created_at.tzinfo is not None

@@ -130,3 +130,15 @@ async def test_unreachable_redis_stops_start_up_with_a_message(monkeypatch: pyte
     with pytest.raises(ConfigError, match="stores.cache") as raised:
         await bus.start()
     assert "hunter2" not in raised.value.message
+
+
+async def test_ping_answers_only_while_started() -> None:
+    bus = RedisChangeBus(REDIS_URL, f"junction:test:ping:{secrets.token_hex(6)}")
+    with pytest.raises(RuntimeError, match="not started"):
+        await bus.ping()
+    await bus.start()
+    try:
+        await bus.ping()
+    finally:
+        await bus.close()
+    await MemoryChangeBus().ping()

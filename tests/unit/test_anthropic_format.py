@@ -34,6 +34,7 @@ from app.schemas.stream import (
     ToolCallDelta,
     UsageReport,
 )
+from tests.fakes.sse import named_events
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WEATHER_TOOL = {
@@ -524,7 +525,9 @@ def test_stream_events_become_unified_events():
         {"type": "message_stop"},
     )
     events = [event for line in data for event in reader.read(line)]
-    assert events[0] == StreamStart(id="msg_1", model="claude-sonnet-4-5", created=events[0].created)
+    start = events[0]
+    assert start == StreamStart(id="msg_1", model="claude-sonnet-4-5", created=start.created, usage=start.usage)
+    assert (start.usage.prompt_tokens, start.usage.cached_tokens) == (100, 90)  # message_start's usage
     assert events[1:-3] == [
         ReasoningDelta(text="Hmm"),
         ReasoningDelta(provider_metadata={"anthropic": {"signature": "sig-1"}}),
@@ -767,14 +770,6 @@ def test_openai_style_response_as_an_anthropic_message():
     assert message["usage"] == {"input_tokens": 4, "output_tokens": 3, "cache_read_input_tokens": 8}
 
 
-def parse_sse(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for frame in data.decode().strip().split("\n\n"):
-        name_line, data_line = frame.split("\n")
-        events.append((name_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
-    return events
-
-
 def test_stream_writer_produces_anthropics_event_sequence():
     writer = MessageStreamWriter()
     unified = [
@@ -792,7 +787,7 @@ def test_stream_writer_produces_anthropics_event_sequence():
         UsageReport(usage=Usage(prompt_tokens=20, completion_tokens=9, total_tokens=29)),
         StreamDone(),
     ]
-    events = parse_sse(b"".join(filter(None, (writer.write(e) for e in unified))))
+    events = named_events(b"".join(filter(None, (writer.write(e) for e in unified))))
     assert [name for name, _ in events] == [
         "message_start",
         "ping",
@@ -850,7 +845,7 @@ def test_the_anthropic_sdk_accumulates_the_written_stream():
         StreamDone(),
     ]
     snapshot = None
-    for _, data in parse_sse(b"".join(filter(None, (writer.write(e) for e in unified)))):
+    for _, data in named_events(b"".join(filter(None, (writer.write(e) for e in unified)))):
         snapshot = accumulate_event(event=data, current_snapshot=snapshot, json_bufs={})
     thinking, text, tool = snapshot.content
     assert (thinking.thinking, thinking.signature) == ("Because.", "sig-9")

@@ -11,13 +11,13 @@ from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import org_required, requested_org
-from app.domain.http import caller, decode_body
+from app.domain.http import caller, check_length, decode_body
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.runtime import Domain
 from app.errors import InvalidRequest, NotFound
 from app.pipeline import BRIDGE_MODEL_PREFIX, Gateway
 from app.plugins.protocols import Principal
-from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVersion, NewBridge
+from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVariable, BridgeVersion, NewBridge
 
 
 class NewBridgeBody(NewBridge, kw_only=True):
@@ -29,6 +29,7 @@ def check_model(gateway: Gateway, field: str, model: str | None) -> None:
     """A bridge's model (and fallback) must be routable now, and not another bridge."""
     if model is None:
         return
+    check_length(field, model)
     if model.startswith(BRIDGE_MODEL_PREFIX):
         raise InvalidRequest(
             f"{field}: a bridge cannot use another bridge", param=field, code="invalid_value"
@@ -37,6 +38,18 @@ def check_model(gateway: Gateway, field: str, model: str | None) -> None:
         gateway.router.resolve(model)
     except (NotFound, InvalidRequest) as error:
         raise InvalidRequest(f"{field}: {error.message}", param=field, code="invalid_value") from None
+
+
+def check_variables(variables: list[BridgeVariable]) -> None:
+    """Each variable is declared once (a second declaration would silently disagree with the first)."""
+    seen: set[str] = set()
+    for index, variable in enumerate(variables):
+        if variable.name in seen:
+            field = f"variables[{index}].name"
+            raise InvalidRequest(
+                f"{field}: {variable.name!r} is declared twice", param=field, code="invalid_value"
+            )
+        seen.add(variable.name)
 
 
 def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
@@ -53,6 +66,8 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     async def create_bridge(request: Request[Any, Any, Any]) -> Bridge:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), NewBridgeBody)
+        check_length("name", body.name)
+        check_variables(body.variables)
         org_id = org_required(
             principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
         )
@@ -80,6 +95,10 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     async def update_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
         principal = await caller(gateway, request, "admin")
         change = decode_body(await request.body(), BridgePatch)
+        if isinstance(change.name, str):
+            check_length("name", change.name)
+        if isinstance(change.variables, list):
+            check_variables(change.variables)
         if isinstance(change.model, str):
             check_model(gateway, "model", change.model)
         if isinstance(change.fallback_model, str):

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from app.domain.access import ORG_HEADER, is_unconfined, org_for
+from app.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
 from app.domain.bridges.templating import render
 from app.domain.invalidation import OrgCache
 from app.errors import InvalidRequest, NotFound, PermissionDenied
@@ -52,6 +52,8 @@ class BridgeService:
     async def find(self, principal: Principal, requested_org: str | None, id_or_slug: str) -> ResolvedBridge:
         """Resolve for a caller: confined callers look in their org only; the master key looks in
         the org it names, else in every org (a slug found in several is ambiguous)."""
+        if not could_be_id(id_or_slug):
+            raise NotFound("bridge not found", param="model", code="bridge_not_found")
         org = org_for(principal, requested_org, what="bridge")
         if org is not None:
             return await self.resolve(org, id_or_slug)

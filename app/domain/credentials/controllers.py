@@ -51,8 +51,14 @@ class CredentialView(msgspec.Struct, kw_only=True):
 
 
 def _checked_secret(body: CredentialBody, unconfined: bool) -> ProviderSecret:
-    if not body.api_key.strip():
+    api_key = body.api_key.strip()
+    if not api_key:
         raise InvalidRequest("api_key: must not be empty", param="api_key", code="invalid_value")
+    if any(char.isspace() or not char.isprintable() for char in api_key):
+        # It travels in an HTTP header: a line break or control character could never work.
+        raise InvalidRequest(
+            "api_key: must not contain spaces or control characters", param="api_key", code="invalid_value"
+        )
     base_url = body.base_url
     if base_url is not None:
         if not unconfined:
@@ -65,7 +71,7 @@ def _checked_secret(body: CredentialBody, unconfined: bool) -> ProviderSecret:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidRequest("base_url: must be an http(s) URL", param="base_url", code="invalid_value")
         base_url = base_url.rstrip("/")
-    return ProviderSecret(api_key=body.api_key.strip(), base_url=base_url)
+    return ProviderSecret(api_key=api_key, base_url=base_url)
 
 
 def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:

@@ -10,13 +10,14 @@ from typing import Any
 from litestar import Request, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_required, requested_org
-from app.domain.http import caller, decode_body
+from app.domain.access import is_unconfined, org_required, requested_org
+from app.domain.http import MAX_COUNT, caller, check_length, decode_body
 from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.runtime import Domain
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
+from app.plugins.protocols import Principal
 from app.stores.documents.protocol import NewApiKey
 
 _SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -25,6 +26,7 @@ _SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 def validated_key_spec(body: NewKeyBody) -> NewApiKey:
     if not body.name.strip():
         raise InvalidRequest("name: must not be empty", param="name", code="invalid_value")
+    check_length("name", body.name.strip())
     for index, scope in enumerate(body.scopes):
         if not _SCOPE.match(scope):
             raise InvalidRequest(
@@ -36,6 +38,8 @@ def validated_key_spec(body: NewKeyBody) -> NewApiKey:
         value = getattr(body, field)
         if value is not None and value < 0:
             raise InvalidRequest(f"{field}: must not be negative", param=field, code="invalid_value")
+        if value is not None and field != "budget_usd" and value > MAX_COUNT:
+            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
     expires_at = body.expires_at
     if expires_at is not None:
         if expires_at.tzinfo is None:
@@ -56,6 +60,37 @@ def validated_key_spec(body: NewKeyBody) -> NewApiKey:
     )
 
 
+def check_within_issuer(principal: Principal, spec: NewApiKey) -> None:
+    """A confined admin (an org's key or JWT) issues keys with at most its own scopes and models,
+    so no key can mint a more powerful one. The master key grants anything."""
+    if is_unconfined(principal):
+        return
+    lacking = sorted(set(spec.scopes) - principal.scopes)
+    if lacking:
+        raise PermissionDenied(
+            f"scopes: this credential cannot grant {', '.join(map(repr, lacking))}, which it lacks itself",
+            param="scopes",
+            code="insufficient_scope",
+        )
+    allowed = principal.models
+    if allowed is None:
+        return
+    if spec.models is None:
+        raise PermissionDenied(
+            f"models: this credential may use only {', '.join(map(repr, sorted(allowed)))}; "
+            "list the models the new key may use (some of those)",
+            param="models",
+            code="model_not_allowed",
+        )
+    beyond = sorted(set(spec.models) - allowed)
+    if beyond:
+        raise PermissionDenied(
+            f"models: this credential cannot grant {', '.join(map(repr, beyond))}, which it may not use itself",
+            param="models",
+            code="model_not_allowed",
+        )
+
+
 def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     keys = domain.documents.keys
     orgs = domain.documents.orgs
@@ -67,7 +102,9 @@ def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         org_id = org_required(
             principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
         )
-        return IssuedKeyView.issued(await keys.create(org_id, validated_key_spec(body)))
+        spec = validated_key_spec(body)
+        check_within_issuer(principal, spec)
+        return IssuedKeyView.issued(await keys.create(org_id, spec))
 
     @get("/api/v1/admin/keys", summary="API keys in the caller's reach (revoked ones included)")
     async def list_keys(request: Request[Any, Any, Any]) -> list[KeyView]:

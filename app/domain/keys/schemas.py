@@ -62,6 +62,9 @@ class IssuedKeyView(KeyView, kw_only=True):
     #: The key itself: shown this once, stored only as a hash.
     key: str
 
+    def __repr__(self) -> str:
+        return f"IssuedKeyView(id={self.id!r}, org_id={self.org_id!r}, prefix={self.prefix!r}, key=<redacted>)"
+
     @classmethod
     def issued(cls, issued: IssuedApiKey) -> IssuedKeyView:
         view = KeyView.of(issued.record)

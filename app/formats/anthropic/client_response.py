@@ -126,13 +126,14 @@ class MessageStreamWriter:
     thinking block. Only choice 0 is written: Anthropic messages have one.
     """
 
-    __slots__ = ("_index", "_open", "_tool_blocks", "_stop_reason", "usage", "_finished")
+    __slots__ = ("_index", "_open", "_tool_blocks", "_stop_reason", "_stop_sequence", "usage", "_finished")
 
     def __init__(self) -> None:
         self._index = -1
         self._open: str | None = None
         self._tool_blocks: dict[int, int] = {}
         self._stop_reason = "end_turn"
+        self._stop_sequence: str | None = None
         #: The usage the stream reported, for the final message_delta.
         self.usage: Usage | None = None
         self._finished = False
@@ -170,10 +171,12 @@ class MessageStreamWriter:
         if isinstance(event, StreamStart):
             start = MessageStartEvent(message=MessageOut(
                 id=event.id, type="message", role="assistant", model=event.model, content=[],
-                stop_reason=None, stop_sequence=None, usage=anthropic_usage(None)))
+                stop_reason=None, stop_sequence=None, usage=anthropic_usage(event.usage)))
             return _frame(b"message_start", start) + _PING
         if isinstance(event, Finish):
-            self._stop_reason = STOP_REASONS.get(event.reason, "end_turn")
+            self._stop_sequence = event.stop_sequence
+            self._stop_reason = "stop_sequence" if event.stop_sequence else STOP_REASONS.get(event.reason,
+                                                                                              "end_turn")
             return None
         if isinstance(event, UsageReport):
             self.usage = event.usage
@@ -224,7 +227,8 @@ class MessageStreamWriter:
         if self._finished:
             return b""
         self._finished = True
-        final = MessageDeltaEvent(delta=StopDelta(stop_reason=self._stop_reason),
+        final = MessageDeltaEvent(delta=StopDelta(stop_reason=self._stop_reason,
+                                                  stop_sequence=self._stop_sequence),
                                   usage=anthropic_usage(self.usage))
         return self._stop_block() + _frame(b"message_delta", final) + _STOP
 

@@ -40,6 +40,7 @@ from app.formats.anthropic.wire import (
     ToolChoiceParam,
     ToolParam,
 )
+from app.formats.json_body import splice_fields
 from app.schemas.chat import ChatRequest, Message, NamedToolChoice
 
 _encoder = msgspec.json.Encoder()
@@ -76,6 +77,19 @@ def _check_parameters(request: ChatRequest) -> None:
         raise _unsupported("logprobs", "anthropic does not return log probabilities")
     if request.temperature is not None and not 0 <= request.temperature <= 1:
         raise _unsupported("temperature", "anthropic accepts values from 0 to 1")
+
+
+def _check_sampling_while_thinking(request: ChatRequest, thinking: ThinkingParam | None) -> None:
+    """Extended thinking takes temperature 1 only and top_p from 0.95 to 1: refused here, naming the
+    parameter, rather than by the upstream after the call."""
+    if thinking is None or thinking.type == "disabled":
+        return
+    if request.temperature is not None and request.temperature != 1:
+        raise _unsupported("temperature", "anthropic accepts only 1 while thinking (reasoning_effort or "
+                                          "thinking is set)")
+    if request.top_p is not None and not 0.95 <= request.top_p <= 1:
+        raise _unsupported("top_p", "anthropic accepts 0.95 to 1 while thinking (reasoning_effort or "
+                                    "thinking is set)")
 
 
 def _turns(messages: list[Message]) -> tuple[list[TextBlock], list[MessageParam]]:
@@ -181,6 +195,7 @@ def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
     system, messages = _turns(request.messages)
     limit = request.output_token_limit()
     thinking, max_tokens = _thinking(request, limit or default_max_tokens, limit is not None)
+    _check_sampling_while_thinking(request, thinking)
     tools = [ToolParam(name=tool.function.name, description=tool.function.description,
                        input_schema=tool.function.parameters or _EMPTY_SCHEMA)
              for tool in request.tools or ()]
@@ -211,11 +226,8 @@ def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
         thinking=thinking,
         metadata=MetadataParam(user_id=request.user) if request.user else None,
     )
-    body = _encoder.encode(outgoing)
     extras = request.extra_fields
-    if extras:
-        passed = {name: raw for name, raw in extras.items() if name in PASSTHROUGH_FIELDS}
-        if passed:
-            body = body[:-1] + b"," + _encoder.encode(passed)[1:]
+    passed = {name: raw for name, raw in extras.items() if name in PASSTHROUGH_FIELDS} if extras else None
+    body = splice_fields(_encoder.encode(outgoing), passed)
     return PreparedRequest(body, response_tool.name if response_tool else None)
 

@@ -34,6 +34,7 @@ from app.formats.anthropic.wire import (
     UpstreamMessage,
     unified_usage,
 )
+from app.formats.json_body import decode_upstream
 from app.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall
 from app.schemas.stream import (
     Finish,
@@ -62,11 +63,7 @@ def _finish_reason(stop_reason: str | None, made_tool_calls: bool) -> str:
 
 
 def decode_message_response(body: bytes, provider: str, response_tool: str | None) -> ChatResponse:
-    try:
-        message = _message_decoder.decode(body)
-    except msgspec.MsgspecError as error:
-        raise UpstreamError(f"{provider} returned a response we could not read: {error}",
-                            code="upstream_protocol_error") from None
+    message = decode_upstream(_message_decoder, body, provider, "a response")
     texts: list[str] = []
     reasoning: list[str] = []
     thinking_blocks: ThinkingBlocks = []
@@ -127,11 +124,7 @@ class EventReader:
         return [StreamDone()]
 
     def read(self, data: str) -> list[StreamEvent]:
-        try:
-            event = _event_decoder.decode(data)
-        except msgspec.MsgspecError as error:
-            raise UpstreamError(f"{self._provider} sent an unreadable stream event: {error}",
-                                code="upstream_protocol_error") from None
+        event = decode_upstream(_event_decoder, data, self._provider, "a stream event")
         kind = event.type
         if kind == "content_block_delta" and event.delta is not None:
             return self._delta(event)
@@ -139,9 +132,11 @@ class EventReader:
             return self._block_start(event)
         if kind == "message_start" and event.message is not None:
             message = event.message
+            usage = None
             if message.usage is not None:
                 self._start_usage = message.usage
-            return [StreamStart(id=message.id, model=message.model, created=int(time.time()))]
+                usage = unified_usage(message.usage)
+            return [StreamStart(id=message.id, model=message.model, created=int(time.time()), usage=usage)]
         if kind == "message_delta":
             return self._message_delta(event)
         if kind == "message_stop":
@@ -191,7 +186,8 @@ class EventReader:
     def _message_delta(self, event: UpstreamEvent) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         if event.delta is not None and event.delta.stop_reason is not None:
-            events.append(Finish(reason=_finish_reason(event.delta.stop_reason, self._tool_calls > 0)))
+            events.append(Finish(reason=_finish_reason(event.delta.stop_reason, self._tool_calls > 0),
+                                 stop_sequence=event.delta.stop_sequence))
         if event.usage is not None:
             # message_delta counts are cumulative; the ones it leaves out keep message_start's value.
             start, final = self._start_usage, event.usage

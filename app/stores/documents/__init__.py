@@ -2,7 +2,10 @@
 
 * ``sqlite+aiosqlite:///path.db`` — embedded default; ``start()`` creates or upgrades the schema.
 * ``postgresql+asyncpg://...`` — production SQL; ``start()`` refuses to run on a schema that is not
-  at the newest migration (run ``junction migrate`` first, once, from one place).
+  at the newest migration (run ``junction migrate`` first, once, from one place). Each worker's
+  connection pool is set in the URL's query: ``?pool_size=5&max_overflow=10&pool_timeout=10&
+  pool_recycle=1800`` (the defaults; see :class:`.sql_store.PoolOptions`), checked when the store
+  is built, so a bad value stops start-up.
 * ``mongodb://...`` / ``mongodb+srv://...`` — MongoDB through beanie; indexes created at start.
 """
 

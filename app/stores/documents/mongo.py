@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
-from beanie import Document
+from beanie import Document, UpdateResponse
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from app.errors import NotFound
-from app.stores.documents.common import as_utc
+from app.stores.documents.common import Notifier, as_utc, org_not_found
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
 
@@ -185,4 +185,49 @@ def to_record(document: Document, record_type: type[RecordT]) -> RecordT:
 
 async def require_org(models: MongoModels, org_id: str) -> None:
     if await models.orgs.find_one({"_id": org_id}) is None:
-        raise NotFound(f"org {org_id!r} not found", param="org_id")
+        raise org_not_found(org_id, param="org_id")
+
+
+Filter = dict[str, Any]
+Sort = list[tuple[str, int]]
+
+
+class MongoRepository:
+    """The store's Document classes and change notifier, and the steps every Mongo repository takes."""
+
+    def __init__(self, models: MongoModels, notify: Notifier) -> None:
+        self._m = models
+        self._notify = notify
+
+    async def _one(
+        self, model: type[Document], query: Filter, record_type: type[RecordT], missing: NotFound
+    ) -> RecordT:
+        document = await model.find_one(query)
+        if document is None:
+            raise missing
+        return to_record(document, record_type)
+
+    async def _all(
+        self, model: type[Document], query: Filter, sort: Sort, record_type: type[RecordT], limit: int = 0
+    ) -> list[RecordT]:
+        documents = await model.find(query).sort(sort).limit(limit).to_list()
+        return [to_record(document, record_type) for document in documents]
+
+    async def _change_one(
+        self,
+        model: type[Document],
+        query: Filter,
+        update: Filter,
+        record_type: type[RecordT],
+        missing: NotFound,
+    ) -> RecordT:
+        """One atomic update returning the changed document; ``missing`` when nothing matched."""
+        document = await model.find_one(query).update(update, response_type=UpdateResponse.NEW_DOCUMENT)
+        if document is None:
+            raise missing
+        return to_record(document, record_type)
+
+    async def _delete(self, model: type[Document], query: Filter, missing: NotFound) -> None:
+        result = await model.find(query).delete()
+        if result is None or result.deleted_count == 0:
+            raise missing

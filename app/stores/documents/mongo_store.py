@@ -6,15 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from beanie import UpdateResponse, init_beanie
+from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app.errors import NotFound
-from app.security.api_keys import generate_api_key, key_prefix, verify_api_key
 from app.security.crypto import Cipher
-from app.stores.documents.common import Notifier, check_provider, new_id, open_secret, seal_secret, utc_now
-from app.stores.documents.mongo import MongoModels, require_org, to_record
+from app.stores.documents.common import (
+    Notifier,
+    authenticate_api_key,
+    check_provider,
+    credential_not_found,
+    issue_api_key,
+    key_not_found,
+    new_id,
+    open_secret,
+    org_not_found,
+    reseal,
+    seal_secret,
+    utc_now,
+)
+from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
 from app.stores.documents.protocol import (
     ApiKey,
@@ -28,13 +39,10 @@ from app.stores.documents.protocol import (
 from app.stores.notify import ChangeBus
 
 DEFAULT_DATABASE = "junction"
+OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
 
 
-class MongoOrgs:
-    def __init__(self, models: MongoModels, notify: Notifier) -> None:
-        self._m = models
-        self._notify = notify
-
+class MongoOrgs(MongoRepository):
     async def create(self, name: str) -> Org:
         now = utc_now()
         org = Org(id=new_id("org"), name=name, created_at=now, updated_at=now)
@@ -43,33 +51,25 @@ class MongoOrgs:
         return org
 
     async def get(self, org_id: str) -> Org:
-        document = await self._m.orgs.find_one({"_id": org_id})
-        if document is None:
-            raise NotFound(f"org {org_id!r} not found")
-        return to_record(document, Org)
+        return await self._one(self._m.orgs, {"_id": org_id}, Org, org_not_found(org_id))
 
     async def list(self) -> list[Org]:
-        documents = await self._m.orgs.find({}).sort([("created_at", 1), ("_id", 1)]).to_list()
-        return [to_record(document, Org) for document in documents]
+        return await self._all(self._m.orgs, {}, OLDEST_FIRST, Org)
 
     async def update(self, org_id: str, patch: OrgPatch) -> Org:
         changes: dict[str, Any] = {"updated_at": utc_now()}
         if patch.name is not msgspec.UNSET:
             changes["name"] = patch.name
-        document = await self._m.orgs.find_one({"_id": org_id}).update(
-            {"$set": changes}, response_type=UpdateResponse.NEW_DOCUMENT
+        org = await self._change_one(
+            self._m.orgs, {"_id": org_id}, {"$set": changes}, Org, org_not_found(org_id)
         )
-        if document is None:
-            raise NotFound(f"org {org_id!r} not found")
         await self._notify("org", org_id)
-        return to_record(document, Org)
+        return org
 
     async def delete(self, org_id: str) -> None:
         # No multi-document transaction (standalone servers have none): the org goes first, so
         # nothing of it is reachable any more, then what it owned.
-        result = await self._m.orgs.find({"_id": org_id}).delete()
-        if result is None or result.deleted_count == 0:
-            raise NotFound(f"org {org_id!r} not found")
+        await self._delete(self._m.orgs, {"_id": org_id}, org_not_found(org_id))
         for model in (
             self._m.keys,
             self._m.credentials,
@@ -82,44 +82,19 @@ class MongoOrgs:
         await self._notify("org", org_id)
 
 
-class MongoApiKeys:
-    def __init__(self, models: MongoModels, notify: Notifier) -> None:
-        self._m = models
-        self._notify = notify
-
+class MongoApiKeys(MongoRepository):
     async def create(self, org_id: str, spec: NewApiKey) -> IssuedApiKey:
+        issued = issue_api_key(org_id, spec)  # validates the spec first, as the SQL store does
         await require_org(self._m, org_id)
-        generated = generate_api_key()
-        record = ApiKey(
-            id=new_id("key"),
-            org_id=org_id,
-            name=spec.name,
-            prefix=generated.prefix,
-            secret_hash=generated.secret_hash,
-            scopes=list(spec.scopes),
-            models=spec.models,
-            rpm=spec.rpm,
-            tpm=spec.tpm,
-            budget_usd=spec.budget_usd,
-            budget_period=spec.budget_period,
-            expires_at=spec.expires_at,
-            created_at=utc_now(),
-        )
-        await self._m.keys(**msgspec.structs.asdict(record)).insert()
-        await self._notify("key", record.id)
-        return IssuedApiKey(record=record, key=generated.key)
+        await self._m.keys(**msgspec.structs.asdict(issued.record)).insert()
+        await self._notify("key", issued.record.id)
+        return issued
 
     async def get(self, org_id: str, key_id: str) -> ApiKey:
-        document = await self._m.keys.find_one({"_id": key_id, "org_id": org_id})
-        if document is None:
-            raise NotFound(f"API key {key_id!r} not found")
-        return to_record(document, ApiKey)
+        return await self._one(self._m.keys, {"_id": key_id, "org_id": org_id}, ApiKey, key_not_found(key_id))
 
     async def list(self, org_id: str) -> list[ApiKey]:
-        documents = (
-            await self._m.keys.find({"org_id": org_id}).sort([("created_at", 1), ("_id", 1)]).to_list()
-        )
-        return [to_record(document, ApiKey) for document in documents]
+        return await self._all(self._m.keys, {"org_id": org_id}, OLDEST_FIRST, ApiKey)
 
     async def revoke(self, org_id: str, key_id: str) -> ApiKey:
         # Only an unrevoked key gets a time, so revoking twice keeps the first one.
@@ -131,9 +106,7 @@ class MongoApiKeys:
         return record
 
     async def delete(self, org_id: str, key_id: str) -> None:
-        result = await self._m.keys.find({"_id": key_id, "org_id": org_id}).delete()
-        if result is None or result.deleted_count == 0:
-            raise NotFound(f"API key {key_id!r} not found")
+        await self._delete(self._m.keys, {"_id": key_id, "org_id": org_id}, key_not_found(key_id))
         await self._notify("key", key_id)
 
     async def find_by_prefix(self, prefix: str) -> ApiKey | None:
@@ -141,17 +114,12 @@ class MongoApiKeys:
         return None if document is None else to_record(document, ApiKey)
 
     async def authenticate(self, presented: str) -> ApiKey | None:
-        prefix = key_prefix(presented)
-        record = None if prefix is None else await self.find_by_prefix(prefix)
-        if record is None or not verify_api_key(presented, record.secret_hash):
-            return None
-        return record if record.is_active(utc_now()) else None
+        return await authenticate_api_key(presented, self.find_by_prefix)
 
 
-class MongoCredentials:
+class MongoCredentials(MongoRepository):
     def __init__(self, models: MongoModels, notify: Notifier, cipher: Cipher) -> None:
-        self._m = models
-        self._notify = notify
+        super().__init__(models, notify)
         self._cipher = cipher
 
     async def put(self, org_id: str, provider: str, secret: ProviderSecret) -> ProviderCredential:
@@ -172,14 +140,11 @@ class MongoCredentials:
         return await self.get(org_id, provider)
 
     async def get(self, org_id: str, provider: str) -> ProviderCredential:
-        document = await self._m.credentials.find_one({"org_id": org_id, "provider": provider})
-        if document is None:
-            raise NotFound(f"no {provider!r} credential in this org")
-        return to_record(document, ProviderCredential)
+        query = {"org_id": org_id, "provider": provider}
+        return await self._one(self._m.credentials, query, ProviderCredential, credential_not_found(provider))
 
     async def list(self, org_id: str) -> list[ProviderCredential]:
-        documents = await self._m.credentials.find({"org_id": org_id}).sort([("provider", 1)]).to_list()
-        return [to_record(document, ProviderCredential) for document in documents]
+        return await self._all(self._m.credentials, {"org_id": org_id}, [("provider", 1)], ProviderCredential)
 
     async def reveal(self, org_id: str, provider: str) -> ProviderSecret | None:
         document = await self._m.credentials.find_one({"org_id": org_id, "provider": provider})
@@ -188,21 +153,17 @@ class MongoCredentials:
         return open_secret(self._cipher, org_id, provider, document.key_id, bytes(document.ciphertext))
 
     async def delete(self, org_id: str, provider: str) -> None:
-        result = await self._m.credentials.find({"org_id": org_id, "provider": provider}).delete()
-        if result is None or result.deleted_count == 0:
-            raise NotFound(f"no {provider!r} credential in this org")
+        query = {"org_id": org_id, "provider": provider}
+        await self._delete(self._m.credentials, query, credential_not_found(provider))
         await self._notify("credential", f"{org_id}/{provider}")
 
     async def reencrypt(self, org_id: str) -> int:
         resealed = 0
         collection = self._m.credentials.get_pymongo_collection()
         for credential in await self.list(org_id):
-            if self._cipher.is_current(credential.key_id):
+            sealed = reseal(self._cipher, credential)
+            if sealed is None:
                 continue
-            secret = open_secret(
-                self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext
-            )
-            sealed = seal_secret(self._cipher, org_id, credential.provider, secret)
             # Only replace what we read: a concurrent put() already sealed with the newest key.
             result = await collection.update_one(
                 {"org_id": org_id, "provider": credential.provider, "key_id": credential.key_id},
@@ -227,6 +188,7 @@ class MongoDocumentStore:
         self.models = MongoModels()
         self._lent_database = database
         self._client: AsyncMongoClient[Any] | None = None
+        self._database: Any = None
         notify = Notifier(changes)
         self.orgs = MongoOrgs(self.models, notify)
         self.keys = MongoApiKeys(self.models, notify)
@@ -239,7 +201,17 @@ class MongoDocumentStore:
         if database is None:
             self._client = AsyncMongoClient(self.url, tz_aware=True)
             database = self._client.get_default_database(default=DEFAULT_DATABASE)
-        await init_beanie(database=database, document_models=self.models.all())
+        self._database = database
+        try:
+            await init_beanie(database=database, document_models=self.models.all())
+        except BaseException:
+            await self.close()  # an unreachable server must not leave the client's monitors running
+            raise
+
+    async def ping(self) -> None:
+        if self._database is None:
+            raise RuntimeError("the document store is not started")
+        await self._database.command("ping")
 
     async def close(self) -> None:
         if self._client is not None:

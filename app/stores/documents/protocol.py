@@ -32,8 +32,12 @@ How to use it (for the API, auth and bridge code):
 * Hot reload: with a ``ChangeBus``, every successful mutation publishes ``(kind, id)``: kind
   ``org`` | ``key`` | ``credential`` | ``bridge`` | ``thread``, id the record's id
   (``<org_id>/<provider>`` for credentials; an ``org`` change covers all the org owns; ``*`` from
-  the bus means "drop every cache"). Rotation: ``rotation.reencrypt_all_credentials(store)``.
-* Times are timezone-aware UTC ``datetime``s on every backend.
+  the bus means "drop every cache"). A change that cannot be published (Redis unreachable) is
+  logged and does not fail the mutation, which is already saved; the bus then sends ``*``.
+  Rotation: ``rotation.reencrypt_all_credentials(store)``.
+* Times are timezone-aware UTC ``datetime``s in whole milliseconds on every backend; a naive
+  ``expires_at`` is refused (``InvalidRequest``), one in another zone is converted.
+* ``threads.list`` takes ``limit >= 1``.
 """
 
 from __future__ import annotations
@@ -164,16 +168,11 @@ class BridgeConfig(_Record, kw_only=True):
     fallback_model: str | None = None
 
 
-class NewBridge(_Record, kw_only=True, forbid_unknown_fields=True):
+class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
+    """A bridge to create: its first draft, and how it is named."""
+
     slug: str
     name: str
-    model: str
-    prompt: str = ""
-    variables: list[BridgeVariable] = []
-    params: dict[str, Any] = {}
-    response_format: ResponseFormat | None = None
-    tools: list[Tool] = []
-    fallback_model: str | None = None
     status: BridgeStatus = "active"
 
 
@@ -192,21 +191,15 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     status: BridgeStatus | UnsetType = UNSET
 
 
-class Bridge(_Record, kw_only=True):
-    """A bridge with its editable draft inline; snapshots live in :class:`BridgeVersion`."""
+class Bridge(BridgeConfig, kw_only=True):
+    """A bridge with its editable draft inline (the inherited fields); snapshots live in
+    :class:`BridgeVersion`."""
 
     id: str
     org_id: str
     slug: str
     name: str
     status: BridgeStatus
-    model: str
-    prompt: str = ""
-    variables: list[BridgeVariable] = []
-    params: dict[str, Any] = {}
-    response_format: ResponseFormat | None = None
-    tools: list[Tool] = []
-    fallback_model: str | None = None
     #: The version calls use; ``None`` until one is published (calls then use the draft).
     published_version: int | None = None
     #: Highest version number created so far (0 when none).
@@ -215,15 +208,7 @@ class Bridge(_Record, kw_only=True):
     updated_at: datetime
 
     def draft(self) -> BridgeConfig:
-        return BridgeConfig(
-            model=self.model,
-            prompt=self.prompt,
-            variables=self.variables,
-            params=self.params,
-            response_format=self.response_format,
-            tools=self.tools,
-            fallback_model=self.fallback_model,
-        )
+        return BridgeConfig(**{name: getattr(self, name) for name in BridgeConfig.__struct_fields__})
 
 
 class BridgeVersion(_Record, kw_only=True):
@@ -397,3 +382,7 @@ class DocumentStore(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise unless the backend answers a trivial query now (``/readyz`` calls it)."""
+        ...

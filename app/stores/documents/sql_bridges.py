@@ -9,16 +9,26 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import Conflict, InvalidRequest, NotFound
 from app.schemas.chat import Message
 from app.stores.documents.common import (
     Notifier,
-    bridge_config_builtins,
-    bridge_fields,
+    bridge_not_found,
+    check_last,
+    check_limit,
+    first_wanted_seq,
     is_bridge_id,
-    new_id,
+    new_bridge_fields,
+    new_thread,
+    numbered_messages,
     patched_fields,
+    resolution,
+    slug_taken,
+    snapshot,
+    stored_thread,
+    thread_not_found,
     utc_now,
+    version_fields,
+    version_not_found,
 )
 from app.stores.documents.protocol import (
     Bridge,
@@ -29,16 +39,10 @@ from app.stores.documents.protocol import (
     Thread,
 )
 from app.stores.documents.sql import bridge_versions, bridges, thread_messages, threads
-from app.stores.documents.sql_repos import require_org, to_record
+from app.stores.documents.sql_repos import SqlRepository, require_org, to_record
 
 if TYPE_CHECKING:
     from app.stores.documents.sql_store import SqlDatabase
-
-
-def _slug_taken(slug: str) -> Conflict:
-    return Conflict(
-        f"a bridge with slug {slug!r} already exists in this org", param="slug", code="slug_taken"
-    )
 
 
 def bridge_ref(org_id: str, id_or_slug: str) -> sa.ColumnElement[bool]:
@@ -47,22 +51,9 @@ def bridge_ref(org_id: str, id_or_slug: str) -> sa.ColumnElement[bool]:
     return sa.and_(bridges.c.org_id == org_id, key == id_or_slug)
 
 
-class SqlBridges:
-    def __init__(self, database: SqlDatabase, notify: Notifier) -> None:
-        self._db = database
-        self._notify = notify
-
+class SqlBridges(SqlRepository):
     async def create(self, org_id: str, spec: NewBridge) -> Bridge:
-        now = utc_now()
-        values = {
-            **bridge_fields(spec),
-            "id": new_id("br"),
-            "org_id": org_id,
-            "published_version": None,
-            "latest_version": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_bridge_fields(org_id, spec)
         try:
             async with self._db.engine.begin() as connection:
                 await require_org(connection, org_id)
@@ -70,14 +61,21 @@ class SqlBridges:
                     await connection.execute(bridges.insert().values(**values).returning(*bridges.c))
                 ).one()
         except IntegrityError:
-            raise _slug_taken(spec.slug) from None
+            raise slug_taken(spec.slug) from None
         await self._notify("bridge", values["id"])
         return to_record(row, Bridge)
 
-    async def fetch(self, connection: AsyncConnection, org_id: str, id_or_slug: str) -> Bridge:
-        row = (await connection.execute(bridges.select().where(bridge_ref(org_id, id_or_slug)))).first()
+    async def fetch(
+        self, connection: AsyncConnection, org_id: str, id_or_slug: str, *, hold: bool = False
+    ) -> Bridge:
+        """The org's bridge; with ``hold``, on PostgreSQL, it cannot be deleted until the caller's
+        transaction ends (a write that depends on it then never meets a vanished bridge)."""
+        query = bridges.select().where(bridge_ref(org_id, id_or_slug))
+        if hold:
+            query = query.with_for_update(read=True, key_share=True)
+        row = (await connection.execute(query)).first()
         if row is None:
-            raise NotFound(f"bridge {id_or_slug!r} not found")
+            raise bridge_not_found(id_or_slug)
         return to_record(row, Bridge)
 
     async def get(self, org_id: str, id_or_slug: str) -> Bridge:
@@ -88,23 +86,17 @@ class SqlBridges:
         query = (
             bridges.select().where(bridges.c.org_id == org_id).order_by(bridges.c.created_at, bridges.c.id)
         )
-        async with self._db.engine.connect() as connection:
-            rows = await connection.execute(query)
-        return [to_record(row, Bridge) for row in rows]
+        return await self._all(query, Bridge)
 
     async def update(self, org_id: str, bridge_id: str, patch: BridgePatch) -> Bridge:
-        changes = {**patched_fields(patch), "updated_at": utc_now()}
+        changes = patched_fields(patch)
         statement = (
             bridges.update().where(bridge_ref(org_id, bridge_id)).values(**changes).returning(*bridges.c)
         )
         try:
-            async with self._db.engine.begin() as connection:
-                row = (await connection.execute(statement)).first()
+            bridge = await self._change_one(statement, Bridge, bridge_not_found(bridge_id))
         except IntegrityError:
-            raise _slug_taken(str(changes.get("slug"))) from None
-        if row is None:
-            raise NotFound(f"bridge {bridge_id!r} not found")
-        bridge = to_record(row, Bridge)
+            raise slug_taken(str(changes.get("slug"))) from None
         await self._notify("bridge", bridge.id)
         return bridge
 
@@ -117,41 +109,25 @@ class SqlBridges:
                 )
             ).first()
         if row is None:
-            raise NotFound(f"bridge {bridge_id!r} not found")
+            raise bridge_not_found(bridge_id)
         await self._notify("bridge", row.id)
 
     async def create_version(self, org_id: str, bridge_id: str) -> BridgeVersion:
         # The increment and the draft it snapshots come from one UPDATE ... RETURNING, so two
         # concurrent snapshots get distinct numbers and each its own consistent draft.
-        now = utc_now()
         statement = (
             bridges.update()
             .where(bridge_ref(org_id, bridge_id))
-            .values(latest_version=bridges.c.latest_version + 1, updated_at=now)
+            .values(latest_version=bridges.c.latest_version + 1, updated_at=utc_now())
             .returning(*bridges.c)
         )
         async with self._db.engine.begin() as connection:
             row = (await connection.execute(statement)).first()
             if row is None:
-                raise NotFound(f"bridge {bridge_id!r} not found")
-            bridge = to_record(row, Bridge)
-            version = BridgeVersion(
-                bridge_id=bridge.id,
-                org_id=org_id,
-                version=bridge.latest_version,
-                config=bridge.draft(),
-                created_at=now,
-            )
-            await connection.execute(
-                bridge_versions.insert().values(
-                    bridge_id=bridge.id,
-                    org_id=org_id,
-                    version=version.version,
-                    config=bridge_config_builtins(bridge),
-                    created_at=now,
-                )
-            )
-        await self._notify("bridge", bridge.id)
+                raise bridge_not_found(bridge_id)
+            version = snapshot(to_record(row, Bridge))
+            await connection.execute(bridge_versions.insert().values(**version_fields(version)))
+        await self._notify("bridge", version.bridge_id)
         return version
 
     async def _version(self, connection: AsyncConnection, bridge: Bridge, version: int) -> BridgeVersion:
@@ -165,7 +141,7 @@ class SqlBridges:
             )
         ).first()
         if row is None:
-            raise NotFound(f"bridge {bridge.slug!r} has no version {version}", param="version")
+            raise version_not_found(bridge, version)
         return to_record(row, BridgeVersion)
 
     async def get_version(self, org_id: str, bridge_id: str, version: int) -> BridgeVersion:
@@ -185,7 +161,7 @@ class SqlBridges:
 
     async def publish(self, org_id: str, bridge_id: str, version: int) -> Bridge:
         async with self._db.engine.begin() as connection:
-            bridge = await self.fetch(connection, org_id, bridge_id)
+            bridge = await self.fetch(connection, org_id, bridge_id, hold=True)
             await self._version(connection, bridge, version)
             row = (
                 await connection.execute(
@@ -202,41 +178,26 @@ class SqlBridges:
         async with self._db.engine.connect() as connection:
             bridge = await self.fetch(connection, org_id, id_or_slug)
             if bridge.published_version is None:
-                return ResolvedBridge(bridge=bridge, version=None, config=bridge.draft())
-            published = await self._version(connection, bridge, bridge.published_version)
-        return ResolvedBridge(bridge=bridge, version=published.version, config=published.config)
+                return resolution(bridge, None)
+            return resolution(bridge, await self._version(connection, bridge, bridge.published_version))
 
 
-class SqlThreads:
+class SqlThreads(SqlRepository):
     def __init__(self, database: SqlDatabase, notify: Notifier, bridges_repo: SqlBridges) -> None:
-        self._db = database
-        self._notify = notify
+        super().__init__(database, notify)
         self._bridges = bridges_repo
 
     async def create(self, org_id: str, bridge_id: str | None = None) -> Thread:
-        now = utc_now()
         async with self._db.engine.begin() as connection:
             await require_org(connection, org_id)
             if bridge_id is not None:
-                bridge_id = (await self._bridges.fetch(connection, org_id, bridge_id)).id
-            thread = Thread(
-                id=new_id("th"), org_id=org_id, bridge_id=bridge_id, created_at=now, updated_at=now
-            )
-            await connection.execute(
-                threads.insert().values(
-                    id=thread.id,
-                    org_id=org_id,
-                    bridge_id=bridge_id,
-                    message_count=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+                bridge_id = (await self._bridges.fetch(connection, org_id, bridge_id, hold=True)).id
+            thread = new_thread(org_id, bridge_id)
+            await connection.execute(threads.insert().values(**stored_thread(thread)))
         return thread
 
     async def get(self, org_id: str, thread_id: str, last: int | None = None) -> Thread:
-        if last is not None and last < 0:
-            raise InvalidRequest("last must be >= 0", param="last")
+        check_last(last)
         async with self._db.engine.connect() as connection:
             row = (
                 await connection.execute(
@@ -244,23 +205,19 @@ class SqlThreads:
                 )
             ).first()
             if row is None:
-                raise NotFound(f"thread {thread_id!r} not found")
-            first_seq = 1 if last is None else row.message_count - last + 1
+                raise thread_not_found(thread_id)
             rows = await connection.execute(
                 sa.select(thread_messages.c.message)
-                .where(thread_messages.c.thread_id == thread_id, thread_messages.c.seq >= first_seq)
+                .where(
+                    thread_messages.c.thread_id == thread_id,
+                    thread_messages.c.seq >= first_wanted_seq(row.message_count, last),
+                )
                 .order_by(thread_messages.c.seq)
             )
-            messages = msgspec.convert([message for (message,) in rows], list[Message])
-        return Thread(
-            id=row.id,
-            org_id=row.org_id,
-            bridge_id=row.bridge_id,
-            messages=messages,
-            message_count=row.message_count,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+            messages = [message for (message,) in rows]
+        thread = to_record(row, Thread)
+        thread.messages = msgspec.convert(messages, list[Message])
+        return thread
 
     async def append(self, org_id: str, thread_id: str, messages: list[Message]) -> int:
         # Reserving the positions with one atomic increment keeps concurrent appends from
@@ -274,24 +231,20 @@ class SqlThreads:
         async with self._db.engine.begin() as connection:
             total = (await connection.execute(statement)).scalar()
             if total is None:
-                raise NotFound(f"thread {thread_id!r} not found")
+                raise thread_not_found(thread_id)
             if messages:
-                start = total - len(messages) + 1
                 await connection.execute(
                     thread_messages.insert(),
                     [
-                        {
-                            "thread_id": thread_id,
-                            "seq": start + offset,
-                            "message": msgspec.to_builtins(message),
-                        }
-                        for offset, message in enumerate(messages)
+                        {"thread_id": thread_id, "seq": seq, "message": message}
+                        for seq, message in numbered_messages(messages, total)
                     ],
                 )
         return total
 
     async def list(self, org_id: str, bridge_id: str | None = None, limit: int = 100) -> list[Thread]:
         query = threads.select().where(threads.c.org_id == org_id)
+        check_limit(limit)
         async with self._db.engine.connect() as connection:
             if bridge_id is not None:
                 query = query.where(
@@ -303,10 +256,6 @@ class SqlThreads:
         return [to_record(row, Thread) for row in rows]
 
     async def delete(self, org_id: str, thread_id: str) -> None:
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(
-                threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)
-            )
-        if result.rowcount == 0:
-            raise NotFound(f"thread {thread_id!r} not found")
+        statement = threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)
+        await self._delete(statement, thread_not_found(thread_id))
         await self._notify("thread", thread_id)

@@ -1,4 +1,4 @@
-"""SQL repositories for orgs, API keys and provider credentials."""
+"""SQL repositories for orgs, API keys and provider credentials, and their shared base."""
 
 from __future__ import annotations
 
@@ -10,9 +10,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.errors import NotFound
-from app.security.api_keys import generate_api_key, key_prefix, verify_api_key
 from app.security.crypto import Cipher
-from app.stores.documents.common import Notifier, check_provider, new_id, open_secret, seal_secret, utc_now
+from app.stores.documents.common import (
+    Notifier,
+    authenticate_api_key,
+    check_provider,
+    credential_not_found,
+    issue_api_key,
+    key_not_found,
+    new_id,
+    open_secret,
+    org_not_found,
+    reseal,
+    seal_secret,
+    utc_now,
+)
 from app.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
@@ -43,16 +55,56 @@ def row_values(record: msgspec.Struct, json_fields: tuple[str, ...] = ()) -> dic
 
 
 async def require_org(connection: AsyncConnection, org_id: str) -> None:
-    found = await connection.scalar(sa.select(orgs.c.id).where(orgs.c.id == org_id))
+    """Check the org exists and, on PostgreSQL, keep it so until the caller's transaction ends.
+
+    ``FOR KEY SHARE`` makes a concurrent delete of the org wait for the insert that follows (and
+    then cascade to it), or makes this check wait for a delete in flight and see the org gone:
+    either way the caller never inserts into a vanished org. SQLite serialises writers anyway
+    and omits the clause.
+    """
+    check = sa.select(orgs.c.id).where(orgs.c.id == org_id).with_for_update(read=True, key_share=True)
+    found = await connection.scalar(check)
     if found is None:
-        raise NotFound(f"org {org_id!r} not found", param="org_id")
+        raise org_not_found(org_id, param="org_id")
 
 
-class SqlOrgs:
+class SqlRepository:
+    """The database handle and change notifier, and the read/write steps every SQL repository takes."""
+
     def __init__(self, database: SqlDatabase, notify: Notifier) -> None:
         self._db = database
         self._notify = notify
 
+    async def _one(self, query: sa.Executable, record_type: type[RecordT], missing: NotFound) -> RecordT:
+        async with self._db.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise missing
+        return to_record(row, record_type)
+
+    async def _all(self, query: sa.Executable, record_type: type[RecordT]) -> list[RecordT]:
+        async with self._db.engine.connect() as connection:
+            rows = await connection.execute(query)
+        return [to_record(row, record_type) for row in rows]
+
+    async def _change_one(
+        self, statement: sa.Executable, record_type: type[RecordT], missing: NotFound
+    ) -> RecordT:
+        """Run an ``UPDATE ... RETURNING`` in its own transaction; ``missing`` when nothing matched."""
+        async with self._db.engine.begin() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None:
+            raise missing
+        return to_record(row, record_type)
+
+    async def _delete(self, statement: sa.Executable, missing: NotFound) -> None:
+        async with self._db.engine.begin() as connection:
+            result = await connection.execute(statement)
+        if result.rowcount == 0:
+            raise missing
+
+
+class SqlOrgs(SqlRepository):
     async def create(self, name: str) -> Org:
         now = utc_now()
         org = Org(id=new_id("org"), name=name, created_at=now, updated_at=now)
@@ -62,81 +114,46 @@ class SqlOrgs:
         return org
 
     async def get(self, org_id: str) -> Org:
-        async with self._db.engine.connect() as connection:
-            row = (await connection.execute(orgs.select().where(orgs.c.id == org_id))).first()
-        if row is None:
-            raise NotFound(f"org {org_id!r} not found")
-        return to_record(row, Org)
+        return await self._one(orgs.select().where(orgs.c.id == org_id), Org, org_not_found(org_id))
 
     async def list(self) -> list[Org]:
-        async with self._db.engine.connect() as connection:
-            rows = await connection.execute(orgs.select().order_by(orgs.c.created_at, orgs.c.id))
-        return [to_record(row, Org) for row in rows]
+        return await self._all(orgs.select().order_by(orgs.c.created_at, orgs.c.id), Org)
 
     async def update(self, org_id: str, patch: OrgPatch) -> Org:
         changes: dict[str, Any] = {"updated_at": utc_now()}
         if patch.name is not msgspec.UNSET:
             changes["name"] = patch.name
-        async with self._db.engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    orgs.update().where(orgs.c.id == org_id).values(**changes).returning(*orgs.c)
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"org {org_id!r} not found")
+        statement = orgs.update().where(orgs.c.id == org_id).values(**changes).returning(*orgs.c)
+        org = await self._change_one(statement, Org, org_not_found(org_id))
         await self._notify("org", org_id)
-        return to_record(row, Org)
+        return org
 
     async def delete(self, org_id: str) -> None:
         # Foreign keys cascade to keys, credentials, bridges, versions, threads and messages.
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(orgs.delete().where(orgs.c.id == org_id))
-        if result.rowcount == 0:
-            raise NotFound(f"org {org_id!r} not found")
+        await self._delete(orgs.delete().where(orgs.c.id == org_id), org_not_found(org_id))
         await self._notify("org", org_id)
 
 
 _KEY_JSON = ("scopes", "models")
 
 
-class SqlApiKeys:
-    def __init__(self, database: SqlDatabase, notify: Notifier) -> None:
-        self._db = database
-        self._notify = notify
+def _key_in_org(org_id: str, key_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(api_keys.c.id == key_id, api_keys.c.org_id == org_id)
 
+
+class SqlApiKeys(SqlRepository):
     async def create(self, org_id: str, spec: NewApiKey) -> IssuedApiKey:
-        generated = generate_api_key()
-        record = ApiKey(
-            id=new_id("key"),
-            org_id=org_id,
-            name=spec.name,
-            prefix=generated.prefix,
-            secret_hash=generated.secret_hash,
-            scopes=list(spec.scopes),
-            models=spec.models,
-            rpm=spec.rpm,
-            tpm=spec.tpm,
-            budget_usd=spec.budget_usd,
-            budget_period=spec.budget_period,
-            expires_at=spec.expires_at,
-            created_at=utc_now(),
-        )
+        issued = issue_api_key(org_id, spec)
         async with self._db.engine.begin() as connection:
             await require_org(connection, org_id)
-            await connection.execute(api_keys.insert().values(**row_values(record, _KEY_JSON)))
-        await self._notify("key", record.id)
-        return IssuedApiKey(record=record, key=generated.key)
-
-    def _in_org(self, org_id: str, key_id: str) -> sa.ColumnElement[bool]:
-        return sa.and_(api_keys.c.id == key_id, api_keys.c.org_id == org_id)
+            await connection.execute(api_keys.insert().values(**row_values(issued.record, _KEY_JSON)))
+        await self._notify("key", issued.record.id)
+        return issued
 
     async def get(self, org_id: str, key_id: str) -> ApiKey:
-        async with self._db.engine.connect() as connection:
-            row = (await connection.execute(api_keys.select().where(self._in_org(org_id, key_id)))).first()
-        if row is None:
-            raise NotFound(f"API key {key_id!r} not found")
-        return to_record(row, ApiKey)
+        return await self._one(
+            api_keys.select().where(_key_in_org(org_id, key_id)), ApiKey, key_not_found(key_id)
+        )
 
     async def list(self, org_id: str) -> list[ApiKey]:
         query = (
@@ -144,33 +161,23 @@ class SqlApiKeys:
             .where(api_keys.c.org_id == org_id)
             .order_by(api_keys.c.created_at, api_keys.c.id)
         )
-        async with self._db.engine.connect() as connection:
-            rows = await connection.execute(query)
-        return [to_record(row, ApiKey) for row in rows]
+        return await self._all(query, ApiKey)
 
     async def revoke(self, org_id: str, key_id: str) -> ApiKey:
+        # COALESCE keeps the first revocation time, so revoking twice is harmless.
+        now = sa.bindparam("now", utc_now(), type_=api_keys.c.revoked_at.type)
         statement = (
             api_keys.update()
-            .where(self._in_org(org_id, key_id))
-            .values(
-                revoked_at=sa.func.coalesce(
-                    api_keys.c.revoked_at, sa.bindparam("now", utc_now(), type_=api_keys.c.revoked_at.type)
-                )
-            )
+            .where(_key_in_org(org_id, key_id))
+            .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, now))
             .returning(*api_keys.c)
         )
-        async with self._db.engine.begin() as connection:
-            row = (await connection.execute(statement)).first()
-        if row is None:
-            raise NotFound(f"API key {key_id!r} not found")
+        record = await self._change_one(statement, ApiKey, key_not_found(key_id))
         await self._notify("key", key_id)
-        return to_record(row, ApiKey)
+        return record
 
     async def delete(self, org_id: str, key_id: str) -> None:
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(api_keys.delete().where(self._in_org(org_id, key_id)))
-        if result.rowcount == 0:
-            raise NotFound(f"API key {key_id!r} not found")
+        await self._delete(api_keys.delete().where(_key_in_org(org_id, key_id)), key_not_found(key_id))
         await self._notify("key", key_id)
 
     async def find_by_prefix(self, prefix: str) -> ApiKey | None:
@@ -179,21 +186,17 @@ class SqlApiKeys:
         return None if row is None else to_record(row, ApiKey)
 
     async def authenticate(self, presented: str) -> ApiKey | None:
-        prefix = key_prefix(presented)
-        record = None if prefix is None else await self.find_by_prefix(prefix)
-        if record is None or not verify_api_key(presented, record.secret_hash):
-            return None
-        return record if record.is_active(utc_now()) else None
+        return await authenticate_api_key(presented, self.find_by_prefix)
 
 
-class SqlCredentials:
+def _credential_in_org(org_id: str, provider: str) -> sa.ColumnElement[bool]:
+    return sa.and_(provider_credentials.c.org_id == org_id, provider_credentials.c.provider == provider)
+
+
+class SqlCredentials(SqlRepository):
     def __init__(self, database: SqlDatabase, notify: Notifier, cipher: Cipher) -> None:
-        self._db = database
-        self._notify = notify
+        super().__init__(database, notify)
         self._cipher = cipher
-
-    def _in_org(self, org_id: str, provider: str) -> sa.ColumnElement[bool]:
-        return sa.and_(provider_credentials.c.org_id == org_id, provider_credentials.c.provider == provider)
 
     async def put(self, org_id: str, provider: str, secret: ProviderSecret) -> ProviderCredential:
         check_provider(provider)
@@ -220,13 +223,8 @@ class SqlCredentials:
         return to_record(row, ProviderCredential)
 
     async def get(self, org_id: str, provider: str) -> ProviderCredential:
-        async with self._db.engine.connect() as connection:
-            row = (
-                await connection.execute(provider_credentials.select().where(self._in_org(org_id, provider)))
-            ).first()
-        if row is None:
-            raise NotFound(f"no {provider!r} credential in this org")
-        return to_record(row, ProviderCredential)
+        query = provider_credentials.select().where(_credential_in_org(org_id, provider))
+        return await self._one(query, ProviderCredential, credential_not_found(provider))
 
     async def list(self, org_id: str) -> list[ProviderCredential]:
         query = (
@@ -234,46 +232,34 @@ class SqlCredentials:
             .where(provider_credentials.c.org_id == org_id)
             .order_by(provider_credentials.c.provider)
         )
-        async with self._db.engine.connect() as connection:
-            rows = await connection.execute(query)
-        return [to_record(row, ProviderCredential) for row in rows]
+        return await self._all(query, ProviderCredential)
 
     async def reveal(self, org_id: str, provider: str) -> ProviderSecret | None:
+        query = sa.select(provider_credentials.c.key_id, provider_credentials.c.ciphertext).where(
+            _credential_in_org(org_id, provider)
+        )
         async with self._db.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(provider_credentials.c.key_id, provider_credentials.c.ciphertext).where(
-                        self._in_org(org_id, provider)
-                    )
-                )
-            ).first()
+            row = (await connection.execute(query)).first()
         if row is None:
             return None
         return open_secret(self._cipher, org_id, provider, row.key_id, bytes(row.ciphertext))
 
     async def delete(self, org_id: str, provider: str) -> None:
-        async with self._db.engine.begin() as connection:
-            result = await connection.execute(
-                provider_credentials.delete().where(self._in_org(org_id, provider))
-            )
-        if result.rowcount == 0:
-            raise NotFound(f"no {provider!r} credential in this org")
+        statement = provider_credentials.delete().where(_credential_in_org(org_id, provider))
+        await self._delete(statement, credential_not_found(provider))
         await self._notify("credential", f"{org_id}/{provider}")
 
     async def reencrypt(self, org_id: str) -> int:
         resealed = 0
         for credential in await self.list(org_id):
-            if self._cipher.is_current(credential.key_id):
+            sealed = reseal(self._cipher, credential)
+            if sealed is None:
                 continue
-            secret = open_secret(
-                self._cipher, org_id, credential.provider, credential.key_id, credential.ciphertext
-            )
-            sealed = seal_secret(self._cipher, org_id, credential.provider, secret)
             # Only replace what we read: a concurrent put() already sealed with the newest key.
             statement = (
                 provider_credentials.update()
                 .where(
-                    self._in_org(org_id, credential.provider),
+                    _credential_in_org(org_id, credential.provider),
                     provider_credentials.c.key_id == credential.key_id,
                 )
                 .values(key_id=sealed.key_id, ciphertext=sealed.blob)

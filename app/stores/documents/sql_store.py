@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from sqlalchemy import event
+import msgspec
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.errors import ConfigError
 from app.security.crypto import Cipher
+from app.settings import describe_validation_error
 from app.stores.documents.common import Notifier
 from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
@@ -18,11 +23,56 @@ from app.stores.notify import ChangeBus
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+class PoolOptions(msgspec.Struct, kw_only=True):
+    """PostgreSQL connection pool of one worker, set in the URL's query (``?pool_size=20``).
+
+    The defaults keep a few workers on a few nodes below PostgreSQL's default 100 connections,
+    and a request waits seconds, not SQLAlchemy's 30, for a connection before failing.
+    """
+
+    #: Connections kept open.
+    pool_size: Annotated[int, msgspec.Meta(ge=1)] = 5
+    #: Extra connections opened under load, closed again when returned.
+    max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
+    #: Seconds a query waits for a free connection before it fails.
+    pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: Seconds after which a connection is replaced (firewalls and proxies drop idle ones).
+    pool_recycle: Annotated[int, msgspec.Meta(ge=1)] = 1800
+
+
+POOL_OPTION_NAMES = frozenset(PoolOptions.__struct_fields__)
+
+
+def split_pool_options(url: str) -> tuple[str, PoolOptions | None]:
+    """The URL for the driver (pool options removed) and the pool options (``None`` for SQLite)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "stores.documents: not a database URL (sqlite+aiosqlite:// or postgresql+asyncpg://)"
+        ) from None
+    given = {name: value for name, value in parsed.query.items() if name in POOL_OPTION_NAMES}
+    if parsed.get_backend_name() == "sqlite":
+        if given:
+            raise ConfigError(
+                f"stores.documents: {', '.join(sorted(given))}: pool options apply to PostgreSQL only"
+            )
+        return url, None
+    try:
+        options = msgspec.convert(given, PoolOptions, strict=False)
+    except msgspec.ValidationError as error:  # names the option, never the URL (it may hold a password)
+        raise ConfigError(describe_validation_error(error, prefix="stores.documents")) from None
+    if not given:
+        return url, options
+    return parsed.difference_update_query(given).render_as_string(hide_password=False), options
+
+
 class SqlDatabase:
     """The engine, created in ``start()``; repositories reach it through this handle."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        # Parsed here, when the store is built at start-up, so a bad option stops the server early.
+        self.url, self.pool = split_pool_options(url)
         self._engine: AsyncEngine | None = None
 
     @property
@@ -36,7 +86,11 @@ class SqlDatabase:
         return self.url.startswith("sqlite")
 
     def open(self) -> AsyncEngine:
+        if self._engine is not None:
+            raise RuntimeError("the document store is already started")
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if self.pool is not None:
+            options.update(msgspec.structs.asdict(self.pool))
         self._engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
@@ -80,3 +134,7 @@ class SqlDocumentStore:
 
     async def close(self) -> None:
         await self.database.dispose()
+
+    async def ping(self) -> None:
+        async with self.database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))

@@ -7,13 +7,13 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from app.errors import UpstreamError
 from app.formats.anthropic.upstream_request import encode_messages_request
 from app.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
+from app.formats.json_body import decode_upstream
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamEvent
-from app.upstream.http import UpstreamClient
+from app.upstream.http import ClientLifecycle, UpstreamClient
 
 
 class AnthropicConfig(ProviderConfig):
@@ -37,7 +37,7 @@ class _ModelList(msgspec.Struct):
 _model_list_decoder = msgspec.json.Decoder(_ModelList)
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(ClientLifecycle):
     """Speaks ``POST {base_url}/v1/messages`` and ``GET {base_url}/v1/models``."""
 
     name: ClassVar[str] = "anthropic"
@@ -64,12 +64,6 @@ class AnthropicAdapter:
         headers = self._headers if target.api_key is None else self._build_headers(target.api_key)
         return url, headers
 
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
         url, headers = self._endpoint(target)
         prepared = encode_messages_request(request, target.model, stream=False,
@@ -92,11 +86,7 @@ class AnthropicAdapter:
         url = f"{self.config.base_url}/v1/models?limit=1000"
         while True:
             payload = await self.client.get(url, self._headers)
-            try:
-                page = _model_list_decoder.decode(payload)
-            except msgspec.MsgspecError as error:
-                raise UpstreamError(f"{self.name} returned a model list we could not read: {error}",
-                                    code="upstream_protocol_error") from None
+            page = decode_upstream(_model_list_decoder, payload, self.name, "a model list")
             models.extend(entry.id for entry in page.data)
             if not page.has_more or not page.last_id:
                 return sorted(models)

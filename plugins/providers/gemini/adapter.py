@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 from urllib.parse import quote
 
-import msgspec
-
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import InvalidRequest
+from app.formats.json_body import decode_upstream
 from app.plugins import PluginContext, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
 from app.schemas.stream import StreamEvent
-from app.upstream.http import UpstreamClient
+from app.upstream.http import ClientLifecycle, UpstreamClient
 from plugins.providers.gemini.config import GeminiConfig
 from plugins.providers.gemini.errors import map_gemini_error
 from plugins.providers.gemini.stream import GeminiStreamReader
@@ -39,7 +38,7 @@ def model_path(model: str) -> str:
     return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
 
 
-class GeminiAdapter:
+class GeminiAdapter(ClientLifecycle):
     name: ClassVar[str] = "gemini"
 
     def __init__(self, config: GeminiConfig, context: PluginContext) -> None:
@@ -59,24 +58,13 @@ class GeminiAdapter:
         headers = self._headers if target.api_key is None else self._build_headers(target.api_key)
         return f"{base}/{self.config.api_version}/{model_path(target.model)}:{method}", headers
 
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def close(self) -> None:
-        await self.client.close()
-
     # --- chat -----------------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
         body = gemini_body(request, self.config)
         url, headers = self._url(target, "generateContent")
         payload = await self.client.post(url, body, headers)
-        try:
-            response = response_decoder.decode(payload)
-        except msgspec.MsgspecError as error:
-            raise UpstreamError(f"gemini returned a response we could not read: {error}",
-                                code="upstream_protocol_error") from None
-        return to_unified(response, target.model)
+        return to_unified(decode_upstream(response_decoder, payload, self.name, "a response"), target.model)
 
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
         body = gemini_body(request, self.config)
@@ -98,11 +86,7 @@ class GeminiAdapter:
             for text in request.texts()])
         url, headers = self._url(target, "batchEmbedContents")
         payload = await self.client.post(url, encoder.encode(body), headers)
-        try:
-            embeddings = embeddings_decoder.decode(payload).embeddings
-        except msgspec.MsgspecError as error:
-            raise UpstreamError(f"gemini returned embeddings we could not read: {error}",
-                                code="upstream_protocol_error") from None
+        embeddings = decode_upstream(embeddings_decoder, payload, self.name, "embeddings").embeddings
         # Gemini reports no token counts for embeddings; usage stays zero rather than guessed.
         return EmbeddingResponse(
             model=target.model,
@@ -120,11 +104,8 @@ class GeminiAdapter:
             url = f"{self.config.base_url}/{self.config.api_version}/models?pageSize=1000"
             if page_token:
                 url += f"&pageToken={quote(page_token)}"
-            try:
-                page = model_page_decoder.decode(await self.client.get(url, self._headers))
-            except msgspec.MsgspecError as error:
-                raise UpstreamError(f"gemini returned a model list we could not read: {error}",
-                                    code="upstream_protocol_error") from None
+            page = decode_upstream(model_page_decoder, await self.client.get(url, self._headers), self.name,
+                                   "a model list")
             models.extend(info.name.removeprefix("models/") for info in page.models
                           if {"generateContent", "embedContent"} & set(info.supported_generation_methods))
             page_token = page.next_page_token

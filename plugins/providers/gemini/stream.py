@@ -11,9 +11,8 @@ import time
 import uuid
 from collections import defaultdict
 
-import msgspec
-
 from app.errors import UpstreamError
+from app.formats.json_body import decode_upstream
 from app.schemas.stream import (
     Finish,
     ReasoningDelta,
@@ -55,19 +54,17 @@ class GeminiStreamReader:
         return self._started
 
     def read(self, data: str) -> list[StreamEvent]:
-        try:
-            chunk = response_decoder.decode(data)
-        except msgspec.MsgspecError as error:
-            raise UpstreamError(f"gemini sent an unreadable stream event: {error}",
-                                code="upstream_protocol_error") from None
+        chunk = decode_upstream(response_decoder, data, "gemini", "a stream event")
         if chunk.error is not None:
             raise error_from_status(chunk.error.code or 500, chunk.error, None)
         events: list[StreamEvent] = []
         if not self._started:
             self._started = True
             self._response_id = chunk.response_id
+            usage = unified_usage(chunk.usage_metadata) if chunk.usage_metadata is not None else None
             events.append(StreamStart(id=chunk.response_id or f"chatcmpl-{uuid.uuid4().hex}",
-                                      model=chunk.model_version or self._model, created=int(time.time())))
+                                      model=chunk.model_version or self._model, created=int(time.time()),
+                                      usage=usage))
         self._candidates(chunk, events)
         if not chunk.candidates and chunk.prompt_feedback and chunk.prompt_feedback.block_reason:
             events.append(Finish(reason="content_filter"))

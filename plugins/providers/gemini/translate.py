@@ -26,6 +26,7 @@ import uuid
 from typing import Any
 
 from app.errors import InvalidRequest
+from app.formats.json_body import splice_fields
 from app.schemas.chat import (
     AudioPart,
     ChatRequest,
@@ -317,7 +318,7 @@ def gemini_body(request: ChatRequest, config: GeminiConfig) -> bytes:
     body = encoder.encode(to_gemini(request, config))
     extras = {_PASSED_THROUGH[name]: raw for name, raw in (request.extra_fields or {}).items()
               if name in _PASSED_THROUGH}
-    return body[:-1] + b"," + encoder.encode(extras)[1:] if extras else body
+    return splice_fields(body, extras)
 
 
 # --- response: Gemini → unified ------------------------------------------------------------------

@@ -10,6 +10,8 @@
   through unchanged both ways; any other id (from a conversation begun on another provider) is
   mapped to 9 base-62 characters of its SHA-256, so an assistant turn's call and its tool result
   map to the same id on every request.
+- Finish reason ``model_length`` (the context window ran out, rather than ``max_tokens``) becomes
+  OpenAI's ``length``: clients know no other name for a cut-off answer.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import msgspec
 
 from app.errors import InvalidRequest
 from app.formats.embeddings import encode_embedding_request
+from app.formats.json_body import splice_fields
+from app.formats.openai import ChunkReader
 from app.plugins import ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, Message
+from app.schemas.chat import ChatRequest, ChatResponse, Message
 from app.schemas.embeddings import EmbeddingRequest
+from app.schemas.stream import Finish, StreamEvent, ToolCallDelta
 from plugins.providers.openai.adapter import OpenAIAdapter
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
@@ -36,6 +41,7 @@ class MistralConfig(ProviderConfig):
 _VALID_ID = re.compile(r"[A-Za-z0-9]{9}")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _REFUSED = ("logprobs", "top_logprobs", "logit_bias")
+_FINISH_REASONS = {"model_length": "length"}
 _encoder = msgspec.json.Encoder()
 
 
@@ -66,13 +72,48 @@ def _mistral_message(message: Message) -> Message:
     return msgspec.structs.replace(message, **changes) if changes else message
 
 
-def _splice(body: bytes, fields: dict[str, msgspec.Raw]) -> bytes:
-    """Add top-level members to an encoded JSON object."""
-    return body[:-1] + b"," + _encoder.encode(fields)[1:] if fields else body
+class MistralChunkReader(ChunkReader):
+    """Mistral streams each tool call whole, with its id, and its schema defaults ``index`` to 0,
+    so parallel calls in one chunk may all say 0: a call with an id is a new call, numbered here, so that OpenAI
+    clients (which join pieces by index) do not merge parallel calls."""
+
+    __slots__ = ("_calls", "_slots")
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        #: Per choice: how many calls it made, and upstream index → our index of its latest call.
+        self._calls: dict[int, int] = {}
+        self._slots: dict[tuple[int, int], int] = {}
+
+    def read(self, data: str) -> list[StreamEvent]:
+        events = super().read(data)
+        for i, event in enumerate(events):
+            if isinstance(event, ToolCallDelta):
+                key = (event.choice, event.index)
+                if event.id is not None:
+                    slot = self._slots[key] = self._calls.get(event.choice, 0)
+                    self._calls[event.choice] = slot + 1
+                else:
+                    slot = self._slots.get(key, event.index)
+                if slot != event.index:
+                    events[i] = msgspec.structs.replace(event, index=slot)
+            elif isinstance(event, Finish) and event.reason in _FINISH_REASONS:
+                events[i] = msgspec.structs.replace(event, reason=_FINISH_REASONS[event.reason])
+        return events
 
 
 class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
     name: ClassVar[str] = "mistral"
+
+    def chunk_reader(self) -> ChunkReader:
+        return MistralChunkReader(self.name)
+
+    async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
+        response = await super().complete(request, target)
+        for choice in response.choices:
+            if choice.finish_reason in _FINISH_REASONS:
+                choice.finish_reason = _FINISH_REASONS[choice.finish_reason]
+        return response
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
         for field in _REFUSED:
@@ -88,7 +129,7 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
         extra = dict(request.extra_fields or {})
         if request.seed is not None:
             extra["random_seed"] = msgspec.Raw(_encoder.encode(request.seed))
-        return _splice(_encoder.encode(outgoing), extra)
+        return splice_fields(_encoder.encode(outgoing), extra)
 
     def prepare_embeddings(self, request: EmbeddingRequest, target: UpstreamTarget) -> bytes:
         if request.kind() == "tokens":
@@ -98,4 +139,4 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
         body = encode_embedding_request(outgoing, target.model)
         if request.dimensions is None:
             return body
-        return _splice(body, {"output_dimension": msgspec.Raw(_encoder.encode(request.dimensions))})
+        return splice_fields(body, {"output_dimension": msgspec.Raw(_encoder.encode(request.dimensions))})

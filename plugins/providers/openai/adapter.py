@@ -12,7 +12,7 @@ from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_re
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamEvent
-from app.upstream.http import UpstreamClient
+from app.upstream.http import ClientLifecycle, UpstreamClient
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
 
@@ -32,7 +32,7 @@ class _ModelList(msgspec.Struct):
 _model_list_decoder = msgspec.json.Decoder(_ModelList)
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(ClientLifecycle):
     """Speaks ``POST {base_url}/chat/completions`` and ``GET {base_url}/models``."""
 
     name: ClassVar[str] = "openai"
@@ -70,12 +70,6 @@ class OpenAIAdapter:
     def chunk_reader(self) -> ChunkReader:
         """The reader of one upstream stream; dialects override to pick up their extras."""
         return ChunkReader(self.name)
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def close(self) -> None:
-        await self.client.close()
 
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
         url, headers = self._endpoint(target)

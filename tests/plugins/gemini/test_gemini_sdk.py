@@ -4,43 +4,19 @@ kit does not cover — model listing, embeddings, Gemini-specific refusals and e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 from app.testing.conformance import Reply, ToolCallReply
-from app.testing.server import JunctionProcess
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.gemini_upstream import FakeGemini
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "gemini-sdk-key"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeGemini]:
-    fake = FakeGemini(api_key=KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def junction(upstream: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    config = f'[providers.gemini]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
-    with JunctionProcess(tmp_path_factory.mktemp("gemini-sdk"), config) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: FakeGemini) -> FakeGemini:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{junction.url}/v1", api_key=junction.key, max_retries=0, timeout=20) as sdk:
-        yield sdk
+upstream, junction, fake, client = provider_fixtures("gemini", lambda: FakeGemini(api_key=KEY), KEY)
 
 
 def test_models_are_listed_from_every_page_without_non_chat_models(

@@ -4,45 +4,20 @@ usage reader."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 from app.schemas.stream import StreamDone, UsageReport
-from app.testing.server import JunctionProcess
 from plugins.providers.groq.adapter import GroqChunkReader
 from tests.fakes.groq_upstream import FakeGroq
-from tests.plugins.provider_gateway import provider_gateway, sdk
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "gsk_groq_tests"
 MODEL = "groq/llama-3.1-8b-instant"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeGroq]:
-    fake = FakeGroq(api_key=KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def junction(upstream: FakeGroq, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    server = provider_gateway(tmp_path_factory.mktemp("groq"), "groq", KEY, upstream.base_url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake(upstream: FakeGroq) -> FakeGroq:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
-    with sdk(junction) as client:
-        yield client
+upstream, junction, fake, client = provider_fixtures("groq", lambda: FakeGroq(api_key=KEY), KEY)
 
 
 @pytest.mark.parametrize(

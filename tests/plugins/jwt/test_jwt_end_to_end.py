@@ -130,3 +130,15 @@ def test_jwt_admin_is_confined_to_the_org_its_claim_names(
     assert httpx.get(f"{jwt_gateway.url}/api/v1/admin/orgs/{other['id']}", headers=admin).status_code == 404
     issued = httpx.post(f"{jwt_gateway.url}/api/v1/admin/keys", json={"name": "from jwt"}, headers=admin)
     assert issued.status_code == 201 and issued.json()["org_id"] == mine["id"]
+
+
+def test_jwt_admin_issues_keys_with_at_most_its_own_scopes(
+    jwt_gateway: JunctionProcess, signing_key: RSAKey
+) -> None:
+    master = {"authorization": f"Bearer {jwt_gateway.key}"}
+    org = httpx.post(f"{jwt_gateway.url}/api/v1/admin/orgs", json={"name": "JWT scopes"}, headers=master).json()
+    admin_only = {"authorization": f"Bearer {token(signing_key, org={'id': org['id']}, scope='admin')}"}
+    url = f"{jwt_gateway.url}/api/v1/admin/keys"
+    refused = httpx.post(url, json={"name": "app", "scopes": ["chat"]}, headers=admin_only)
+    assert refused.status_code == 403 and refused.json()["error"]["param"] == "scopes"
+    assert httpx.post(url, json={"name": "ops", "scopes": ["admin"]}, headers=admin_only).status_code == 201

@@ -4,16 +4,15 @@ embeddings — through a real gateway and the official SDK."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
-from plugins.providers.mistral.adapter import mistral_tool_call_id
+from app.schemas.stream import ToolCallDelta
+from plugins.providers.mistral.adapter import MistralChunkReader, mistral_tool_call_id
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.mistral_upstream import FakeMistral
-from tests.plugins.provider_gateway import provider_gateway, sdk
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "mistral-tests-key"
 MODEL = "mistral/mistral-large-latest"
@@ -26,30 +25,7 @@ WEATHER = {
 }
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeMistral]:
-    fake = FakeMistral(api_key=KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def junction(upstream: FakeMistral, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    server = provider_gateway(tmp_path_factory.mktemp("mistral"), "mistral", KEY, upstream.base_url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake(upstream: FakeMistral) -> FakeMistral:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
-    with sdk(junction) as client:
-        yield client
+upstream, junction, fake, client = provider_fixtures("mistral", lambda: FakeMistral(api_key=KEY), KEY)
 
 
 def test_tool_call_ids_map_deterministically_to_nine_alphanumerics() -> None:
@@ -167,3 +143,35 @@ def test_token_input_is_refused_for_mistral_embeddings(client: openai.OpenAI, fa
         client.embeddings.create(model="mistral/mistral-embed", input=[[1, 2]])
     assert raised.value.body["param"] == "input"  # type: ignore[index]
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_model_length_finish_reason_becomes_length(client: openai.OpenAI, fake: FakeMistral, stream: bool) -> None:
+    """Mistral says ``model_length`` when the context window ran out; OpenAI clients (and the
+    Anthropic ingress's ``max_tokens``) know only ``length``."""
+    fake.script(text="A long story cut sho", finish_reason="model_length")
+    messages = [{"role": "user", "content": "Tell me everything"}]
+    if stream:
+        chunks = list(client.chat.completions.create(model=MODEL, messages=messages, stream=True))
+        reasons = [choice.finish_reason for chunk in chunks for choice in chunk.choices if choice.finish_reason]
+    else:
+        reasons = [client.chat.completions.create(model=MODEL, messages=messages).choices[0].finish_reason]
+    assert reasons == ["length"]
+
+
+def test_whole_parallel_calls_in_one_chunk_keep_apart() -> None:
+    """Mistral streams each tool call whole, with an id, and its ``index`` defaults to 0 (so parallel
+    calls in one chunk may all say 0): calls are told apart by their ids, or OpenAI clients would
+    merge their arguments."""
+    reader = MistralChunkReader("mistral")
+    call = '{{"id": "{id}", "type": "function", "function": {{"name": "get_weather", "arguments": "{args}"}}{index}}}'
+    oslo = call.format(id="D681PevKs", args='{\\"city\\": \\"Oslo\\"}', index=', "index": 0')
+    bergen = call.format(id="Xq1W2e3R4", args='{\\"city\\": \\"Bergen\\"}', index=', "index": 0')
+    chunk = ('{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "mistral-large-latest", '
+             '"choices": [{"index": 0, "delta": {"tool_calls": [' + oslo + ", " + bergen + ']}, '
+             '"finish_reason": "tool_calls"}]}')
+    calls = [event for event in reader.read(chunk) if isinstance(event, ToolCallDelta)]
+    assert [(c.index, c.id, c.arguments) for c in calls] == [
+        (0, "D681PevKs", '{"city": "Oslo"}'),
+        (1, "Xq1W2e3R4", '{"city": "Bergen"}'),
+    ]

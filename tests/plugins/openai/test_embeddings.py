@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.openai_compatible import OpenAICompatibleFake
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "sk-openai-embeddings"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAICompatibleFake]:
-    fake = OpenAICompatibleFake(api_key=KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def junction(
-    upstream: OpenAICompatibleFake, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[JunctionProcess]:
-    config = f'[providers.openai]\napi_key = "{KEY}"\nbase_url = "{upstream.base_url}"\n'
-    with JunctionProcess(tmp_path_factory.mktemp("openai-embeddings"), config) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(upstream: OpenAICompatibleFake) -> OpenAICompatibleFake:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{junction.url}/v1", api_key=junction.key, max_retries=0, timeout=20) as sdk:
-        yield sdk
+upstream, junction, fake, client = provider_fixtures("openai", lambda: OpenAICompatibleFake(api_key=KEY), KEY)
 
 
 def test_each_text_gets_its_own_vector_in_order(client: openai.OpenAI, fake: OpenAICompatibleFake) -> None:

@@ -3,51 +3,21 @@ untouched, vendor-prefixed model ids, mid-stream error chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
 from app.testing.conformance import Reply
-from app.testing.server import JunctionProcess
 from tests.fakes.openrouter_upstream import FakeOpenRouter
-from tests.plugins.provider_gateway import provider_gateway, sdk
+from tests.plugins.provider_gateway import provider_fixtures
 
 KEY = "sk-or-v1-tests"
 MODEL = "openrouter/anthropic/claude-sonnet-4.5"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenRouter]:
-    fake = FakeOpenRouter(api_key=KEY).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def junction(upstream: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
-    server = provider_gateway(
-        tmp_path_factory.mktemp("openrouter"),
-        "openrouter",
-        KEY,
-        upstream.base_url,
-        site_url="https://app.example.test",
-        app_name="Example App",
-    )
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake(upstream: FakeOpenRouter) -> FakeOpenRouter:
-    upstream.reset()
-    return upstream
-
-
-@pytest.fixture
-def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
-    with sdk(junction) as client:
-        yield client
+upstream, junction, fake, client = provider_fixtures(
+    "openrouter", lambda: FakeOpenRouter(api_key=KEY), KEY,
+    site_url="https://app.example.test", app_name="Example App",
+)
 
 
 def test_attribution_headers_and_vendor_prefixed_model(client: openai.OpenAI, fake: FakeOpenRouter) -> None:

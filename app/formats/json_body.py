@@ -1,0 +1,36 @@
+"""JSON bodies on their way to and from an upstream: unmodelled fields spliced into an encoded
+request, and an upstream's reply decoded with a clear error when it is not what its API promises."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
+
+from app.errors import UpstreamError
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+def splice_fields(body: bytes, fields: Mapping[str, msgspec.Raw] | None) -> bytes:
+    """``body`` (an encoded JSON object) with ``fields`` added as top-level members, verbatim.
+
+    Splicing bytes rather than re-encoding a merged dict keeps the modelled part a single msgspec
+    encode, and leaves the client's own values (numbers, nesting) exactly as it sent them.
+    """
+    if not fields:
+        return body
+    return body[:-1] + b"," + _encoder.encode(fields)[1:]
+
+
+def decode_upstream(decoder: msgspec.json.Decoder[T], body: bytes | str, provider: str, what: str) -> T:
+    """``body`` decoded; an upstream reply we cannot read is a 502 naming the provider and ``what``
+    it sent (e.g. "a response", "a stream chunk")."""
+    try:
+        return decoder.decode(body)
+    except msgspec.MsgspecError as error:
+        raise UpstreamError(f"{provider} sent {what} we could not read: {error}",
+                            code="upstream_protocol_error") from None

@@ -1,0 +1,28 @@
+"""Files only this user may read, written once however many workers start at the same time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def create_private_file_once(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` (0600) unless the file exists; concurrent callers race safely.
+
+    The content goes to a private temporary file first, then a hard link puts it in place: the
+    link either wins atomically or fails because another worker won, so no reader ever sees a
+    partial file and every worker ends up reading the winner's content.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    candidate = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    try:
+        os.link(candidate, path)
+    except FileExistsError:
+        pass  # another worker linked its file first; theirs is the one everybody reads
+    finally:
+        candidate.unlink()

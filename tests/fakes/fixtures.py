@@ -1,0 +1,39 @@
+"""Pytest fixtures for a fake upstream, made once here instead of in every test module.
+
+A fake server is started once per scope and reset (recorded requests and scripted replies
+dropped) before each test that asks for it. Assign the returned fixtures to module names::
+
+    fake_openai_server, fake_openai = fake_fixtures(lambda: FakeOpenAI(), scope="session",
+                                                    server_name="fake_openai_server", name="fake_openai")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
+
+import pytest
+
+from app.testing.upstream import FakeUpstream
+
+F = TypeVar("F", bound=FakeUpstream)
+
+
+def fake_fixtures(make: Callable[[], F], *, scope: Literal["session", "module"] = "module",
+                  server_name: str = "upstream", name: str = "fake") -> tuple[Any, Any]:
+    """Fixture ``server_name`` (the started fake, for ``scope``) and ``name`` (the same fake, reset
+    for the test)."""
+
+    @pytest.fixture(scope=scope, name=server_name)
+    def server() -> Iterator[F]:
+        fake = make().start()
+        yield fake
+        fake.stop()
+
+    @pytest.fixture(name=name)
+    def fresh(request: pytest.FixtureRequest) -> F:
+        upstream: F = request.getfixturevalue(server_name)
+        upstream.reset()
+        return upstream
+
+    return server, fresh
