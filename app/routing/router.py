@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from app.errors import ConfigError, InvalidRequest, NotFound
@@ -11,6 +12,10 @@ from app.plugins.protocols import ProviderAdapter, UpstreamTarget
 from app.settings import ModelAliasSettings
 
 _RESOLVED_CACHE_LIMIT = 4096
+#: What an upstream model id may look like. Providers put it into URL paths (Gemini's
+#: ``/models/{model}:generateContent``), so dot segments, queries, fragments, escapes and
+#: whitespace are refused here, once for every provider.
+_UPSTREAM_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*(/[A-Za-z0-9][A-Za-z0-9._:@+\-]*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,9 @@ class Router:
             raise NotFound(
                 f"model {model!r} is not an alias; address a provider's model as 'provider/model' "
                 f"(e.g. 'openai/gpt-4o-mini')", param="model", code="model_not_found")
+        if not _UPSTREAM_MODEL.fullmatch(upstream_model) or "/../" in f"/{upstream_model}/":
+            raise InvalidRequest(f"model {model!r}: not a valid model id (letters, digits and . _ : @ + - /)",
+                                 param="model", code="invalid_model")
         provider = self._providers.get(provider_name)
         if provider is None:
             if provider_name in self._installed:

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -42,6 +42,10 @@ def openai_error(message: str, type_: str, code: str | None = None, param: str |
 
 class FakeOpenAI(FakeUpstream):
     """Serves ``/v1/chat/completions`` and ``/v1/models`` at ``fake.url + "/v1"``."""
+
+    #: The members a message may have; any other is refused, as OpenAI does.
+    message_fields: ClassVar[frozenset[str]] = frozenset(
+        {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"})
 
     def __init__(self, api_key: str = "sk-upstream-test", models: list[str] | None = None) -> None:
         super().__init__()
@@ -108,8 +112,7 @@ class FakeOpenAI(FakeUpstream):
                                                       "invalid_request_error", "missing_required_parameter",
                                                       required), status=400)
         for index, message in enumerate(body["messages"]):
-            unknown = set(message) - {"role", "content", "name", "tool_calls", "tool_call_id", "refusal",
-                                      "audio", "function_call"}
+            unknown = set(message) - self.message_fields
             if unknown:
                 return web.json_response(openai_error(
                     f"Unrecognized request argument supplied: messages[{index}].{sorted(unknown)[0]}",
@@ -134,6 +137,14 @@ class FakeOpenAI(FakeUpstream):
         """Bytes sent before the first chunk (OpenRouter sends SSE comments while it routes)."""
         return b""
 
+    def message_extra(self) -> dict[str, Any]:
+        """Extra members of the answer's message (dialects add their own)."""
+        return {}
+
+    def reasoning_deltas(self) -> Iterator[dict[str, Any]]:
+        """Deltas streamed before the answer's text (dialects that stream reasoning add them)."""
+        return iter(())
+
     def finish_chunk_extra(self, reply: ScriptedReply) -> dict[str, Any]:
         """Extra top-level members of the stream's finish chunk (dialects add their own)."""
         return {}
@@ -149,7 +160,8 @@ class FakeOpenAI(FakeUpstream):
         }
 
     def _completion(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": [],
+                                   **self.message_extra()}
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": call["id"], "type": "function",
@@ -180,6 +192,8 @@ class FakeOpenAI(FakeUpstream):
         try:
             await send([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
                          "logprobs": None, "finish_reason": None}])
+            for delta in self.reasoning_deltas():
+                await send([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
             text = reply.text or ""
             for start in range(0, len(text), reply.chunk_size):
                 await send([{"index": 0, "delta": {"content": text[start:start + reply.chunk_size]},

@@ -1,9 +1,12 @@
 """A fake OpenRouter API (``/api/v1``), from OpenRouter's API reference: model ids carry their
 vendor (``openai/gpt-4o``), the ``provider`` routing object is validated, streams open with the
-SSE comments OpenRouter sends while it routes, and usage carries ``cost``."""
+SSE comments OpenRouter sends while it routes, usage carries ``cost``, and scripted
+``reasoning_details`` come with ``reasoning`` on the message or, streamed, in pieces per delta (text
+first, the signature last), as OpenRouter relays Claude's and Gemini's signed reasoning."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -29,6 +32,8 @@ _PROVIDER_KEYS = {
 class FakeOpenRouter(OpenAICompatibleFake):
     prefix: ClassVar[str] = "/api/v1"
     serves_embeddings: ClassVar[bool] = False
+    message_fields: ClassVar[frozenset[str]] = OpenAICompatibleFake.message_fields | {"reasoning",
+                                                                                       "reasoning_details"}
 
     def __init__(self, api_key: str = "sk-or-v1-test", models: list[str] | None = None) -> None:
         super().__init__(
@@ -49,6 +54,23 @@ class FakeOpenRouter(OpenAICompatibleFake):
         super().reset()
         #: When set, the next stream ends with OpenRouter's mid-stream error chunk instead of a finish.
         self.mid_stream_error: str | None = None
+        #: When set, the next answers carry these reasoning details (``reasoning.text`` ones).
+        self.reasoning_details: list[dict[str, Any]] | None = None
+
+    def message_extra(self) -> dict[str, Any]:
+        if not self.reasoning_details:
+            return {}
+        text = "".join(detail.get("text") or "" for detail in self.reasoning_details)
+        return {"reasoning": text, "reasoning_details": self.reasoning_details}
+
+    def reasoning_deltas(self) -> Iterator[dict[str, Any]]:
+        for detail in self.reasoning_details or ():
+            text = detail.get("text") or ""
+            for start in range(0, len(text), 5):
+                piece = {**detail, "text": text[start:start + 5], "signature": None}
+                yield {"role": "assistant", "content": "", "reasoning": piece["text"], "reasoning_details": [piece]}
+            yield {"role": "assistant", "content": "", "reasoning": "",
+                   "reasoning_details": [{**detail, "text": ""}]}
 
     def finish_chunk_extra(self, reply: ScriptedReply) -> dict[str, Any]:
         if self.mid_stream_error is None:

@@ -81,3 +81,23 @@ def test_disabled_provider_is_named(tmp_path, fake_openai):
                               json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     error = assert_openai_error(response, 400, param="model", contains="provider 'openai' is not enabled")
     assert error["code"] == "provider_disabled"
+
+
+@pytest.mark.parametrize("model", ["openai/x/../../v1beta/cachedContents", "openai/gpt-4o?key=1", "openai/gpt 4o",
+                                   "openai/gpt-4o#frag", "openai/%2e%2e/admin", "openai/../x", "openai/a//b"])
+def test_model_ids_that_could_escape_a_url_path_are_refused(http, fake_openai, model):
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+    error = assert_openai_error(http.post("/v1/chat/completions", json=body), 400, param="model",
+                                contains="not a valid model id")
+    assert error["code"] == "invalid_model"
+    assert fake_openai.requests == []
+
+
+def test_model_ids_of_every_provider_shape_are_accepted():
+    from app.routing.router import Router
+    from tests.unit.sample_plugins import EchoAdapter, EchoConfig
+
+    router = Router({"p": EchoAdapter(EchoConfig(), None)}, {"p"}, {})
+    for model in ["gpt-4o-mini", "ft:gpt-4o-mini:org:custom:abc123", "meta-llama/llama-3-8b-instruct:free",
+                  "anthropic/claude-3.5-sonnet:beta", "tunedModels/my-model-1", "claude-sonnet-4-5@20250929"]:
+        assert router.resolve(f"p/{model}")[0].target.model == model

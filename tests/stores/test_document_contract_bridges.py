@@ -237,3 +237,12 @@ async def test_thread_listing_and_deletion(store: DocumentStore) -> None:
         await store.threads.get(org.id, older.id)
     with pytest.raises(NotFound):
         await store.threads.create(org.id, bridge.id)
+
+
+async def test_a_nul_character_in_a_message_is_stored_as_a_replacement_character(store: DocumentStore) -> None:
+    # PostgreSQL's JSONB cannot hold U+0000; a model reply containing one must still be kept.
+    org = await store.orgs.create("Nul")
+    thread = await store.threads.create(org.id)
+    await store.threads.append(org.id, thread.id, [Message(role="assistant", content="a\x00b")])
+    kept = await store.threads.get(org.id, thread.id)
+    assert kept.messages[-1].content == "a\ufffdb"

@@ -265,7 +265,20 @@ def first_wanted_seq(message_count: int, last: int | None) -> int:
 def numbered_messages(messages: list[Message], total: int) -> list[tuple[int, Any]]:
     """``(seq, message as builtins)`` for messages that end a thread now ``total`` long."""
     start = total - len(messages) + 1
-    return [(start + offset, msgspec.to_builtins(message)) for offset, message in enumerate(messages)]
+    return [(start + offset, without_nul(msgspec.to_builtins(message))) for offset, message in enumerate(messages)]
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with U+0000 replaced by U+FFFD in every string. PostgreSQL's JSONB cannot store
+    U+0000, and a model's reply that contains one must not fail the thread write after the
+    answer was already paid for; every backend applies the same rule so they stay alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def check_limit(limit: int) -> int:

@@ -121,6 +121,9 @@ class IssuedApiKey(_Record, kw_only=True):
     record: ApiKey
     key: str
 
+    def __repr__(self) -> str:  # the plaintext key must not reach tracebacks or debug logs
+        return f"IssuedApiKey(record={self.record!r}, key=<redacted>)"
+
 
 # --- provider credentials ------------------------------------------------------------------------
 

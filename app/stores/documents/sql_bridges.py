@@ -259,3 +259,4 @@ class SqlThreads(SqlRepository):
         statement = threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)
         await self._delete(statement, thread_not_found(thread_id))
         await self._notify("thread", thread_id)
+

@@ -88,7 +88,9 @@ class SqlDatabase:
     def open(self) -> AsyncEngine:
         if self._engine is not None:
             raise RuntimeError("the document store is already started")
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        # hide_parameters: a failed statement's error must not put key hashes or message
+        # contents into the gateway log.
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         if self.pool is not None:
             options.update(msgspec.structs.asdict(self.pool))
         self._engine = create_async_engine(self.url, **options)

@@ -108,8 +108,8 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
     def chunk_reader(self) -> ChunkReader:
         return MistralChunkReader(self.name)
 
-    async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
-        response = await super().complete(request, target)
+    def read_response(self, payload: bytes) -> ChatResponse:
+        response = super().read_response(payload)
         for choice in response.choices:
             if choice.finish_reason in _FINISH_REASONS:
                 choice.finish_reason = _FINISH_REASONS[choice.finish_reason]

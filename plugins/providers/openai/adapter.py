@@ -74,6 +74,10 @@ class OpenAIAdapter(ClientLifecycle):
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
         url, headers = self._endpoint(target)
         payload = await self.client.post(url, self.prepare(request, target, stream=False), headers)
+        return self.read_response(payload)
+
+    def read_response(self, payload: bytes) -> ChatResponse:
+        """The unified response; dialects override to pick up their extras."""
         return decode_chat_response(payload, self.name)
 
     async def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:

@@ -85,3 +85,42 @@ def test_openrouter_has_no_embeddings_here(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.embeddings.create(model="openrouter/openai/text-embedding-3-small", input="x")
     assert raised.value.code == "embeddings_not_supported"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+DETAILS = [{"type": "reasoning.text", "text": "Check the weather tool.", "signature": "sig-or==",
+            "format": "anthropic-claude-v1", "index": 0}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_details_round_trip_with_tool_calls(client: openai.OpenAI, fake: FakeOpenRouter,
+                                                      stream: bool) -> None:
+    """OpenRouter's ``reasoning_details`` (Claude's signed thinking, Gemini's thought signatures)
+    must come back on the assistant turn of a tool-calling conversation, as OpenRouter documents."""
+    fake.reasoning_details = DETAILS
+    fake.script(tool_calls=[{"id": "toolu_or1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
+    asked = [{"role": "user", "content": "Weather in Oslo?"}]
+    metadata: dict = {}
+    if stream:
+        for chunk in client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked, stream=True):
+            for choice in chunk.choices:
+                for key, value in ((choice.delta.model_extra or {}).get("provider_metadata") or {}).items():
+                    metadata.setdefault(key, {}).update(value)
+    else:
+        message = client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked).choices[0].message
+        metadata = (message.model_extra or {}).get("provider_metadata") or {}
+    assert metadata == {"openrouter": {"reasoning_details": DETAILS}}
+    call = {"id": "toolu_or1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=[
+        *asked,
+        {"role": "assistant", "content": None, "tool_calls": [call], "provider_metadata": metadata},
+        {"role": "tool", "tool_call_id": "toolu_or1", "content": "4°C"},
+    ])
+    sent = fake.last.json()["messages"][1]
+    assert sent["reasoning_details"] == DETAILS and "provider_metadata" not in sent
