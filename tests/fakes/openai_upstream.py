@@ -160,8 +160,8 @@ class FakeOpenAI(FakeUpstream):
         }
 
     def _completion(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": [],
-                                   **self.message_extra()}
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None,
+                                   "annotations": [], **self.message_extra()}
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": call["id"], "type": "function",

@@ -68,7 +68,8 @@ class FakeOpenRouter(OpenAICompatibleFake):
             text = detail.get("text") or ""
             for start in range(0, len(text), 5):
                 piece = {**detail, "text": text[start:start + 5], "signature": None}
-                yield {"role": "assistant", "content": "", "reasoning": piece["text"], "reasoning_details": [piece]}
+                yield {"role": "assistant", "content": "", "reasoning": piece["text"],
+                       "reasoning_details": [piece]}
             yield {"role": "assistant", "content": "", "reasoning": "",
                    "reasoning_details": [{**detail, "text": ""}]}
 

@@ -380,14 +380,9 @@ def test_what_anthropic_cannot_do_is_refused_before_calling_it(openai_sdk, fake_
     assert fake_anthropic.requests == []
 
 
-@pytest.mark.parametrize(
-    ("sampling", "param"), [({"temperature": 0.3}, "temperature"), ({"top_p": 0.5}, "top_p")]
-)
-def test_sampling_anthropic_refuses_while_thinking_is_refused_before_calling_it(
-    openai_sdk, fake_anthropic, sampling, param
-):
-    """reasoning_effort turns on extended thinking, with which Anthropic takes temperature 1 only
-    and top_p from 0.95 to 1."""
+@pytest.mark.parametrize(("sampling", "param"), [({"temperature": 0.3}, "temperature"), ({"top_p": 0.5}, "top_p")])
+def test_sampling_refused_while_thinking_is_refused_before_calling_it(openai_sdk, fake_anthropic, sampling, param):
+    # reasoning_effort turns thinking on: Anthropic then takes temperature 1 only, top_p 0.95 to 1.
     with pytest.raises(openai.BadRequestError) as raised:
         openai_sdk.chat.completions.create(model=MODEL, reasoning_effort="low", max_tokens=4000, **sampling,
                                            messages=[{"role": "user", "content": "hi"}])

@@ -74,8 +74,8 @@ def _mistral_message(message: Message) -> Message:
 
 class MistralChunkReader(ChunkReader):
     """Mistral streams each tool call whole, with its id, and its schema defaults ``index`` to 0,
-    so parallel calls in one chunk may all say 0: a call with an id is a new call, numbered here, so that OpenAI
-    clients (which join pieces by index) do not merge parallel calls."""
+    so parallel calls in one chunk may all say 0: a call with an id is a new call, numbered here,
+    so that OpenAI clients (which join pieces by index) do not merge parallel calls."""
 
     __slots__ = ("_calls", "_slots")
 

@@ -108,15 +108,18 @@ def test_reasoning_details_round_trip_with_tool_calls(client: openai.OpenAI, fak
     asked = [{"role": "user", "content": "Weather in Oslo?"}]
     metadata: dict = {}
     if stream:
-        for chunk in client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked, stream=True):
+        chunks = client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked, stream=True)
+        for chunk in chunks:
             for choice in chunk.choices:
                 for key, value in ((choice.delta.model_extra or {}).get("provider_metadata") or {}).items():
                     metadata.setdefault(key, {}).update(value)
     else:
-        message = client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked).choices[0].message
+        [choice] = client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=asked).choices
+        message = choice.message
         metadata = (message.model_extra or {}).get("provider_metadata") or {}
     assert metadata == {"openrouter": {"reasoning_details": DETAILS}}
-    call = {"id": "toolu_or1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    call = {"id": "toolu_or1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
     client.chat.completions.create(model=MODEL, tools=[WEATHER], messages=[
         *asked,
         {"role": "assistant", "content": None, "tool_calls": [call], "provider_metadata": metadata},
