@@ -23,7 +23,10 @@ def splice_fields(body: bytes, fields: Mapping[str, msgspec.Raw] | None) -> byte
     """
     if not fields:
         return body
-    return body[:-1] + b"," + _encoder.encode(fields)[1:]
+    extra = _encoder.encode(fields)
+    if body == b"{}":
+        return extra
+    return body[:-1] + b"," + extra[1:]
 
 
 def decode_upstream(decoder: msgspec.json.Decoder[T], body: bytes | str, provider: str, what: str) -> T:

@@ -217,6 +217,7 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool) -> by
         stream=True if stream else None,
         stream_options=_USAGE_OPTIONS if stream else None,
         extra_fields=None,
+        provider_options=None,  # Junction's own; a dialect applies its entry itself
     )
     return splice_fields(_encoder.encode(outgoing), request.extra_fields)
 

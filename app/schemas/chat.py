@@ -164,6 +164,11 @@ class ChatRequest(_Model):
     reasoning_effort: str | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
+    #: Provider-specific settings keyed by provider name (``{"anthropic": {"top_k": 40}}``): each
+    #: provider applies its own entry exactly and ignores the others, so a request may fall back
+    #: across providers safely. Never sent upstream as a field. The Anthropic ingress sets it from
+    #: Anthropic-only request fields; OpenAI-ingress clients may send it.
+    provider_options: dict[str, dict[str, Any]] | None = None
     #: Top-level request fields Junction does not model, kept verbatim (raw JSON) so that
     #: OpenAI-compatible upstreams receive new parameters unchanged. Set by the ingress.
     extra_fields: dict[str, msgspec.Raw] | None = None

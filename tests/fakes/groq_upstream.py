@@ -15,6 +15,8 @@ from tests.fakes.openai_upstream import ScriptedReply
 class FakeGroq(OpenAICompatibleFake):
     prefix: ClassVar[str] = "/openai/v1"
     serves_embeddings: ClassVar[bool] = False
+    #: Groq has parameters of its own (``reasoning_format``, ``search_settings``...) beyond OpenAI's.
+    request_fields: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, api_key: str = "gsk_test", models: list[str] | None = None) -> None:
         super().__init__(

@@ -46,6 +46,15 @@ class FakeOpenAI(FakeUpstream):
     #: The members a message may have; any other is refused, as OpenAI does.
     message_fields: ClassVar[frozenset[str]] = frozenset(
         {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"})
+    #: The top-level request parameters of Chat Completions; any other is refused, as OpenAI does
+    #: ("Unrecognized request argument supplied"). ``None`` accepts any (dialects with their own).
+    request_fields: ClassVar[frozenset[str] | None] = frozenset({
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+        "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
+        "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+        "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier", "seed",
+        "service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
 
     def __init__(self, api_key: str = "sk-upstream-test", models: list[str] | None = None) -> None:
         super().__init__()
@@ -111,6 +120,10 @@ class FakeOpenAI(FakeUpstream):
                 return web.json_response(openai_error(f"Missing required parameter: '{required}'.",
                                                       "invalid_request_error", "missing_required_parameter",
                                                       required), status=400)
+        if self.request_fields is not None and (unknown_fields := set(body) - self.request_fields):
+            return web.json_response(openai_error(
+                f"Unrecognized request argument supplied: {sorted(unknown_fields)[0]}",
+                "invalid_request_error"), status=400)
         for index, message in enumerate(body["messages"]):
             unknown = set(message) - self.message_fields
             if unknown:

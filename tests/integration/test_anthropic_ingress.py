@@ -318,3 +318,50 @@ def test_sdk_stream_reports_the_stop_sequence(anthropic_sdk, fake_anthropic):
         final = stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "gamma")
     assert final.content[0].text == "Alpha beta "
+
+
+# --- Anthropic-only options: exact on Anthropic, never sent elsewhere ---------------------------
+
+
+def test_thinking_budget_reaches_anthropic_exactly(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(thinking="Hmm.", signature="sig==", text="Yes.")
+    anthropic_sdk.messages.create(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=8000,
+        thinking={"type": "enabled", "budget_tokens": 2000},
+        messages=[{"role": "user", "content": "Is it prime?"}],
+    )
+    sent = fake_anthropic.last.json()
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    assert sent["max_tokens"] == 8000
+
+
+def test_top_k_service_tier_and_effort_reach_anthropic(anthropic_sdk, fake_anthropic):
+    fake_anthropic.script(text="Ok.")
+    anthropic_sdk.messages.create(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=256,
+        top_k=40,
+        service_tier="standard_only",
+        extra_body={"output_config": {"effort": "low"}},
+        messages=[{"role": "user", "content": "Hi"}],
+    )
+    sent = fake_anthropic.last.json()
+    assert (sent["top_k"], sent["service_tier"]) == (40, "standard_only")
+    # Anthropic's effort is its own setting, not extended thinking.
+    assert sent["output_config"] == {"effort": "low"} and "thinking" not in sent
+
+
+def test_anthropic_only_options_are_not_sent_to_openai(anthropic_sdk, fake_openai):
+    fake_openai.script(text="Ok.")
+    anthropic_sdk.messages.create(
+        model="openai/gpt-4o-mini",
+        max_tokens=4096,
+        top_k=40,
+        service_tier="auto",
+        thinking={"type": "enabled", "budget_tokens": 2000},
+        messages=[{"role": "user", "content": "Hi"}],
+    )
+    sent = fake_openai.last.json()
+    assert not {"top_k", "service_tier", "thinking", "provider_options"} & sent.keys()
+    assert sent["reasoning_effort"] == "low"

@@ -396,3 +396,27 @@ def test_sampling_refused_while_thinking_is_refused_before_calling_it(openai_sdk
 def test_models_are_listed_from_the_models_endpoint(openai_sdk, fake_anthropic):
     ids = [model.id for model in openai_sdk.models.list()]
     assert {"anthropic/claude-sonnet-4-5", "anthropic/claude-haiku-4-5", "claude"} <= set(ids)
+
+
+def test_provider_options_reach_anthropic_and_not_other_providers(openai_sdk, fake_anthropic, fake_openai):
+    options = {"anthropic": {"thinking": {"type": "enabled", "budget_tokens": 3000}, "service_tier": "auto"},
+               "gemini": {"safetySettings": []}}
+    fake_anthropic.script(text="Ok.")
+    openai_sdk.chat.completions.create(model=MODEL, max_tokens=5000, messages=[{"role": "user", "content": "Hi"}],
+                                       extra_body={"provider_options": options})
+    sent = fake_anthropic.last.json()
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 3000} and sent["service_tier"] == "auto"
+    assert "provider_options" not in sent
+    fake_openai.script(text="Ok.")
+    openai_sdk.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
+                                       extra_body={"provider_options": options})
+    assert "provider_options" not in fake_openai.last.json()
+
+
+def test_provider_options_may_not_replace_unified_fields(openai_sdk, fake_anthropic):
+    with pytest.raises(openai.BadRequestError) as raised:
+        openai_sdk.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}],
+            extra_body={"provider_options": {"anthropic": {"max_tokens": 10}}})
+    assert raised.value.body["param"] == "provider_options.anthropic.max_tokens"
+    assert fake_anthropic.requests == []

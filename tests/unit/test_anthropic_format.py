@@ -852,3 +852,60 @@ def test_the_anthropic_sdk_accumulates_the_written_stream():
     assert text.text == "Yes."
     assert (tool.id, tool.name, tool.input) == ("t1", "f", {"a": 1})
     assert snapshot.stop_reason == "tool_use"
+
+
+# --- provider_options: Anthropic-only settings, exact ----------------------------------------------
+
+
+def test_anthropic_only_request_fields_become_provider_options():
+    body = {"model": "m", "max_tokens": 8000, "messages": [{"role": "user", "content": "hi"}],
+            "thinking": {"type": "enabled", "budget_tokens": 2000}, "top_k": 40, "service_tier": "auto",
+            "output_config": {"effort": "high"}}
+    request = decode_messages_request(json.dumps(body).encode())
+    assert request.provider_options == {"anthropic": {
+        "thinking": {"type": "enabled", "budget_tokens": 2000}, "top_k": 40, "service_tier": "auto",
+        "output_config": {"effort": "high"}}}
+    assert request.reasoning_effort == "high"  # the portable approximation, for other providers
+    sent = json.loads(encode_messages_request(request, "claude", stream=False, default_max_tokens=1).body)
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2000} and sent["max_tokens"] == 8000
+    assert (sent["top_k"], sent["service_tier"], sent["output_config"]) == (40, "auto", {"effort": "high"})
+    plain = decode_messages_request(json.dumps({**body, "thinking": None, "top_k": None, "service_tier": None,
+                                                "output_config": None}).encode())
+    assert plain.provider_options is None and plain.reasoning_effort is None
+
+
+def test_anthropic_effort_alone_does_not_turn_thinking_on():
+    body = {"model": "m", "max_tokens": 800, "messages": [{"role": "user", "content": "hi"}],
+            "output_config": {"effort": "low"}}
+    request = decode_messages_request(json.dumps(body).encode())
+    sent = json.loads(encode_messages_request(request, "claude", stream=False, default_max_tokens=1).body)
+    assert "thinking" not in sent and sent["output_config"] == {"effort": "low"}
+
+
+def test_provider_options_win_over_extra_fields_and_reasoning_effort():
+    sent = to_anthropic(chat(messages=[{"role": "user", "content": "hi"}], max_tokens=9000,
+                             reasoning_effort="high", top_k=3,
+                             provider_options={"anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1500},
+                                                             "top_k": 7},
+                                               "openai": {"store": True}}))
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1500} and sent["top_k"] == 7
+    assert "store" not in sent and "provider_options" not in sent
+
+
+@pytest.mark.parametrize("options, param", [
+    ({"anthropic": {"messages": []}}, "provider_options.anthropic.messages"),
+    ({"anthropic": {"thinking": {"type": "sometimes"}}}, "provider_options.anthropic.thinking"),
+])
+def test_bad_provider_options_are_refused_naming_them(options, param):
+    with pytest.raises(InvalidRequest) as raised:
+        to_anthropic(chat(messages=[{"role": "user", "content": "hi"}], provider_options=options))
+    assert raised.value.param == param
+
+
+def test_openai_encoder_never_sends_provider_options():
+    from app.formats.openai import encode_chat_request
+
+    request = decode_chat_request(json.dumps(chat(messages=[{"role": "user", "content": "hi"}],
+                                                  provider_options={"anthropic": {"top_k": 4}})).encode())
+    assert request.provider_options == {"anthropic": {"top_k": 4}} and request.extra_fields is None
+    assert "provider_options" not in json.loads(encode_chat_request(request, "gpt", stream=False))

@@ -125,7 +125,7 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
             request, model=target.model, messages=[_mistral_message(m) for m in request.messages],
             stream=True if stream else None, stream_options=None, seed=None, max_completion_tokens=None,
             max_tokens=request.output_token_limit(), tool_choice=tool_choice, user=None, metadata=None,
-            extra_fields=None)
+            extra_fields=None, provider_options=None)
         extra = dict(request.extra_fields or {})
         if request.seed is not None:
             extra["random_seed"] = msgspec.Raw(_encoder.encode(request.seed))

@@ -99,6 +99,18 @@ async def test_key_gives_its_org_scopes_and_models(rig: Rig) -> None:
     assert (await rig.auth.authenticate({"x-api-key": key})) == principal
 
 
+async def test_the_principal_carries_the_keys_expiry_and_limits(rig: Rig) -> None:
+    """Keys this caller issues may not outlive or out-spend it (see check_within_issuer)."""
+    expires_at = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
+    key = await rig.issue(expires_at=expires_at, rpm=60, tpm=1000, budget_usd=2.5, budget_period="day")
+    principal = await rig.auth.authenticate(bearer(key))
+    assert principal is not None and principal.expires_at == expires_at
+    assert (principal.rpm, principal.tpm, principal.budget_usd, principal.budget_period) == (60, 1000, 2.5, "day")
+    plain = await rig.auth.authenticate(bearer(await rig.issue()))
+    assert plain is not None
+    assert (plain.expires_at, plain.rpm, plain.tpm, plain.budget_usd, plain.budget_period) == (None,) * 5
+
+
 async def test_cached_key_needs_no_store_read(rig: Rig) -> None:
     key = await rig.issue()
     for _ in range(50):

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -88,6 +89,20 @@ async def test_hs256_token_gives_the_claims_principal() -> None:
     assert principal is not None
     assert (principal.kind, principal.org_id, principal.user_id) == ("jwt", "org-a", "user-1")
     assert principal.scopes == {"chat", "admin"}
+
+
+async def test_the_principal_carries_the_tokens_expiry() -> None:
+    """Keys this caller issues may not outlive the token (see check_within_issuer)."""
+    key = OctKey.import_key(SECRET)
+    exp = int(time.time()) + 300
+    auth = make(secret=SECRET, issuer=ISSUER, audience=AUDIENCE, require_exp=False)
+    principal = await auth.authenticate(bearer(sign(key, "HS256", claims(exp=exp))))
+    assert principal is not None and principal.expires_at == datetime.fromtimestamp(exp, UTC)
+    unbounded = await auth.authenticate(bearer(sign(key, "HS256", claims(exp=None))))
+    assert unbounded is not None and unbounded.expires_at is None
+    # an expiry past the calendar's end bounds nothing, and is not a 500
+    far = await auth.authenticate(bearer(sign(key, "HS256", claims(exp=10**20))))
+    assert far is not None and far.expires_at is None
 
 
 async def test_claim_paths_and_scope_lists_are_configurable() -> None:

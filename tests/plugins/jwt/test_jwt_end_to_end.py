@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,11 @@ org_claim = "org.id"
     )
     with JunctionProcess(directory, config) as server:
         yield server
+
+
+def soon() -> str:
+    """Before the tokens below expire (they live 120 s)."""
+    return (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
 
 
 def token(key: RSAKey, **overrides: object) -> str:
@@ -128,7 +134,8 @@ def test_jwt_admin_is_confined_to_the_org_its_claim_names(
     listed = httpx.get(f"{jwt_gateway.url}/api/v1/admin/orgs", headers=admin)
     assert listed.status_code == 200 and [o["id"] for o in listed.json()] == [mine["id"]]
     assert httpx.get(f"{jwt_gateway.url}/api/v1/admin/orgs/{other['id']}", headers=admin).status_code == 404
-    issued = httpx.post(f"{jwt_gateway.url}/api/v1/admin/keys", json={"name": "from jwt"}, headers=admin)
+    body = {"name": "from jwt", "expires_at": soon()}
+    issued = httpx.post(f"{jwt_gateway.url}/api/v1/admin/keys", json=body, headers=admin)
     assert issued.status_code == 201 and issued.json()["org_id"] == mine["id"]
 
 
@@ -141,4 +148,20 @@ def test_jwt_admin_issues_keys_with_at_most_its_own_scopes(
     url = f"{jwt_gateway.url}/api/v1/admin/keys"
     refused = httpx.post(url, json={"name": "app", "scopes": ["chat"]}, headers=admin_only)
     assert refused.status_code == 403 and refused.json()["error"]["param"] == "scopes"
-    assert httpx.post(url, json={"name": "ops", "scopes": ["admin"]}, headers=admin_only).status_code == 201
+    ops = {"name": "ops", "scopes": ["admin"], "expires_at": soon()}
+    assert httpx.post(url, json=ops, headers=admin_only).status_code == 201
+
+
+def test_jwt_admin_issues_keys_expiring_no_later_than_its_token(
+    jwt_gateway: JunctionProcess, signing_key: RSAKey
+) -> None:
+    master = {"authorization": f"Bearer {jwt_gateway.key}"}
+    org = httpx.post(f"{jwt_gateway.url}/api/v1/admin/orgs", json={"name": "JWT expiry"}, headers=master).json()
+    admin = {"authorization": f"Bearer {token(signing_key, org={'id': org['id']}, scope='chat admin')}"}
+    url = f"{jwt_gateway.url}/api/v1/admin/keys"
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for body in ({"name": "forever"}, {"name": "later", "expires_at": later}):
+        refused = httpx.post(url, json=body, headers=admin)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["param"] == "expires_at"
+    assert httpx.post(url, json={"name": "ok", "expires_at": soon()}, headers=admin).status_code == 201
