@@ -341,9 +341,7 @@ def test_top_k_service_tier_and_effort_reach_anthropic(anthropic_sdk, fake_anthr
     anthropic_sdk.messages.create(
         model="anthropic/claude-sonnet-4-5",
         max_tokens=256,
-        top_k=40,
-        service_tier="standard_only",
-        extra_body={"output_config": {"effort": "low"}},
+        extra_body={"top_k": 40, "service_tier": "standard_only", "output_config": {"effort": "low"}},
         messages=[{"role": "user", "content": "Hi"}],
     )
     sent = fake_anthropic.last.json()
@@ -357,9 +355,8 @@ def test_anthropic_only_options_are_not_sent_to_openai(anthropic_sdk, fake_opena
     anthropic_sdk.messages.create(
         model="openai/gpt-4o-mini",
         max_tokens=4096,
-        top_k=40,
-        service_tier="auto",
         thinking={"type": "enabled", "budget_tokens": 2000},
+        extra_body={"top_k": 40, "service_tier": "auto"},
         messages=[{"role": "user", "content": "Hi"}],
     )
     sent = fake_openai.last.json()

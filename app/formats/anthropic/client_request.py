@@ -1,10 +1,10 @@
 """Anthropic Messages requests, from clients of ``POST /v1/messages``, → unified requests.
 
-Anthropic-only request options have no unified field, so they are approximated: a thinking
-budget becomes a ``reasoning_effort`` tier (which the Anthropic provider turns back into a
-budget), and ``top_k`` and ``service_tier`` are not relayed. Thinking blocks, ``is_error`` on
-tool results and ``cache_control`` travel in ``provider_metadata`` (see
-:mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
+Anthropic-only request options (``thinking``, ``top_k``, ``service_tier``, ``output_config.effort``)
+travel exactly in ``provider_options["anthropic"]``, which only the Anthropic provider applies; for
+other providers the thinking budget or effort is also approximated as a ``reasoning_effort`` tier.
+Thinking blocks, ``is_error`` on tool results and ``cache_control`` travel in ``provider_metadata``
+(see :mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
 """
 
 from __future__ import annotations
@@ -183,6 +183,21 @@ def _reasoning_effort(wire: MessagesRequest) -> str | None:
     return next((effort for limit, effort in _EFFORT_BY_BUDGET if thinking.budget_tokens <= limit), "high")
 
 
+def _provider_options(wire: MessagesRequest) -> dict[str, dict[str, Any]] | None:
+    """The request's Anthropic-only settings, exactly as sent (``output_config.format`` is served
+    through ``response_format`` instead, so only the effort is kept)."""
+    options: dict[str, Any] = {}
+    if wire.thinking is not None:
+        options["thinking"] = msgspec.to_builtins(wire.thinking)
+    if wire.top_k is not None:
+        options["top_k"] = wire.top_k
+    if wire.service_tier is not None:
+        options["service_tier"] = wire.service_tier
+    if wire.output_config is not None and wire.output_config.effort is not None:
+        options["output_config"] = {"effort": wire.output_config.effort}
+    return {METADATA_KEY: options} if options else None
+
+
 def _tools(wire: MessagesRequest) -> list[Tool] | None:
     if not wire.tools:
         return None
@@ -248,5 +263,6 @@ def decode_messages_request(body: bytes) -> ChatRequest:
         response_format=ResponseFormat(type="json_schema", json_schema=JSONSchemaFormat(
             name="response", schema=output_format.schema)) if output_format else None,
         user=wire.metadata.user_id if wire.metadata else None,
+        provider_options=_provider_options(wire),
     )
 

@@ -11,8 +11,11 @@ Choices made here (each is a difference between the two APIs):
   the requested schema: it works on every Claude model, needs no beta header, and streams as
   ``input_json_delta`` pieces we relay as text. (Native ``output_config.format`` structured output
   is model-dependent; a client that wants it can send ``output_config`` as an extra field.)
-- ``reasoning_effort`` becomes an extended-thinking budget; an explicit ``thinking`` extra field
-  wins.
+- Anthropic-only settings (``thinking``, ``top_k``, ``service_tier``, ``output_config``...) come
+  from ``provider_options["anthropic"]`` (or, as before it existed, from extra fields) and are sent
+  exactly. ``reasoning_effort`` is the portable approximation: it becomes an extended-thinking
+  budget only when those settings carry no reasoning control of Anthropic's own (``thinking`` or
+  ``output_config.effort``), so an exact budget is never rounded to a tier.
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ _thinking_decoder = msgspec.json.Decoder(ThinkingParam)
 
 #: Anthropic-only request fields a client may send as extra fields (the OpenAI SDK's
 #: ``extra_body``); they are relayed verbatim. Other unmodelled fields are OpenAI's and dropped.
-PASSTHROUGH_FIELDS = frozenset({"top_k", "output_config", "context_management", "container"})
+PASSTHROUGH_FIELDS = frozenset({"thinking", "top_k", "output_config", "context_management", "container"})
+#: Fields this encoder writes from unified ones: provider options may not replace them, or one
+#: request would carry two answers to the same question.
+_UNIFIED_FIELDS = frozenset({"model", "messages", "max_tokens", "system", "stop_sequences", "stream",
+                             "temperature", "top_p", "tools", "tool_choice", "metadata"})
 #: ``reasoning_effort`` → extended-thinking budget (tokens). "minimal"/"none" mean no thinking.
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 MIN_THINKING_BUDGET = 1024
@@ -153,15 +160,52 @@ def _tool_choice(request: ChatRequest) -> ToolChoiceParam | None:
                          "function", param="tool_choice", code="invalid_value")
 
 
-def _thinking(request: ChatRequest, max_tokens: int,
+def _native_fields(request: ChatRequest) -> tuple[dict[str, msgspec.Raw], str]:
+    """Anthropic-only fields to send verbatim: the passthrough extra fields, then
+    ``provider_options["anthropic"]`` over them; and the prefix naming where ``thinking`` came from."""
+    extras = request.extra_fields
+    native = {name: raw for name, raw in extras.items() if name in PASSTHROUGH_FIELDS} if extras else {}
+    options = request.provider_options.get("anthropic") if request.provider_options else None
+    if not options:
+        return native, ""
+    for name, value in options.items():
+        if name in _UNIFIED_FIELDS:
+            param = f"provider_options.anthropic.{name}"
+            raise InvalidRequest(f"{param}: set the request's own field instead", param=param,
+                                 code="invalid_value")
+        native[name] = msgspec.Raw(_encoder.encode(value))
+    return native, "provider_options.anthropic." if "thinking" in options else ""
+
+
+class _Effort(msgspec.Struct):
+    effort: Any = None
+
+
+_effort_decoder = msgspec.json.Decoder(_Effort)
+
+
+def _has_native_effort(native: dict[str, msgspec.Raw]) -> bool:
+    raw = native.get("output_config")
+    if raw is None:
+        return False
+    try:
+        return _effort_decoder.decode(raw).effort is not None
+    except msgspec.MsgspecError:  # not an object: the upstream names the problem
+        return False
+
+
+def _thinking(request: ChatRequest, native: dict[str, msgspec.Raw], where: str, max_tokens: int,
               explicit_limit: bool) -> tuple[ThinkingParam | None, int]:
     """The thinking config and the max_tokens to send with it (thinking counts towards it)."""
-    extra = (request.extra_fields or {}).get("thinking")
-    if extra is not None:
+    exact = native.pop("thinking", None)
+    if exact is not None:
         try:
-            return _thinking_decoder.decode(extra), max_tokens
+            return _thinking_decoder.decode(exact), max_tokens
         except msgspec.MsgspecError as error:
-            raise InvalidRequest(f"thinking: {error}", param="thinking", code="invalid_value") from None
+            param = f"{where}thinking"
+            raise InvalidRequest(f"{param}: {error}", param=param, code="invalid_value") from None
+    if _has_native_effort(native):
+        return None, max_tokens
     budget = THINKING_BUDGETS.get(request.reasoning_effort or "")
     if budget is None:
         return None, max_tokens
@@ -194,7 +238,8 @@ def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
     _check_parameters(request)
     system, messages = _turns(request.messages)
     limit = request.output_token_limit()
-    thinking, max_tokens = _thinking(request, limit or default_max_tokens, limit is not None)
+    native, where = _native_fields(request)
+    thinking, max_tokens = _thinking(request, native, where, limit or default_max_tokens, limit is not None)
     _check_sampling_while_thinking(request, thinking)
     tools = [ToolParam(name=tool.function.name, description=tool.function.description,
                        input_schema=tool.function.parameters or _EMPTY_SCHEMA)
@@ -226,8 +271,6 @@ def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
         thinking=thinking,
         metadata=MetadataParam(user_id=request.user) if request.user else None,
     )
-    extras = request.extra_fields
-    passed = {name: raw for name, raw in extras.items() if name in PASSTHROUGH_FIELDS} if extras else None
-    body = splice_fields(_encoder.encode(outgoing), passed)
+    body = splice_fields(_encoder.encode(outgoing), native)
     return PreparedRequest(body, response_tool.name if response_tool else None)
 
