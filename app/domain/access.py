@@ -7,10 +7,12 @@ missing (404), never as forbidden, so ids of other orgs cannot be probed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.plugins.protocols import Principal
+from app.stores.documents.protocol import Thread
 
 UNCONFINED_KINDS = frozenset({"master", "anonymous"})
 #: Header naming the org a master-key call acts on (the admin API also takes ``?org_id=``).
@@ -67,3 +69,21 @@ def org_required(principal: Principal, requested: str | None, *, what: str = "re
             "org_id: required when calling with the master key", param="org_id", code="missing_org_id"
         )
     return org
+
+
+def thread_owner(principal: Principal) -> str:
+    """What a thread records as who started it: the caller's id (``key:<id>``, ``jwt:<subject>``,
+    ``master``), or a digest of it when a token's subject is too long or odd to store as is."""
+    if could_be_id(principal.id):
+        return principal.id
+    return "sha256:" + hashlib.sha256(principal.id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_thread_reader(principal: Principal, thread: Thread, *, param: str | None = None) -> None:
+    """A thread is read and continued by who started it, by its org's admins and by the master
+    key; to anyone else it is missing (404), so thread ids of others cannot be probed. A thread
+    with no owner (from before owners were recorded) is for admins only."""
+    if is_unconfined(principal) or "admin" in principal.scopes:
+        return
+    if thread.owner is None or thread.owner != thread_owner(principal):
+        raise NotFound(f"thread {thread.id!r} not found", param=param, code="thread_not_found")

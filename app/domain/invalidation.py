@@ -1,4 +1,5 @@
-"""A per-worker cache keyed by ``(org_id, name)``, emptied by change notifications.
+"""Per-worker caches emptied by change notifications: records keyed by ``(org_id, name)``, and the
+list of org ids.
 
 Used for data read on the hot path (provider credentials, bridges): the first request reads the
 store, later ones read memory, and a ``(kind, id)`` change on the bus drops the affected entries in
@@ -12,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from app.stores.documents.protocol import OrgRepository
 from app.stores.notify import Change, ChangeBus
 
 V = TypeVar("V")
@@ -90,4 +92,44 @@ class OrgCache(Generic[V]):
         record_id = self._record_id
         if record_id is None:  # the change id is "<org_id>/<name>"
             return lambda key, _: f"{key[0]}/{key[1]}" == changed
-        return lambda key, value: record_id(value) == changed
+        # A cached miss (no record id) goes on any change of its kind: the changed record's id
+        # does not say whether it is the one the miss was looking for.
+        return lambda key, value: record_id(value) in (changed, None)
+
+
+class OrgIdsCache:
+    """The ids of every org, per worker, for the master key's lookups across orgs: re-read after
+    an ``org`` change (one was created or deleted), after ``*``, and after ``ttl`` as a safety net.
+    A read racing with a change is used once and not cached (generation check)."""
+
+    def __init__(self, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float) -> None:
+        self._orgs = orgs
+        self._changes = changes
+        self._ttl = ttl
+        self._cached: tuple[float, tuple[str, ...]] | None = None
+        self._generation = 0
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._changes is not None and self._unsubscribe is None:
+            self._unsubscribe = self._changes.subscribe(self._on_change)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def all(self) -> tuple[str, ...]:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        generation = self._generation
+        ids = tuple(org.id for org in await self._orgs.list())
+        if generation == self._generation:
+            self._cached = (time.monotonic(), ids)
+        return ids
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind in ("org", "*"):
+            self._generation += 1
+            self._cached = None

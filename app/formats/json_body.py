@@ -3,12 +3,12 @@ request, and an upstream's reply decoded with a clear error when it is not what 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Container, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 
-from app.errors import UpstreamError
+from app.errors import InvalidRequest, UpstreamError
 
 T = TypeVar("T")
 
@@ -27,6 +27,24 @@ def splice_fields(body: bytes, fields: Mapping[str, msgspec.Raw] | None) -> byte
     if body == b"{}":
         return extra
     return body[:-1] + b"," + extra[1:]
+
+
+def option_fields(provider_options: Mapping[str, Mapping[str, Any]] | None, provider: str,
+                  modelled: Container[str]) -> dict[str, msgspec.Raw]:
+    """``provider``'s own entry of a request's ``provider_options``, as fields to splice into its
+    body. A field the body already gets from the unified request is refused, naming it, rather than
+    sent twice with two values."""
+    options = provider_options.get(provider) if provider_options else None
+    if not options:
+        return {}
+    fields = {}
+    for name, value in options.items():
+        if name in modelled:
+            param = f"provider_options.{provider}.{name}"
+            raise InvalidRequest(f"{param}: set the request's own field instead", param=param,
+                                 code="invalid_value")
+        fields[name] = msgspec.Raw(_encoder.encode(value))
+    return fields
 
 
 def decode_upstream(decoder: msgspec.json.Decoder[T], body: bytes | str, provider: str, what: str) -> T:

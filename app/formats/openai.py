@@ -8,12 +8,12 @@ decoding and encoding; the stream needs a little state on each side.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
-from app.formats.json_body import decode_upstream, splice_fields
+from app.formats.json_body import decode_upstream, option_fields, splice_fields
 from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
 from app.schemas.stream import (
     Finish,
@@ -203,9 +203,10 @@ def error_event(error: Exception) -> bytes:
 _USAGE_OPTIONS = StreamOptions(include_usage=True)
 
 
-def encode_chat_request(request: ChatRequest, model: str, *, stream: bool) -> bytes:
+def encode_chat_request(request: ChatRequest, model: str, *, stream: bool, provider: str | None = None) -> bytes:
     """The upstream request body: the client's request with the upstream model, unmodelled fields
-    spliced back in, and (when streaming) usage always requested so the gateway can meter it."""
+    and ``provider``'s own ``provider_options`` spliced in, and (when streaming) usage always
+    requested so the gateway can meter it."""
     messages = request.messages
     if any(m.reasoning is not None or m.provider_metadata is not None for m in messages):
         # Our own additions to messages; OpenAI rejects unknown message members.
@@ -217,9 +218,12 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool) -> by
         stream=True if stream else None,
         stream_options=_USAGE_OPTIONS if stream else None,
         extra_fields=None,
-        provider_options=None,  # Junction's own; a dialect applies its entry itself
+        provider_options=None,  # Junction's own: only the named provider's entry is sent, as fields
     )
-    return splice_fields(_encoder.encode(outgoing), request.extra_fields)
+    fields = request.extra_fields
+    if request.provider_options is not None and provider is not None:
+        fields = {**(fields or {}), **option_fields(request.provider_options, provider, CHAT_REQUEST_FIELDS)}
+    return splice_fields(_encoder.encode(outgoing), fields)
 
 
 def decode_chat_response(body: bytes, provider: str) -> ChatResponse:
@@ -230,6 +234,8 @@ class ChunkReader:
     """Turns upstream ``data:`` payloads into unified events for one stream."""
 
     __slots__ = ("_provider", "_started")
+    #: Decodes one chunk; a dialect whose chunks differ in shape sets a decoder of a Chunk subclass.
+    decoder: ClassVar[msgspec.json.Decoder[Chunk]] = _chunk_decoder
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
@@ -243,7 +249,7 @@ class ChunkReader:
         if data == "[DONE]":
             return [StreamDone()]
         try:
-            chunk = _chunk_decoder.decode(data)
+            chunk = self.decoder.decode(data)
         except msgspec.MsgspecError as error:
             raise UpstreamError(f"{self._provider} sent an unreadable stream chunk: {error}",
                                 code="upstream_protocol_error") from None

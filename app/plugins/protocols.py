@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -107,6 +108,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     #: Models this caller may use; ``None`` means any.
     models: frozenset[str] | None = None
+    #: When the credential stops working, and its own limits (``None``: none). Authenticators fill
+    #: them from data they already hold, so a key this caller issues can be bounded by them.
+    expires_at: datetime | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: Literal["day", "month"] | None = None
 
 
 class UpstreamTarget(msgspec.Struct, frozen=True, kw_only=True):

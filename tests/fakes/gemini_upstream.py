@@ -103,6 +103,9 @@ class FakeGemini(FakeUpstream):
         self.require_signatures = require_signatures
         self.models = models or ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-embedding-001", "imagen-4.0"]
         self.replies: list[Reply] = []
+        #: When set, the next answer ends as Gemini's do when the model writes an invalid call: a
+        #: candidate with no content, finishReason MALFORMED_FUNCTION_CALL and this finishMessage.
+        self.malformed_call: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -116,6 +119,7 @@ class FakeGemini(FakeUpstream):
     def reset(self) -> None:
         super().reset()
         self.replies.clear()
+        self.malformed_call = None
 
     def queue_reply(self, reply: Reply) -> None:
         self.replies.append(reply)
@@ -397,7 +401,11 @@ class FakeGemini(FakeUpstream):
 
     def _response(self, model: str, reply: Reply, parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
-        if final:
+        if final and self.malformed_call is not None:
+            candidate = {"finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": self.malformed_call,
+                         "index": 0}
+            self.malformed_call = None
+        elif final:
             candidate["finishReason"] = _FINISH[reply.finish_kind]
             candidate["safetyRatings"] = [
                 {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}
@@ -417,6 +425,8 @@ class FakeGemini(FakeUpstream):
         events += [[{"text": text[i : i + reply.chunk_size]}] for i in range(0, len(text), reply.chunk_size)]
         events += [[part] for part in self._parts(Reply(tool_calls=reply.tool_calls))]
         events = events or [[{"text": ""}]]
+        if self.malformed_call is not None:
+            events.append([])  # the failed call ends the stream in an event of its own
         try:
             for index, parts in enumerate(events):
                 final = index == len(events) - 1

@@ -9,21 +9,30 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from tests.fakes.openai_compatible import OpenAICompatibleFake
-from tests.fakes.openai_upstream import ScriptedReply
+from tests.fakes.openai_upstream import ScriptedReply, openai_error
 
 
 class FakeGroq(OpenAICompatibleFake):
     prefix: ClassVar[str] = "/openai/v1"
     serves_embeddings: ClassVar[bool] = False
     #: Groq has parameters of its own (``reasoning_format``, ``search_settings``...) beyond OpenAI's.
-    request_fields: ClassVar[frozenset[str] | None] = None
+    known_request_fields: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, api_key: str = "gsk_test", models: list[str] | None = None) -> None:
         super().__init__(
             api_key=api_key, models=models or ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
         )
+        #: Models whose flex tier is at capacity: flex requests for them fail fast with Groq's 498.
+        self.flex_exhausted: set[str] = set()
+
+    def reset(self) -> None:
+        super().reset()
+        self.flex_exhausted.clear()
 
     def check_body(self, body: dict[str, Any]) -> web.Response | None:
+        if body.get("service_tier") == "flex" and body.get("model") in self.flex_exhausted:
+            return web.json_response(openai_error("Flex tier capacity exceeded. Please try again later.",
+                                                  "capacity_exceeded", "capacity_exceeded"), status=498)
         for field in ("logprobs", "top_logprobs", "logit_bias"):
             if body.get(field) not in (None, False):
                 return self.error(400, f"'{field}' : property '{field}' is unsupported", field)

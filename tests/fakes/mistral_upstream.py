@@ -44,9 +44,33 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 class FakeMistral(OpenAICompatibleFake):
     prefix: ClassVar[str] = "/v1"
+    #: Mistral's own parameter list is checked in :meth:`check_body` (422, as Mistral answers).
+    known_request_fields: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, api_key: str = "mistral-test-key", models: list[str] | None = None) -> None:
         super().__init__(api_key=api_key, models=models or ["mistral-large-latest", "mistral-embed"])
+        #: When set, answers are Magistral's: ``content`` is a list of chunks, a ``thinking`` chunk
+        #: (itself a list of text chunks) with this text, then ``text`` chunks.
+        self.thinking: str | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.thinking = None
+
+    def message_content(self, reply: ScriptedReply) -> Any:
+        if self.thinking is None:
+            return reply.text
+        return [{"type": "thinking", "thinking": [{"type": "text", "text": self.thinking}]},
+                {"type": "text", "text": reply.text}]
+
+    def content_delta(self, piece: str) -> Any:
+        return piece if self.thinking is None else [{"type": "text", "text": piece}]
+
+    def reasoning_deltas(self) -> Iterator[dict[str, Any]]:
+        thinking = self.thinking or ""
+        for start in range(0, len(thinking), 6):
+            yield {"content": [{"type": "thinking", "thinking": [{"type": "text",
+                                                                   "text": thinking[start:start + 6]}]}]}
 
     def error(
         self,

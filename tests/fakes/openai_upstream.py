@@ -48,7 +48,7 @@ class FakeOpenAI(FakeUpstream):
         {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"})
     #: The top-level request parameters of Chat Completions; any other is refused, as OpenAI does
     #: ("Unrecognized request argument supplied"). ``None`` accepts any (dialects with their own).
-    request_fields: ClassVar[frozenset[str] | None] = frozenset({
+    known_request_fields: ClassVar[frozenset[str] | None] = frozenset({
         "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
         "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
         "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
@@ -62,6 +62,8 @@ class FakeOpenAI(FakeUpstream):
         self.models = models or ["gpt-4o", "gpt-4o-mini"]
         self.replies: list[ScriptedReply] = []
         self.streams_completed = 0
+        #: A test may add a parameter to stand for one the real API gained after this fake was written.
+        self.request_fields = self.known_request_fields
 
     @property
     def base_url(self) -> str:
@@ -77,6 +79,7 @@ class FakeOpenAI(FakeUpstream):
         super().reset()
         self.replies.clear()
         self.streams_completed = 0
+        self.request_fields = self.known_request_fields
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self.chat), web.get("/v1/models", self.list_models)]
@@ -154,6 +157,14 @@ class FakeOpenAI(FakeUpstream):
         """Extra members of the answer's message (dialects add their own)."""
         return {}
 
+    def message_content(self, reply: ScriptedReply) -> Any:
+        """The answer message's ``content`` (dialects that answer in parts shape it their way)."""
+        return reply.text
+
+    def content_delta(self, piece: str) -> Any:
+        """A stream delta's ``content`` for a piece of the answer's text."""
+        return piece
+
     def reasoning_deltas(self) -> Iterator[dict[str, Any]]:
         """Deltas streamed before the answer's text (dialects that stream reasoning add them)."""
         return iter(())
@@ -173,7 +184,7 @@ class FakeOpenAI(FakeUpstream):
         }
 
     def _completion(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None,
+        message: dict[str, Any] = {"role": "assistant", "content": self.message_content(reply), "refusal": None,
                                    "annotations": [], **self.message_extra()}
         if reply.tool_calls:
             message["tool_calls"] = [
@@ -209,7 +220,8 @@ class FakeOpenAI(FakeUpstream):
                 await send([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
             text = reply.text or ""
             for start in range(0, len(text), reply.chunk_size):
-                await send([{"index": 0, "delta": {"content": text[start:start + reply.chunk_size]},
+                piece = self.content_delta(text[start:start + reply.chunk_size])
+                await send([{"index": 0, "delta": {"content": piece},
                              "logprobs": None, "finish_reason": None}])
                 if reply.hold is not None and start == 0:
                     await reply.hold.wait()

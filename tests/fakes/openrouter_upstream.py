@@ -32,6 +32,8 @@ _PROVIDER_KEYS = {
 class FakeOpenRouter(OpenAICompatibleFake):
     prefix: ClassVar[str] = "/api/v1"
     serves_embeddings: ClassVar[bool] = False
+    #: OpenRouter relays many upstreams' own parameters; it does not refuse unknown ones.
+    known_request_fields: ClassVar[frozenset[str] | None] = None
     message_fields: ClassVar[frozenset[str]] = OpenAICompatibleFake.message_fields | {"reasoning",
                                                                                        "reasoning_details"}
 

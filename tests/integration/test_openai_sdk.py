@@ -61,6 +61,7 @@ def test_client_request_id_is_echoed(openai_client, fake_openai):
 
 
 def test_unmodelled_parameters_pass_through_unchanged(openai_client, fake_openai):
+    fake_openai.request_fields |= {"brand_new_param"}  # a parameter OpenAI added after Junction
     openai_client.chat.completions.create(
         model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}],
         service_tier="flex", prediction={"type": "content", "content": "hello"},

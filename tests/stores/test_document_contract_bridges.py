@@ -246,3 +246,17 @@ async def test_a_nul_character_in_a_message_is_stored_as_a_replacement_character
     await store.threads.append(org.id, thread.id, [Message(role="assistant", content="a\x00b")])
     kept = await store.threads.get(org.id, thread.id)
     assert kept.messages[-1].content == "a\ufffdb"
+
+
+async def test_a_thread_records_who_created_it(store: DocumentStore) -> None:
+    org = await store.orgs.create("Owners")
+    bridge = await store.bridges.create(org.id, support_bridge())
+    owned = await store.threads.create(org.id, bridge.id, owner="key:k_1")
+    unowned = await store.threads.create(org.id)
+    assert owned.owner == "key:k_1" and unowned.owner is None
+    assert (await store.threads.get(org.id, owned.id)).owner == "key:k_1"
+    assert (await store.threads.get(org.id, unowned.id, last=0)).owner is None
+    assert {item.id: item.owner for item in await store.threads.list(org.id)} == {
+        owned.id: "key:k_1",
+        unowned.id: None,
+    }

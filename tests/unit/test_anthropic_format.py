@@ -909,3 +909,18 @@ def test_openai_encoder_never_sends_provider_options():
                                                   provider_options={"anthropic": {"top_k": 4}})).encode())
     assert request.provider_options == {"anthropic": {"top_k": 4}} and request.extra_fields is None
     assert "provider_options" not in json.loads(encode_chat_request(request, "gpt", stream=False))
+
+
+def test_anthropic_only_fields_the_unified_model_lacks_all_reach_anthropic():
+    """Nothing an Anthropic client sets is lost on the way to Anthropic: the thinking ``display``,
+    ``context_management``, ``container`` and ``mcp_servers`` included."""
+    native = {
+        "thinking": {"type": "adaptive", "display": "summarized"},
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "container": "container_011",
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example.test/sse", "name": "example"}],
+    }
+    body = {"model": "m", "max_tokens": 800, "messages": [{"role": "user", "content": "hi"}], **native}
+    request = decode_messages_request(json.dumps(body).encode())
+    sent = json.loads(encode_messages_request(request, "claude", stream=False, default_max_tokens=1).body)
+    assert {name: sent[name] for name in native} == native

@@ -17,7 +17,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.domain.access import requested_org
+from app.domain.access import check_thread_reader, requested_org, thread_owner
 from app.domain.http import caller, decode_body
 from app.domain.runtime import Domain
 from app.errors import PermissionDenied
@@ -102,9 +102,11 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
         if bridge.status == "paused":
             raise PermissionDenied(f"bridge {bridge.slug!r} is paused", code="bridge_paused")
         org_id = bridge.org_id
+        owner = thread_owner(principal)
         thread: Thread | None = None
         if body.thread_id is not None:
             thread = await threads.for_bridge(org_id, body.thread_id, bridge.id)
+            check_thread_reader(principal, thread, param="thread_id")
         user = Message(role="user", content=body.user)
         history = threads.recent(thread) if thread is not None else []
         chat = ChatRequest(
@@ -123,7 +125,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
         )
 
         async def remember(reply: Message) -> Thread:
-            current = thread if thread is not None else await threads.create(org_id, bridge.id)
+            current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
             await threads.append(org_id, current, [user, reply])
             return current
 
@@ -131,7 +133,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             events = await gateway.open_stream(call, chat)
             if thread is None:
                 try:
-                    thread = await threads.create(org_id, bridge.id)
+                    thread = await threads.create(org_id, bridge.id, owner)
                 except BaseException:
                     await events.aclose()  # type: ignore[attr-defined]
                     raise

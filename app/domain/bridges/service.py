@@ -14,7 +14,7 @@ import msgspec
 
 from app.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
 from app.domain.bridges.templating import render
-from app.domain.invalidation import OrgCache
+from app.domain.invalidation import OrgCache, OrgIdsCache
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.formats.openai import decode_chat_request
 from app.plugins.protocols import CallContext, Principal
@@ -29,25 +29,48 @@ _NOT_OVERRIDABLE = ("model", "messages", "extra_fields")
 _variables_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
+class _Missing(msgspec.Struct, frozen=True):
+    """A cached "no such bridge in this org": the master key's lookup across orgs asks every org,
+    and all but one answer this, so misses are cached too (dropped on any bridge change)."""
+
+    message: str
+    param: str | None
+    code: str | None
+
+
 class BridgeService:
     def __init__(
         self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float
     ) -> None:
         self._bridges = bridges
-        self._orgs = orgs
-        self._cache: OrgCache[ResolvedBridge] = OrgCache(
-            "bridge", changes, ttl=ttl, record_id=lambda r: r.bridge.id
+        self._org_ids = OrgIdsCache(orgs, changes, ttl=ttl)
+        self._cache: OrgCache[ResolvedBridge | _Missing] = OrgCache(
+            "bridge",
+            changes,
+            ttl=ttl,
+            record_id=lambda r: r.bridge.id if isinstance(r, ResolvedBridge) else None,
         )
 
     def start(self) -> None:
+        self._org_ids.start()
         self._cache.start()
 
     def close(self) -> None:
         self._cache.close()
+        self._org_ids.close()
 
     async def resolve(self, org_id: str, id_or_slug: str) -> ResolvedBridge:
         """The bridge and the config calls use (cached); NotFound for another org's or none."""
-        return await self._cache.get(org_id, id_or_slug, lambda: self._bridges.resolve(org_id, id_or_slug))
+        found = await self._cache.get(org_id, id_or_slug, lambda: self._load(org_id, id_or_slug))
+        if isinstance(found, _Missing):
+            raise NotFound(found.message, param=found.param, code=found.code)
+        return found
+
+    async def _load(self, org_id: str, id_or_slug: str) -> ResolvedBridge | _Missing:
+        try:
+            return await self._bridges.resolve(org_id, id_or_slug)
+        except NotFound as error:
+            return _Missing(error.message, error.param, error.code)
 
     async def find(self, principal: Principal, requested_org: str | None, id_or_slug: str) -> ResolvedBridge:
         """Resolve for a caller: confined callers look in their org only; the master key looks in
@@ -60,9 +83,9 @@ class BridgeService:
         if not is_unconfined(principal):
             raise NotFound("bridge not found", code="not_found")
         found: list[ResolvedBridge] = []
-        for candidate in await self._orgs.list():
+        for candidate in await self._org_ids.all():
             try:
-                found.append(await self.resolve(candidate.id, id_or_slug))
+                found.append(await self.resolve(candidate, id_or_slug))
             except NotFound:
                 continue
         if not found:

@@ -62,7 +62,8 @@ def validated_key_spec(body: NewKeyBody) -> NewApiKey:
 
 def check_within_issuer(principal: Principal, spec: NewApiKey) -> None:
     """A confined admin (an org's key or JWT) issues keys with at most its own scopes and models,
-    so no key can mint a more powerful one. The master key grants anything."""
+    expiring no later and limited (rpm, tpm, budget) at least as much, where it has those itself:
+    no key can mint a more powerful or longer-lived one. The master key grants anything."""
     if is_unconfined(principal):
         return
     lacking = sorted(set(spec.scopes) - principal.scopes)
@@ -72,23 +73,75 @@ def check_within_issuer(principal: Principal, spec: NewApiKey) -> None:
             param="scopes",
             code="insufficient_scope",
         )
-    allowed = principal.models
+    _check_models(principal.models, spec.models)
+    _check_expiry(principal.expires_at, spec.expires_at)
+    for field, unit in (("rpm", "requests a minute"), ("tpm", "tokens a minute")):
+        _check_at_most(field, getattr(principal, field), getattr(spec, field), unit)
+    if principal.budget_usd is not None:
+        _check_at_most("budget_usd", principal.budget_usd, spec.budget_usd, "USD a budget period")
+        _check_budget_period(principal.budget_period, spec.budget_period)
+
+
+def _check_models(allowed: frozenset[str] | None, granted: list[str] | None) -> None:
     if allowed is None:
         return
-    if spec.models is None:
+    if granted is None:
         raise PermissionDenied(
             f"models: this credential may use only {', '.join(map(repr, sorted(allowed)))}; "
             "list the models the new key may use (some of those)",
             param="models",
             code="model_not_allowed",
         )
-    beyond = sorted(set(spec.models) - allowed)
+    beyond = sorted(set(granted) - allowed)
     if beyond:
         raise PermissionDenied(
             f"models: this credential cannot grant {', '.join(map(repr, beyond))}, which it may not use itself",
             param="models",
             code="model_not_allowed",
         )
+
+
+def _check_expiry(own: datetime | None, granted: datetime | None) -> None:
+    if own is None or (granted is not None and granted <= own):
+        return
+    raise PermissionDenied(
+        f"expires_at: this credential expires at {own.isoformat()}; a key it issues must expire "
+        "no later (set expires_at to that time or earlier)",
+        param="expires_at",
+        code="beyond_issuer",
+    )
+
+
+def _check_at_most(field: str, own: float | None, granted: float | None, unit: str) -> None:
+    if own is None or (granted is not None and granted <= own):
+        return
+    raise PermissionDenied(
+        f"{field}: this credential is limited to {own:g} {unit}; a key it issues must be limited "
+        f"as much or more (set {field} to at most {own:g})",
+        param=field,
+        code="beyond_issuer",
+    )
+
+
+#: How long a budget lasts before it resets; a budget with no period never resets. A key spends at
+#: most its issuer's amount within a window at least as long as the issuer's.
+_BUDGET_WINDOW = {"day": 0, "month": 1, None: 2}
+
+
+def _check_budget_period(own: str | None, granted: str | None) -> None:
+    if _BUDGET_WINDOW[granted] >= _BUDGET_WINDOW[own]:
+        return
+    resets, needed = (
+        ("never resets", "none either")
+        if own is None
+        else (f"resets every {own}", f"'{own}' or longer (or none)")
+    )
+    raise PermissionDenied(
+        f"budget_period: this credential's budget {resets}; a key it issues needs a budget "
+        f"period of {needed}",
+        param="budget_period",
+        code="beyond_issuer",
+    )
 
 
 def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:

@@ -1,5 +1,5 @@
-"""``GET /api/v1/threads/{id}``: a conversation's messages, for callers of the thread's org
-(``chat`` scope). Served from Redis when the cache store is Redis."""
+"""``GET /api/v1/threads/{id}``: a conversation's messages, for who started it, its org's admins
+and the master key (``chat`` scope). Served from Redis when the cache store is Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import requested_org
+from app.domain.access import check_thread_reader, requested_org
 from app.domain.http import caller
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.runtime import Domain
@@ -21,6 +21,8 @@ from app.schemas.chat import Message
 class ThreadView(msgspec.Struct, kw_only=True):
     id: str
     bridge_id: str | None
+    #: Who started it (``key:<id>``, ``jwt:<subject>``, ``master``); ``None`` for older threads.
+    owner: str | None
     messages: list[Message]
     message_count: int
     created_at: datetime
@@ -40,9 +42,11 @@ def thread_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         thread = await first_found(
             org_ids, lambda org_id: domain.threads.get(org_id, thread_id), what="thread"
         )
+        check_thread_reader(principal, thread)
         return ThreadView(
             id=thread.id,
             bridge_id=thread.bridge_id,
+            owner=thread.owner,
             messages=thread.messages,
             message_count=thread.message_count,
             created_at=thread.created_at,

@@ -33,8 +33,8 @@ class ThreadHistory:
         if self._cache is not None:
             await self._cache.close()
 
-    async def create(self, org_id: str, bridge_id: str | None) -> Thread:
-        thread = await self._repository.create(org_id, bridge_id)
+    async def create(self, org_id: str, bridge_id: str | None, owner: str | None = None) -> Thread:
+        thread = await self._repository.create(org_id, bridge_id, owner)
         if self._cache is not None:
             await self._cache.fill(thread, None)
         return thread

@@ -1,7 +1,7 @@
 """Anthropic Messages requests, from clients of ``POST /v1/messages``, → unified requests.
 
-Anthropic-only request options (``thinking``, ``top_k``, ``service_tier``, ``output_config.effort``)
-travel exactly in ``provider_options["anthropic"]``, which only the Anthropic provider applies; for
+Anthropic-only request options (``thinking``, ``top_k``, ``service_tier``, ``output_config.effort``,
+``context_management``, ``container``, ``mcp_servers``) travel exactly in ``provider_options["anthropic"]``, which only the Anthropic provider applies; for
 other providers the thinking budget or effort is also approximated as a ``reasoning_effort`` tier.
 Thinking blocks, ``is_error`` on tool results and ``cache_control`` travel in ``provider_metadata``
 (see :mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
@@ -58,6 +58,8 @@ _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 _EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+#: Anthropic-only request fields with no counterpart elsewhere, relayed to Anthropic as they came.
+_RELAYED = ("context_management", "container", "mcp_servers")
 
 
 def _invalid(param: str, message: str) -> InvalidRequest:
@@ -195,6 +197,9 @@ def _provider_options(wire: MessagesRequest) -> dict[str, dict[str, Any]] | None
         options["service_tier"] = wire.service_tier
     if wire.output_config is not None and wire.output_config.effort is not None:
         options["output_config"] = {"effort": wire.output_config.effort}
+    for name in _RELAYED:
+        if (value := getattr(wire, name)) is not None:
+            options[name] = value
     return {METADATA_KEY: options} if options else None
 
 

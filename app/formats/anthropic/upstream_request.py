@@ -43,7 +43,7 @@ from app.formats.anthropic.wire import (
     ToolChoiceParam,
     ToolParam,
 )
-from app.formats.json_body import splice_fields
+from app.formats.json_body import option_fields, splice_fields
 from app.schemas.chat import ChatRequest, Message, NamedToolChoice
 
 _encoder = msgspec.json.Encoder()
@@ -165,15 +165,8 @@ def _native_fields(request: ChatRequest) -> tuple[dict[str, msgspec.Raw], str]:
     ``provider_options["anthropic"]`` over them; and the prefix naming where ``thinking`` came from."""
     extras = request.extra_fields
     native = {name: raw for name, raw in extras.items() if name in PASSTHROUGH_FIELDS} if extras else {}
-    options = request.provider_options.get("anthropic") if request.provider_options else None
-    if not options:
-        return native, ""
-    for name, value in options.items():
-        if name in _UNIFIED_FIELDS:
-            param = f"provider_options.anthropic.{name}"
-            raise InvalidRequest(f"{param}: set the request's own field instead", param=param,
-                                 code="invalid_value")
-        native[name] = msgspec.Raw(_encoder.encode(value))
+    options = option_fields(request.provider_options, "anthropic", _UNIFIED_FIELDS)
+    native.update(options)
     return native, "provider_options.anthropic." if "thinking" in options else ""
 
 

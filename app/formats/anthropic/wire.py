@@ -125,6 +125,8 @@ class ToolChoiceParam(_Wire):
 class ThinkingParam(_Wire):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = None
+    #: "summarized" or "omitted": whether thinking text is returned (newer models omit it by default).
+    display: str | None = None
 
 
 class MetadataParam(_Wire):
@@ -157,6 +159,10 @@ class MessagesRequest(_Wire):
     metadata: MetadataParam | None = None
     output_config: OutputConfigParam | None = None
     service_tier: str | None = None
+    # Relayed to an Anthropic upstream as they came, never inspected.
+    context_management: dict[str, Any] | None = None
+    container: str | dict[str, Any] | None = None
+    mcp_servers: list[dict[str, Any]] | None = None
 
 
 # --- responses and stream events, as read from the upstream (tolerant) ---------------------------

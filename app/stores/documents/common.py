@@ -240,9 +240,11 @@ def resolution(bridge: Bridge, published: BridgeVersion | None) -> ResolvedBridg
 # --- threads -------------------------------------------------------------------------------------
 
 
-def new_thread(org_id: str, bridge_id: str | None) -> Thread:
+def new_thread(org_id: str, bridge_id: str | None, owner: str | None) -> Thread:
     now = utc_now()
-    return Thread(id=new_id("th"), org_id=org_id, bridge_id=bridge_id, created_at=now, updated_at=now)
+    return Thread(
+        id=new_id("th"), org_id=org_id, bridge_id=bridge_id, owner=owner, created_at=now, updated_at=now
+    )
 
 
 def stored_thread(thread: Thread) -> dict[str, Any]:

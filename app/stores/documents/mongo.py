@@ -131,6 +131,7 @@ class MongoModels:
             id: str  # type: ignore[assignment]
             org_id: str
             bridge_id: str | None = None
+            owner: str | None = None
             message_count: int = 0
             created_at: datetime
             updated_at: datetime

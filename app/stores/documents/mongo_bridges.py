@@ -139,11 +139,11 @@ class MongoThreads(MongoRepository):
         super().__init__(models, notify)
         self._bridges = bridges
 
-    async def create(self, org_id: str, bridge_id: str | None = None) -> Thread:
+    async def create(self, org_id: str, bridge_id: str | None = None, owner: str | None = None) -> Thread:
         await require_org(self._m, org_id)
         if bridge_id is not None:
             bridge_id = (await self._bridges.get(org_id, bridge_id)).id
-        thread = new_thread(org_id, bridge_id)
+        thread = new_thread(org_id, bridge_id, owner)
         await self._m.threads(**stored_thread(thread)).insert()
         return thread
 

@@ -237,6 +237,9 @@ class Thread(_Record, kw_only=True):
     id: str
     org_id: str
     bridge_id: str | None = None
+    #: Who started it: the caller's principal id (``key:<id>``, ``jwt:<subject>``, ``master``);
+    #: ``None`` for threads from before owners were recorded.
+    owner: str | None = None
     #: The messages asked for (all, the last N, or none in listings), oldest first.
     messages: list[Message] = []
     #: How many messages the thread holds in total.
@@ -352,8 +355,9 @@ class BridgeRepository(Protocol):
 
 @runtime_checkable
 class ThreadRepository(Protocol):
-    async def create(self, org_id: str, bridge_id: str | None = None) -> Thread:
-        """A new empty thread with a generated id (NotFound when the bridge is not the org's)."""
+    async def create(self, org_id: str, bridge_id: str | None = None, owner: str | None = None) -> Thread:
+        """A new empty thread with a generated id (NotFound when the bridge is not the org's),
+        recording ``owner`` (at most 200 characters) as who started it."""
         ...
 
     async def get(self, org_id: str, thread_id: str, last: int | None = None) -> Thread:

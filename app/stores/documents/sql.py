@@ -131,6 +131,7 @@ threads = sa.Table(
     sa.Column("id", Id, primary_key=True),
     sa.Column("org_id", Id, _org_fk(), nullable=False),
     sa.Column("bridge_id", Id, sa.ForeignKey("bridges.id", ondelete="CASCADE"), nullable=True, index=True),
+    sa.Column("owner", sa.String(200), nullable=True),
     sa.Column("message_count", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),

@@ -187,12 +187,12 @@ class SqlThreads(SqlRepository):
         super().__init__(database, notify)
         self._bridges = bridges_repo
 
-    async def create(self, org_id: str, bridge_id: str | None = None) -> Thread:
+    async def create(self, org_id: str, bridge_id: str | None = None, owner: str | None = None) -> Thread:
         async with self._db.engine.begin() as connection:
             await require_org(connection, org_id)
             if bridge_id is not None:
                 bridge_id = (await self._bridges.fetch(connection, org_id, bridge_id, hold=True)).id
-            thread = new_thread(org_id, bridge_id)
+            thread = new_thread(org_id, bridge_id, owner)
             await connection.execute(threads.insert().values(**stored_thread(thread)))
         return thread
 
@@ -259,4 +259,3 @@ class SqlThreads(SqlRepository):
         statement = threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)
         await self._delete(statement, thread_not_found(thread_id))
         await self._notify("thread", thread_id)
-

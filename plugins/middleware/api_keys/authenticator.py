@@ -44,6 +44,11 @@ def _cached(record: ApiKey) -> _CachedKey:
         org_id=record.org_id,
         scopes=frozenset(record.scopes),
         models=None if record.models is None else frozenset(record.models),
+        expires_at=record.expires_at,
+        rpm=record.rpm,
+        tpm=record.tpm,
+        budget_usd=record.budget_usd,
+        budget_period=record.budget_period,
     )
     return _CachedKey(
         record=record,

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from joserfc import jwt
@@ -209,4 +210,16 @@ class JwtAuthenticator:
             scopes=scopes,
             org_id=None if org is None else str(org),
             user_id=user_id,
+            expires_at=_expiry(claims.get("exp")),
         )
+
+
+def _expiry(exp: Any) -> datetime | None:
+    """``exp`` (already checked to be a number in the future) as a time; ``None`` when absent or
+    past the calendar's end, which bounds nothing."""
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -25,8 +25,8 @@ import time
 import uuid
 from typing import Any
 
-from app.errors import InvalidRequest
-from app.formats.json_body import splice_fields
+from app.errors import InvalidRequest, UpstreamError
+from app.formats.json_body import option_fields, splice_fields
 from app.schemas.chat import (
     AudioPart,
     ChatRequest,
@@ -90,9 +90,23 @@ def made_up_call_id(response_id: str | None, candidate: int, position: int, name
     return "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
 
 
+#: Finish reasons that mean the model failed to write a valid function call. Gemini then returns
+#: no content for the call, so ``stop`` would tell a tool-using client the model chose to answer
+#: with nothing (or with the half sentence streamed before it). It is a failure of the upstream
+#: to produce an answer, as a 502 (an error event mid-stream): retryable, so retries and fallbacks
+#: try again, which is what usually succeeds.
+_FAILED_CALL_REASONS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
+
+
 def finish_reason(reason: str | None, called_tools: bool) -> str | None:
+    """The OpenAI finish reason for Gemini's; raises :class:`UpstreamError` for a failed call."""
     if reason is None:
         return None
+    if reason in _FAILED_CALL_REASONS:
+        # Gemini's finishMessage quotes the model's invalid output; errors are logged, so it is
+        # left out of the message.
+        raise UpstreamError(f"gemini: the model produced an invalid function call ({reason}); "
+                            "retrying usually succeeds", code=reason.lower())
     if reason == "MAX_TOKENS":
         return "length"
     if reason in _CONTENT_FILTER_REASONS:
@@ -313,11 +327,18 @@ _PASSED_THROUGH = {"safety_settings": "safetySettings", "safetySettings": "safet
                    "cached_content": "cachedContent", "cachedContent": "cachedContent"}
 
 
+#: The body's members that come from the unified request (both spellings Gemini accepts).
+_MODELLED = frozenset({"contents", "systemInstruction", "system_instruction", "tools", "toolConfig",
+                       "tool_config", "generationConfig", "generation_config"})
+
+
 def gemini_body(request: ChatRequest, config: GeminiConfig) -> bytes:
-    """The encoded ``generateContent`` body, with Gemini-native extra fields spliced in."""
+    """The encoded ``generateContent`` body, with Gemini-native extra fields and
+    ``provider_options.gemini`` spliced in."""
     body = encoder.encode(to_gemini(request, config))
     extras = {_PASSED_THROUGH[name]: raw for name, raw in (request.extra_fields or {}).items()
               if name in _PASSED_THROUGH}
+    extras.update(option_fields(request.provider_options, METADATA_KEY, _MODELLED))
     return splice_fields(body, extras)
 
 

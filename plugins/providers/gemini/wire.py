@@ -52,7 +52,9 @@ class Part(_Wire):
 
 
 class Content(_Wire):
-    parts: list[Part]
+    #: Absent from a candidate that has nothing to say, e.g. a thinking model that spent its whole
+    #: output budget on thoughts answers ``"content": {"role": "model"}``.
+    parts: list[Part] = []
     role: str | None = None
 
 

@@ -7,19 +7,24 @@
   ``stream_options``, again in a trailing usage chunk): the trailing chunk wins, ``x_groq`` is the
   fallback, and usage is reported once.
 - Groq has no embeddings endpoint, so this adapter is not an ``EmbeddingsAdapter``.
+- HTTP 498 is Groq's own status for "flex tier capacity exceeded" (``service_tier: "flex"``): the
+  request was fine, capacity was not, so it is a 503 overloaded error, which fallbacks retry on the
+  next deployment, rather than the 400 any other 4xx would be.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import msgspec
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, JunctionError, UpstreamOverloaded
 from app.formats.openai import ChunkReader, encode_chat_request
-from app.plugins import ProviderConfig, UpstreamTarget
+from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, Usage
 from app.schemas.stream import StreamDone, StreamEvent, UsageReport
+from app.upstream.http import UpstreamClient, error_for_status, upstream_error_message
 from plugins.providers.openai.adapter import OpenAIAdapter
 
 
@@ -61,8 +66,23 @@ class GroqChunkReader(ChunkReader):
         return events
 
 
+#: Groq's status for a flex-tier request refused for want of capacity.
+FLEX_CAPACITY_EXCEEDED = 498
+
+
+def map_groq_error(provider: str, status: int, body: bytes, headers: Mapping[str, str]) -> JunctionError:
+    if status == FLEX_CAPACITY_EXCEEDED:
+        message, code = upstream_error_message(body)
+        return UpstreamOverloaded(f"{provider}: {message}", code=code or "capacity_exceeded")
+    return error_for_status(provider, status, body, headers)
+
+
 class GroqAdapter(OpenAIAdapter):
     name: ClassVar[str] = "groq"
+
+    def __init__(self, config: ProviderConfig, context: PluginContext) -> None:
+        super().__init__(config, context)  # type: ignore[arg-type]
+        self.client = UpstreamClient(self.name, config, map_groq_error)
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
         for field in _REFUSED:
@@ -74,7 +94,7 @@ class GroqAdapter(OpenAIAdapter):
         if any(message.name is not None for message in request.messages):
             messages = [msgspec.structs.replace(message, name=None) for message in request.messages]
             request = msgspec.structs.replace(request, messages=messages)
-        return encode_chat_request(request, target.model, stream=stream)
+        return encode_chat_request(request, target.model, stream=stream, provider=self.name)
 
     def chunk_reader(self) -> ChunkReader:
         return GroqChunkReader(self.name)

@@ -11,7 +11,11 @@
   mapped to 9 base-62 characters of its SHA-256, so an assistant turn's call and its tool result
   map to the same id on every request.
 - Finish reason ``model_length`` (the context window ran out, rather than ``max_tokens``) becomes
-  OpenAI's ``length``: clients know no other name for a cut-off answer.
+  OpenAI's ``length``: clients know no other name for a cut-off answer. Finish reason ``error``
+  (generation failed upstream) is a 502 ``generation_failed``, an error event mid-stream: OpenAI
+  has no finish reason for a failure, and any other would present a broken answer as a whole one.
+- Reasoning models answer with ``content`` as a list of ``thinking`` and ``text`` chunks; they are
+  read as reasoning and text (see :mod:`.wire`).
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ from typing import ClassVar
 
 import msgspec
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, UpstreamError
 from app.formats.embeddings import encode_embedding_request
-from app.formats.json_body import splice_fields
+from app.formats.json_body import decode_upstream, option_fields, splice_fields
 from app.formats.openai import ChunkReader
 from app.plugins import ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, ChatResponse, Message
+from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, Message
 from app.schemas.embeddings import EmbeddingRequest
 from app.schemas.stream import Finish, StreamEvent, ToolCallDelta
+from plugins.providers.mistral.wire import chunk_decoder, response_decoder
 from plugins.providers.openai.adapter import OpenAIAdapter
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
@@ -42,7 +47,15 @@ _VALID_ID = re.compile(r"[A-Za-z0-9]{9}")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _REFUSED = ("logprobs", "top_logprobs", "logit_bias")
 _FINISH_REASONS = {"model_length": "length"}
+#: What the body gets from the unified request; ``provider_options.mistral`` may not set it twice.
+_MODELLED = CHAT_REQUEST_FIELDS | {"random_seed"}
 _encoder = msgspec.json.Encoder()
+
+
+def _finish_reason(reason: str) -> str:
+    if reason == "error":
+        raise UpstreamError("mistral: the model failed while generating the answer", code="generation_failed")
+    return _FINISH_REASONS.get(reason, reason)
 
 
 def mistral_tool_call_id(call_id: str) -> str:
@@ -78,6 +91,7 @@ class MistralChunkReader(ChunkReader):
     so that OpenAI clients (which join pieces by index) do not merge parallel calls."""
 
     __slots__ = ("_calls", "_slots")
+    decoder = chunk_decoder
 
     def __init__(self, provider: str) -> None:
         super().__init__(provider)
@@ -97,8 +111,8 @@ class MistralChunkReader(ChunkReader):
                     slot = self._slots.get(key, event.index)
                 if slot != event.index:
                     events[i] = msgspec.structs.replace(event, index=slot)
-            elif isinstance(event, Finish) and event.reason in _FINISH_REASONS:
-                events[i] = msgspec.structs.replace(event, reason=_FINISH_REASONS[event.reason])
+            elif isinstance(event, Finish) and (reason := _finish_reason(event.reason)) != event.reason:
+                events[i] = msgspec.structs.replace(event, reason=reason)
         return events
 
 
@@ -109,10 +123,10 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
         return MistralChunkReader(self.name)
 
     def read_response(self, payload: bytes) -> ChatResponse:
-        response = super().read_response(payload)
+        response = decode_upstream(response_decoder, payload, self.name, "a response")
         for choice in response.choices:
-            if choice.finish_reason in _FINISH_REASONS:
-                choice.finish_reason = _FINISH_REASONS[choice.finish_reason]
+            if choice.finish_reason is not None:
+                choice.finish_reason = _finish_reason(choice.finish_reason)
         return response
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
@@ -129,6 +143,7 @@ class MistralAdapter(OpenAIEmbeddings, OpenAIAdapter):
         extra = dict(request.extra_fields or {})
         if request.seed is not None:
             extra["random_seed"] = msgspec.Raw(_encoder.encode(request.seed))
+        extra.update(option_fields(request.provider_options, self.name, _MODELLED))
         return splice_fields(_encoder.encode(outgoing), extra)
 
     def prepare_embeddings(self, request: EmbeddingRequest, target: UpstreamTarget) -> bytes:

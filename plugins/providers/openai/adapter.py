@@ -65,7 +65,7 @@ class OpenAIAdapter(ClientLifecycle):
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
         """The upstream body; dialects override to drop or rename what their API differs on."""
-        return encode_chat_request(request, target.model, stream=stream)
+        return encode_chat_request(request, target.model, stream=stream, provider=self.name)
 
     def chunk_reader(self) -> ChunkReader:
         """The reader of one upstream stream; dialects override to pick up their extras."""

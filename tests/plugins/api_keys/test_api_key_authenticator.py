@@ -105,7 +105,8 @@ async def test_the_principal_carries_the_keys_expiry_and_limits(rig: Rig) -> Non
     key = await rig.issue(expires_at=expires_at, rpm=60, tpm=1000, budget_usd=2.5, budget_period="day")
     principal = await rig.auth.authenticate(bearer(key))
     assert principal is not None and principal.expires_at == expires_at
-    assert (principal.rpm, principal.tpm, principal.budget_usd, principal.budget_period) == (60, 1000, 2.5, "day")
+    limits = (principal.rpm, principal.tpm, principal.budget_usd, principal.budget_period)
+    assert limits == (60, 1000, 2.5, "day")
     plain = await rig.auth.authenticate(bearer(await rig.issue()))
     assert plain is not None
     assert (plain.expires_at, plain.rpm, plain.tpm, plain.budget_usd, plain.budget_period) == (None,) * 5

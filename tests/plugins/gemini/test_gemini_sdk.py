@@ -151,3 +151,44 @@ def test_gemini_native_fields_pass_through_and_openai_only_ones_do_not(
     sent = fake.last.json()
     assert sent["safetySettings"] == safety
     assert "store" not in sent and "safety_settings" not in sent
+
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+MALFORMED = "Malformed function call: print(default_api.lookup(q='x'))"
+
+
+def test_a_malformed_function_call_is_a_502_with_a_clear_code(client: openai.OpenAI, fake: FakeGemini) -> None:
+    fake.malformed_call = MALFORMED
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=TOOLS,
+                                       messages=[{"role": "user", "content": "look it up"}])
+    assert raised.value.status_code == 502
+    assert raised.value.body["code"] == "malformed_function_call"  # type: ignore[index]
+
+
+def test_a_malformed_function_call_mid_stream_is_an_error_event(client: openai.OpenAI, fake: FakeGemini) -> None:
+    fake.malformed_call = MALFORMED
+    fake.queue_reply(Reply(text="Let me look that up.", chunk_size=5))
+    stream = client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=TOOLS, stream=True,
+                                            messages=[{"role": "user", "content": "look it up"}])
+    text = []
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in stream:
+            assert not chunk.choices or chunk.choices[0].finish_reason is None
+            text += [chunk.choices[0].delta.content or ""] if chunk.choices else []
+    assert "".join(text) == "Let me look that up."
+    assert raised.value.code == "malformed_function_call"
+
+
+def test_provider_options_reach_gemini_as_its_own_fields(client: openai.OpenAI, fake: FakeGemini) -> None:
+    safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    client.chat.completions.create(
+        model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}],
+        extra_body={"provider_options": {"gemini": {"safetySettings": safety}, "anthropic": {"top_k": 5}}})
+    sent = fake.last.json()
+    assert sent["safetySettings"] == safety and "top_k" not in sent and "provider_options" not in sent
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}],
+            extra_body={"provider_options": {"gemini": {"generationConfig": {"topK": 5}}}})
+    assert raised.value.body["param"] == "provider_options.gemini.generationConfig"  # type: ignore[index]

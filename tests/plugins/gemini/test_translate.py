@@ -353,7 +353,6 @@ def test_the_answer_round_trips_into_the_next_request() -> None:
         ("PROHIBITED_CONTENT", "content_filter"),
         ("SPII", "content_filter"),
         ("BLOCKLIST", "content_filter"),
-        ("MALFORMED_FUNCTION_CALL", "stop"),
         ("OTHER", "stop"),
     ],
 )
@@ -528,3 +527,28 @@ def test_several_candidates_become_several_choices() -> None:
         (0, "Yes.", "stop"), (1, "No", "length")]
     request = gemini_body({"model": "m", "n": 2, "messages": [{"role": "user", "content": "Yes or no?"}]})
     assert request["generationConfig"] == {"candidateCount": 2}
+
+
+def test_a_malformed_function_call_is_an_upstream_error_not_a_stop() -> None:
+    body = {"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0,
+                            "finishMessage": "Malformed function call: print(default_api.lookup(q=x))"}],
+            "usageMetadata": {"promptTokenCount": 50, "totalTokenCount": 50}}
+    with pytest.raises(UpstreamError) as raised:
+        to_unified(response_decoder.decode(json.dumps(body)), "m")
+    assert raised.value.code == "malformed_function_call"
+    # The finish message quotes model output: it is not put in the error (errors are logged).
+    assert "default_api" not in raised.value.message
+    reader = GeminiStreamReader("m")
+    reader.read(json.dumps({"candidates": [{"content": {"role": "model", "parts": [{"text": "Let me"}]}}]}))
+    with pytest.raises(UpstreamError):
+        reader.read(json.dumps(body))
+
+
+def test_a_candidate_whose_content_has_no_parts_is_read() -> None:
+    """Thinking models that spend the whole budget on thoughts answer ``"content": {"role": "model"}``."""
+    body = {"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 5, "thoughtsTokenCount": 64, "totalTokenCount": 69}}
+    choice = to_unified(response_decoder.decode(json.dumps(body)), "m").choices[0]
+    assert (choice.finish_reason, choice.message.content) == ("length", None)
+    events = GeminiStreamReader("m").read(json.dumps(body))
+    assert events[-1] == Finish(reason="length")

@@ -11,7 +11,8 @@ import pytest
 from app.schemas.stream import StreamDone, UsageReport
 from plugins.providers.groq.adapter import GroqChunkReader
 from tests.fakes.groq_upstream import FakeGroq
-from tests.plugins.provider_gateway import provider_fixtures
+from app.testing.server import JunctionProcess
+from tests.plugins.provider_gateway import provider_fixtures, sdk
 
 KEY = "gsk_groq_tests"
 MODEL = "groq/llama-3.1-8b-instant"
@@ -100,3 +101,42 @@ def test_usage_is_reported_once_when_groq_sends_both() -> None:
     }
     del trailing["x_groq"]
     assert _usages([json.dumps(FINISH), json.dumps(trailing), "[DONE]"]) == [8]
+
+
+# --- flex tier: Groq's 498 -----------------------------------------------------------------------
+
+
+def test_flex_capacity_exceeded_is_a_retryable_503(client: openai.OpenAI, fake: FakeGroq) -> None:
+    fake.flex_exhausted.add("llama-3.1-8b-instant")
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"provider_options": {"groq": {"service_tier": "flex"}}})
+    assert raised.value.status_code == 503
+    assert raised.value.body["type"] == "overloaded_error"  # type: ignore[index]
+    assert raised.value.body["code"] == "capacity_exceeded"  # type: ignore[index]
+    assert fake.last.json()["service_tier"] == "flex" and "provider_options" not in fake.last.json()
+
+
+@pytest.fixture(scope="module")
+def flex_gateway(upstream: FakeGroq, tmp_path_factory: pytest.TempPathFactory):
+    config = f"""
+[providers.groq]
+api_key = "{KEY}"
+base_url = "{upstream.base_url}"
+
+[models."flex"]
+deployments = [{{ model = "groq/llama-3.1-8b-instant" }}]
+fallbacks = ["groq/llama-3.3-70b-versatile"]
+"""
+    with JunctionProcess(tmp_path_factory.mktemp("groq-flex"), config) as server:
+        yield server
+
+
+def test_flex_capacity_exceeded_falls_back_to_the_next_deployment(flex_gateway: JunctionProcess,
+                                                                    fake: FakeGroq) -> None:
+    fake.flex_exhausted.add("llama-3.1-8b-instant")
+    with sdk(flex_gateway) as flex_client:
+        completion = flex_client.chat.completions.create(
+            model="flex", messages=[{"role": "user", "content": "hi"}], extra_body={"service_tier": "flex"})
+    assert completion.choices[0].message.content == "echo: hi"
+    assert [r.json()["model"] for r in fake.requests] == ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]

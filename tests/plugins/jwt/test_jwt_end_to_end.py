@@ -156,7 +156,8 @@ def test_jwt_admin_issues_keys_expiring_no_later_than_its_token(
     jwt_gateway: JunctionProcess, signing_key: RSAKey
 ) -> None:
     master = {"authorization": f"Bearer {jwt_gateway.key}"}
-    org = httpx.post(f"{jwt_gateway.url}/api/v1/admin/orgs", json={"name": "JWT expiry"}, headers=master).json()
+    orgs = f"{jwt_gateway.url}/api/v1/admin/orgs"
+    org = httpx.post(orgs, json={"name": "JWT expiry"}, headers=master).json()
     admin = {"authorization": f"Bearer {token(signing_key, org={'id': org['id']}, scope='chat admin')}"}
     url = f"{jwt_gateway.url}/api/v1/admin/keys"
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -165,3 +166,42 @@ def test_jwt_admin_issues_keys_expiring_no_later_than_its_token(
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["param"] == "expires_at"
     assert httpx.post(url, json={"name": "ok", "expires_at": soon()}, headers=admin).status_code == 201
+
+
+def test_a_jwt_users_threads_are_its_own(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    master = {"authorization": f"Bearer {jwt_gateway.key}"}
+    orgs = f"{jwt_gateway.url}/api/v1/admin/orgs"
+    org = httpx.post(orgs, json={"name": "JWT threads"}, headers=master).json()["id"]
+    bridge = {"org_id": org, "slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"}
+    assert httpx.post(f"{jwt_gateway.url}/api/v1/bridges", json=bridge, headers=master).status_code == 201
+
+    def as_user(sub: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token(signing_key, sub=sub, org={'id': org})}"}
+
+    chat = f"{jwt_gateway.url}/api/v1/bridges/helper/chat"
+    started = httpx.post(chat, json={"user": "alice's"}, headers=as_user("alice"))
+    assert started.status_code == 200, started.text
+    thread = f"{jwt_gateway.url}/api/v1/threads/{started.json()['thread_id']}"
+    assert httpx.get(thread, headers=as_user("bob")).status_code == 404
+    mine = httpx.get(thread, headers=as_user("alice"))  # a fresh token of the same user
+    assert mine.status_code == 200 and mine.json()["owner"] == "jwt:alice"
+
+
+def test_a_long_jwt_subject_still_owns_its_threads(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    master = {"authorization": f"Bearer {jwt_gateway.key}"}
+    orgs = f"{jwt_gateway.url}/api/v1/admin/orgs"
+    org = httpx.post(orgs, json={"name": "Long"}, headers=master).json()["id"]
+    bridge = {"org_id": org, "slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"}
+    assert httpx.post(f"{jwt_gateway.url}/api/v1/bridges", json=bridge, headers=master).status_code == 201
+    long_sub = "u" * 500  # longer than a stored owner: recorded as a digest
+
+    def as_user(sub: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token(signing_key, sub=sub, org={'id': org})}"}
+
+    chat = f"{jwt_gateway.url}/api/v1/bridges/helper/chat"
+    started = httpx.post(chat, json={"user": "x"}, headers=as_user(long_sub))
+    assert started.status_code == 200, started.text
+    thread = f"{jwt_gateway.url}/api/v1/threads/{started.json()['thread_id']}"
+    mine = httpx.get(thread, headers=as_user(long_sub))
+    assert mine.status_code == 200 and mine.json()["owner"].startswith("sha256:")
+    assert httpx.get(thread, headers=as_user("u" * 499)).status_code == 404

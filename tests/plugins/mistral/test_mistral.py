@@ -175,3 +175,55 @@ def test_whole_parallel_calls_in_one_chunk_keep_apart() -> None:
         (0, "D681PevKs", '{"city": "Oslo"}'),
         (1, "Xq1W2e3R4", '{"city": "Bergen"}'),
     ]
+
+
+# --- Magistral: content in chunks, thinking included -------------------------------------------
+
+MAGISTRAL = "mistral/magistral-medium-latest"
+
+
+def test_magistral_thinking_chunks_become_reasoning(client: openai.OpenAI, fake: FakeMistral) -> None:
+    fake.thinking = "Two and two make four."
+    fake.script(text="4")
+    completion = client.chat.completions.create(model=MAGISTRAL, messages=[{"role": "user", "content": "2+2?"}])
+    message = completion.choices[0].message
+    assert message.content == "4"
+    assert message.model_extra["reasoning"] == "Two and two make four."  # type: ignore[index]
+
+
+def test_streamed_magistral_thinking_chunks_become_reasoning_deltas(client: openai.OpenAI,
+                                                                   fake: FakeMistral) -> None:
+    fake.thinking = "Two and two make four."
+    fake.script(text="It is 4.", chunk_size=3)
+    stream = client.chat.completions.create(model=MAGISTRAL, stream=True,
+                                            messages=[{"role": "user", "content": "2+2?"}])
+    deltas = [chunk.choices[0].delta for chunk in stream if chunk.choices]
+    assert "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas) == "Two and two make four."
+    assert "".join(d.content or "" for d in deltas) == "It is 4."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_finish_reason_is_an_upstream_error(client: openai.OpenAI, fake: FakeMistral, stream: bool) -> None:
+    fake.script(text="Partial", finish_reason="error")
+    with pytest.raises(openai.APIError) as raised:
+        answer = client.chat.completions.create(model=MODEL, stream=stream,
+                                                messages=[{"role": "user", "content": "hi"}])
+        if stream:
+            for _ in answer:  # type: ignore[union-attr]
+                pass
+    assert raised.value.code == "generation_failed"
+    if not stream:
+        assert isinstance(raised.value, openai.APIStatusError) and raised.value.status_code == 502
+
+
+def test_provider_options_reach_mistral_only_as_its_own_fields(client: openai.OpenAI, fake: FakeMistral) -> None:
+    options = {"mistral": {"prompt_mode": "reasoning", "safe_prompt": True}, "groq": {"service_tier": "flex"}}
+    client.chat.completions.create(model=MAGISTRAL, messages=[{"role": "user", "content": "hi"}],
+                                   extra_body={"provider_options": options})
+    sent = fake.last.json()
+    assert (sent["prompt_mode"], sent["safe_prompt"]) == ("reasoning", True)
+    assert "service_tier" not in sent and "provider_options" not in sent
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"provider_options": {"mistral": {"random_seed": 3}}})
+    assert raised.value.body["param"] == "provider_options.mistral.random_seed"  # type: ignore[index]
