@@ -203,7 +203,8 @@ def error_event(error: Exception) -> bytes:
 _USAGE_OPTIONS = StreamOptions(include_usage=True)
 
 
-def encode_chat_request(request: ChatRequest, model: str, *, stream: bool, provider: str | None = None) -> bytes:
+def encode_chat_request(request: ChatRequest, model: str, *, stream: bool,
+                        provider: str | None = None) -> bytes:
     """The upstream request body: the client's request with the upstream model, unmodelled fields
     and ``provider``'s own ``provider_options`` spliced in, and (when streaming) usage always
     requested so the gateway can meter it."""
@@ -222,7 +223,8 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool, provi
     )
     fields = request.extra_fields
     if request.provider_options is not None and provider is not None:
-        fields = {**(fields or {}), **option_fields(request.provider_options, provider, CHAT_REQUEST_FIELDS)}
+        own = option_fields(request.provider_options, provider, CHAT_REQUEST_FIELDS)
+        fields = {**fields, **own} if fields else own
     return splice_fields(_encoder.encode(outgoing), fields)
 
 

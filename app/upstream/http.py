@@ -83,6 +83,10 @@ def error_for_status(provider: str, status: int, body: bytes, headers: Mapping[s
     if status == 401:
         return AuthenticationFailed(f"{provider} rejected the gateway's credentials: {message}",
                                     code=code or "upstream_authentication_failed")
+    if status == 402:
+        # The gateway's upstream account cannot pay (OpenRouter's "insufficient credits"): nothing
+        # the client can fix, and another deployment may well succeed, so a retryable 502.
+        return UpstreamError(text, code="upstream_payment_required")
     if status == 403:
         return PermissionDenied(text, code=code)
     if status == 404:

@@ -184,7 +184,8 @@ class FakeOpenAI(FakeUpstream):
         }
 
     def _completion(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": self.message_content(reply), "refusal": None,
+        message: dict[str, Any] = {"role": "assistant", "content": self.message_content(reply),
+                                   "refusal": None,
                                    "annotations": [], **self.message_extra()}
         if reply.tool_calls:
             message["tool_calls"] = [

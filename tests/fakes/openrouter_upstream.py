@@ -42,8 +42,12 @@ class FakeOpenRouter(OpenAICompatibleFake):
             api_key=api_key, models=models or ["anthropic/claude-sonnet-4.5", "openai/gpt-4o-mini"]
         )
         self.mid_stream_error = None
+        self.out_of_credits = False
 
     def check_body(self, body: dict[str, Any]) -> web.Response | None:
+        if self.out_of_credits:  # OpenRouter's answer when the account's balance cannot pay
+            return web.json_response({"error": {"code": 402, "message": "Insufficient credits. Add more "
+                                                "using https://openrouter.ai/settings/credits"}}, status=402)
         if "/" not in body.get("model", ""):
             return self.error(400, f"{body.get('model')} is not a valid model ID", "model")
         provider = body.get("provider")
@@ -58,6 +62,8 @@ class FakeOpenRouter(OpenAICompatibleFake):
         self.mid_stream_error: str | None = None
         #: When set, the next answers carry these reasoning details (``reasoning.text`` ones).
         self.reasoning_details: list[dict[str, Any]] | None = None
+        #: When set, every request is refused with OpenRouter's 402 (no credits left).
+        self.out_of_credits = False
 
     def message_extra(self) -> dict[str, Any]:
         if not self.reasoning_details:

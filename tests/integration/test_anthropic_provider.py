@@ -401,14 +401,15 @@ def test_models_are_listed_from_the_models_endpoint(openai_sdk, fake_anthropic):
 def test_provider_options_reach_anthropic_and_not_other_providers(openai_sdk, fake_anthropic, fake_openai):
     options = {"anthropic": {"thinking": {"type": "enabled", "budget_tokens": 3000}, "service_tier": "auto"},
                "gemini": {"safetySettings": []}}
+    messages = [{"role": "user", "content": "Hi"}]
     fake_anthropic.script(text="Ok.")
-    openai_sdk.chat.completions.create(model=MODEL, max_tokens=5000, messages=[{"role": "user", "content": "Hi"}],
+    openai_sdk.chat.completions.create(model=MODEL, max_tokens=5000, messages=messages,
                                        extra_body={"provider_options": options})
     sent = fake_anthropic.last.json()
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 3000} and sent["service_tier"] == "auto"
     assert "provider_options" not in sent
     fake_openai.script(text="Ok.")
-    openai_sdk.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
+    openai_sdk.chat.completions.create(model="openai/gpt-4o-mini", messages=messages,
                                        extra_body={"provider_options": options})
     assert "provider_options" not in fake_openai.last.json()
 

@@ -885,7 +885,8 @@ def test_anthropic_effort_alone_does_not_turn_thinking_on():
 def test_provider_options_win_over_extra_fields_and_reasoning_effort():
     sent = to_anthropic(chat(messages=[{"role": "user", "content": "hi"}], max_tokens=9000,
                              reasoning_effort="high", top_k=3,
-                             provider_options={"anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1500},
+                             provider_options={"anthropic": {"thinking": {"type": "enabled",
+                                                                          "budget_tokens": 1500},
                                                              "top_k": 7},
                                                "openai": {"store": True}}))
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1500} and sent["top_k"] == 7

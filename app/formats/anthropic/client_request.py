@@ -1,8 +1,9 @@
 """Anthropic Messages requests, from clients of ``POST /v1/messages``, → unified requests.
 
 Anthropic-only request options (``thinking``, ``top_k``, ``service_tier``, ``output_config.effort``,
-``context_management``, ``container``, ``mcp_servers``) travel exactly in ``provider_options["anthropic"]``, which only the Anthropic provider applies; for
-other providers the thinking budget or effort is also approximated as a ``reasoning_effort`` tier.
+``context_management``, ``container``, ``mcp_servers``) travel exactly in
+``provider_options["anthropic"]``, which only the Anthropic provider applies; for other providers
+the thinking budget or effort is also approximated as a ``reasoning_effort`` tier.
 Thinking blocks, ``is_error`` on tool results and ``cache_control`` travel in ``provider_metadata``
 (see :mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
 """

@@ -21,10 +21,10 @@ import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamOverloaded
 from app.formats.openai import ChunkReader, encode_chat_request
-from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
+from app.plugins import ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, Usage
 from app.schemas.stream import StreamDone, StreamEvent, UsageReport
-from app.upstream.http import UpstreamClient, error_for_status, upstream_error_message
+from app.upstream.http import error_for_status, upstream_error_message
 from plugins.providers.openai.adapter import OpenAIAdapter
 
 
@@ -79,10 +79,7 @@ def map_groq_error(provider: str, status: int, body: bytes, headers: Mapping[str
 
 class GroqAdapter(OpenAIAdapter):
     name: ClassVar[str] = "groq"
-
-    def __init__(self, config: ProviderConfig, context: PluginContext) -> None:
-        super().__init__(config, context)  # type: ignore[arg-type]
-        self.client = UpstreamClient(self.name, config, map_groq_error)
+    map_error = staticmethod(map_groq_error)
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
         for field in _REFUSED:

@@ -31,7 +31,8 @@ def split_chunks(chunks: list[ContentChunk]) -> tuple[str | None, str | None]:
         if chunk.type == "text" and chunk.text:
             text.append(chunk.text)
         elif chunk.type == "thinking":
-            thinking.extend(inner.text for inner in chunk.thinking or () if inner.type == "text" and inner.text)
+            thinking.extend(inner.text for inner in chunk.thinking or ()
+                            if inner.type == "text" and inner.text)
     return "".join(text) or None, "".join(thinking) or None
 
 

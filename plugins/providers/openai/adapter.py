@@ -12,7 +12,7 @@ from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_re
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, UpstreamClient
+from app.upstream.http import ClientLifecycle, ErrorMapper, UpstreamClient, error_for_status
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
 
@@ -36,10 +36,12 @@ class OpenAIAdapter(ClientLifecycle):
     """Speaks ``POST {base_url}/chat/completions`` and ``GET {base_url}/models``."""
 
     name: ClassVar[str] = "openai"
+    #: Maps the upstream's HTTP errors; a dialect with statuses of its own replaces it.
+    map_error: ClassVar[ErrorMapper] = staticmethod(error_for_status)
 
     def __init__(self, config: OpenAIConfig, context: PluginContext) -> None:
         self.config = config
-        self.client = UpstreamClient(self.name, config)
+        self.client = UpstreamClient(self.name, config, self.map_error)
         self._chat_url = f"{config.base_url}/chat/completions"
         self._headers = self.build_headers(config.api_key)
 

@@ -157,7 +157,8 @@ TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"typ
 MALFORMED = "Malformed function call: print(default_api.lookup(q='x'))"
 
 
-def test_a_malformed_function_call_is_a_502_with_a_clear_code(client: openai.OpenAI, fake: FakeGemini) -> None:
+def test_a_malformed_function_call_is_a_502_with_a_clear_code(client: openai.OpenAI,
+                                                              fake: FakeGemini) -> None:
     fake.malformed_call = MALFORMED
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=TOOLS,
@@ -166,7 +167,8 @@ def test_a_malformed_function_call_is_a_502_with_a_clear_code(client: openai.Ope
     assert raised.value.body["code"] == "malformed_function_call"  # type: ignore[index]
 
 
-def test_a_malformed_function_call_mid_stream_is_an_error_event(client: openai.OpenAI, fake: FakeGemini) -> None:
+def test_a_malformed_function_call_mid_stream_is_an_error_event(client: openai.OpenAI,
+                                                                fake: FakeGemini) -> None:
     fake.malformed_call = MALFORMED
     fake.queue_reply(Reply(text="Let me look that up.", chunk_size=5))
     stream = client.chat.completions.create(model="gemini/gemini-2.5-flash", tools=TOOLS, stream=True,

@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from app.schemas.stream import StreamDone, UsageReport
+from app.testing.server import JunctionProcess
 from plugins.providers.groq.adapter import GroqChunkReader
 from tests.fakes.groq_upstream import FakeGroq
-from app.testing.server import JunctionProcess
 from tests.plugins.provider_gateway import provider_fixtures, sdk
 
 KEY = "gsk_groq_tests"

@@ -185,7 +185,8 @@ MAGISTRAL = "mistral/magistral-medium-latest"
 def test_magistral_thinking_chunks_become_reasoning(client: openai.OpenAI, fake: FakeMistral) -> None:
     fake.thinking = "Two and two make four."
     fake.script(text="4")
-    completion = client.chat.completions.create(model=MAGISTRAL, messages=[{"role": "user", "content": "2+2?"}])
+    completion = client.chat.completions.create(model=MAGISTRAL,
+                                                messages=[{"role": "user", "content": "2+2?"}])
     message = completion.choices[0].message
     assert message.content == "4"
     assert message.model_extra["reasoning"] == "Two and two make four."  # type: ignore[index]
@@ -203,7 +204,8 @@ def test_streamed_magistral_thinking_chunks_become_reasoning_deltas(client: open
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_error_finish_reason_is_an_upstream_error(client: openai.OpenAI, fake: FakeMistral, stream: bool) -> None:
+def test_error_finish_reason_is_an_upstream_error(client: openai.OpenAI, fake: FakeMistral,
+                                                  stream: bool) -> None:
     fake.script(text="Partial", finish_reason="error")
     with pytest.raises(openai.APIError) as raised:
         answer = client.chat.completions.create(model=MODEL, stream=stream,
@@ -216,7 +218,8 @@ def test_error_finish_reason_is_an_upstream_error(client: openai.OpenAI, fake: F
         assert isinstance(raised.value, openai.APIStatusError) and raised.value.status_code == 502
 
 
-def test_provider_options_reach_mistral_only_as_its_own_fields(client: openai.OpenAI, fake: FakeMistral) -> None:
+def test_provider_options_reach_mistral_only_as_its_own_fields(client: openai.OpenAI,
+                                                               fake: FakeMistral) -> None:
     options = {"mistral": {"prompt_mode": "reasoning", "safe_prompt": True}, "groq": {"service_tier": "flex"}}
     client.chat.completions.create(model=MAGISTRAL, messages=[{"role": "user", "content": "hi"}],
                                    extra_body={"provider_options": options})

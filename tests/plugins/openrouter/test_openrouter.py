@@ -127,3 +127,14 @@ def test_reasoning_details_round_trip_with_tool_calls(client: openai.OpenAI, fak
     ])
     sent = fake.last.json()["messages"][1]
     assert sent["reasoning_details"] == DETAILS and "provider_metadata" not in sent
+
+
+def test_an_upstream_account_out_of_credits_is_a_502_not_the_client_s_400(client: openai.OpenAI,
+                                                                         fake: FakeOpenRouter) -> None:
+    fake.out_of_credits = True
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="openrouter/openai/gpt-4o-mini",
+                                       messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.status_code == 502
+    assert raised.value.body["code"] == "upstream_payment_required"  # type: ignore[index]
+    assert "Insufficient credits" in raised.value.message
