@@ -92,6 +92,14 @@ class RateLimited(JunctionError):
     anthropic_type = "rate_limit_error"
 
 
+class ServiceUnavailable(JunctionError):
+    """One of our own backends (a store) cannot serve right now; the client may retry."""
+
+    status = 503
+    error_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+
+
 class UpstreamError(JunctionError):
     """The provider answered with a server error, or with something we could not understand."""
 

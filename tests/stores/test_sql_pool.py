@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.errors import ConfigError
+from app.errors import ConfigError, ServiceUnavailable
 from app.security.crypto import Cipher
 from app.stores.documents import open_document_store
 from app.stores.documents.sql_store import SqlDocumentStore
@@ -59,8 +59,10 @@ async def test_a_full_pool_fails_after_the_configured_wait(postgres_database: st
         engine = store.database.engine
         async with engine.connect(), engine.connect():
             started = asyncio.get_running_loop().time()
-            with pytest.raises(PoolTimeout):
+            with pytest.raises(ServiceUnavailable) as refused:
                 await store.orgs.get(org.id)
+            assert isinstance(refused.value.__cause__, PoolTimeout)
+            assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "1"}
             assert 0.25 < asyncio.get_running_loop().time() - started < 2.0
         assert (await store.orgs.get(org.id)).name == "pooled"
     finally:

@@ -55,7 +55,7 @@ class SqlBridges(SqlRepository):
     async def create(self, org_id: str, spec: NewBridge) -> Bridge:
         values = new_bridge_fields(org_id, spec)
         try:
-            async with self._db.engine.begin() as connection:
+            async with self._db.begin() as connection:
                 await require_org(connection, org_id)
                 row = (
                     await connection.execute(bridges.insert().values(**values).returning(*bridges.c))
@@ -79,7 +79,7 @@ class SqlBridges(SqlRepository):
         return to_record(row, Bridge)
 
     async def get(self, org_id: str, id_or_slug: str) -> Bridge:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             return await self.fetch(connection, org_id, id_or_slug)
 
     async def list(self, org_id: str) -> list[Bridge]:
@@ -102,7 +102,7 @@ class SqlBridges(SqlRepository):
 
     async def delete(self, org_id: str, bridge_id: str) -> None:
         # Versions and threads (and their messages) go with it through cascading foreign keys.
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             row = (
                 await connection.execute(
                     bridges.delete().where(bridge_ref(org_id, bridge_id)).returning(bridges.c.id)
@@ -121,7 +121,7 @@ class SqlBridges(SqlRepository):
             .values(latest_version=bridges.c.latest_version + 1, updated_at=utc_now())
             .returning(*bridges.c)
         )
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             row = (await connection.execute(statement)).first()
             if row is None:
                 raise bridge_not_found(bridge_id)
@@ -145,12 +145,12 @@ class SqlBridges(SqlRepository):
         return to_record(row, BridgeVersion)
 
     async def get_version(self, org_id: str, bridge_id: str, version: int) -> BridgeVersion:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             bridge = await self.fetch(connection, org_id, bridge_id)
             return await self._version(connection, bridge, version)
 
     async def list_versions(self, org_id: str, bridge_id: str) -> list[BridgeVersion]:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             bridge = await self.fetch(connection, org_id, bridge_id)
             rows = await connection.execute(
                 bridge_versions.select()
@@ -160,7 +160,7 @@ class SqlBridges(SqlRepository):
         return [to_record(row, BridgeVersion) for row in rows]
 
     async def publish(self, org_id: str, bridge_id: str, version: int) -> Bridge:
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             bridge = await self.fetch(connection, org_id, bridge_id, hold=True)
             await self._version(connection, bridge, version)
             row = (
@@ -175,7 +175,7 @@ class SqlBridges(SqlRepository):
         return to_record(row, Bridge)
 
     async def resolve(self, org_id: str, id_or_slug: str) -> ResolvedBridge:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             bridge = await self.fetch(connection, org_id, id_or_slug)
             if bridge.published_version is None:
                 return resolution(bridge, None)
@@ -188,7 +188,7 @@ class SqlThreads(SqlRepository):
         self._bridges = bridges_repo
 
     async def create(self, org_id: str, bridge_id: str | None = None, owner: str | None = None) -> Thread:
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             await require_org(connection, org_id)
             if bridge_id is not None:
                 bridge_id = (await self._bridges.fetch(connection, org_id, bridge_id, hold=True)).id
@@ -198,7 +198,7 @@ class SqlThreads(SqlRepository):
 
     async def get(self, org_id: str, thread_id: str, last: int | None = None) -> Thread:
         check_last(last)
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             row = (
                 await connection.execute(
                     threads.select().where(threads.c.id == thread_id, threads.c.org_id == org_id)
@@ -228,7 +228,7 @@ class SqlThreads(SqlRepository):
             .values(message_count=threads.c.message_count + len(messages), updated_at=utc_now())
             .returning(threads.c.message_count)
         )
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             total = (await connection.execute(statement)).scalar()
             if total is None:
                 raise thread_not_found(thread_id)
@@ -245,7 +245,7 @@ class SqlThreads(SqlRepository):
     async def list(self, org_id: str, bridge_id: str | None = None, limit: int = 100) -> list[Thread]:
         query = threads.select().where(threads.c.org_id == org_id)
         check_limit(limit)
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             if bridge_id is not None:
                 query = query.where(
                     threads.c.bridge_id == (await self._bridges.fetch(connection, org_id, bridge_id)).id

@@ -76,14 +76,14 @@ class SqlRepository:
         self._notify = notify
 
     async def _one(self, query: sa.Executable, record_type: type[RecordT], missing: NotFound) -> RecordT:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             row = (await connection.execute(query)).first()
         if row is None:
             raise missing
         return to_record(row, record_type)
 
     async def _all(self, query: sa.Executable, record_type: type[RecordT]) -> list[RecordT]:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             rows = await connection.execute(query)
         return [to_record(row, record_type) for row in rows]
 
@@ -91,14 +91,14 @@ class SqlRepository:
         self, statement: sa.Executable, record_type: type[RecordT], missing: NotFound
     ) -> RecordT:
         """Run an ``UPDATE ... RETURNING`` in its own transaction; ``missing`` when nothing matched."""
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             row = (await connection.execute(statement)).first()
         if row is None:
             raise missing
         return to_record(row, record_type)
 
     async def _delete(self, statement: sa.Executable, missing: NotFound) -> None:
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             result = await connection.execute(statement)
         if result.rowcount == 0:
             raise missing
@@ -108,7 +108,7 @@ class SqlOrgs(SqlRepository):
     async def create(self, name: str) -> Org:
         now = utc_now()
         org = Org(id=new_id("org"), name=name, created_at=now, updated_at=now)
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             await connection.execute(orgs.insert().values(**row_values(org)))
         await self._notify("org", org.id)
         return org
@@ -144,7 +144,7 @@ def _key_in_org(org_id: str, key_id: str) -> sa.ColumnElement[bool]:
 class SqlApiKeys(SqlRepository):
     async def create(self, org_id: str, spec: NewApiKey) -> IssuedApiKey:
         issued = issue_api_key(org_id, spec)
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             await require_org(connection, org_id)
             await connection.execute(api_keys.insert().values(**row_values(issued.record, _KEY_JSON)))
         await self._notify("key", issued.record.id)
@@ -181,7 +181,7 @@ class SqlApiKeys(SqlRepository):
         await self._notify("key", key_id)
 
     async def find_by_prefix(self, prefix: str) -> ApiKey | None:
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             row = (await connection.execute(api_keys.select().where(api_keys.c.prefix == prefix))).first()
         return None if row is None else to_record(row, ApiKey)
 
@@ -216,7 +216,7 @@ class SqlCredentials(SqlRepository):
             index_elements=[provider_credentials.c.org_id, provider_credentials.c.provider],
             set_={"key_id": sealed.key_id, "ciphertext": sealed.blob, "updated_at": now},
         ).returning(*provider_credentials.c)
-        async with self._db.engine.begin() as connection:
+        async with self._db.begin() as connection:
             await require_org(connection, org_id)
             row = (await connection.execute(statement)).one()
         await self._notify("credential", f"{org_id}/{provider}")
@@ -238,7 +238,7 @@ class SqlCredentials(SqlRepository):
         query = sa.select(provider_credentials.c.key_id, provider_credentials.c.ciphertext).where(
             _credential_in_org(org_id, provider)
         )
-        async with self._db.engine.connect() as connection:
+        async with self._db.connect() as connection:
             row = (await connection.execute(query)).first()
         if row is None:
             return None
@@ -264,6 +264,6 @@ class SqlCredentials(SqlRepository):
                 )
                 .values(key_id=sealed.key_id, ciphertext=sealed.blob)
             )
-            async with self._db.engine.begin() as connection:
+            async with self._db.begin() as connection:
                 resealed += (await connection.execute(statement)).rowcount
         return resealed

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from app.errors import ConfigError
+from app.errors import ConfigError, ServiceUnavailable
 from app.security.crypto import Cipher
 from app.settings import describe_validation_error
 from app.stores.documents.common import Notifier
@@ -18,6 +22,8 @@ from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
 from app.stores.documents.sql_schema import require_head, upgrade_to_head
 from app.stores.notify import ChangeBus
+
+log = logging.getLogger("junction.stores.sql")
 
 #: Seconds a SQLite writer waits for another worker's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -81,6 +87,28 @@ class SqlDatabase:
             raise RuntimeError("the document store is not started; await store.start() first")
         return self._engine
 
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; an unreachable database or an exhausted pool is a 503."""
+        async with self._available(), self.engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed when the block ends without an error."""
+        async with self._available(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _available(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (PoolTimeout, OperationalError, InterfaceError, OSError) as error:
+            # Logged without the statement or its parameters (they may hold key hashes).
+            log.error("the document store is unavailable: %s", type(error).__name__)
+            raise ServiceUnavailable("the document store is unavailable; retry shortly",
+                                     code="store_unavailable", headers={"Retry-After": "1"}) from error
+
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
@@ -138,5 +166,5 @@ class SqlDocumentStore:
         await self.database.dispose()
 
     async def ping(self) -> None:
-        async with self.database.engine.connect() as connection:
+        async with self.database.connect() as connection:
             await connection.execute(text("SELECT 1"))
