@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> Litestar:
                         *domain_routes(gateway, domain)],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        on_startup=[domain.start, gateway.start, freeze_startup_objects],
+        on_startup=[domain.start, gateway.start, catalog.warm_up, freeze_startup_objects],
         on_shutdown=[gateway.close, domain.close],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Junction", version=app.__version__, path="/schema"),

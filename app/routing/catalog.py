@@ -15,6 +15,8 @@ log = logging.getLogger("junction.models")
 
 #: How long a provider's fetched model list is reused before asking it again.
 CATALOG_TTL_SECONDS = 600.0
+#: How long start-up waits for the providers' model lists before serving without them.
+WARM_UP_SECONDS = 3.0
 
 
 class ModelEntry(msgspec.Struct):
@@ -48,6 +50,15 @@ class ModelCatalog:
             return cached[1] if cached else []
         self._cached[name] = (time.monotonic(), models)
         return models
+
+    async def warm_up(self) -> None:
+        """At start-up: fetch every provider's model list once, so the first ``/v1/models`` is
+        served from the cache. A slow or failing provider delays start-up by at most
+        ``WARM_UP_SECONDS`` and is asked again on the first request."""
+        try:
+            await asyncio.wait_for(self.list(), WARM_UP_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("model lists were not all fetched within %.0fs of start-up", WARM_UP_SECONDS)
 
     async def list(self) -> ModelList:
         names = sorted(self._providers)

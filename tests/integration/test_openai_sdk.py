@@ -239,6 +239,8 @@ def test_unknown_model_is_a_404(openai_client, fake_openai):
 def test_models_lists_provider_models_and_aliases(openai_client, fake_openai):
     ids = [model.id for model in openai_client.models.list()]
     assert "fast" in ids and "openai/gpt-4o" in ids and "openai/gpt-4o-mini" in ids
+    # Fetched from the provider when the gateway started, and served from that cache since.
+    assert fake_openai.requests == []
 
 
 def test_upstream_forbidden_is_a_403(openai_client, fake_openai):
