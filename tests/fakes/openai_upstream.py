@@ -36,6 +36,10 @@ class ScriptedReply:
     hold: asyncio.Event | None = None
 
 
+#: OpenAI's reasoning models take ``max_completion_tokens`` only.
+REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
 def openai_error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -133,6 +137,11 @@ class FakeOpenAI(FakeUpstream):
                 return web.json_response(openai_error(
                     f"Unrecognized request argument supplied: messages[{index}].{sorted(unknown)[0]}",
                     "invalid_request_error"), status=400)
+        if "max_tokens" in body and body["model"].startswith(REASONING_MODEL_PREFIXES):
+            return web.json_response(openai_error(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.", "invalid_request_error", "unsupported_parameter",
+                "max_tokens"), status=400)
         if body.get("stream_options") and not body.get("stream"):
             return web.json_response(openai_error(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",

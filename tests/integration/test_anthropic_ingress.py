@@ -54,7 +54,19 @@ def test_create_routed_to_openai(anthropic_sdk, fake_openai):
         {"role": "system", "content": "Answer in French."},
         {"role": "user", "content": "Hello"},
     ]
-    assert (sent["max_tokens"], sent["temperature"], sent["stop"]) == (256, 0.3, ["END"])
+    assert (sent["max_completion_tokens"], sent["temperature"], sent["stop"]) == (256, 0.3, ["END"])
+    assert "max_tokens" not in sent
+
+
+def test_openai_reasoning_models_get_max_completion_tokens(anthropic_sdk, fake_openai):
+    # o-series models refuse max_tokens; Anthropic's max_tokens must reach them as
+    # max_completion_tokens.
+    fake_openai.script(text="Thought it through.")
+    message = anthropic_sdk.messages.create(
+        model="openai/o3-mini", max_tokens=512, messages=[{"role": "user", "content": "Think"}])
+    assert message.content[0].text == "Thought it through."
+    sent = fake_openai.last.json()
+    assert sent["max_completion_tokens"] == 512 and "max_tokens" not in sent
 
 
 def test_stream_routed_to_openai(anthropic_sdk, fake_openai):

@@ -655,7 +655,7 @@ ANTHROPIC_REQUEST = {
 
 def test_anthropic_request_becomes_a_unified_request():
     request = decode_messages_request(json.dumps(ANTHROPIC_REQUEST).encode())
-    assert request.model == "openai/gpt-4o-mini" and request.max_tokens == 1024 and request.stream
+    assert request.model == "openai/gpt-4o-mini" and request.max_completion_tokens == 1024 and request.stream
     system, user, assistant, tool, user2 = request.messages
     assert system.role == "system" and [p.text for p in system.content] == [
         "You are terse.",

@@ -258,7 +258,9 @@ def decode_messages_request(body: bytes) -> ChatRequest:
         model=wire.model,
         messages=messages,
         stream=wire.stream,
-        max_tokens=wire.max_tokens,
+        # OpenAI's current name for the output limit: its reasoning models refuse max_tokens, and
+        # dialects that only know max_tokens translate it back (Mistral, OpenRouter).
+        max_completion_tokens=wire.max_tokens,
         stop=wire.stop_sequences or None,
         temperature=wire.temperature,
         top_p=wire.top_p,

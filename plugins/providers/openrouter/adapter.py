@@ -129,6 +129,10 @@ class OpenRouterAdapter(OpenAIAdapter):
         return headers
 
     def prepare(self, request: ChatRequest, target: UpstreamTarget, *, stream: bool) -> bytes:
+        if request.max_completion_tokens is not None and request.max_tokens is None:
+            # OpenRouter documents the output limit as max_tokens only.
+            request = msgspec.structs.replace(request, max_tokens=request.max_completion_tokens,
+                                              max_completion_tokens=None)
         if any(_details_of(message) for message in request.messages):
             request = msgspec.structs.replace(request, messages=[_with_details(m) for m in request.messages])
         return super().prepare(request, target, stream=stream)

@@ -29,6 +29,13 @@ def test_attribution_headers_and_vendor_prefixed_model(client: openai.OpenAI, fa
     assert fake.last.json()["model"] == "anthropic/claude-sonnet-4.5"
 
 
+def test_the_output_limit_is_sent_as_max_tokens(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    client.chat.completions.create(model=MODEL, max_completion_tokens=77,
+                                   messages=[{"role": "user", "content": "hi"}])
+    sent = fake.last.json()
+    assert sent["max_tokens"] == 77 and "max_completion_tokens" not in sent
+
+
 def test_provider_routing_and_fallback_models_pass_through_verbatim(
     client: openai.OpenAI, fake: FakeOpenRouter
 ) -> None:
