@@ -235,16 +235,22 @@ def decode_chat_response(body: bytes, provider: str) -> ChatResponse:
 class ChunkReader:
     """Turns upstream ``data:`` payloads into unified events for one stream."""
 
-    __slots__ = ("_provider", "_started")
+    __slots__ = ("_provider", "_started", "_finished")
     #: Decodes one chunk; a dialect whose chunks differ in shape sets a decoder of a Chunk subclass.
     decoder: ClassVar[msgspec.json.Decoder[Chunk]] = _chunk_decoder
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._started = False
+        self._finished = False
 
     def close(self) -> list[StreamEvent]:
-        """The upstream ended without ``[DONE]``: end the unified stream all the same."""
+        """The upstream ended without ``[DONE]``. After a ``finish_reason`` the answer is whole (some
+        OpenAI-compatible servers omit ``[DONE]``); before one it was cut off, and the client must
+        get an error rather than a stream that looks complete."""
+        if not self._finished:
+            raise UpstreamError(f"{self._provider} ended the stream before it finished",
+                                code="upstream_stream_truncated")
         return [StreamDone()]
 
     def read(self, data: str) -> list[StreamEvent]:
@@ -278,6 +284,7 @@ class ChunkReader:
                 events.append(ToolCallDelta(index=call.index, id=call.id, name=function.name,
                                             arguments=function.arguments or "", choice=choice.index))
             if choice.finish_reason:
+                self._finished = True
                 events.append(Finish(reason=choice.finish_reason, choice=choice.index))
         if chunk.usage is not None:
             events.append(UsageReport(usage=chunk.usage))

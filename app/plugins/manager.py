@@ -19,9 +19,11 @@ from app.errors import ConfigError
 from app.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
 from app.plugins.protocols import (
     Authenticator,
+    MiddlewareConfig,
     MiddlewareSpec,
     PluginContext,
     ProviderAdapter,
+    ProviderConfig,
     ProviderSpec,
     RateLimiter,
     ResponseCache,
@@ -169,7 +171,7 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
             continue
         infos.append(PluginInfo(spec.name, "provider", package, version, enabled=True))
         if instantiate:
-            adapter = spec.create(config, context)
+            adapter = _create("provider", spec, config, context)
             loaded.providers[spec.name] = adapter
             loaded.components.append(adapter)
 
@@ -181,7 +183,7 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
         infos.append(PluginInfo(spec.name, "middleware", package, version, enabled=enabled,
                                 reason="" if enabled else "off by default"))
         if enabled and instantiate:
-            _place_middleware(loaded, spec.name, spec.create(config, context), settings)
+            _place_middleware(loaded, spec.name, _create("middleware", spec, config, context), settings)
 
     if instantiate and not settings.auth.disabled and not loaded.authenticators:
         raise ConfigError(
@@ -208,11 +210,25 @@ def _collect(manager: pluggy.PluginManager, hook_name: str, kind: Kind,
             )
         if spec.name in names:
             raise ConfigError(f"{kind} {spec.name!r} is registered twice")
+        base = ProviderConfig if kind == "provider" else MiddlewareConfig
+        if not (isinstance(spec.config_type, type) and issubclass(spec.config_type, base)):
+            raise ConfigError(f"{kind} {spec.name!r}: its config_type {spec.config_type!r} must be a "
+                              f"subclass of {base.__name__}")
         names.add(spec.name)
         specs.append(spec)
 
     getattr(manager.hook, hook_name)(register=register)
     return specs
+
+
+def _create(kind: Kind, spec: ProviderSpec | MiddlewareSpec, config: Any, context: PluginContext) -> Any:
+    """``spec.create(config, context)``; a plugin that fails to build names itself."""
+    try:
+        return spec.create(config, context)
+    except ConfigError:
+        raise
+    except Exception as error:  # a third-party plugin's bug or refusal stops start-up, named
+        raise ConfigError(f"{kind} {spec.name!r} failed to start: {error!r}") from error
 
 
 def _provider_config(settings: Settings, spec: ProviderSpec) -> Any | None:

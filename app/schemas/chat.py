@@ -106,6 +106,8 @@ class Message(_Model):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    #: The deprecated ``functions`` API's call, in the history of conversations that still use it.
+    function_call: FunctionCall | None = None
     refusal: str | None = None
     #: Reasoning text a model returned (OpenAI-compatible providers call it ``reasoning``).
     reasoning: str | None = None

@@ -27,6 +27,8 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    #: The client's address and port: requests on one kept-alive connection share it.
+    peer: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -115,8 +117,10 @@ class FakeUpstream:
     async def _record(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         body = await request.read()
+        peername = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.query),
-                                             {k.lower(): v for k, v in request.headers.items()}, body))
+                                             {k.lower(): v for k, v in request.headers.items()}, body,
+                                             peer=f"{peername[0]}:{peername[1]}" if peername else ""))
         if self.errors:
             return await self.error_response(self.errors.pop(0))
         return await handler(request)

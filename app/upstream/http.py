@@ -6,6 +6,7 @@ aiohttp is used because it measured faster than httpx on the gateway benchmark (
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -56,6 +57,7 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+_HTML_TITLE = re.compile(rb"<title[^>]*>\s*([^<]{1,200}?)\s*</title>", re.IGNORECASE)
 
 
 def upstream_error_message(body: bytes) -> tuple[str, str | None]:
@@ -64,22 +66,40 @@ def upstream_error_message(body: bytes) -> tuple[str, str | None]:
     Understands ``{"error": {"message", "code"}}`` (OpenAI, Groq, Mistral, OpenRouter, Gemini,
     Anthropic) and ``{"message": ...}`` / ``{"error": "..."}`` variants.
     """
+    message, code, _, _ = _read_error(body)
+    return message, code
+
+
+def _read_error(body: bytes) -> tuple[str, str | None, str | None, bool]:
+    """(message, code, param, whether the body was the API's own JSON error)."""
     try:
         envelope = _error_decoder.decode(body)
     except msgspec.DecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return (text[:500] or "no error message", None)
+        return (_non_json_message(body), None, None, False)
     if isinstance(envelope.error, _ErrorDetail):
         code = envelope.error.code
         return (envelope.error.message or envelope.message or "no error message",
-                str(code) if code is not None else None)
-    return (envelope.error or envelope.message or "no error message", None)
+                str(code) if code is not None else None, envelope.error.param, True)
+    return (envelope.error or envelope.message or "no error message", None, None, True)
+
+
+def _non_json_message(body: bytes) -> str:
+    """A non-JSON error body in a few words. An HTML page (a proxy's, a load balancer's) is told by
+    its title only: its markup says nothing to an API client and may name internal hosts."""
+    text = body.strip()
+    if text.startswith(b"<"):
+        title = _HTML_TITLE.search(text)
+        what = f" ({title.group(1).decode('utf-8', 'replace')})" if title else ""
+        return f"an HTML page{what} instead of an API error"
+    return text[:500].decode("utf-8", "replace") or "no error message"
 
 
 def error_for_status(provider: str, status: int, body: bytes, headers: Mapping[str, str]) -> JunctionError:
     """Map an upstream HTTP error to the error the client should see."""
-    message, code = upstream_error_message(body)
+    message, code, param, api_error = _read_error(body)
     text = f"{provider}: {message}"
+    retry_after = headers.get("retry-after")
+    retry_headers = {"Retry-After": retry_after} if retry_after else None
     if status == 401:
         return AuthenticationFailed(f"{provider} rejected the gateway's credentials: {message}",
                                     code=code or "upstream_authentication_failed")
@@ -90,23 +110,27 @@ def error_for_status(provider: str, status: int, body: bytes, headers: Mapping[s
     if status == 403:
         return PermissionDenied(text, code=code)
     if status == 404:
+        if not api_error:  # not the provider saying "no such model": a wrong base_url or a proxy
+            return UpstreamError(f"{provider} answered HTTP 404 without an API error (is its base_url "
+                                 f"right?): {message}", code="upstream_not_found")
         return NotFound(text, code=code or "model_not_found")
     if status == 413:
         return PayloadTooLarge(text, code=code)
     if status == 429:
-        retry_after = headers.get("retry-after")
-        return RateLimited(text, code=code or "rate_limit_exceeded",
-                           headers={"Retry-After": retry_after} if retry_after else None)
+        return RateLimited(text, code=code or "rate_limit_exceeded", headers=retry_headers)
     if status in (408, 504):
         return UpstreamTimeout(text, code=code)
     if status in (503, 529):
-        return UpstreamOverloaded(text, code=code)
+        return UpstreamOverloaded(text, code=code, headers=retry_headers)
     if 400 <= status < 500:
-        return InvalidRequest(text, code=code)
+        return InvalidRequest(text, code=code, param=param)  # the SDKs expose ``param``
     return UpstreamError(f"{provider} failed with HTTP {status}: {message}", code=code)
 
 
 ErrorMapper = Callable[[str, int, bytes, Mapping[str, str]], JunctionError]
+
+#: How long a finished stream waits for the end of the upstream's body before dropping the connection.
+_TAIL_SECONDS = 0.25
 
 
 class UpstreamClient:
@@ -171,8 +195,23 @@ class UpstreamClient:
                     raise self._transport_error(error) from error
                 raise self.map_error(self.provider, response.status, payload, response.headers)
             yield self._chunks(response)
+            await self._release(response)
         finally:
-            response.close()
+            response.close()  # a no-op once released; drops the connection after a failure or a cut
+
+    @staticmethod
+    async def _release(response: aiohttp.ClientResponse) -> None:
+        """Back to the pool after a complete stream. Its end (the chunked terminator) may trail the
+        last event by a moment: wait for it briefly, rather than drop a kept-alive connection and
+        make the next request pay a new TCP and TLS handshake."""
+        if not response.content.at_eof():
+            try:
+                async with asyncio.timeout(_TAIL_SECONDS):
+                    while await response.content.readany():
+                        pass  # bytes after the stream's end: nothing to relay
+            except (TimeoutError, aiohttp.ClientError):
+                return  # the caller's ``finally`` closes the connection
+        response.release()
 
     async def stream_events(self, url: str, body: bytes, headers: Mapping[str, str],
                             reader: StreamReader) -> AsyncIterator[StreamEvent]:

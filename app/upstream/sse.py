@@ -6,6 +6,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import msgspec
 
+from app.errors import UpstreamError
+
 
 class SSEEvent(msgspec.Struct, frozen=True):
     data: str
@@ -40,7 +42,11 @@ async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
                 yield SSEEvent("\n".join(data), event)
             data, event = [], None
             continue
-        line = raw.decode("utf-8")
+        try:
+            line = raw.decode("utf-8")  # per line, so a character split between chunks is whole here
+        except UnicodeDecodeError as error:
+            raise UpstreamError(f"the upstream stream is not valid UTF-8: {error}",
+                                code="upstream_protocol_error") from None
         if line.startswith(":"):
             continue  # a comment / keep-alive
         name, _, value = line.partition(":")

@@ -52,6 +52,8 @@ class AnthropicReply:
     hold_until_disconnected: bool = False
     #: Streaming: after the first text piece, send this ``(type, message)`` error event and stop.
     error_midway: tuple[str, str] | None = None
+    #: Streaming: after the first text piece, end the response cleanly with no ``message_stop``.
+    truncate: bool = False
 
 
 def anthropic_error(status: int, message: str) -> dict[str, Any]:
@@ -271,7 +273,7 @@ class FakeAnthropic(FakeUpstream):
             error_type, message = reply.error_midway
             await send({"type": "error", "error": {"type": error_type, "message": message}})
             return True
-        return False
+        return reply.truncate
 
 
 # --- reading a request back in provider-neutral terms ------------------------------------------

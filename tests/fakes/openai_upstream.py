@@ -34,6 +34,10 @@ class ScriptedReply:
     delay: float = 0.0
     #: When set, the stream stops after the first content chunk until the event is set.
     hold: asyncio.Event | None = None
+    #: Seconds between ``data: [DONE]`` and the end of the body (the network may split them).
+    tail_delay: float = 0.0
+    #: End the stream cleanly after the text, with no finish chunk and no ``[DONE]`` (a cut answer).
+    truncate: bool = False
 
 
 #: OpenAI's reasoning models take ``max_completion_tokens`` only.
@@ -235,6 +239,9 @@ class FakeOpenAI(FakeUpstream):
                              "logprobs": None, "finish_reason": None}])
                 if reply.hold is not None and start == 0:
                     await reply.hold.wait()
+            if reply.truncate:
+                await response.write_eof()
+                return response
             for tool_calls in self.tool_call_deltas(reply):
                 await send([{"index": 0, "delta": {"tool_calls": tool_calls}, "logprobs": None,
                              "finish_reason": None}])
@@ -244,6 +251,8 @@ class FakeOpenAI(FakeUpstream):
             if (body.get("stream_options") or {}).get("include_usage"):
                 await send([], usage=self._usage(reply))
             await response.write(b"data: [DONE]\n\n")
+            if reply.tail_delay:
+                await asyncio.sleep(reply.tail_delay)
             await response.write_eof()
             self.streams_completed += 1
         except (ConnectionResetError, asyncio.CancelledError):

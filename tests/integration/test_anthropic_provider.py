@@ -373,6 +373,17 @@ def test_overloaded_mid_stream_reaches_the_client_as_an_error(openai_sdk, fake_a
     assert "Overloaded" in str(raised.value)
 
 
+def test_a_stream_cut_before_message_stop_reaches_the_client_as_an_error(openai_sdk, fake_anthropic):
+    fake_anthropic.script(text="Partial answer that is cut", truncate=True)
+    stream = openai_sdk.chat.completions.create(
+        model=MODEL, stream=True, messages=[{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(openai.APIError) as raised:
+        for _ in stream:
+            pass
+    assert "before it finished" in str(raised.value)
+
+
 def test_what_anthropic_cannot_do_is_refused_before_calling_it(openai_sdk, fake_anthropic):
     with pytest.raises(openai.BadRequestError) as raised:
         openai_sdk.chat.completions.create(model=MODEL, n=2, messages=[{"role": "user", "content": "hi"}])

@@ -148,6 +148,19 @@ def test_streamed_tool_call_arguments_reassemble(openai_client, fake_openai):
     assert final.choices[0].finish_reason == "tool_calls"
 
 
+def test_legacy_function_call_history_is_forwarded(openai_client, fake_openai):
+    """A conversation from the deprecated ``functions`` API keeps its assistant ``function_call``:
+    dropping it leaves an empty assistant message that OpenAI refuses."""
+    call = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+    openai_client.chat.completions.create(model="openai/gpt-4o", messages=[
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "function_call": call},
+        {"role": "function", "name": "get_weather", "content": "sunny"}])
+    sent = fake_openai.last.json()["messages"]
+    assert sent[1] == {"role": "assistant", "function_call": call}
+    assert sent[2] == {"role": "function", "name": "get_weather", "content": "sunny"}
+
+
 def test_json_schema_response_format_is_forwarded(openai_client, fake_openai):
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
               "additionalProperties": False}
@@ -194,6 +207,15 @@ def test_upstream_rate_limit_keeps_retry_after(openai_client, fake_openai):
     assert caught.value.code == "rate_limit_exceeded"
 
 
+def test_upstream_overloaded_keeps_retry_after(openai_client, fake_openai):
+    fake_openai.fail_next(503, {"error": {"message": "The engine is currently overloaded", "type": "server_error"}},
+                          {"Retry-After": "12"})
+    with pytest.raises(openai.InternalServerError) as caught:
+        openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["retry-after"] == "12"
+
+
 def test_upstream_rejecting_our_key_is_an_authentication_error(openai_client, fake_openai):
     fake_openai.fail_next(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
                                           "code": "invalid_api_key"}})
@@ -210,6 +232,33 @@ def test_upstream_server_error_is_a_502(openai_client, fake_openai):
     assert caught.value.body["type"] == "upstream_error"
 
 
+NGINX_PAGE = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway"
+              "</h1></center>\r\n<hr><center>nginx/1.18.0 (Ubuntu) lb-7.internal.corp</center>\r\n</body></html>")
+
+
+def test_an_upstream_html_error_page_is_summarised_not_relayed(openai_client, fake_openai):
+    fake_openai.fail_next(502, NGINX_PAGE)
+    with pytest.raises(openai.InternalServerError) as caught:
+        openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 502
+    assert "502 Bad Gateway" in caught.value.message
+    assert "<" not in caught.value.message and "internal.corp" not in caught.value.message
+
+
+def test_an_upstream_404_without_an_api_error_is_a_gateway_fault_not_an_unknown_model(openai_client, fake_openai):
+    """A 404 page (a wrong base_url, a proxy) is not the provider saying the model does not exist."""
+    fake_openai.fail_next(404, "404 page not found")
+    with pytest.raises(openai.InternalServerError) as caught:
+        openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 502
+    assert "HTTP 404" in caught.value.message
+    fake_openai.fail_next(404, {"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error",
+                                          "code": "model_not_found"}})
+    with pytest.raises(openai.NotFoundError) as not_found:
+        openai_client.chat.completions.create(model="openai/gpt-9", messages=[{"role": "user", "content": "x"}])
+    assert not_found.value.code == "model_not_found"
+
+
 def test_upstream_bad_request_passes_its_message(openai_client, fake_openai):
     fake_openai.fail_next(400, {"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error",
                                           "param": "temperature", "code": None}})
@@ -217,6 +266,7 @@ def test_upstream_bad_request_passes_its_message(openai_client, fake_openai):
         openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}],
                                               temperature=9)
     assert "Invalid value for 'temperature'" in caught.value.message
+    assert caught.value.param == "temperature"
 
 
 def test_upstream_timeout_is_a_504(openai_client, fake_openai):
@@ -249,3 +299,19 @@ def test_upstream_forbidden_is_a_403(openai_client, fake_openai):
     with pytest.raises(openai.PermissionDeniedError) as caught:
         openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert "does not have access" in caught.value.message
+
+
+def test_an_unreadable_model_list_does_not_stop_start_up(fake_openai, tmp_path):
+    """An OpenAI-compatible upstream whose /models answers in its own shape is logged and skipped;
+    start-up (which fetches every model list) goes on, and chat works."""
+    from app.testing.server import JunctionProcess
+    from tests.conftest import openai_provider_table
+
+    fake_openai.fail_next(200, {"object": "list", "models": ["gpt-4o"]})
+    with JunctionProcess(tmp_path, openai_provider_table(fake_openai)) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.key, max_retries=0)
+        assert client.chat.completions.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+        fake_openai.fail_next(200, "<html>not a model list</html>")
+        assert [model.id for model in client.models.list()] == []
+    assert "could not read" in server.output()

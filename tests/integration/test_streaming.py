@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from app.testing.upstream import ScriptedError
 from tests.fakes.openai_upstream import ScriptedReply
 
 CHAT = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "go"}], "stream": True}
@@ -58,3 +59,33 @@ def test_client_disconnect_closes_the_upstream_stream(gateway, fake_openai):
     fake_openai.set_event(reply.hold)
     assert wait_for(lambda: fake_openai.disconnects == 1), "upstream stream was not closed"
     assert fake_openai.streams_completed == 0
+
+
+def test_an_upstream_stream_cut_before_it_finished_ends_in_an_error_not_done(gateway, fake_openai):
+    fake_openai.script(ScriptedReply(text="half an ans", truncate=True))
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10,
+                      headers={"authorization": f"Bearer {gateway.key}"}) as response:
+        assert response.status_code == 200
+        data = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert '"content":"half"' in "".join(data)
+    assert "data: [DONE]" not in data, "a cut stream must not look complete"
+    assert '"error"' in data[-1] and "before it finished" in data[-1]
+
+
+def test_an_empty_upstream_stream_is_an_error_before_the_first_byte(gateway, fake_openai):
+    fake_openai.errors.append(ScriptedError(200, b""))  # a 200 whose body holds no event at all
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10,
+                          headers={"authorization": f"Bearer {gateway.key}"})
+    assert response.status_code == 502
+    assert "before it finished" in response.json()["error"]["message"]
+
+
+def test_streams_reuse_the_upstream_connection(gateway, fake_openai):
+    """Keep-alive holds for streams too: each new connection to a real provider costs a TLS handshake."""
+    for _ in range(3):
+        fake_openai.script(ScriptedReply(tail_delay=0.05))  # the body's end arrives after [DONE]
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, timeout=10,
+                              headers={"authorization": f"Bearer {gateway.key}"})
+        assert response.text.rstrip().endswith("data: [DONE]")
+    peers = [request.peer for request in fake_openai.requests]
+    assert len(set(peers)) == 1, peers

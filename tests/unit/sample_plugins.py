@@ -71,7 +71,29 @@ class InertPlugin:
         register(MiddlewareSpec(name="inert", config_type=NoisyConfig, create=lambda config, context: Inert()))
 
 
+def _refuse(config, context):
+    raise ValueError("the region 'mars-1' does not exist")
+
+
+class BrokenPlugin:
+    @hookimpl
+    def register_providers(self, register):
+        register(ProviderSpec(name="broken", config_type=EchoConfig, create=_refuse))
+
+
+class PlainConfig(MiddlewareConfig):
+    """Not a ProviderConfig: no api_key, no base_url."""
+
+
+class WrongConfigPlugin:
+    @hookimpl
+    def register_providers(self, register):
+        register(ProviderSpec(name="wrongconfig", config_type=PlainConfig, create=EchoAdapter))  # type: ignore[arg-type]
+
+
 echo = EchoPlugin()
+broken = BrokenPlugin()
+wrongconfig = WrongConfigPlugin()
 misnamed = MisnamedPlugin()
 typo = TypoPlugin()
 inert = InertPlugin()

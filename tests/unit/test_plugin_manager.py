@@ -90,6 +90,16 @@ def test_duplicate_plugin_names_from_two_packages_are_refused():
         load({}, providers=[provider("echo", "echo"), twin])
 
 
+def test_a_provider_whose_create_fails_is_named():
+    with pytest.raises(ConfigError, match=r"provider 'broken' failed to start: .*mars-1"):
+        load({"providers": {"broken": {}}}, providers=[provider("broken", "broken")])
+
+
+def test_a_provider_config_type_must_be_a_provider_config():
+    with pytest.raises(ConfigError, match=r"provider 'wrongconfig'.*ProviderConfig"):
+        load({"providers": {"wrongconfig": {}}}, providers=[provider("wrongconfig", "wrongconfig")])
+
+
 def test_middleware_satisfying_no_protocol_is_refused():
     with pytest.raises(ConfigError, match="satisfies none of"):
         load({}, middleware=[middleware("inert", "inert")])

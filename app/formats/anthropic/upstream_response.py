@@ -109,7 +109,7 @@ def decode_message_response(body: bytes, provider: str, response_tool: str | Non
 class EventReader:
     """Turns one upstream stream's event data into unified events."""
 
-    __slots__ = ("_provider", "_response_tool", "_tool_slots", "_tool_calls", "_start_usage")
+    __slots__ = ("_provider", "_response_tool", "_tool_slots", "_tool_calls", "_start_usage", "_finished")
 
     def __init__(self, provider: str, response_tool: str | None) -> None:
         self._provider = provider
@@ -118,9 +118,14 @@ class EventReader:
         self._tool_slots: dict[int, int] = {}
         self._tool_calls = 0
         self._start_usage = AnthropicUsage()
+        self._finished = False
 
     def close(self) -> list[StreamEvent]:
-        """The upstream ended without ``message_stop``: end the unified stream all the same."""
+        """The upstream ended without ``message_stop``. After a ``stop_reason`` the answer is whole;
+        before one it was cut off, and the client must get an error, not a stream that looks done."""
+        if not self._finished:
+            raise UpstreamError(f"{self._provider} ended the stream before it finished",
+                                code="upstream_stream_truncated")
         return [StreamDone()]
 
     def read(self, data: str) -> list[StreamEvent]:
@@ -186,6 +191,7 @@ class EventReader:
     def _message_delta(self, event: UpstreamEvent) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         if event.delta is not None and event.delta.stop_reason is not None:
+            self._finished = True
             events.append(Finish(reason=_finish_reason(event.delta.stop_reason, self._tool_calls > 0),
                                  stop_sequence=event.delta.stop_sequence))
         if event.usage is not None:

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import msgspec
 
+from app.formats.json_body import decode_upstream
 from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_request
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
@@ -92,7 +93,8 @@ class OpenAIAdapter(ClientLifecycle):
         if self.config.models:
             return list(self.config.models)
         payload = await self.client.get(f"{self.config.base_url}/models", self._headers)
-        return sorted(entry.id for entry in _model_list_decoder.decode(payload).data)
+        models = decode_upstream(_model_list_decoder, payload, self.name, "a model list")
+        return sorted(entry.id for entry in models.data)
 
 
 class OpenAIProvider(OpenAIEmbeddings, OpenAIAdapter):
