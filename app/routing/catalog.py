@@ -48,6 +48,9 @@ class ModelCatalog:
             # last good answer (if any) is served meanwhile.
             log.warning("listing models of %s failed: %s", name, error.message)
             return cached[1] if cached else []
+        except Exception:  # a plugin's own bug: it must not fail start-up or /v1/models for all
+            log.exception("listing models of %s raised", name)
+            return cached[1] if cached else []
         self._cached[name] = (time.monotonic(), models)
         return models
 

@@ -150,3 +150,16 @@ async def test_stream_reports_usage_to_observers_when_it_ends():
     assert kinds == ["StreamStart", "TextDelta", "StreamDone"]
     assert recorder.steps[-2:] == ["limit:record", "observe"]
     assert observer.outcomes[-1].status == 200
+
+
+async def test_a_provider_whose_model_listing_crashes_hides_only_its_own_models():
+    from app.routing.catalog import ModelCatalog
+
+    class Crashing(EchoAdapter):
+        async def list_models(self):
+            raise KeyError("a bug in a third-party plugin")
+
+    catalog = ModelCatalog({"echo": EchoAdapter(EchoConfig(), None), "bad": Crashing(EchoConfig(), None)}, ["fast"])
+    await catalog.warm_up()
+    listed = [entry.id for entry in (await catalog.list()).data]
+    assert listed == ["fast", "echo/one"]
