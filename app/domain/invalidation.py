@@ -31,7 +31,27 @@ def cache_ttl(cache_url: str) -> float:
     return LOCAL_BUS_TTL_SECONDS if cache_url.split(":", 1)[0].lower() == "memory" else SHARED_BUS_TTL_SECONDS
 
 
-class OrgCache(Generic[V]):
+class _Subscriber:
+    """Listens to the change bus between ``start`` and ``close``; subclasses say what a change
+    drops in ``_on_change``."""
+
+    _changes: ChangeBus | None
+    _unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._changes is not None and self._unsubscribe is None:
+            self._unsubscribe = self._changes.subscribe(self._on_change)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_change(self, change: Change) -> None:
+        raise NotImplementedError
+
+
+class OrgCache(_Subscriber, Generic[V]):
     def __init__(
         self,
         kind: str,
@@ -48,16 +68,6 @@ class OrgCache(Generic[V]):
         self._record_id = record_id
         self._entries: dict[tuple[str, str], tuple[float, V]] = {}
         self._generation = 0
-        self._unsubscribe: Callable[[], None] | None = None
-
-    def start(self) -> None:
-        if self._changes is not None and self._unsubscribe is None:
-            self._unsubscribe = self._changes.subscribe(self._on_change)
-
-    def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
 
     async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
         key = (org_id, name)
@@ -97,7 +107,7 @@ class OrgCache(Generic[V]):
         return lambda key, value: record_id(value) in (changed, None)
 
 
-class OrgIdsCache:
+class OrgIdsCache(_Subscriber):
     """The ids of every org, per worker, for the master key's lookups across orgs: re-read after
     an ``org`` change (one was created or deleted), after ``*``, and after ``ttl`` as a safety net.
     A read racing with a change is used once and not cached (generation check)."""
@@ -108,16 +118,6 @@ class OrgIdsCache:
         self._ttl = ttl
         self._cached: tuple[float, tuple[str, ...]] | None = None
         self._generation = 0
-        self._unsubscribe: Callable[[], None] | None = None
-
-    def start(self) -> None:
-        if self._changes is not None and self._unsubscribe is None:
-            self._unsubscribe = self._changes.subscribe(self._on_change)
-
-    def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
 
     async def all(self) -> tuple[str, ...]:
         cached = self._cached

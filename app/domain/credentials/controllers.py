@@ -21,6 +21,7 @@ from app.domain.http import caller, decode_body
 from app.domain.runtime import Domain
 from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
+from app.plugins.protocols import Principal
 from app.stores.documents.protocol import ProviderCredential, ProviderSecret
 
 
@@ -89,21 +90,24 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
             )
         return provider
 
+    async def org_in_reach(request: Request[Any, Any, Any], org_id: str) -> tuple[Principal, str]:
+        """The admin caller and the org of the path, which a confined admin must own (else 404)."""
+        principal = await caller(gateway, request, "admin")
+        return principal, org_for(principal, org_id, what="org") or org_id
+
     @put(
         "/api/v1/admin/orgs/{org_id:str}/credentials/{provider:str}",
         summary="Store an org's key for a provider (encrypted; never returned)",
     )
     async def put_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> CredentialView:
-        principal = await caller(gateway, request, "admin")
-        target = org_for(principal, org_id, what="org") or org_id
+        principal, target = await org_in_reach(request, org_id)
         await orgs.get(target)
         secret = _checked_secret(decode_body(await request.body(), CredentialBody), is_unconfined(principal))
         return CredentialView.of(await credentials.put(target, provider_name(provider), secret))
 
     @get("/api/v1/admin/orgs/{org_id:str}/credentials", summary="Providers this org has its own key for")
     async def list_credentials(request: Request[Any, Any, Any], org_id: str) -> list[CredentialView]:
-        principal = await caller(gateway, request, "admin")
-        target = org_for(principal, org_id, what="org") or org_id
+        _, target = await org_in_reach(request, org_id)
         await orgs.get(target)
         return [CredentialView.of(record) for record in await credentials.list(target)]
 
@@ -112,8 +116,7 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
         summary="Remove an org's key (calls fall back to the server-wide key)",
     )
     async def delete_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> None:
-        principal = await caller(gateway, request, "admin")
-        target = org_for(principal, org_id, what="org") or org_id
+        _, target = await org_in_reach(request, org_id)
         await credentials.delete(target, provider)
 
     return [put_credential, list_credentials, delete_credential]
