@@ -1,28 +1,27 @@
-"""``create_app(settings)``: the one place the Litestar app is assembled."""
+"""``create_app(settings)``: the one place the Litestar app is assembled, around a Runtime."""
 
 from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 import app
 from app.domain.routes import domain_routes
-from app.domain.runtime import build_domain
-from app.errors import EXCEPTION_HANDLERS
+from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
-from app.pipeline import Gateway
-from app.plugins.manager import load_plugins
+from app.plugins.manager import collect_routes
+from app.plugins.protocols import RouteContext
 from app.plugins.routes import plugin_routes
-from app.plugins.protocols import PluginContext
 from app.request_id import add_request_id_header
-from app.routing.catalog import ModelCatalog
-from app.routing.router import Router
+from app.runtime import Runtime
 from app.settings import Settings, ensure_master_key, load_settings
 
 log = logging.getLogger("junction")
@@ -39,26 +38,38 @@ def create_app(settings: Settings) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
     before anything listens, for every configuration problem."""
     ensure_master_key(settings)
-    domain = build_domain(settings)
-    plugins = load_plugins(settings, context=PluginContext(settings=settings, documents=domain.documents,
-                                                           changes=domain.changes))
-    installed = {info.name for info in plugins.infos if info.kind == "provider"}
-    router = Router(plugins.providers, installed, settings.models)
-    gateway = Gateway(settings, plugins, router, bridges=domain.bridges, credentials=domain.credentials)
-    catalog = ModelCatalog(plugins.providers, router.alias_names)
+    runtime = Runtime(settings)
+    gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
+    assert gateway is not None and catalog is not None and plugins is not None
+    own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
+           *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
+           *domain_routes(gateway, runtime.domain)]
+    context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
+    added, middleware = collect_routes(plugins, context)
+    _refuse_taken_paths(own, added)
     return Litestar(
-        route_handlers=[*openai_routes(gateway, catalog), *embeddings_routes(gateway),
-                        *anthropic_routes(gateway), *health_routes(settings.stores, domain.probes()), *plugin_routes(gateway),
-                        *domain_routes(gateway, domain)],
+        route_handlers=[*own, *added],
+        middleware=middleware,
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        on_startup=[domain.start, gateway.start, catalog.warm_up, freeze_startup_objects],
-        on_shutdown=[gateway.close, domain.close],
+        on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
+        on_shutdown=[runtime.close],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Junction", version=app.__version__, path="/schema"),
-        state={"gateway": gateway},
+        state={"gateway": gateway, "runtime": runtime},
         logging_config=None,
     )
+
+
+def _refuse_taken_paths(own: Sequence[Any], added: Sequence[Any]) -> None:
+    """A plugin's route must not shadow one of ours (or another plugin's)."""
+    taken: set[tuple[str, str]] = set()
+    for handler in [*own, *added]:
+        for path in getattr(handler, "paths", ()):
+            for method in sorted(getattr(handler, "http_methods", ()) or ()):
+                if (path, method) in taken:
+                    raise ConfigError(f"a plugin's route {method} {path} is already served; choose another path")
+                taken.add((path, method))
 
 
 def create_app_from_environment() -> Litestar:

@@ -107,6 +107,12 @@ def list_plugins(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    phases = {info.name: info.phase for info in loaded.infos if info.kind == "middleware"}
+    print("PIPELINE (outermost first; configure with [pipeline] order)")
+    width = max((len(name) for name in loaded.stage_order), default=0)
+    for position, name in enumerate(loaded.stage_order, start=1):
+        print(f"  {position:>2}. {name.ljust(width)}  {phases[name]}")
+    print(f"  {len(loaded.stage_order) + 1:>2}. attempts (routing policy: {settings.routing.policy})")
     return 0
 
 

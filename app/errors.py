@@ -127,9 +127,16 @@ class UpstreamUnavailable(UpstreamError):
     error_type = "upstream_unavailable"
 
 
-def is_retryable(error: JunctionError) -> bool:
-    """Whether another deployment may succeed where this one failed (fallbacks use it)."""
-    return isinstance(error, (UpstreamError, RateLimited))
+def error_classes() -> frozenset[str]:
+    """Every error class (``error_type``) an error of ours can have; routing policies name the
+    classes they retry on with these."""
+    classes: set[str] = set()
+    pending: list[type[JunctionError]] = [JunctionError]
+    while pending:
+        kind = pending.pop()
+        classes.add(kind.error_type)
+        pending.extend(kind.__subclasses__())
+    return frozenset(classes)
 
 
 # ---------------------------------------------------------------------------------------------

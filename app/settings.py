@@ -84,6 +84,17 @@ class ThreadSettings(_Strict):
     cache_seconds: int = 3600
 
 
+class PipelineSettings(_Strict):
+    #: The stages in the order they run, outermost first, overriding their declared phases and
+    #: before/after constraints. Every enabled stage must be listed. ``None``: as declared.
+    order: list[str] | None = None
+
+
+class RoutingSettings(_Strict):
+    #: The middleware plugin whose RoutingPolicy orders deployments and decides retries.
+    policy: str = "weighted"
+
+
 class JobsSettings(_Strict):
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
@@ -97,6 +108,8 @@ class Settings(_Strict):
     providers: dict[str, dict[str, Any]] = {}
     middleware: dict[str, dict[str, Any]] = {}
     models: dict[str, ModelAliasSettings] = {}
+    pipeline: PipelineSettings = msgspec.field(default_factory=PipelineSettings)
+    routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     threads: ThreadSettings = msgspec.field(default_factory=ThreadSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)

@@ -31,11 +31,6 @@ def is_unconfined(principal: Principal) -> bool:
     return principal.kind in UNCONFINED_KINDS
 
 
-def require_scope(principal: Principal, scope: str) -> None:
-    if scope not in principal.scopes:
-        raise PermissionDenied(f"this credential lacks the {scope!r} scope", code="insufficient_scope")
-
-
 def confined_org(principal: Principal) -> str:
     """The org of a confined caller; a key or token without one may touch no org's data."""
     if principal.org_id is None:

@@ -1,7 +1,8 @@
 """``junction orgs ...`` and ``junction keys ...``: admin tasks that need no running server.
 
-They open the configured document store directly, and publish every change on the configured
-change bus, so running servers drop a revoked key from their caches at once. Output is one JSON
+They build the same :class:`~app.runtime.Runtime` as the server (its stores, without the plugins),
+so every change is published on the configured change bus and running servers drop a revoked key
+from their caches at once. Output is one JSON
 object per line (a created key's secret is printed this once).
 """
 
@@ -32,26 +33,13 @@ def _print(value: Any) -> None:
 def _run(
     load: LoadSettings, args: argparse.Namespace, action: Callable[[DocumentStore], Awaitable[None]]
 ) -> int:
-    from app.security.crypto import cipher_from_settings
-    from app.stores.documents import open_document_store
-    from app.stores.notify import open_change_bus
+    from app.runtime import Runtime
 
     settings = load(args.config)
 
     async def main() -> None:
-        changes = open_change_bus(settings.stores.cache)
-        store = open_document_store(
-            settings.stores.documents, cipher=cipher_from_settings(settings), changes=changes
-        )
-        await changes.start()
-        try:
-            await store.start()
-            try:
-                await action(store)
-            finally:
-                await store.close()
-        finally:
-            await changes.close()
+        async with Runtime(settings, with_plugins=False) as runtime:
+            await action(runtime.documents)
 
     try:
         asyncio.run(main())

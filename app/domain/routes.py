@@ -9,7 +9,7 @@ from app.domain.bridges.controllers import bridge_routes
 from app.domain.credentials.controllers import credential_routes
 from app.domain.keys.controllers import key_routes
 from app.domain.orgs.controllers import org_routes
-from app.domain.runtime import Domain
+from app.domain.services import Domain
 from app.domain.threads.controllers import thread_routes
 from app.pipeline import Gateway
 

@@ -15,7 +15,7 @@ from litestar.response import Stream
 
 from app.formats.anthropic.client_request import decode_messages_request
 from app.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
-from app.ingress.openai import SSE_HEADERS, begin_call
+from app.ingress.openai import SSE_HEADERS, caller, new_call
 from app.ingress.streaming import relay
 from app.pipeline import Gateway
 from app.schemas.stream import StreamEvent
@@ -29,13 +29,14 @@ def message_events(events: AsyncIterator[StreamEvent], writer: MessageStreamWrit
 def anthropic_routes(gateway: Gateway) -> list[HTTPRouteHandler]:
     @post("/v1/messages", summary="Anthropic Messages (JSON or SSE), any model", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
-        call = await begin_call(gateway, request, "messages")
+        principal = await caller(gateway, request)
         chat = decode_messages_request(await request.body())
+        call = new_call(request, "messages", principal, chat)
         if chat.stream:
-            events = await gateway.open_stream(call, chat)
+            events = await gateway.open_stream(call)
             return Stream(message_events(events, MessageStreamWriter()), media_type="text/event-stream",
                           headers={**SSE_HEADERS, **call.response_headers})
-        response = await gateway.complete(call, chat)
+        response = await gateway.complete(call)
         return Response(encode_message_response(response), media_type="application/json",
                         headers=call.response_headers)
 

@@ -8,16 +8,17 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
 from app.formats.embeddings import decode_embedding_request, encode_embedding_response
-from app.ingress.openai import begin_call
+from app.ingress.openai import caller, new_call
 from app.pipeline import Gateway
 
 
 def embeddings_routes(gateway: Gateway) -> list[HTTPRouteHandler]:
     @post("/v1/embeddings", summary="OpenAI Embeddings, for every provider that has them", status_code=200)
     async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
-        call = await begin_call(gateway, request, "embeddings")
+        principal = await caller(gateway, request)
         body = decode_embedding_request(await request.body())
-        response = await gateway.embed(call, body)
+        call = new_call(request, "embeddings", principal, body)
+        response = await gateway.embed(call)
         return Response(encode_embedding_response(response), media_type="application/json",
                         headers=call.response_headers)
 

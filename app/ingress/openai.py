@@ -12,7 +12,8 @@ from litestar.response import Stream
 from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
 from app.ingress.streaming import relay
 from app.pipeline import Gateway
-from app.plugins.protocols import CallContext
+from app.plugins.call import Call
+from app.plugins.protocols import InferenceRequest, Principal
 from app.request_id import request_id
 from app.routing.catalog import ModelCatalog, ModelList
 
@@ -24,32 +25,34 @@ def sse_body(events: AsyncIterator[Any], writer: ChunkWriter) -> AsyncIterator[b
     return relay(events, writer.write, error_event)
 
 
-async def begin_call(gateway: Gateway, request: Request[Any, Any, Any], endpoint: str) -> CallContext:
+async def caller(gateway: Gateway, request: Request[Any, Any, Any]) -> Principal:
     """Authenticate before anything else is read: unauthenticated bodies are never parsed."""
-    headers = request.headers
-    call = CallContext(request_id=request_id(request.scope), endpoint=endpoint, headers=headers)
-    call.principal = await gateway.authenticate(headers)
-    return call
+    return await gateway.authenticate(request.headers)
+
+
+def new_call(request: Request[Any, Any, Any], endpoint: str, principal: Principal, body: InferenceRequest) -> Call:
+    return Call(request_id=request_id(request.scope), endpoint=endpoint, principal=principal, request=body,
+                headers=request.headers)
 
 
 def openai_routes(gateway: Gateway, catalog: ModelCatalog) -> list[HTTPRouteHandler]:
     @post("/v1/chat/completions", summary="OpenAI Chat Completions (JSON or SSE)", status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
-        call = await begin_call(gateway, request, "chat.completions")
+        principal = await caller(gateway, request)
         chat = decode_chat_request(await request.body())
+        call = new_call(request, "chat.completions", principal, chat)
         if chat.stream:
-            events = await gateway.open_stream(call, chat)
+            events = await gateway.open_stream(call)
             writer = ChunkWriter(include_usage=chat.wants_usage_in_stream)
             return Stream(sse_body(events, writer), media_type="text/event-stream",
                           headers={**SSE_HEADERS, **call.response_headers})
-        response = await gateway.complete(call, chat)
+        response = await gateway.complete(call)
         return Response(encode_chat_response(response), media_type="application/json",
                         headers=call.response_headers)
 
     @get("/v1/models", summary="Models this gateway serves, as provider/model and aliases")
     async def list_models(request: Request[Any, Any, Any]) -> ModelList:
-        call = await begin_call(gateway, request, "models")
-        gateway.authorize(call.principal, "chat")  # type: ignore[arg-type]
+        gateway.authorize(await caller(gateway, request), "chat")
         return await catalog.list()
 
     return [chat_completions, list_models]

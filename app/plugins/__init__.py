@@ -1,45 +1,74 @@
-"""The plugin system: hook specifications, the Protocols plugins satisfy, and the manager.
+"""The plugin system: hook specifications, the contracts plugins satisfy, and the manager.
 
 Plugin authors need only this package::
 
-    from app.plugins import hookimpl, ProviderSpec, MiddlewareSpec
+    from app.plugins import hookimpl, ProviderSpec, MiddlewareSpec, Stage, StagePlacement, Call
 """
 
+from app.plugins.call import Attempt, Call, CallState, Outcome
 from app.plugins.hookspecs import hookimpl, hookspec
 from app.plugins.protocols import (
+    PHASES,
     Authenticator,
-    CallContext,
-    CallOutcome,
+    Deployment,
     EmbeddingsAdapter,
     MiddlewareConfig,
     MiddlewareSpec,
+    Phase,
     PluginContext,
     Principal,
     ProviderAdapter,
     ProviderConfig,
     ProviderSpec,
-    RateLimiter,
-    ResponseCache,
+    RouteContext,
+    StagePlacement,
     UpstreamTarget,
-    UsageObserver,
+)
+from app.plugins.stages import (
+    AttemptAnswer,
+    Next,
+    NextAttempt,
+    NextStream,
+    OpenedStream,
+    Reply,
+    Retry,
+    RoutingPolicy,
+    Stage,
+    require_model,
+    require_scope,
 )
 
 __all__ = [
+    "PHASES",
+    "Attempt",
+    "AttemptAnswer",
     "Authenticator",
-    "CallContext",
-    "CallOutcome",
+    "Call",
+    "CallState",
+    "Deployment",
     "EmbeddingsAdapter",
     "MiddlewareConfig",
     "MiddlewareSpec",
+    "Next",
+    "NextAttempt",
+    "NextStream",
+    "OpenedStream",
+    "Outcome",
+    "Phase",
     "PluginContext",
     "Principal",
     "ProviderAdapter",
     "ProviderConfig",
     "ProviderSpec",
-    "RateLimiter",
-    "ResponseCache",
+    "Reply",
+    "Retry",
+    "RouteContext",
+    "RoutingPolicy",
+    "Stage",
+    "StagePlacement",
     "UpstreamTarget",
-    "UsageObserver",
     "hookimpl",
     "hookspec",
+    "require_model",
+    "require_scope",
 ]

@@ -2,17 +2,19 @@
 
 Hooks are small, synchronous and run once, at start-up, while the app is being assembled. They
 *register* things; per-request behaviour lives in the async objects they register (see
-:mod:`app.plugins.protocols`). An implementation may accept fewer arguments than its spec, so specs
-can grow without breaking plugins.
+:mod:`app.plugins.protocols` and :mod:`app.plugins.stages`). An implementation may accept fewer
+arguments than its spec, so specs can grow without breaking plugins. Only
+:class:`app.plugins.hooks.PluginHooks` calls them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
-from app.plugins.protocols import MiddlewareSpec, ProviderSpec
+from app.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
 
 PROJECT_NAME = "junction"
 
@@ -38,14 +40,44 @@ class JunctionHookSpecs:
 
     @hookspec
     def register_middleware(self, register: Callable[[MiddlewareSpec], None]) -> None:
-        """Register request-pipeline behaviours: authenticators, rate limiters, caches, observers.
+        """Register request-pipeline behaviours: authenticators, stages, routing policies.
 
         Called once at start-up for every enabled plugin of the ``junction.middleware`` group.
 
-        :param register: call it once per behaviour with a :class:`MiddlewareSpec` whose ``name``
-            equals the plugin's entry-point name (its config table is ``[middleware.<name>]``). The
-            object its ``create`` returns is placed in the pipeline by the Protocols it satisfies
-            (:class:`Authenticator`, :class:`RateLimiter`, :class:`ResponseCache`,
-            :class:`UsageObserver`).
+        :param register: call it once with a :class:`MiddlewareSpec` whose ``name`` equals the
+            plugin's entry-point name (its config table is ``[middleware.<name>]``). The object its
+            ``create`` returns is placed by the Protocols it satisfies: an
+            :class:`~app.plugins.protocols.Authenticator`, a :class:`~app.plugins.stages.Stage`
+            (where ``spec.stage`` places it) and/or a :class:`~app.plugins.stages.RoutingPolicy`.
+        :return: nothing; results are ignored.
+        """
+
+    @hookspec
+    def register_routes(self, register: Callable[[Any], None], context: RouteContext) -> None:
+        """Add HTTP routes: Litestar route handlers (``@get``/``@post`` functions), controllers or
+        routers, e.g. a plugin's own admin page or a ``/metrics`` endpoint.
+
+        Called once at start-up, after every plugin's object is created and before the app is
+        assembled, for every enabled plugin of either group.
+
+        :param register: call it once per route handler, controller or router.
+        :param context: what the routes may use: ``context.authenticate(headers)`` (the gateway's
+            own authentication; then :func:`app.plugins.stages.require_scope`), the created
+            plugin objects by name (``context.components``) and the shared services
+            (``context.services``).
+        :return: nothing; results are ignored. A path another route already serves is a start-up
+            error.
+        """
+
+    @hookspec
+    def register_asgi_middleware(self, register: Callable[[Any], None], context: RouteContext) -> None:
+        """Wrap the whole ASGI app (every route, errors included), e.g. tracing or access logs.
+
+        Called once at start-up, after ``register_routes``, for every enabled plugin. Middleware
+        registered first is outermost.
+
+        :param register: call it once per Litestar middleware: an ``ASGIMiddleware`` instance, a
+            ``DefineMiddleware``, or a factory ``(app) -> ASGIApp``.
+        :param context: as for ``register_routes``.
         :return: nothing; results are ignored.
         """

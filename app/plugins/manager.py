@@ -1,11 +1,13 @@
 """Discovers plugins from entry points, applies the config, and builds what they register.
 
-Nothing here runs at import time: :func:`load_plugins` is called by ``create_app`` (and by the
-``junction plugins`` command) with the validated settings, and returns a fresh manager each time.
+Nothing here runs at import time: :func:`load_plugins` is called by the
+:class:`~app.runtime.Runtime` (and by the ``junction plugins`` command) with the validated
+settings, and returns a fresh manager each time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 from collections.abc import Callable, Iterable
@@ -16,6 +18,8 @@ import msgspec
 import pluggy
 
 from app.errors import ConfigError
+from app.plugins.ordering import resolve_order
+from app.plugins.hooks import PluginHooks
 from app.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
 from app.plugins.protocols import (
     Authenticator,
@@ -25,10 +29,10 @@ from app.plugins.protocols import (
     ProviderAdapter,
     ProviderConfig,
     ProviderSpec,
-    RateLimiter,
-    ResponseCache,
-    UsageObserver,
+    RouteContext,
+    StagePlacement,
 )
+from app.plugins.stages import RoutingPolicy, is_stage
 from app.settings import Settings, describe_validation_error
 
 Kind = Literal["provider", "middleware"]
@@ -51,6 +55,9 @@ class PluginInfo:
     enabled: bool
     #: Why a plugin is off ("disabled in config", "OPENAI_API_KEY not set"), for the listing.
     reason: str = ""
+    #: For an enabled stage: its phase and its 1-based place in the resolved order.
+    phase: str | None = None
+    position: int | None = None
 
 
 @dataclass(slots=True)
@@ -58,13 +65,19 @@ class LoadedPlugins:
     """Everything the enabled plugins registered, instantiated and ready to start."""
 
     infos: list[PluginInfo]
+    hooks: PluginHooks | None = None
     providers: dict[str, ProviderAdapter] = field(default_factory=dict)
     authenticators: list[Authenticator] = field(default_factory=list)
-    rate_limiters: list[RateLimiter] = field(default_factory=list)
-    caches: list[ResponseCache] = field(default_factory=list)
-    observers: list[UsageObserver] = field(default_factory=list)
+    #: The enabled stages, outermost first, as (plugin name, stage object).
+    stages: list[tuple[str, object]] = field(default_factory=list)
+    #: Their names in that order (also when the plugins are only listed, not instantiated).
+    stage_order: list[str] = field(default_factory=list)
+    #: The routing policy ``[routing] policy`` names (``None`` when only listed).
+    policy: RoutingPolicy | None = None
     #: Every object that may have start()/close() lifecycle methods, in start order.
     components: list[object] = field(default_factory=list)
+    #: The objects plugins created, by plugin name (for their routes).
+    by_name: dict[str, object] = field(default_factory=dict)
 
     def info(self, name: str, kind: Kind) -> PluginInfo | None:
         return next((i for i in self.infos if i.name == name and i.kind == kind), None)
@@ -120,8 +133,9 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
     """Discover, configure and (unless ``instantiate`` is false) build every enabled plugin.
 
     Raises :class:`ConfigError` for a config table that names no installed plugin, a bad key or
-    value, duplicate plugin names, a hookimpl that matches no hookspec, and for serving with no
-    authenticator when ``auth.disabled`` is not set.
+    value, duplicate plugin names, a hookimpl that matches no hookspec, stages that cannot be
+    ordered, a ``[routing] policy`` that no enabled plugin provides, and for serving with no
+    authenticator or no auth-phase stage when ``auth.disabled`` is not set.
     """
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(JunctionHookSpecs)
@@ -157,10 +171,11 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
         name = manager.get_name(error.plugin) or repr(error.plugin)
         raise ConfigError(f"plugin {name!r}: {error}; no such hook exists (misspelt?)") from None
 
-    provider_specs = _collect(manager, "register_providers", "provider", packages)
-    middleware_specs = _collect(manager, "register_middleware", "middleware", packages)
+    hooks = PluginHooks(manager)
+    provider_specs = _collect(hooks.register_providers, "provider", packages)
+    middleware_specs = _collect(hooks.register_middleware, "middleware", packages)
     context = context or PluginContext(settings=settings)
-    loaded = LoadedPlugins(infos=infos)
+    loaded = LoadedPlugins(infos=infos, hooks=hooks)
 
     for spec in provider_specs:
         config = _provider_config(settings, spec)
@@ -174,7 +189,11 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
             adapter = _create("provider", spec, config, context)
             loaded.providers[spec.name] = adapter
             loaded.components.append(adapter)
+            loaded.by_name[spec.name] = adapter
 
+    placements: dict[str, StagePlacement] = {}
+    policies: dict[str, RoutingPolicy] = {}
+    enabled_middleware: list[str] = []
     for spec in _in_config_order(middleware_specs, settings.middleware):
         table = _table(settings, "middleware", spec.name)
         config = _validate_config("middleware", spec.name, spec.config_type, table or {})
@@ -182,20 +201,68 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
         package, version = packages[("middleware", spec.name)]
         infos.append(PluginInfo(spec.name, "middleware", package, version, enabled=enabled,
                                 reason="" if enabled else "off by default"))
-        if enabled and instantiate:
-            _place_middleware(loaded, spec.name, _create("middleware", spec, config, context), settings)
+        if not enabled:
+            continue
+        enabled_middleware.append(spec.name)
+        if spec.stage is not None:
+            placements[spec.name] = spec.stage
+        if instantiate:
+            behaviour = _create("middleware", spec, config, context)
+            if _place_middleware(loaded, spec, behaviour, settings):
+                policies[spec.name] = behaviour  # type: ignore[assignment]
 
-    if instantiate and not settings.auth.disabled and not loaded.authenticators:
-        raise ConfigError(
-            "no authenticator is enabled (the master-key middleware is off); enable one, or set "
-            "auth.disabled = true to serve without authentication"
-        )
+    loaded.stage_order = resolve_order(placements, settings.pipeline.order)
+    loaded.stages = [(name, loaded.by_name[name]) for name in loaded.stage_order] if instantiate else []
+    for position, name in enumerate(loaded.stage_order, start=1):
+        index = next(i for i, info in enumerate(infos) if info.kind == "middleware" and info.name == name)
+        infos[index] = dataclasses.replace(infos[index], phase=placements[name].phase, position=position)
+    if instantiate:
+        loaded.policy = _selected_policy(settings, policies, enabled_middleware)
+        _check_access_control(settings, loaded, placements)
     infos.sort(key=lambda info: (info.kind, info.name))
     return loaded
 
 
-def _collect(manager: pluggy.PluginManager, hook_name: str, kind: Kind,
+def _selected_policy(settings: Settings, policies: dict[str, RoutingPolicy], enabled: list[str]) -> RoutingPolicy:
+    name = settings.routing.policy
+    policy = policies.get(name)
+    if policy is not None:
+        return policy
+    if name in enabled:
+        raise ConfigError(f"routing.policy: middleware {name!r} is not a routing policy")
+    raise ConfigError(f"routing.policy: no enabled routing policy is named {name!r} "
+                      f"(enabled: {', '.join(sorted(policies)) or 'none'})")
+
+
+def _check_access_control(settings: Settings, loaded: LoadedPlugins, placements: dict[str, StagePlacement]) -> None:
+    """Serving with nobody checking credentials or scopes must be asked for explicitly."""
+    if settings.auth.disabled:
+        return
+    if not loaded.authenticators:
+        raise ConfigError(
+            "no authenticator is enabled (the master-key middleware is off); enable one, or set "
+            "auth.disabled = true to serve without authentication"
+        )
+    if not any(placement.phase == "auth" for placement in placements.values()):
+        raise ConfigError(
+            "no stage of the auth phase is enabled (the authorize middleware is off), so key scopes "
+            "would not be checked; enable it, or set auth.disabled = true"
+        )
+
+
+def collect_routes(loaded: LoadedPlugins, context: RouteContext) -> tuple[list[Any], list[Any]]:
+    """The route handlers and the ASGI middleware the enabled plugins add."""
+    routes: list[Any] = []
+    middleware: list[Any] = []
+    if loaded.hooks is not None:
+        loaded.hooks.register_routes(routes.append, context)
+        loaded.hooks.register_asgi_middleware(middleware.append, context)
+    return routes, middleware
+
+
+def _collect(hook: Callable[[Callable[[Any], None]], None], kind: Kind,
              packages: dict[tuple[Kind, str], tuple[str, str]]) -> list[Any]:
+    hook_name = hook.__name__
     specs: list[Any] = []
     names: set[str] = set()
 
@@ -217,7 +284,7 @@ def _collect(manager: pluggy.PluginManager, hook_name: str, kind: Kind,
         names.add(spec.name)
         specs.append(spec)
 
-    getattr(manager.hook, hook_name)(register=register)
+    hook(register)
     return specs
 
 
@@ -256,24 +323,28 @@ def _in_config_order(specs: list[MiddlewareSpec], tables: dict[str, Any]) -> lis
     return sorted(specs, key=lambda spec: (position.get(spec.name, len(position)), spec.name))
 
 
-def _place_middleware(loaded: LoadedPlugins, name: str, behaviour: object, settings: Settings) -> None:
+def _place_middleware(loaded: LoadedPlugins, spec: MiddlewareSpec, behaviour: object, settings: Settings) -> bool:
+    """Place ``behaviour`` by what it is; returns whether it is a routing policy."""
+    name = type(behaviour).__name__
     placed = False
     if isinstance(behaviour, Authenticator):
         if not settings.auth.disabled:
             loaded.authenticators.append(behaviour)
         placed = True
-    if isinstance(behaviour, RateLimiter):
-        loaded.rate_limiters.append(behaviour)
+    if is_stage(behaviour):
+        if spec.stage is None:
+            raise ConfigError(f"middleware {spec.name!r} created {name}, a stage, but its MiddlewareSpec "
+                              "has no stage placement (stage=StagePlacement(phase=...))")
         placed = True
-    if isinstance(behaviour, ResponseCache):
-        loaded.caches.append(behaviour)
-        placed = True
-    if isinstance(behaviour, UsageObserver):
-        loaded.observers.append(behaviour)
-        placed = True
-    if not placed:
+    elif spec.stage is not None:
+        raise ConfigError(f"middleware {spec.name!r}: its MiddlewareSpec places a stage, but {name} "
+                          "defines none of enter, handle, stream, attempt")
+    policy = isinstance(behaviour, RoutingPolicy)
+    if not (placed or policy):
         raise ConfigError(
-            f"middleware {name!r} created {type(behaviour).__name__}, which satisfies none of "
-            "Authenticator, RateLimiter, ResponseCache, UsageObserver"
+            f"middleware {spec.name!r} created {name}, which satisfies none of Authenticator, Stage, "
+            "RoutingPolicy"
         )
     loaded.components.append(behaviour)
+    loaded.by_name[spec.name] = behaviour
+    return policy

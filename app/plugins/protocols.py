@@ -1,32 +1,41 @@
 """What plugins register (specs) and the Protocols the registered objects satisfy.
 
 Specs are plain data handed to the ``register`` callback of a start-up hook. The objects their
-``create`` callables build do the per-request work, asynchronously.
+``create`` callables build do the per-request work, asynchronously. The pipeline's own contracts
+(the :class:`~app.plugins.call.Call`, stages, routing policies) are in :mod:`app.plugins.call` and
+:mod:`app.plugins.stages`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from app.schemas.chat import ChatRequest, ChatResponse, Usage
+from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from app.schemas.stream import StreamEvent
 
 if TYPE_CHECKING:
+    from app.plugins.call import Call
+    from app.plugins.services import BridgeExpander, CredentialSource, SqlEngines, UpstreamClients
     from app.settings import Settings
     from app.stores.documents.protocol import DocumentStore
     from app.stores.notify import ChangeBus
 
 
-#: What limiters and observers see: a chat request, or an embeddings request
-#: (``call.endpoint`` tells which).
+#: What a call asks for: a chat request, or an embeddings request (``call.endpoint`` tells which).
 InferenceRequest = ChatRequest | EmbeddingRequest
+
+#: Where a stage sits, outermost first: ``observe`` sees every call whole (refusals included),
+#: ``auth`` decides who may do what, ``transform`` rewrites the request (bridges, RAG),
+#: ``admission`` refuses what limits and budgets do not allow, ``cache`` answers from a cache,
+#: ``route`` acts on each upstream attempt (org credentials).
+Phase = Literal["observe", "auth", "transform", "admission", "cache", "route"]
+PHASES: tuple[Phase, ...] = ("observe", "auth", "transform", "admission", "cache", "route")
 
 # --- configuration bases --------------------------------------------------------------------------
 
@@ -60,14 +69,52 @@ class MiddlewareConfig(PluginConfig):
 
 @dataclass(frozen=True, slots=True)
 class PluginContext:
-    """Start-up services handed to every ``create`` callable."""
+    """The shared services of the process, handed to every ``create`` callable.
+
+    The :class:`~app.runtime.Runtime` builds one per process and starts every service before any
+    plugin's ``start`` (and closes them after every plugin's ``close``). Each is ``None`` when the
+    plugins are only being listed (``junction plugins``), or when the configuration has none.
+    """
 
     settings: Settings
     #: The document store (orgs, keys, credentials, bridges, threads) and the change bus that
-    #: announces its mutations; both are started before any plugin's ``start``. ``None`` when the
-    #: plugins are only being listed.
+    #: announces its mutations.
     documents: DocumentStore | None = None
     changes: ChangeBus | None = None
+    #: The one shared ``redis.asyncio.Redis`` client (its connection pool) of ``[stores] cache``,
+    #: when that is a ``redis://`` URL: limits, caches and counters use it, never a pool of their own.
+    redis: Any | None = None
+    #: SQL engines by store name (``"documents"``, ``"metrics"``), built once per process.
+    sql: SqlEngines | None = None
+    #: Pooled HTTP clients, one per name, started and closed with the process.
+    http: UpstreamClients | None = None
+    #: Bridge expansion and org credentials, for the built-in stages that apply them.
+    bridges: BridgeExpander | None = None
+    credentials: CredentialSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    """What ``register_routes`` and ``register_asgi_middleware`` hand a plugin."""
+
+    #: The gateway's authentication (the same authenticators, in the same order): a principal,
+    #: or AuthenticationFailed (401).
+    authenticate: Callable[[Mapping[str, str]], Awaitable[Principal]]
+    #: The objects the enabled plugins' ``create`` returned, by plugin name.
+    components: Mapping[str, object]
+    services: PluginContext
+
+
+@dataclass(frozen=True, slots=True)
+class StagePlacement:
+    """Where a middleware's stage sits in the pipeline: its phase (see :data:`PHASES`), and the
+    names of stages it must run before or after. Constraints naming a stage that is not enabled
+    are ignored; constraints that contradict each other are a start-up error naming the cycle.
+    ``[pipeline] order`` in the config overrides all of it."""
+
+    phase: Phase
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +134,19 @@ class ProviderSpec:
 
 @dataclass(frozen=True, slots=True)
 class MiddlewareSpec:
-    """A pipeline behaviour, as registered by ``register_middleware``."""
+    """A pipeline behaviour, as registered by ``register_middleware``.
+
+    The object ``create(config, context)`` returns is placed by what it is: an
+    :class:`Authenticator`, a :class:`~app.plugins.stages.Stage` (then ``stage`` says where it
+    sits), a :class:`~app.plugins.stages.RoutingPolicy` (used when ``[routing] policy`` names this
+    plugin), or several of these.
+    """
 
     name: str
     config_type: type[MiddlewareConfig]
     create: Callable[[Any, PluginContext], object]
     enabled_by_default: bool = True
+    stage: StagePlacement | None = None
 
 
 # --- per-request data -----------------------------------------------------------------------------
@@ -130,39 +184,21 @@ class UpstreamTarget(msgspec.Struct, frozen=True, kw_only=True):
         return f"UpstreamTarget(model={self.model!r}, api_key={key}, base_url={self.base_url!r})"
 
 
-@dataclass(slots=True)
-class CallContext:
-    """Per-request state threaded through the pipeline. One is created per request; plugins
-    read it and may add response headers."""
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One place a call can go: a provider, and the target of the attempt there."""
 
-    request_id: str
-    endpoint: str
-    #: The request's headers, credentials included (hence not in the repr).
-    headers: Mapping[str, str] = field(repr=False)
-    principal: Principal | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
-    #: ``provider/model`` of the deployment that answered, once routed.
-    deployment: str | None = None
-    fallback_used: bool = False
-    cache_hit: bool = False
-    #: The org the call acts for: the caller's, or for a master-key bridge call the bridge's.
-    org_id: str | None = None
-    #: Set when the call runs a bridge: which one, which published version (``None``: the draft),
-    #: and the bridge's fallback model, tried after the primary deployments.
-    bridge_id: str | None = None
-    bridge_version: int | None = None
-    fallback_model: str | None = None
+    provider_name: str
+    provider: ProviderAdapter
+    target: UpstreamTarget
+    #: Relative weight among an alias's deployments (the default routing policy draws by it).
+    weight: float = 1.0
+    #: A fallback (an alias's ``fallbacks``, a bridge's fallback model), tried after the others.
+    fallback: bool = False
 
-
-@dataclass(slots=True)
-class CallOutcome:
-    """What happened, handed to observers after the response (or stream) is complete."""
-
-    status: int
-    latency_ms: float
-    usage: Usage | None = None
-    error_type: str | None = None
+    @property
+    def label(self) -> str:
+        return f"{self.provider_name}/{self.target.model}"
 
 
 # --- the Protocols --------------------------------------------------------------------------------
@@ -216,31 +252,4 @@ class Authenticator(Protocol):
         """Return who is calling, or ``None`` when these headers carry no credential this
         authenticator understands. Raise :class:`~app.errors.AuthenticationFailed` for a
         credential it recognises as its own but rejects."""
-        ...
-
-
-@runtime_checkable
-class RateLimiter(Protocol):
-    async def check(self, call: CallContext, request: InferenceRequest) -> None:
-        """Before routing: raise :class:`~app.errors.RateLimited` to refuse; add
-        ``x-ratelimit-*`` headers to ``call.response_headers``."""
-        ...
-
-    async def record(self, call: CallContext, usage: Usage | None) -> None:
-        """After the answer: account for the tokens actually used."""
-        ...
-
-
-@runtime_checkable
-class ResponseCache(Protocol):
-    async def lookup(self, call: CallContext, request: ChatRequest) -> ChatResponse | None: ...
-
-    async def store(self, call: CallContext, request: ChatRequest, response: ChatResponse) -> None: ...
-
-
-@runtime_checkable
-class UsageObserver(Protocol):
-    async def observe(self, call: CallContext, request: InferenceRequest, outcome: CallOutcome) -> None:
-        """After every answered call (including failures): e.g. buffer a usage event. Must not
-        block: the response is already on its way."""
         ...

@@ -1,41 +1,20 @@
-"""Resolves a request's ``model`` into deployments: ``provider/model``, or an alias from
-``[models]`` with weighted deployments and fallbacks."""
+"""Resolves a request's ``model`` into its candidate deployments: ``provider/model``, or an alias
+from ``[models]`` with weighted deployments and fallbacks. The order they are tried in is the
+routing policy's (:class:`~app.plugins.stages.RoutingPolicy`)."""
 
 from __future__ import annotations
 
-import random
 import re
-from dataclasses import dataclass
 
 from app.errors import ConfigError, InvalidRequest, NotFound
-from app.plugins.protocols import ProviderAdapter, UpstreamTarget
-from app.settings import ModelAliasSettings
+from app.plugins.protocols import Deployment, ProviderAdapter, UpstreamTarget
+from app.settings import DeploymentSettings, ModelAliasSettings
 
 _RESOLVED_CACHE_LIMIT = 4096
 #: What an upstream model id may look like. Providers put it into URL paths (Gemini's
 #: ``/models/{model}:generateContent``), so dot segments, queries, fragments, escapes and
 #: whitespace are refused here, once for every provider.
 _UPSTREAM_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*(/[A-Za-z0-9][A-Za-z0-9._:@+\-]*)*")
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """One place a request can go."""
-
-    provider_name: str
-    provider: ProviderAdapter
-    target: UpstreamTarget
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider_name}/{self.target.model}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Alias:
-    deployments: tuple[Deployment, ...]
-    weights: tuple[float, ...]
-    fallbacks: tuple[Deployment, ...]
 
 
 class Router:
@@ -51,11 +30,12 @@ class Router:
         return sorted(self._aliases)
 
     def resolve(self, model: str) -> tuple[Deployment, ...]:
-        """The deployments to try for ``model``, first choice first. Raises a 4xx naming the
-        problem for an unknown model or a provider that is installed but not enabled."""
+        """The candidate deployments of ``model``: an alias's in the order configured (with their
+        weights), its fallbacks last (``fallback`` set). Raises a 4xx naming the problem for an
+        unknown model or a provider that is installed but not enabled."""
         alias = self._aliases.get(model)
         if alias is not None:
-            return self._alias_order(alias)
+            return alias
         cached = self._direct.get(model)
         if cached is None:
             cached = (self._direct_deployment(model),)
@@ -64,8 +44,8 @@ class Router:
             self._direct[model] = cached
         return cached
 
-    def _direct_deployment(self, model: str, *, api_key: str | None = None,
-                           base_url: str | None = None) -> Deployment:
+    def _direct_deployment(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                           weight: float = 1.0, fallback: bool = False) -> Deployment:
         provider_name, slash, upstream_model = model.partition("/")
         if not slash or not upstream_model:
             raise NotFound(
@@ -83,28 +63,21 @@ class Router:
             raise NotFound(f"model {model!r}: no provider named {provider_name!r}", param="model",
                            code="model_not_found")
         target = UpstreamTarget(model=upstream_model, api_key=api_key, base_url=base_url)
-        return Deployment(provider_name, provider, target)
+        return Deployment(provider_name, provider, target, weight=weight, fallback=fallback)
+
+    def _configured(self, deployment: DeploymentSettings, *, fallback: bool = False) -> Deployment:
+        return self._direct_deployment(deployment.model, api_key=deployment.api_key, base_url=deployment.base_url,
+                                       weight=deployment.weight, fallback=fallback)
 
     def _build_alias(self, name: str, alias: ModelAliasSettings,
-                     aliases: dict[str, ModelAliasSettings]) -> _Alias:
+                     aliases: dict[str, ModelAliasSettings]) -> tuple[Deployment, ...]:
         try:
-            deployments = tuple(self._direct_deployment(d.model, api_key=d.api_key, base_url=d.base_url)
-                                for d in alias.deployments)
-            fallbacks: list[Deployment] = []
+            deployments = [self._configured(d) for d in alias.deployments]
             for fallback in alias.fallbacks:
                 if fallback in aliases and fallback != name:
-                    fallbacks.extend(self._direct_deployment(d.model, api_key=d.api_key, base_url=d.base_url)
-                                     for d in aliases[fallback].deployments)
+                    deployments.extend(self._configured(d, fallback=True) for d in aliases[fallback].deployments)
                 else:
-                    fallbacks.append(self._direct_deployment(fallback))
+                    deployments.append(self._direct_deployment(fallback, fallback=True))
         except (NotFound, InvalidRequest) as error:
             raise ConfigError(f"models.{name}: {error.message}") from None
-        return _Alias(deployments, tuple(d.weight for d in alias.deployments), tuple(fallbacks))
-
-    @staticmethod
-    def _alias_order(alias: _Alias) -> tuple[Deployment, ...]:
-        if len(alias.deployments) == 1:
-            return alias.deployments + alias.fallbacks
-        first = random.choices(range(len(alias.deployments)), weights=alias.weights)[0]
-        rest = tuple(d for i, d in enumerate(alias.deployments) if i != first)
-        return (alias.deployments[first], *rest, *alias.fallbacks)
+        return tuple(deployments)

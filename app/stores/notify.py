@@ -19,7 +19,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -117,14 +117,20 @@ class MemoryChangeBus:
 
 
 class RedisChangeBus:
-    """Redis pub/sub on one channel; a background task listens and reconnects after failures."""
+    """Redis pub/sub on one channel; a background task listens and reconnects after failures.
 
-    def __init__(self, url: str, channel: str = CHANNEL, client_name: str = "junction-changes") -> None:
+    Given ``client`` (the process's shared one), it publishes and listens through its pool and
+    leaves closing it to its owner; else it opens a client of its own for ``url``.
+    """
+
+    def __init__(self, url: str, channel: str = CHANNEL, client_name: str = "junction-changes", *,
+                 client: Any | None = None) -> None:
         self.url = url
         self.channel = channel
         #: Shown by ``CLIENT LIST``, so an operator can tell these connections apart.
         self.client_name = client_name
         self._subscribers = _Subscribers()
+        self._shared = client
         self._redis = None
         self._listener: asyncio.Task[None] | None = None
         self._gap_announcer: asyncio.Task[None] | None = None
@@ -133,9 +139,12 @@ class RedisChangeBus:
         self._decoder = msgspec.json.Decoder(Change)
 
     async def start(self) -> None:
-        import redis.asyncio as redis
+        if self._shared is not None:
+            self._redis = self._shared
+        else:
+            import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(self.url, client_name=self.client_name)
+            self._redis = redis.Redis.from_url(self.url, client_name=self.client_name)
         self._listener = asyncio.create_task(self._listen(), name="junction-change-listener")
         # Return only once subscribed, so a change published right after start() is not missed.
         try:
@@ -160,9 +169,9 @@ class RedisChangeBus:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._listener = self._gap_announcer = None
-        if self._redis is not None:
+        if self._redis is not None and self._shared is None:
             await self._redis.aclose()
-            self._redis = None
+        self._redis = None
 
     async def publish(self, kind: str, id: str) -> None:
         from redis.exceptions import RedisError
@@ -233,11 +242,19 @@ class RedisChangeBus:
                 await pubsub.aclose()
 
 
-def open_change_bus(url: str) -> ChangeBus:
-    """The bus for a ``[stores] cache`` URL; call ``start()`` inside the serving event loop."""
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+def is_redis_url(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in REDIS_SCHEMES
+
+
+def open_change_bus(url: str, client: Any | None = None) -> ChangeBus:
+    """The bus for a ``[stores] cache`` URL; call ``start()`` inside the serving event loop.
+    ``client``: the process's shared Redis client, for a ``redis://`` URL."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":
         return MemoryChangeBus()
-    if scheme in {"redis", "rediss", "unix"}:
-        return RedisChangeBus(url)
+    if scheme in REDIS_SCHEMES:
+        return RedisChangeBus(url, client=client)
     raise ConfigError(f"stores.cache: unsupported URL scheme {scheme!r} (memory:// or redis://)")

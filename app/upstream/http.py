@@ -27,7 +27,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.plugins.protocols import ProviderConfig
+from app.plugins.protocols import PluginContext, ProviderConfig
 from app.schemas.stream import StreamDone, StreamEvent
 from app.upstream.sse import iter_sse
 
@@ -144,6 +144,9 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        """Open the pool; a no-op when it is open (the Runtime and the adapter may both ask)."""
+        if self._session is not None:
+            return
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300,
                                          keepalive_timeout=60, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout,
@@ -241,8 +244,18 @@ class UpstreamClient:
         return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
 
 
+def upstream_client(context: PluginContext | None, name: str, config: ProviderConfig,
+                    map_error: ErrorMapper = error_for_status) -> UpstreamClient:
+    """The provider's pooled client: the process's own (``context.http``, opened and closed by the
+    Runtime), or, outside a Runtime (a test building an adapter by hand), one of its own."""
+    if context is not None and context.http is not None:
+        return context.http.client(name, config, map_error)
+    return UpstreamClient(name, config, map_error)
+
+
 class ClientLifecycle:
-    """``start`` and ``close`` for a provider adapter whose one upstream resource is ``client``."""
+    """``start`` and ``close`` for a provider adapter whose one upstream resource is ``client``
+    (no-ops for a client the Runtime already opened, and closes last)."""
 
     client: UpstreamClient
 

@@ -248,11 +248,15 @@ def test_a_bridges_fallback_model_is_not_used_for_a_key_not_allowed_it(
 
 def test_reprs_of_objects_carrying_secrets_hide_them(tenant: Tenant, master: Api) -> None:
     from app.domain.keys.schemas import IssuedKeyView
-    from app.plugins.protocols import CallContext, UpstreamTarget
+    from app.plugins import Call, Principal, UpstreamTarget
+    from app.schemas.chat import ChatRequest, Message
 
     target = UpstreamTarget(model="gpt-4o-mini", api_key="sk-org-decrypted-secret", base_url="https://x")
     assert "sk-org-decrypted-secret" not in repr(target) and "gpt-4o-mini" in repr(target)
-    call = CallContext(request_id="r", endpoint="chat", headers={"authorization": "Bearer sk-caller-secret"})
+    caller = Principal(id="key:k", kind="key", scopes=frozenset({"chat"}))
+    request = ChatRequest(model="openai/gpt-4o-mini", messages=[Message(role="user", content="hi")])
+    call = Call(request_id="r", endpoint="chat", principal=caller, request=request,
+                headers={"authorization": "Bearer sk-caller-secret"})
     assert "sk-caller-secret" not in repr(call)
     issued = master.ok("POST", "/api/v1/admin/keys", {"org_id": tenant.org_id, "name": "r"}, status=201)
     view = msgspec.convert(issued, IssuedKeyView)

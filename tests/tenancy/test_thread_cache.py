@@ -30,11 +30,9 @@ async def parts(tmp_path: Path) -> AsyncIterator[tuple[DocumentStore, ThreadHist
         cipher=Cipher([EncryptionKey(id="t", material=os.urandom(32))]),
     )
     await store.start()
-    history = ThreadHistory(store.threads, URL, ThreadSettings(history_messages=10))
-    await history.start()
+    history = ThreadHistory(store.threads, client, ThreadSettings(history_messages=10))
     org = await store.orgs.create("Threads")
     yield store, history, org.id
-    await history.close()
     await store.close()
     await client.flushdb()
     await client.aclose()

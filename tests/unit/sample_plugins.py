@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.plugins import MiddlewareConfig, MiddlewareSpec, ProviderConfig, ProviderSpec, hookimpl
+from app.plugins import MiddlewareConfig, MiddlewareSpec, ProviderConfig, ProviderSpec, Stage, StagePlacement, hookimpl
 from app.schemas.chat import ChatResponse, Choice, Message
 from app.schemas.stream import StreamDone, StreamStart, TextDelta
 
@@ -97,3 +97,85 @@ wrongconfig = WrongConfigPlugin()
 misnamed = MisnamedPlugin()
 typo = TypoPlugin()
 inert = InertPlugin()
+
+
+class Counting(Stage):
+    """A stage for the ordering tests."""
+
+    async def enter(self, call) -> None:
+        return None
+
+
+class LoopA:
+    @hookimpl
+    def register_middleware(self, register):
+        register(MiddlewareSpec(name="loop-a", config_type=MiddlewareConfig, create=lambda c, x: Counting(),
+                                stage=StagePlacement(phase="admission", before=("loop-b",))))
+
+
+class LoopB:
+    @hookimpl
+    def register_middleware(self, register):
+        register(MiddlewareSpec(name="loop-b", config_type=MiddlewareConfig, create=lambda c, x: Counting(),
+                                stage=StagePlacement(phase="admission", before=("loop-a",))))
+
+
+class PlacedInert:
+    @hookimpl
+    def register_middleware(self, register):
+        register(MiddlewareSpec(name="placed-inert", config_type=MiddlewareConfig, create=lambda c, x: Inert(),
+                                stage=StagePlacement(phase="cache")))
+
+
+class Unplaced:
+    @hookimpl
+    def register_middleware(self, register):
+        register(MiddlewareSpec(name="unplaced", config_type=MiddlewareConfig, create=lambda c, x: Counting()))
+
+
+loop_a = LoopA()
+loop_b = LoopB()
+placed_inert = PlacedInert()
+unplaced = Unplaced()
+
+
+class RoutesPlugin:
+    """Adds a route and an ASGI middleware, reaching its own created object by name."""
+
+    @hookimpl
+    def register_middleware(self, register):
+        register(MiddlewareSpec(name="routes-sample", config_type=NoisyConfig, create=lambda c, x: Counting(),
+                                stage=StagePlacement(phase="observe")))
+
+    @hookimpl
+    def register_routes(self, register, context):
+        from typing import Any
+
+        from litestar import Request, get
+
+        mine = context.components["routes-sample"]
+
+        @get("/sample/whoami")
+        async def whoami(request: Request[Any, Any, Any]) -> dict[str, str]:
+            principal = await context.authenticate(request.headers)
+            return {"principal": principal.id, "component": type(mine).__name__}
+
+        register(whoami)
+
+    @hookimpl
+    def register_asgi_middleware(self, register, context):
+        def factory(app):
+            async def tagged(scope, receive, send):
+                async def sending(message):
+                    if message["type"] == "http.response.start":
+                        message["headers"] = [*message.get("headers", ()), (b"x-sample", b"yes")]
+                    await send(message)
+
+                await app(scope, receive, sending)
+
+            return tagged
+
+        register(factory)
+
+
+routes_sample = RoutesPlugin()

@@ -1,159 +1,306 @@
-"""The pipeline runs its stages in order: authenticate → authorize → limits → cache → route →
-provider → after (cache fill, limit accounting, observers)."""
+"""Stages wrap every call like an onion: ``enter`` before, ``handle``/``stream`` around, ``attempt``
+around each upstream attempt; every stage's ``finally`` runs exactly once, however the call ends,
+and sees the call's outcome."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from app.errors import AuthenticationFailed, PermissionDenied, RateLimited
-from app.plugins.manager import LoadedPlugins
-from app.plugins.protocols import CallContext, Principal
-from app.pipeline import Gateway
-from app.routing.router import Router
-from app.schemas.chat import ChatRequest, Message
-from app.settings import settings_from_mapping
-from tests.unit.sample_plugins import EchoAdapter, EchoConfig
+from app.errors import AuthenticationFailed, PermissionDenied, RateLimited, UpstreamError
+from app.pipeline import AUTH_DISABLED_PRINCIPAL
+from app.plugins import Call, Principal, Stage
+from app.plugins.call import CallState
+from app.schemas.chat import ChatResponse, Choice, Message
+from app.schemas.stream import StreamDone, StreamStart, TextDelta
+from tests.unit.pipeline_kit import USER, ScriptedProvider, build_gateway, chat_call, embeddings_call
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.steps: list[str] = []
+class Wrapper(Stage):
+    """Logs its before/after for JSON answers and streams; counts each ``finally``."""
+
+    def __init__(self, name: str, log: list[str], finallies: Counter) -> None:
+        self.name, self.log, self.finallies = name, log, finallies
+
+    async def handle(self, call, next):
+        self.log.append(f"{self.name}:before")
+        try:
+            reply = await next(call)
+            self.log.append(f"{self.name}:after")
+            return reply
+        finally:
+            self.finallies[self.name] += 1
+            self.log.append(f"{self.name}:finally:{call.outcome.status if call.outcome else None}")
+
+    async def stream(self, call, next):
+        self.log.append(f"{self.name}:before")
+        try:
+            async for event in next(call):
+                yield event
+        finally:
+            self.finallies[self.name] += 1
+            self.log.append(f"{self.name}:finally:{call.outcome.status if call.outcome else None}")
 
 
-class Auth:
-    def __init__(self, recorder: Recorder, token: str, principal: Principal) -> None:
-        self.recorder, self.token, self.principal = recorder, token, principal
+class Refuser(Stage):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
 
-    async def authenticate(self, headers):
-        self.recorder.steps.append(f"auth:{self.token}")
-        return self.principal if headers.get("authorization") == self.token else None
-
-
-class Limiter:
-    def __init__(self, recorder: Recorder, refuse: bool = False) -> None:
-        self.recorder, self.refuse = recorder, refuse
-
-    async def check(self, call, request):
-        self.recorder.steps.append("limit")
-        call.response_headers["x-ratelimit-remaining-requests"] = "9"
-        if self.refuse:
-            raise RateLimited("slow down", headers={"Retry-After": "3"})
-
-    async def record(self, call, usage):
-        self.recorder.steps.append("limit:record")
+    async def enter(self, call):
+        self.log.append("refuser:enter")
+        raise RateLimited("no more today", headers={"Retry-After": "7"})
 
 
-class Cache:
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder, self.saved = recorder, {}
+class AttemptTimer(Stage):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
 
-    async def lookup(self, call, request):
-        self.recorder.steps.append("cache:lookup")
-        return self.saved.get(request.messages[-1].text())
-
-    async def store(self, call, request, response):
-        self.recorder.steps.append("cache:store")
-        self.saved[request.messages[-1].text()] = response
+    async def attempt(self, call, deployment, next):
+        self.log.append(f"attempt:{deployment.label}")
+        return await next(call, deployment)
 
 
-class Observer:
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder, self.outcomes = recorder, []
-
-    async def observe(self, call, request, outcome):
-        self.recorder.steps.append("observe")
-        self.outcomes.append(outcome)
+@pytest.fixture
+def log() -> list[str]:
+    return []
 
 
-class RecordingEcho(EchoAdapter):
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(EchoConfig(), None)
-        self.recorder = recorder
-
-    async def complete(self, request, target):
-        self.recorder.steps.append("provider")
-        return await super().complete(request, target)
-
-
-USER = Principal(id="u", kind="key", scopes=frozenset({"chat"}), models=frozenset({"echo/one"}))
-
-
-def build(recorder: Recorder, *, refuse: bool = False):
-    settings = settings_from_mapping({"auth": {"master_key": "unused"}})
-    echo = RecordingEcho(recorder)
-    observer = Observer(recorder)
-    plugins = LoadedPlugins(
-        infos=[], providers={"echo": echo},
-        authenticators=[Auth(recorder, "a", USER), Auth(recorder, "b", USER)],
-        rate_limiters=[Limiter(recorder, refuse)], caches=[Cache(recorder)], observers=[observer])
-    return Gateway(settings, plugins, Router(plugins.providers, {"echo"}, {})), observer
+async def test_json_calls_pass_every_stage_in_order_and_back(log):
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Wrapper("inner", log, finallies),
+                             AttemptTimer(log)], provider=provider)
+    call = chat_call()
+    reply = await gateway.complete(call)
+    assert reply.choices[0].message.content == "ok: hello world"
+    assert log == ["outer:before", "inner:before", "attempt:scripted/ok", "provider:ok",
+                   "inner:after", "inner:finally:200", "outer:after", "outer:finally:200"]
+    assert finallies == {"outer": 1, "inner": 1}
+    assert call.outcome.status == 200 and call.outcome.usage.total_tokens == 6
+    assert call.response_headers == {"x-junction-deployment": "scripted/ok"}
 
 
-def request(model: str = "echo/one", text: str = "hi") -> ChatRequest:
-    return ChatRequest(model=model, messages=[Message(role="user", content=text)])
+async def test_a_refusal_stops_the_inner_layers_and_the_outer_finally_sees_it(log):
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Refuser(log), Wrapper("inner", log, finallies)],
+                            provider=provider)
+    call = chat_call()
+    with pytest.raises(RateLimited):
+        await gateway.complete(call)
+    assert log == ["outer:before", "refuser:enter", "outer:finally:429"]
+    assert finallies == {"outer": 1}
+    assert call.outcome.error_class == "rate_limit_error" and call.attempts == []
 
 
-async def test_stages_run_in_order_and_cache_short_circuits():
-    recorder = Recorder()
-    gateway, observer = build(recorder)
-    call = CallContext(request_id="r", endpoint="chat", headers={"authorization": "b"})
-    call.principal = await gateway.authenticate(call.headers)
-    response = await gateway.complete(call, request())
-    assert response.choices[0].message.content == "echo: hi"
-    assert recorder.steps == ["auth:a", "auth:b", "limit", "cache:lookup", "provider", "cache:store",
-                              "limit:record", "observe"]
-    assert call.response_headers == {"x-ratelimit-remaining-requests": "9", "x-junction-deployment": "echo/one"}
-
-    recorder.steps.clear()
-    again = CallContext(request_id="r2", endpoint="chat", headers={}, principal=USER)
-    cached = await gateway.complete(again, request())
-    assert cached is response and again.cache_hit
-    assert recorder.steps == ["limit", "cache:lookup", "limit:record", "observe"]
-    assert [o.status for o in observer.outcomes] == [200, 200]
+async def test_an_upstream_error_reaches_every_finally_once(log):
+    finallies: Counter = Counter()
+    gateway = build_gateway([Wrapper("outer", log, finallies), Wrapper("inner", log, finallies)],
+                            provider=ScriptedProvider(log))
+    call = chat_call("scripted/down")
+    with pytest.raises(UpstreamError):
+        await gateway.complete(call)
+    assert finallies == {"outer": 1, "inner": 1}
+    assert log[-2:] == ["inner:finally:502", "outer:finally:502"]
+    assert [(a.deployment, a.status, a.error_class) for a in call.attempts] == [
+        ("scripted/down", 502, "upstream_error")]
 
 
-async def test_unknown_caller_is_refused_before_anything_else():
-    recorder = Recorder()
-    gateway, _ = build(recorder)
-    with pytest.raises(AuthenticationFailed):
-        await gateway.authenticate({"authorization": "zzz"})
-    assert recorder.steps == ["auth:a", "auth:b"]
+async def test_streams_pass_every_stage_and_each_finally_runs_once_at_the_end(log):
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Wrapper("inner", log, finallies)], provider=provider)
+    call = chat_call(text="one two three", stream=True)
+    events = await gateway.open_stream(call)
+    texts = [event.text async for event in events if isinstance(event, TextDelta)]
+    assert texts == ["one ", "two ", "three "]
+    assert log == ["outer:before", "inner:before", "provider:ok", "inner:finally:200", "outer:finally:200"]
+    assert finallies == {"outer": 1, "inner": 1} and provider.closed_streams == 1
+    assert call.outcome.usage.total_tokens == 5
 
 
-async def test_model_outside_the_principals_list_is_forbidden_before_limits():
-    recorder = Recorder()
-    gateway, observer = build(recorder)
-    call = CallContext(request_id="r", endpoint="chat", headers={}, principal=USER)
-    with pytest.raises(PermissionDenied):
-        await gateway.complete(call, request(model="echo/two"))
-    assert "limit" not in recorder.steps and "provider" not in recorder.steps
-    assert observer.outcomes[0].status == 403
+async def test_a_stream_cut_off_mid_way_reaches_every_finally_once_with_the_error(log):
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Wrapper("inner", log, finallies)], provider=provider)
+    call = chat_call("scripted/cut", text="half an", stream=True)
+    events = await gateway.open_stream(call)
+    received = []
+    with pytest.raises(UpstreamError, match="broke off"):
+        async for event in events:
+            received.append(event)
+    assert [type(e).__name__ for e in received] == ["StreamStart", "TextDelta", "TextDelta"]
+    assert log[-2:] == ["inner:finally:502", "outer:finally:502"] and finallies == {"outer": 1, "inner": 1}
+    assert provider.closed_streams == 1 and call.outcome.error_class == "upstream_error"
 
 
-async def test_rate_limited_request_never_reaches_the_provider():
-    recorder = Recorder()
-    gateway, observer = build(recorder, refuse=True)
-    call = CallContext(request_id="r", endpoint="chat", headers={}, principal=USER)
+async def test_a_stream_refused_before_its_first_event_is_an_error_not_a_stream(log):
+    finallies: Counter = Counter()
+    gateway = build_gateway([Wrapper("outer", log, finallies), Refuser(log)], provider=ScriptedProvider(log))
     with pytest.raises(RateLimited) as caught:
-        await gateway.complete(call, request())
-    assert caught.value.headers == {"Retry-After": "3"}
-    assert "provider" not in recorder.steps
-    assert observer.outcomes[0].status == 429 and observer.outcomes[0].error_type == "rate_limit_error"
+        await gateway.open_stream(chat_call(stream=True))
+    assert caught.value.headers == {"Retry-After": "7"}
+    assert log == ["outer:before", "refuser:enter", "outer:finally:429"] and finallies == {"outer": 1}
 
 
-async def test_stream_reports_usage_to_observers_when_it_ends():
-    recorder = Recorder()
-    gateway, observer = build(recorder)
-    call = CallContext(request_id="r", endpoint="chat", headers={}, principal=USER)
-    events = await gateway.open_stream(call, request(text="streamed"))
-    kinds = [type(event).__name__ async for event in events]
-    assert kinds == ["StreamStart", "TextDelta", "StreamDone"]
-    assert recorder.steps[-2:] == ["limit:record", "observe"]
-    assert observer.outcomes[-1].status == 200
+async def test_a_client_leaving_mid_stream_closes_every_layer_innermost_first(log):
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Wrapper("inner", log, finallies)], provider=provider)
+    call = chat_call(text="many words that nobody reads", stream=True)
+    events = await gateway.open_stream(call)
+    assert isinstance(await anext(events), StreamStart)
+    await anext(events)
+    await events.aclose()  # what the ingress does when the client disconnects
+    assert provider.closed_streams == 1
+    assert log[-2:] == ["inner:finally:499", "outer:finally:499"]
+    assert finallies == {"outer": 1, "inner": 1}
+    assert call.outcome.error_class == "client_closed"
+
+
+async def test_a_stage_can_transform_count_and_end_a_stream(log):
+    class Shout(Stage):
+        seen = 0
+
+        async def stream(self, call, next):
+            async for event in next(call):
+                if isinstance(event, TextDelta):
+                    Shout.seen += 1
+                    if Shout.seen == 2:
+                        yield StreamDone()  # end cleanly after two deltas
+                        return
+                    event = TextDelta(text=event.text.upper())
+                yield event
+
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Shout()], provider=provider)
+    events = await gateway.open_stream(chat_call(text="a b c d", stream=True))
+    kinds = [type(e).__name__ if not isinstance(e, TextDelta) else e.text async for e in events]
+    assert kinds == ["StreamStart", "A ", "StreamDone"]
+    assert provider.closed_streams == 1  # the layers it stopped reading were closed too
+
+
+async def test_a_stage_may_answer_without_the_inner_layers(log):
+    class Canned(Stage):
+        async def handle(self, call, next):
+            call.cache_hit = True
+            return ChatResponse(id="c", created=0, model="canned",
+                                choices=[Choice(index=0, message=Message(role="assistant", content="canned"))])
+
+        async def stream(self, call, next):
+            yield StreamStart(id="c", model="canned", created=0)
+            yield TextDelta(text="replayed")
+            yield StreamDone()
+
+    finallies: Counter = Counter()
+    provider = ScriptedProvider(log)
+    gateway = build_gateway([Wrapper("outer", log, finallies), Canned()], provider=provider)
+    call = chat_call()
+    assert (await gateway.complete(call)).choices[0].message.content == "canned"
+    assert call.outcome.status == 200 and call.attempts == [] and "provider:ok" not in log
+    streamed = chat_call(stream=True)
+    texts = [e.text async for e in await gateway.open_stream(streamed) if isinstance(e, TextDelta)]
+    assert texts == ["replayed"] and streamed.outcome.status == 200 and provider.closed_streams == 0
+
+
+async def test_embeddings_go_through_the_same_stages(log):
+    finallies: Counter = Counter()
+    gateway = build_gateway([Wrapper("outer", log, finallies), AttemptTimer(log)], provider=ScriptedProvider(log))
+    call = embeddings_call()
+    response = await gateway.embed(call)
+    assert response.data[0].embedding == [0.5, 0.25]
+    assert log == ["outer:before", "attempt:scripted/ok", "provider:ok", "outer:after", "outer:finally:200"]
+    assert call.outcome.usage.prompt_tokens == 2
+
+
+async def test_an_attempt_stage_can_swap_the_target_of_each_attempt(log):
+    from msgspec.structs import replace
+
+    class OwnKey(Stage):
+        async def attempt(self, call, deployment, next):
+            import dataclasses
+
+            swapped = dataclasses.replace(deployment, target=replace(deployment.target, api_key="sk-org"))
+            return await next(call, swapped)
+
+    seen = []
+
+    class KeyEcho(ScriptedProvider):
+        async def complete(self, request, target):
+            seen.append(target.api_key)
+            return await super().complete(request, target)
+
+    gateway = build_gateway([OwnKey()], provider=KeyEcho(log))
+    await gateway.complete(chat_call())
+    assert seen == ["sk-org"]
+
+
+# --- the call ---------------------------------------------------------------------------------
+
+
+async def test_a_call_without_a_principal_is_refused():
+    with pytest.raises(AuthenticationFailed) as caught:
+        chat_call(principal=None)  # type: ignore[arg-type]
+    assert caught.value.code == "missing_principal"
+    gateway = build_gateway()
+    call = chat_call()
+    call.principal = None  # type: ignore[assignment]
+    with pytest.raises(AuthenticationFailed):
+        await gateway.complete(call)
+    with pytest.raises(AuthenticationFailed):
+        await gateway.open_stream(call)
+
+
+async def test_the_attempt_loop_enforces_the_allow_list_whatever_the_stages():
+    limited = Principal(id="key:l", kind="key", scopes=frozenset({"chat"}), models=frozenset({"scripted/ok"}))
+    provider = ScriptedProvider()
+    gateway = build_gateway(provider=provider)  # no authorize stage at all
+    with pytest.raises(PermissionDenied) as caught:
+        await gateway.complete(chat_call("scripted/other", principal=limited))
+    assert caught.value.code == "model_not_allowed" and provider.log == []
+
+
+async def test_auth_disabled_callers_act_as_the_documented_principal():
+    from app.plugins.manager import LoadedPlugins
+    from app.pipeline import Gateway
+    from app.routing.router import Router
+    from app.settings import settings_from_mapping
+    from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+
+    settings = settings_from_mapping({"auth": {"disabled": True}})
+    gateway = Gateway(settings, LoadedPlugins(infos=[]), Router({}, set(), {}), WeightedPolicy(WeightedConfig()))
+    principal = await gateway.authenticate({})
+    assert principal is AUTH_DISABLED_PRINCIPAL
+    assert (principal.id, principal.kind, principal.scopes, principal.models) == (
+        "auth-disabled", "anonymous", frozenset({"chat", "admin"}), None)
+
+
+def test_call_state_is_keyed_by_the_plugins_own_types():
+    class Reservation:
+        def __init__(self, tokens: int) -> None:
+            self.tokens = tokens
+
+    state = CallState()
+    state[Reservation] = Reservation(120)
+    assert state[Reservation].tokens == 120 and Reservation in state
+    assert state.get(int) is None
+    with pytest.raises(TypeError, match="must hold a Reservation"):
+        state[Reservation] = "120"  # type: ignore[assignment]
+    with pytest.raises(KeyError, match="holds no int"):
+        state[int]
+
+
+def test_the_call_keeps_the_request_as_received_and_the_callers_org():
+    call = chat_call()
+    assert call.received is call.request and call.org_id == "org-1"
+    assert "authorization" not in repr(Call(request_id="r", endpoint="chat", principal=USER, request=call.request,
+                                            headers={"authorization": "Bearer sk-secret"}))
 
 
 async def test_a_provider_whose_model_listing_crashes_hides_only_its_own_models():
     from app.routing.catalog import ModelCatalog
+    from tests.unit.sample_plugins import EchoAdapter, EchoConfig
 
     class Crashing(EchoAdapter):
         async def list_models(self):

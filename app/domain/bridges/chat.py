@@ -19,16 +19,16 @@ from litestar.response import Stream
 
 from app.domain.access import check_thread_reader, requested_org, thread_owner
 from app.domain.http import caller, decode_body
-from app.domain.runtime import Domain
-from app.errors import PermissionDenied
+from app.domain.services import Domain
 from app.formats.openai import ChunkWriter
 from app.ingress.openai import SSE_HEADERS, sse_body
-from app.pipeline import BRIDGE_MODEL_PREFIX, Gateway
-from app.plugins.protocols import CallContext
+from app.pipeline import Gateway, close_streams
+from app.plugins.call import Call
+from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.request_id import request_id
 from app.schemas.chat import ChatRequest, FunctionCall, Message, StreamOptions, ToolCall, Usage
 from app.schemas.stream import StreamEvent, TextDelta, ToolCallDelta
-from app.stores.documents.protocol import Thread
+from app.stores.documents.protocol import ResolvedBridge, Thread
 
 THREAD_HEADER = "x-junction-thread-id"
 VERSION_HEADER = "x-junction-bridge-version"
@@ -95,12 +95,10 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
     async def bridge_chat(request: Request[Any, Any, Any], bridge_id: str) -> Response[Any]:
         principal = await caller(gateway, request, "chat")
         body = decode_body(await request.body(), BridgeChatBody)
-        resolved = await domain.bridges.find(
+        resolved = await domain.bridges.find_active(
             principal, requested_org(request.query_params, request.headers), bridge_id
         )
         bridge = resolved.bridge
-        if bridge.status == "paused":
-            raise PermissionDenied(f"bridge {bridge.slug!r} is paused", code="bridge_paused")
         org_id = bridge.org_id
         owner = thread_owner(principal)
         thread: Thread | None = None
@@ -116,13 +114,15 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             stream_options=StreamOptions(include_usage=True) if body.stream else None,
             extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
         )
-        call = CallContext(
+        call = Call(
             request_id=request_id(request.scope),
             endpoint="bridges.chat",
-            headers=request.headers,
             principal=principal,
+            request=chat,
+            headers=request.headers,
             org_id=org_id,
         )
+        call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
 
         async def remember(reply: Message) -> Thread:
             current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
@@ -130,12 +130,12 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             return current
 
         if body.stream:
-            events = await gateway.open_stream(call, chat)
+            events = await gateway.open_stream(call)
             if thread is None:
                 try:
                     thread = await threads.create(org_id, bridge.id, owner)
                 except BaseException:
-                    await events.aclose()  # type: ignore[attr-defined]
+                    await close_streams(call)  # the relay never started: close what it would have
                     raise
 
             async def on_complete(reply: Message) -> None:
@@ -150,7 +150,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
                 headers=headers,
             )
 
-        response = await gateway.complete(call, chat)
+        response = await gateway.complete(call)
         answer = response.choices[0].message if response.choices else Message(role="assistant")
         kept = _reply_of(answer)
         saved = await remember(kept)

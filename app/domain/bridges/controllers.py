@@ -13,9 +13,10 @@ from litestar.handlers import HTTPRouteHandler
 from app.domain.access import org_required, requested_org
 from app.domain.http import caller, check_length, decode_body
 from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.runtime import Domain
+from app.domain.services import Domain
 from app.errors import InvalidRequest, NotFound
-from app.pipeline import BRIDGE_MODEL_PREFIX, Gateway
+from app.pipeline import Gateway
+from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.plugins.protocols import Principal
 from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVariable, BridgeVersion, NewBridge
 

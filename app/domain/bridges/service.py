@@ -17,12 +17,12 @@ from app.domain.bridges.templating import render
 from app.domain.invalidation import OrgCache, OrgIdsCache
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.formats.openai import decode_chat_request
-from app.plugins.protocols import CallContext, Principal
+from app.plugins.call import Call
+from app.plugins.protocols import Principal
+from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.schemas.chat import ChatRequest, Message
 from app.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
 from app.stores.notify import ChangeBus
-
-BRIDGE_MODEL_PREFIX = "bridge/"
 #: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).
 VARIABLES_FIELD = "variables"
 _NOT_OVERRIDABLE = ("model", "messages", "extra_fields")
@@ -99,20 +99,28 @@ class BridgeService:
             )
         return found[0]
 
-    async def expand(self, call: CallContext, request: ChatRequest) -> ChatRequest:
-        """The routed request for a ``bridge/<id-or-slug>`` model (see the module docstring)."""
-        id_or_slug = request.model[len(BRIDGE_MODEL_PREFIX) :]
-        if not id_or_slug:
-            raise InvalidRequest(
-                "model: name a bridge as 'bridge/<id-or-slug>'", param="model", code="model_not_found"
-            )
-        principal = call.principal
-        assert principal is not None, "expand runs after authentication"
-        requested = call.org_id or call.headers.get(ORG_HEADER)
-        resolved = await self.find(principal, requested, id_or_slug)
+    async def find_active(self, principal: Principal, requested_org: str | None, id_or_slug: str, *,
+                          param: str | None = None) -> ResolvedBridge:
+        """:meth:`find`, refusing (403) a paused bridge."""
+        resolved = await self.find(principal, requested_org, id_or_slug)
+        if resolved.bridge.status == "paused":
+            raise PermissionDenied(f"bridge {resolved.bridge.slug!r} is paused", param=param, code="bridge_paused")
+        return resolved
+
+    async def expand(self, call: Call, request: ChatRequest) -> ChatRequest:
+        """The routed request for a ``bridge/<id-or-slug>`` model (see the module docstring). A
+        bridge the caller already resolved (``call.state[ResolvedBridge]``, as the bridge chat
+        route does) is used as it is: a call looks its bridge up once."""
+        resolved = call.state.get(ResolvedBridge)
+        if resolved is None:
+            id_or_slug = request.model[len(BRIDGE_MODEL_PREFIX) :]
+            if not id_or_slug:
+                raise InvalidRequest(
+                    "model: name a bridge as 'bridge/<id-or-slug>'", param="model", code="model_not_found"
+                )
+            requested = call.org_id or call.headers.get(ORG_HEADER)
+            resolved = await self.find_active(call.principal, requested, id_or_slug, param="model")
         bridge = resolved.bridge
-        if bridge.status == "paused":
-            raise PermissionDenied(f"bridge {bridge.slug!r} is paused", param="model", code="bridge_paused")
         extra = dict(request.extra_fields or {})
         variables = _decode_variables(extra.pop(VARIABLES_FIELD, None))
         overrides = msgspec.to_builtins(msgspec.structs.replace(request, extra_fields=None, messages=[]))

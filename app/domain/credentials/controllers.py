@@ -18,7 +18,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import is_unconfined, org_for
 from app.domain.http import caller, decode_body
-from app.domain.runtime import Domain
+from app.domain.services import Domain
 from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal

@@ -7,10 +7,12 @@ notifications drop it everywhere. Without a credential the deployment keeps the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 
 from app.domain.invalidation import OrgCache
-from app.routing.router import Deployment
+from app.plugins.protocols import Deployment
 from app.stores.documents.protocol import CredentialRepository, ProviderSecret
 from app.stores.notify import ChangeBus
 
@@ -29,22 +31,12 @@ class OrgCredentials:
     async def secret(self, org_id: str, provider: str) -> ProviderSecret | None:
         return await self._cache.get(org_id, provider, lambda: self._repository.reveal(org_id, provider))
 
-    async def apply(self, org_id: str | None, deployments: tuple[Deployment, ...]) -> tuple[Deployment, ...]:
-        """``deployments`` with the org's key (and base URL, when it set one) where it has one."""
-        if org_id is None:
-            return deployments
-        result: list[Deployment] = []
-        changed = False
-        for deployment in deployments:
-            secret = await self.secret(org_id, deployment.provider_name)
-            if secret is None:
-                result.append(deployment)
-                continue
-            target = msgspec.structs.replace(
-                deployment.target,
-                api_key=secret.api_key,
-                base_url=secret.base_url or deployment.target.base_url,
-            )
-            result.append(Deployment(deployment.provider_name, deployment.provider, target))
-            changed = True
-        return tuple(result) if changed else deployments
+    async def apply(self, org_id: str, deployment: Deployment) -> Deployment:
+        """``deployment`` with the org's key (and base URL, when it set one), if it stored one."""
+        secret = await self.secret(org_id, deployment.provider_name)
+        if secret is None:
+            return deployment
+        target = msgspec.structs.replace(
+            deployment.target, api_key=secret.api_key, base_url=secret.base_url or deployment.target.base_url
+        )
+        return dataclasses.replace(deployment, target=target)

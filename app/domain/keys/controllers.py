@@ -14,7 +14,7 @@ from app.domain.access import is_unconfined, org_required, requested_org
 from app.domain.http import MAX_COUNT, caller, check_length, decode_body
 from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.runtime import Domain
+from app.domain.services import Domain
 from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal

@@ -10,6 +10,7 @@ Redis failures degrade to reading the store; they are logged, never hidden.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 
@@ -24,20 +25,11 @@ _decoder = msgspec.msgpack.Decoder(Thread)
 
 
 class RedisThreadCache:
-    def __init__(self, url: str, ttl_seconds: int) -> None:
-        self._url = url
+    """Over the process's shared Redis client (the Runtime opens and closes it)."""
+
+    def __init__(self, redis: Any, ttl_seconds: int) -> None:
+        self._redis = redis
         self._ttl = ttl_seconds
-        self._redis = None
-
-    async def start(self) -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.Redis.from_url(self._url, client_name="junction-threads")
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
 
     @staticmethod
     def _keys(org_id: str, thread_id: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from app.domain.access import check_thread_reader, requested_org
 from app.domain.http import caller
 from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.runtime import Domain
+from app.domain.services import Domain
 from app.pipeline import Gateway
 from app.schemas.chat import Message
 

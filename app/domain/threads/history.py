@@ -8,6 +8,8 @@ of truth). With the in-memory default, reads go to the store.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from app.domain.threads.cache import RedisThreadCache
@@ -18,20 +20,11 @@ from app.stores.documents.protocol import Thread, ThreadRepository
 
 
 class ThreadHistory:
-    def __init__(self, repository: ThreadRepository, cache_url: str, settings: ThreadSettings) -> None:
+    def __init__(self, repository: ThreadRepository, redis: Any | None, settings: ThreadSettings) -> None:
+        """``redis``: the process's shared client when ``[stores] cache`` is Redis, else ``None``."""
         self._repository = repository
-        scheme = cache_url.split(":", 1)[0].lower()
-        shared = scheme in {"redis", "rediss", "unix"}
-        self._cache = RedisThreadCache(cache_url, settings.cache_seconds) if shared else None
+        self._cache = RedisThreadCache(redis, settings.cache_seconds) if redis is not None else None
         self.history_messages = settings.history_messages
-
-    async def start(self) -> None:
-        if self._cache is not None:
-            await self._cache.start()
-
-    async def close(self) -> None:
-        if self._cache is not None:
-            await self._cache.close()
 
     async def create(self, org_id: str, bridge_id: str | None, owner: str | None = None) -> Thread:
         thread = await self._repository.create(org_id, bridge_id, owner)

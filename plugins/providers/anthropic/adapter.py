@@ -13,7 +13,7 @@ from app.formats.json_body import decode_upstream
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, UpstreamClient
+from app.upstream.http import ClientLifecycle, upstream_client
 
 
 class AnthropicConfig(ProviderConfig):
@@ -44,7 +44,7 @@ class AnthropicAdapter(ClientLifecycle):
 
     def __init__(self, config: AnthropicConfig, context: PluginContext) -> None:
         self.config = config
-        self.client = UpstreamClient(self.name, config, map_error)
+        self.client = upstream_client(context, self.name, config, map_error)
         self._messages_url = f"{config.base_url}/v1/messages"
         self._headers = self._build_headers(config.api_key)
 

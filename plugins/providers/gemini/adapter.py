@@ -13,7 +13,7 @@ from app.plugins import PluginContext, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
 from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, UpstreamClient
+from app.upstream.http import ClientLifecycle, upstream_client
 from plugins.providers.gemini.config import GeminiConfig
 from plugins.providers.gemini.errors import map_gemini_error
 from plugins.providers.gemini.stream import GeminiStreamReader
@@ -43,7 +43,7 @@ class GeminiAdapter(ClientLifecycle):
 
     def __init__(self, config: GeminiConfig, context: PluginContext) -> None:
         self.config = config
-        self.client = UpstreamClient(self.name, config, map_error=map_gemini_error)
+        self.client = upstream_client(context, self.name, config, map_gemini_error)
         self._headers = self._build_headers(config.api_key)
 
     @staticmethod

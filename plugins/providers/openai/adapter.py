@@ -13,7 +13,7 @@ from app.formats.openai import ChunkReader, decode_chat_response, encode_chat_re
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, ErrorMapper, UpstreamClient, error_for_status
+from app.upstream.http import ClientLifecycle, ErrorMapper, error_for_status, upstream_client
 from plugins.providers.openai.embeddings import OpenAIEmbeddings
 
 
@@ -42,7 +42,7 @@ class OpenAIAdapter(ClientLifecycle):
 
     def __init__(self, config: OpenAIConfig, context: PluginContext) -> None:
         self.config = config
-        self.client = UpstreamClient(self.name, config, self.map_error)
+        self.client = upstream_client(context, self.name, config, self.map_error)
         self._chat_url = f"{config.base_url}/chat/completions"
         self._headers = self.build_headers(config.api_key)
 

@@ -1,0 +1,49 @@
+"""The tenancy services over the document store: org credentials, bridges and threads, with the
+per-worker caches that the change bus keeps honest. The :class:`~app.runtime.Runtime` builds one
+:class:`Domain` per process, hands its services to the plugins, and starts it after the stores
+(and closes it before them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain.bridges.service import BridgeService
+from app.domain.credentials.resolver import OrgCredentials
+from app.domain.invalidation import cache_ttl
+from app.domain.threads.history import ThreadHistory
+from app.settings import Settings
+from app.stores.documents.protocol import DocumentStore
+from app.stores.notify import ChangeBus
+
+
+@dataclass(slots=True)
+class Domain:
+    settings: Settings
+    documents: DocumentStore
+    changes: ChangeBus
+    credentials: OrgCredentials
+    bridges: BridgeService
+    threads: ThreadHistory
+
+    def start(self) -> None:
+        self.credentials.start()
+        self.bridges.start()
+
+    def close(self) -> None:
+        self.bridges.close()
+        self.credentials.close()
+
+
+def build_domain(settings: Settings, documents: DocumentStore, changes: ChangeBus, redis: Any | None) -> Domain:
+    """The services over ``documents`` (nothing is connected yet). ``redis``: the process's
+    shared client when ``[stores] cache`` is Redis."""
+    ttl = cache_ttl(settings.stores.cache)
+    return Domain(
+        settings=settings,
+        documents=documents,
+        changes=changes,
+        credentials=OrgCredentials(documents.credentials, changes, ttl=ttl),
+        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl),
+        threads=ThreadHistory(documents.threads, redis, settings.threads),
+    )

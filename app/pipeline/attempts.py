@@ -1,0 +1,132 @@
+"""The innermost layer: resolve the call's model into deployments, let the routing policy order
+them, and try them one by one through the stages' ``attempt`` chain until one answers.
+
+Every attempt is recorded on the call (``call.attempts``) and reported to the policy, which
+decides after each failure whether the next deployment is tried (and after how long).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+
+from app.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamUnavailable
+from app.pipeline.chain import attempt_chain
+from app.plugins.call import Call
+from app.plugins.protocols import Deployment, EmbeddingsAdapter
+from app.plugins.stages import AttemptAnswer, OpenedStream, Reply, RoutingPolicy, require_model
+from app.routing.router import Router
+from app.schemas.embeddings import EmbeddingRequest
+from app.schemas.stream import StreamEvent, UsageReport
+
+
+class AttemptLoop:
+    def __init__(self, router: Router, policy: RoutingPolicy, stages: Sequence[object]) -> None:
+        self._router = router
+        self._policy = policy
+        self._attempt = attempt_chain(stages, self._upstream)
+
+    def candidates(self, call: Call) -> tuple[Deployment, ...]:
+        """The routed model's deployments, then the bridge's fallback model's (for a caller
+        allowed that model too). The caller's allow-list is checked here once more, so no stage
+        order can send a call upstream to a model the caller may not use."""
+        request, principal = call.request, call.principal
+        require_model(principal, request.model)
+        deployments = self._router.resolve(request.model)
+        fallback = call.fallback_model
+        if fallback and (principal.models is None or fallback in principal.models):
+            deployments += tuple(dataclasses.replace(d, fallback=True) for d in self._router.resolve(fallback))
+        if isinstance(request, EmbeddingRequest):
+            deployments = tuple(d for d in deployments if isinstance(d.provider, EmbeddingsAdapter))
+            if not deployments:
+                raise InvalidRequest(f"model {request.model!r}: its provider offers no embeddings",
+                                     param="model", code="embeddings_not_supported")
+        return deployments
+
+    async def answer(self, call: Call) -> Reply:
+        """The JSON answer of the first deployment that gives one."""
+        try:
+            reply = await self._run(call)
+        except JunctionError as error:
+            call.failed(error)
+            raise
+        call.answered(reply)  # type: ignore[arg-type]
+        return reply  # type: ignore[return-value]
+
+    async def open(self, call: Call) -> AsyncIterator[StreamEvent]:
+        """The stream of the first deployment that opens one (its first event arrived)."""
+        try:
+            opened = await self._run(call)
+        except JunctionError as error:
+            call.failed(error)
+            raise
+        events = _relayed(call, opened)  # type: ignore[arg-type]
+        call.open_streams.append(events)
+        return events
+
+    async def _run(self, call: Call) -> AttemptAnswer:
+        order = await self._policy.order(call, self.candidates(call))
+        if not order:
+            raise UpstreamUnavailable(f"no deployment of model {call.request.model!r} is available now",
+                                      code="no_deployment_available", headers={"Retry-After": "1"})
+        last = len(order) - 1
+        for index, deployment in enumerate(order):
+            attempt = call.begin_attempt(deployment)
+            try:
+                answer = await self._attempt(call, deployment)
+            except JunctionError as error:
+                call.attempt_failed(attempt, error)
+                retry = await self._policy.attempted(call, attempt)
+                if retry is None or index == last:
+                    raise
+                if retry.delay > 0:
+                    await asyncio.sleep(retry.delay)
+                continue
+            call.attempt_answered(attempt, deployment, stream=isinstance(answer, OpenedStream))
+            await self._policy.attempted(call, attempt)
+            return answer
+        raise AssertionError("unreachable: the loop returns or raises on its last deployment")
+
+    @staticmethod
+    async def _upstream(call: Call, deployment: Deployment) -> AttemptAnswer:
+        request = call.request
+        if isinstance(request, EmbeddingRequest):
+            return await deployment.provider.embed(request, deployment.target)  # type: ignore[attr-defined]
+        if not request.stream:
+            return await deployment.provider.complete(request, deployment.target)
+        events = aiter(deployment.provider.stream(request, deployment.target))
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamError(f"{deployment.provider_name} ended the stream before its first event",
+                                code="upstream_empty_stream") from None
+        except BaseException:
+            await events.aclose()  # type: ignore[attr-defined]
+            raise
+        return OpenedStream(first, events)
+
+
+async def _relayed(call: Call, opened: OpenedStream) -> AsyncIterator[StreamEvent]:
+    """The upstream's events; the call's outcome (with the usage reported) once they end."""
+    attempt = call.attempts[-1]
+    usage = None
+    try:
+        event = opened.first
+        if isinstance(event, UsageReport):
+            usage = event.usage
+        yield event
+        async for event in opened.rest:
+            if isinstance(event, UsageReport):
+                usage = event.usage
+            yield event
+    except JunctionError as error:  # cut off mid-stream: the client gets an error event
+        call.failed(error, usage)
+        raise
+    else:
+        call.succeeded(usage)
+    finally:
+        attempt.latency_ms = call.elapsed_ms() - attempt.started_ms
+        if call.outcome is None:
+            call.abandoned(usage)
+        await opened.rest.aclose()  # type: ignore[attr-defined]

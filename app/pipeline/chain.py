@@ -1,0 +1,119 @@
+"""Composes the ordered stages into the onion, once, at start-up.
+
+Three chains come out: JSON answers (``enter`` and ``handle``), streams (``enter`` and
+``stream``) and attempts (``attempt``). A stage only joins the chains whose methods it defines,
+so an ``enter``-only stage costs one await per call and nothing per streamed event.
+
+Streams: each layer is opened by a coroutine (``Opener``) that runs the ``enter`` parts and
+returns the layer's iterator. Every iterator is recorded in ``call.open_streams`` as it is made,
+so the gateway can close them innermost first when the client goes away: each stage's
+``finally`` then runs exactly once, after the layers inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from app.errors import JunctionError
+from app.plugins.call import Call
+from app.plugins.protocols import Deployment
+from app.plugins.stages import AttemptAnswer, Next, NextAttempt, overridden
+from app.schemas.stream import StreamEvent
+
+Opener = Callable[[Call], Awaitable[AsyncIterator[StreamEvent]]]
+
+
+def json_chain(stages: Sequence[object], innermost: Next) -> Next:
+    chain = innermost
+    for stage in reversed(stages):
+        if overridden(stage, "handle"):
+            chain = _handle_link(stage, chain)
+        if overridden(stage, "enter"):
+            chain = _enter_link(stage, chain)
+    return chain
+
+
+def stream_chain(stages: Sequence[object], innermost: Opener) -> Opener:
+    chain = innermost
+    for stage in reversed(stages):
+        if overridden(stage, "stream"):
+            chain = _stream_link(stage, chain)
+        if overridden(stage, "enter"):
+            chain = _enter_link(stage, chain)  # type: ignore[arg-type]
+    return chain
+
+
+def attempt_chain(stages: Sequence[object], innermost: NextAttempt) -> NextAttempt:
+    chain = innermost
+    for stage in reversed(stages):
+        if overridden(stage, "attempt"):
+            chain = _attempt_link(stage, chain)
+    return chain
+
+
+def _enter_link(stage: object, inner: Callable[[Call], Awaitable]) -> Callable[[Call], Awaitable]:  # type: ignore[type-arg]
+    enter = stage.enter  # type: ignore[attr-defined]
+
+    async def entered(call: Call):  # type: ignore[no-untyped-def]
+        try:
+            await enter(call)
+        except JunctionError as error:
+            call.failed(error)
+            raise
+        return await inner(call)
+
+    return entered
+
+
+def _handle_link(stage: object, inner: Next) -> Next:
+    handle = stage.handle  # type: ignore[attr-defined]
+
+    async def handled(call: Call):  # type: ignore[no-untyped-def]
+        try:
+            reply = await handle(call, inner)
+        except JunctionError as error:
+            call.failed(error)
+            raise
+        call.answered(reply)
+        return reply
+
+    return handled
+
+
+def _stream_link(stage: object, inner: Opener) -> Opener:
+    stream = stage.stream  # type: ignore[attr-defined]
+
+    def next_layer(call: Call) -> AsyncIterator[StreamEvent]:
+        events = _inner_layer(call, inner)
+        call.open_streams.append(events)
+        return events
+
+    async def opened(call: Call) -> AsyncIterator[StreamEvent]:
+        events = stream(call, next_layer)
+        call.open_streams.append(events)
+        return events
+
+    return opened
+
+
+async def _inner_layer(call: Call, open_inner: Opener) -> AsyncIterator[StreamEvent]:
+    """What a wrapping stage iterates: the inner layers, opened on its first ``anext``. Failures
+    of the inner layers are recorded here, before they reach the stage."""
+    try:
+        events = await open_inner(call)
+        async for event in events:
+            yield event
+    except JunctionError as error:
+        call.failed(error)
+        raise
+    if call.outcome is None:
+        call.succeeded(None)
+
+
+def _attempt_link(stage: object, inner: NextAttempt) -> NextAttempt:
+    attempt = stage.attempt  # type: ignore[attr-defined]
+
+    async def attempted(call: Call, deployment: Deployment) -> AttemptAnswer:
+        return await attempt(call, deployment, inner)
+
+    return attempted

@@ -1,0 +1,139 @@
+"""The gateway: authentication, then every call through the ordered stages to the attempt loop.
+
+Ingresses call :meth:`Gateway.authenticate` before reading the body (unauthenticated bodies are
+never parsed), build a :class:`~app.plugins.call.Call`, then :meth:`Gateway.complete`,
+:meth:`Gateway.embed` or :meth:`Gateway.open_stream`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from app.errors import AuthenticationFailed, JunctionError
+from app.pipeline.attempts import AttemptLoop
+from app.pipeline.chain import json_chain, stream_chain
+from app.plugins.call import Call
+from app.plugins.manager import LoadedPlugins
+from app.plugins.protocols import Principal
+from app.plugins.stages import RoutingPolicy, require_scope
+from app.routing.router import Router
+from app.schemas.chat import ChatResponse
+from app.schemas.embeddings import EmbeddingResponse
+from app.schemas.stream import StreamEvent
+from app.settings import Settings
+
+log = logging.getLogger("junction.pipeline")
+
+#: Who every caller is when ``auth.disabled = true``: unconfined, with the ``chat`` and ``admin``
+#: scopes, like the master key. Calls record it as their principal, so they stay accountable.
+AUTH_DISABLED_PRINCIPAL = Principal(id="auth-disabled", kind="anonymous", scopes=frozenset({"chat", "admin"}))
+
+
+class Gateway:
+    """Holds the started plugins and runs every call through the pipeline."""
+
+    def __init__(self, settings: Settings, plugins: LoadedPlugins, router: Router, policy: RoutingPolicy) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.router = router
+        self._authenticators = plugins.authenticators
+        self._auth_disabled = settings.auth.disabled
+        stages: Sequence[object] = [stage for _, stage in plugins.stages]
+        attempts = AttemptLoop(router, policy, stages)
+        self._json = json_chain(stages, attempts.answer)
+        self._open = stream_chain(stages, attempts.open)
+
+    async def start(self) -> None:
+        for component in self.plugins.components:
+            start = getattr(component, "start", None)
+            if start is not None:
+                await start()
+
+    async def close(self) -> None:
+        for component in reversed(self.plugins.components):
+            close = getattr(component, "close", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # shutdown goes on for the others; the failure is logged
+                    log.exception("closing %r failed", component)
+
+    # --- authenticate, authorize ------------------------------------------------------------
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The first authenticator that recognises the caller wins; none → 401."""
+        if self._auth_disabled:
+            return AUTH_DISABLED_PRINCIPAL
+        for authenticator in self._authenticators:
+            principal = await authenticator.authenticate(headers)
+            if principal is not None:
+                return principal
+        if "authorization" in headers or "x-api-key" in headers:
+            raise AuthenticationFailed("invalid API key", code="invalid_api_key")
+        raise AuthenticationFailed(
+            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            code="missing_api_key")
+
+    @staticmethod
+    def authorize(principal: Principal, scope: str) -> None:
+        """Outside inference calls (admin routes, listings): require ``scope``."""
+        require_scope(principal, scope)
+
+    # --- the pipeline -----------------------------------------------------------------------
+
+    async def complete(self, call: Call) -> ChatResponse:
+        _accountable(call)
+        return await self._json(call)  # type: ignore[return-value]
+
+    async def embed(self, call: Call) -> EmbeddingResponse:
+        _accountable(call)
+        return await self._json(call)  # type: ignore[return-value]
+
+    async def open_stream(self, call: Call) -> AsyncIterator[StreamEvent]:
+        """Start a stream and return its events. Everything that fails before the first event
+        (a stage's refusal, routing, every deployment's attempt) fails here, as a normal HTTP
+        error. Closing the returned iterator closes every stage's stream, innermost first."""
+        _accountable(call)
+        try:
+            events = await self._open(call)
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except BaseException as error:
+            if isinstance(error, JunctionError):
+                call.failed(error)
+            await close_streams(call)
+            raise
+        return _relay(call, first, events)
+
+
+def _accountable(call: Call) -> None:
+    if call.principal is None:  # a Call refuses to be built without one; this catches a reset
+        raise AuthenticationFailed("this call has no principal: nobody is accountable for it",
+                                   code="missing_principal")
+
+
+async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    try:
+        if first is not None:
+            yield first
+            async for event in events:
+                yield event
+    except JunctionError as error:
+        call.failed(error)
+        raise
+    finally:
+        await close_streams(call)
+
+
+async def close_streams(call: Call) -> None:
+    """Close the call's streams innermost first (each ``finally`` after the layers inside it).
+    Closing a finished stream does nothing."""
+    streams = call.open_streams
+    while streams:
+        stream = streams.pop()
+        try:
+            await stream.aclose()  # type: ignore[attr-defined]
+        except Exception:  # one stage's failing cleanup must not skip the others'
+            log.exception("closing a stage's stream of call %s failed", call.request_id)

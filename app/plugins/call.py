@@ -1,0 +1,218 @@
+"""One :class:`Call` per inference: who asks, what was asked and what is routed, every upstream
+attempt, and how the call ended. Stages and routing policies read it and write to it; a plugin
+keeps its own state for the call in ``call.state[ItsType]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from app.errors import AuthenticationFailed, JunctionError
+from app.plugins.protocols import Deployment, InferenceRequest, Principal
+from app.schemas.chat import Usage
+
+if TYPE_CHECKING:
+    from app.plugins.stages import Reply
+
+T = TypeVar("T")
+
+#: The status an outcome records when the client went away before the answer was complete
+#: (the convention of nginx and most gateways; never sent, the client is gone).
+CLIENT_CLOSED = 499
+
+
+class CallState:
+    """Per-plugin state of one call, keyed by a class the plugin owns::
+
+        call.state[Reservation] = Reservation(tokens=120)
+        ...
+        reservation = call.state.get(Reservation)
+
+    Keys are types, so two plugins cannot collide by accident, and the value's type is checked.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[type[Any], Any] = {}
+
+    def __getitem__(self, key: type[T]) -> T:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise KeyError(f"this call holds no {key.__name__}") from None
+
+    def __setitem__(self, key: type[T], value: T) -> None:
+        if not isinstance(value, key):
+            raise TypeError(f"call.state[{key.__name__}] must hold a {key.__name__}, not {type(value).__name__}")
+        self._values[key] = value
+
+    def __contains__(self, key: type[Any]) -> bool:
+        return key in self._values
+
+    def get(self, key: type[T]) -> T | None:
+        return self._values.get(key)
+
+    def pop(self, key: type[T]) -> T | None:
+        return self._values.pop(key, None)
+
+    def __repr__(self) -> str:
+        return f"CallState({', '.join(key.__name__ for key in self._values)})"
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """One try of one deployment, as the routing policy hears it. Times are milliseconds since
+    the call started."""
+
+    deployment: str
+    provider: str
+    started_ms: float
+    #: Until the whole answer (JSON) or the first event (a stream) arrived.
+    ttfb_ms: float | None = None
+    #: Until the attempt ended: answered, failed, or (a stream) finished.
+    latency_ms: float | None = None
+    #: 200 on success, else the status of the error the attempt ended with.
+    status: int | None = None
+    #: The error's class (its OpenAI ``error.type``, e.g. ``rate_limit_error``, ``timeout_error``).
+    error_class: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    #: Seconds the upstream asked us to wait (its ``Retry-After``), when it said.
+    retry_after: float | None = None
+    fallback: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """How the call ended, as the client saw it."""
+
+    status: int
+    latency_ms: float
+    usage: Usage | None = None
+    error_class: str | None = None
+    error_code: str | None = None
+
+
+def _retry_after(error: JunctionError) -> float | None:
+    value = error.headers.get("Retry-After") or error.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the policy decides without it
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """Per-call state threaded through the stages. The gateway creates ``attempts``, ``outcome``,
+    ``deployment``; stages read them and may add ``response_headers``.
+
+    ``principal`` is required: a call nobody is accountable for is refused (401) when it is
+    built. With ``auth.disabled = true`` the gateway passes its documented
+    :data:`~app.pipeline.gateway.AUTH_DISABLED_PRINCIPAL`.
+    """
+
+    request_id: str
+    endpoint: str
+    principal: Principal
+    #: The request as routed; transform stages (bridges) replace it. ``received`` keeps the
+    #: request as the client sent it.
+    request: InferenceRequest
+    #: The request's headers, credentials included (hence not in the repr).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    received: InferenceRequest = field(init=False, repr=False)
+    #: The org the call acts for: the caller's, or for a master-key bridge call the bridge's.
+    org_id: str | None = None
+    #: Set when the call runs a bridge: which one, which published version (``None``: the draft),
+    #: and the bridge's fallback model, tried after the primary deployments.
+    bridge_id: str | None = None
+    bridge_version: int | None = None
+    fallback_model: str | None = None
+    state: CallState = field(default_factory=CallState)
+    attempts: list[Attempt] = field(default_factory=list)
+    outcome: Outcome | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    #: Milliseconds from the start to the first byte of the answer (a stream's first event).
+    first_byte_ms: float | None = None
+    #: ``provider/model`` of the deployment that answered, once routed.
+    deployment: str | None = None
+    fallback_used: bool = False
+    cache_hit: bool = False
+    #: Streams the stages of this call opened, closed by the gateway innermost first.
+    open_streams: list[AsyncIterator[Any]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.principal is None:
+            raise AuthenticationFailed("this call has no principal: nobody is accountable for it",
+                                       code="missing_principal")
+        self.received = self.request
+        if self.org_id is None:
+            self.org_id = self.principal.org_id
+
+    @property
+    def stream(self) -> bool:
+        return bool(getattr(self.request, "stream", False))
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    # --- written by the gateway ----------------------------------------------------------------
+
+    def begin_attempt(self, deployment: Deployment) -> Attempt:
+        attempt = Attempt(deployment=deployment.label, provider=deployment.provider_name,
+                          started_ms=self.elapsed_ms(), fallback=deployment.fallback)
+        self.attempts.append(attempt)
+        return attempt
+
+    def attempt_failed(self, attempt: Attempt, error: JunctionError) -> None:
+        attempt.latency_ms = self.elapsed_ms() - attempt.started_ms
+        attempt.status, attempt.error_class, attempt.error_code = error.status, error.error_type, error.code
+        attempt.error_message = error.message
+        attempt.retry_after = _retry_after(error)
+
+    def attempt_answered(self, attempt: Attempt, deployment: Deployment, *, stream: bool) -> None:
+        now = self.elapsed_ms()
+        attempt.ttfb_ms = now - attempt.started_ms
+        attempt.status = 200
+        if not stream:
+            attempt.latency_ms = attempt.ttfb_ms
+        self.first_byte_ms = now
+        self.deployment = deployment.label
+        self.response_headers["x-junction-deployment"] = deployment.label
+        if len(self.attempts) > 1:
+            self.fallback_used = True
+            self.response_headers["x-junction-fallback"] = "true"
+
+    def succeeded(self, usage: Usage | None) -> None:
+        self.outcome = Outcome(status=200, latency_ms=self.elapsed_ms(), usage=usage)
+
+    def failed(self, error: JunctionError, usage: Usage | None = None) -> None:
+        self.outcome = Outcome(status=error.status, latency_ms=self.elapsed_ms(), usage=usage,
+                               error_class=error.error_type, error_code=error.code)
+
+    def abandoned(self, usage: Usage | None = None) -> None:
+        """The client went away before the answer was complete."""
+        self.outcome = Outcome(status=CLIENT_CLOSED, latency_ms=self.elapsed_ms(), usage=usage,
+                               error_class="client_closed")
+
+    def answered(self, reply: Reply) -> None:
+        """After a stage returned ``reply``: unless the call already ended well, it did now (a
+        stage answered by itself, or over an inner failure)."""
+        if self.outcome is None or self.outcome.status != 200:
+            usage = reply.usage
+            self.succeeded(usage if isinstance(usage, Usage) else _as_usage(usage))
+
+
+def _as_usage(usage: Any) -> Usage | None:
+    """An embeddings answer's usage as chat usage (prompt tokens only)."""
+    if usage is None:
+        return None
+    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=0, total_tokens=usage.total_tokens)

@@ -1,0 +1,52 @@
+"""The services a :class:`~app.plugins.protocols.PluginContext` offers, as Protocols.
+
+Plugins reach the gateway's own machinery (bridges, org credentials, shared clients) only through
+these, never by importing ``app.domain`` or ``app.runtime``: the Runtime satisfies them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.plugins.call import Call
+    from app.plugins.protocols import Deployment, ProviderConfig
+    from app.schemas.chat import ChatRequest
+    from app.upstream.http import ErrorMapper, UpstreamClient
+
+
+#: ``model`` prefix of a bridge call (``bridge/<id-or-slug>``), expanded by the BridgeExpander.
+BRIDGE_MODEL_PREFIX = "bridge/"
+
+
+class BridgeExpander(Protocol):
+    async def expand(self, call: Call, request: ChatRequest) -> ChatRequest:
+        """The request to route for a ``bridge/<id-or-slug>`` model: the bridge's prompt, params
+        and model, with the caller's own fields over them. Sets ``call.org_id``,
+        ``call.bridge_id``, ``call.bridge_version`` and ``call.fallback_model``. A bridge already
+        resolved for this call (``call.state[ResolvedBridge]``) is not looked up again."""
+        ...
+
+
+class CredentialSource(Protocol):
+    async def apply(self, org_id: str, deployment: Deployment) -> Deployment:
+        """``deployment`` with the org's own provider key (and base URL) when it stored one."""
+        ...
+
+
+class SqlEngines(Protocol):
+    def engine(self, store: str) -> AsyncEngine:
+        """The process's one engine for ``[stores] <store>`` (``"documents"`` or ``"metrics"``),
+        built on first use and disposed at shutdown. Raises ConfigError when that store is not a
+        SQL URL."""
+        ...
+
+
+class UpstreamClients(Protocol):
+    def client(self, name: str, config: ProviderConfig, map_error: ErrorMapper | None = None) -> UpstreamClient:
+        """A pooled HTTP client (timeouts and pool size from ``config``), started with the process
+        and closed at shutdown: ask for it in ``create``. One per ``name``: asking twice returns
+        the same client."""
+        ...

@@ -1,0 +1,163 @@
+"""The composition root: settings → stores and shared clients → domain services → plugins →
+router, routing policy and gateway. It does not depend on Litestar: ``junction serve`` (through
+``create_app``), the CLI's admin commands, the tests and the queued-jobs worker all build a
+:class:`Runtime` the same way, start it inside their event loop and close it at the end.
+
+Start order: shared Redis client (lazy), change bus, document store, domain caches, HTTP clients,
+plugins. Close order is the reverse, and every step of it runs even when one fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.domain.services import Domain, build_domain
+from app.errors import ConfigError
+from app.pipeline.gateway import Gateway
+from app.plugins.manager import LoadedPlugins, load_plugins
+from app.plugins.protocols import PluginContext, ProviderConfig
+from app.routing.catalog import ModelCatalog
+from app.routing.router import Router
+from app.security.crypto import cipher_from_settings
+from app.settings import Settings
+from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
+from app.stores.notify import is_redis_url, open_change_bus
+from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
+
+log = logging.getLogger("junction.runtime")
+
+
+class HttpClients:
+    """Pooled HTTP clients by name, started and closed with the process."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, UpstreamClient] = {}
+
+    def client(self, name: str, config: ProviderConfig, map_error: ErrorMapper | None = None) -> UpstreamClient:
+        found = self._clients.get(name)
+        if found is None:
+            found = self._clients[name] = UpstreamClient(name, config, map_error or error_for_status)
+        return found
+
+    async def start(self) -> None:
+        for client in self._clients.values():
+            await client.start()
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+class SqlEngines:
+    """One SQLAlchemy engine per SQL store of the process."""
+
+    def __init__(self, settings: Settings, documents: Any) -> None:
+        self._settings = settings
+        self._documents = documents
+        self._own: dict[str, Any] = {}
+
+    def engine(self, store: str) -> Any:
+        url = getattr(self._settings.stores, store, None)
+        if url is None or url_scheme(url) not in SQL_SCHEMES:
+            raise ConfigError(f"stores.{store}: not a SQL store ({', '.join(SQL_SCHEMES)})")
+        if store == "documents":
+            return self._documents.database.engine  # the store's own pool, open once it started
+        if store not in self._own:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            # hide_parameters: a failed statement must not put row contents into the log.
+            self._own[store] = create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
+        return self._own[store]
+
+    async def close(self) -> None:
+        for engine in self._own.values():
+            await engine.dispose()
+        self._own.clear()
+
+
+class Runtime:
+    """Everything one process serves with. Building it connects nothing; ``start`` does."""
+
+    def __init__(self, settings: Settings, *, with_plugins: bool = True, **load_options: Any) -> None:
+        self.settings = settings
+        self.redis = _shared_redis(settings.stores.cache)
+        try:
+            self.changes = open_change_bus(settings.stores.cache, self.redis)
+        except ValueError as error:
+            raise ConfigError(f"{settings.source}: {error}") from None
+        self.documents = open_document_store(settings.stores.documents, cipher=cipher_from_settings(settings),
+                                             changes=self.changes)
+        self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
+        self.http = HttpClients()
+        self.sql = SqlEngines(settings, self.documents)
+        self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
+                                     redis=self.redis, sql=self.sql, http=self.http,
+                                     bridges=self.domain.bridges, credentials=self.domain.credentials)
+        self.plugins: LoadedPlugins | None = None
+        self.gateway: Gateway | None = None
+        self.catalog: ModelCatalog | None = None
+        if with_plugins:
+            self.plugins = plugins = load_plugins(settings, context=self.context, **load_options)
+            installed = {info.name for info in plugins.infos if info.kind == "provider"}
+            router = Router(plugins.providers, installed, settings.models)
+            assert plugins.policy is not None, "load_plugins selects the routing policy"
+            self.gateway = Gateway(settings, plugins, router, plugins.policy)
+            self.catalog = ModelCatalog(plugins.providers, router.alias_names)
+        self._started: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(self) -> None:
+        await self._step(self.changes.start, self.changes.close)
+        await self._step(self.documents.start, self.documents.close)
+        self.domain.start()
+        self._started.append(_as_async(self.domain.close))
+        await self._step(self.http.start, self.http.close)
+        if self.gateway is not None:
+            await self._step(self.gateway.start, self.gateway.close)
+
+    async def _step(self, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await start()
+        except BaseException:
+            await self.close()
+            raise
+        self._started.append(close)
+
+    async def close(self) -> None:
+        while self._started:
+            close = self._started.pop()
+            try:
+                await close()
+            except Exception:  # the others still close; the failure is logged
+                log.exception("closing %r failed", close)
+        await self.sql.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """Readiness pings of the stores this process keeps open (``/readyz``)."""
+        return {"documents": self.documents.ping, "cache": self.changes.ping}
+
+
+def _shared_redis(url: str) -> Any | None:
+    """The one client (and connection pool) of ``[stores] cache`` for the whole process."""
+    if not is_redis_url(url):
+        return None
+    import redis.asyncio as redis
+
+    return redis.Redis.from_url(url, client_name="junction")
+
+
+def _as_async(function: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        function()
+
+    return run

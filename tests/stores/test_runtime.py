@@ -1,0 +1,94 @@
+"""The Runtime builds every store and client once per process: one Redis client (one pool) for
+the change bus, thread history and plugins; SQL engines by store; HTTP clients by name; and it
+starts and closes them in order. Real Redis and SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.errors import ConfigError
+from app.plugins.protocols import ProviderConfig
+from app.runtime import Runtime
+from app.settings import settings_from_mapping
+from app.stores.notify import Change
+
+RUNTIME_REDIS_DB = 13
+REDIS_URL = f"redis://127.0.0.1:6379/{RUNTIME_REDIS_DB}"
+
+
+def settings(tmp_path: Path, cache: str = REDIS_URL, **extra):
+    return settings_from_mapping({
+        "auth": {"master_key": "sk-runtime"},
+        "server": {"data_dir": str(tmp_path)},
+        "stores": {"documents": f"sqlite+aiosqlite:///{tmp_path}/docs.db", "cache": cache,
+                   "metrics": f"sqlite+aiosqlite:///{tmp_path}/metrics.db"},
+        **extra,
+    })
+
+
+async def clients_in_our_db(admin: aioredis.Redis) -> list[str]:
+    """Names of the connections to this test's Redis database, other than ``admin``'s own."""
+    own = await admin.client_id()
+    return sorted(client.get("name", "") for client in await admin.client_list()
+                  if int(client["db"]) == RUNTIME_REDIS_DB and int(client["id"]) != own)
+
+
+async def test_one_shared_redis_client_serves_the_bus_the_threads_and_the_plugins(tmp_path):
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        runtime = Runtime(settings(tmp_path))
+        async with runtime:
+            assert runtime.context.redis is runtime.redis
+            heard: list[Change] = []
+            runtime.changes.subscribe(heard.append)
+            org = await runtime.documents.orgs.create("Runtime")  # published on the bus
+            thread = await runtime.domain.threads.create(org.id, None)  # cached in Redis
+            assert (await runtime.domain.threads.get(org.id, thread.id)).id == thread.id
+            assert Change("org", org.id) in heard
+            names = await clients_in_our_db(admin)
+            assert names and set(names) == {"junction"}, names  # the bus's pub/sub connection included
+        assert await clients_in_our_db(admin) == [], "closing the runtime closes the shared pool"
+    finally:
+        await admin.aclose()
+
+
+async def test_engines_and_http_clients_are_built_once_and_closed(tmp_path):
+    runtime = Runtime(settings(tmp_path, cache="memory://"))
+    client = runtime.http.client("acme", ProviderConfig(base_url="http://127.0.0.1:9"))  # as plugins do in create
+    async with runtime:
+        assert runtime.redis is None and runtime.context.redis is None
+        metrics = runtime.sql.engine("metrics")
+        assert metrics is runtime.sql.engine("metrics")
+        assert runtime.sql.engine("documents") is runtime.documents.database.engine
+        with pytest.raises(ConfigError, match="stores.cache: not a SQL store"):
+            runtime.sql.engine("cache")
+        assert runtime.http.client("acme", ProviderConfig()) is client
+        assert client.session is not None  # started with the runtime
+    with pytest.raises(Exception, match="HTTP client not started"):
+        client.session  # closed with it
+
+
+async def test_the_built_in_providers_take_their_pooled_clients_from_the_runtime(tmp_path):
+    runtime = Runtime(settings(tmp_path, cache="memory://", providers={"openai": {"api_key": "sk-x"}}))
+    provider = runtime.plugins.providers["openai"]
+    assert provider.client is runtime.http.client("openai", provider.config)
+
+
+async def test_a_failing_start_closes_what_was_started(tmp_path, monkeypatch):
+    monkeypatch.setattr("app.stores.notify.START_TIMEOUT_SECONDS", 0.5)
+    broken = settings(tmp_path, cache="redis://127.0.0.1:1/0")  # nothing listens there
+    runtime = Runtime(broken)
+    with pytest.raises(ConfigError, match="stores.cache: cannot subscribe to Redis"):
+        await runtime.start()
+    assert runtime.gateway is not None and runtime._started == []
+
+
+async def test_admin_commands_build_the_runtime_without_plugins(tmp_path):
+    runtime = Runtime(settings(tmp_path, cache="memory://"), with_plugins=False)
+    assert runtime.plugins is None and runtime.gateway is None
+    async with runtime:
+        org = await runtime.documents.orgs.create("CLI")
+        assert [o.id for o in await runtime.documents.orgs.list()] == [org.id]
