@@ -13,6 +13,7 @@ so the gateway can close them innermost first when the client goes away: each st
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from app.errors import JunctionError
 from app.plugins.call import Call
@@ -24,23 +25,27 @@ Opener = Callable[[Call], Awaitable[AsyncIterator[StreamEvent]]]
 
 
 def json_chain(stages: Sequence[object], innermost: Next) -> Next:
-    chain = innermost
-    for stage in reversed(stages):
-        if overridden(stage, "handle"):
-            chain = _handle_link(stage, chain)
-        if overridden(stage, "enter"):
-            chain = _enter_link(stage, chain)
-    return chain
+    return _compose(stages, innermost, "handle", _handle_link)
 
 
 def stream_chain(stages: Sequence[object], innermost: Opener) -> Opener:
+    return _compose(stages, innermost, "stream", _stream_link)
+
+
+def _compose(stages: Sequence[object], innermost: Any, around: str, link: Callable[[object, Any], Any]) -> Any:
+    """Wrap ``innermost`` in each stage's ``around`` method (when it defines one), itself inside
+    its ``enter`` (when it defines one): the outermost stage comes first. Consecutive ``enter``
+    methods share one link: they run one after the other, with no frame between them."""
     chain = innermost
+    enters: list[Callable[[Call], Awaitable[None]]] = []  # outermost first
     for stage in reversed(stages):
-        if overridden(stage, "stream"):
-            chain = _stream_link(stage, chain)
+        if overridden(stage, around):
+            if enters:
+                chain, enters = _enter_link(enters, chain), []
+            chain = link(stage, chain)
         if overridden(stage, "enter"):
-            chain = _enter_link(stage, chain)  # type: ignore[arg-type]
-    return chain
+            enters.insert(0, stage.enter)  # type: ignore[attr-defined]
+    return _enter_link(enters, chain) if enters else chain
 
 
 def attempt_chain(stages: Sequence[object], innermost: NextAttempt) -> NextAttempt:
@@ -51,12 +56,14 @@ def attempt_chain(stages: Sequence[object], innermost: NextAttempt) -> NextAttem
     return chain
 
 
-def _enter_link(stage: object, inner: Callable[[Call], Awaitable]) -> Callable[[Call], Awaitable]:  # type: ignore[type-arg]
-    enter = stage.enter  # type: ignore[attr-defined]
+def _enter_link(enters: Sequence[Callable[[Call], Awaitable[None]]],
+                inner: Callable[[Call], Awaitable]) -> Callable[[Call], Awaitable]:  # type: ignore[type-arg]
+    enters = tuple(enters)
 
     async def entered(call: Call):  # type: ignore[no-untyped-def]
         try:
-            await enter(call)
+            for enter in enters:
+                await enter(call)
         except JunctionError as error:
             call.failed(error)
             raise

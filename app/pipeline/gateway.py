@@ -16,7 +16,7 @@ from app.pipeline.chain import json_chain, stream_chain
 from app.plugins.call import Call
 from app.plugins.manager import LoadedPlugins
 from app.plugins.protocols import Principal
-from app.plugins.stages import RoutingPolicy, require_scope
+from app.plugins.stages import RoutingPolicy, overridden, require_scope
 from app.routing.router import Router
 from app.schemas.chat import ChatResponse
 from app.schemas.embeddings import EmbeddingResponse
@@ -43,6 +43,7 @@ class Gateway:
         attempts = AttemptLoop(router, policy, stages)
         self._json = json_chain(stages, attempts.answer)
         self._open = stream_chain(stages, attempts.open)
+        self._stream_stages = any(overridden(stage, "stream") for stage in stages)
 
     async def start(self) -> None:
         for component in self.plugins.components:
@@ -95,6 +96,10 @@ class Gateway:
         (a stage's refusal, routing, every deployment's attempt) fails here, as a normal HTTP
         error. Closing the returned iterator closes every stage's stream, innermost first."""
         _accountable(call)
+        if not self._stream_stages:
+            # The attempt loop's own stream has its first event in hand (or raised): nothing to
+            # prime, and it is the only layer to close.
+            return await self._open(call)
         try:
             events = await self._open(call)
             first = await anext(events)

@@ -9,7 +9,7 @@ Specs are plain data handed to the ``register`` callback of a start-up hook. The
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -195,10 +195,11 @@ class Deployment:
     weight: float = 1.0
     #: A fallback (an alias's ``fallbacks``, a bridge's fallback model), tried after the others.
     fallback: bool = False
+    #: ``provider/model``, as headers, attempts and logs name the deployment.
+    label: str = field(init=False, compare=False)
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider_name}/{self.target.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.provider_name}/{self.target.model}")
 
 
 # --- the Protocols --------------------------------------------------------------------------------
