@@ -15,7 +15,7 @@ from app.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamUna
 from app.pipeline.chain import attempt_chain
 from app.plugins.call import Call
 from app.plugins.protocols import Deployment, EmbeddingsAdapter
-from app.plugins.stages import AttemptAnswer, OpenedStream, Reply, RoutingPolicy, require_model
+from app.plugins.stages import AttemptAnswer, OpenedStream, RoutingPolicy, require_model
 from app.routing.router import Router
 from app.schemas.embeddings import EmbeddingRequest
 from app.schemas.stream import StreamEvent, UsageReport
@@ -44,48 +44,41 @@ class AttemptLoop:
                                      param="model", code="embeddings_not_supported")
         return deployments
 
-    async def answer(self, call: Call) -> Reply:
-        """The JSON answer of the first deployment that gives one."""
-        try:
-            reply = await self._run(call)
-        except JunctionError as error:
-            call.failed(error)
-            raise
-        call.answered(reply)  # type: ignore[arg-type]
-        return reply  # type: ignore[return-value]
-
     async def open(self, call: Call) -> AsyncIterator[StreamEvent]:
         """The stream of the first deployment that opens one (its first event arrived)."""
+        opened = await self.run(call)
+        return call.opened(_relayed(call, opened))  # type: ignore[arg-type]
+
+    async def run(self, call: Call) -> AttemptAnswer:
+        """Try the deployments in the policy's order until one answers: a JSON reply, or an
+        opened stream (:meth:`open` relays it)."""
         try:
-            opened = await self._run(call)
+            order = await self._policy.order(call, self.candidates(call))
+            if not order:
+                raise UpstreamUnavailable(f"no deployment of model {call.request.model!r} is available now",
+                                          code="no_deployment_available", headers={"Retry-After": "1"})
+            last = len(order) - 1
+            for index, deployment in enumerate(order):
+                attempt = call.begin_attempt(deployment)
+                try:
+                    answer = await self._attempt(call, deployment)
+                except JunctionError as error:
+                    call.attempt_failed(attempt, error)
+                    retry = await self._policy.attempted(call, attempt)
+                    if retry is None or index == last:
+                        raise
+                    if retry.delay > 0:
+                        await asyncio.sleep(retry.delay)
+                    continue
+                stream = isinstance(answer, OpenedStream)
+                call.attempt_answered(attempt, deployment, stream=stream)
+                await self._policy.attempted(call, attempt)
+                if not stream:
+                    call.answered(answer)  # type: ignore[arg-type]
+                return answer
         except JunctionError as error:
             call.failed(error)
             raise
-        events = _relayed(call, opened)  # type: ignore[arg-type]
-        call.open_streams.append(events)
-        return events
-
-    async def _run(self, call: Call) -> AttemptAnswer:
-        order = await self._policy.order(call, self.candidates(call))
-        if not order:
-            raise UpstreamUnavailable(f"no deployment of model {call.request.model!r} is available now",
-                                      code="no_deployment_available", headers={"Retry-After": "1"})
-        last = len(order) - 1
-        for index, deployment in enumerate(order):
-            attempt = call.begin_attempt(deployment)
-            try:
-                answer = await self._attempt(call, deployment)
-            except JunctionError as error:
-                call.attempt_failed(attempt, error)
-                retry = await self._policy.attempted(call, attempt)
-                if retry is None or index == last:
-                    raise
-                if retry.delay > 0:
-                    await asyncio.sleep(retry.delay)
-                continue
-            call.attempt_answered(attempt, deployment, stream=isinstance(answer, OpenedStream))
-            await self._policy.attempted(call, attempt)
-            return answer
         raise AssertionError("unreachable: the loop returns or raises on its last deployment")
 
     @staticmethod

@@ -5,7 +5,7 @@ Three chains come out: JSON answers (``enter`` and ``handle``), streams (``enter
 so an ``enter``-only stage costs one await per call and nothing per streamed event.
 
 Streams: each layer is opened by a coroutine (``Opener``) that runs the ``enter`` parts and
-returns the layer's iterator. Every iterator is recorded in ``call.open_streams`` as it is made,
+returns the layer's iterator. Every iterator is recorded (``call.opened``) as it is made,
 so the gateway can close them innermost first when the client goes away: each stage's
 ``finally`` then runs exactly once, after the layers inside it.
 """
@@ -91,14 +91,10 @@ def _stream_link(stage: object, inner: Opener) -> Opener:
     stream = stage.stream  # type: ignore[attr-defined]
 
     def next_layer(call: Call) -> AsyncIterator[StreamEvent]:
-        events = _inner_layer(call, inner)
-        call.open_streams.append(events)
-        return events
+        return call.opened(_inner_layer(call, inner))
 
     async def opened(call: Call) -> AsyncIterator[StreamEvent]:
-        events = stream(call, next_layer)
-        call.open_streams.append(events)
-        return events
+        return call.opened(stream(call, next_layer))
 
     return opened
 

@@ -41,7 +41,7 @@ class Gateway:
         self._auth_disabled = settings.auth.disabled
         stages: Sequence[object] = [stage for _, stage in plugins.stages]
         attempts = AttemptLoop(router, policy, stages)
-        self._json = json_chain(stages, attempts.answer)
+        self._json = json_chain(stages, attempts.run)
         self._open = stream_chain(stages, attempts.open)
         self._stream_stages = any(overridden(stage, "stream") for stage in stages)
 
@@ -135,7 +135,7 @@ async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[St
 async def close_streams(call: Call) -> None:
     """Close the call's streams innermost first (each ``finally`` after the layers inside it).
     Closing a finished stream does nothing."""
-    streams = call.open_streams
+    streams = call.open_streams or []
     while streams:
         stream = streams.pop()
         try:

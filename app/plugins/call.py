@@ -65,7 +65,7 @@ class CallState:
         return f"CallState({', '.join(key.__name__ for key in self._values)})"
 
 
-class Attempt(msgspec.Struct, kw_only=True):
+class Attempt(msgspec.Struct, kw_only=True, gc=False):
     """One try of one deployment, as the routing policy hears it. Times are milliseconds since
     the call started."""
 
@@ -91,7 +91,7 @@ class Attempt(msgspec.Struct, kw_only=True):
         return self.status == 200
 
 
-class Outcome(msgspec.Struct, kw_only=True):
+class Outcome(msgspec.Struct, kw_only=True, gc=False):
     """How the call ended, as the client saw it."""
 
     status: int
@@ -135,7 +135,6 @@ class Call:
     bridge_id: str | None = None
     bridge_version: int | None = None
     fallback_model: str | None = None
-    state: CallState = field(default_factory=CallState)
     attempts: list[Attempt] = field(default_factory=list)
     outcome: Outcome | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
@@ -146,8 +145,10 @@ class Call:
     deployment: str | None = None
     fallback_used: bool = False
     cache_hit: bool = False
-    #: Streams the stages of this call opened, closed by the gateway innermost first.
-    open_streams: list[AsyncIterator[Any]] = field(default_factory=list, repr=False)
+    #: Streams the stages of this call opened (see :meth:`opened`), closed by the gateway
+    #: innermost first.
+    open_streams: list[AsyncIterator[Any]] | None = field(default=None, repr=False)
+    _state: CallState | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.principal is None:
@@ -156,6 +157,20 @@ class Call:
         self.received = self.request
         if self.org_id is None:
             self.org_id = self.principal.org_id
+
+    @property
+    def state(self) -> CallState:
+        """The plugins' own state for this call, by type (made on first use: most calls need none)."""
+        if self._state is None:
+            self._state = CallState()
+        return self._state
+
+    def opened(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Record a stream a layer of this call made, for the gateway to close; returns it."""
+        if self.open_streams is None:
+            self.open_streams = []
+        self.open_streams.append(stream)
+        return stream
 
     @property
     def stream(self) -> bool:
