@@ -80,7 +80,7 @@ class SqlEngines:
 class Runtime:
     """Everything one process serves with. Building it connects nothing; ``start`` does."""
 
-    def __init__(self, settings: Settings, *, with_plugins: bool = True, **load_options: Any) -> None:
+    def __init__(self, settings: Settings, *, with_plugins: bool = True) -> None:
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
         try:
@@ -99,7 +99,7 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None
         if with_plugins:
-            self.plugins = plugins = load_plugins(settings, context=self.context, **load_options)
+            self.plugins = plugins = load_plugins(settings, context=self.context)
             installed = {info.name for info in plugins.infos if info.kind == "provider"}
             router = Router(plugins.providers, installed, settings.models)
             assert plugins.policy is not None, "load_plugins selects the routing policy"

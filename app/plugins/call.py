@@ -58,9 +58,6 @@ class CallState:
     def get(self, key: type[T]) -> T | None:
         return self._values.get(key)
 
-    def pop(self, key: type[T]) -> T | None:
-        return self._values.pop(key, None)
-
     def __repr__(self) -> str:
         return f"CallState({', '.join(key.__name__ for key in self._values)})"
 
