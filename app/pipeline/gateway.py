@@ -84,18 +84,18 @@ class Gateway:
     # --- the pipeline -----------------------------------------------------------------------
 
     async def complete(self, call: Call) -> ChatResponse:
-        _accountable(call)
+        call.require_principal()  # a Call refuses to be built without one; this catches a reset
         return await self._json(call)  # type: ignore[return-value]
 
     async def embed(self, call: Call) -> EmbeddingResponse:
-        _accountable(call)
+        call.require_principal()
         return await self._json(call)  # type: ignore[return-value]
 
     async def open_stream(self, call: Call) -> AsyncIterator[StreamEvent]:
         """Start a stream and return its events. Everything that fails before the first event
         (a stage's refusal, routing, every deployment's attempt) fails here, as a normal HTTP
         error. Closing the returned iterator closes every stage's stream, innermost first."""
-        _accountable(call)
+        call.require_principal()
         if not self._stream_stages:
             # The attempt loop's own stream has its first event in hand (or raised): nothing to
             # prime, and it is the only layer to close.
@@ -111,12 +111,6 @@ class Gateway:
             await close_streams(call)
             raise
         return _relay(call, first, events)
-
-
-def _accountable(call: Call) -> None:
-    if call.principal is None:  # a Call refuses to be built without one; this catches a reset
-        raise AuthenticationFailed("this call has no principal: nobody is accountable for it",
-                                   code="missing_principal")
 
 
 async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

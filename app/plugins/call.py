@@ -148,12 +148,16 @@ class Call:
     _state: CallState | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.principal is None:
-            raise AuthenticationFailed("this call has no principal: nobody is accountable for it",
-                                       code="missing_principal")
+        self.require_principal()
         self.received = self.request
         if self.org_id is None:
             self.org_id = self.principal.org_id
+
+    def require_principal(self) -> None:
+        """Refuse (401) a call nobody is accountable for."""
+        if self.principal is None:
+            raise AuthenticationFailed("this call has no principal: nobody is accountable for it",
+                                       code="missing_principal")
 
     @property
     def state(self) -> CallState:
