@@ -18,6 +18,7 @@ from app.errors import ConfigError
 from app.pipeline.gateway import Gateway
 from app.plugins.manager import LoadedPlugins, load_plugins
 from app.plugins.protocols import PluginContext, ProviderConfig
+from app.pricing import PriceBook
 from app.routing.catalog import ModelCatalog
 from app.routing.router import Router
 from app.security.crypto import cipher_from_settings
@@ -92,9 +93,14 @@ class Runtime:
         self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()
         self.sql = SqlEngines(settings, self.documents)
+        try:
+            self.pricing = PriceBook(settings.pricing)
+        except ConfigError as error:
+            raise ConfigError(f"{settings.source}: {error}") from None
         self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
                                      redis=self.redis, sql=self.sql, http=self.http,
-                                     bridges=self.domain.bridges, credentials=self.domain.credentials)
+                                     bridges=self.domain.bridges, credentials=self.domain.credentials,
+                                     pricing=self.pricing)
         self.plugins: LoadedPlugins | None = None
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None

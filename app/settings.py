@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from app.errors import ConfigError
+from app.pricing import PricingSettings
 from app.security.private_files import create_private_file_once
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
@@ -113,6 +114,7 @@ class Settings(_Strict):
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     threads: ThreadSettings = msgspec.field(default_factory=ThreadSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 

@@ -178,6 +178,8 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
     loaded = LoadedPlugins(infos=infos, hooks=hooks)
 
     for spec in provider_specs:
+        if context.pricing is not None:
+            context.pricing.add_provider_prices(spec.name, spec.prices)
         config = _provider_config(settings, spec)
         package, version = packages[("provider", spec.name)]
         if config is None:

@@ -8,7 +8,7 @@ Specs are plain data handed to the ``register`` callback of a start-up hook. The
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -21,6 +21,7 @@ from app.schemas.stream import StreamEvent
 
 if TYPE_CHECKING:
     from app.plugins.call import Call
+    from app.pricing import ModelPrice, PriceBook
     from app.plugins.services import BridgeExpander, CredentialSource, SqlEngines, UpstreamClients
     from app.settings import Settings
     from app.stores.documents.protocol import DocumentStore
@@ -91,6 +92,8 @@ class PluginContext:
     #: Bridge expansion and org credentials, for the built-in stages that apply them.
     bridges: BridgeExpander | None = None
     credentials: CredentialSource | None = None
+    #: Prices by ``provider/model`` (the providers' shipped tables and ``[pricing]``).
+    pricing: PriceBook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,8 @@ class ProviderSpec:
     config_type: type[ProviderConfig]
     create: Callable[[Any, PluginContext], ProviderAdapter]
     api_key_env: str | None = None
+    #: What the provider's models cost (see :mod:`app.pricing`; built-ins ship ``prices.toml``).
+    prices: Sequence[ModelPrice] = ()
 
 
 @dataclass(frozen=True, slots=True)

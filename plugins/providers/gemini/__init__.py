@@ -2,6 +2,7 @@
 Developer API (generativelanguage.googleapis.com)."""
 
 from app.plugins import ProviderSpec, hookimpl
+from app.pricing import load_prices
 from plugins.providers.gemini.adapter import GeminiAdapter
 from plugins.providers.gemini.config import GeminiConfig
 
@@ -9,4 +10,4 @@ from plugins.providers.gemini.config import GeminiConfig
 @hookimpl
 def register_providers(register):
     register(ProviderSpec(name="gemini", config_type=GeminiConfig, create=GeminiAdapter,
-                          api_key_env="GEMINI_API_KEY"))
+                          api_key_env="GEMINI_API_KEY", prices=load_prices(__name__)))

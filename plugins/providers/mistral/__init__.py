@@ -1,10 +1,11 @@
 """The Mistral provider plugin: Mistral's Chat Completions and embeddings APIs."""
 
 from app.plugins import ProviderSpec, hookimpl
+from app.pricing import load_prices
 from plugins.providers.mistral.adapter import MistralAdapter, MistralConfig
 
 
 @hookimpl
 def register_providers(register):
     register(ProviderSpec(name="mistral", config_type=MistralConfig, create=MistralAdapter,
-                          api_key_env="MISTRAL_API_KEY"))
+                          api_key_env="MISTRAL_API_KEY", prices=load_prices(__name__)))

@@ -1,10 +1,11 @@
 """The OpenRouter provider plugin: OpenRouter's OpenAI-compatible Chat Completions API."""
 
 from app.plugins import ProviderSpec, hookimpl
+from app.pricing import load_prices
 from plugins.providers.openrouter.adapter import OpenRouterAdapter, OpenRouterConfig
 
 
 @hookimpl
 def register_providers(register):
     register(ProviderSpec(name="openrouter", config_type=OpenRouterConfig, create=OpenRouterAdapter,
-                          api_key_env="OPENROUTER_API_KEY"))
+                          api_key_env="OPENROUTER_API_KEY", prices=load_prices(__name__)))
