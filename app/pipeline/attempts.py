@@ -53,6 +53,7 @@ class AttemptLoop:
         """Try the deployments in the policy's order until one answers: a JSON reply, or an
         opened stream (:meth:`open` relays it)."""
         try:
+            await call.flush_store()  # what admission stages queued and nobody awaited yet
             order = await self._policy.order(call, self.candidates(call))
             if not order:
                 raise UpstreamUnavailable(f"no deployment of model {call.request.model!r} is available now",

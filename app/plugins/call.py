@@ -14,6 +14,7 @@ import msgspec
 
 from app.errors import AuthenticationFailed, JunctionError
 from app.plugins.protocols import Deployment, InferenceRequest, Principal
+from app.plugins.store_batch import StoreBatch
 from app.schemas.chat import Usage
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class Call:
     #: innermost first.
     open_streams: list[AsyncIterator[Any]] | None = field(default=None, repr=False)
     _state: CallState | None = field(default=None, init=False, repr=False)
+    _store_batch: StoreBatch | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.require_principal()
@@ -165,6 +167,18 @@ class Call:
         if self._state is None:
             self._state = CallState()
         return self._state
+
+    def store_batch(self, redis: Any) -> StoreBatch:
+        """This call's batch of shared-store commands (see :mod:`app.plugins.store_batch`):
+        admission stages queue on it, the first layer that needs a result flushes it."""
+        if self._store_batch is None:
+            self._store_batch = StoreBatch(redis)
+        return self._store_batch
+
+    async def flush_store(self) -> None:
+        """Send the queued store commands, if any (one round trip); may raise a stage's refusal."""
+        if self._store_batch is not None and self._store_batch.pending:
+            await self._store_batch.flush()
 
     def opened(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Record a stream a layer of this call made, for the gateway to close; returns it."""

@@ -1,0 +1,90 @@
+"""One Redis round trip for every admission stage of a call.
+
+Rate limits, budgets and the response cache each need the shared store before a call goes
+upstream. Awaited one by one that is a round trip per plugin; queued here it is one: each stage's
+``enter`` queues its command with :meth:`StoreBatch.queue` and a callback for the result, and the
+first layer that needs a result — a cache stage for its lookup, else the attempt loop just before
+the first attempt — awaits :meth:`StoreBatch.flush`. The flush sends everything queued as one
+pipeline, then runs every callback in queue order; a callback may record state on the call or
+raise a :class:`~app.errors.JunctionError` (a refusal). Every callback runs even when an earlier
+one refused (a budget whose reservation was made must know it, to refund it); the first refusal is
+raised after them.
+
+Each queued command carries the :class:`~app.plugins.store_guard.StoreGuard` of its plugin: a
+command whose guard is open is not queued (the plugin hears :class:`StoreUnavailable` at once),
+the flush waits at most the longest timeout of the queued guards, and when the store fails every
+queued guard trips and every callback receives :class:`StoreUnavailable` instead of a result, to
+fail open or closed as its plugin is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from app.errors import JunctionError
+from app.plugins.store_guard import StoreGuard, StoreUnavailable
+
+#: Queues one command on a redis-py pipeline (e.g. ``lambda pipe: script(keys, args, client=pipe)``).
+Command = Callable[[Any], object]
+#: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.
+OnResult = Callable[[Any], None]
+
+
+class StoreBatch:
+    """The commands the stages of one call queued (see the module docstring)."""
+
+    __slots__ = ("_redis", "_queued")
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._queued: list[tuple[StoreGuard, Command, OnResult]] = []
+
+    def queue(self, guard: StoreGuard, command: Command, on_result: OnResult) -> None:
+        """Queue ``command`` for the next flush. When ``guard`` is open (the store is out),
+        ``on_result`` receives :class:`StoreUnavailable` now instead."""
+        if not guard.healthy:
+            guard.skipped += 1
+            on_result(StoreUnavailable(guard.name))
+            return
+        self._queued.append((guard, command, on_result))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queued)
+
+    async def flush(self) -> None:
+        """Send what is queued in one round trip and hand out the results (no-op when empty)."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
+        pipe = self._redis.pipeline(transaction=False)
+        for _, command, _ in queued:
+            command(pipe)
+        timeout = max(guard.timeout for guard, _, _ in queued)
+        try:
+            async with asyncio.timeout(timeout):
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+        except (OSError, TimeoutError, ConnectionError, _redis_error()) as error:
+            for guard, _, _ in queued:
+                guard.trip(error)
+            unavailable = [StoreUnavailable(guard.name) for guard, _, _ in queued]
+            results = unavailable  # type: ignore[assignment]
+        else:
+            for guard, _, _ in queued:
+                guard.answered()
+        refusal: JunctionError | None = None
+        for (_, _, on_result), result in zip(queued, results, strict=True):
+            try:
+                on_result(result)
+            except JunctionError as error:
+                refusal = refusal or error
+        if refusal is not None:
+            raise refusal
+
+
+def _redis_error() -> type[BaseException]:
+    from redis.exceptions import RedisError
+
+    return RedisError
