@@ -11,7 +11,7 @@ from typing import Any
 
 from app.domain.commands import add_admin_commands
 from app.errors import ConfigError
-from app.settings import CONFIG_ENV_VAR, Settings, ensure_master_key, load_settings
+from app.settings import CONFIG_ENV_VAR, Settings, config_path, ensure_master_key, load_settings
 
 GRANIAN_FILE = "granian.toml"
 _GRANIAN_ENUMS = {
@@ -61,10 +61,11 @@ def granian_options(path: Path | None) -> dict[str, Any]:
 
 
 def _load(config: str | None) -> Settings:
-    settings = load_settings(config)
-    if config:
+    path = config_path(config)
+    settings = load_settings(path)
+    if path is not None:
         # Granian workers are new processes: they find the same file through the environment.
-        os.environ[CONFIG_ENV_VAR] = str(Path(config).resolve())
+        os.environ[CONFIG_ENV_VAR] = str(path.resolve())
     return settings
 
 
@@ -131,7 +132,8 @@ def migrate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="junction", description="Junction AI gateway")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"junction {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="serve the gateway with Granian")
     serve_parser.add_argument("--config", help="path to junction.toml")
@@ -151,8 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("junction-gateway")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `junction`: say what it can do
+        parser.print_help()
+        return 0
     try:
         return args.run(args)
     except ConfigError as error:

@@ -1,7 +1,7 @@
 """Operator configuration: ``junction.toml`` loading, ``{ env = "VAR" }`` resolution, validation.
 
-The file is found by ``--config PATH``, then ``$JUNCTION_CONFIG``, else the built-in embedded
-defaults. Every problem is reported at start-up as a :class:`~app.errors.ConfigError` whose message
+The file is found by ``--config PATH``, then ``$JUNCTION_CONFIG``, then ``./junction.toml``, else
+the built-in embedded defaults. Every problem is reported at start-up as a :class:`~app.errors.ConfigError` whose message
 names the offending key, e.g. ``server.port: Expected `int`, got `str```.
 """
 
@@ -21,6 +21,7 @@ from app.pricing import PricingSettings
 from app.security.private_files import create_private_file_once
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
+CONFIG_FILE = "junction.toml"
 MASTER_KEY_ENV_VAR = "JUNCTION_MASTER_KEY"
 MASTER_KEY_FILE = "junction-master-key"
 
@@ -191,11 +192,15 @@ def _check_values(settings: Settings) -> None:
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The config file to read: ``--config``, then ``$JUNCTION_CONFIG``, else none (defaults)."""
+    """The config file to read: ``--config``, then ``$JUNCTION_CONFIG``, then ``./junction.toml``
+    when it exists, else none (the built-in defaults)."""
     if explicit:
         return Path(explicit)
     from_env = os.environ.get(CONFIG_ENV_VAR)
-    return Path(from_env) if from_env else None
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / CONFIG_FILE
+    return local if local.is_file() else None
 
 
 def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
