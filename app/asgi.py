@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
+from litestar.config.cors import CORSConfig
 
 import app
 from app.domain.routes import domain_routes
@@ -17,6 +17,7 @@ from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
+from app.openapi import docs_assets, openapi_config
 from app.plugins.manager import collect_routes
 from app.plugins.protocols import RouteContext
 from app.plugins.routes import plugin_routes
@@ -43,7 +44,7 @@ def create_app(settings: Settings) -> Litestar:
     assert gateway is not None and catalog is not None and plugins is not None
     own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain)]
+           *domain_routes(gateway, runtime.domain), docs_assets()]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
@@ -55,10 +56,20 @@ def create_app(settings: Settings) -> Litestar:
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
         on_shutdown=[runtime.close],
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Junction", version=app.__version__, path="/schema"),
+        openapi_config=openapi_config(app.__version__),
+        cors_config=_cors(settings),
         state={"gateway": gateway, "runtime": runtime},
         logging_config=None,
     )
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    cors = settings.server.cors
+    if not cors.allow_origins:
+        return None
+    return CORSConfig(allow_origins=cors.allow_origins, allow_methods=cors.allow_methods,  # type: ignore[arg-type]
+                      allow_headers=cors.allow_headers, expose_headers=cors.expose_headers,
+                      allow_credentials=cors.allow_credentials, max_age=cors.max_age)
 
 
 def _refuse_taken_paths(own: Sequence[Any], added: Sequence[Any]) -> None:

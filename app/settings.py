@@ -30,6 +30,24 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of every settings table: an unknown key is an error, not a silent typo."""
 
 
+class CorsSettings(_Strict):
+    """``[server.cors]``: browsers on these origins may call the API. Off while the list is empty."""
+
+    allow_origins: list[str] = []
+    allow_methods: list[str] = msgspec.field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    allow_headers: list[str] = msgspec.field(default_factory=lambda: [
+        "authorization", "content-type", "x-api-key", "x-request-id", "anthropic-version", "x-junction-org-id"])
+    #: Response headers scripts may read (request id, limits, cache and routing headers).
+    expose_headers: list[str] = msgspec.field(default_factory=lambda: [
+        "x-request-id", "x-junction-deployment", "x-junction-fallback", "x-junction-cache",
+        "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+        "retry-after", "server-timing"])
+    allow_credentials: bool = False
+    max_age: int = 600
+
+
 class ServerSettings(_Strict):
     #: Unset values fall back to granian.toml, then to 127.0.0.1:8080 with one worker.
     host: str | None = None
@@ -39,6 +57,7 @@ class ServerSettings(_Strict):
     max_body_bytes: int = 16 * 1024 * 1024
     #: Where the embedded default keeps its files (SQLite databases, the generated master key).
     data_dir: str = "."
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
 
 class AuthSettings(_Strict):
@@ -181,6 +200,10 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: server.workers: must be at least 1")
     if settings.threads.history_messages < 0:
         raise ConfigError(f"{settings.source}: threads.history_messages: must be at least 0")
+    for origin in settings.server.cors.allow_origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(f"{settings.source}: server.cors.allow_origins: {origin!r} is not an origin "
+                              "(scheme://host[:port], no path) or \"*\"")
     if settings.server.max_body_bytes < 1024:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
     for name, alias in settings.models.items():
