@@ -37,7 +37,7 @@ for i = 1, n do
     local freed = 0
     for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-    redis.call('HINCRBY', h, 'reserved', -freed)
+    redis.call('HINCRBY', h, 'reserved', 0 - freed)
   end
   local values = redis.call('HMGET', h, 'spent', 'reserved')
   local spent, reserved = tonumber(values[1] or '0'), tonumber(values[2] or '0')
@@ -63,12 +63,14 @@ end
 return out
 """
 
+# Amounts go back to Redis as the strings they came in, or as ``0 - x``: Lua formats a number
+# with "%.14g" (exponents from 1e14) and a negated zero as "-0", which INCRBY refuses.
 SETTLE = """
 local member, reserved, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'reserved', -reserved) end
-  if cost > 0 then redis.call('HINCRBY', h, 'spent', cost) end
+  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'reserved', 0 - reserved) end
+  if cost > 0 then redis.call('HINCRBY', h, 'spent', ARGV[3]) end
 end
 return 0
 """

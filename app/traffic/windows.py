@@ -86,7 +86,7 @@ for i = 1, #KEYS / 2 do
   if score then
     redis.call('ZREM', z, old)
     if ARGV[4] == '1' then redis.call('ZADD', z, score, new) end
-    redis.call('INCRBY', t, delta)
+    redis.call('INCRBY', t, ARGV[3])
   end
 end
 return 0

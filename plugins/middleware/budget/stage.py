@@ -127,7 +127,7 @@ class BudgetStage(Stage):
             self._reserved(call, hold, parse_reservation(result))
 
         if self._memory is not None:
-            on_result(self._memory.reserve(ledgers, hold.call))
+            self._reserved(call, hold, self._memory.reserve(ledgers, hold.call))
             return
         keys, args = reserve_args(ledgers, hold.call)
         call.store_batch(self._redis).queue(

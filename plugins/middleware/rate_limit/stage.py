@@ -104,7 +104,7 @@ class RateLimitStage(Stage):
             self._admitted(call, windows, taken, parse_admission(result))
 
         if self._memory is not None:
-            on_result(self._memory.admit(windows, taken.call))
+            self._admitted(call, windows, taken, self._memory.admit(windows, taken.call))
             return
         keys, args = admit_args(windows, taken.call, 0)
         call.store_batch(self._redis).queue(
