@@ -50,7 +50,7 @@ class BudgetStage(Stage):
         self._redis = context.redis
         self._memory = MemoryLedgers() if context.redis is None else None
         self._guard = StoreGuard("budget", config)
-        self._settler = Settler(self._guard)
+        self._settler = Settler(self._guard, context.redis)
         self._limits = LimitSource(context)
         self._book: PriceBook = context.pricing or PriceBook()
         self._prefix = config.prefix
@@ -130,8 +130,9 @@ class BudgetStage(Stage):
             self._reserved(call, hold, self._memory.reserve(ledgers, hold.call))
             return
         keys, args = reserve_args(ledgers, hold.call)
-        call.store_batch(self._redis).queue(
-            self._guard, lambda pipe: pipe.eval(RESERVE, len(keys), *keys, *args), on_result)
+        batch = call.store_batch(self._redis)
+        self._settler.ride(batch)  # earlier calls' settles share this round trip
+        batch.queue(self._guard, lambda pipe: pipe.eval(RESERVE, len(keys), *keys, *args), on_result)
 
     def _reserved(self, call: Call, hold: Hold, reservation: Reservation) -> None:
         if reservation.refused is None:
@@ -193,7 +194,7 @@ class BudgetStage(Stage):
             self._memory.settle(hold.ledgers, hold.call, cost)
             return
         keys, args = settle_args(hold.ledgers, hold.call, hold.amount, cost)
-        self._settler.run(lambda: self._redis.eval(SETTLE, len(keys), *keys, *args))
+        self._settler.add(SETTLE, keys, args)
 
     # --- the admin API's report -----------------------------------------------------------------
 

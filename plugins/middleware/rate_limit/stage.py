@@ -48,7 +48,7 @@ class RateLimitStage(Stage):
         self._redis = context.redis
         self._memory = MemoryWindows() if context.redis is None else None
         self._guard = StoreGuard("rate-limit", config)
-        self._settler = Settler(self._guard)
+        self._settler = Settler(self._guard, context.redis)
         self._limits = LimitSource(context)
         self._prefix = config.prefix
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
@@ -107,8 +107,9 @@ class RateLimitStage(Stage):
             self._admitted(call, windows, taken, self._memory.admit(windows, taken.call))
             return
         keys, args = admit_args(windows, taken.call, 0)
-        call.store_batch(self._redis).queue(
-            self._guard, lambda pipe: pipe.eval(ADMIT, len(keys), *keys, *args), on_result)
+        batch = call.store_batch(self._redis)
+        self._settler.ride(batch)  # earlier calls' settles share this round trip
+        batch.queue(self._guard, lambda pipe: pipe.eval(ADMIT, len(keys), *keys, *args), on_result)
 
     def _unavailable(self, error: BaseException) -> None:
         if not isinstance(error, StoreUnavailable):  # the script itself failed: count it as the store's
@@ -157,7 +158,7 @@ class RateLimitStage(Stage):
             self._memory.settle(taken.token_windows, taken.call, used)
             return
         keys, args = settle_args(taken.token_windows, taken.call, taken.tokens, used)
-        self._settler.run(lambda: self._redis.eval(SETTLE, len(keys), *keys, *args))
+        self._settler.add(SETTLE, keys, args)
 
     # --- the admin API's report -----------------------------------------------------------------
 

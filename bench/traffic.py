@@ -1,0 +1,120 @@
+"""Rate limits and budgets on (against Redis) vs the same gateway with them off, A/B at once.
+
+    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3]
+
+Both gateways run from this checkout, one Granian worker each pinned to CPU 0, in front of one
+fixed upstream, sharing one SQLite documents file so one API key works on both. The key and its
+org carry rpm, tpm and a daily budget high enough never to refuse, so every call on the
+"traffic" gateway checks four windows (key and org, requests and tokens) and two budgets in one
+pipelined Redis round trip before the call, and settles both after it. wrk (CPU 1) alternates
+between the two round by round, ABBA. Prints the medians and every round of RPS at 32
+connections and p50/p99 latency at one, and the ratios the issue targets (>= 70% of the plain
+RPS, <= +0.25 ms on the c=1 p50).
+
+The Redis database given is flushed of this bench's keys (prefix ``bench:``) before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import redis
+from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+
+TRAFFIC = """
+[middleware.rate-limit]
+enabled = true
+prefix = "bench:rl"
+
+[middleware.budget]
+enabled = true
+prefix = "bench:budget"
+"""
+
+
+def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / f"junction-{port}.toml"
+    config.write_text(
+        f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
+        f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
+    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", str(config),
+                                          "--port", str(port), "--workers", "1"]),
+                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY}, stderr=subprocess.DEVNULL)
+    return process, port
+
+
+def admin(port: int, path: str, body: dict) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def limited_key(port: int) -> str:
+    limits = {"rpm": 2_000_000_000, "tpm": 2_000_000_000, "budget_usd": 1e6, "budget_period": "day"}
+    org = admin(port, "/api/v1/admin/orgs", {"name": "bench", **limits})
+    return admin(port, "/api/v1/admin/keys", {"org_id": org["id"], "name": "bench", **limits})["key"]
+
+
+def forget(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("bench:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
+    args = parser.parse_args()
+    forget(args.redis)
+    workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
+    upstream_port = free_port()
+    processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
+    ports: dict[str, int] = {}
+    try:
+        for name, cache, extra in (("plain", "memory://", ""), ("traffic", args.redis, TRAFFIC)):
+            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra)
+            processes.append(process)
+            wait_until_up(f"http://127.0.0.1:{ports[name]}/healthz")
+        key = limited_key(ports["traffic"])
+        for port in ports.values():
+            wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
+        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": []} for name in ports}
+        for round_ in range(args.rounds):
+            for name in ("plain", "traffic") if round_ % 2 == 0 else ("traffic", "plain"):
+                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
+                one = wrk(url, 1, args.seconds, key=key)
+                results[name]["p50_ms"].append(one["p50_ms"])
+                results[name]["p99_ms"].append(one["p99_ms"])
+                results[name]["rps_32"].append(wrk(url, 32, args.seconds, key=key)["rps"])
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+        forget(args.redis)
+    medians = {name: {metric: statistics.median(values) for metric, values in metrics.items()}
+               for name, metrics in results.items()}
+    for metric in ("rps_32", "p50_ms", "p99_ms"):
+        plain, traffic = medians["plain"][metric], medians["traffic"][metric]
+        rounds = "  ".join(f"{p:.3f}/{t:.3f}" for p, t in zip(results["plain"][metric], results["traffic"][metric]))
+        print(f"{metric:7} plain {plain:9.3f}  traffic {traffic:9.3f}  ({(traffic - plain) / plain:+.1%})"
+              f"   rounds plain/traffic: {rounds}")
+    ratio = medians["traffic"]["rps_32"] / medians["plain"]["rps_32"]
+    added = medians["traffic"]["p50_ms"] - medians["plain"]["p50_ms"]
+    print(f"traffic RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms)")
+
+
+if __name__ == "__main__":
+    main()
