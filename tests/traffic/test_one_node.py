@@ -184,3 +184,15 @@ def test_limits_are_validated_and_patchable_through_the_admin_api(admin: Admin) 
     assert shown["tokens"] == {"limit": 900, "used": 0, "remaining": 900}
     assert shown["budget"]["limit_usd"] == 2.5 and shown["budget"]["period"] == "month"
     assert shown["budget"]["spent_usd"] == 0 and shown["budget"]["resets_at"].endswith("T00:00:00Z")
+
+
+def test_the_anthropic_ingress_gets_the_same_headers_and_refusals(node: str, admin: Admin) -> None:
+    _, key = admin.key(admin.org(), rpm=1)
+    body = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    answered = httpx.post(f"{node}/v1/messages", json=body, headers=headers, timeout=20)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["x-ratelimit-remaining-requests"] == "0"
+    refused = httpx.post(f"{node}/v1/messages", json=body, headers=headers, timeout=20)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "rate_limit_error"
