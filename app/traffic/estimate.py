@@ -11,6 +11,8 @@ estimate only has to be close: limits and budgets reserve it, then settle the re
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from app.plugins.call import Call
@@ -19,6 +21,7 @@ from app.plugins.store_guard import GuardedConfig
 from app.schemas.chat import ChatRequest
 
 _encode = msgspec.json.Encoder().encode
+Tokens = Annotated[int, msgspec.Meta(ge=0)]
 #: Tokens every message costs beyond its content (role, separators), as OpenAI counts them.
 _PER_MESSAGE = 4
 
@@ -29,16 +32,9 @@ class ReservationConfig(GuardedConfig):
     #: Output tokens reserved for a request that sets no ``max_tokens`` /
     #: ``max_completion_tokens``: a typical answer, not the model's whole output window (which
     #: would block a small budget while recorded spend is $0). Settling corrects it.
-    default_output_tokens: int = 1024
+    default_output_tokens: Tokens = 1024
     #: The same, per model (as the call routes it: ``provider/model`` or an alias).
-    output_tokens: dict[str, int] = {}
-
-    def __post_init__(self) -> None:
-        if self.default_output_tokens < 0:
-            raise msgspec.ValidationError("default_output_tokens: must not be negative")
-        for model, tokens in self.output_tokens.items():
-            if tokens < 0:
-                raise msgspec.ValidationError(f"output_tokens.{model}: must not be negative")
+    output_tokens: dict[str, Tokens] = {}
 
     def output_cap(self, call: Call) -> int:
         """The output tokens the call may produce: its own cap, else this config's reservation."""

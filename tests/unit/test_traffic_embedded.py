@@ -88,3 +88,27 @@ async def test_budget_in_memory_reserves_settles_refunds_and_hits_are_free() -> 
     with pytest.raises(RateLimited) as refused:
         await gateway.complete(big)
     assert refused.value.code == "budget_exceeded" and refused.value.param == "key.budget_usd"
+
+
+@pytest.mark.parametrize(("plugin", "config_type", "raw", "named"), [
+    ("rate-limit", RateLimitConfig, {"keys": {"rpm": -5}}, "middleware.rate-limit.keys.rpm"),
+    ("rate-limit", RateLimitConfig, {"default_output_tokens": -1}, "middleware.rate-limit.default_output_tokens"),
+    ("rate-limit", RateLimitConfig, {"on_store_error": "maybe"}, "middleware.rate-limit.on_store_error"),
+    ("budget", BudgetConfig, {"orgs": {"budget_usd": -1}}, "middleware.budget.orgs.budget_usd"),
+    ("budget", BudgetConfig, {"keys": {"budget_period": "week"}}, "middleware.budget.keys.budget_period"),
+])
+def test_bad_config_stops_start_up_naming_the_key(plugin: str, config_type: type, raw: dict, named: str) -> None:
+    from app.errors import ConfigError
+    from app.plugins.manager import _validate_config
+
+    with pytest.raises(ConfigError) as error:
+        _validate_config("middleware", plugin, config_type, raw)
+    assert named in error.value.message
+
+
+def test_the_prompt_estimate_is_a_quarter_of_the_json_bytes_plus_four_per_message() -> None:
+    from app.schemas.chat import ChatRequest
+    from app.traffic.estimate import estimate_prompt
+
+    request = ChatRequest(model="m", messages=[Message(role="user", content="x" * 400)])
+    assert 100 + 4 < estimate_prompt(request) < 100 + 4 + 10  # 400 characters + JSON framing

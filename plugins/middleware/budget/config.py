@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -12,12 +12,8 @@ from app.traffic.estimate import ReservationConfig
 class ScopeBudget(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """USD per UTC calendar ``period`` (``None``: no budget)."""
 
-    budget_usd: float | None = None
+    budget_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
     budget_period: Literal["day", "month"] | None = "month"
-
-    def __post_init__(self) -> None:
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise msgspec.ValidationError("budget_usd: must not be negative")
 
 
 class BudgetConfig(ReservationConfig):

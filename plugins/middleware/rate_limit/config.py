@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from app.traffic.estimate import ReservationConfig
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 
 
 class ScopeLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """Requests and tokens a minute (``None``: unlimited)."""
 
-    rpm: int | None = None
-    tpm: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise msgspec.ValidationError(f"{name}: must not be negative")
+    rpm: Count | None = None
+    tpm: Count | None = None
 
 
 class RateLimitConfig(ReservationConfig):
