@@ -11,7 +11,9 @@ between the two round by round, ABBA. Prints the medians and every round of RPS 
 connections and p50/p99 latency at one, and the ratios the issue targets (>= 70% of the plain
 RPS, <= +0.25 ms on the c=1 p50).
 
-The Redis database given is flushed of this bench's keys (prefix ``bench:``) before and after.
+By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
+so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
+(its keys with the prefix ``bench:`` are deleted before and after).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -72,16 +75,35 @@ def forget(url: str) -> None:
     client.close()
 
 
+def wait_for_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--redis", help="use this Redis (e.g. redis://127.0.0.1:6379/3) instead of a private "
+                        "redis-server pinned to CPU 1 beside the upstream and wrk")
     args = parser.parse_args()
-    forget(args.redis)
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
+    if args.redis is None:
+        redis_port = free_port()
+        processes.append(subprocess.Popen(pinned(1, ["redis-server", "--port", str(redis_port), "--save", "",
+                                                     "--appendonly", "no", "--dir", str(workdir)]),
+                                          stdout=subprocess.DEVNULL))
+        args.redis = f"redis://127.0.0.1:{redis_port}/0"
+        wait_for_redis(args.redis)
+    forget(args.redis)
     ports: dict[str, int] = {}
     try:
         for name, cache, extra in (("plain", "memory://", ""), ("traffic", args.redis, TRAFFIC)):
@@ -100,10 +122,10 @@ def main() -> None:
                 results[name]["p99_ms"].append(one["p99_ms"])
                 results[name]["rps_32"].append(wrk(url, 32, args.seconds, key=key)["rps"])
     finally:
+        forget(args.redis)
         for process in processes:
             process.terminate()
             process.wait()
-        forget(args.redis)
     medians = {name: {metric: statistics.median(values) for metric, values in metrics.items()}
                for name, metrics in results.items()}
     for metric in ("rps_32", "p50_ms", "p99_ms"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import PermissionDenied, RateLimited
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.pricing import ModelPrice, PriceBook
 from app.schemas.stream import StreamEvent
@@ -181,7 +182,7 @@ class BudgetStage(Stage):
                 provider, _, model = call.deployment.partition("/")
                 price = self._book.price_or_default(provider, model) or price
             return math.ceil(price.cost(outcome.usage) * NANO)
-        if outcome is None or outcome.status in (200, 499):
+        if outcome is None or outcome.status in (200, CLIENT_CLOSED):
             return hold.amount
         return 0
 

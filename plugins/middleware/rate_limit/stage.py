@@ -3,13 +3,13 @@ token windows with the real usage after it."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from app.errors import RateLimited
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.stream import StreamEvent
 from app.traffic.estimate import prompt_tokens
@@ -30,7 +30,6 @@ from app.traffic.windows import (
 )
 from plugins.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 
-log = logging.getLogger("junction.rate_limit")
 
 
 class Taken:
@@ -180,16 +179,16 @@ def _limits(settings: ScopeLimits) -> Limits:
 
 
 def _tokens_used(call: Call, reserved: int) -> int:
-    """The tokens to charge: 0 for a cache hit, the real usage when reported, 0 for a call that
-    failed without usage (a refund), the reservation when the answer gave no usage."""
+    """The tokens to charge: 0 for a cache hit, the real usage when reported, the reservation
+    when an answer gave none, 0 for a call that failed without usage (a refund)."""
     if call.cache_hit:
         return 0
     outcome = call.outcome
     if outcome is not None and outcome.usage is not None:
         return outcome.usage.total_tokens
-    if outcome is None or outcome.status == 200:
-        return reserved
-    return 0 if outcome.status != 499 else reserved
+    if outcome is None or outcome.status in (200, CLIENT_CLOSED):
+        return reserved  # answered (or abandoned) without usage: the upstream spent something
+    return 0
 
 
 def _headers(windows: Sequence[Window], admission: Admission) -> dict[str, str]:
