@@ -15,6 +15,7 @@ from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.pricing import ModelPrice, PriceBook
 from app.schemas.stream import StreamEvent
+from app.traffic.coalesce import CoalescingRedis
 from app.traffic.estimate import prompt_tokens
 from app.traffic.ledger import (
     NANO,
@@ -52,6 +53,7 @@ class BudgetStage(Stage):
         self._memory = MemoryLedgers() if context.redis is None else None
         self._guard = StoreGuard("budget", config)
         self._settler = Settler(self._guard, context.redis)
+        self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
         self._limits = LimitSource(context)
         self._book: PriceBook = context.pricing or PriceBook()
         self._prefix = config.prefix
@@ -131,7 +133,7 @@ class BudgetStage(Stage):
             self._reserved(call, hold, self._memory.reserve(ledgers, hold.call))
             return
         keys, args = reserve_args(ledgers, hold.call)
-        batch = call.store_batch(self._redis)
+        batch = call.store_batch(self._coalescing)
         self._settler.ride(batch)  # earlier calls' settles share this round trip
         batch.queue(self._guard, lambda pipe: pipe.eval(RESERVE, len(keys), *keys, *args), on_result)
 

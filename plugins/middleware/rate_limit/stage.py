@@ -12,6 +12,7 @@ from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.stream import StreamEvent
+from app.traffic.coalesce import CoalescingRedis
 from app.traffic.estimate import prompt_tokens
 from app.traffic.limits import LimitSource, Limits
 from app.traffic.report import LimitUsage, Usage
@@ -48,6 +49,7 @@ class RateLimitStage(Stage):
         self._memory = MemoryWindows() if context.redis is None else None
         self._guard = StoreGuard("rate-limit", config)
         self._settler = Settler(self._guard, context.redis)
+        self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
         self._limits = LimitSource(context)
         self._prefix = config.prefix
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
@@ -106,7 +108,7 @@ class RateLimitStage(Stage):
             self._admitted(call, windows, taken, self._memory.admit(windows, taken.call))
             return
         keys, args = admit_args(windows, taken.call, 0)
-        batch = call.store_batch(self._redis)
+        batch = call.store_batch(self._coalescing)
         self._settler.ride(batch)  # earlier calls' settles share this round trip
         batch.queue(self._guard, lambda pipe: pipe.eval(ADMIT, len(keys), *keys, *args), on_result)
 
