@@ -73,3 +73,20 @@ def estimate_prompt(request: InferenceRequest) -> int:
     else:
         tokens = -(-len(_encode(request.input)) // 4)
     return tokens
+
+
+class CallIds:
+    """Ids of calls in the shared windows and ledgers: a random prefix per process and a
+    counter, unique across nodes and workers without a random draw per call."""
+
+    __slots__ = ("_prefix", "_next")
+
+    def __init__(self) -> None:
+        import itertools
+        import os
+
+        self._prefix = os.urandom(6).hex()
+        self._next = itertools.count()
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._next):x}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Period = Literal["day", "month"]
@@ -98,6 +98,25 @@ def period_bounds(period: Period | None, now: datetime | None = None) -> tuple[s
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
     return start.strftime("%Y-%m"), end
+
+
+class Periods:
+    """:func:`period_bounds` of today, computed once a day rather than once a call."""
+
+    __slots__ = ("_today", "_found")
+
+    def __init__(self) -> None:
+        self._today: date | None = None
+        self._found: dict[Period | None, tuple[str, datetime | None]] = {}
+
+    def bounds(self, period: Period | None) -> tuple[str, datetime | None]:
+        now = datetime.now(UTC)
+        if now.date() != self._today:
+            self._today, self._found = now.date(), {}
+        found = self._found.get(period)
+        if found is None:
+            found = self._found[period] = period_bounds(period, now)
+        return found
 
 
 @dataclass(slots=True)

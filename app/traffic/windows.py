@@ -145,7 +145,13 @@ class _Log:
     total: int = 0
 
     def purge(self, now: int) -> None:
-        expired = [call for call, (at, _) in self.entries.items() if at <= now - WINDOW_MS]
+        # Entries are in admission order (settling keeps an entry's place): stop at the first
+        # one still inside the window.
+        expired = []
+        for call, (at, _) in self.entries.items():
+            if at > now - WINDOW_MS:
+                break
+            expired.append(call)
         for call in expired:
             self.total -= self.entries.pop(call)[1]
 

@@ -4,7 +4,6 @@ settle the real cost after it."""
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.pricing import ModelPrice, PriceBook
 from app.schemas.stream import StreamEvent
 from app.traffic.coalesce import CoalescingRedis
-from app.traffic.estimate import prompt_tokens
+from app.traffic.estimate import CallIds, prompt_tokens
 from app.traffic.ledger import (
     NANO,
     RESERVE,
@@ -25,8 +24,8 @@ from app.traffic.ledger import (
     Ledger,
     MemoryLedgers,
     Reservation,
+    Periods,
     parse_reservation,
-    period_bounds,
     reserve_args,
     settle_args,
 )
@@ -53,6 +52,8 @@ class BudgetStage(Stage):
         self._memory = MemoryLedgers() if context.redis is None else None
         self._guard = StoreGuard("budget", config)
         self._settler = Settler(self._guard, context.redis)
+        self._ids = CallIds()
+        self._periods = Periods()
         self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
         self._limits = LimitSource(context)
         self._book: PriceBook = context.pricing or PriceBook()
@@ -88,7 +89,7 @@ class BudgetStage(Stage):
         return [entry for entry in found if entry[2].budget_usd is not None]
 
     def _ledger(self, scope: str, scope_id: str, limits: Limits, amount: int) -> Ledger:
-        label, end = period_bounds(limits.budget_period)
+        label, end = self._periods.bounds(limits.budget_period)
         return Ledger(scope, f"{self._prefix}:{scope}:{scope_id}:{label}",
                       int(round((limits.budget_usd or 0.0) * NANO)), amount, end)
 
@@ -118,7 +119,7 @@ class BudgetStage(Stage):
             return
         price, amount = self._price(call, prompt_tokens(call), self._config.output_cap(call))
         ledgers = [self._ledger(scope, scope_id, limits, amount) for scope, scope_id, limits in scopes]
-        hold = Hold(secrets.token_hex(8), ledgers, amount, price)
+        hold = Hold(self._ids.new(), ledgers, amount, price)
 
         def on_result(result: Any) -> None:
             if isinstance(result, BaseException):

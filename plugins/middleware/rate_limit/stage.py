@@ -3,7 +3,6 @@ token windows with the real usage after it."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.stream import StreamEvent
 from app.traffic.coalesce import CoalescingRedis
-from app.traffic.estimate import prompt_tokens
+from app.traffic.estimate import CallIds, prompt_tokens
 from app.traffic.limits import LimitSource, Limits
 from app.traffic.report import LimitUsage, Usage
 from app.traffic.settle import Settler
@@ -49,6 +48,7 @@ class RateLimitStage(Stage):
         self._memory = MemoryWindows() if context.redis is None else None
         self._guard = StoreGuard("rate-limit", config)
         self._settler = Settler(self._guard, context.redis)
+        self._ids = CallIds()
         self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
         self._limits = LimitSource(context)
         self._prefix = config.prefix
@@ -96,7 +96,7 @@ class RateLimitStage(Stage):
                 windows.append(Window(scope, "tokens", stem + ":t", limits.tpm, tokens))
         if not windows:
             return
-        taken = Taken(secrets.token_hex(8), [w for w in windows if w.unit == "tokens"], max(tokens, 0))
+        taken = Taken(self._ids.new(), [w for w in windows if w.unit == "tokens"], max(tokens, 0))
 
         def on_result(result: Any) -> None:
             if isinstance(result, BaseException):
