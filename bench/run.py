@@ -52,8 +52,8 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def wrk(url: str, connections: int, duration: int, body: str | None = None) -> dict[str, float]:
-    env = {**os.environ, "BENCH_KEY": KEY}
+def wrk(url: str, connections: int, duration: int, body: str | None = None, key: str = KEY) -> dict[str, float]:
+    env = {**os.environ, "BENCH_KEY": key}
     if body:
         env["BENCH_BODY"] = body
     command = pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s",

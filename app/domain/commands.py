@@ -73,6 +73,11 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
         "--model", action="append", dest="models", help="allowed model; repeat (default: any)"
     )
     create_key.add_argument("--expires-at", type=datetime.fromisoformat, help="ISO 8601 time")
+    create_key.add_argument("--rpm", type=int, help="requests a minute (rate-limit plugin)")
+    create_key.add_argument("--tpm", type=int, help="tokens a minute (rate-limit plugin)")
+    create_key.add_argument("--budget-usd", type=float, help="USD per budget period (budget plugin)")
+    create_key.add_argument("--budget-period", choices=["day", "month"],
+                            help="UTC calendar period of the budget (default: none, it never resets)")
     list_keys = keys.add_parser("list", help="list an org's keys (no secrets)")
     list_keys.add_argument("--org", required=True)
     revoke_key = keys.add_parser("revoke", help="revoke a key (running servers drop it at once)")
@@ -103,6 +108,10 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
                     scopes=args.scopes or ["chat"],
                     models=args.models,
                     expires_at=args.expires_at,
+                    rpm=args.rpm,
+                    tpm=args.tpm,
+                    budget_usd=args.budget_usd,
+                    budget_period=args.budget_period,
                 )
                 _print(IssuedKeyView.issued(await store.keys.create(args.org, validated_key_spec(body))))
             elif args.action == "list":

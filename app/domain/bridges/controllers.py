@@ -18,6 +18,7 @@ from app.errors import InvalidRequest, NotFound
 from app.pipeline import Gateway
 from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.plugins.protocols import Principal
+from app.domain.limits import BridgeView, check_limits
 from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVariable, BridgeVersion, NewBridge
 
 
@@ -68,6 +69,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), NewBridgeBody)
         check_length("name", body.name)
+        check_limits(body)
         check_variables(body.variables)
         org_id = org_required(
             principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
@@ -88,14 +90,15 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         return [bridge for org_id in org_ids for bridge in await bridges.list(org_id)]
 
     @get("/api/v1/bridges/{bridge_id:str}", summary="One bridge (by id or slug)")
-    async def get_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
+    async def get_bridge(request: Request[Any, Any, Any], bridge_id: str) -> BridgeView:
         principal = await caller(gateway, request, "admin")
-        return await locate(request, principal, bridge_id)
+        return await BridgeView.of(gateway, await locate(request, principal, bridge_id))
 
     @patch("/api/v1/bridges/{bridge_id:str}", summary="Edit a bridge's draft, name, slug or status")
     async def update_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
         principal = await caller(gateway, request, "admin")
         change = decode_body(await request.body(), BridgePatch)
+        check_limits(change)
         if isinstance(change.name, str):
             check_length("name", change.name)
         if isinstance(change.variables, list):

@@ -120,6 +120,7 @@ class BridgeService:
                 )
             requested = call.org_id or call.headers.get(ORG_HEADER)
             resolved = await self.find_active(call.principal, requested, id_or_slug, param="model")
+            call.state[ResolvedBridge] = resolved  # later stages (limits, budgets) read the bridge
         bridge = resolved.bridge
         extra = dict(request.extra_fields or {})
         variables = _decode_variables(extra.pop(VARIABLES_FIELD, None))

@@ -12,6 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import is_unconfined, org_required, requested_org
 from app.domain.http import MAX_COUNT, caller, check_length, decode_body
+from app.domain.limits import usage
 from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.services import Domain
@@ -173,7 +174,11 @@ def key_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         org_ids = await orgs_in_reach(
             orgs, principal, requested_org(request.query_params, request.headers), what="key"
         )
-        return KeyView.of(await first_found(org_ids, lambda org_id: keys.get(org_id, key_id), what="key"))
+        record = await first_found(org_ids, lambda org_id: keys.get(org_id, key_id), what="key")
+        view = KeyView.of(record)
+        # The limit plugins count a key under its principal id (``key:<id>``).
+        view.usage = await usage(gateway, "key", f"key:{record.id}", record)
+        return view
 
     @delete(
         "/api/v1/admin/keys/{key_id:str}",

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import msgspec
 
+from app.traffic.report import Usage
 from app.stores.documents.protocol import ApiKey, BudgetPeriod, IssuedApiKey
 
 
@@ -38,6 +39,9 @@ class KeyView(msgspec.Struct, kw_only=True):
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+    #: Current use against the key's limits and budget, in ``GET /api/v1/admin/keys/{id}`` only
+    #: (``null`` elsewhere, and when no limit plugin is enabled).
+    usage: Usage | None = None
 
     @classmethod
     def of(cls, record: ApiKey) -> KeyView:

@@ -14,11 +14,16 @@ from app.domain.http import caller, decode_body
 from app.domain.services import Domain
 from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
-from app.stores.documents.protocol import Org, OrgPatch
+from app.domain.limits import OrgView, check_limits
+from app.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
 
 
-class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True):
+class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod | None = None
 
 
 def _check_name(name: str) -> str:
@@ -37,7 +42,12 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         if not is_unconfined(principal):
             raise PermissionDenied("only the master key creates orgs", code="master_key_required")
         body = decode_body(await request.body(), NewOrgBody)
-        return await orgs.create(_check_name(body.name))
+        check_limits(body)
+        org = await orgs.create(_check_name(body.name))
+        limits = {field: getattr(body, field) for field in ("rpm", "tpm", "budget_usd", "budget_period")}
+        if any(value is not None for value in limits.values()):
+            org = await orgs.update(org.id, OrgPatch(**limits))
+        return org
 
     @get("/api/v1/admin/orgs", summary="Orgs in the caller's reach")
     async def list_orgs(request: Request[Any, Any, Any]) -> list[Org]:
@@ -45,16 +55,17 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         own = org_for(principal, None, what="org")
         return await orgs.list() if own is None else [await orgs.get(own)]
 
-    @get("/api/v1/admin/orgs/{org_id:str}", summary="One org")
-    async def get_org(request: Request[Any, Any, Any], org_id: str) -> Org:
+    @get("/api/v1/admin/orgs/{org_id:str}", summary="One org, with its use of its limits and budget")
+    async def get_org(request: Request[Any, Any, Any], org_id: str) -> OrgView:
         principal = await caller(gateway, request, "admin")
-        return await orgs.get(org_for(principal, org_id, what="org") or org_id)
+        return await OrgView.of(gateway, await orgs.get(org_for(principal, org_id, what="org") or org_id))
 
-    @patch("/api/v1/admin/orgs/{org_id:str}", summary="Rename an org")
+    @patch("/api/v1/admin/orgs/{org_id:str}", summary="Rename an org, or set its limits and budget")
     async def update_org(request: Request[Any, Any, Any], org_id: str) -> Org:
         principal = await caller(gateway, request, "admin")
         target = org_for(principal, org_id, what="org") or org_id
         change = decode_body(await request.body(), OrgPatch)
+        check_limits(change)
         if isinstance(change.name, str):
             change.name = _check_name(change.name)
         return await orgs.update(target, change)

@@ -20,6 +20,7 @@ from app.stores.documents.protocol import (
     Bridge,
     BridgePatch,
     BridgeVersion,
+    OrgPatch,
     IssuedApiKey,
     NewApiKey,
     NewBridge,
@@ -193,6 +194,12 @@ def new_bridge_fields(org_id: str, spec: NewBridge) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def org_changes(patch: OrgPatch) -> dict[str, Any]:
+    """The fields an org patch sets (``None`` kept: it clears a limit)."""
+    return {name: getattr(patch, name) for name in patch.__struct_fields__
+            if getattr(patch, name) is not msgspec.UNSET}
 
 
 def patched_fields(patch: BridgePatch) -> dict[str, Any]:

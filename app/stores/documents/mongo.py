@@ -36,6 +36,12 @@ class MongoModels:
             name: str
             created_at: datetime
             updated_at: datetime
+            # Limits (issue 8). Documents stored before them lack the fields: absent reads as
+            # None, so no data migration is needed on MongoDB.
+            rpm: int | None = None
+            tpm: int | None = None
+            budget_usd: float | None = None
+            budget_period: str | None = None
 
             class Settings:
                 name = "orgs"
@@ -100,6 +106,12 @@ class MongoModels:
             latest_version: int = 0
             created_at: datetime
             updated_at: datetime
+            # Limits (issue 8). Documents stored before them lack the fields: absent reads as
+            # None, so no data migration is needed on MongoDB.
+            rpm: int | None = None
+            tpm: int | None = None
+            budget_usd: float | None = None
+            budget_period: str | None = None
 
             class Settings:
                 name = "bridges"

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app.security.crypto import Cipher
 from app.stores.documents.common import (
+    org_changes,
     Notifier,
     authenticate_api_key,
     check_provider,
@@ -58,8 +59,7 @@ class MongoOrgs(MongoRepository):
 
     async def update(self, org_id: str, patch: OrgPatch) -> Org:
         changes: dict[str, Any] = {"updated_at": utc_now()}
-        if patch.name is not msgspec.UNSET:
-            changes["name"] = patch.name
+        changes.update(org_changes(patch))
         org = await self._change_one(
             self._m.orgs, {"_id": org_id}, {"$set": changes}, Org, org_not_found(org_id)
         )

@@ -67,10 +67,20 @@ class Org(_Record, kw_only=True):
     name: str
     created_at: datetime
     updated_at: datetime
+    #: The org's own limits (``None``: none): requests and tokens a minute, and a USD budget per
+    #: UTC calendar ``budget_period`` (the ``rate-limit`` and ``budget`` plugins apply them).
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod | None = None
 
 
 class OrgPatch(_Record, kw_only=True, forbid_unknown_fields=True):
     name: str | UnsetType = UNSET
+    rpm: int | None | UnsetType = UNSET
+    tpm: int | None | UnsetType = UNSET
+    budget_usd: float | None | UnsetType = UNSET
+    budget_period: BudgetPeriod | None | UnsetType = UNSET
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -177,6 +187,11 @@ class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
     slug: str
     name: str
     status: BridgeStatus = "active"
+    #: The bridge's own limits, over every caller of it (not versioned: they bound traffic).
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod | None = None
 
 
 class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
@@ -192,6 +207,10 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     tools: list[Tool] | UnsetType = UNSET
     fallback_model: str | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
+    rpm: int | None | UnsetType = UNSET
+    tpm: int | None | UnsetType = UNSET
+    budget_usd: float | None | UnsetType = UNSET
+    budget_period: BudgetPeriod | None | UnsetType = UNSET
 
 
 class Bridge(BridgeConfig, kw_only=True):
@@ -209,6 +228,10 @@ class Bridge(BridgeConfig, kw_only=True):
     latest_version: int = 0
     created_at: datetime
     updated_at: datetime
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod | None = None
 
     def draft(self) -> BridgeConfig:
         return BridgeConfig(**{name: getattr(self, name) for name in BridgeConfig.__struct_fields__})

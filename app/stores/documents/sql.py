@@ -50,6 +50,15 @@ Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
 Id = sa.String(40)
 
 
+#: The limits orgs and bridges carry, as keys do (migration 0003_limits added them).
+LIMIT_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("rpm", sa.Integer), ("tpm", sa.Integer), ("budget_usd", sa.Float), ("budget_period", sa.String(16)))
+
+
+def _limit_columns() -> list[sa.Column[Any]]:
+    return [sa.Column(name, kind, nullable=True) for name, kind in LIMIT_COLUMNS]
+
+
 def _org_fk() -> sa.ForeignKey:
     return sa.ForeignKey("orgs.id", ondelete="CASCADE")
 
@@ -61,6 +70,7 @@ orgs = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    *_limit_columns(),
 )
 
 api_keys = sa.Table(
@@ -112,6 +122,7 @@ bridges = sa.Table(
     sa.Column("latest_version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    *_limit_columns(),
     sa.UniqueConstraint("org_id", "slug"),
 )
 

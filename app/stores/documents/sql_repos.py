@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.errors import NotFound
 from app.security.crypto import Cipher
 from app.stores.documents.common import (
+    org_changes,
     Notifier,
     authenticate_api_key,
     check_provider,
@@ -121,8 +122,7 @@ class SqlOrgs(SqlRepository):
 
     async def update(self, org_id: str, patch: OrgPatch) -> Org:
         changes: dict[str, Any] = {"updated_at": utc_now()}
-        if patch.name is not msgspec.UNSET:
-            changes["name"] = patch.name
+        changes.update(org_changes(patch))
         statement = orgs.update().where(orgs.c.id == org_id).values(**changes).returning(*orgs.c)
         org = await self._change_one(statement, Org, org_not_found(org_id))
         await self._notify("org", org_id)

@@ -1,0 +1,50 @@
+"""Limits and budgets of orgs and bridges in the admin API: their validation, and the ``usage``
+the single-record GETs show (current use against each limit and budget, as the enabled
+``rate-limit`` and ``budget`` plugins count it)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from app.domain.http import MAX_COUNT
+from app.errors import InvalidRequest
+from app.pipeline import Gateway
+from app.stores.documents.protocol import Bridge, Org
+from app.traffic.report import Usage, usage_of
+
+
+def check_limits(body: Any) -> None:
+    """``rpm``, ``tpm`` (whole, 0 to 2^31-1) and ``budget_usd`` (finite, not negative), where set."""
+    for field in ("rpm", "tpm", "budget_usd"):
+        value = getattr(body, field, None)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if value < 0 or not math.isfinite(value):
+            raise InvalidRequest(f"{field}: must be a number, not negative", param=field, code="invalid_value")
+        if field != "budget_usd" and value > MAX_COUNT:
+            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
+
+
+async def usage(gateway: Gateway, scope: str, scope_id: str, record: Any) -> Usage | None:
+    return await usage_of(gateway.plugins.by_name, scope, scope_id, record)
+
+
+class OrgView(Org, kw_only=True):
+    #: Current use against the org's limits and budget (``null``: no limit plugin is enabled).
+    usage: Usage | None = None
+
+    @classmethod
+    async def of(cls, gateway: Gateway, org: Org) -> OrgView:
+        return cls(**msgspec.structs.asdict(org), usage=await usage(gateway, "org", org.id, org))
+
+
+class BridgeView(Bridge, kw_only=True):
+    #: Current use against the bridge's limits and budget (``null``: no limit plugin is enabled).
+    usage: Usage | None = None
+
+    @classmethod
+    async def of(cls, gateway: Gateway, bridge: Bridge) -> BridgeView:
+        return cls(**msgspec.structs.asdict(bridge), usage=await usage(gateway, "bridge", bridge.id, bridge))

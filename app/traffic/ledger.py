@@ -1,0 +1,204 @@
+"""Spend ledgers for budgets: per scope (key, org, bridge) and UTC calendar period (day, month),
+in Redis (Lua) or in memory. Amounts are integer nano-dollars, so sums are exact.
+
+Each ledger holds ``spent`` (settled cost) and ``reserved`` (the sum of in-flight reservations),
+and a sorted set of the reservations themselves (``<call>:<amount>``, scored by when they lapse,
+so a node that died mid-call does not hold budget for ever). A call is admitted only if
+``spent + reserved + its reservation <= cap`` in every ledger that applies, and then reserved in
+all of them, atomically (all or nothing). Settling replaces the reservation by the real cost;
+a failed call settles at its real cost too (usually 0: a refund).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+Period = Literal["day", "month"]
+NANO = 1_000_000_000
+#: A reservation not settled after this long lapses (its call's node died).
+RESERVATION_TTL_MS = 15 * 60 * 1000
+
+_NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
+
+RESERVE = _NOW + """
+local call, ttl = ARGV[1], tonumber(ARGV[2])
+local n = #KEYS / 2
+local refused = 0
+local state = {}
+for i = 1, n do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local cap, amount = tonumber(ARGV[3 * i]), tonumber(ARGV[1 + 3 * i])
+  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #lapsed > 0 then
+    local freed = 0
+    for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    redis.call('HINCRBY', h, 'reserved', 0 - freed)
+  end
+  local values = redis.call('HMGET', h, 'spent', 'reserved')
+  local spent, reserved = tonumber(values[1] or '0'), tonumber(values[2] or '0')
+  state[i] = {spent, reserved}
+  if refused == 0 and spent + reserved + amount > cap then refused = i end
+end
+local out = {refused}
+for i = 1, n do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local amount, expires = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i])
+  if refused == 0 then
+    redis.call('ZADD', z, now + ttl, call .. ':' .. amount)
+    redis.call('HINCRBY', h, 'reserved', amount)
+    state[i][2] = state[i][2] + amount
+    if expires > 0 then
+      redis.call('PEXPIREAT', h, expires)
+      redis.call('PEXPIREAT', z, expires)
+    end
+  end
+  out[#out + 1] = state[i][1]
+  out[#out + 1] = state[i][2]
+end
+return out
+"""
+
+# Amounts go back to Redis as the strings they came in, or as ``0 - x``: Lua formats a number
+# with "%.14g" (exponents from 1e14) and a negated zero as "-0", which INCRBY refuses.
+SETTLE = """
+local member, reserved, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'reserved', 0 - reserved) end
+  if cost > 0 then redis.call('HINCRBY', h, 'spent', ARGV[3]) end
+end
+return 0
+"""
+
+USAGE = """
+local out = {}
+for i = 1, #KEYS do
+  local values = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  out[#out + 1] = tonumber(values[1] or '0')
+  out[#out + 1] = tonumber(values[2] or '0')
+end
+return out
+"""
+
+
+def period_bounds(period: Period | None, now: datetime | None = None) -> tuple[str, datetime | None]:
+    """The label of the UTC calendar period ``now`` falls in (``2026-12-03``, ``2026-12``) and
+    when it ends; a budget without a period never resets (``"all"``, ``None``)."""
+    if period is None:
+        return "all", None
+    now = now or datetime.now(UTC)
+    if period == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%d"), start + timedelta(days=1)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start.strftime("%Y-%m"), end
+
+
+class Periods:
+    """:func:`period_bounds` of today, computed once a day rather than once a call."""
+
+    __slots__ = ("_today", "_found")
+
+    def __init__(self) -> None:
+        self._today: date | None = None
+        self._found: dict[Period | None, tuple[str, datetime | None]] = {}
+
+    def bounds(self, period: Period | None) -> tuple[str, datetime | None]:
+        now = datetime.now(UTC)
+        if now.date() != self._today:
+            self._today, self._found = now.date(), {}
+        found = self._found.get(period)
+        if found is None:
+            found = self._found[period] = period_bounds(period, now)
+        return found
+
+
+@dataclass(slots=True)
+class Ledger:
+    """One budget that applies to a call: whose (``scope``: key, org, bridge), its Redis key stem
+    (which names the period), the cap and the call's reservation (nano-dollars), and when the
+    period ends (the keys outlive it by a day, for reports)."""
+
+    scope: str
+    stem: str
+    cap: int
+    amount: int
+    period_end: datetime | None
+
+
+@dataclass(slots=True)
+class Reservation:
+    refused: int | None
+    spent: list[int]
+    reserved: list[int]
+
+
+def reserve_args(ledgers: Sequence[Ledger], call: str) -> tuple[list[str], list[object]]:
+    keys: list[str] = []
+    args: list[object] = [call, RESERVATION_TTL_MS]
+    for ledger in ledgers:
+        keys += (ledger.stem + ":h", ledger.stem + ":z")
+        end = ledger.period_end
+        args += (ledger.cap, ledger.amount, int((end + timedelta(days=1)).timestamp() * 1000) if end else 0)
+    return keys, args
+
+
+def parse_reservation(raw: Sequence[object]) -> Reservation:
+    values = [int(value) for value in raw]  # type: ignore[call-overload]
+    return Reservation(refused=values[0] - 1 if values[0] else None, spent=values[1::2], reserved=values[2::2])
+
+
+def settle_args(ledgers: Sequence[Ledger], call: str, reserved: int, cost: int) -> tuple[list[str], list[object]]:
+    keys: list[str] = []
+    for ledger in ledgers:
+        keys += (ledger.stem + ":h", ledger.stem + ":z")
+    return keys, [f"{call}:{reserved}", reserved, cost]
+
+
+@dataclass(slots=True)
+class _Book:
+    spent: int = 0
+    reservations: dict[str, tuple[float, int]] = field(default_factory=dict)  # call → (lapses at, amount)
+
+    @property
+    def reserved(self) -> int:
+        now = time.monotonic()
+        for call in [call for call, (lapses, _) in self.reservations.items() if lapses <= now]:
+            del self.reservations[call]
+        return sum(amount for _, amount in self.reservations.values())
+
+
+class MemoryLedgers:
+    """The same ledgers in this process, for the embedded default."""
+
+    def __init__(self) -> None:
+        self._books: dict[str, _Book] = {}
+
+    def reserve(self, ledgers: Sequence[Ledger], call: str) -> Reservation:
+        books = [self._books.setdefault(ledger.stem, _Book()) for ledger in ledgers]
+        refused = next((index for index, (ledger, book) in enumerate(zip(ledgers, books, strict=True))
+                        if book.spent + book.reserved + ledger.amount > ledger.cap), None)
+        if refused is None:
+            lapses = time.monotonic() + RESERVATION_TTL_MS / 1000
+            for ledger, book in zip(ledgers, books, strict=True):
+                book.reservations[call] = (lapses, ledger.amount)
+        return Reservation(refused, [book.spent for book in books], [book.reserved for book in books])
+
+    def settle(self, ledgers: Sequence[Ledger], call: str, cost: int) -> None:
+        for ledger in ledgers:
+            book = self._books.setdefault(ledger.stem, _Book())
+            book.reservations.pop(call, None)
+            book.spent += cost
+
+    def usage(self, stems: Sequence[str]) -> list[tuple[int, int]]:
+        found = []
+        for stem in stems:
+            book = self._books.get(stem)
+            found.append((book.spent, book.reserved) if book else (0, 0))
+        return found

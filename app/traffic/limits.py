@@ -1,0 +1,103 @@
+"""Where the limits of a call come from: the caller's principal (its key's ``rpm``, ``tpm``,
+``budget_usd``, ``budget_period``), its org's document and its bridge's document, each falling
+back to the plugin's configured default for that scope.
+
+Org limits are read from the document store once per worker and kept until a change to the org
+arrives on the change bus (or after a TTL, the safety net): no store read per call. A bridge's
+limits come with the bridge the ``bridges`` stage already resolved for the call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import msgspec
+
+from app.errors import NotFound
+from app.plugins.call import Call
+from app.stores.documents.protocol import ResolvedBridge
+
+Scope = Literal["key", "org", "bridge", "model"]
+BudgetPeriod = Literal["day", "month"]
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The limits one scope has (``None``: none of that kind)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod | None = None
+
+    @classmethod
+    def of(cls, record: Any) -> Limits:
+        return cls(rpm=record.rpm, tpm=record.tpm, budget_usd=record.budget_usd,
+                   budget_period=record.budget_period)
+
+    def over(self, default: Limits) -> Limits:
+        """These limits, each unset one taken from ``default``."""
+        budget = self.budget_usd is not None
+        return Limits(rpm=self.rpm if self.rpm is not None else default.rpm,
+                      tpm=self.tpm if self.tpm is not None else default.tpm,
+                      budget_usd=self.budget_usd if budget else default.budget_usd,
+                      budget_period=self.budget_period if budget else default.budget_period)
+
+
+NO_LIMITS = Limits()
+#: Org limits are re-read after this long even without a change notice (a lost notice heals).
+ORG_TTL_SECONDS = 30.0
+
+
+class LimitSource:
+    """The limits of each scope of a call (see the module docstring). One per plugin instance."""
+
+    def __init__(self, context: Any) -> None:
+        self._documents = context.documents
+        self._changes = context.changes
+        self._orgs: dict[str, tuple[float, Limits]] = {}
+        self._generation = 0
+        self._unsubscribe: Any = None
+
+    def start(self) -> None:
+        if self._changes is not None and self._unsubscribe is None:
+            self._unsubscribe = self._changes.subscribe(self._on_change)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_change(self, change: Any) -> None:
+        if change.kind == "*":
+            self._generation += 1
+            self._orgs.clear()
+        elif change.kind == "org":
+            self._generation += 1
+            self._orgs.pop(change.id, None)
+
+    @staticmethod
+    def key(call: Call) -> Limits:
+        return Limits.of(call.principal)
+
+    @staticmethod
+    def bridge(call: Call) -> Limits:
+        resolved = call.state.get(ResolvedBridge)
+        return Limits.of(resolved.bridge) if resolved is not None else NO_LIMITS
+
+    async def org(self, org_id: str) -> Limits:
+        entry = self._orgs.get(org_id)
+        if entry is not None and time.monotonic() < entry[0]:
+            return entry[1]
+        if self._documents is None:
+            return NO_LIMITS
+        generation = self._generation
+        try:
+            limits = Limits.of(await self._documents.orgs.get(org_id))
+        except NotFound:
+            limits = NO_LIMITS  # the org is gone: its keys fail authentication soon anyway
+        if generation == self._generation:
+            if len(self._orgs) >= 100_000:
+                self._orgs.clear()
+            self._orgs[org_id] = (time.monotonic() + ORG_TTL_SECONDS, limits)
+        return limits

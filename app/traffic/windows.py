@@ -1,0 +1,225 @@
+"""Sliding-window logs for requests and tokens per minute, in Redis (one Lua script) or in memory.
+
+**Algorithm: a sliding-window log with a running total**, the same for requests (each entry
+weighs 1) and tokens (each entry weighs the call's reservation, later its real usage). Each
+window keeps a sorted set of ``<call>:<amount>`` members scored by their time, and the sum of
+their amounts. Admission drops the entries older than the window, then admits the call only if
+``total + amount <= limit`` *in every window that applies* (key, org, bridge, model; requests and
+tokens), and only then adds it to all of them: all or nothing, atomic in one script.
+
+Why not GCRA or a token bucket: both let a full burst through and then refill continuously, so
+"20 a minute" admits up to 39 in a rolling minute, and the answer to "exactly 20 of these 40"
+depends on timing. The log is exact — never more than ``limit`` in any window — its memory is
+one entry per admitted call in the last minute, and the entry of a call can be found again,
+which is what settling needs: a call's token entry is replaced by its real usage (or removed
+on failure) and the window's total corrected, so what the log counts is what was used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+#: Length of every window: limits are per minute.
+WINDOW_MS = 60_000
+#: A refusal's Retry-After scans at most this many of the oldest entries to find when enough
+#: ages out; beyond them it answers the whole window (an upper bound).
+_RETRY_SCAN = 256
+
+#: Redis's own clock, so nodes whose clocks differ still share one timeline.
+_NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
+
+ADMIT = _NOW + """
+local window, call = tonumber(ARGV[2]), ARGV[3]
+local n = #KEYS / 2
+local out = {0, 0}
+local totals = {}
+for i = 1, n do
+  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, amount = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
+  if #old > 0 then
+    local freed = 0
+    for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
+    redis.call('DECRBY', t, freed)
+  end
+  local total = tonumber(redis.call('GET', t) or '0')
+  totals[i] = total
+  if out[1] == 0 and total + amount > limit then
+    out[1] = i
+    local need, retry = total + amount - limit, window
+    if amount <= limit then
+      local entries = redis.call('ZRANGE', z, 0, SCAN, 'WITHSCORES')
+      local freed = 0
+      for j = 1, #entries, 2 do
+        freed = freed + tonumber(string.match(entries[j], ':(%d+)$'))
+        if freed >= need then retry = tonumber(entries[j + 1]) + window - now; break end
+      end
+    end
+    out[2] = retry
+  end
+end
+for i = 1, n do
+  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local amount = tonumber(ARGV[3 + 2 * i])
+  if out[1] == 0 then
+    redis.call('ZADD', z, now, call .. ':' .. amount)
+    redis.call('INCRBY', t, amount)
+    redis.call('PEXPIRE', z, window)
+    redis.call('PEXPIRE', t, window)
+    totals[i] = totals[i] + amount
+  end
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  out[#out + 1] = totals[i]
+  out[#out + 1] = (first[2] and (tonumber(first[2]) + window - now)) or 0
+end
+return out
+""".replace("SCAN", str(_RETRY_SCAN - 1))
+
+SETTLE = """
+local old, new, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 1, #KEYS / 2 do
+  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local score = redis.call('ZSCORE', z, old)
+  if score then
+    redis.call('ZREM', z, old)
+    if ARGV[4] == '1' then redis.call('ZADD', z, score, new) end
+    redis.call('INCRBY', t, ARGV[3])
+  end
+end
+return 0
+"""
+
+
+@dataclass(slots=True)
+class Window:
+    """One limit that applies to a call: which (``scope`` like ``key``, ``org``; ``unit``
+    ``requests`` or ``tokens``), its Redis key stem, its limit, and what the call takes of it."""
+
+    scope: str
+    unit: str
+    stem: str
+    limit: int
+    amount: int
+
+
+@dataclass(slots=True)
+class Admission:
+    """What a window check answered: ``refused`` is the index of the first window the call did
+    not fit (``None``: admitted everywhere), ``retry_ms`` when it would, and per window the total
+    after the check and the milliseconds until its oldest entry ages out."""
+
+    refused: int | None
+    retry_ms: int
+    totals: list[int]
+    resets_ms: list[int]
+
+
+def admit_args(windows: Sequence[Window], call: str, now_ms: int) -> tuple[list[str], list[object]]:
+    keys: list[str] = []
+    args: list[object] = [now_ms, WINDOW_MS, call]
+    for window in windows:
+        keys += (window.stem + ":z", window.stem + ":t")
+        args += (window.limit, window.amount)
+    return keys, args
+
+
+def parse_admission(raw: Sequence[object]) -> Admission:
+    values = [int(value) for value in raw]  # type: ignore[call-overload]
+    return Admission(refused=values[0] - 1 if values[0] else None, retry_ms=values[1],
+                     totals=values[2::2], resets_ms=values[3::2])
+
+
+def settle_args(windows: Sequence[Window], call: str, reserved: int, used: int) -> tuple[list[str], list[object]]:
+    keys: list[str] = []
+    for window in windows:
+        keys += (window.stem + ":z", window.stem + ":t")
+    return keys, [f"{call}:{reserved}", f"{call}:{used}", used - reserved, 1 if used > 0 else 0]
+
+
+@dataclass(slots=True)
+class _Log:
+    entries: dict[str, tuple[int, int]] = field(default_factory=dict)  # call → (time ms, amount), oldest first
+    total: int = 0
+
+    def purge(self, now: int) -> None:
+        # Entries are in admission order (settling keeps an entry's place): stop at the first
+        # one still inside the window.
+        expired = []
+        for call, (at, _) in self.entries.items():
+            if at > now - WINDOW_MS:
+                break
+            expired.append(call)
+        for call in expired:
+            self.total -= self.entries.pop(call)[1]
+
+    def reset_ms(self, now: int) -> int:
+        for at, _ in self.entries.values():
+            return at + WINDOW_MS - now
+        return 0
+
+
+class MemoryWindows:
+    """The same logs in this process, for the embedded default (one worker, nothing shared)."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, _Log] = {}
+
+    def admit(self, windows: Sequence[Window], call: str, now_ms: int | None = None) -> Admission:
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        logs = [self._logs.setdefault(window.stem, _Log()) for window in windows]
+        refused, retry = None, 0
+        for index, (window, log) in enumerate(zip(windows, logs, strict=True)):
+            log.purge(now)
+            if refused is None and log.total + window.amount > window.limit:
+                refused, retry = index, WINDOW_MS
+                need, freed = log.total + window.amount - window.limit, 0
+                if window.amount <= window.limit:
+                    for at, amount in log.entries.values():
+                        freed += amount
+                        if freed >= need:
+                            retry = at + WINDOW_MS - now
+                            break
+        if refused is None:
+            for window, log in zip(windows, logs, strict=True):
+                log.entries[call] = (now, window.amount)
+                log.total += window.amount
+        return Admission(refused, retry, [log.total for log in logs], [log.reset_ms(now) for log in logs])
+
+    def settle(self, windows: Sequence[Window], call: str, used: int) -> None:
+        for window in windows:
+            log = self._logs.get(window.stem)
+            entry = log.entries.get(call) if log else None
+            if log is None or entry is None:
+                continue
+            log.total += used - entry[1]
+            if used > 0:
+                log.entries[call] = (entry[0], used)
+            else:
+                del log.entries[call]
+
+    def totals(self, stems: Sequence[str], now_ms: int | None = None) -> list[int]:
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        found = []
+        for stem in stems:
+            log = self._logs.get(stem)
+            if log is not None:
+                log.purge(now)
+            found.append(log.total if log else 0)
+        return found
+
+
+USAGE = _NOW + """
+local window = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
+  local freed = 0
+  for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
+  out[i] = tonumber(redis.call('GET', t) or '0') - freed
+end
+return out
+"""

@@ -1,0 +1,164 @@
+"""Rate limits and budgets on (against Redis) vs the same gateway with them off, A/B at once.
+
+    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3]
+
+Both gateways run from this checkout, one Granian worker each pinned to CPU 0, in front of one
+fixed upstream, sharing one SQLite documents file so one API key works on both. The key and its
+org carry rpm, tpm and a daily budget high enough never to refuse, so every call on the
+"traffic" gateway checks four windows (key and org, requests and tokens) and two budgets in one
+pipelined Redis round trip before the call, and settles both after it. wrk (CPU 1) alternates
+between the two round by round, ABBA. Prints the medians and every round of RPS at 32
+connections and p50/p99 latency at one, and the ratios the issue targets (>= 70% of the plain
+RPS, <= +0.25 ms on the c=1 p50).
+
+By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
+so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
+(its keys with the prefix ``bench:`` are deleted before and after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+
+TRAFFIC = """
+[middleware.rate-limit]
+enabled = true
+prefix = "bench:rl"
+
+[middleware.budget]
+enabled = true
+prefix = "bench:budget"
+"""
+
+
+def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / f"junction-{port}.toml"
+    config.write_text(
+        f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
+        f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
+    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", str(config),
+                                          "--port", str(port), "--workers", "1"]),
+                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY}, stderr=subprocess.DEVNULL)
+    return process, port
+
+
+def admin(port: int, path: str, body: dict) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def limited_key(port: int) -> str:
+    limits = {"rpm": 2_000_000_000, "tpm": 2_000_000_000, "budget_usd": 1e6, "budget_period": "day"}
+    org = admin(port, "/api/v1/admin/orgs", {"name": "bench", **limits})
+    return admin(port, "/api/v1/admin/keys", {"org_id": org["id"], "name": "bench", **limits})["key"]
+
+
+def forget(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("bench:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children (the Granian workers), from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pids.extend(int(child) for child in children)
+    return total
+
+
+def wait_for_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--redis", help="use this Redis (e.g. redis://127.0.0.1:6379/3) instead of a private "
+                        "redis-server pinned to CPU 1 beside the upstream and wrk")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
+    upstream_port = free_port()
+    processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
+    if args.redis is None:
+        redis_port = free_port()
+        processes.append(subprocess.Popen(pinned(1, ["redis-server", "--port", str(redis_port), "--save", "",
+                                                     "--appendonly", "no", "--dir", str(workdir)]),
+                                          stdout=subprocess.DEVNULL))
+        args.redis = f"redis://127.0.0.1:{redis_port}/0"
+        wait_for_redis(args.redis)
+    forget(args.redis)
+    ports: dict[str, int] = {}
+    try:
+        for name, cache, extra in (("plain", "memory://", ""), ("traffic", args.redis, TRAFFIC)):
+            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra)
+            processes.append(process)
+            wait_until_up(f"http://127.0.0.1:{ports[name]}/healthz")
+        key = limited_key(ports["traffic"])
+        for port in ports.values():
+            wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
+        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": []} for name in ports}
+        pids = {name: process.pid for name, process in zip(ports, processes[-2:])}
+        for round_ in range(args.rounds):
+            for name in ("plain", "traffic") if round_ % 2 == 0 else ("traffic", "plain"):
+                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
+                one = wrk(url, 1, args.seconds, key=key)
+                results[name]["p50_ms"].append(one["p50_ms"])
+                results[name]["p99_ms"].append(one["p99_ms"])
+                cpu = cpu_seconds(pids[name])
+                rps = wrk(url, 32, args.seconds, key=key)["rps"]
+                results[name]["rps_32"].append(rps)
+                # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
+                results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
+    finally:
+        forget(args.redis)
+        for process in processes:
+            process.terminate()
+            process.wait()
+    medians = {name: {metric: statistics.median(values) for metric, values in metrics.items()}
+               for name, metrics in results.items()}
+    for metric in ("rps_32", "p50_ms", "p99_ms", "cpu_us"):
+        plain, traffic = medians["plain"][metric], medians["traffic"][metric]
+        rounds = "  ".join(f"{p:.3f}/{t:.3f}" for p, t in zip(results["plain"][metric], results["traffic"][metric]))
+        print(f"{metric:7} plain {plain:9.3f}  traffic {traffic:9.3f}  ({(traffic - plain) / plain:+.1%})"
+              f"   rounds plain/traffic: {rounds}")
+    ratio = medians["traffic"]["rps_32"] / medians["plain"]["rps_32"]
+    added = medians["traffic"]["p50_ms"] - medians["plain"]["p50_ms"]
+    print(f"traffic RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms)")
+
+
+if __name__ == "__main__":
+    main()
