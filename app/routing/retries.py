@@ -3,9 +3,9 @@
 A policy subclasses :class:`RetryingPolicy` and ranks an alias's primary deployments its own way
 (:meth:`RetryingPolicy.rank`: by weight, in-flight calls, latency, price). The rest is common:
 
-* **Order**: the ranked primaries (each tried ``1 + retries_per_deployment`` times), then the
-  alias's ``fallbacks`` and the bridge's fallback model, in the order configured, then the alias's
-  ``context_fallbacks`` (larger context windows), at most ``max_attempts`` in all.
+* **Order**: the ranked primaries, then the alias's ``fallbacks`` and the bridge's fallback model,
+  in the order configured, then the alias's ``context_fallbacks`` (larger context windows); each
+  tried ``1 + retries_per_deployment`` times; at most ``max_attempts`` attempts in all.
 * **Which failures move on**: an attempt whose error class is in ``retry_on``. An upstream's
   "context length exceeded" (its class is ``context_length_exceeded`` here, detected from the
   upstream's error code or message) skips straight to the context fallbacks. Moving from the
@@ -124,10 +124,10 @@ class RetryingPolicy:
         primary = [d for d in candidates if not d.fallback]
         if len(primary) > 1:
             primary = self.rank(call, primary)
+        ranked = primary + [d for d in candidates if d.fallback and not d.context_fallback]
+        ranked += [d for d in candidates if d.context_fallback]
         repeat = 1 + config.retries_per_deployment
-        ordered = [d for d in primary for _ in range(repeat)]
-        ordered += [d for d in candidates if d.fallback and not d.context_fallback]
-        ordered += [d for d in candidates if d.context_fallback]
+        ordered = [d for d in ranked for _ in range(repeat)]
         if config.max_attempts:
             del ordered[config.max_attempts:]
         call.state[_Route] = _Route(ordered)
