@@ -46,8 +46,8 @@ class LeastInFlight(RetryingPolicy, Stage):
         self.in_flight: defaultdict[str, int] = defaultdict(int)
 
     def rank(self, call: Call, primary: list[Deployment]) -> list[Deployment]:
-        # random() breaks ties by weight: a larger weight is likelier to draw the smaller key
-        return sorted(primary, key=lambda d: (self.in_flight[d.label], random.random() ** (1 / d.weight)))
+        # ties are drawn by weight (a weighted random order: the largest r^(1/weight) first)
+        return sorted(primary, key=lambda d: (self.in_flight[d.label], -random.random() ** (1 / d.weight)))
 
     async def attempt(self, call: Call, deployment: Deployment, next: NextAttempt) -> AttemptAnswer:
         label = deployment.label
