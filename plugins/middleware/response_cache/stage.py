@@ -100,12 +100,18 @@ class ResponseCacheStage(Stage):
             answer = _decoder.decode(plan.entry)  # type: ignore[arg-type]
             events = answer.events or response_events(answer.response)  # type: ignore[arg-type]
             self._hit(call, answer)
-            usage = None
-            for event in events:
-                if isinstance(event, UsageReport):
-                    usage = event.usage
-                yield event
-            call.succeeded(usage)
+            usage, replayed = None, False
+            try:
+                for event in events:
+                    if isinstance(event, UsageReport):
+                        usage = event.usage
+                    yield event
+                replayed = True
+            finally:  # the client may leave mid-replay: the outcome says so
+                if replayed:
+                    call.succeeded(usage)
+                else:
+                    call.abandoned(usage)
             return
         seen: list[StreamEvent] = []
         done = False
@@ -146,7 +152,8 @@ class ResponseCacheStage(Stage):
                 plan.found = Found.RELEASED
             if plan.found is Found.FOLLOW:
                 plan.found, plan.entry = await self.backend.follow(plan.key, self.config.single_flight_seconds)
-                plan.token = ""  # a follower that goes upstream after all stores without the lock
+            if plan.found is not Found.LEAD:
+                plan.token = ""  # no lock held: a released follower (or no-cache) stores without one
         except StoreUnavailable:
             if self.guard.on_error == "closed":
                 raise self.guard.refusal() from None
