@@ -9,7 +9,8 @@ A policy subclasses :class:`RetryingPolicy` and ranks an alias's primary deploym
 * **Which failures move on**: an attempt whose error class is in ``retry_on``. An upstream's
   "context length exceeded" (its class is ``context_length_exceeded`` here, detected from the
   upstream's error code or message) skips straight to the context fallbacks. Moving from the
-  primaries to an alias's fallbacks also needs the class in the alias's ``fallback_on``, when set.
+  primaries to the fallbacks also needs the class in the alias's ``fallback_on`` and in the
+  bridge's entry of ``bridge_fallback_on``, when set.
 * **When**: the next attempt waits an exponential backoff with full jitter
   (``backoff_seconds × 2^(failures-1)``, at most ``max_backoff_seconds``, a random part of it
   when ``jitter``), and at least the upstream's ``Retry-After`` (capped) when the next attempt goes
@@ -62,6 +63,9 @@ class RetryConfig(MiddlewareConfig):
     honour_retry_after: bool = True
     #: No attempt starts later than this after the call began (0: no deadline).
     deadline_seconds: float = 60.0
+    #: Per bridge (by bridge id): the error classes that may move its calls on to their fallbacks
+    #: (the alias's and the bridge's ``fallback_model``); like an alias's ``fallback_on``.
+    bridge_fallback_on: dict[str, list[str]] = {}
 
 
 def classify(attempt: Attempt) -> str | None:
@@ -102,6 +106,12 @@ class RetryingPolicy:
                 if name not in known:
                     raise ConfigError(f"models.{alias_name}.fallback_on[{index}]: {name!r} is not an error class "
                                       f"(one of {', '.join(sorted(known))})")
+        for bridge, classes in config.bridge_fallback_on.items():
+            for index, name in enumerate(classes):
+                if name not in known:
+                    raise ConfigError(f"middleware.{self.name}.bridge_fallback_on.{bridge}[{index}]: {name!r} "
+                                      "is not an error class")
+        self._bridge_fallback_on = {bridge: frozenset(on) for bridge, on in config.bridge_fallback_on.items()}
         self._retry_on = frozenset(config.retry_on)
         self._config = config
         #: The alias's ``fallback_on`` by alias name (only aliases that set it).
@@ -161,8 +171,12 @@ class RetryingPolicy:
         return Retry(delay=delay, skip=skip)
 
     def _may_fall_back(self, call: Call, route: _Route, error_class: str | None) -> bool:
-        """Leaving an alias's primaries for its fallbacks needs the class in its ``fallback_on``."""
+        """Leaving the primaries for the fallbacks needs the class in the alias's ``fallback_on``
+        (and the bridge's entry of ``bridge_fallback_on``), when set."""
         allowed = self._fallback_on.get(call.request.model)
+        if call.bridge_id is not None and call.bridge_id in self._bridge_fallback_on:
+            bridge = self._bridge_fallback_on[call.bridge_id]
+            allowed = bridge if allowed is None else allowed & bridge
         if allowed is None or route.position >= len(route.order):
             return True
         previous, following = route.order[route.position - 1], route.order[route.position]

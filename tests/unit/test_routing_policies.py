@@ -167,3 +167,21 @@ def test_a_refusal_is_an_overloaded_error_with_retry_after():
     error = breaker._refuse("openai/gpt-4o", 2.2)
     assert isinstance(error, UpstreamOverloaded) and error.code == "circuit_open"
     assert error.headers == {"Retry-After": "3"}
+
+
+async def test_bridge_fallback_on_limits_what_reaches_a_bridges_fallback_model():
+    policy = WeightedPolicy(WeightedConfig(bridge_fallback_on={"b-1": ["rate_limit_error"]}))
+    gateway = build_gateway(policy=policy)
+    call = chat_call("scripted/down")
+    call.bridge_id, call.fallback_model = "b-1", "scripted/ok"
+    with pytest.raises(Exception):
+        await gateway.complete(call)
+    assert labels(call) == ["scripted/down"]  # a 5xx is not what this bridge falls back on
+    call = chat_call("scripted/limited")
+    call.bridge_id, call.fallback_model = "b-1", "scripted/ok"
+    await gateway.complete(call)
+    assert labels(call) == ["scripted/limited", "scripted/ok"]
+    call = chat_call("scripted/down")
+    call.bridge_id, call.fallback_model = "another-bridge", "scripted/ok"
+    await gateway.complete(call)
+    assert labels(call) == ["scripted/down", "scripted/ok"]
