@@ -12,7 +12,14 @@ from app.errors import JunctionError, UpstreamOverloaded
 from app.plugins import AttemptAnswer, Call, Deployment, NextAttempt, PluginContext, Stage
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from plugins.middleware.circuit_breaker.config import CircuitBreakerConfig
-from plugins.middleware.circuit_breaker.stores import CLOSED, OPEN, PROBE, MemoryBreakers, RedisBreakers
+from plugins.middleware.circuit_breaker.stores import (
+    CLOSED,
+    MAX_TRACKED,
+    OPEN,
+    PROBE,
+    MemoryBreakers,
+    RedisBreakers,
+)
 
 log = logging.getLogger("junction.circuit_breaker")
 
@@ -81,6 +88,8 @@ class CircuitBreakerStage(Stage):
             return
         state, ms = heard
         now = time.monotonic()
+        if len(self._views) >= MAX_TRACKED:
+            self._views.clear()  # bounded (labels include client-chosen model names): asked again
         if state == CLOSED:
             self._views[label] = (CLOSED, now + self.refresh)
         elif state == OPEN:

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 CLOSED, OPEN, PROBE = 0, 1, 2
+#: Deployments tracked in memory at most: labels include client-chosen model names.
+MAX_TRACKED = 4096
 
 # KEYS: open, half, probe. ARGV: probe token, probe ms.
 CHECK = """
@@ -90,11 +92,15 @@ class MemoryBreakers:
     def _get(self, label: str) -> _Breaker:
         breaker = self._breakers.get(label)
         if breaker is None:
+            if len(self._breakers) >= MAX_TRACKED:
+                self._breakers.clear()  # bounded: forgetting old failures errs towards closed
             breaker = self._breakers[label] = _Breaker()
         return breaker
 
     async def check(self, label: str, token: str) -> tuple[int, int]:
-        breaker, now = self._get(label), time.monotonic()
+        breaker, now = self._breakers.get(label), time.monotonic()
+        if breaker is None:  # never failed: nothing kept (model names come from clients)
+            return CLOSED, 0
         if breaker.open_until > now:
             return OPEN, _ms(breaker.open_until - now)
         if breaker.half:

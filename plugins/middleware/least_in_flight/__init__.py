@@ -47,7 +47,8 @@ class LeastInFlight(RetryingPolicy, Stage):
 
     def rank(self, call: Call, primary: list[Deployment]) -> list[Deployment]:
         # ties are drawn by weight (a weighted random order: the largest r^(1/weight) first)
-        return sorted(primary, key=lambda d: (self.in_flight[d.label], -random.random() ** (1 / d.weight)))
+        in_flight = self.in_flight
+        return sorted(primary, key=lambda d: (in_flight.get(d.label, 0), -random.random() ** (1 / d.weight)))
 
     async def attempt(self, call: Call, deployment: Deployment, next: NextAttempt) -> AttemptAnswer:
         label = deployment.label
@@ -55,19 +56,26 @@ class LeastInFlight(RetryingPolicy, Stage):
         try:
             answer = await next(call, deployment)
         except BaseException:
-            self.in_flight[label] -= 1
+            self._done(label)
             raise
         if isinstance(answer, OpenedStream):
             return OpenedStream(answer.first, self._counted(label, answer.rest))
-        self.in_flight[label] -= 1
+        self._done(label)
         return answer
+
+    def _done(self, label: str) -> None:
+        left = self.in_flight[label] - 1
+        if left:
+            self.in_flight[label] = left
+        else:  # nothing kept for idle deployments (labels include client-chosen model names)
+            del self.in_flight[label]
 
     async def _counted(self, label: str, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         try:
             async for event in rest:
                 yield event
         finally:
-            self.in_flight[label] -= 1
+            self._done(label)
             await rest.aclose()  # type: ignore[attr-defined]
 
 

@@ -45,6 +45,8 @@ class LowestLatency(RetryingPolicy):
     async def attempted(self, call: Call, attempt: Attempt) -> Retry | None:
         sample = attempt.ttfb_ms if attempt.ok and attempt.ttfb_ms is not None else self.penalty
         known = self.ttfb.get(attempt.deployment)
+        if known is None and len(self.ttfb) >= 4096:
+            self.ttfb.clear()  # bounded (labels include client-chosen model names): measured again
         self.ttfb[attempt.deployment] = sample if known is None else known + self.alpha * (sample - known)
         return await super().attempted(call, attempt)
 

@@ -175,8 +175,11 @@ class ResponseCacheStage(Stage):
         call.store_batch(self.redis).queue(self.guard, command, heard.append)
         await call.flush_store()  # may raise an admission stage's refusal: it propagates
         result = heard[0]
-        if isinstance(result, (StoreUnavailable, Exception)):
-            raise result if isinstance(result, StoreUnavailable) else StoreUnavailable(str(result))
+        if isinstance(result, StoreUnavailable):
+            raise result
+        if isinstance(result, Exception):  # Redis answered with an error (e.g. out of memory)
+            log.warning("the cache lookup failed: %s", result)
+            raise StoreUnavailable(str(result))
         plan.found, plan.entry = found(result)
 
     def _ttl(self, call: Call) -> int:
