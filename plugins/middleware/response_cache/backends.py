@@ -30,7 +30,7 @@ class Found(Enum):
 # KEYS: entry, lock. ARGV: lock token ("" takes no lock), lock ms.
 LOOKUP = """
 local entry = redis.call('GET', KEYS[1])
-if entry then return {1, entry} end
+if entry then return {1, entry, redis.call('PTTL', KEYS[1])} end
 if ARGV[1] == '' then return {4} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 return {3}
@@ -60,11 +60,17 @@ def found(result: Any) -> tuple[Found, bytes | None]:
     return Found(int(result[0])), (result[1] if len(result) > 1 else None)
 
 
+def remaining_seconds(result: Any) -> float:
+    """How long the entry a LOOKUP found has left (0 when unknown)."""
+    return max(0, int(result[2])) / 1000 if len(result) > 2 else 0.0
+
+
 class RedisCache:
     def __init__(self, redis: Any, prefix: str, guard: StoreGuard) -> None:
         self.redis = redis
         self.prefix = prefix
         self.guard = guard
+        self._lookup = redis.register_script(LOOKUP)
         self._poll = redis.register_script(POLL)
         self._fill = redis.register_script(FILL)
         self._release = redis.register_script(RELEASE)
@@ -80,6 +86,11 @@ class RedisCache:
         # pipeline would spend a SCRIPT EXISTS round trip per flush. Redis caches the script by
         # its hash, so sending the short body costs microseconds, and survives a Redis restart.
         return lambda pipe: pipe.eval(LOOKUP, 2, *keys, *args)
+
+    async def lookup(self, key: str, token: str, lock_seconds: float) -> Any:
+        """The lookup on its own (no other stage queued anything): one EVALSHA, cheaper than a pipeline."""
+        keys, args = self.keys(key), [token, max(1, int(lock_seconds * 1000))]
+        return await self.guard.run(lambda: self._lookup(keys=keys, args=args))
 
     async def follow(self, key: str, seconds: float) -> tuple[Found, bytes | None]:
         """Poll for the leader's entry: every 5 ms at first, backing off to 100 ms."""

@@ -23,11 +23,18 @@ class ResponseCacheConfig(GuardedConfig, kw_only=True):
     key_prefix: str = "junction:cache:"
     #: In-memory backend only (no Redis cache store): the most entries kept, oldest evicted first.
     memory_max_entries: int = 10000
+    #: With Redis: an entry this worker found or stored is also kept in its memory this long (never
+    #: past its TTL), so a hot entry's hits cost no round trip; 0 turns it off.
+    local_seconds: float = 1.0
+    #: With Redis: the most entries each worker keeps so.
+    local_max_entries: int = 1024
 
     def check(self) -> None:
         for name in ("ttl_seconds", "max_ttl_seconds", "max_entry_bytes", "memory_max_entries"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"middleware.response-cache.{name}: must be at least 0")
+        if self.local_seconds < 0 or self.local_max_entries < 0:
+            raise ConfigError("middleware.response-cache.local_seconds: must be at least 0")
         if self.single_flight_seconds < 0:
             raise ConfigError("middleware.response-cache.single_flight_seconds: must be at least 0")
         for bridge, ttl in self.bridge_ttl_seconds.items():

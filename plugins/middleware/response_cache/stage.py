@@ -8,6 +8,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -19,7 +20,7 @@ from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
-from plugins.middleware.response_cache.backends import Found, MemoryCache, RedisCache, found
+from plugins.middleware.response_cache.backends import Found, MemoryCache, RedisCache, found, remaining_seconds
 from plugins.middleware.response_cache.config import ResponseCacheConfig
 from plugins.middleware.response_cache.key import cache_key
 
@@ -62,6 +63,9 @@ class ResponseCacheStage(Stage):
             RedisCache(context.redis, config.key_prefix, self.guard) if context.redis is not None
             else MemoryCache(config.memory_max_entries))
         self._tasks: set[asyncio.Task[None]] = set()
+        #: With Redis, entries recently found or stored here: key -> (kept until, monotonic; entry).
+        self._local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._local_seconds = config.local_seconds if context.redis is not None else 0.0
 
     async def close(self) -> None:
         if self._tasks:  # stores and releases still in flight finish before the store closes
@@ -170,17 +174,38 @@ class ResponseCacheStage(Stage):
         if isinstance(backend, MemoryCache):
             plan.found, plan.entry = backend.lookup(plan.key, plan.token)
             return
-        heard: list[Any] = []
-        command = backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds)
-        call.store_batch(self.redis).queue(self.guard, command, heard.append)
-        await call.flush_store()  # may raise an admission stage's refusal: it propagates
-        result = heard[0]
+        local = self._local.get(plan.key) if self._local_seconds else None
+        if local is not None and local[0] > time.monotonic():
+            await call.flush_store()  # what admission stages queued still goes, and may refuse
+            plan.found, plan.entry = Found.HIT, local[1]
+            return
+        batch = call.store_batch(self.redis)
+        if batch.pending:  # ride on the admission stages' round trip
+            heard: list[Any] = []
+            batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
+                        heard.append)
+            await call.flush_store()  # may raise an admission stage's refusal: it propagates
+            result = heard[0]
+        else:
+            result = await backend.lookup(plan.key, plan.token, self.config.single_flight_seconds)
         if isinstance(result, StoreUnavailable):
             raise result
         if isinstance(result, Exception):  # Redis answered with an error (e.g. out of memory)
             log.warning("the cache lookup failed: %s", result)
             raise StoreUnavailable(str(result))
         plan.found, plan.entry = found(result)
+        if plan.found is Found.HIT:
+            self._keep(plan.key, plan.entry, remaining_seconds(result))  # type: ignore[arg-type]
+
+    def _keep(self, key: str, entry: bytes, ttl: float) -> None:
+        """Keep ``entry`` in this worker's memory for ``local_seconds`` at most, never past its TTL."""
+        if not self._local_seconds:
+            return
+        local = self._local
+        local[key] = (time.monotonic() + min(self._local_seconds, ttl), entry)
+        local.move_to_end(key)
+        while len(local) > self.config.local_max_entries:
+            local.popitem(last=False)
 
     def _ttl(self, call: Call) -> int:
         config = self.config
@@ -211,6 +236,7 @@ class ResponseCacheStage(Stage):
         if len(data) > self.config.max_entry_bytes:
             self._release(plan)
             return
+        self._keep(plan.key, data, plan.ttl)
         self._background(self.backend.fill(plan.key, plan.token, data, plan.ttl))
 
     def _release(self, plan: Plan) -> None:
