@@ -74,7 +74,7 @@ def _choice_events(choice: Choice) -> Iterable[StreamEvent]:
 
 
 class _ChoiceBuilder:
-    __slots__ = ("text", "refusal", "reasoning", "calls", "finish", "metadata", "blocks", "thinking")
+    __slots__ = ("blocks", "calls", "finish", "metadata", "reasoning", "refusal", "text", "thinking")
 
     def __init__(self) -> None:
         self.text: list[str] = []

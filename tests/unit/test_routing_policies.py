@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from app.errors import ConfigError, UpstreamOverloaded
+from app.errors import ConfigError, UpstreamError, UpstreamOverloaded
 from app.plugins import Attempt, PluginContext
 from app.pricing import PriceBook
 from app.routing.retries import CONTEXT_LENGTH_EXCEEDED, classify
@@ -114,7 +114,7 @@ async def test_no_attempt_starts_after_the_deadline():
     aliases = {"chain": {"deployments": [{"model": "scripted/down"}],
                          "fallbacks": ["scripted/down", "scripted/down", "scripted/ok"]}}
     call = chat_call("chain")
-    with pytest.raises(Exception):
+    with pytest.raises(UpstreamError):
         await build_gateway(policy=policy, aliases=aliases).complete(call)
     assert labels(call) == ["scripted/down", "scripted/down"]  # the third would start after 0.6 s
 
@@ -174,7 +174,7 @@ async def test_bridge_fallback_on_limits_what_reaches_a_bridges_fallback_model()
     gateway = build_gateway(policy=policy)
     call = chat_call("scripted/down")
     call.bridge_id, call.fallback_model = "b-1", "scripted/ok"
-    with pytest.raises(Exception):
+    with pytest.raises(UpstreamError):
         await gateway.complete(call)
     assert labels(call) == ["scripted/down"]  # a 5xx is not what this bridge falls back on
     call = chat_call("scripted/limited")

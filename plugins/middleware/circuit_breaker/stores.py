@@ -72,7 +72,7 @@ class RedisBreakers:
 
 
 class _Breaker:
-    __slots__ = ("failures", "window_ends", "open_until", "half", "probe_until")
+    __slots__ = ("failures", "half", "open_until", "probe_until", "window_ends")
 
     def __init__(self) -> None:
         self.failures = 0

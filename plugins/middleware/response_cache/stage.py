@@ -20,7 +20,13 @@ from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
-from plugins.middleware.response_cache.backends import Found, MemoryCache, RedisCache, found, remaining_seconds
+from plugins.middleware.response_cache.backends import (
+    Found,
+    MemoryCache,
+    RedisCache,
+    found,
+    remaining_seconds,
+)
 from plugins.middleware.response_cache.config import ResponseCacheConfig
 from plugins.middleware.response_cache.key import cache_key
 
@@ -43,9 +49,9 @@ _decoder = msgspec.msgpack.Decoder(CachedAnswer)
 
 
 class Plan:
-    """What the cache does for one call (``call.state[Plan]``)."""
+    """What the cache does for one call: its key, lock token, TTL, and what the lookup found."""
 
-    __slots__ = ("key", "token", "ttl", "lookup", "entry", "found")
+    __slots__ = ("entry", "found", "key", "lookup", "token", "ttl")
 
     def __init__(self, key: str, token: str, ttl: int, lookup: bool) -> None:
         self.key, self.token, self.ttl, self.lookup = key, token, ttl, lookup
