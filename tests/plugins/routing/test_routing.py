@@ -264,3 +264,20 @@ def test_a_failed_probe_opens_the_breaker_again(nodes, fake):
     for node in (first, second, first):
         assert ask(node, "guarded").headers["x-junction-deployment"] == "openai/gpt-solid"
     assert fake.models_seen() == ["gpt-solid"] * 3  # open again
+
+
+def test_cost_first_sends_the_alias_to_its_cheapest_deployment(upstream, tmp_path_factory):
+    upstream.reset()
+    config = provider_table(upstream) + """
+[routing]
+policy = "cost-first"
+
+[models."any"]
+deployments = [{ model = "openai/gpt-4o", weight = 100 }, { model = "openai/gpt-4o-mini" }]
+"""
+    with JunctionProcess(tmp_path_factory.mktemp("cost-first"), config, master_key=MASTER) as server:
+        for _ in range(3):
+            assert ask(server, "any").headers["x-junction-deployment"] == "openai/gpt-4o-mini"
+        upstream.plan("gpt-4o-mini", 503)
+        assert ask(server, "any").headers["x-junction-deployment"] == "openai/gpt-4o"  # then the next cheapest
+    assert upstream.models_seen() == ["gpt-4o-mini"] * 4 + ["gpt-4o"]
