@@ -83,6 +83,12 @@ class DeploymentSettings(_Strict):
 class ModelAliasSettings(_Strict):
     deployments: list[DeploymentSettings]
     fallbacks: list[str] = []
+    #: Error classes that move a call from the deployments on to the fallbacks (``None``: the
+    #: routing policy's ``retry_on``).
+    fallback_on: list[str] | None = None
+    #: Models with a larger context window, tried when the prompt did not fit (the upstream's
+    #: context-length error), and only then.
+    context_fallbacks: list[str] = []
 
 
 class EncryptionKeySettings(_Strict):

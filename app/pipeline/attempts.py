@@ -58,15 +58,17 @@ class AttemptLoop:
             if not order:
                 raise UpstreamUnavailable(f"no deployment of model {call.request.model!r} is available now",
                                           code="no_deployment_available", headers={"Retry-After": "1"})
-            last = len(order) - 1
-            for index, deployment in enumerate(order):
+            index = 0
+            while True:
+                deployment = order[index]
                 attempt = call.begin_attempt(deployment)
                 try:
                     answer = await self._attempt(call, deployment)
                 except JunctionError as error:
                     call.attempt_failed(attempt, error)
                     retry = await self._policy.attempted(call, attempt)
-                    if retry is None or index == last:
+                    index += 1 + (retry.skip if retry is not None else 0)
+                    if retry is None or index >= len(order):
                         raise
                     if retry.delay > 0:
                         await asyncio.sleep(retry.delay)
@@ -80,7 +82,6 @@ class AttemptLoop:
         except JunctionError as error:
             call.failed(error)
             raise
-        raise AssertionError("unreachable: the loop returns or raises on its last deployment")
 
     @staticmethod
     async def _upstream(call: Call, deployment: Deployment) -> AttemptAnswer:

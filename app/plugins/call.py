@@ -220,6 +220,9 @@ class Call:
         if len(self.attempts) > 1:
             self.fallback_used = True
             self.response_headers["x-junction-fallback"] = "true"
+            first = self.attempts[0]
+            if first.error_class:  # what made the gateway look further, e.g. rate_limit_error
+                self.response_headers["x-junction-first-failure"] = first.error_class
 
     def succeeded(self, usage: Usage | None) -> None:
         self.outcome = Outcome(status=200, latency_ms=self.elapsed_ms(), usage=usage)

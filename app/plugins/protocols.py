@@ -200,6 +200,9 @@ class Deployment:
     weight: float = 1.0
     #: A fallback (an alias's ``fallbacks``, a bridge's fallback model), tried after the others.
     fallback: bool = False
+    #: One of an alias's ``context_fallbacks``: a model with a larger context window, tried (last)
+    #: when an attempt failed because the prompt did not fit.
+    context_fallback: bool = False
     #: ``provider/model``, as headers, attempts and logs name the deployment.
     label: str = field(init=False, compare=False)
 

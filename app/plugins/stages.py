@@ -88,9 +88,11 @@ def is_stage(candidate: object) -> bool:
 
 class Retry(msgspec.Struct, frozen=True):
     """A routing policy's answer to a failed attempt: go on with the next deployment of the
-    order, after ``delay`` seconds."""
+    order, after ``delay`` seconds, passing over the ``skip`` deployments that come first (e.g.
+    straight to a model with a larger context window)."""
 
     delay: float = 0.0
+    skip: int = 0
 
 
 @runtime_checkable

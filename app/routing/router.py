@@ -45,7 +45,7 @@ class Router:
         return cached
 
     def _direct_deployment(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                           weight: float = 1.0, fallback: bool = False) -> Deployment:
+                           weight: float = 1.0, fallback: bool = False, context: bool = False) -> Deployment:
         provider_name, slash, upstream_model = model.partition("/")
         if not slash or not upstream_model:
             raise NotFound(
@@ -63,21 +63,24 @@ class Router:
             raise NotFound(f"model {model!r}: no provider named {provider_name!r}", param="model",
                            code="model_not_found")
         target = UpstreamTarget(model=upstream_model, api_key=api_key, base_url=base_url)
-        return Deployment(provider_name, provider, target, weight=weight, fallback=fallback)
+        return Deployment(provider_name, provider, target, weight=weight, fallback=fallback, context_fallback=context)
 
-    def _configured(self, deployment: DeploymentSettings, *, fallback: bool = False) -> Deployment:
+    def _configured(self, deployment: DeploymentSettings, *, fallback: bool = False,
+                    context: bool = False) -> Deployment:
         return self._direct_deployment(deployment.model, api_key=deployment.api_key, base_url=deployment.base_url,
-                                       weight=deployment.weight, fallback=fallback)
+                                       weight=deployment.weight, fallback=fallback, context=context)
 
     def _build_alias(self, name: str, alias: ModelAliasSettings,
                      aliases: dict[str, ModelAliasSettings]) -> tuple[Deployment, ...]:
         try:
             deployments = [self._configured(d) for d in alias.deployments]
-            for fallback in alias.fallbacks:
-                if fallback in aliases and fallback != name:
-                    deployments.extend(self._configured(d, fallback=True) for d in aliases[fallback].deployments)
-                else:
-                    deployments.append(self._direct_deployment(fallback, fallback=True))
+            for fallbacks, context in ((alias.fallbacks, False), (alias.context_fallbacks, True)):
+                for fallback in fallbacks:
+                    if fallback in aliases and fallback != name:
+                        deployments.extend(self._configured(d, fallback=True, context=context)
+                                           for d in aliases[fallback].deployments)
+                    else:
+                        deployments.append(self._direct_deployment(fallback, fallback=True, context=context))
         except (NotFound, InvalidRequest) as error:
             raise ConfigError(f"models.{name}: {error.message}") from None
         return tuple(deployments)

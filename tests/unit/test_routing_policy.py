@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamUnavailable
-from app.plugins import Retry
 from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
@@ -49,7 +48,8 @@ async def test_the_policy_hears_every_attempt_of_a_fallback_chain_in_order(strea
     assert [a.fallback for a in call.attempts] == [False, True, True]
     assert all(a.latency_ms is not None and a.latency_ms >= 0 for a in call.attempts)
     assert call.attempts[-1].ttfb_ms is not None
-    assert call.response_headers == {"x-junction-deployment": "scripted/ok", "x-junction-fallback": "true"}
+    assert call.response_headers == {"x-junction-deployment": "scripted/ok", "x-junction-fallback": "true",
+                                     "x-junction-first-failure": "upstream_error"}
     assert call.fallback_used and call.outcome.status == 200
 
 
@@ -103,7 +103,7 @@ async def test_max_attempts_bounds_the_chain():
 
 
 async def test_backoff_waits_between_attempts_and_doubles():
-    policy = Listening(backoff_seconds=0.05)
+    policy = Listening(backoff_seconds=0.05, jitter=False)
     call = chat_call("chain")
     await build_gateway(policy=policy, aliases=CHAIN).complete(call)
     first, second, third = call.attempts
@@ -111,14 +111,19 @@ async def test_backoff_waits_between_attempts_and_doubles():
     assert third.started_ms - second.started_ms >= 100
 
 
-async def test_retry_after_is_honoured_when_configured():
+async def test_retry_after_is_honoured_before_retrying_the_deployment_that_sent_it():
     aliases = {"chain": {"deployments": [{"model": "scripted/limited"}], "fallbacks": ["scripted/ok"]}}
-    policy = Listening(honour_retry_after=True)
+    policy = Listening(retries_per_deployment=1)
     call = chat_call("chain")
     await build_gateway(policy=policy, aliases=aliases).complete(call)
-    limited, ok = call.attempts
-    assert limited.retry_after == 0.05 and ok.started_ms - limited.started_ms >= 50
-    assert await WeightedPolicy(WeightedConfig()).attempted(call, limited) == Retry(delay=0.0)
+    limited, again, ok = call.attempts
+    assert [a.deployment for a in call.attempts] == ["scripted/limited", "scripted/limited", "scripted/ok"]
+    assert limited.retry_after == 0.05 and again.started_ms - limited.started_ms >= 50
+    assert ok.started_ms - again.started_ms < 50  # another deployment: its Retry-After does not apply
+    call = chat_call("chain")
+    await build_gateway(policy=Listening(retries_per_deployment=1, honour_retry_after=False),
+                        aliases=aliases).complete(call)
+    assert call.attempts[1].started_ms - call.attempts[0].started_ms < 50
 
 
 async def test_weights_pick_the_first_deployment():

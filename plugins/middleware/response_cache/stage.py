@@ -1,0 +1,273 @@
+"""The response-cache stage: look the call up (one round trip, shared with the admission stages),
+answer a hit in the form asked for, and store a complete successful answer (see the package
+docstring for the rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import msgspec
+
+from app.errors import InvalidRequest
+from app.formats.unified import events_response, response_events
+from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from app.plugins.store_guard import StoreGuard, StoreUnavailable
+from app.schemas.chat import ChatRequest, ChatResponse
+from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from plugins.middleware.response_cache.backends import (
+    Found,
+    MemoryCache,
+    RedisCache,
+    found,
+    remaining_seconds,
+)
+from plugins.middleware.response_cache.config import ResponseCacheConfig
+from plugins.middleware.response_cache.key import cache_key
+
+log = logging.getLogger("junction.response_cache")
+
+CACHE_HEADER = "x-junction-cache"
+TTL_HEADER = "x-junction-cache-ttl"
+
+
+class CachedAnswer(msgspec.Struct, kw_only=True, array_like=True):
+    """A stored answer, in the unified form it was produced in (replayed in either form)."""
+
+    stored_at: float
+    response: ChatResponse | None = None
+    events: list[StreamEvent] | None = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(CachedAnswer)
+
+
+class Plan:
+    """What the cache does for one call: its key, lock token, TTL, and what the lookup found."""
+
+    __slots__ = ("entry", "found", "key", "lookup", "token", "ttl")
+
+    def __init__(self, key: str, token: str, ttl: int, lookup: bool) -> None:
+        self.key, self.token, self.ttl, self.lookup = key, token, ttl, lookup
+        self.found: Found | None = None
+        self.entry: bytes | None = None
+
+
+class ResponseCacheStage(Stage):
+    def __init__(self, config: ResponseCacheConfig, context: PluginContext) -> None:
+        config.check()
+        self.config = config
+        self.guard = StoreGuard("response-cache", config)
+        self.redis = context.redis
+        self.backend: RedisCache | MemoryCache = (
+            RedisCache(context.redis, config.key_prefix, self.guard) if context.redis is not None
+            else MemoryCache(config.memory_max_entries))
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: With Redis, entries recently found or stored here: key -> (kept until, monotonic; entry).
+        self._local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._local_seconds = config.local_seconds if context.redis is not None else 0.0
+
+    async def close(self) -> None:
+        if self._tasks:  # stores and releases still in flight finish before the store closes
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- the two ways in --------------------------------------------------------------------
+
+    async def handle(self, call: Call, next: Next) -> Reply:
+        plan = await self._plan(call)
+        if plan is None:
+            return await next(call)
+        if plan.found is Found.HIT:
+            answer = _decoder.decode(plan.entry)  # type: ignore[arg-type]
+            response = answer.response or events_response(answer.events or ())
+            self._hit(call, answer)
+            call.succeeded(response.usage)
+            return response
+        try:
+            reply = await next(call)
+        except BaseException:
+            self._release(plan)
+            raise
+        if isinstance(reply, ChatResponse) and _complete(reply):
+            self._fill(plan, CachedAnswer(stored_at=time.time(), response=reply))
+        else:
+            self._release(plan)
+        return reply
+
+    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
+        plan = await self._plan(call)
+        if plan is None:
+            async for event in next(call):
+                yield event
+            return
+        if plan.found is Found.HIT:
+            answer = _decoder.decode(plan.entry)  # type: ignore[arg-type]
+            events = answer.events or response_events(answer.response)  # type: ignore[arg-type]
+            self._hit(call, answer)
+            usage, replayed = None, False
+            try:
+                for event in events:
+                    if isinstance(event, UsageReport):
+                        usage = event.usage
+                    yield event
+                replayed = True
+            finally:  # the client may leave mid-replay: the outcome says so
+                if replayed:
+                    call.succeeded(usage)
+                else:
+                    call.abandoned(usage)
+            return
+        seen: list[StreamEvent] = []
+        done = False
+        try:
+            async for event in next(call):
+                seen.append(event)
+                done = isinstance(event, StreamDone)
+                yield event
+        finally:
+            if done and any(isinstance(event, Finish) for event in seen):
+                self._fill(plan, CachedAnswer(stored_at=time.time(), events=seen))
+            else:  # failed, cut off, or the client left: nothing is stored
+                self._release(plan)
+
+    # --- lookup -----------------------------------------------------------------------------
+
+    async def _plan(self, call: Call) -> Plan | None:
+        """``None`` when the cache stays out of this call; else the plan, looked up (and, for a
+        follower, waited on)."""
+        request = call.request
+        if not isinstance(request, ChatRequest):
+            return None  # embeddings are not cached
+        directives = _cache_control(call.headers.get("cache-control"))
+        if "no-store" in directives:
+            call.response_headers[CACHE_HEADER] = "bypass"
+            return None
+        ttl = self._ttl(call)
+        lookup = "no-cache" not in directives
+        if ttl == 0 and not lookup:
+            call.response_headers[CACHE_HEADER] = "bypass"
+            return None
+        single_flight = self.config.single_flight_seconds > 0 and ttl > 0
+        plan = Plan(cache_key(call, request), secrets.token_hex(8) if single_flight else "", ttl, lookup)
+        try:
+            if lookup:
+                await self._lookup(call, plan)
+            else:
+                plan.found = Found.RELEASED
+            if plan.found is Found.FOLLOW:
+                plan.found, plan.entry = await self.backend.follow(plan.key, self.config.single_flight_seconds)
+            if plan.found is not Found.LEAD:
+                plan.token = ""  # no lock held: a released follower (or no-cache) stores without one
+        except StoreUnavailable:
+            if self.guard.on_error == "closed":
+                raise self.guard.refusal() from None
+            call.response_headers[CACHE_HEADER] = "bypass"
+            return None
+        if plan.found is not Found.HIT:
+            call.response_headers[CACHE_HEADER] = "miss" if lookup else "bypass"
+            if ttl == 0:
+                return None
+        return plan
+
+    async def _lookup(self, call: Call, plan: Plan) -> None:
+        backend = self.backend
+        if isinstance(backend, MemoryCache):
+            plan.found, plan.entry = backend.lookup(plan.key, plan.token)
+            return
+        local = self._local.get(plan.key) if self._local_seconds else None
+        if local is not None and local[0] > time.monotonic():
+            await call.flush_store()  # what admission stages queued still goes, and may refuse
+            plan.found, plan.entry = Found.HIT, local[1]
+            return
+        batch = call.store_batch(self.redis)
+        if batch.pending:  # ride on the admission stages' round trip
+            heard: list[Any] = []
+            batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
+                        heard.append)
+            await call.flush_store()  # may raise an admission stage's refusal: it propagates
+            result = heard[0]
+        else:
+            result = await backend.lookup(plan.key, plan.token, self.config.single_flight_seconds)
+        if isinstance(result, StoreUnavailable):
+            raise result
+        if isinstance(result, Exception):  # Redis answered with an error (e.g. out of memory)
+            log.warning("the cache lookup failed: %s", result)
+            raise StoreUnavailable(str(result))
+        plan.found, plan.entry = found(result)
+        if plan.found is Found.HIT:
+            self._keep(plan.key, plan.entry, remaining_seconds(result))  # type: ignore[arg-type]
+
+    def _keep(self, key: str, entry: bytes, ttl: float) -> None:
+        """Keep ``entry`` in this worker's memory for ``local_seconds`` at most, never past its TTL."""
+        if not self._local_seconds:
+            return
+        local = self._local
+        local[key] = (time.monotonic() + min(self._local_seconds, ttl), entry)
+        local.move_to_end(key)
+        while len(local) > self.config.local_max_entries:
+            local.popitem(last=False)
+
+    def _ttl(self, call: Call) -> int:
+        config = self.config
+        ttl = config.ttl_seconds
+        if call.bridge_id is not None:
+            ttl = config.bridge_ttl_seconds.get(call.bridge_id, ttl)
+        asked = call.headers.get(TTL_HEADER)
+        if asked is not None:
+            try:
+                value = int(asked)
+            except ValueError:
+                value = -1
+            if value < 0:
+                raise InvalidRequest(f"header {TTL_HEADER}: must be a whole number of seconds (0 or more)",
+                                     param=TTL_HEADER, code="invalid_cache_ttl")
+            ttl = min(value, config.max_ttl_seconds)
+        return ttl
+
+    # --- after ------------------------------------------------------------------------------
+
+    def _hit(self, call: Call, answer: CachedAnswer) -> None:
+        call.cache_hit = True
+        call.response_headers[CACHE_HEADER] = "hit"
+        call.response_headers["age"] = str(max(0, int(time.time() - answer.stored_at)))
+
+    def _fill(self, plan: Plan, answer: CachedAnswer) -> None:
+        data = _encoder.encode(answer)
+        if len(data) > self.config.max_entry_bytes:
+            self._release(plan)
+            return
+        self._keep(plan.key, data, plan.ttl)
+        self._background(self.backend.fill(plan.key, plan.token, data, plan.ttl))
+
+    def _release(self, plan: Plan) -> None:
+        if plan.token:
+            self._background(self.backend.release(plan.key, plan.token))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Stores and releases run after the answer went out: they cost the client nothing."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            if isinstance(error, StoreUnavailable):
+                return  # the guard logged it when it opened
+            log.error("storing a cached answer failed", exc_info=error)
+
+
+def _complete(response: ChatResponse) -> bool:
+    return bool(response.choices) and all(choice.finish_reason for choice in response.choices)
+
+
+def _cache_control(value: str | None) -> frozenset[str]:
+    if not value:
+        return frozenset()
+    return frozenset(part.strip().lower() for part in value.split(","))
