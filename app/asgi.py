@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 import app
+from app.body_guard import BodyGuard
 from app.domain.routes import domain_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
@@ -49,7 +51,7 @@ def create_app(settings: Settings) -> Litestar:
     _refuse_taken_paths(own, added)
     return Litestar(
         route_handlers=[*own, *added],
-        middleware=middleware,
+        middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],

@@ -29,6 +29,7 @@ from app.errors import (
 )
 from app.plugins.protocols import PluginContext, ProviderConfig
 from app.schemas.stream import StreamDone, StreamEvent
+from app.upstream.redact import header_secrets, redact
 from app.upstream.sse import iter_sse
 
 
@@ -178,10 +179,20 @@ class UpstreamClient:
             async with self.session.request(method, url, data=body, headers=headers) as response:
                 payload = await response.read()
         except Exception as error:  # cancellation is a BaseException and passes untouched
-            raise self._transport_error(error) from error
+            raise self.redacted(self._transport_error(error), headers) from error
         if response.status >= 400:
-            raise self.map_error(self.provider, response.status, payload, response.headers)
+            raise self.redacted(self.map_error(self.provider, response.status, payload, response.headers), headers)
         return payload
+
+    def redacted(self, error: JunctionError, headers: Mapping[str, str]) -> JunctionError:
+        """``error`` with the credential the request was sent with (and any key-shaped text)
+        removed from its message: the one place upstream text is cleaned before a client or the
+        log sees it."""
+        message = redact(error.message, [self.config.api_key, *header_secrets(headers)])
+        if message != error.message:
+            error.message = message
+            error.args = (message,)
+        return error
 
     @asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -189,14 +200,15 @@ class UpstreamClient:
         try:
             response = await self.session.post(url, data=body, headers=headers)
         except Exception as error:
-            raise self._transport_error(error) from error
+            raise self.redacted(self._transport_error(error), headers) from error
         try:
             if response.status >= 400:
                 try:
                     payload = await response.read()
                 except Exception as error:
-                    raise self._transport_error(error) from error
-                raise self.map_error(self.provider, response.status, payload, response.headers)
+                    raise self.redacted(self._transport_error(error), headers) from error
+                raise self.redacted(self.map_error(self.provider, response.status, payload, response.headers),
+                                    headers)
             yield self._chunks(response)
             await self._release(response)
         finally:
@@ -220,14 +232,18 @@ class UpstreamClient:
                             reader: StreamReader) -> AsyncIterator[StreamEvent]:
         """POST a streaming request and yield the unified events ``reader`` makes of its SSE
         answer, ending with ``StreamDone``. Closing the iterator closes the upstream connection."""
-        async with self.stream(url, body, {**headers, "accept": "text/event-stream"}) as chunks:
-            async for event in iter_sse(chunks):
-                for unified in reader.read(event.data):
-                    yield unified
-                    if isinstance(unified, StreamDone):
-                        return
-        for unified in reader.close():
-            yield unified
+        try:
+            async with self.stream(url, body, {**headers, "accept": "text/event-stream"}) as chunks:
+                async for event in iter_sse(chunks):
+                    for unified in reader.read(event.data):
+                        yield unified
+                        if isinstance(unified, StreamDone):
+                            return
+            for unified in reader.close():
+                yield unified
+        except JunctionError as error:  # an error event's text, quoted by the upstream mid-stream
+            self.redacted(error, headers)
+            raise
 
     async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:

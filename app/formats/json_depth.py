@@ -1,0 +1,39 @@
+"""How deeply a JSON document nests, measured on its bytes before anything decodes it.
+
+msgspec (like every recursive decoder) raises ``RecursionError`` near a thousand levels, and a
+document just under that depth makes whatever walks it next (an encoder, the SQL driver's JSON
+serialiser) fail instead; a limit checked on the raw bytes keeps every later step safe. The check
+is a handful of C-speed byte operations (count, replace, split, translate), no per-byte Python.
+"""
+
+from __future__ import annotations
+
+#: Every byte but the four brackets, deleted by ``translate``.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: Objects and arrays nest alike: one bracket alphabet is enough to measure depth.
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+
+
+def nesting_exceeds(body: bytes, limit: int) -> bool:
+    """Whether ``body`` (JSON, or anything: malformed JSON fails its decoding later) nests arrays
+    and objects more than ``limit`` levels deep. Brackets inside strings do not count."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # most bodies: too few brackets to nest that deep
+    if b'"' in body:
+        if b"\\" in body:
+            # Escaped backslashes first, then escaped quotes: what is left of ``"`` delimits strings.
+            body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+        body = b"".join(body.split(b'"')[::2])  # the text outside strings
+    brackets = body.translate(_ONE_KIND, _NOT_BRACKETS)
+    if len(brackets) <= 2 * limit:
+        return False
+    if b"[" * (limit + 1) in brackets:
+        return True
+    # Each pass removes the innermost level; a document still nested after ``limit`` passes is
+    # deeper than ``limit``.
+    for _ in range(limit):
+        shallower = brackets.replace(b"[]", b"")
+        if not shallower or shallower == brackets:
+            return False
+        brackets = shallower
+    return True
