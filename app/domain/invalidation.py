@@ -31,6 +31,15 @@ def cache_ttl(cache_url: str) -> float:
     return LOCAL_BUS_TTL_SECONDS if cache_url.split(":", 1)[0].lower() == "memory" else SHARED_BUS_TTL_SECONDS
 
 
+def current_ttl(changes: ChangeBus | None, ttl: float) -> float:
+    """``ttl`` while the change bus is trusted; at most the in-process bus's 1 s while it is not
+    (Redis down or silent): a change made elsewhere during an outage — a revocation — is then
+    seen within the same ~1 s it takes when the bus is up, read from the store."""
+    if changes is None or changes.trusted():
+        return ttl
+    return min(ttl, LOCAL_BUS_TTL_SECONDS)
+
+
 class _Subscriber:
     """Listens to the change bus between ``start`` and ``close``; subclasses say what a change
     drops in ``_on_change``."""
@@ -72,7 +81,7 @@ class OrgCache(_Subscriber, Generic[V]):
     async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
         key = (org_id, name)
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self._ttl:
+        if entry is not None and time.monotonic() - entry[0] < current_ttl(self._changes, self._ttl):
             return entry[1]
         generation = self._generation
         value = await load()
@@ -121,7 +130,7 @@ class OrgIdsCache(_Subscriber):
 
     async def all(self) -> tuple[str, ...]:
         cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+        if cached is not None and time.monotonic() - cached[0] < current_ttl(self._changes, self._ttl):
             return cached[1]
         generation = self._generation
         ids = tuple(org.id for org in await self._orgs.list())

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
+from app.formats.chat_checks import check_ranges
 from app.formats.json_body import decode_upstream, option_fields, splice_fields
 from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
 from app.schemas.stream import (
@@ -129,6 +130,7 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     if not request.messages:
         raise InvalidRequest("messages: must contain at least one message", param="messages",
                              code="invalid_value")
+    check_ranges(request)
     if len(fields) > len(CHAT_REQUEST_FIELDS & fields.keys()):
         request.extra_fields = {k: v for k, v in fields.items() if k not in CHAT_REQUEST_FIELDS}
     else:

@@ -6,6 +6,8 @@ aiohttp is used because it measured faster than httpx on the gateway benchmark (
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from app.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamOverloaded,
     UpstreamTimeout,
@@ -31,6 +34,9 @@ from app.plugins.protocols import PluginContext, ProviderConfig
 from app.schemas.stream import StreamDone, StreamEvent
 from app.upstream.redact import header_secrets, redact
 from app.upstream.sse import iter_sse
+
+
+log = logging.getLogger("junction.upstream")
 
 
 class StreamReader(Protocol):
@@ -143,6 +149,11 @@ class UpstreamClient:
         self.config = config
         self.map_error = map_error
         self._session: aiohttp.ClientSession | None = None
+        #: One per pooled connection: waiting for one is bounded by ``pool_timeout`` and reported
+        #: as our own overload, never mistaken for the upstream's connect timeout.
+        self._slots = asyncio.Semaphore(config.max_connections)
+        #: Requests refused because every connection was busy for ``pool_timeout``.
+        self.overloaded = 0
 
     async def start(self) -> None:
         """Open the pool; a no-op when it is open (the Runtime and the adapter may both ask)."""
@@ -174,10 +185,36 @@ class UpstreamClient:
         """GET and return the body of a 2xx answer; raise the mapped error otherwise."""
         return await self._fetch("GET", url, headers)
 
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the pool's ``max_connections`` for a request (or a whole stream)."""
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.config.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                self.overloaded += 1
+                log.warning("%s: pool full (%d connections busy for %gs); refused with 503, %d so far",
+                            self.provider, self.config.max_connections, self.config.pool_timeout,
+                            self.overloaded)
+                raise ServiceUnavailable(
+                    f"{self.provider}: every one of the gateway's {self.config.max_connections} connections "
+                    f"(max_connections) to it is busy; retry shortly", code="gateway_overloaded",
+                    headers={"Retry-After": str(max(1, math.ceil(self.config.pool_timeout)))}) from None
+        else:
+            await slots.acquire()
+        try:
+            yield
+        finally:
+            slots.release()
+
     async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self._slot(), self.session.request(method, url, data=body, headers=headers) as response:
                 payload = await response.read()
+        except JunctionError:
+            raise
         except Exception as error:  # cancellation is a BaseException and passes untouched
             raise self.redacted(self._transport_error(error), headers) from error
         if response.status >= 400:
@@ -197,6 +234,12 @@ class UpstreamClient:
     @asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the response body as chunks; leaving the block closes the connection."""
+        async with self._slot():
+            async with self._response(url, body, headers) as chunks:
+                yield chunks
+
+    @asynccontextmanager
+    async def _response(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         try:
             response = await self.session.post(url, data=body, headers=headers)
         except Exception as error:

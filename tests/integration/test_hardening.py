@@ -97,3 +97,55 @@ def test_redaction_keeps_messages_without_secrets_unchanged():
     assert redact("bad key gw-abcdef12!", ("gw-abcdef12",)) == "bad key [redacted]!"
     assert redact("short keys like 'ab' are not hunted", ("ab",)) == "short keys like 'ab' are not hunted"
 
+
+
+# --- limits and documented ranges ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("max_tokens", -1), ("max_tokens", 0), ("max_tokens", 10**26), ("max_completion_tokens", 0),
+    ("n", 0), ("n", 129), ("top_p", -5), ("top_p", 1.5), ("temperature", -0.1), ("temperature", 2.5),
+    ("presence_penalty", 3), ("frequency_penalty", -2.5), ("top_logprobs", 21), ("seed", 2**64),
+])
+def test_numeric_parameters_outside_their_documented_range_are_refused(http, fake_openai, field, value):
+    response = http.post("/v1/chat/completions", json={**CHAT, field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field and "out of range" in error["message"], error
+    assert fake_openai.requests == []
+
+
+def test_logit_bias_outside_its_range_is_refused(http, fake_openai):
+    response = http.post("/v1/chat/completions", json={**CHAT, "logit_bias": {"50256": -101}})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "logit_bias.50256"
+    assert fake_openai.requests == []
+
+
+def test_range_boundaries_are_accepted(http, fake_openai):
+    for fields in ({"temperature": 0, "top_p": 0, "n": 1, "max_tokens": 1},
+                   {"temperature": 2, "top_p": 1, "presence_penalty": -2, "frequency_penalty": 2}):
+        response = http.post("/v1/chat/completions", json={**CHAT, **fields})
+        assert response.status_code == 200, response.text
+
+
+def test_model_name_length_is_limited(http, fake_openai):
+    response = http.post("/v1/chat/completions", json={**CHAT, "model": "openai/" + "m" * 300})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "model" and "limits.max_model_chars" in error["message"]
+    assert len(error["message"]) < 400  # the name is not echoed whole
+    assert fake_openai.requests == []
+
+
+def test_message_count_is_limited(http, fake_openai):
+    messages = [{"role": "user", "content": "x"}] * 2049
+    response = http.post("/v1/chat/completions", json={"model": "openai/gpt-4o-mini", "messages": messages})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "messages" and "limits.max_messages" in error["message"]
+    assert fake_openai.requests == []
+
+
+def test_embeddings_model_name_length_is_limited(http):
+    response = http.post("/v1/embeddings", json={"model": "openai/" + "m" * 300, "input": "x"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "model"
