@@ -149,3 +149,14 @@ def test_message_count_is_limited(http, fake_openai):
 def test_embeddings_model_name_length_is_limited(http):
     response = http.post("/v1/embeddings", json={"model": "openai/" + "m" * 300, "input": "x"})
     assert response.status_code == 400 and response.json()["error"]["param"] == "model"
+
+
+@pytest.mark.parametrize(("field", "value"), [("temperature", 1.5), ("temperature", -1), ("top_p", 2),
+                                              ("top_k", -1), ("max_tokens", 0)])
+def test_anthropic_numeric_parameters_are_checked_against_anthropics_ranges(http, fake_openai, field, value):
+    body = {"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            field: value}
+    response = http.post("/v1/messages", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith(f"{field}:")
+    assert fake_openai.requests == []

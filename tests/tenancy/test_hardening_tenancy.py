@@ -141,3 +141,19 @@ def test_master_key_thread_lookup_does_not_scale_with_orgs(master: Api, tenant: 
     named = median_ms(**{"x-junction-org-id": tenant.org_id})
     unnamed = median_ms()
     assert unnamed < 3 * named + 15, (unnamed, named)
+
+
+def test_an_orgs_own_credential_quoted_by_the_upstream_is_not_shown_to_its_chat_keys(
+    tenant, tenancy_server, fake_openai: FakeOpenAI
+):
+    org_key = "org-secret-" + "z" * 30
+    stored = tenant.admin.request("PUT", f"/api/v1/admin/orgs/{tenant.org_id}/credentials/openai",
+                                  {"api_key": org_key})
+    assert stored.status_code == 200, stored.text
+    fake_openai.fail_next(401, {"error": {"message": f"Incorrect API key provided: {org_key}.",
+                                          "code": "invalid_api_key"}})
+    response = tenant.chat_key.chat("openai/gpt-4o-mini")
+    assert response.status_code == 401
+    assert fake_openai.last.headers["authorization"] == f"Bearer {org_key}"
+    assert org_key not in response.text and "Incorrect API key provided: [redacted]" in response.text
+    assert org_key not in tenancy_server.output()
