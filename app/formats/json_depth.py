@@ -8,8 +8,8 @@ is a handful of C-speed byte operations (count, replace, split, translate), no p
 
 from __future__ import annotations
 
-#: Every byte but the four brackets, deleted by ``translate``.
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: Every byte but quotes and the four brackets, deleted by ``translate``.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 #: Objects and arrays nest alike: one bracket alphabet is enough to measure depth.
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
@@ -19,12 +19,15 @@ def nesting_exceeds(body: bytes, limit: int) -> bool:
     and objects more than ``limit`` levels deep. Brackets inside strings do not count."""
     if body.count(b"[") + body.count(b"{") <= limit:
         return False  # most bodies: too few brackets to nest that deep
-    if b'"' in body:
-        if b"\\" in body:
-            # Escaped backslashes first, then escaped quotes: what is left of ``"`` delimits strings.
-            body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-        body = b"".join(body.split(b'"')[::2])  # the text outside strings
-    brackets = body.translate(_ONE_KIND, _NOT_BRACKETS)
+    if b"\\" in body:
+        # Escaped backslashes first, then escaped quotes: every ``"`` left delimits a string.
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # The skeleton: quotes and brackets only. Removing adjacent quotes drops an empty string or
+    # joins two strings with nothing between them, so what is inside a string stays inside.
+    skeleton = body.translate(_ONE_KIND, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])  # outside strings only
+    brackets = skeleton
     if len(brackets) <= 2 * limit:
         return False
     if b"[" * (limit + 1) in brackets:

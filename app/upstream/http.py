@@ -211,14 +211,16 @@ class UpstreamClient:
 
     async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
-            async with self._slot(), self.session.request(method, url, data=body, headers=headers) as response:
+            async with self._slot(), self.session.request(method, url, data=body,
+                                                          headers=headers) as response:
                 payload = await response.read()
         except JunctionError:
             raise
         except Exception as error:  # cancellation is a BaseException and passes untouched
             raise self.redacted(self._transport_error(error), headers) from error
         if response.status >= 400:
-            raise self.redacted(self.map_error(self.provider, response.status, payload, response.headers), headers)
+            error = self.map_error(self.provider, response.status, payload, response.headers)
+            raise self.redacted(error, headers)
         return payload
 
     def redacted(self, error: JunctionError, headers: Mapping[str, str]) -> JunctionError:
@@ -239,7 +241,8 @@ class UpstreamClient:
                 yield chunks
 
     @asynccontextmanager
-    async def _response(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def _response(self, url: str, body: bytes,
+                        headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         try:
             response = await self.session.post(url, data=body, headers=headers)
         except Exception as error:

@@ -14,7 +14,8 @@ REDACTED = "[redacted]"
 #: Shorter values are not hunted for: replacing "ab" everywhere would garble the message.
 MIN_SECRET_CHARS = 8
 #: Request headers that carry a provider credential (``authorization`` after its scheme).
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization"})
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key",
+                                "proxy-authorization"})
 #: OpenAI-style (``sk-...``, ``sk-proj-...``, ``sk-ant-...``) and Google (``AIza...``) keys.
 _KEY_SHAPES = re.compile(r"\b(?:sk-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,})")
 

@@ -50,7 +50,8 @@ def render(template: str, declared: list[BridgeVariable], values: Mapping[str, A
             if len(text) > max_variable_chars:
                 param = f"variables.{name[:100]}"
                 raise InvalidRequest(
-                    f"{param}: {len(text)} characters, more than limits.max_variable_chars ({max_variable_chars})",
+                    f"{param}: {len(text)} characters, more than limits.max_variable_chars "
+                    f"({max_variable_chars})",
                     param=param, code="variable_too_large")
     size = len(template)
 

@@ -257,7 +257,8 @@ class SqlThreads(SqlRepository):
 
     async def org_of(self, thread_id: str) -> str | None:
         async with self._db.connect() as connection:
-            return (await connection.execute(sa.select(threads.c.org_id).where(threads.c.id == thread_id))).scalar()
+            query = sa.select(threads.c.org_id).where(threads.c.id == thread_id)
+            return (await connection.execute(query)).scalar()
 
     async def delete(self, org_id: str, thread_id: str) -> None:
         statement = threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)

@@ -141,7 +141,8 @@ class JwtAuthenticator:
             raise _fail("unsigned tokens (alg 'none') are not accepted")
         if self._accepted is not None and algorithm not in self._accepted:
             raise _fail(
-                f"algorithm {_shown(algorithm)} is not accepted (accepted: {', '.join(sorted(self._accepted))})"
+                f"algorithm {_shown(algorithm)} is not accepted "
+                f"(accepted: {', '.join(sorted(self._accepted))})"
             )
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
