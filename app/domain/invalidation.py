@@ -68,12 +68,17 @@ class OrgCache(_Subscriber, Generic[V]):
         *,
         ttl: float,
         limit: int = 100_000,
+        max_chars: int = 8 << 20,
         record_id: Callable[[V], str | None] | None = None,
     ) -> None:
         self._kind = kind
         self._changes = changes
         self._ttl = ttl
         self._limit = limit
+        #: Names come from callers (``bridge/<anything>`` is cached as a miss): the cache is bounded
+        #: by the characters of its keys too, not only by how many there are.
+        self._max_chars = max_chars
+        self._chars = 0
         self._record_id = record_id
         self._entries: dict[tuple[str, str], tuple[float, V]] = {}
         self._generation = 0
@@ -86,15 +91,18 @@ class OrgCache(_Subscriber, Generic[V]):
         generation = self._generation
         value = await load()
         if generation == self._generation:
-            if len(self._entries) >= self._limit:
+            if len(self._entries) >= self._limit or self._chars > self._max_chars:
                 self._entries.clear()
+                self._chars = 0
             self._entries[key] = (time.monotonic(), value)
+            self._chars += len(org_id) + len(name)
         return value
 
     def forget(self, predicate: Callable[[tuple[str, str], V], bool] | None = None) -> None:
         self._generation += 1
         if predicate is None:
             self._entries.clear()
+            self._chars = 0
             return
         for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
             del self._entries[key]

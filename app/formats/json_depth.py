@@ -3,7 +3,7 @@
 msgspec (like every recursive decoder) raises ``RecursionError`` near a thousand levels, and a
 document just under that depth makes whatever walks it next (an encoder, the SQL driver's JSON
 serialiser) fail instead; a limit checked on the raw bytes keeps every later step safe. The check
-is a handful of C-speed byte operations (count, replace, split, translate), no per-byte Python.
+is a handful of C-speed byte operations (translate, replace, split), no per-byte Python.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 def nesting_exceeds(body: bytes, limit: int) -> bool:
     """Whether ``body`` (JSON, or anything: malformed JSON fails its decoding later) nests arrays
     and objects more than ``limit`` levels deep. Brackets inside strings do not count."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False  # most bodies: too few brackets to nest that deep
     if b"\\" in body:
         # Escaped backslashes first, then escaped quotes: every ``"`` left delimits a string.
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     # The skeleton: quotes and brackets only. Removing adjacent quotes drops an empty string or
     # joins two strings with nothing between them, so what is inside a string stays inside.
-    skeleton = body.translate(_ONE_KIND, _NOT_STRUCTURE).replace(b'""', b"")
+    skeleton = body.translate(_ONE_KIND, _NOT_STRUCTURE)
+    if skeleton.count(b"[") <= limit:
+        return False  # most bodies: too few brackets to nest that deep
+    skeleton = skeleton.replace(b'""', b"")
     if b'"' in skeleton:
         skeleton = b"".join(skeleton.split(b'"')[::2])  # outside strings only
     brackets = skeleton

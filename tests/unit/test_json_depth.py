@@ -51,3 +51,4 @@ def test_matches_a_parser_on_random_documents_with_brackets_and_escapes_in_strin
 ])
 def test_edge_cases(body, deep):
     assert nesting_exceeds(body, 64) is deep
+
