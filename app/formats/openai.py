@@ -97,6 +97,9 @@ _response_decoder = msgspec.json.Decoder(ChatResponse)
 _chunk_decoder = msgspec.json.Decoder(Chunk)
 
 _AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+#: A quoted value in a decoder's message (``Invalid enum value '...'``): the client's own text,
+#: shown back at most this long.
+_QUOTED = re.compile(r"'([^']{%d})[^']+'" % 60)
 _MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
 
 
@@ -109,6 +112,9 @@ def validation_error(error: msgspec.MsgspecError) -> InvalidRequest:
     param = match.group("path") if match else None
     if match:
         text = text[: match.start()]
+    text = _QUOTED.sub(lambda quoted: f"'{quoted.group(1)}…'", text)
+    if param is not None and len(param) > 200:
+        param = param[:200] + "…"
     missing = _MISSING.match(text)
     if missing:
         param = f"{param}.{missing.group('name')}" if param else missing.group("name")

@@ -160,3 +160,14 @@ def test_anthropic_numeric_parameters_are_checked_against_anthropics_ranges(http
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"].startswith(f"{field}:")
     assert fake_openai.requests == []
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "openai/gpt-4o-mini", "messages": [{"role": "w" * 5000, "content": "x"}]},
+    {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": [{"type": "v" * 5000}]}]},
+])
+def test_a_clients_bad_value_is_echoed_truncated(http, body):
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert len(message) < 300 and "…" in message, message
