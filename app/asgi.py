@@ -9,8 +9,10 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.middleware import DefineMiddleware
 
 import app
+from app.body_guard import BodyGuard
 from app.domain.routes import domain_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
@@ -50,7 +52,7 @@ def create_app(settings: Settings) -> Litestar:
     _refuse_taken_paths(own, added)
     return Litestar(
         route_handlers=[*own, *added],
-        middleware=middleware,
+        middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],

@@ -60,6 +60,25 @@ def granian_options(path: Path | None) -> dict[str, Any]:
     return options
 
 
+def http1_settings(settings: Settings, table: Any = None) -> Any:
+    """Granian's HTTP/1 settings: ``[granian.http1_settings]`` of granian.toml if any, with the
+    header limits of ``[limits]`` (a slow or idle client is dropped after
+    ``header_read_timeout_seconds``: hyper's header timer also runs while a kept-alive connection
+    waits for its next request; headers beyond ``max_header_bytes`` are refused with 431)."""
+    from granian.http import HTTP1Settings
+
+    if isinstance(table, HTTP1Settings):
+        base = table
+    else:
+        try:
+            base = HTTP1Settings(**(table or {}))
+        except TypeError as error:
+            raise ConfigError(f"granian.http1_settings: {error}") from None
+    base.header_read_timeout = int(settings.limits.header_read_timeout_seconds * 1000)
+    base.max_buffer_size = settings.limits.max_header_bytes
+    return base
+
+
 def _load(config: str | None) -> Settings:
     path = config_path(config)
     settings = load_settings(path)
@@ -74,6 +93,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from app.asgi import create_app
 
+    # Everything the server and its workers create (SQLite files, key files) is owner-only.
+    os.umask(0o077)
     settings = _load(args.config)
     key_file = ensure_master_key(settings)
     if key_file is not None:
@@ -90,6 +111,7 @@ def serve(args: argparse.Namespace) -> int:
             options[option] = value
     options.setdefault("address", "127.0.0.1")
     options.setdefault("port", 8080)
+    options["http1_settings"] = http1_settings(settings, options.get("http1_settings"))
     print(f"junction: serving on http://{options['address']}:{options['port']} "
           f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
     Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()

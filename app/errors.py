@@ -80,6 +80,14 @@ class Conflict(JunctionError):
     anthropic_type = "invalid_request_error"
 
 
+class RequestTimeout(JunctionError):
+    """The client did not send its request in time; the connection is closed after the answer."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
 class PayloadTooLarge(JunctionError):
     status = 413
     error_type = "invalid_request_error"

@@ -22,6 +22,7 @@ from app.pricing import PriceBook
 from app.routing.catalog import ModelCatalog
 from app.routing.router import Router
 from app.security.crypto import cipher_from_settings
+from app.security.private_files import private_sqlite_file
 from app.settings import Settings
 from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from app.stores.notify import is_redis_url, open_change_bus
@@ -68,6 +69,8 @@ class SqlEngines:
         if store not in self._own:
             from sqlalchemy.ext.asyncio import create_async_engine
 
+            if url.startswith("sqlite"):
+                private_sqlite_file(url)
             # hide_parameters: a failed statement must not put row contents into the log.
             self._own[store] = create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
         return self._own[store]

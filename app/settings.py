@@ -127,6 +127,30 @@ class JobsSettings(_Strict):
     allow_private_webhooks: bool = False
 
 
+class LimitsSettings(_Strict):
+    """What one request may ask of a worker; each is refused with a 400/413 naming the key."""
+
+    #: Arrays and objects nested deeper than this in any JSON body: 400 ``json_too_deep``.
+    max_json_depth: int = 64
+    #: Messages in one chat request (OpenAI's own limit is 2,048).
+    max_messages: int = 2048
+    #: Characters of a request's ``model`` (a provider's model id, an alias, ``bridge/<slug>``).
+    max_model_chars: int = 256
+    #: Characters of a bridge's prompt once its variables are filled in.
+    max_prompt_chars: int = 1_048_576
+    #: Characters of one bridge variable's value (as JSON text when it is not a string).
+    max_variable_chars: int = 262_144
+    #: Characters of a stored provider credential's ``api_key``.
+    max_credential_chars: int = 16_384
+    #: Bytes of a request's headers (Granian's HTTP/1 buffer); larger ones get 431 from the server.
+    max_header_bytes: int = 65_536
+    #: Seconds a client has to send its request headers, and to send the next request on a kept-alive
+    #: connection; then the connection is closed.
+    header_read_timeout_seconds: float = 10.0
+    #: Seconds a client has to send a whole request body, once the handler reads it: 408 after that.
+    body_read_timeout_seconds: float = 60.0
+
+
 class Settings(_Strict):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
@@ -141,6 +165,7 @@ class Settings(_Strict):
     threads: ThreadSettings = msgspec.field(default_factory=ThreadSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 
@@ -212,12 +237,26 @@ def _check_values(settings: Settings) -> None:
                               "(scheme://host[:port], no path) or \"*\"")
     if settings.server.max_body_bytes < 1024:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
+    _check_limits(settings)
     for name, alias in settings.models.items():
         if not alias.deployments:
             raise ConfigError(f"{settings.source}: models.{name}.deployments: needs at least one deployment")
         for index, deployment in enumerate(alias.deployments):
             if deployment.weight <= 0:
                 raise ConfigError(f"{settings.source}: models.{name}.deployments[{index}].weight: must be > 0")
+
+
+def _check_limits(settings: Settings) -> None:
+    limits = settings.limits
+    for key in ("max_json_depth", "max_messages", "max_model_chars", "max_prompt_chars", "max_variable_chars",
+                "max_credential_chars"):
+        if getattr(limits, key) < 1:
+            raise ConfigError(f"{settings.source}: limits.{key}: must be at least 1")
+    if limits.max_header_bytes < 8192:  # hyper, under Granian, needs at least this much buffer
+        raise ConfigError(f"{settings.source}: limits.max_header_bytes: must be at least 8192")
+    for key in ("header_read_timeout_seconds", "body_read_timeout_seconds"):
+        if getattr(limits, key) <= 0:
+            raise ConfigError(f"{settings.source}: limits.{key}: must be > 0")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

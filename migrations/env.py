@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.security.private_files import private_sqlite_file
 from app.settings import Settings, load_settings
 from app.stores.documents.sql import VERSION_TABLE, metadata
 
@@ -47,6 +48,8 @@ def configure_and_run(connection: Connection) -> None:
 
 
 async def run_online(url: str) -> None:
+    if url.startswith("sqlite"):
+        private_sqlite_file(url)
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:

@@ -31,6 +31,15 @@ def cache_ttl(cache_url: str) -> float:
     return LOCAL_BUS_TTL_SECONDS if cache_url.split(":", 1)[0].lower() == "memory" else SHARED_BUS_TTL_SECONDS
 
 
+def current_ttl(changes: ChangeBus | None, ttl: float) -> float:
+    """``ttl`` while the change bus is trusted; at most the in-process bus's 1 s while it is not
+    (Redis down or silent): a change made elsewhere during an outage — a revocation — is then
+    seen within the same ~1 s it takes when the bus is up, read from the store."""
+    if changes is None or changes.trusted():
+        return ttl
+    return min(ttl, LOCAL_BUS_TTL_SECONDS)
+
+
 class _Subscriber:
     """Listens to the change bus between ``start`` and ``close``; subclasses say what a change
     drops in ``_on_change``."""
@@ -59,12 +68,17 @@ class OrgCache(_Subscriber, Generic[V]):
         *,
         ttl: float,
         limit: int = 100_000,
+        max_chars: int = 8 << 20,
         record_id: Callable[[V], str | None] | None = None,
     ) -> None:
         self._kind = kind
         self._changes = changes
         self._ttl = ttl
         self._limit = limit
+        #: Names come from callers (``bridge/<anything>`` is cached as a miss): the cache is bounded
+        #: by the characters of its keys too, not only by how many there are.
+        self._max_chars = max_chars
+        self._chars = 0
         self._record_id = record_id
         self._entries: dict[tuple[str, str], tuple[float, V]] = {}
         self._generation = 0
@@ -72,20 +86,23 @@ class OrgCache(_Subscriber, Generic[V]):
     async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
         key = (org_id, name)
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self._ttl:
+        if entry is not None and time.monotonic() - entry[0] < current_ttl(self._changes, self._ttl):
             return entry[1]
         generation = self._generation
         value = await load()
         if generation == self._generation:
-            if len(self._entries) >= self._limit:
+            if len(self._entries) >= self._limit or self._chars > self._max_chars:
                 self._entries.clear()
+                self._chars = 0
             self._entries[key] = (time.monotonic(), value)
+            self._chars += len(org_id) + len(name)
         return value
 
     def forget(self, predicate: Callable[[tuple[str, str], V], bool] | None = None) -> None:
         self._generation += 1
         if predicate is None:
             self._entries.clear()
+            self._chars = 0
             return
         for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
             del self._entries[key]
@@ -121,7 +138,7 @@ class OrgIdsCache(_Subscriber):
 
     async def all(self) -> tuple[str, ...]:
         cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+        if cached is not None and time.monotonic() - cached[0] < current_ttl(self._changes, self._ttl):
             return cached[1]
         generation = self._generation
         ids = tuple(org.id for org in await self._orgs.list())

@@ -44,6 +44,6 @@ def build_domain(settings: Settings, documents: DocumentStore, changes: ChangeBu
         documents=documents,
         changes=changes,
         credentials=OrgCredentials(documents.credentials, changes, ttl=ttl),
-        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl),
+        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl, limits=settings.limits),
         threads=ThreadHistory(documents.threads, redis, settings.threads),
     )

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
+from app.formats.chat_checks import check_ranges
 from app.formats.json_body import decode_upstream, option_fields, splice_fields
 from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
 from app.schemas.stream import (
@@ -96,6 +97,9 @@ _response_decoder = msgspec.json.Decoder(ChatResponse)
 _chunk_decoder = msgspec.json.Decoder(Chunk)
 
 _AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+#: A quoted value in a decoder's message (``Invalid enum value '...'``): the client's own text,
+#: shown back at most this long.
+_QUOTED = re.compile(r"'([^']{%d})[^']+'" % 60)
 _MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
 
 
@@ -108,6 +112,9 @@ def validation_error(error: msgspec.MsgspecError) -> InvalidRequest:
     param = match.group("path") if match else None
     if match:
         text = text[: match.start()]
+    text = _QUOTED.sub(lambda quoted: f"'{quoted.group(1)}…'", text)
+    if param is not None and len(param) > 200:
+        param = param[:200] + "…"
     missing = _MISSING.match(text)
     if missing:
         param = f"{param}.{missing.group('name')}" if param else missing.group("name")
@@ -129,6 +136,7 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     if not request.messages:
         raise InvalidRequest("messages: must contain at least one message", param="messages",
                              code="invalid_value")
+    check_ranges(request)
     if len(fields) > len(CHAT_REQUEST_FIELDS & fields.keys()):
         request.extra_fields = {k: v for k, v in fields.items() if k not in CHAT_REQUEST_FIELDS}
     else:

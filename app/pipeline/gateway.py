@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from app.errors import AuthenticationFailed, JunctionError
+from app.errors import AuthenticationFailed, InvalidRequest, JunctionError
 from app.pipeline.attempts import AttemptLoop
 from app.pipeline.chain import json_chain, stream_chain
 from app.plugins.call import Call
@@ -44,6 +44,7 @@ class Gateway:
         self._json = json_chain(stages, attempts.run)
         self._open = stream_chain(stages, attempts.open)
         self._stream_stages = any(overridden(stage, "stream") for stage in stages)
+        self._limits = settings.limits
 
     async def start(self) -> None:
         for component in self.plugins.components:
@@ -83,12 +84,27 @@ class Gateway:
 
     # --- the pipeline -----------------------------------------------------------------------
 
+    def check_limits(self, call: Call) -> None:
+        """``[limits]`` on what every ingress hands in, before any stage runs: the model name (the
+        router caches resolved names, so only bounded ones may reach it) and the message count."""
+        limits = self._limits
+        request = call.request
+        if len(request.model) > limits.max_model_chars:
+            raise InvalidRequest(f"model: {len(request.model)} characters, more than limits.max_model_chars "
+                                 f"({limits.max_model_chars})", param="model", code="model_too_long")
+        messages = getattr(request, "messages", None)
+        if messages is not None and len(messages) > limits.max_messages:
+            raise InvalidRequest(f"messages: {len(messages)} messages, more than limits.max_messages "
+                                 f"({limits.max_messages})", param="messages", code="too_many_messages")
+
     async def complete(self, call: Call) -> ChatResponse:
         call.require_principal()  # a Call refuses to be built without one; this catches a reset
+        self.check_limits(call)
         return await self._json(call)  # type: ignore[return-value]
 
     async def embed(self, call: Call) -> EmbeddingResponse:
         call.require_principal()
+        self.check_limits(call)
         return await self._json(call)  # type: ignore[return-value]
 
     async def open_stream(self, call: Call) -> AsyncIterator[StreamEvent]:
@@ -96,6 +112,7 @@ class Gateway:
         (a stage's refusal, routing, every deployment's attempt) fails here, as a normal HTTP
         error. Closing the returned iterator closes every stage's stream, innermost first."""
         call.require_principal()
+        self.check_limits(call)
         if not self._stream_stages:
             # The attempt loop's own stream has its first event in hand (or raised): nothing to
             # prime, and it is the only layer to close.

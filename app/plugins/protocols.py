@@ -59,6 +59,9 @@ class ProviderConfig(PluginConfig):
     #: Seconds to wait for each read from the upstream (not the whole response).
     read_timeout: float = 600.0
     max_connections: int = 256
+    #: Seconds a request waits for one of the ``max_connections`` to be free before it is refused
+    #: with 503 ``gateway_overloaded`` (not counted in ``connect_timeout``).
+    pool_timeout: float = 5.0
 
 
 class MiddlewareConfig(PluginConfig):

@@ -11,6 +11,9 @@ from app.plugins.protocols import Deployment, ProviderAdapter, UpstreamTarget
 from app.settings import DeploymentSettings, ModelAliasSettings
 
 _RESOLVED_CACHE_LIMIT = 4096
+#: ...and at most this many characters of names: model names come from clients, so the cache is
+#: bounded by size, not only by count (``[limits] max_model_chars`` bounds each name first).
+_RESOLVED_CACHE_CHARS = 1 << 20
 #: What an upstream model id may look like. Providers put it into URL paths (Gemini's
 #: ``/models/{model}:generateContent``), so dot segments, queries, fragments, escapes and
 #: whitespace are refused here, once for every provider.
@@ -23,6 +26,7 @@ class Router:
         self._providers = providers
         self._installed = installed
         self._direct: dict[str, tuple[Deployment, ...]] = {}
+        self._direct_chars = 0
         self._aliases = {name: self._build_alias(name, alias, aliases) for name, alias in aliases.items()}
 
     @property
@@ -39,9 +43,11 @@ class Router:
         cached = self._direct.get(model)
         if cached is None:
             cached = (self._direct_deployment(model),)
-            if len(self._direct) >= _RESOLVED_CACHE_LIMIT:
+            if len(self._direct) >= _RESOLVED_CACHE_LIMIT or self._direct_chars > _RESOLVED_CACHE_CHARS:
                 self._direct.clear()  # model names come from clients: keep the cache bounded
+                self._direct_chars = 0
             self._direct[model] = cached
+            self._direct_chars += len(model)
         return cached
 
     def _direct_deployment(self, model: str, *, api_key: str | None = None, base_url: str | None = None,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -33,6 +34,12 @@ RECONNECT_DELAY_SECONDS = 0.5
 START_TIMEOUT_SECONDS = 10.0
 #: A publish waits no longer: the caller's data is already saved, and a gap is announced anyway.
 PUBLISH_TIMEOUT_SECONDS = 2.0
+#: The bus is trusted while Redis confirmed this worker's subscription (a message, or the answer to
+#: a ping) this recently; after that, caches that rely on it re-read what they serve (see
+#: :meth:`ChangeBus.trusted`). The same ~1 s a change takes to reach every worker when it is up.
+TRUST_SECONDS = 1.0
+#: An idle subscription pings Redis this often, so a silent bus is known to be alive.
+HEARTBEAT_SECONDS = 0.25
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -67,6 +74,12 @@ class ChangeBus(Protocol):
 
     async def ping(self) -> None:
         """Raise unless the bus's backend answers now (``/readyz`` calls it)."""
+        ...
+
+    def trusted(self) -> bool:
+        """Whether every change published anywhere reaches this process now. While it does not
+        (Redis unreachable, or silent for :data:`TRUST_SECONDS`), caches kept honest by the bus
+        must not serve entries older than that: revocation then holds through an outage."""
         ...
 
     def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
@@ -112,6 +125,9 @@ class MemoryChangeBus:
     async def ping(self) -> None:
         return None
 
+    def trusted(self) -> bool:
+        return True  # in-process delivery cannot be cut; other processes' changes never arrive anyway
+
     def subscribe(self, callback: ChangeCallback) -> Unsubscribe:
         return self._subscribers.add(callback)
 
@@ -135,6 +151,9 @@ class RedisChangeBus:
         self._listener: asyncio.Task[None] | None = None
         self._gap_announcer: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        #: When Redis last confirmed the subscription (monotonic seconds); 0: never.
+        self._confirmed = 0.0
+        self._distrust_logged = False
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(Change)
 
@@ -161,6 +180,27 @@ class RedisChangeBus:
         if self._redis is None:
             raise RuntimeError("the change bus is not started")
         await self._redis.ping()
+        if not self.trusted():
+            raise RuntimeError(f"change bus: subscription not confirmed for {self._silence():.1f}s; key, "
+                               "credential and bridge caches read through to the store")
+
+    def trusted(self) -> bool:
+        return time.monotonic() - self._confirmed < TRUST_SECONDS
+
+    def _silence(self) -> float:
+        return time.monotonic() - self._confirmed
+
+    def _confirm(self) -> None:
+        self._confirmed = time.monotonic()
+        if self._distrust_logged:
+            self._distrust_logged = False
+            log.warning("change bus: Redis confirmed the subscription again; caches trusted again")
+
+    def _report_distrust(self, reason: str) -> None:
+        if not self._distrust_logged:
+            self._distrust_logged = True
+            log.warning("change bus: %s; key, credential and bridge caches read through to the store "
+                        "(entries older than %gs are re-read) until Redis is back", reason, TRUST_SECONDS)
 
     async def close(self) -> None:
         for task in (self._listener, self._gap_announcer):
@@ -225,8 +265,16 @@ class RedisChangeBus:
                 if connected_before:
                     await self._subscribers.deliver(EVERYTHING)
                 connected_before = True
+                self._confirm()
                 self._subscribed.set()
-                async for message in pubsub.listen():
+                while True:
+                    message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+                    if message is None:
+                        if not self.trusted():
+                            self._report_distrust(f"no answer from Redis for {self._silence():.1f}s")
+                        await pubsub.ping()  # its answer arrives as a "pong" message
+                        continue
+                    self._confirm()
                     if message.get("type") != "message":
                         continue
                     try:
@@ -237,6 +285,7 @@ class RedisChangeBus:
                     await self._subscribers.deliver(change)
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 log.warning("change bus lost Redis (%s); reconnecting", error)
+                self._report_distrust("subscription lost")
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             finally:
                 await pubsub.aclose()

@@ -6,6 +6,8 @@ aiohttp is used because it measured faster than httpx on the gateway benchmark (
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from app.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamOverloaded,
     UpstreamTimeout,
@@ -29,7 +32,11 @@ from app.errors import (
 )
 from app.plugins.protocols import PluginContext, ProviderConfig
 from app.schemas.stream import StreamDone, StreamEvent
+from app.upstream.redact import header_secrets, redact
 from app.upstream.sse import iter_sse
+
+
+log = logging.getLogger("junction.upstream")
 
 
 class StreamReader(Protocol):
@@ -142,6 +149,11 @@ class UpstreamClient:
         self.config = config
         self.map_error = map_error
         self._session: aiohttp.ClientSession | None = None
+        #: One per pooled connection: waiting for one is bounded by ``pool_timeout`` and reported
+        #: as our own overload, never mistaken for the upstream's connect timeout.
+        self._slots = asyncio.Semaphore(config.max_connections)
+        #: Requests refused because every connection was busy for ``pool_timeout``.
+        self.overloaded = 0
 
     async def start(self) -> None:
         """Open the pool; a no-op when it is open (the Runtime and the adapter may both ask)."""
@@ -173,30 +185,76 @@ class UpstreamClient:
         """GET and return the body of a 2xx answer; raise the mapped error otherwise."""
         return await self._fetch("GET", url, headers)
 
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the pool's ``max_connections`` for a request (or a whole stream)."""
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.config.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                self.overloaded += 1
+                log.warning("%s: pool full (%d connections busy for %gs); refused with 503, %d so far",
+                            self.provider, self.config.max_connections, self.config.pool_timeout,
+                            self.overloaded)
+                raise ServiceUnavailable(
+                    f"{self.provider}: every one of the gateway's {self.config.max_connections} connections "
+                    f"(max_connections) to it is busy; retry shortly", code="gateway_overloaded",
+                    headers={"Retry-After": str(max(1, math.ceil(self.config.pool_timeout)))}) from None
+        else:
+            await slots.acquire()
+        try:
+            yield
+        finally:
+            slots.release()
+
     async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self._slot(), self.session.request(method, url, data=body,
+                                                          headers=headers) as response:
                 payload = await response.read()
+        except JunctionError:
+            raise
         except Exception as error:  # cancellation is a BaseException and passes untouched
-            raise self._transport_error(error) from error
+            raise self.redacted(self._transport_error(error), headers) from error
         if response.status >= 400:
-            raise self.map_error(self.provider, response.status, payload, response.headers)
+            error = self.map_error(self.provider, response.status, payload, response.headers)
+            raise self.redacted(error, headers)
         return payload
+
+    def redacted(self, error: JunctionError, headers: Mapping[str, str]) -> JunctionError:
+        """``error`` with the credential the request was sent with (and any key-shaped text)
+        removed from its message: the one place upstream text is cleaned before a client or the
+        log sees it."""
+        message = redact(error.message, [self.config.api_key, *header_secrets(headers)])
+        if message != error.message:
+            error.message = message
+            error.args = (message,)
+        return error
 
     @asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the response body as chunks; leaving the block closes the connection."""
+        async with self._slot():
+            async with self._response(url, body, headers) as chunks:
+                yield chunks
+
+    @asynccontextmanager
+    async def _response(self, url: str, body: bytes,
+                        headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         try:
             response = await self.session.post(url, data=body, headers=headers)
         except Exception as error:
-            raise self._transport_error(error) from error
+            raise self.redacted(self._transport_error(error), headers) from error
         try:
             if response.status >= 400:
                 try:
                     payload = await response.read()
                 except Exception as error:
-                    raise self._transport_error(error) from error
-                raise self.map_error(self.provider, response.status, payload, response.headers)
+                    raise self.redacted(self._transport_error(error), headers) from error
+                raise self.redacted(self.map_error(self.provider, response.status, payload, response.headers),
+                                    headers)
             yield self._chunks(response)
             await self._release(response)
         finally:
@@ -220,14 +278,18 @@ class UpstreamClient:
                             reader: StreamReader) -> AsyncIterator[StreamEvent]:
         """POST a streaming request and yield the unified events ``reader`` makes of its SSE
         answer, ending with ``StreamDone``. Closing the iterator closes the upstream connection."""
-        async with self.stream(url, body, {**headers, "accept": "text/event-stream"}) as chunks:
-            async for event in iter_sse(chunks):
-                for unified in reader.read(event.data):
-                    yield unified
-                    if isinstance(unified, StreamDone):
-                        return
-        for unified in reader.close():
-            yield unified
+        try:
+            async with self.stream(url, body, {**headers, "accept": "text/event-stream"}) as chunks:
+                async for event in iter_sse(chunks):
+                    for unified in reader.read(event.data):
+                        yield unified
+                        if isinstance(unified, StreamDone):
+                            return
+            for unified in reader.close():
+                yield unified
+        except JunctionError as error:  # an error event's text, quoted by the upstream mid-stream
+            self.redacted(error, headers)
+            raise
 
     async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:

@@ -264,7 +264,7 @@ def test_upstream_bad_request_passes_its_message(openai_client, fake_openai):
                                           "param": "temperature", "code": None}})
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "x"}],
-                                              temperature=9)
+                                              temperature=1.5)
     assert "Invalid value for 'temperature'" in caught.value.message
     assert caught.value.param == "temperature"
 

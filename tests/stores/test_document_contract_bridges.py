@@ -260,3 +260,14 @@ async def test_a_thread_records_who_created_it(store: DocumentStore) -> None:
         owned.id: "key:k_1",
         unowned.id: None,
     }
+
+
+async def test_a_threads_org_is_found_by_its_id_alone(store: DocumentStore) -> None:
+    """The master key's lookup of a thread by id (#16): one read by the unique id, any backend."""
+    first, second = await store.orgs.create("one"), await store.orgs.create("two")
+    thread = await store.threads.create(second.id)
+    assert await store.threads.org_of(thread.id) == second.id
+    assert await store.threads.org_of("th_" + "0" * 24) is None
+    await store.threads.delete(second.id, thread.id)
+    assert await store.threads.org_of(thread.id) is None
+    assert first.id != second.id

@@ -15,6 +15,7 @@ from app.domain.http import caller, check_length, decode_body
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.services import Domain
 from app.errors import InvalidRequest, NotFound
+from app.formats.chat_checks import check_bridge_params
 from app.pipeline import Gateway
 from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.plugins.protocols import Principal
@@ -71,6 +72,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         check_length("name", body.name)
         check_limits(body)
         check_variables(body.variables)
+        check_bridge_params(body.params)
         org_id = org_required(
             principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
         )
@@ -103,6 +105,8 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
             check_length("name", change.name)
         if isinstance(change.variables, list):
             check_variables(change.variables)
+        if isinstance(change.params, dict):
+            check_bridge_params(change.params)
         if isinstance(change.model, str):
             check_model(gateway, "model", change.model)
         if isinstance(change.fallback_model, str):

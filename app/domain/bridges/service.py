@@ -21,6 +21,7 @@ from app.plugins.call import Call
 from app.plugins.protocols import Principal
 from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.schemas.chat import ChatRequest, Message
+from app.settings import LimitsSettings
 from app.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
 from app.stores.notify import ChangeBus
 #: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).
@@ -40,8 +41,10 @@ class _Missing(msgspec.Struct, frozen=True):
 
 class BridgeService:
     def __init__(
-        self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float
+        self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float,
+        limits: LimitsSettings | None = None,
     ) -> None:
+        self._limits = limits or LimitsSettings()
         self._bridges = bridges
         self._org_ids = OrgIdsCache(orgs, changes, ttl=ttl)
         self._cache: OrgCache[ResolvedBridge | _Missing] = OrgCache(
@@ -130,7 +133,7 @@ class BridgeService:
         call.org_id = bridge.org_id
         call.bridge_id, call.bridge_version = bridge.id, resolved.version
         call.fallback_model = resolved.config.fallback_model
-        return build_request(resolved, variables, request.messages, overrides, extra)
+        return build_request(resolved, variables, request.messages, overrides, extra, self._limits)
 
 
 def _decode_variables(raw: msgspec.Raw | None) -> dict[str, Any]:
@@ -150,6 +153,7 @@ def build_request(
     messages: list[Message],
     overrides: dict[str, Any],
     extra: dict[str, msgspec.Raw],
+    limits: LimitsSettings | None = None,
 ) -> ChatRequest:
     """Bridge params, then the caller's fields over them; the bridge's system prompt first."""
     config = resolved.config
@@ -160,7 +164,9 @@ def build_request(
         body["response_format"] = msgspec.to_builtins(config.response_format)
     body.update(extra)
     body.update(overrides)
-    prompt = render(config.prompt, config.variables, variables, resolved.bridge.slug)
+    limits = limits or LimitsSettings()
+    prompt = render(config.prompt, config.variables, variables, resolved.bridge.slug,
+                    max_chars=limits.max_prompt_chars, max_variable_chars=limits.max_variable_chars)
     system = [{"role": "system", "content": prompt}] if prompt else []
     body["model"] = config.model
     body["messages"] = system + msgspec.to_builtins(messages)

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, PayloadTooLarge
 from app.stores.documents.protocol import BridgeVariable
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}")
@@ -37,15 +37,39 @@ def check_values(declared: list[BridgeVariable], values: Mapping[str, Any], slug
             )
 
 
-def render(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str) -> str:
+def render(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str, *,
+           max_chars: int | None = None, max_variable_chars: int | None = None) -> str:
+    """The prompt with its placeholders filled. With limits: a variable's value longer than
+    ``max_variable_chars`` is a 400, and a prompt that would grow past ``max_chars`` is a 413 the
+    moment it would, so a short template repeating a large value cannot make a huge string."""
     check_values(declared, values, slug)
     by_name = {variable.name: variable for variable in declared}
+    texts = {name: _text(value) for name, value in values.items() if value is not None}
+    if max_variable_chars is not None:
+        for name, text in texts.items():
+            if len(text) > max_variable_chars:
+                param = f"variables.{name[:100]}"
+                raise InvalidRequest(
+                    f"{param}: {len(text)} characters, more than limits.max_variable_chars "
+                    f"({max_variable_chars})",
+                    param=param, code="variable_too_large")
+    size = len(template)
 
     def fill(match: re.Match[str]) -> str:
+        nonlocal size
+        text = _value(match)
+        size += len(text) - len(match.group(0))
+        if max_chars is not None and size > max_chars:
+            raise PayloadTooLarge(
+                f"bridge {slug!r}: its prompt with these variables would be longer than "
+                f"limits.max_prompt_chars ({max_chars} characters)", code="prompt_too_large")
+        return text
+
+    def _value(match: re.Match[str]) -> str:
         name = match.group(1)
-        value = values.get(name)
-        if value is not None:
-            return _text(value)
+        text = texts.get(name)
+        if text is not None:
+            return text
         variable = by_name.get(name)
         if variable is None:
             raise InvalidRequest(

@@ -51,10 +51,13 @@ class CredentialView(msgspec.Struct, kw_only=True):
         )
 
 
-def _checked_secret(body: CredentialBody, unconfined: bool) -> ProviderSecret:
+def _checked_secret(body: CredentialBody, unconfined: bool, max_chars: int) -> ProviderSecret:
     api_key = body.api_key.strip()
     if not api_key:
         raise InvalidRequest("api_key: must not be empty", param="api_key", code="invalid_value")
+    if len(api_key) > max_chars:
+        raise InvalidRequest(f"api_key: longer than limits.max_credential_chars ({max_chars} characters)",
+                             param="api_key", code="credential_too_large")
     if any(char.isspace() or not char.isprintable() for char in api_key):
         # It travels in an HTTP header: a line break or control character could never work.
         raise InvalidRequest(
@@ -102,7 +105,8 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
     async def put_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> CredentialView:
         principal, target = await org_in_reach(request, org_id)
         await orgs.get(target)
-        secret = _checked_secret(decode_body(await request.body(), CredentialBody), is_unconfined(principal))
+        secret = _checked_secret(decode_body(await request.body(), CredentialBody), is_unconfined(principal),
+                                 gateway.settings.limits.max_credential_chars)
         return CredentialView.of(await credentials.put(target, provider_name(provider), secret))
 
     @get("/api/v1/admin/orgs/{org_id:str}/credentials", summary="Providers this org has its own key for")

@@ -19,6 +19,7 @@ from app.domain.services import Domain
 from app.errors import InvalidRequest, PermissionDenied
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal
+from app.stores.documents.common import whole_milliseconds
 from app.stores.documents.protocol import NewApiKey
 
 _SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -103,7 +104,10 @@ def _check_models(allowed: frozenset[str] | None, granted: list[str] | None) -> 
 
 
 def _check_expiry(own: datetime | None, granted: datetime | None) -> None:
-    if own is None or (granted is not None and granted <= own):
+    # Compared at the precision the stores keep (whole milliseconds, what MongoDB's dates hold):
+    # a key stored as ...00.123 may issue one asking for its own original ...00.123456, which is
+    # stored as ...00.123 too, so no child ever outlives its issuer.
+    if own is None or (granted is not None and whole_milliseconds(granted) <= own):
         return
     raise PermissionDenied(
         f"expires_at: this credential expires at {own.isoformat()}; a key it issues must expire "

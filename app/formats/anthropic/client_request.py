@@ -241,6 +241,12 @@ def decode_messages_request(body: bytes) -> ChatRequest:
         raise _invalid("messages", "must contain at least one message")
     if wire.max_tokens < 1:
         raise _invalid("max_tokens", "must be at least 1")
+    # Anthropic's documented ranges (narrower than OpenAI's for temperature).
+    for name, value, high in (("temperature", wire.temperature, 1), ("top_p", wire.top_p, 1)):
+        if value is not None and not 0 <= value <= high:
+            raise _invalid(name, f"{value!r} is out of range (must be between 0 and {high})")
+    if wire.top_k is not None and wire.top_k < 0:
+        raise _invalid("top_k", "must be at least 0")
     messages: list[Message] = []
     if wire.system:
         system = wire.system

@@ -189,6 +189,10 @@ class MongoThreads(MongoRepository):
             query["bridge_id"] = (await self._bridges.get(org_id, bridge_id)).id
         return await self._all(self._m.threads, query, [("updated_at", -1), ("_id", -1)], Thread, limit=limit)
 
+    async def org_of(self, thread_id: str) -> str | None:
+        document = await self._m.threads.find_one({"_id": thread_id})
+        return None if document is None else document.org_id
+
     async def delete(self, org_id: str, thread_id: str) -> None:
         await self._delete(self._m.threads, {"_id": thread_id, "org_id": org_id}, thread_not_found(thread_id))
         await self._m.messages.find({"thread_id": thread_id, "org_id": org_id}).delete()

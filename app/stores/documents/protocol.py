@@ -397,6 +397,11 @@ class ThreadRepository(Protocol):
 
     async def delete(self, org_id: str, thread_id: str) -> None: ...
 
+    async def org_of(self, thread_id: str) -> str | None:
+        """The org holding thread ``thread_id`` (one lookup by its unique, indexed id), else
+        ``None``: how the master key finds a thread without naming its org."""
+        ...
+
 
 @runtime_checkable
 class DocumentStore(Protocol):

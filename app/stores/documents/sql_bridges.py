@@ -255,6 +255,11 @@ class SqlThreads(SqlRepository):
             )
         return [to_record(row, Thread) for row in rows]
 
+    async def org_of(self, thread_id: str) -> str | None:
+        async with self._db.connect() as connection:
+            query = sa.select(threads.c.org_id).where(threads.c.id == thread_id)
+            return (await connection.execute(query)).scalar()
+
     async def delete(self, org_id: str, thread_id: str) -> None:
         statement = threads.delete().where(threads.c.id == thread_id, threads.c.org_id == org_id)
         await self._delete(statement, thread_not_found(thread_id))

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.security.private_files import private_sqlite_file
 from app.errors import ConfigError, ServiceUnavailable
 from app.security.crypto import Cipher
 from app.settings import describe_validation_error
@@ -121,6 +122,8 @@ class SqlDatabase:
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         if self.pool is not None:
             options.update(msgspec.structs.asdict(self.pool))
+        if self.is_sqlite:
+            private_sqlite_file(self.url)
         self._engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.auth import presented_key
-from app.domain.invalidation import cache_ttl
+from app.domain.invalidation import cache_ttl, current_ttl
 from app.errors import AuthenticationFailed
 from app.plugins import PluginContext, Principal
 from app.security.api_keys import key_prefix, verify_api_key
@@ -98,7 +98,7 @@ class ApiKeyAuthenticator:
         if prefix is None:
             return None  # not shaped like one of our keys: another authenticator's turn
         entry = self._by_prefix.get(prefix)
-        if entry is None or time.monotonic() - entry.cached_at > self._ttl:
+        if entry is None or time.monotonic() - entry.cached_at > current_ttl(self._changes, self._ttl):
             entry = await self._load(prefix)
         if entry is None or not verify_api_key(presented, entry.record.secret_hash):
             raise AuthenticationFailed("invalid API key", code="invalid_api_key")

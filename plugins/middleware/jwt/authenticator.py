@@ -34,7 +34,20 @@ from plugins.middleware.jwt.keys import JwksKeys, VerificationKey, static_keys
 MAX_KEYS_TRIED = 8
 
 
+#: Header values and claim names come from whoever sent the token: at most this much of one is
+#: quoted back, and at most ``MAX_MESSAGE_CHARS`` of a message.
+MAX_SHOWN_CHARS = 64
+MAX_MESSAGE_CHARS = 300
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}… ({len(text)} characters)"
+
+
 def _fail(message: str, code: str = "invalid_token") -> AuthenticationFailed:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "…"
     return AuthenticationFailed(f"JWT rejected: {message}", code=code)
 
 
@@ -128,7 +141,8 @@ class JwtAuthenticator:
             raise _fail("unsigned tokens (alg 'none') are not accepted")
         if self._accepted is not None and algorithm not in self._accepted:
             raise _fail(
-                f"algorithm {algorithm!r} is not accepted (accepted: {', '.join(sorted(self._accepted))})"
+                f"algorithm {_shown(algorithm)} is not accepted "
+                f"(accepted: {', '.join(sorted(self._accepted))})"
             )
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
@@ -153,8 +167,8 @@ class JwtAuthenticator:
         candidates = await self._candidates(algorithm, kid)
         if not candidates:
             if kid is not None and self._jwks is not None:
-                raise _fail(f"no signing key with kid {kid!r} is published at the configured jwks_url")
-            raise _fail(f"algorithm {algorithm!r} is not accepted by any configured key")
+                raise _fail(f"no signing key with kid {_shown(kid)} is published at the configured jwks_url")
+            raise _fail(f"algorithm {_shown(algorithm)} is not accepted by any configured key")
         decoded = None
         for candidate in candidates:
             try:

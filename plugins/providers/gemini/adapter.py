@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import ClassVar
 from urllib.parse import quote
@@ -33,9 +34,19 @@ from plugins.providers.gemini.wire import (
 _MAX_MODEL_PAGES = 20
 
 
+#: One Gemini model id: it becomes ``/models/{id}:{method}``, so a second path segment or a ``:``
+#: would reach another resource or method of the upstream host (``tunedModels/...``,
+#: ``x:streamGenerateContent``), with the gateway's key.
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
+
+
 def model_path(model: str) -> str:
-    """``models/{model}`` unless the id already names its collection (``tunedModels/...``)."""
-    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+    """``models/{model}`` (an id given as ``models/{id}`` too); anything else is a 400."""
+    name = model.removeprefix("models/")
+    if not _MODEL_ID.fullmatch(name):
+        raise InvalidRequest(f"model 'gemini/{model[:100]}': not a Gemini model id (one name of letters, "
+                             "digits and . _ -, without '/' or ':')", param="model", code="invalid_model")
+    return f"models/{name}"
 
 
 class GeminiAdapter(ClientLifecycle):

@@ -195,3 +195,20 @@ def test_provider_options_reach_gemini_as_its_own_fields(client: openai.OpenAI, 
             model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}],
             extra_body={"provider_options": {"gemini": {"generationConfig": {"topK": 5}}}})
     assert raised.value.body["param"] == "provider_options.gemini.generationConfig"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("model", ["gemini/tunedModels/x", "gemini/x:streamGenerateContent",
+                                   "gemini/models/a/b", "gemini/cachedContents/abc"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_model_ids_reaching_other_upstream_paths_are_refused(client: openai.OpenAI, fake: FakeGemini,
+                                                             model: str, stream: bool) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=stream)
+    assert raised.value.code == "invalid_model" and raised.value.param == "model"
+    assert fake.requests == []
+
+
+def test_a_model_id_given_with_its_collection_is_served(client: openai.OpenAI, fake: FakeGemini) -> None:
+    client.chat.completions.create(model="gemini/models/gemini-2.5-flash",
+                                   messages=[{"role": "user", "content": "hi"}])
+    assert fake.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"

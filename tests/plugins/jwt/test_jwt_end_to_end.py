@@ -205,3 +205,15 @@ def test_a_long_jwt_subject_still_owns_its_threads(jwt_gateway: JunctionProcess,
     mine = httpx.get(thread, headers=as_user(long_sub))
     assert mine.status_code == 200 and mine.json()["owner"].startswith("sha256:")
     assert httpx.get(thread, headers=as_user("u" * 499)).status_code == 404
+
+
+def test_an_attackers_long_kid_is_not_echoed_back(jwt_gateway: JunctionProcess, signing_key: RSAKey) -> None:
+    kid = "k" * 5000
+    now = int(time.time())
+    forged = jwt.encode({"alg": "RS256", "kid": kid}, {"sub": "x", "iss": ISSUER, "aud": "junction", "exp": now + 60},
+                        signing_key, algorithms=["RS256"])
+    response = httpx.post(f"{jwt_gateway.url}/v1/chat/completions", headers={"authorization": f"Bearer {forged}"},
+                          json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert "kid" in message and len(message) < 400 and "k" * 100 not in message

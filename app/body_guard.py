@@ -1,0 +1,80 @@
+"""Reading a request body safely, for every route: within a deadline, within the size limit, whole
+(a connection that ends mid-body, or a malformed chunked encoding, is the client's 400, not our
+500), and no deeper than the JSON nesting limit — all before any handler decodes a byte.
+
+The body is read when the handler first asks for it (after authentication: an unauthenticated
+body is never read), then handed over in one piece. Later ``receive`` calls go to the server, so
+a streaming response still hears the client disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from app.formats.json_depth import nesting_exceeds
+from app.settings import Settings
+
+
+class BodyGuard:
+    """ASGI middleware (one instance per app; no per-request state on ``self``)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_depth = settings.limits.max_json_depth
+        self.max_bytes = settings.server.max_body_bytes
+        self.timeout = settings.limits.body_read_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, _WholeBody(self, receive), send)  # type: ignore[arg-type]
+
+
+class _WholeBody:
+    __slots__ = ("_guard", "_receive", "_read")
+
+    def __init__(self, guard: BodyGuard, receive: Receive) -> None:
+        self._guard = guard
+        self._receive = receive
+        self._read = False
+
+    async def __call__(self) -> Message | dict[str, Any]:
+        if self._read:
+            return await self._receive()
+        self._read = True
+        guard = self._guard
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(guard.timeout):
+                while True:
+                    message = await self._receive()
+                    if message["type"] != "http.request":
+                        raise InvalidRequest(
+                            "request body: the connection ended before the whole body arrived, or its "
+                            "chunked encoding is malformed", code="incomplete_body")
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        if size > guard.max_bytes:
+                            raise PayloadTooLarge(
+                                f"request body: larger than server.max_body_bytes ({guard.max_bytes} bytes)",
+                                code="body_too_large")
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise RequestTimeout(
+                f"request body: not received within limits.body_read_timeout_seconds "
+                f"({guard.timeout:g} s)", code="body_timeout", headers={"connection": "close"}) from None
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if nesting_exceeds(body, guard.max_depth):
+            raise InvalidRequest(
+                f"request body: JSON nesting deeper than limits.max_json_depth ({guard.max_depth} levels)",
+                code="json_too_deep")
+        return {"type": "http.request", "body": body, "more_body": False}
