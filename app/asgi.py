@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 import app
 from app.domain.routes import domain_routes
+from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
@@ -43,7 +44,7 @@ def create_app(settings: Settings) -> Litestar:
     assert gateway is not None and catalog is not None and plugins is not None
     own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain)]
+           *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)

@@ -19,6 +19,7 @@ import msgspec
 from app.errors import ConfigError
 from app.pricing import PricingSettings
 from app.security.private_files import create_private_file_once
+from app.stores.metrics.settings import MetricsSettings
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
 MASTER_KEY_ENV_VAR = "JUNCTION_MASTER_KEY"
@@ -115,6 +116,7 @@ class Settings(_Strict):
     threads: ThreadSettings = msgspec.field(default_factory=ThreadSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 
@@ -170,6 +172,7 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
     if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
         settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
     _check_values(settings)
+    settings.metrics.check(settings.source)
     return settings
 
 

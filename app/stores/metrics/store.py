@@ -1,0 +1,74 @@
+"""The metrics store: the usage ledger's schema check at start, its writer, its queries."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.stores.metrics import migrate, timescale
+from app.stores.metrics.events import UsageEvent
+from app.stores.metrics.queries import UsageQueries
+from app.stores.metrics.writer import UsageWriter
+
+if TYPE_CHECKING:
+    from app.plugins.services import SqlEngines
+    from app.settings import Settings
+
+log = logging.getLogger("junction.metrics")
+
+
+class MetricsStore:
+    """Built by the Runtime; ``start`` migrates (SQLite) or checks (PostgreSQL) the schema,
+    detects the branch (TimescaleDB or plain) and starts the writer; ``close`` flushes it."""
+
+    def __init__(self, settings: Settings, engines: SqlEngines) -> None:
+        self._settings = settings
+        self._engines = engines
+        self._engine: AsyncEngine | None = None
+        self.timescale = False
+        self.writer: UsageWriter | None = None
+        self.queries: UsageQueries | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self._engines.engine("metrics")
+        return self._engine
+
+    async def start(self) -> None:
+        engine = self.engine
+        if engine.dialect.name == "sqlite":
+            await migrate.upgrade(engine, self._settings)
+        else:
+            await migrate.require_head(engine)
+        async with engine.connect() as connection:
+            self.timescale = await connection.run_sync(timescale.is_timescale)
+        branch = ("TimescaleDB (hypertable, continuous aggregates)" if self.timescale
+                  else f"{engine.dialect.name} (writer-maintained rollups)")
+        log.info("usage ledger on %s: %s", engine.url.render_as_string(hide_password=True), branch)
+        self.writer = UsageWriter(engine, self._settings.metrics, keeps_rollups=not self.timescale)
+        self.queries = UsageQueries(engine, timescale=self.timescale)
+        await self.writer.start()
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+
+    def record(self, event: UsageEvent) -> bool:
+        """Queue a finished call's event (see :class:`UsageWriter`); never waits."""
+        writer = self.writer
+        if writer is None:  # not started (a CLI command): nothing will flush it
+            return False
+        return writer.record(event)
+
+    @property
+    def dropped(self) -> int:
+        return self.writer.dropped if self.writer is not None else 0
+
+    async def ping(self) -> None:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
