@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from app.stores.metrics.events import UsageEvent
 from app.stores.metrics.schema import latency_bucket
 
-DAY1 = datetime(2026, 1, 5, tzinfo=UTC)
-START, END = "2026-01-05T00:00:00Z", "2026-01-07T00:00:00Z"
+#: The whole data set's range (UTC).
+D5_D7 = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 7, tzinfo=UTC))
 
 
 def _at(day: int, hour: int, minute: int, second: int) -> float:

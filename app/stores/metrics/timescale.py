@@ -79,6 +79,12 @@ def create(connection: Connection) -> None:
 
 
 def drop(connection: Connection) -> None:
+    # Policies first: a job of theirs running during the DROP would fail it.
+    for name in AGGREGATES.values():
+        connection.execute(sa.text(f"SELECT remove_continuous_aggregate_policy('{name}', if_exists => true)"))
+        connection.execute(sa.text(f"SELECT remove_retention_policy('{name}', if_exists => true)"))
+    connection.execute(sa.text("SELECT remove_retention_policy('usage_events', if_exists => true)"))
+    connection.execute(sa.text("SELECT remove_compression_policy('usage_events', if_exists => true)"))
     for name in AGGREGATES.values():
         connection.execute(sa.text(f"DROP MATERIALIZED VIEW IF EXISTS {name} CASCADE"))
 

@@ -93,6 +93,8 @@ class UsageWriter:
             except TimeoutError:
                 pass  # cancelled by wait_for; what is left is reported below
             self._task = None
+        if self.dropped > self._dropped_logged:
+            log.warning("usage ledger: %d usage event(s) dropped in total (buffer full)", self.dropped)
         if self._buffer:
             log.error("usage ledger: %d usage event(s) could not be written before shutdown and are lost "
                       "(database unreachable)", len(self._buffer))

@@ -33,6 +33,6 @@ def upgrade(settings: Any = None) -> None:
 
 def downgrade(settings: Any = None) -> None:
     connection = op.get_bind()
-    if connection.dialect.name == "postgresql":
+    if timescale.is_timescale(connection):
         timescale.drop(connection)
     metadata.drop_all(connection, tables=list(reversed(TABLES)))
