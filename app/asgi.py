@@ -18,6 +18,7 @@ from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
+from app.logs import AccessLog, configure_logging
 from app.plugins.manager import collect_routes
 from app.plugins.protocols import RouteContext
 from app.plugins.routes import plugin_routes
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
     before anything listens, for every configuration problem."""
     ensure_master_key(settings)
+    configure_logging(settings.logging)
     runtime = Runtime(settings)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
@@ -73,6 +75,8 @@ def _refuse_taken_paths(own: Sequence[Any], added: Sequence[Any]) -> None:
                 taken.add((path, method))
 
 
-def create_app_from_environment() -> Litestar:
-    """Factory for Granian workers: settings from ``$JUNCTION_CONFIG`` (or built-in defaults)."""
-    return create_app(load_settings())
+def create_app_from_environment() -> AccessLog:
+    """Factory for Granian workers: settings from ``$JUNCTION_CONFIG`` (or built-in defaults).
+    The access log wraps the whole app, so it also sees requests no route matched."""
+    settings = load_settings()
+    return AccessLog(create_app(settings), enabled=settings.logging.access_log)

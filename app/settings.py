@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from app.errors import ConfigError
+from app.logs import LoggingSettings
 from app.pricing import PricingSettings
 from app.security.private_files import create_private_file_once
 from app.stores.metrics.settings import MetricsSettings
@@ -117,6 +118,7 @@ class Settings(_Strict):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from app.errors import JunctionError
+from app.logs import current_request
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.schemas.stream import StreamEvent
 from plugins.middleware.metrics.config import MetricsConfig
@@ -63,6 +64,10 @@ class MetricsStage(Stage):
             self._finished(call)
 
     def _finished(self, call: Call) -> None:
+        request = current_request()
+        if request is not None:  # the access line names the deployment and org
+            request.model = call.deployment or getattr(call.received, "model", None)
+            request.org_id = call.org_id
         cost = None
         if self._ledger is not None:
             event = usage_event(call, self._pricing)
