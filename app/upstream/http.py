@@ -9,6 +9,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 import aiohttp
@@ -30,6 +31,17 @@ from app.errors import (
 from app.plugins.protocols import PluginContext, ProviderConfig
 from app.schemas.stream import StreamDone, StreamEvent
 from app.upstream.sse import iter_sse
+
+
+#: Extra headers for the upstream requests of the current attempt (a tracing stage sets
+#: ``traceparent`` here around ``next(call, deployment)``). A ContextVar, not an argument: the
+#: provider adapters between the stage and this client need not know about it.
+upstream_headers: ContextVar[Mapping[str, str] | None] = ContextVar("junction_upstream_headers", default=None)
+
+
+def _with_extra(headers: Mapping[str, str]) -> Mapping[str, str]:
+    extra = upstream_headers.get()
+    return {**headers, **extra} if extra else headers
 
 
 class StreamReader(Protocol):
@@ -175,7 +187,7 @@ class UpstreamClient:
 
     async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self.session.request(method, url, data=body, headers=_with_extra(headers)) as response:
                 payload = await response.read()
         except Exception as error:  # cancellation is a BaseException and passes untouched
             raise self._transport_error(error) from error
@@ -187,7 +199,7 @@ class UpstreamClient:
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         """POST and yield the response body as chunks; leaving the block closes the connection."""
         try:
-            response = await self.session.post(url, data=body, headers=headers)
+            response = await self.session.post(url, data=body, headers=_with_extra(headers))
         except Exception as error:
             raise self._transport_error(error) from error
         try:

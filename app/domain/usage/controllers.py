@@ -22,7 +22,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import could_be_id, org_for
 from app.domain.http import caller
-from app.errors import InvalidRequest, ServiceUnavailable
+from app.errors import InvalidRequest
 from app.pipeline import Gateway
 from app.stores.metrics.queries import BUCKET_SECONDS, UsageGroup, UsagePoint, UsageQuery, UsageStats
 from app.stores.metrics.store import MetricsStore
@@ -106,24 +106,19 @@ def usage_routes(gateway: Gateway, metrics: MetricsStore) -> list[HTTPRouteHandl
         principal = await caller(gateway, request, "admin")
         params = {key: value for key, value in request.query_params.items()}
         org = org_for(principal, params.get("org_id") or None, what="org")
-        query = parse_query(params, None if org is None else (org,), default_bucket=default_bucket)
-        if metrics.queries is None:
-            raise ServiceUnavailable("the usage ledger is not open", code="ledger_unavailable")
-        return query
+        return parse_query(params, None if org is None else (org,), default_bucket=default_bucket)
 
     @get("/api/v1/analytics/usage", summary="Usage totals and time series: requests, tokens, cost, latency")
     async def usage(request: Request[Any, Any, Any]) -> UsageReport:
         query = await scoped(request, "hour")
-        assert metrics.queries is not None
-        totals, series = await metrics.queries.series(query)
+        totals, series = await (await metrics.ready_queries()).series(query)
         return UsageReport(start=query.start, end=query.end, bucket=query.bucket,
                            group_by=list(query.group_by), totals=totals, series=series)
 
     @get("/api/v1/analytics/summary", summary="Usage totals and one entry per group, costliest first")
     async def summary(request: Request[Any, Any, Any]) -> UsageSummary:
         query = await scoped(request, "hour")
-        assert metrics.queries is not None
-        totals, groups = await metrics.queries.groups(query)
+        totals, groups = await (await metrics.ready_queries()).groups(query)
         return UsageSummary(start=query.start, end=query.end, group_by=list(query.group_by),
                             totals=totals, groups=groups)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.errors import ServiceUnavailable
 
 from app.stores.metrics import migrate, timescale
 from app.stores.metrics.events import UsageEvent
@@ -38,19 +41,45 @@ class MetricsStore:
         return self._engine
 
     async def start(self) -> None:
+        """SQLite: migrate (a local file: failing is a real error). PostgreSQL: check the schema and
+        detect the branch; a server that does not answer does not stop start-up (``/readyz`` says
+        so, calls are buffered and the check runs again before the first write)."""
         engine = self.engine
+        self.writer = UsageWriter(engine, self._settings.metrics, prepare=self._prepare)
         if engine.dialect.name == "sqlite":
             await migrate.upgrade(engine, self._settings)
-        else:
+        try:
+            await self._prepare()
+        except (OSError, SQLAlchemyError) as error:
+            log.warning("usage ledger: %s does not answer at start (%s); usage events are buffered until it does",
+                        engine.url.render_as_string(hide_password=True), type(error).__name__)
+        await self.writer.start()
+
+    async def _prepare(self) -> None:
+        """Once: check the schema revision and detect the branch (TimescaleDB or plain)."""
+        if self.queries is not None:
+            return
+        engine = self.engine
+        if engine.dialect.name != "sqlite":
             await migrate.require_head(engine)
         async with engine.connect() as connection:
             self.timescale = await connection.run_sync(timescale.is_timescale)
         branch = ("TimescaleDB (hypertable, continuous aggregates)" if self.timescale
                   else f"{engine.dialect.name} (writer-maintained rollups)")
         log.info("usage ledger on %s: %s", engine.url.render_as_string(hide_password=True), branch)
-        self.writer = UsageWriter(engine, self._settings.metrics, keeps_rollups=not self.timescale)
+        if self.writer is not None:
+            self.writer.keeps_rollups = not self.timescale
         self.queries = UsageQueries(engine, timescale=self.timescale)
-        await self.writer.start()
+
+    async def ready_queries(self) -> UsageQueries:
+        """The analytics queries, once the ledger was reached; ServiceUnavailable until then."""
+        if self.queries is None:
+            try:
+                await self._prepare()
+            except (OSError, SQLAlchemyError):
+                raise ServiceUnavailable("the usage ledger's database does not answer", code="ledger_unavailable") from None
+        assert self.queries is not None
+        return self.queries
 
     async def close(self) -> None:
         if self.writer is not None:

@@ -18,6 +18,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -39,8 +40,11 @@ def as_datetime(epoch: float) -> datetime:
 
 
 class UsageWriter:
-    def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True) -> None:
+    def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
+                 prepare: Callable[[], Awaitable[None]] | None = None) -> None:
         self._engine = engine
+        #: Run before each write until it succeeds once (the store's schema check and detection).
+        self._prepare = prepare
         self._settings = settings
         self.keeps_rollups = keeps_rollups
         self._buffer: deque[UsageEvent] = deque()
@@ -131,6 +135,8 @@ class UsageWriter:
 
     async def write(self, batch: list[UsageEvent]) -> None:
         """Write ``batch`` (events and, where kept, rollups) in one transaction."""
+        if self._prepare is not None:
+            await self._prepare()
         async with self._engine.begin() as connection:
             if self.keeps_rollups:
                 await rollups.add(connection, batch, as_datetime)
