@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("junction.metrics")
 
 
+def tuned(engine: AsyncEngine) -> AsyncEngine:
+    """On SQLite: write-ahead logging and ``synchronous = NORMAL``, so a flush costs one append to
+    the log rather than an fsync of the database per commit (a crash may lose the last flush,
+    never corrupt the file), and readers (the analytics API) never block the writer."""
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine.sync_engine, "connect")
+        def on_connect(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+    return engine
+
+
 class MetricsStore:
     """Built by the Runtime; ``start`` migrates (SQLite) or checks (PostgreSQL) the schema,
     detects the branch (TimescaleDB or plain) and starts the writer; ``close`` flushes it."""
@@ -37,7 +52,7 @@ class MetricsStore:
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = self._engines.engine("metrics")
+            self._engine = tuned(self._engines.engine("metrics"))
         return self._engine
 
     async def start(self) -> None:

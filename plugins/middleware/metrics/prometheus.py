@@ -18,6 +18,8 @@ built in-process, e.g. by tests), the process's own registry is served.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -34,6 +36,19 @@ _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "
 #: Refusals by admission stages, by their ``error.code`` (the traffic-control contract).
 REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded"})
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+
+
+@dataclass(slots=True)
+class _Series:
+    """The children of one label combination of a call."""
+
+    duration: Any
+    requests: Any
+    ttft: Any
+    input_tokens: Any
+    output_tokens: Any
+    cost: Any
+    cache_hits: Any
 
 
 class GatewayMetrics:
@@ -73,40 +88,61 @@ class GatewayMetrics:
                              "(0 closed, 1 half-open, 2 open)", ["deployment"], registry=registry,
                              multiprocess_mode="max")
         self.dropped.inc(0)
+        # Labelled children by label values: ``labels()`` costs more than the sample itself.
+        # Bounded like the labels (deployments tried × endpoints × status classes × error types).
+        self._series: dict[tuple[str, str | None, int, str], _Series] = {}
+        self._attempts: dict[tuple[str, str], Any] = {}
 
     def observe(self, call: Call, cost: float | None) -> None:
         outcome = call.outcome
         status = outcome.status if outcome is not None else 500
-        deployment = deployment_of(call) or "/"
-        provider, _, model = deployment.partition("/")
-        operation = _OPERATIONS.get(call.endpoint, call.endpoint)
         error_type = "" if status < 400 else (outcome.error_class if outcome is not None else "server_error") or ""
+        key = (call.endpoint, deployment_of(call), status // 100, error_type)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._new_series(*key)
         latency = (outcome.latency_ms if outcome is not None else call.elapsed_ms()) / 1000
-        self.duration.labels(operation, provider, model, error_type).observe(latency)
-        self.requests.labels(call.endpoint, f"{status // 100}xx").inc()
+        series.duration.observe(latency)
+        series.requests.inc()
         if call.stream and call.first_byte_ms is not None:
-            self.ttft.labels(operation, provider, model).observe(call.first_byte_ms / 1000)
+            series.ttft.observe(call.first_byte_ms / 1000)
         usage = outcome.usage if outcome is not None else None
         if usage is not None:
-            self.tokens.labels(operation, provider, model, "input").observe(usage.prompt_tokens)
-            self.tokens.labels(operation, provider, model, "output").observe(usage.completion_tokens)
+            series.input_tokens.observe(usage.prompt_tokens)
+            series.output_tokens.observe(usage.completion_tokens)
         if cost:
-            self.cost.labels(provider, model).inc(cost)
+            series.cost.inc(cost)
         if call.cache_hit:
-            self.cache_hits.labels(call.endpoint).inc()
+            series.cache_hits.inc()
         if outcome is not None and outcome.error_code in REFUSAL_CODES:
             self.refusals.labels(outcome.error_code).inc()
         for attempt in call.attempts:
             self._attempt(attempt)
 
+    def _new_series(self, endpoint: str, deployment: str | None, status_class: int, error_type: str) -> _Series:
+        provider, _, model = (deployment or "/").partition("/")
+        operation = _OPERATIONS.get(endpoint, endpoint)
+        return _Series(
+            duration=self.duration.labels(operation, provider, model, error_type),
+            requests=self.requests.labels(endpoint, f"{status_class}xx"),
+            ttft=self.ttft.labels(operation, provider, model),
+            input_tokens=self.tokens.labels(operation, provider, model, "input"),
+            output_tokens=self.tokens.labels(operation, provider, model, "output"),
+            cost=self.cost.labels(provider, model),
+            cache_hits=self.cache_hits.labels(endpoint))
+
     def _attempt(self, attempt: Attempt) -> None:
         spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
         if spent is None:
             return
-        provider, _, model = attempt.deployment.partition("/")
         outcome = "ok" if attempt.ok else (attempt.error_code if attempt.error_code == "circuit_open"
                                            else attempt.error_class or "error")
-        self.upstream.labels(provider, model, outcome).observe(spent / 1000)
+        key = (attempt.deployment, outcome)
+        child = self._attempts.get(key)
+        if child is None:
+            provider, _, model = attempt.deployment.partition("/")
+            child = self._attempts[key] = self.upstream.labels(provider, model, outcome)
+        child.observe(spent / 1000)
 
     def breaker_state(self, deployment: str, state: int) -> None:
         """For a circuit-breaker plugin: report a deployment's state (0 closed, 1 half-open, 2 open)."""
