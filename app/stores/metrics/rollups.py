@@ -1,7 +1,9 @@
 """Writer-maintained rollups (SQLite and plain PostgreSQL): a flushed batch is summed per
-(bucket, org, key, bridge, provider, model) in memory and added to ``usage_rollup_minute`` and
+(bucket, org, key, bridge, provider, model) and added to ``usage_rollup_minute`` and
 ``usage_rollup_hour`` with one upsert each, in the batch's transaction, so rollups and events
-never disagree."""
+never disagree. On PostgreSQL the batch is copied into a temporary table and summed there by
+one ``INSERT ... SELECT ... GROUP BY`` per rollup (:func:`postgres_upsert`); on SQLite it is
+summed here (:func:`summed`)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,9 @@ def summed(events: Sequence[UsageEvent], width: int) -> dict[tuple[Any, ...], li
 
 
 async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_datetime: Any) -> None:
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    """SQLite: sum ``events`` here and upsert the sums."""
+    from sqlalchemy.dialects.sqlite import insert
+
     columns = (*MEASURES, *HISTOGRAM_COLUMNS)
     for table, width in _WIDTHS:
         sums = summed(events, width)
@@ -61,3 +62,29 @@ async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_date
             set_={column: table.c[column] + statement.excluded[column] for column in columns})
         await connection.execute(statement, rows)
 
+
+
+#: The batch's staging table on PostgreSQL (per connection, emptied at commit).
+STAGING = "junction_usage_batch"
+STAGING_DDL = f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE usage_events) ON COMMIT DELETE ROWS"
+
+
+def postgres_upsert(table: str, width: str) -> str:
+    """Sum the staged batch into ``table`` (rows in key order: concurrent writers lock rows in
+    the same order, never deadlock)."""
+    keys = ", ".join(f"coalesce({dimension}, '')" for dimension in DIMENSIONS)
+    histogram = ", ".join(f"count(*) FILTER (WHERE latency_bucket = {index})"
+                          for index in range(len(HISTOGRAM_COLUMNS)))
+    columns = ("bucket", *DIMENSIONS, *MEASURES, *HISTOGRAM_COLUMNS)
+    updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in (*MEASURES, *HISTOGRAM_COLUMNS))
+    return f"""INSERT INTO {table} ({", ".join(columns)})
+SELECT date_bin(INTERVAL '{width}', time, TIMESTAMPTZ '2000-01-01 00:00:00+00'), {keys},
+  count(*), count(*) FILTER (WHERE status >= 400), count(*) FILTER (WHERE cache_hit), count(cost_usd),
+  coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0),
+  coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), coalesce(sum(cost_usd), 0),
+  sum(latency_ms), {histogram}
+FROM {STAGING} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (bucket, {", ".join(DIMENSIONS)}) DO UPDATE SET {updates}"""
+
+
+POSTGRES_UPSERTS = (postgres_upsert(rollup_minute.name, "1 minute"), postgres_upsert(rollup_hour.name, "1 hour"))

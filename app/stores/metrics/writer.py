@@ -141,15 +141,23 @@ class UsageWriter:
         if self._prepare is not None:
             await self._prepare()
         async with self._engine.begin() as connection:
-            if self.keeps_rollups:
-                await rollups.add(connection, batch, as_datetime)
             if connection.dialect.name == "postgresql":
                 rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
-                raw = await connection.get_raw_connection()
-                # The rollup upsert above began the transaction on this same connection; COPY joins it.
-                await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                    usage_events.name, records=rows, columns=EVENT_COLUMNS)
+                driver = (await connection.get_raw_connection()).driver_connection
+                if not self.keeps_rollups:  # TimescaleDB: the continuous aggregates follow by themselves
+                    await driver.copy_records_to_table(  # type: ignore[union-attr]
+                        usage_events.name, records=rows, columns=EVENT_COLUMNS)
+                    return
+                # The DDL begins the transaction on this connection; COPY and the rest join it.
+                await connection.exec_driver_sql(rollups.STAGING_DDL)
+                await driver.copy_records_to_table(  # type: ignore[union-attr]
+                    rollups.STAGING, records=rows, columns=EVENT_COLUMNS)
+                await connection.exec_driver_sql(f"INSERT INTO {usage_events.name} SELECT * FROM {rollups.STAGING}")
+                for upsert in rollups.POSTGRES_UPSERTS:
+                    await connection.exec_driver_sql(upsert)
             else:
+                if self.keeps_rollups:
+                    await rollups.add(connection, batch, as_datetime)
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
                 # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
                 rows = [(as_datetime(event.time).strftime(_SQLITE_TIME), *_astuple(event)[1:]) for event in batch]
