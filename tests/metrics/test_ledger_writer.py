@@ -119,3 +119,21 @@ async def test_shutdown_while_the_database_is_down_reports_the_loss(postgres_bac
 async def _is(value: bool) -> bool:
     return value
 
+
+
+async def test_rows_the_database_refuses_are_dropped_not_retried_forever(postgres_backend, caplog):
+    settings = msgspec.structs.replace(postgres_backend.settings.metrics, batch_size=1, flush_seconds=0.01,
+                                       max_backoff_seconds=0.01)
+    writer = UsageWriter(postgres_backend.engine, settings)
+    await writer.start()
+    caplog.set_level(logging.ERROR, logger="junction.metrics")
+    try:
+        poison = msgspec.structs.replace(events(1)[0], model="m" * 300)  # longer than the column
+        writer.record(poison)
+        for item in events(3):
+            writer.record(item)
+        await wait_until(lambda: _is(writer.written == 3))
+    finally:
+        await writer.close()
+    assert writer.dropped == 1
+    assert any("refused 1 event(s) 5 times" in record.getMessage() for record in caplog.records)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.stores.metrics import rollups
@@ -36,6 +37,19 @@ _DROP_LOG_SECONDS = 10.0
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 _SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
+
+
+#: Consecutive refusals (not connection failures) of one batch before it is dropped.
+_REJECTED_ATTEMPTS = 5
+
+
+def _refused_rows(error: Exception) -> bool:
+    """Whether the database answered and refused the rows (bad data), rather than being
+    unreachable (retry)."""
+    if isinstance(error, (DataError, IntegrityError, ProgrammingError)):
+        return True
+    # COPY raises the driver's own errors (asyncpg's DataError family).
+    return any(cls.__name__ in ("DataError", "IntegrityConstraintViolationError") for cls in type(error).__mro__)
 
 
 def as_datetime(epoch: float) -> datetime:
@@ -68,23 +82,24 @@ class UsageWriter:
         return len(self._buffer)
 
     def record(self, event: UsageEvent) -> bool:
-        """Queue ``event``; ``False`` when the buffer is full and it was dropped (counted)."""
+        """Queue ``event``; ``False`` when the buffer is full (or the writer closed) and it was
+        dropped (counted)."""
         buffer = self._buffer
         if len(buffer) >= self._bound or self._closing:
-            self._drop()
+            self._drop("writer closed" if self._closing else "buffer full")
             return False
         buffer.append(event)
         if len(buffer) == 1 or len(buffer) == self._batch:
             self._wake.set()
         return True
 
-    def _drop(self) -> None:
+    def _drop(self, why: str) -> None:
         self.dropped += 1
         now = time.monotonic()
         if now - self._drop_logged_at >= _DROP_LOG_SECONDS:
-            log.warning("usage ledger: buffer full (%d events waiting; database slow or down): dropped %d "
+            log.warning("usage ledger: %s (%d events waiting; database slow or down?): dropped %d "
                         "usage event(s) since the last report, %d in total",
-                        len(self._buffer), self.dropped - self._dropped_logged, self.dropped)
+                        why, len(self._buffer), self.dropped - self._dropped_logged, self.dropped)
             self._dropped_logged, self._drop_logged_at = self.dropped, now
 
     async def start(self) -> None:
@@ -108,6 +123,7 @@ class UsageWriter:
 
     async def _run(self) -> None:
         backoff = 0.0
+        rejected = 0
         while True:
             if not self._buffer:
                 if self._closing:
@@ -125,13 +141,25 @@ class UsageWriter:
                 await self.write(batch)
             except Exception as error:  # the database is down or refused: keep the batch, retry
                 self.failed_flushes += 1
+                refused = _refused_rows(error)
+                rejected = rejected + 1 if refused else 0
+                if rejected >= _REJECTED_ATTEMPTS:
+                    # The database answers but refuses these rows: retrying will not help, and
+                    # holding them would stop every later event. Drop them, counted and logged.
+                    log.error("usage ledger: the database refused %d event(s) %d times (%s); dropping them",
+                              len(batch), rejected, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                    for _ in range(len(batch)):
+                        self._buffer.popleft()
+                    self.dropped += len(batch)
+                    rejected = 0
+                    continue
                 backoff = min(max(backoff * 2, 0.25), self._settings.max_backoff_seconds)
                 log.warning("usage ledger: writing %d event(s) failed (%s: %s); retrying in %.2fs, %d waiting",
                             len(batch), type(error).__name__, str(error).splitlines()[0] if str(error) else "",
                             backoff, len(self._buffer))
                 await asyncio.sleep(backoff)
                 continue
-            backoff = 0.0
+            backoff = rejected = 0
             for _ in range(len(batch)):
                 self._buffer.popleft()
             self.written += len(batch)

@@ -10,6 +10,15 @@ from app.stores.metrics.events import UsageEvent
 from app.stores.metrics.schema import latency_bucket
 
 
+def _text(value: str | None, limit: int = 200) -> str | None:
+    """A value as the ledger's column can hold it: clients and upstreams choose some of these
+    (a model name, a JWT subject, an error code), and one row PostgreSQL refuses (too long, a NUL
+    character) would fail its whole batch."""
+    if value is None or (len(value) <= limit and "\x00" not in value):
+        return value
+    return value.replace("\x00", "")[:limit]
+
+
 def deployment_of(call: Call) -> str | None:
     """``provider/model`` that answered, else the one tried last, else none (refused early)."""
     if call.deployment is not None:
@@ -47,24 +56,24 @@ def usage_event(call: Call, pricing: PriceBook | None) -> UsageEvent:
     return UsageEvent(
         time=time.time() - latency / 1000,
         request_id=call.request_id,
-        org_id=call.org_id,
-        key_id=principal.id[4:] if principal.kind == "key" and principal.id.startswith("key:") else None,
-        user_id=principal.user_id,
+        org_id=_text(call.org_id),
+        key_id=_text(principal.id[4:]) if principal.kind == "key" and principal.id.startswith("key:") else None,
+        user_id=_text(principal.user_id),
         principal_kind=principal.kind,
-        principal_id=principal.id,
-        bridge_id=call.bridge_id,
+        principal_id=_text(principal.id),
+        bridge_id=_text(call.bridge_id),
         bridge_version=call.bridge_version,
-        thread_id=call.thread_id,
-        endpoint=call.endpoint,
-        requested_model=getattr(call.received, "model", None),
-        provider=provider,
-        model=model,
-        deployment=deployment,
+        thread_id=_text(call.thread_id),
+        endpoint=_text(call.endpoint, 64),
+        requested_model=_text(getattr(call.received, "model", None)),
+        provider=_text(provider),
+        model=_text(model),
+        deployment=_text(deployment),
         attempts=len(call.attempts),
         fallback_used=call.fallback_used,
         status=status,
-        error_class=error_class,
-        error_code=error_code,
+        error_class=_text(error_class, 64),
+        error_code=_text(error_code, 64),
         input_tokens=usage.prompt_tokens if usage is not None else None,
         output_tokens=usage.completion_tokens if usage is not None else None,
         cached_tokens=usage.cached_tokens if usage is not None else None,
