@@ -14,11 +14,13 @@ from litestar.middleware import DefineMiddleware
 import app
 from app.body_guard import BodyGuard
 from app.domain.routes import domain_routes
+from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
+from app.logs import AccessLog, configure_logging
 from app.openapi import docs_assets, openapi_config
 from app.plugins.manager import collect_routes
 from app.plugins.protocols import RouteContext
@@ -41,12 +43,13 @@ def create_app(settings: Settings) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
     before anything listens, for every configuration problem."""
     ensure_master_key(settings)
+    configure_logging(settings.logging)
     runtime = Runtime(settings)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
     own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain), docs_assets()]
+           *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), docs_assets()]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
@@ -85,6 +88,8 @@ def _refuse_taken_paths(own: Sequence[Any], added: Sequence[Any]) -> None:
                 taken.add((path, method))
 
 
-def create_app_from_environment() -> Litestar:
-    """Factory for Granian workers: settings from ``$JUNCTION_CONFIG`` (or built-in defaults)."""
-    return create_app(load_settings())
+def create_app_from_environment() -> AccessLog:
+    """Factory for Granian workers: settings from ``$JUNCTION_CONFIG`` (or built-in defaults).
+    The access log wraps the whole app, so it also sees requests no route matched."""
+    settings = load_settings()
+    return AccessLog(create_app(settings), enabled=settings.logging.access_log)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
     # Everything the server and its workers create (SQLite files, key files) is owner-only.
     os.umask(0o077)
     settings = _load(args.config)
+    metrics_dir = _prometheus_multiprocess_dir()
     key_file = ensure_master_key(settings)
     if key_file is not None:
         print(f"junction: master key in {key_file.resolve()} (owner-only); send it as "
@@ -114,8 +117,29 @@ def serve(args: argparse.Namespace) -> int:
     options["http1_settings"] = http1_settings(settings, options.get("http1_settings"))
     print(f"junction: serving on http://{options['address']}:{options['port']} "
           f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
-    Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+    try:
+        Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _prometheus_multiprocess_dir() -> str | None:
+    """Give prometheus_client's multiprocess mode a fresh directory shared by this server's
+    Granian workers, so ``/metrics`` (answered by any worker) sums every worker's samples. Set
+    before anything imports prometheus_client (it picks its mode on import); workers inherit it.
+    An operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used (and emptied: old samples would be
+    counted again); else a temporary one, removed when the server stops."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+        for stale in Path(configured).glob("*.db"):
+            stale.unlink()
+        return None
+    created = tempfile.mkdtemp(prefix="junction-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    return created
 
 
 def list_plugins(args: argparse.Namespace) -> int:
@@ -149,6 +173,9 @@ def migrate(args: argparse.Namespace) -> int:
     config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["settings"] = settings
     command.upgrade(config, "head")
+    from app.stores.metrics.migrate import migrate_url
+
+    migrate_url(settings)  # the usage ledger's own migrations (migrations/metrics)
     return 0
 
 

@@ -25,6 +25,7 @@ from app.security.crypto import cipher_from_settings
 from app.security.private_files import private_sqlite_file
 from app.settings import Settings
 from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
+from app.stores.metrics.store import MetricsStore
 from app.stores.notify import is_redis_url, open_change_bus
 from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
 
@@ -96,6 +97,8 @@ class Runtime:
         self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()
         self.sql = SqlEngines(settings, self.documents)
+        #: The usage ledger (started only by processes that serve: with plugins).
+        self.metrics = MetricsStore(settings, self.sql)
         try:
             self.pricing = PriceBook(settings.pricing)
         except ConfigError as error:
@@ -103,7 +106,7 @@ class Runtime:
         self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
                                      redis=self.redis, sql=self.sql, http=self.http,
                                      bridges=self.domain.bridges, credentials=self.domain.credentials,
-                                     pricing=self.pricing)
+                                     pricing=self.pricing, usage=self.metrics)
         self.plugins: LoadedPlugins | None = None
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None
@@ -123,6 +126,8 @@ class Runtime:
         self._started.append(_as_async(self.domain.close))
         await self._step(self.http.start, self.http.close)
         if self.gateway is not None:
+            # Before the gateway: it closes first, so the writer's final flush sees every call.
+            await self._step(self.metrics.start, self.metrics.close)
             await self._step(self.gateway.start, self.gateway.close)
 
     async def _step(self, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 import msgspec
 
 from app.errors import ConfigError
+from app.logs import LoggingSettings
 from app.pricing import PricingSettings
 from app.security.private_files import create_private_file_once
+from app.stores.metrics.settings import MetricsSettings
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
 CONFIG_FILE = "junction.toml"
@@ -166,6 +168,8 @@ class Settings(_Strict):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages; not a config key.
     source: str = "built-in defaults"
 
@@ -221,6 +225,7 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
     if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
         settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
     _check_values(settings)
+    settings.metrics.check(settings.source)
     return settings
 
 

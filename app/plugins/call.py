@@ -133,6 +133,8 @@ class Call:
     bridge_id: str | None = None
     bridge_version: int | None = None
     fallback_model: str | None = None
+    #: The bridge thread the call continues (or started), when it runs in one.
+    thread_id: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     outcome: Outcome | None = None
     response_headers: dict[str, str] = field(default_factory=dict)

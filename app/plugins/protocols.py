@@ -22,7 +22,7 @@ from app.schemas.stream import StreamEvent
 if TYPE_CHECKING:
     from app.plugins.call import Call
     from app.pricing import ModelPrice, PriceBook
-    from app.plugins.services import BridgeExpander, CredentialSource, SqlEngines, UpstreamClients
+    from app.plugins.services import BridgeExpander, CredentialSource, SqlEngines, UpstreamClients, UsageLedger
     from app.settings import Settings
     from app.stores.documents.protocol import DocumentStore
     from app.stores.notify import ChangeBus
@@ -97,6 +97,8 @@ class PluginContext:
     credentials: CredentialSource | None = None
     #: Prices by ``provider/model`` (the providers' shipped tables and ``[pricing]``).
     pricing: PriceBook | None = None
+    #: The usage ledger: ``usage.record(event)`` queues a finished call's row (never waits).
+    usage: UsageLedger | None = None
 
 
 @dataclass(frozen=True, slots=True)

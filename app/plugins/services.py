@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from app.plugins.call import Call
     from app.plugins.protocols import Deployment, ProviderConfig
     from app.schemas.chat import ChatRequest
+    from app.stores.metrics.events import UsageEvent
     from app.upstream.http import ErrorMapper, UpstreamClient
 
 
@@ -49,4 +50,17 @@ class UpstreamClients(Protocol):
         """A pooled HTTP client (timeouts and pool size from ``config``), started with the process
         and closed at shutdown: ask for it in ``create``. One per ``name``: asking twice returns
         the same client."""
+        ...
+
+
+class UsageLedger(Protocol):
+    def record(self, event: UsageEvent) -> bool:
+        """Queue a finished call's row in the bounded buffer of the usage writer; never waits.
+        ``False`` when the buffer was full and the event was dropped (the writer counts and logs
+        it)."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped by this process since it started."""
         ...

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 import aiohttp
@@ -37,6 +38,16 @@ from app.upstream.sse import iter_sse
 
 
 log = logging.getLogger("junction.upstream")
+
+#: Extra headers for the upstream requests of the current attempt (a tracing stage sets
+#: ``traceparent`` here around ``next(call, deployment)``). A ContextVar, not an argument: the
+#: provider adapters between the stage and this client need not know about it.
+upstream_headers: ContextVar[Mapping[str, str] | None] = ContextVar("junction_upstream_headers", default=None)
+
+
+def _with_extra(headers: Mapping[str, str]) -> Mapping[str, str]:
+    extra = upstream_headers.get()
+    return {**headers, **extra} if extra else headers
 
 
 class StreamReader(Protocol):
@@ -212,7 +223,7 @@ class UpstreamClient:
     async def _fetch(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> bytes:
         try:
             async with self._slot(), self.session.request(method, url, data=body,
-                                                          headers=headers) as response:
+                                                          headers=_with_extra(headers)) as response:
                 payload = await response.read()
         except JunctionError:
             raise
@@ -244,7 +255,7 @@ class UpstreamClient:
     async def _response(self, url: str, body: bytes,
                         headers: Mapping[str, str]) -> AsyncIterator[AsyncIterator[bytes]]:
         try:
-            response = await self.session.post(url, data=body, headers=headers)
+            response = await self.session.post(url, data=body, headers=_with_extra(headers))
         except Exception as error:
             raise self.redacted(self._transport_error(error), headers) from error
         try:

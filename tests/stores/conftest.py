@@ -40,7 +40,8 @@ NEW_KEY = EncryptionKey(id="k2", material=bytes(range(32, 64)))
 def run_junction_migrate(directory: Path, documents_url: str) -> subprocess.CompletedProcess[str]:
     """``junction migrate --config ...`` in a child process, as an operator runs it."""
     config = directory / "migrate.toml"
-    config.write_text(f'[stores]\ndocuments = "{documents_url}"\n', encoding="utf-8")
+    config.write_text(f'[stores]\ndocuments = "{documents_url}"\n'
+                      f'metrics = "sqlite+aiosqlite:///{directory / "metrics.db"}"\n', encoding="utf-8")
     environment = {key: value for key, value in os.environ.items() if key != "JUNCTION_CONFIG"}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", "migrate", "--config", str(config)],

@@ -121,6 +121,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
             request=chat,
             headers=request.headers,
             org_id=org_id,
+            thread_id=body.thread_id,
         )
         call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
 
@@ -137,6 +138,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
                 except BaseException:
                     await close_streams(call)  # the relay never started: close what it would have
                     raise
+                call.thread_id = thread.id
 
             async def on_complete(reply: Message) -> None:
                 await remember(reply)

@@ -1,0 +1,98 @@
+"""Keeping the metrics store's schema (``migrations/metrics``) at its newest revision.
+
+As for the documents store: the embedded SQLite file upgrades itself at start (one worker at a
+time, behind a file lock); PostgreSQL is only checked at start and upgraded by ``junction migrate``,
+which also (re)applies the TimescaleDB policies from ``[metrics]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.errors import ConfigError
+from app.settings import Settings
+from app.stores.documents.sql_schema import PROJECT_ROOT, _sqlite_lock_path
+from app.stores.metrics import timescale
+from app.stores.metrics.schema import VERSION_TABLE
+
+
+def alembic_config(**attributes: Any) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations" / "metrics"))
+    config.attributes.update(attributes)
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _upgrade(connection: Connection, settings: Settings, revision: str = "head") -> None:
+    command.upgrade(alembic_config(connection=connection, settings=settings), revision)
+    if timescale.is_timescale(connection):
+        timescale.apply_policies(connection, settings.metrics)
+
+
+def _downgrade(connection: Connection, settings: Settings, revision: str) -> None:
+    command.downgrade(alembic_config(connection=connection, settings=settings), revision)
+
+
+async def upgrade(engine: AsyncEngine, settings: Settings, revision: str = "head") -> None:
+    """Run the migrations (SQLite at start, ``junction migrate``, tests)."""
+    lock_path = _sqlite_lock_path(engine)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
+    try:
+        if descriptor is not None:  # flock blocks; a thread keeps the loop free meanwhile
+            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, settings, revision)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+async def downgrade(engine: AsyncEngine, settings: Settings, revision: str = "base") -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade, settings, revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+async def require_head(engine: AsyncEngine) -> None:
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        url = engine.url.render_as_string(hide_password=True)
+        raise ConfigError(f"stores.metrics: the database {url} is at schema revision {current or 'none'}, "
+                          f"this Junction needs {head}; run `junction migrate` first")
+
+
+def migrate_url(settings: Settings) -> None:
+    """``junction migrate`` for the metrics store (a fresh event loop, one connection)."""
+
+    async def run() -> None:
+        engine = create_async_engine(settings.stores.metrics, poolclass=NullPool)
+        try:
+            await upgrade(engine, settings)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+

@@ -1,0 +1,199 @@
+"""Analytics over the usage ledger, always from the rollups (writer-maintained tables on SQLite
+and plain PostgreSQL, continuous aggregates on TimescaleDB): a query reads one row per bucket and
+group, never the events, so it stays fast with tens of millions of events.
+
+``minute`` buckets come from the minute rollup, ``hour`` and ``day`` from the hourly one (days are
+summed here from hours, in UTC). Percentiles come from the rollups' latency histograms
+(:data:`~app.stores.metrics.schema.LATENCY_BOUNDS_MS`), interpolated within a bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.stores.metrics.schema import (
+    DIMENSIONS,
+    HISTOGRAM_COLUMNS,
+    LATENCY_BOUNDS_MS,
+    MEASURES,
+    rollup_hour,
+    rollup_minute,
+)
+from app.stores.metrics.timescale import AGGREGATES
+
+Bucket = Literal["minute", "hour", "day"]
+BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+_SUMMED = (*MEASURES, *HISTOGRAM_COLUMNS)
+
+
+class LatencyStats(msgspec.Struct):
+    avg: float | None
+    p50: float | None
+    p95: float | None
+
+
+class UsageStats(msgspec.Struct):
+    requests: int
+    errors: int
+    error_rate: float | None
+    cache_hits: int
+    cache_hit_rate: float | None
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    #: The cost of the calls whose price was known; ``unpriced_requests`` had none.
+    cost_usd: float
+    unpriced_requests: int
+    latency_ms: LatencyStats
+
+
+class UsagePoint(msgspec.Struct):
+    bucket: datetime
+    group: dict[str, str | None]
+    stats: UsageStats
+
+
+class UsageGroup(msgspec.Struct):
+    group: dict[str, str | None]
+    stats: UsageStats
+
+
+class UsageQuery(msgspec.Struct, kw_only=True):
+    start: datetime
+    end: datetime
+    bucket: Bucket = "hour"
+    group_by: tuple[str, ...] = ()
+    #: Dimension → value (``org_id``, ``key_id``, ``bridge_id``, ``provider``, ``model``).
+    filters: dict[str, str] = {}
+    #: The orgs the caller may see; ``None``: all of them (the master key).
+    orgs: tuple[str, ...] | None = None
+
+
+def _aggregate_table(name: str) -> sa.Table:
+    """A continuous aggregate, read like a rollup table (same columns)."""
+    return sa.Table(name, sa.MetaData(), *(sa.Column(column.name, column.type) for column in rollup_minute.columns))
+
+
+class UsageQueries:
+    def __init__(self, engine: AsyncEngine, *, timescale: bool) -> None:
+        self._engine = engine
+        if timescale:
+            self._tables = {"minute": _aggregate_table(AGGREGATES["minute"]),
+                            "hour": _aggregate_table(AGGREGATES["hour"])}
+        else:
+            self._tables = {"minute": rollup_minute, "hour": rollup_hour}
+
+    async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
+        table = self._tables["minute" if query.bucket == "minute" else "hour"]
+        dims = [sa.func.coalesce(table.c[dimension], "").label(dimension) for dimension in query.group_by]
+        sums = [sa.func.coalesce(sa.func.sum(table.c[column]), 0).label(column) for column in _SUMMED]
+        keys = ([table.c.bucket] if by_bucket else []) + dims
+        statement = (sa.select(*keys, *sums)
+                     .where(table.c.bucket >= query.start, table.c.bucket < query.end))
+        for dimension, value in query.filters.items():
+            statement = statement.where(table.c[dimension] == value)
+        if query.orgs is not None:
+            statement = statement.where(table.c.org_id.in_(query.orgs))
+        if keys:
+            statement = statement.group_by(*keys)
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(statement)).all())
+
+    async def series(self, query: UsageQuery) -> tuple[UsageStats, list[UsagePoint]]:
+        """Totals over the range, and one point per bucket and group (oldest first)."""
+        rows = await self._rows(query, by_bucket=True)
+        width = BUCKET_SECONDS[query.bucket]
+        points: dict[tuple[Any, ...], list[float]] = {}
+        total = [0.0] * len(_SUMMED)
+        offset = 1 + len(query.group_by)
+        for row in rows:
+            bucket = _aware(row[0])
+            start = int(bucket.timestamp() // width) * width  # hours into days
+            key = (start, *row[1:offset])
+            values = points.get(key)
+            if values is None:
+                values = points[key] = [0.0] * len(_SUMMED)
+            for index, value in enumerate(row[offset:]):
+                value = float(value)  # PostgreSQL sums bigints as numeric (Decimal)
+                values[index] += value
+                total[index] += value
+        series = [UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC), group=_group(query.group_by, key[1:]),
+                             stats=stats_of(values))
+                  for key, values in sorted(points.items(), key=lambda item: (item[0][0], item[0][1:]))]
+        return stats_of(total), series
+
+    async def groups(self, query: UsageQuery) -> tuple[UsageStats, list[UsageGroup]]:
+        """Totals, and one entry per group over the whole range (highest cost first)."""
+        rows = await self._rows(query, by_bucket=False)
+        total = [0.0] * len(_SUMMED)
+        groups = []
+        width = len(query.group_by)
+        for row in rows:
+            values = [float(value) for value in row[width:]]
+            for index, value in enumerate(values):
+                total[index] += value
+            if query.group_by:
+                groups.append(UsageGroup(group=_group(query.group_by, row[:width]), stats=stats_of(values)))
+        groups.sort(key=lambda entry: (-entry.stats.cost_usd, -entry.stats.requests))
+        return stats_of(total), groups
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _group(names: Sequence[str], values: Sequence[Any]) -> dict[str, str | None]:
+    return {name: (value or None) for name, value in zip(names, values)}
+
+
+def stats_of(values: Sequence[float]) -> UsageStats:
+    summed: Mapping[str, float] = dict(zip(MEASURES, values))
+    histogram = [int(count) for count in values[len(MEASURES):]]
+    requests = int(summed["requests"])
+    errors, hits = int(summed["errors"]), int(summed["cache_hits"])
+    return UsageStats(
+        requests=requests,
+        errors=errors,
+        error_rate=errors / requests if requests else None,
+        cache_hits=hits,
+        cache_hit_rate=hits / requests if requests else None,
+        input_tokens=int(summed["input_tokens"]),
+        output_tokens=int(summed["output_tokens"]),
+        cached_tokens=int(summed["cached_tokens"]),
+        cache_write_tokens=int(summed["cache_write_tokens"]),
+        reasoning_tokens=int(summed["reasoning_tokens"]),
+        cost_usd=round(float(summed["cost_usd"]), 10),
+        unpriced_requests=requests - int(summed["priced_requests"]),
+        latency_ms=LatencyStats(
+            avg=round(summed["latency_ms_sum"] / requests, 3) if requests else None,
+            p50=percentile(histogram, 0.50),
+            p95=percentile(histogram, 0.95),
+        ),
+    )
+
+
+def percentile(histogram: Sequence[int], quantile: float) -> float | None:
+    """The ``quantile`` of a latency histogram, linearly interpolated inside its bucket."""
+    count = sum(histogram)
+    if not count:
+        return None
+    rank = quantile * count
+    seen = 0
+    for index, in_bucket in enumerate(histogram):
+        if in_bucket and seen + in_bucket >= rank:
+            lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
+            upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 1.35
+            return round(lower + (upper - lower) * (rank - seen) / in_bucket, 3)
+        seen += in_bucket
+    return None
+
+
+__all__ = ["DIMENSIONS", "UsageQueries", "UsageQuery", "UsageStats", "percentile"]

@@ -1,0 +1,192 @@
+"""The usage writer: a bounded in-process buffer flushed to the ledger in batches.
+
+``record`` is all a call pays: an append to a deque (or, when the buffer is full, a counted
+drop). One background task flushes a batch when ``batch_size`` events wait or ``flush_seconds``
+after the first one arrived: ``COPY`` through asyncpg on PostgreSQL, a multi-row insert on SQLite,
+plus the rollup upsert on the branches that keep rollups, in one transaction. While the
+database is down the batch stays in the buffer and the writer retries with doubling backoff;
+events arriving meanwhile fill the buffer up to its bound and are dropped (counted, logged)
+past it. ``close`` flushes what is left, retrying for up to ``shutdown_seconds``; whatever
+still cannot be written is logged with its count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import msgspec
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.stores.metrics import rollups
+from app.stores.metrics.events import UsageEvent
+from app.stores.metrics.schema import EVENT_COLUMNS, usage_events
+from app.stores.metrics.settings import MetricsSettings
+
+log = logging.getLogger("junction.metrics")
+
+_astuple = msgspec.structs.astuple
+_DROP_LOG_SECONDS = 10.0
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
+
+
+#: Consecutive refusals (not connection failures) of one batch before it is dropped.
+_REJECTED_ATTEMPTS = 5
+
+
+def _refused_rows(error: Exception) -> bool:
+    """Whether the database answered and refused the rows (bad data), rather than being
+    unreachable (retry)."""
+    if isinstance(error, (DataError, IntegrityError, ProgrammingError)):
+        return True
+    # COPY raises the driver's own errors (asyncpg's DataError family).
+    return any(cls.__name__ in ("DataError", "IntegrityConstraintViolationError") for cls in type(error).__mro__)
+
+
+def as_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class UsageWriter:
+    def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
+                 prepare: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._engine = engine
+        #: Run before each write until it succeeds once (the store's schema check and detection).
+        self._prepare = prepare
+        self._settings = settings
+        self.keeps_rollups = keeps_rollups
+        self._buffer: deque[UsageEvent] = deque()
+        self._bound = settings.buffer_size
+        self._batch = settings.batch_size
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Totals since start, for logs, metrics and tests.
+        self.written = 0
+        self.dropped = 0
+        self.failed_flushes = 0
+        self._dropped_logged = 0
+        self._drop_logged_at = float("-inf")
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def record(self, event: UsageEvent) -> bool:
+        """Queue ``event``; ``False`` when the buffer is full (or the writer closed) and it was
+        dropped (counted)."""
+        buffer = self._buffer
+        if len(buffer) >= self._bound or self._closing:
+            self._drop("writer closed" if self._closing else "buffer full")
+            return False
+        buffer.append(event)
+        if len(buffer) == 1 or len(buffer) == self._batch:
+            self._wake.set()
+        return True
+
+    def _drop(self, why: str) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at >= _DROP_LOG_SECONDS:
+            log.warning("usage ledger: %s (%d events waiting; database slow or down?): dropped %d "
+                        "usage event(s) since the last report, %d in total",
+                        why, len(self._buffer), self.dropped - self._dropped_logged, self.dropped)
+            self._dropped_logged, self._drop_logged_at = self.dropped, now
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="junction-usage-writer")
+
+    async def close(self) -> None:
+        """Stop accepting, flush everything buffered (retrying up to ``shutdown_seconds``)."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, self._settings.shutdown_seconds)
+            except TimeoutError:
+                pass  # cancelled by wait_for; what is left is reported below
+            self._task = None
+        if self.dropped > self._dropped_logged:
+            log.warning("usage ledger: %d usage event(s) dropped in total (buffer full)", self.dropped)
+        if self._buffer:
+            log.error("usage ledger: %d usage event(s) could not be written before shutdown and are lost "
+                      "(database unreachable)", len(self._buffer))
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        rejected = 0
+        while True:
+            if not self._buffer:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._buffer) < self._batch and not self._closing:
+                # Give a trickle of events time to become a batch (closing cuts it short).
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.flush_seconds)
+            batch = list(itertools.islice(self._buffer, self._batch))
+            try:
+                await self.write(batch)
+            except Exception as error:  # the database is down or refused: keep the batch, retry
+                self.failed_flushes += 1
+                refused = _refused_rows(error)
+                rejected = rejected + 1 if refused else 0
+                if rejected >= _REJECTED_ATTEMPTS:
+                    # The database answers but refuses these rows: retrying will not help, and
+                    # holding them would stop every later event. Drop them, counted and logged.
+                    log.error("usage ledger: the database refused %d event(s) %d times (%s); dropping them",
+                              len(batch), rejected, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                    for _ in range(len(batch)):
+                        self._buffer.popleft()
+                    self.dropped += len(batch)
+                    rejected = 0
+                    continue
+                backoff = min(max(backoff * 2, 0.25), self._settings.max_backoff_seconds)
+                log.warning("usage ledger: writing %d event(s) failed (%s: %s); retrying in %.2fs, %d waiting",
+                            len(batch), type(error).__name__, str(error).splitlines()[0] if str(error) else "",
+                            backoff, len(self._buffer))
+                await asyncio.sleep(backoff)
+                continue
+            backoff = rejected = 0
+            for _ in range(len(batch)):
+                self._buffer.popleft()
+            self.written += len(batch)
+
+    async def write(self, batch: list[UsageEvent]) -> None:
+        """Write ``batch`` (events and, where kept, rollups) in one transaction."""
+        if self._prepare is not None:
+            await self._prepare()
+        async with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
+                driver = (await connection.get_raw_connection()).driver_connection
+                if not self.keeps_rollups:  # TimescaleDB: the continuous aggregates follow by themselves
+                    await driver.copy_records_to_table(  # type: ignore[union-attr]
+                        usage_events.name, records=rows, columns=EVENT_COLUMNS)
+                    return
+                # The DDL begins the transaction on this connection; COPY and the rest join it.
+                await connection.exec_driver_sql(rollups.STAGING_DDL)
+                await driver.copy_records_to_table(  # type: ignore[union-attr]
+                    rollups.STAGING, records=rows, columns=EVENT_COLUMNS)
+                await connection.exec_driver_sql(f"INSERT INTO {usage_events.name} SELECT * FROM {rollups.STAGING}")
+                for upsert in rollups.POSTGRES_UPSERTS:
+                    await connection.exec_driver_sql(upsert)
+            else:
+                if self.keeps_rollups:
+                    await rollups.add(connection, batch, as_datetime)
+                # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
+                # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
+                rows = [(as_datetime(event.time).strftime(_SQLITE_TIME), *_astuple(event)[1:]) for event in batch]
+                await connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]

@@ -1,0 +1,37 @@
+"""The ``metrics`` plugin: the usage ledger's rows, Prometheus ``/metrics`` and ``Server-Timing``
+(see stage.py and prometheus.py). On by default; ``[middleware.metrics]`` switches its parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from app.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
+from plugins.middleware.metrics.config import MetricsConfig
+from plugins.middleware.metrics.stage import MetricsStage
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@hookimpl
+def register_middleware(register):
+    register(MiddlewareSpec(name="metrics", config_type=MetricsConfig, create=MetricsStage,
+                            stage=StagePlacement(phase="observe")))
+
+
+@hookimpl
+def register_routes(register, context: RouteContext):
+    stage = context.components.get("metrics")
+    if not isinstance(stage, MetricsStage) or stage.prometheus is None:
+        return
+    prometheus = stage.prometheus
+    require_key = stage.config.metrics_require_key
+
+    @get("/metrics", summary="Prometheus metrics (every worker's)", include_in_schema=False)
+    async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if require_key:
+            require_scope(await context.authenticate(request.headers), "admin")
+        return Response(prometheus.exposition(), media_type=CONTENT_TYPE)
+
+    register(metrics)

@@ -1,0 +1,15 @@
+"""``[middleware.metrics]``."""
+
+from app.plugins import MiddlewareConfig
+
+
+class MetricsConfig(MiddlewareConfig):
+    #: One ``usage_events`` row per call (the analytics API reads their rollups).
+    ledger: bool = True
+    #: Prometheus metrics at ``GET /metrics``.
+    prometheus: bool = True
+    #: ``/metrics`` answers without a key (scrapers rarely hold one); ``true`` requires a key
+    #: with the ``admin`` scope (or the master key).
+    metrics_require_key: bool = False
+    #: The ``Server-Timing`` response header on inference answers.
+    server_timing: bool = True

@@ -1,0 +1,122 @@
+"""The ``tracing`` stage: an OpenTelemetry span per call (``SERVER``; the parent is the client's
+W3C ``traceparent`` when it sent one) and a child span per upstream attempt (``CLIENT``), whose
+context goes upstream as ``traceparent``. Attributes follow the GenAI semantic conventions
+(``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
+``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``, ``error.type``).
+
+Spans are exported over OTLP/HTTP in batches by a background thread; the provider is the
+plugin's own (never the process-global one), and is flushed and shut down at close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from app.errors import ConfigError, JunctionError
+from app.plugins import AttemptAnswer, Call, Deployment, Next, NextAttempt, NextStream, PluginContext, Reply, Stage
+from app.schemas.stream import StreamEvent
+from app.upstream.http import upstream_headers
+from plugins.middleware.tracing.config import TracingConfig
+
+_OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "chat", "embeddings": "embeddings"}
+
+
+class CallSpan:
+    """The call's span, kept in ``call.state`` for its attempts."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+
+class TracingStage(Stage):
+    def __init__(self, config: TracingConfig, context: PluginContext) -> None:
+        if not 0.0 <= config.sample_ratio <= 1.0:
+            raise ConfigError("middleware.tracing.sample_ratio: must be between 0 and 1")
+        self._provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}),
+                                        sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)))
+        exporter = OTLPSpanExporter(endpoint=config.endpoint, headers=dict(config.headers),
+                                    timeout=config.export_timeout_seconds)
+        self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=config.export_delay_ms))
+        self._tracer = self._provider.get_tracer("junction")
+        self._propagator = TraceContextTextMapPropagator()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._provider.shutdown)  # flushes the last batch
+
+    def _start(self, call: Call) -> Span:
+        parent = self._propagator.extract(call.headers)
+        operation = _OPERATIONS.get(call.endpoint, call.endpoint)
+        model = getattr(call.received, "model", None) or ""
+        span = self._tracer.start_span(f"{operation} {model}".strip(), context=parent, kind=SpanKind.SERVER,
+                                       attributes={"gen_ai.operation.name": operation, "gen_ai.request.model": model,
+                                                   "junction.request_id": call.request_id,
+                                                   "junction.endpoint": call.endpoint})
+        call.state[CallSpan] = CallSpan(span)
+        return span
+
+    def _end(self, call: Call, span: Span) -> None:
+        outcome = call.outcome
+        if call.deployment is not None:
+            provider, _, model = call.deployment.partition("/")
+            span.set_attribute("gen_ai.provider.name", provider)
+            span.set_attribute("gen_ai.response.model", model)
+        span.set_attribute("junction.attempts", len(call.attempts))
+        span.set_attribute("junction.cache_hit", call.cache_hit)
+        if call.org_id is not None:
+            span.set_attribute("junction.org_id", call.org_id)
+        if outcome is not None:
+            span.set_attribute("http.response.status_code", outcome.status)
+            if outcome.usage is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", outcome.usage.prompt_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", outcome.usage.completion_tokens)
+            if outcome.status >= 400:
+                span.set_attribute("error.type", outcome.error_code or outcome.error_class or str(outcome.status))
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    async def handle(self, call: Call, next: Next) -> Reply:
+        span = self._start(call)
+        try:
+            return await next(call)
+        finally:
+            self._end(call, span)
+
+    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
+        span = self._start(call)
+        try:
+            async for event in next(call):
+                yield event
+        finally:
+            self._end(call, span)
+
+    async def attempt(self, call: Call, deployment: Deployment, next: NextAttempt) -> AttemptAnswer:
+        parent = call.state.get(CallSpan)
+        context = trace.set_span_in_context(parent.span) if parent is not None else None
+        operation = _OPERATIONS.get(call.endpoint, call.endpoint)
+        span = self._tracer.start_span(
+            f"{operation} {deployment.target.model}", context=context, kind=SpanKind.CLIENT,
+            attributes={"gen_ai.operation.name": operation, "gen_ai.provider.name": deployment.provider_name,
+                        "gen_ai.request.model": deployment.target.model, "junction.fallback": deployment.fallback})
+        carrier: dict[str, Any] = {}
+        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
+        token = upstream_headers.set(carrier)
+        try:
+            return await next(call, deployment)
+        except JunctionError as error:
+            span.set_attribute("error.type", error.code or error.error_type)
+            span.set_attribute("http.response.status_code", error.status)
+            span.set_status(Status(StatusCode.ERROR, error.message[:200]))
+            raise
+        finally:
+            upstream_headers.reset(token)
+            span.end()

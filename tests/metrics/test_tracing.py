@@ -1,0 +1,91 @@
+"""The ``tracing`` plugin through a real ``junction serve``: spans reach a loopback OTLP/HTTP
+receiver, the call's span continues the client's ``traceparent``, each upstream attempt is a
+child span, and the upstream receives that attempt's context as its ``traceparent``."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from app.testing.server import JunctionProcess
+from app.testing.upstream import FakeUpstream
+from tests.conftest import openai_provider_table
+
+pytestmark = pytest.mark.slow
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_PARENT = "00f067aa0ba902b7"
+
+
+class OtlpReceiver(FakeUpstream):
+    """Accepts OTLP/HTTP protobuf exports and keeps the spans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/traces", self.export)]
+
+    async def export(self, request: web.Request) -> web.Response:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        for resource in message.resource_spans:
+            for scope in resource.scope_spans:
+                self.spans.extend(scope.spans)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+
+def _attributes(span) -> dict:
+    values = {}
+    for item in span.attributes:
+        value = item.value
+        values[item.key] = value.string_value or value.int_value or value.bool_value
+    return values
+
+
+def test_spans_continue_the_client_trace_and_reach_the_upstream(fake_openai_server, tmp_path):
+    fake_openai_server.reset()
+    receiver = OtlpReceiver().start()
+    try:
+        config = openai_provider_table(fake_openai_server) + f"""
+[middleware.tracing]
+enabled = true
+endpoint = "{receiver.url}/v1/traces"
+export_delay_ms = 100
+"""
+        with JunctionProcess(tmp_path, config) as server:
+            headers = {"authorization": f"Bearer {server.key}",
+                       "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"}
+            fake_openai_server.fail_next(503, {"error": {"message": "busy", "type": "server_error"}})
+            answer = httpx.post(f"{server.url}/v1/chat/completions", headers=headers, timeout=20,
+                                json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+            assert answer.status_code == 503  # one deployment, and it was overloaded
+            answer = httpx.post(f"{server.url}/v1/chat/completions", headers=headers, timeout=20,
+                                json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+            assert answer.status_code == 200
+        # Stopped: the last batch was flushed at shutdown.
+        spans = receiver.spans
+        assert len(spans) == 4, server.output()
+        calls = [span for span in spans if span.kind == span.SPAN_KIND_SERVER]
+        attempts = [span for span in spans if span.kind == span.SPAN_KIND_CLIENT]
+        assert len(calls) == 2 and len(attempts) == 2
+        for call in calls:
+            assert call.trace_id.hex() == CLIENT_TRACE and call.parent_span_id.hex() == CLIENT_PARENT
+            assert call.name == "chat openai/gpt-4o"
+        by_id = {call.span_id: call for call in calls}
+        for attempt in attempts:
+            assert attempt.trace_id.hex() == CLIENT_TRACE and attempt.parent_span_id in by_id
+            assert _attributes(attempt)["gen_ai.provider.name"] == "openai"
+            assert _attributes(attempt)["gen_ai.request.model"] == "gpt-4o"
+        ok = next(call for call in calls if _attributes(call)["http.response.status_code"] == 200)
+        assert _attributes(ok)["gen_ai.usage.input_tokens"] == 11 and _attributes(ok)["gen_ai.usage.output_tokens"] == 7
+        failed = next(call for call in calls if call is not ok)
+        assert _attributes(failed)["http.response.status_code"] == 503 and "error.type" in _attributes(failed)
+        # Each upstream request carried its attempt span as the parent.
+        sent = [request.headers.get("traceparent") for request in fake_openai_server.requests
+                if request.path == "/v1/chat/completions"]
+        assert sorted(sent) == sorted(f"00-{CLIENT_TRACE}-{attempt.span_id.hex()}-01" for attempt in attempts)
+    finally:
+        receiver.stop()
