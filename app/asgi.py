@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 import app
+from app.domain.jobs.controllers import job_routes, submit_chat
 from app.domain.routes import domain_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
@@ -41,7 +43,10 @@ def create_app(settings: Settings) -> Litestar:
     runtime = Runtime(settings)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
-    own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
+    jobs = runtime.jobs
+    assert jobs is not None
+    own = [*openai_routes(gateway, catalog, partial(submit_chat, jobs.service)), *embeddings_routes(gateway),
+           *anthropic_routes(gateway), *job_routes(gateway, jobs.service),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
            *domain_routes(gateway, runtime.domain)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
