@@ -15,7 +15,7 @@ import msgspec
 from app.domain.access import is_unconfined
 from app.domain.jobs.records import Job, JobFilter, JobRepository
 from app.domain.jobs.webhooks import WebhookSender
-from app.errors import Conflict, InvalidRequest
+from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.formats.openai import decode_chat_request
 from app.plugins.protocols import Principal
 from app.settings import JobsSettings
@@ -96,7 +96,17 @@ class JobService:
                 raise Conflict("idempotency_key: already used with a different request body",
                                param="idempotency_key", code="idempotency_key_reused")
             return stored  # the same submission again: the same job, not a second one
-        await self.queue.enqueue(job.id)
+        try:
+            await self.queue.enqueue(job.id)
+        except Exception as error:  # the broker's own errors vary (aiormq, aio-pika, OSError)
+            # Not queued, so it would never run: say so on the record and to the client.
+            await self.store.finish(job.id, "failed", result=None, error={
+                "message": "the job queue was unavailable; the job was not queued", "type": "service_unavailable",
+                "param": None, "code": "queue_unavailable"}, expires_at=utc_now() + timedelta(
+                    seconds=self.settings.result_ttl_seconds))
+            raise ServiceUnavailable("the job queue is unavailable; submit again shortly (with a new "
+                                     "idempotency key)", code="queue_unavailable",
+                                     headers={"Retry-After": "1"}) from error
         return job
 
     async def _require_secret(self, principal: Principal) -> None:
