@@ -12,6 +12,8 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 import app
+from app.domain.batches.controllers import batch_routes
+from app.domain.batches.openai import openai_batch_routes
 from app.domain.jobs.controllers import job_routes, submit_chat
 from app.domain.routes import domain_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
@@ -46,7 +48,8 @@ def create_app(settings: Settings) -> Litestar:
     jobs = runtime.jobs
     assert jobs is not None
     own = [*openai_routes(gateway, catalog, partial(submit_chat, jobs.service)), *embeddings_routes(gateway),
-           *anthropic_routes(gateway), *job_routes(gateway, jobs.service),
+           *anthropic_routes(gateway), *job_routes(gateway, jobs.service), *batch_routes(gateway, jobs.batches),
+           *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
            *domain_routes(gateway, runtime.domain)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)

@@ -19,6 +19,7 @@ from typing import Annotated
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
+from app.domain.batches.service import BatchService
 from app.domain.jobs.records import JobFilter, JobRepository
 from app.domain.jobs.runner import JobRunner
 from app.domain.jobs.service import JobService
@@ -88,6 +89,8 @@ class Jobs:
         self.broker = build_broker(settings, worker=worker)
         self.queue = TaskiqJobQueue(self.broker, self.runner)
         self.service = JobService(jobs, store, self.queue, self.webhooks)
+        self.batches = BatchService(jobs, store, self.queue)
+        self.runner.batch_finished = self.batches.job_finished
         self.store = store
         self._purger: asyncio.Task[None] | None = None
 

@@ -79,6 +79,10 @@ async def test_cancel_list_filters_counts_and_expiry(store: DocumentStore) -> No
     assert len(await store.jobs.list(org, JobFilter(limit=2))) == 2
     assert await store.jobs.list("org_nobody", JobFilter()) == []
     assert await store.jobs.counts("bt_1" + org) == {"failed": 1, "queued": 2}
+    assert await store.jobs.any_open("bt_1" + org) and not await store.jobs.any_open("bt_none")
+    await store.jobs.begin(batch_jobs[1].id)
+    assert await store.jobs.cancel_batch("bt_1" + org, expires) == 1  # the running one carries on
+    assert await store.jobs.counts("bt_1" + org) == {"failed": 1, "running": 1, "cancelled": 1}
 
     past = utc_now() - timedelta(seconds=1)
     old = await store.jobs.create(a_job(org))
@@ -87,7 +91,7 @@ async def test_cancel_list_filters_counts_and_expiry(store: DocumentStore) -> No
         await store.jobs.get(org, old.id)  # expired results are gone at once, purged or not
     await store.jobs.purge_expired(utc_now())  # (MongoDB's TTL index may have been first)
     assert old.id not in [job.id for job in await store.jobs.list(None, JobFilter(status="succeeded", limit=1000))]
-    assert (await store.jobs.get(org, batch_jobs[1].id)).status == "queued"  # unfinished jobs stay
+    assert (await store.jobs.get(org, batch_jobs[1].id)).status == "running"  # unfinished jobs stay
 
 
 async def test_batches_files_and_webhook_secrets(store: DocumentStore) -> None:

@@ -150,6 +150,14 @@ class JobRepository(Protocol):
         """Cancel a queued or running job (a finished one is returned unchanged)."""
         ...
 
+    async def any_open(self, batch_id: str) -> bool:
+        """Whether a job of the batch is still queued or running (one index probe)."""
+        ...
+
+    async def cancel_batch(self, batch_id: str, expires_at: datetime) -> int:
+        """Cancel the batch's jobs no worker started yet; returns how many."""
+        ...
+
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: WebhookStatus) -> None:
         """Append a delivery attempt and set the delivery's status."""
         ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +49,8 @@ class JobRunner:
         self.store = store
         self.gateway = gateway
         self.webhooks = webhooks
+        #: Told the batch id when one of a batch's jobs finished (the batch service finalizes).
+        self.batch_finished: Callable[[str], Awaitable[None]] | None = None
 
     async def run(self, job_id: str) -> None:
         job = await self.store.begin(job_id)
@@ -56,6 +59,8 @@ class JobRunner:
             return
         if job.status not in FINISHED:
             job = await self._execute(job)
+        if job.batch_id is not None and self.batch_finished is not None:
+            await self.batch_finished(job.batch_id)
         if job.webhook_url is not None and job.webhook_status == "pending" and job.status != "cancelled":
             await self._deliver(job)
 

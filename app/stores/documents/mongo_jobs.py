@@ -196,6 +196,15 @@ class MongoJobs:
                                                      "updated_at": now, "expires_at": expires_at}})
         return await self.get(org_id, job_id)
 
+    async def any_open(self, batch_id: str) -> bool:
+        return await self._jobs.find_one({"batch_id": batch_id, "status": {"$in": _OPEN}}, {"_id": 1}) is not None
+
+    async def cancel_batch(self, batch_id: str, expires_at: datetime) -> int:
+        now = utc_now()
+        done = await self._jobs.update_many({"batch_id": batch_id, "status": "queued"}, {"$set": {
+            "status": "cancelled", "finished_at": now, "updated_at": now, "expires_at": expires_at}})
+        return int(done.modified_count)
+
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: str) -> None:
         await self._jobs.update_one({"_id": job_id}, {
             "$push": {"webhook_attempts": msgspec.to_builtins(attempt)},

@@ -119,6 +119,19 @@ class SqlJobs(SqlRepository):
                 .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
         return await self.get(org_id, job_id)
 
+    async def any_open(self, batch_id: str) -> bool:
+        query = sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(_OPEN)).limit(1)
+        async with self._db.connect() as connection:
+            return await connection.scalar(query) is not None
+
+    async def cancel_batch(self, batch_id: str, expires_at: datetime) -> int:
+        now = utc_now()
+        async with self._db.begin() as connection:
+            done = await connection.execute(
+                jobs.update().where(jobs.c.batch_id == batch_id, jobs.c.status == "queued")
+                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
+        return int(done.rowcount or 0)
+
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: str) -> None:
         # Read-modify-write in one transaction: only the job's one worker delivers its webhook.
         async with self._db.begin() as connection:
