@@ -7,7 +7,8 @@
   that dies mid-job leaves its message unacknowledged: RabbitMQ hands it to another worker.
   Undecodable messages are logged and dropped by TaskIQ, so they never block the queue.
 * ``memory://`` (the embedded default): TaskIQ's in-memory broker runs jobs inside the serving
-  process; jobs left queued or running by a previous run are queued again at start.
+  process; jobs left queued or running by a previous run are queued again at start (with one
+  serving worker; several each run their own in-memory queue, and RabbitMQ is the way beyond one).
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class Jobs:
             raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
         if self.embedded or self.worker:
             self._purger = asyncio.create_task(self._purge_forever())
-        if self.embedded:
+        if self.embedded and (self.settings.server.workers or 1) == 1:
+            # With several Granian workers each would queue the same jobs again: recovery is
+            # for the single-process embedded default (use RabbitMQ beyond it).
             await self._requeue_unfinished()
 
     async def close(self) -> None:

@@ -230,3 +230,23 @@ def test_ssrf_guard_refuses_private_targets(fake_openai_server: FakeOpenAI, tmp_
             assert response.status_code == 400, (url, response.text)
             assert response.json()["error"]["code"] == "webhook_refused", url
     assert receiver.deliveries() == []
+
+
+def test_jobs_run_as_the_submitting_caller_through_the_pipeline(server: JunctionProcess,
+                                                                fake_openai: FakeOpenAI) -> None:
+    """The worker runs the job with the caller's principal: a key confined to one model gets the
+    same refusal in a job as in a direct call (stages apply to jobs exactly as to direct calls)."""
+    with client(server.url) as admin:
+        org = admin.post("/api/v1/admin/orgs", json={"name": "confined"}).json()
+        key = admin.post("/api/v1/admin/keys", json={"org_id": org["id"], "name": "k",
+                                                     "models": ["openai/gpt-4o"]}).json()["key"]
+    with client(server.url, key) as http:
+        direct = http.post("/v1/chat/completions", json=chat_body(model="openai/gpt-4o-mini"))
+        assert direct.status_code == 403
+        job_id = http.post("/api/v1/jobs", json={"request": chat_body(model="openai/gpt-4o-mini")}).json()["id"]
+        job = wait_for(http, job_id)
+        assert job["status"] == "failed" and job["error"]["type"] == direct.json()["error"]["type"]
+        assert job["error"]["status"] == 403 and job["dead_letter"] is False
+        allowed = wait_for(http, http.post("/api/v1/jobs", json={"request": chat_body(model="openai/gpt-4o")}
+                                           ).json()["id"])
+        assert allowed["status"] == "succeeded"

@@ -82,6 +82,33 @@ def test_a_worker_killed_mid_job_the_job_completes_exactly_once(deployment: Depl
     assert len([r for r in receiver.deliveries() if r.headers["webhook-id"] == job_id]) == 1
 
 
+def test_a_job_that_keeps_killing_workers_is_dead_lettered(deployment: Deployment, fake_openai: FakeOpenAI) -> None:
+    for _ in range(2):
+        fake_openai.script(text="never", delay=5.0)
+
+    def poisoned() -> int:
+        return len([r for r in fake_openai.requests if r.json()["messages"][0]["content"] == "poison"])
+
+    with client(deployment.server.url) as http:
+        job_id = http.post("/api/v1/jobs", json={"request": chat_body("poison")}).json()["id"]
+        for attempt in (1, 2):  # max_attempts = 2: each start dies mid-job
+            worker = deployment.worker().start()
+            try:
+                deadline = time.monotonic() + 10
+                while poisoned() < attempt and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                worker.kill()
+            finally:
+                worker.stop()
+        with deployment.worker():
+            job = wait_for(http, job_id)  # the third start dead-letters it without running it
+            follow_up = wait_for(http, http.post("/api/v1/jobs", json={"request": chat_body()}).json()["id"])
+    assert job["status"] == "failed" and job["dead_letter"] is True and job["attempts"] == 3
+    assert job["error"]["code"] == "worker_lost"
+    assert follow_up["status"] == "succeeded"
+    assert poisoned() == 2
+
+
 def test_rabbitmq_restart_with_jobs_queued_loses_none(deployment: Deployment, fake_openai: FakeOpenAI) -> None:
     with client(deployment.server.url) as http:
         queued = [http.post("/api/v1/jobs", json={"request": chat_body(f"q{n}")}).json()["id"] for n in range(20)]
