@@ -8,6 +8,7 @@ tries again, so a worker that died mid-finalization is made good by the redelive
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from app.stores.documents.jobs_common import batch_not_found
 
 log = logging.getLogger("junction.batches")
 
+#: Jobs of a batch published to the queue at once.
+ENQUEUE_CHUNK = 500
 #: Statuses a batch is still running in.
 RUNNING = ("in_progress", "cancelling")
 
@@ -58,8 +61,9 @@ class BatchService:
                 for index, body in enumerate(requests)]
         await self.store.create_batch(batch)
         await self.store.create_many(jobs)
-        for job in jobs:
-            await self.queue.enqueue(job.id)
+        # Publishes in flight together: the broker confirms them as a group, not one by one.
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            await asyncio.gather(*(self.queue.enqueue(job.id) for job in jobs[start:start + ENQUEUE_CHUNK]))
         return batch
 
     async def get(self, principal: Principal, batch_id: str, kind: str) -> Batch:

@@ -48,7 +48,8 @@ class SqlJobs(SqlRepository):
     async def create(self, job: Job) -> Job:
         try:
             async with self._db.begin() as connection:
-                await connection.execute(jobs.insert().values(row_values(job, _JOB_JSON)))
+                # Values as parameters, not .values(): the compiled statement is then cached.
+                await connection.execute(jobs.insert(), [row_values(job, _JOB_JSON)])
             return job
         except IntegrityError:
             if job.idempotency_key is None:
@@ -94,10 +95,14 @@ class SqlJobs(SqlRepository):
     async def begin(self, job_id: str) -> Job | None:
         now = utc_now()
         async with self._db.begin() as connection:
-            await connection.execute(
+            # One round trip when the job is open (the usual case); a finished or missing job
+            # is read as it is.
+            row = (await connection.execute(
                 jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
-                .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now))
-            row = (await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
+                .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
+                .returning(*jobs.c))).first()
+            if row is None:
+                row = (await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
         return None if row is None else to_record(row, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
