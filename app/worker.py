@@ -21,6 +21,7 @@ from typing import Annotated
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
 from app.domain.batches.service import BatchService
+from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import JobFilter, JobRepository
 from app.domain.jobs.runner import JobRunner
 from app.domain.jobs.service import JobService
@@ -86,11 +87,12 @@ class Jobs:
         self.embedded = url_scheme(settings.stores.queue) == "memory"
         self.worker = worker
         self.webhooks = WebhookSender(jobs.allow_private_webhooks, jobs.webhook_timeout_seconds)
-        self.runner = JobRunner(jobs, store, gateway, self.webhooks)
+        self.delivery = WebhookDelivery(jobs, store, self.webhooks)
+        self.runner = JobRunner(jobs, store, gateway, self.delivery)
         self.broker = build_broker(settings, worker=worker)
         self.queue = TaskiqJobQueue(self.broker, self.runner)
-        self.service = JobService(jobs, store, self.queue, self.webhooks)
-        self.batches = BatchService(jobs, store, self.queue)
+        self.service = JobService(jobs, store, self.queue, self.delivery)
+        self.batches = BatchService(jobs, store, self.queue, self.delivery)
         self.runner.batch_finished = self.batches.job_finished
         self.store = store
         self._purger: asyncio.Task[None] | None = None

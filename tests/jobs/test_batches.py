@@ -10,12 +10,13 @@ from typing import Any
 
 import openai
 import pytest
+from standardwebhooks import Webhook
 
 from app.testing.server import JunctionProcess
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.jobs.conftest import chat_body, client, jobs_config
+from tests.jobs.conftest import STANDARD_WEBHOOKS_SECRET, WebhookReceiver, chat_body, client, jobs_config
 
 ANTHROPIC_KEY = "sk-ant-upstream-test"
 fake_anthropic_server, fake_anthropic = fake_fixtures(
@@ -157,3 +158,20 @@ def test_openai_batch_cancel(server: JunctionProcess, fake_openai: FakeOpenAI) -
         assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
         counts = cancelled.request_counts
         assert counts.completed + counts.failed == 40 and counts.failed > 0
+
+
+def test_batch_webhook_when_it_completes(server: JunctionProcess, fake_openai: FakeOpenAI,
+                                         receiver: WebhookReceiver) -> None:
+    with client(server.url) as http:
+        created = http.post("/api/v1/batches", json={"requests": [chat_body("x"), chat_body("y")],
+                                                     "webhook": {"url": receiver.hook_url}})
+        assert created.status_code == 202, created.text
+        batch_id = created.json()["id"]
+        wait_batch(http, batch_id)
+    deadline = time.monotonic() + 10
+    while not receiver.deliveries() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [delivery] = receiver.deliveries()
+    payload = Webhook(STANDARD_WEBHOOKS_SECRET).verify(delivery.body, delivery.headers)
+    assert payload["id"] == batch_id and payload["status"] == "completed"
+    assert payload["counts"]["succeeded"] == 2

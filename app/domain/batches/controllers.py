@@ -12,7 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 from app.domain.batches.service import BatchService
 from app.domain.http import caller, decode_body
 from app.domain.jobs.records import Batch
-from app.domain.jobs.service import unix
+from app.domain.jobs.service import Webhook, unix
 from app.errors import InvalidRequest
 from app.pipeline import Gateway
 
@@ -21,6 +21,8 @@ JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonl
 
 class BatchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     requests: list[dict[str, Any]]
+    #: POSTed (signed, like a job's) when the batch completes or is cancelled.
+    webhook: Webhook | None = None
 
 
 def parse_jsonl(body: bytes, param: str) -> list[dict[str, Any]]:
@@ -64,11 +66,14 @@ def batch_routes(gateway: Gateway, batches: BatchService) -> list[HTTPRouteHandl
     async def create_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         principal = await caller(gateway, request, "chat")
         body = await request.body()
+        webhook = None
         if request.content_type[0] in JSONL_TYPES:
             requests = parse_jsonl(body, "body")
         else:
-            requests = decode_body(body, BatchRequest).requests
-        batch = await batches.create(principal, requests, kind="junction")
+            decoded = decode_body(body, BatchRequest)
+            requests, webhook = decoded.requests, decoded.webhook
+        batch = await batches.create(principal, requests, kind="junction",
+                                     webhook_url=webhook.url if webhook is not None else None)
         return json_response({"id": batch.id, "status": batch.status, "total": batch.total}, 202)
 
     @get("/api/v1/batches/{batch_id:str}", summary="A batch: status, counts, progress and per-item results "

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
 from app.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
 from app.errors import Conflict, InvalidRequest
@@ -32,17 +33,20 @@ RUNNING = ("in_progress", "cancelling")
 
 
 class BatchService:
-    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue) -> None:
+    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
+                 delivery: WebhookDelivery) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
+        self.delivery = delivery
 
     def _ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.result_ttl_seconds)
 
     async def create(self, principal: Principal, requests: list[dict[str, Any]], *, kind: str,
                      custom_ids: list[str] | None = None, input_file_id: str | None = None,
-                     metadata: dict[str, Any] | None = None, param: str = "requests") -> Batch:
+                     metadata: dict[str, Any] | None = None, param: str = "requests",
+                     webhook_url: str | None = None) -> Batch:
         if not requests:
             raise InvalidRequest(f"{param}: must hold at least one request", param=param, code="invalid_value")
         if len(requests) > self.settings.max_batch_requests:
@@ -51,9 +55,12 @@ class BatchService:
         if kind == "junction":  # OpenAI batches check their lines themselves, naming the line
             for index, body in enumerate(requests):
                 check_chat_body(body, f"{param}[{index}]")
+        if webhook_url is not None:
+            await self.delivery.check(webhook_url, principal.org_id)
         now = utc_now()
         batch = Batch(id=new_id("batch"), org_id=owner_org(principal), kind=kind, total=len(requests),
-                      input_file_id=input_file_id, metadata=metadata, created_at=now, updated_at=now)
+                      input_file_id=input_file_id, metadata=metadata, webhook_url=webhook_url,
+                      created_at=now, updated_at=now)
         who = msgspec.to_builtins(principal)
         jobs = [Job(id=new_id("job"), org_id=batch.org_id, principal=who, endpoint="chat.completions",
                     request=body, batch_id=batch.id, batch_index=index,
@@ -106,6 +113,12 @@ class BatchService:
             changes.update(await self._write_files(batch))
         await self.store.update_batch(batch_id, changes)
         log.info("batch %s %s", batch_id, final)
+        if batch.webhook_url is not None:
+            # Signed like a job's, webhook-id = the batch id; attempts are logged, not recorded.
+            done = await self.store.get_batch(None, batch_id)
+            body = msgspec.json.encode({"id": done.id, "object": "batch", "status": done.status,
+                                        "counts": await self.counts(done)})
+            await self.delivery.deliver(done.id, done.org_id, batch.webhook_url, body)
 
     async def _write_files(self, batch: Batch) -> dict[str, Any]:
         output, errors = [], []

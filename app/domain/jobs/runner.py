@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 
-from app.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt
+from app.domain.jobs.delivery import WebhookDelivery
+from app.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
 from app.domain.jobs.service import job_view
-from app.domain.jobs.webhooks import WebhookSender, signature_headers
 from app.errors import JunctionError
 from app.formats.openai import decode_chat_request, encode_chat_response
 from app.pipeline.gateway import Gateway
@@ -44,11 +43,11 @@ def error_object(error: JunctionError) -> dict[str, Any]:
 
 class JobRunner:
     def __init__(self, settings: JobsSettings, store: JobRepository, gateway: Gateway,
-                 webhooks: WebhookSender) -> None:
+                 delivery: WebhookDelivery) -> None:
         self.settings = settings
         self.store = store
         self.gateway = gateway
-        self.webhooks = webhooks
+        self.delivery = delivery
         #: Told the batch id when one of a batch's jobs finished (the batch service finalizes).
         self.batch_finished: Callable[[str], Awaitable[None]] | None = None
 
@@ -106,35 +105,11 @@ class JobRunner:
             log.info("job %s: already finished (cancelled, or by another worker); outcome discarded", job.id)
         return await self.store.get(None, job.id)
 
-    async def _secret(self, job: Job) -> str | None:
-        if job.org_id:
-            secret = await self.store.webhook_secret(job.org_id)
-            if secret is not None:
-                return secret
-        return self.settings.webhook_secret
-
     async def _deliver(self, job: Job) -> None:
-        """POST the outcome until a 2xx, up to ``webhook_max_attempts`` (counting attempts made
-        before a redelivery), with exponential backoff; then the delivery is dead."""
         assert job.webhook_url is not None
-        secret = await self._secret(job)
-        body = msgspec.json.encode(job_view(job))
-        made = len(job.webhook_attempts)
-        settings = self.settings
-        while made < settings.webhook_max_attempts:
-            if made:
-                await asyncio.sleep(settings.webhook_backoff_seconds * 2 ** (made - 1))
-            headers = signature_headers(secret, job.id, body) if secret else {}
-            started = time.perf_counter()
-            status, problem = await self.webhooks.send(job.webhook_url, body, headers)
-            made += 1
-            delivered = problem is None
-            outcome = "delivered" if delivered else "dead" if made >= settings.webhook_max_attempts else "pending"
-            await self.store.record_webhook(job.id, WebhookAttempt(
-                at=utc_now(), status=status, error=problem,
-                duration_ms=(time.perf_counter() - started) * 1000), outcome)
-            if delivered:
-                return
-            log.info("job %s: webhook attempt %d failed: %s", job.id, made, problem)
-        log.warning("job %s: webhook dead after %d attempts", job.id, made)
 
+        async def record(attempt: WebhookAttempt, status: WebhookStatus) -> None:
+            await self.store.record_webhook(job.id, attempt, status)
+
+        await self.delivery.deliver(job.id, job.org_id, job.webhook_url, msgspec.json.encode(job_view(job)),
+                                    made=len(job.webhook_attempts), record=record)

@@ -14,7 +14,7 @@ import msgspec
 
 from app.domain.access import is_unconfined
 from app.domain.jobs.records import Job, JobFilter, JobRepository
-from app.domain.jobs.webhooks import WebhookSender
+from app.domain.jobs.delivery import WebhookDelivery
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.formats.openai import decode_chat_request
 from app.plugins.protocols import Principal
@@ -68,11 +68,11 @@ def check_chat_body(body: dict[str, Any], param: str = "request") -> None:
 
 class JobService:
     def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
-                 webhooks: WebhookSender) -> None:
+                 delivery: WebhookDelivery) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
-        self.webhooks = webhooks
+        self.delivery = delivery
 
     async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None) -> Job:
         key = body.idempotency_key or idempotency_key
@@ -82,8 +82,7 @@ class JobService:
         check_chat_body(body.request)
         webhook_url = body.webhook.url if body.webhook is not None else None
         if webhook_url is not None:
-            await self.webhooks.check_target(webhook_url)
-            await self._require_secret(principal)
+            await self.delivery.check(webhook_url, principal.org_id)
         digest = hashlib.sha256(msgspec.json.encode([body.request, webhook_url], order="sorted")).hexdigest()
         now = utc_now()
         job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
@@ -108,14 +107,6 @@ class JobService:
                                      "idempotency key)", code="queue_unavailable",
                                      headers={"Retry-After": "1"}) from error
         return job
-
-    async def _require_secret(self, principal: Principal) -> None:
-        if self.settings.webhook_secret:
-            return
-        if principal.org_id is None or await self.store.webhook_secret(principal.org_id) is None:
-            raise InvalidRequest("webhook: no signing secret is configured; set [jobs] webhook_secret or the "
-                                 "org's (PUT /api/v1/admin/orgs/{id}/webhook-secret)", param="webhook",
-                                 code="webhook_secret_missing")
 
     async def get(self, principal: Principal, job_id: str) -> Job:
         return await self.store.get(reader_org(principal), job_id)
