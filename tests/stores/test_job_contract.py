@@ -34,9 +34,11 @@ async def test_job_lifecycle_is_conditional_and_org_scoped(store: DocumentStore)
     again = await store.jobs.begin(job.id)  # a redelivery counts again
     assert again is not None and again.attempts == 2
     expires = utc_now() + timedelta(hours=1)
-    assert await store.jobs.finish(job.id, "succeeded", result={"id": "c1"}, error=None, expires_at=expires)
+    finished = await store.jobs.finish(job.id, "succeeded", result={"id": "c1"}, error=None, expires_at=expires)
+    assert finished is not None and finished.status == "succeeded" and finished.result == {"id": "c1"}
+    assert finished.expires_at == expires and finished.attempts == 2
     # The first outcome wins: a second worker's write, or a late cancel, changes nothing.
-    assert not await store.jobs.finish(job.id, "failed", result=None, error={"message": "x"}, expires_at=expires)
+    assert await store.jobs.finish(job.id, "failed", result=None, error={"message": "x"}, expires_at=expires) is None
     assert (await store.jobs.cancel("org_a", job.id, expires)).status == "succeeded"
     done = await store.jobs.begin(job.id)
     assert done is not None and (done.status, done.attempts, done.result) == ("succeeded", 2, {"id": "c1"})

@@ -142,8 +142,9 @@ class JobRepository(Protocol):
         ...
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
-                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> bool:
-        """Store the outcome unless the job already has one; ``True`` when this call stored it."""
+                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
+        """Store the outcome unless the job already has one: the job as stored by this call, or
+        ``None`` when it had an outcome already (or is missing)."""
         ...
 
     async def cancel(self, org_id: str | None, job_id: str, expires_at: datetime) -> Job:

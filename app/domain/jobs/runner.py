@@ -101,8 +101,9 @@ class JobRunner:
         expires = utc_now() + timedelta(seconds=self.settings.result_ttl_seconds)
         stored = await self.store.finish(job.id, status, result=result, error=error, expires_at=expires,
                                          dead_letter=dead_letter)
-        if not stored:
-            log.info("job %s: already finished (cancelled, or by another worker); outcome discarded", job.id)
+        if stored is not None:
+            return stored
+        log.info("job %s: already finished (cancelled, or by another worker); outcome discarded", job.id)
         return await self.store.get(None, job.id)
 
     async def _deliver(self, job: Job) -> None:

@@ -181,13 +181,14 @@ class MongoJobs:
         return None if found is None else _record(found, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
-                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> bool:
+                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
         now = utc_now()
-        done = await self._jobs.update_one(
+        found = await self._jobs.find_one_and_update(
             {"_id": job_id, "status": {"$in": _OPEN}},
             {"$set": {"status": status, "result": result, "error": error, "dead_letter": dead_letter,
-                      "finished_at": now, "updated_at": now, "expires_at": expires_at}})
-        return bool(done.modified_count)
+                      "finished_at": now, "updated_at": now, "expires_at": expires_at}},
+            return_document=ReturnDocument.AFTER)
+        return None if found is None else _record(found, Job)
 
     async def cancel(self, org_id: str | None, job_id: str, expires_at: datetime) -> Job:
         now = utc_now()

@@ -106,14 +106,15 @@ class SqlJobs(SqlRepository):
         return None if row is None else to_record(row, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
-                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> bool:
+                     error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
         now = utc_now()
         async with self._db.begin() as connection:
-            done = await connection.execute(
+            row = (await connection.execute(
                 jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
                 .values(status=status, result=result, error=error, dead_letter=dead_letter,
-                        finished_at=now, updated_at=now, expires_at=expires_at))
-        return bool(done.rowcount)
+                        finished_at=now, updated_at=now, expires_at=expires_at)
+                .returning(*jobs.c))).first()
+        return None if row is None else to_record(row, Job)
 
     async def cancel(self, org_id: str | None, job_id: str, expires_at: datetime) -> Job:
         now = utc_now()
