@@ -4,7 +4,8 @@
 
 Starts the fixed-response upstream (bench/upstream.py), ``junction serve`` (one Granian worker)
 and one ``junction worker`` on the machine's RabbitMQ (a queue of its own, deleted at the end),
-with the documents store on a fresh SQLite file unless ``--documents`` names another. Prints:
+with the documents store on a fresh PostgreSQL database (created, migrated, dropped at the end;
+``--documents URL`` names another, e.g. a SQLite file). Prints:
 
 * submit latency: ``POST /api/v1/jobs`` one at a time on a keep-alive connection (p50/p99);
 * end to end: jobs submitted by 32 concurrent clients, from the first submit to the last outcome
@@ -31,11 +32,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from run import free_port, wait_until_up  # noqa: E402
 
 KEY = "sk-bench"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process used so far (Linux): its cost, whatever else loads the host."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -45,7 +56,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def submit_latency(url: str, count: int) -> list[float]:
     timings = []
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}) as http:
+    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
         for _ in range(count):
             started = time.perf_counter()
             response = await http.post("/api/v1/jobs", json={"request": BODY})
@@ -86,7 +97,7 @@ async def end_to_end(url: str, documents: str, count: int) -> tuple[float, float
         queue.put_nowait(index)
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}) as http:
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
             while not queue.empty():
                 queue.get_nowait()
                 response = await http.post("/api/v1/jobs", json={"request": BODY})
@@ -124,11 +135,14 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=500)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--documents", help="documents store URL (default: a fresh SQLite file)")
+    parser.add_argument("--documents", help="documents store URL (default: a fresh PostgreSQL database)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
+    created = None
+    if args.documents is None:
+        created = asyncio.run(_create_database())
     with tempfile.TemporaryDirectory() as directory:
-        documents = args.documents or f"sqlite+aiosqlite:///{directory}/jobs.db"
+        documents = args.documents or f"{POSTGRES}/{created}"
         upstream_port, port = free_port(), free_port()
         queue = f"junction.bench.{secrets.token_hex(4)}"
         config = Path(directory) / "junction.toml"
@@ -161,13 +175,20 @@ max_batch_requests = {max(args.batch, 1)}
                  str(args.concurrency)], cwd=directory, stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(root),
                                                                                        **_environ()}))
             asyncio.run(submit_latency(url, 50))  # warm-up
+            server_pid = _granian_worker(processes[1].pid)
+            before = cpu_seconds(server_pid)
             timings = asyncio.run(submit_latency(url, args.submits))
+            server_cpu = (cpu_seconds(server_pid) - before) / args.submits * 1000
             print(f"submit latency over {args.submits} sequential POST /api/v1/jobs: "
-                  f"p50 {statistics.median(timings):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms")
+                  f"p50 {statistics.median(timings):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms "
+                  f"(server CPU {server_cpu:.2f} ms per submit)")
             time.sleep(2)  # let the worker drain the latency run's jobs
+            worker_before = cpu_seconds(processes[2].pid)
             submits, jobs_per_second = asyncio.run(end_to_end(url, documents, args.jobs))
+            worker_cpu = (cpu_seconds(processes[2].pid) - worker_before) / args.jobs * 1000
             print(f"end to end, {args.jobs} jobs, one worker (concurrency {args.concurrency}): "
-                  f"{jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s)")
+                  f"{jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s); worker CPU {worker_cpu:.2f} ms "
+                  f"per job, i.e. {1000 / worker_cpu:.0f} jobs/s per core")
             if args.batch:
                 asyncio.run(batch(url, args.batch))
         finally:
@@ -175,6 +196,38 @@ max_batch_requests = {max(args.batch, 1)}
                 process.terminate()
                 process.wait(timeout=15)
             asyncio.run(_delete_queue(queue))
+            if created is not None:
+                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    engine = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _create_database() -> str:
+    """A fresh database at the newest schema (what ``junction migrate`` does)."""
+    from app.stores.documents.sql_schema import upgrade_to_head
+
+    name = f"junction_bench_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    engine = create_async_engine(f"{POSTGRES}/{name}")
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+    return name
+
+
+def _granian_worker(parent: int) -> int:
+    """The Granian worker process serving requests (a child of ``junction serve``)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    found = children.read_text().split() if children.exists() else []
+    return int(found[0]) if found else parent
 
 
 def _environ() -> dict[str, str]:
