@@ -101,7 +101,7 @@ class Jobs:
         await self.webhooks.start()
         try:
             await self.broker.startup()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every broker's connect error: reported, not swallowed
             await self.webhooks.close()
             raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
         if self.embedded or self.worker:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from run import free_port, wait_until_up  # noqa: E402
+from run import free_port, wait_until_up
 
 KEY = "sk-bench"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -80,9 +80,9 @@ async def wait_finished(documents: str, expected: int, since: float, timeout: fl
             async with engine.connect() as connection:
                 done, first, last = (await connection.execute(query, {"since": cutoff})).one()
             if done >= expected:
-                first, last = (sa.DateTime().result_processor(None, None) or (lambda v: v))(first), last
-                if isinstance(first, str):
-                    first, last = datetime.fromisoformat(first), datetime.fromisoformat(last)
+                # PostgreSQL hands back datetimes, SQLite (a plain text query) ISO strings.
+                first, last = (value if isinstance(value, datetime) else datetime.fromisoformat(value)
+                               for value in (first, last))
                 return done, (last - first).total_seconds()
             await asyncio.sleep(0.2)
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -167,7 +168,7 @@ def test_webhook_is_signed_both_ways_and_retried(server: JunctionProcess, fake_o
     assert headers["x-junction-signature"] == "sha256=" + expected
     assert abs(int(headers["x-junction-timestamp"]) - time.time()) < 30
     # A tampered body fails verification.
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(STANDARD_WEBHOOKS_SECRET).verify(delivered.body.replace(b"hook", b"hack"), headers)
 
 
@@ -205,7 +206,7 @@ def test_org_webhook_secret_set_through_the_admin_api(server: JunctionProcess, f
 
     delivered = receiver.deliveries()[-1]
     Webhook("whsec_" + base64.b64encode(org_secret.encode()).decode()).verify(delivered.body, delivered.headers)
-    with pytest.raises(Exception):  # not the server-wide one
+    with pytest.raises(WebhookVerificationError):  # not the server-wide one
         Webhook(STANDARD_WEBHOOKS_SECRET).verify(delivered.body, delivered.headers)
 
 

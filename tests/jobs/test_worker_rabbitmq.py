@@ -14,7 +14,14 @@ from standardwebhooks import Webhook
 
 from app.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.jobs.conftest import STANDARD_WEBHOOKS_SECRET, WebhookReceiver, chat_body, client, jobs_config, wait_for
+from tests.jobs.conftest import (
+    STANDARD_WEBHOOKS_SECRET,
+    WebhookReceiver,
+    chat_body,
+    client,
+    jobs_config,
+    wait_for,
+)
 from tests.jobs.rabbit import AMQP_URL, WorkerProcess, delete_queue, publish_raw, rabbitmqctl, wait_for_port
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import msgspec
 
 from app.domain.access import is_unconfined
-from app.domain.jobs.records import Job, JobFilter, JobRepository
 from app.domain.jobs.delivery import WebhookDelivery
+from app.domain.jobs.records import Job, JobFilter, JobRepository
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.formats.openai import decode_chat_request
 from app.plugins.protocols import Principal
