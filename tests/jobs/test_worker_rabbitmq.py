@@ -141,6 +141,29 @@ def test_rabbitmq_restart_with_jobs_queued_loses_none(deployment: Deployment, fa
     assert [job["status"] for job in jobs] == ["succeeded"] * 21
 
 
+def test_a_running_worker_carries_on_after_a_rabbitmq_restart(deployment: Deployment,
+                                                                fake_openai: FakeOpenAI) -> None:
+    with client(deployment.server.url) as http, deployment.worker():
+        before = wait_for(http, http.post("/api/v1/jobs", json={"request": chat_body("before")}).json()["id"])
+        try:
+            rabbitmqctl("stop_app")
+            time.sleep(1.0)
+        finally:
+            rabbitmqctl("start_app")
+            wait_for_port()
+        after = None
+        deadline = time.monotonic() + 30
+        while after is None and time.monotonic() < deadline:
+            response = http.post("/api/v1/jobs", json={"request": chat_body("after")})
+            if response.status_code == 202:
+                after = response.json()["id"]
+            else:
+                time.sleep(0.5)
+        assert after is not None
+        job = wait_for(http, after, timeout=40)
+    assert before["status"] == job["status"] == "succeeded"
+
+
 def test_poison_messages_do_not_block_the_queue(deployment: Deployment, fake_openai: FakeOpenAI) -> None:
     asyncio.run(publish_raw(deployment.queue, b"\x00\xff not json at all"))
     asyncio.run(publish_raw(deployment.queue, b'{"task_id": "x", "task_name": "junction.jobs.run", "labels": {}, '
