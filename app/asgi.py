@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from litestar import Litestar
@@ -13,6 +14,9 @@ from litestar.middleware import DefineMiddleware
 
 import app
 from app.body_guard import BodyGuard
+from app.domain.batches.controllers import batch_routes
+from app.domain.batches.openai import openai_batch_routes
+from app.domain.jobs.controllers import job_routes, submit_chat
 from app.domain.routes import domain_routes
 from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
@@ -47,7 +51,11 @@ def create_app(settings: Settings) -> Litestar:
     runtime = Runtime(settings)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
-    own = [*openai_routes(gateway, catalog), *embeddings_routes(gateway), *anthropic_routes(gateway),
+    jobs = runtime.jobs
+    assert jobs is not None
+    own = [*openai_routes(gateway, catalog, partial(submit_chat, jobs.service)), *embeddings_routes(gateway),
+           *anthropic_routes(gateway), *job_routes(gateway, jobs.service), *batch_routes(gateway, jobs.batches),
+           *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
            *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), docs_assets()]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)

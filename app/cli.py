@@ -1,4 +1,4 @@
-"""``junction`` command line: serve, plugins, migrate."""
+"""``junction`` command line: serve, worker, plugins, migrate."""
 
 from __future__ import annotations
 
@@ -179,6 +179,21 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from app.worker import run_worker
+
+    settings = _load(args.config)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError("--concurrency: must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"junction: worker starting, config: {settings.source}", file=sys.stderr)
+    asyncio.run(run_worker(settings, args.concurrency))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="junction", description="Junction AI gateway")
     parser.add_argument("--version", action="version", version=f"junction {_version()}")
@@ -198,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
     migrate_parser.add_argument("--config", help="path to junction.toml")
     migrate_parser.set_defaults(run=migrate)
+    worker_parser = commands.add_parser("worker", help="run queued jobs from the RabbitMQ queue")
+    worker_parser.add_argument("--config", help="path to junction.toml")
+    worker_parser.add_argument("--concurrency", type=int, help="jobs run at once (default: [jobs] concurrency)")
+    worker_parser.set_defaults(run=worker)
     add_admin_commands(commands, _load)
     return parser
 

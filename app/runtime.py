@@ -28,6 +28,7 @@ from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from app.stores.metrics.store import MetricsStore
 from app.stores.notify import is_redis_url, open_change_bus
 from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
+from app.worker import Jobs
 
 log = logging.getLogger("junction.runtime")
 
@@ -85,7 +86,7 @@ class SqlEngines:
 class Runtime:
     """Everything one process serves with. Building it connects nothing; ``start`` does."""
 
-    def __init__(self, settings: Settings, *, with_plugins: bool = True) -> None:
+    def __init__(self, settings: Settings, *, with_plugins: bool = True, worker: bool = False) -> None:
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
         try:
@@ -117,6 +118,10 @@ class Runtime:
             assert plugins.policy is not None, "load_plugins selects the routing policy"
             self.gateway = Gateway(settings, plugins, router, plugins.policy)
             self.catalog = ModelCatalog(plugins.providers, router.alias_names)
+        #: Queued jobs (app/worker.py): the queue, the webhook sender, the job service and runner.
+        self.jobs: Jobs | None = None
+        if self.gateway is not None:
+            self.jobs = Jobs(settings, self.documents.jobs, self.gateway, worker=worker)
         self._started: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
@@ -129,6 +134,8 @@ class Runtime:
             # Before the gateway: it closes first, so the writer's final flush sees every call.
             await self._step(self.metrics.start, self.metrics.close)
             await self._step(self.gateway.start, self.gateway.close)
+        if self.jobs is not None:
+            await self._step(self.jobs.start, self.jobs.close)
 
     async def _step(self, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]) -> None:
         try:

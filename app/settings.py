@@ -127,6 +127,25 @@ class RoutingSettings(_Strict):
 class JobsSettings(_Strict):
     webhook_secret: str | None = None
     allow_private_webhooks: bool = False
+    #: Jobs the worker runs at once (``junction worker``; the embedded queue too).
+    concurrency: int = 16
+    #: The RabbitMQ queue (and exchange) jobs travel on.
+    queue_name: str = "junction.jobs"
+    #: Seconds a finished job, its result and a batch's files are kept.
+    result_ttl_seconds: int = 7 * 24 * 3600
+    #: Starts of one job before it is dead-lettered: transient failures (429, 5xx, timeouts, a
+    #: worker that died mid-job) are retried until then, with exponential backoff from
+    #: ``retry_backoff_seconds``.
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 1.0
+    #: Webhook deliveries: attempts before the delivery is dead, the first backoff (doubling),
+    #: and each attempt's timeout.
+    webhook_max_attempts: int = 5
+    webhook_backoff_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    #: Requests in one batch, and bytes of one uploaded batch file.
+    max_batch_requests: int = 50_000
+    max_file_bytes: int = 100 * 1024 * 1024
 
 
 class LimitsSettings(_Strict):
@@ -243,6 +262,7 @@ def _check_values(settings: Settings) -> None:
     if settings.server.max_body_bytes < 1024:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
     _check_limits(settings)
+    _check_jobs(settings)
     for name, alias in settings.models.items():
         if not alias.deployments:
             raise ConfigError(f"{settings.source}: models.{name}.deployments: needs at least one deployment")
@@ -262,6 +282,19 @@ def _check_limits(settings: Settings) -> None:
     for key in ("header_read_timeout_seconds", "body_read_timeout_seconds"):
         if getattr(limits, key) <= 0:
             raise ConfigError(f"{settings.source}: limits.{key}: must be > 0")
+
+
+def _check_jobs(settings: Settings) -> None:
+    jobs = settings.jobs
+    for name in ("concurrency", "result_ttl_seconds", "max_attempts", "webhook_max_attempts",
+                 "max_batch_requests", "max_file_bytes"):
+        if getattr(jobs, name) < 1:
+            raise ConfigError(f"{settings.source}: jobs.{name}: must be at least 1")
+    for name in ("retry_backoff_seconds", "webhook_backoff_seconds", "webhook_timeout_seconds"):
+        if getattr(jobs, name) < 0:
+            raise ConfigError(f"{settings.source}: jobs.{name}: must not be negative")
+    if not jobs.queue_name.strip():
+        raise ConfigError(f"{settings.source}: jobs.queue_name: must not be empty")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

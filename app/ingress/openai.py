@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -35,10 +35,16 @@ def new_call(request: Request[Any, Any, Any], endpoint: str, principal: Principa
                 headers=request.headers)
 
 
-def openai_routes(gateway: Gateway, catalog: ModelCatalog) -> list[HTTPRouteHandler]:
+#: Queues a chat request as a job (``x-junction-async: true``) and answers 202.
+SubmitJob = Callable[[Principal, Request[Any, Any, Any], bytes], Awaitable[Response[Any]]]
+
+
+def openai_routes(gateway: Gateway, catalog: ModelCatalog, submit_job: SubmitJob | None = None) -> list[HTTPRouteHandler]:
     @post("/v1/chat/completions", summary="OpenAI Chat Completions (JSON or SSE)", status_code=200)
     async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         principal = await caller(gateway, request)
+        if submit_job is not None and request.headers.get("x-junction-async") == "true":
+            return await submit_job(principal, request, await request.body())
         chat = decode_chat_request(await request.body())
         call = new_call(request, "chat.completions", principal, chat)
         if chat.stream:

@@ -28,6 +28,7 @@ from app.stores.documents.common import (
 )
 from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
+from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
 from app.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
@@ -195,6 +196,8 @@ class MongoDocumentStore:
         self.credentials = MongoCredentials(self.models, notify, cipher)
         self.bridges = MongoBridges(self.models, notify)
         self.threads = MongoThreads(self.models, notify, self.bridges)
+        self.job_models = MongoJobModels()
+        self.jobs = MongoJobs(self.job_models, self.models, notify, cipher)
 
     async def start(self) -> None:
         database = self._lent_database
@@ -203,7 +206,7 @@ class MongoDocumentStore:
             database = self._client.get_default_database(default=DEFAULT_DATABASE)
         self._database = database
         try:
-            await init_beanie(database=database, document_models=self.models.all())
+            await init_beanie(database=database, document_models=[*self.models.all(), *self.job_models.all()])
         except BaseException:
             await self.close()  # an unreachable server must not leave the client's monitors running
             raise

@@ -48,6 +48,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from app.domain.jobs.records import JobRepository
 from app.schemas.chat import Message, ResponseFormat, Tool
 
 BudgetPeriod = Literal["day", "month"]
@@ -413,6 +414,8 @@ class DocumentStore(Protocol):
     credentials: CredentialRepository
     bridges: BridgeRepository
     threads: ThreadRepository
+    #: Queued jobs, batches, batch files, webhook secrets (app.domain.jobs.records).
+    jobs: JobRepository
 
     async def start(self) -> None: ...
 

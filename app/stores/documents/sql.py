@@ -158,3 +158,85 @@ thread_messages = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("message", Json, nullable=False),
 )
+
+# --- queued jobs, batches, batch files (app/domain/jobs) -------------------------------------------
+# Jobs of org-less callers (the master key) are kept under org "", so org_id is no foreign key;
+# finished jobs leave through their expires_at (``[jobs] result_ttl_seconds``).
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, nullable=False),
+    sa.Column("principal", Json, nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("request", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("dead_letter", sa.Boolean, nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("webhook_status", sa.String(16), nullable=True),
+    sa.Column("webhook_attempts", Json, nullable=False),
+    sa.Column("batch_id", Id, nullable=True),
+    sa.Column("batch_index", sa.Integer, nullable=True),
+    sa.Column("custom_id", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True, index=True),
+    # Same key + same org = same job (NULL keys never collide).
+    sa.UniqueConstraint("org_id", "idempotency_key"),
+    sa.Index(None, "org_id", "created_at"),
+    # A batch's progress counts and its results in order.
+    sa.Index(None, "batch_id", "status"),
+)
+
+job_batches = sa.Table(
+    "job_batches",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("input_file_id", Id, nullable=True),
+    sa.Column("output_file_id", Id, nullable=True),
+    sa.Column("error_file_id", Id, nullable=True),
+    sa.Column("completion_window", sa.String(16), nullable=False),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("cancelled_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Index(None, "org_id", "created_at"),
+)
+
+job_files = sa.Table(
+    "job_files",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+)
+
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    sa.Column("org_id", Id, _org_fk(), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

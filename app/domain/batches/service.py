@@ -1,0 +1,153 @@
+"""Batches: many chat requests as jobs of one batch, progress counted from the jobs themselves,
+and — for OpenAI Batch API batches — output and error files written when the last job finishes.
+
+The batch whose last job a worker finishes is finalized by that worker (a conditional status
+change makes exactly one of several racing workers do it). A redelivered job of a finished batch
+tries again, so a worker that died mid-finalization is made good by the redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from app.domain.jobs.delivery import WebhookDelivery
+from app.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
+from app.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
+from app.errors import Conflict, InvalidRequest
+from app.plugins.protocols import Principal
+from app.settings import JobsSettings
+from app.stores.documents.common import new_id, utc_now
+from app.stores.documents.jobs_common import batch_not_found
+
+log = logging.getLogger("junction.batches")
+
+#: Jobs of a batch published to the queue at once.
+ENQUEUE_CHUNK = 500
+#: Statuses a batch is still running in.
+RUNNING = ("in_progress", "cancelling")
+
+
+class BatchService:
+    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
+                 delivery: WebhookDelivery) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.delivery = delivery
+
+    def _ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.result_ttl_seconds)
+
+    async def create(self, principal: Principal, requests: list[dict[str, Any]], *, kind: str,
+                     custom_ids: list[str] | None = None, input_file_id: str | None = None,
+                     metadata: dict[str, Any] | None = None, param: str = "requests",
+                     webhook_url: str | None = None) -> Batch:
+        if not requests:
+            raise InvalidRequest(f"{param}: must hold at least one request", param=param, code="invalid_value")
+        if len(requests) > self.settings.max_batch_requests:
+            raise InvalidRequest(f"{param}: at most {self.settings.max_batch_requests} requests per batch "
+                                 "([jobs] max_batch_requests)", param=param, code="batch_too_large")
+        if kind == "junction":  # OpenAI batches check their lines themselves, naming the line
+            for index, body in enumerate(requests):
+                check_chat_body(body, f"{param}[{index}]")
+        if webhook_url is not None:
+            await self.delivery.check(webhook_url, principal.org_id)
+        now = utc_now()
+        batch = Batch(id=new_id("batch"), org_id=owner_org(principal), kind=kind, total=len(requests),
+                      input_file_id=input_file_id, metadata=metadata, webhook_url=webhook_url,
+                      created_at=now, updated_at=now)
+        who = msgspec.to_builtins(principal)
+        jobs = [Job(id=new_id("job"), org_id=batch.org_id, principal=who, endpoint="chat.completions",
+                    request=body, batch_id=batch.id, batch_index=index,
+                    custom_id=custom_ids[index] if custom_ids else None, created_at=now, updated_at=now)
+                for index, body in enumerate(requests)]
+        await self.store.create_batch(batch)
+        await self.store.create_many(jobs)
+        # Publishes in flight together: the broker confirms them as a group, not one by one.
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            await asyncio.gather(*(self.queue.enqueue(job.id) for job in jobs[start:start + ENQUEUE_CHUNK]))
+        return batch
+
+    async def get(self, principal: Principal, batch_id: str, kind: str) -> Batch:
+        batch = await self.store.get_batch(reader_org(principal), batch_id)
+        if batch.kind != kind:
+            raise batch_not_found(batch_id)
+        return batch
+
+    async def counts(self, batch: Batch) -> dict[str, int]:
+        found = await self.store.counts(batch.id)
+        return {"total": batch.total, **{status: found.get(status, 0) for status in
+                                         ("queued", "running", "succeeded", "failed", "cancelled")}}
+
+    async def results(self, batch: Batch) -> list[Job]:
+        return await self.store.list(None, JobFilter(batch_id=batch.id, limit=max(batch.total, 1)))
+
+    async def cancel(self, principal: Principal, batch_id: str, kind: str) -> Batch:
+        batch = await self.get(principal, batch_id, kind)
+        if batch.status not in RUNNING:
+            raise Conflict(f"batch {batch_id!r} is already {batch.status}", param="batch_id",
+                           code="batch_not_cancellable")
+        await self.store.update_batch(batch.id, {"status": "cancelling", "cancelled_at": utc_now()},
+                                      only_status=("in_progress",))
+        await self.store.cancel_batch(batch.id, utc_now() + self._ttl())
+        await self.job_finished(batch.id)  # nothing may be running: finalize now
+        return await self.store.get_batch(None, batch.id)
+
+    async def job_finished(self, batch_id: str) -> None:
+        """After one of the batch's jobs finished: finalize the batch when it was the last one."""
+        if await self.store.any_open(batch_id):
+            return
+        batch = await self.store.get_batch(None, batch_id)
+        if batch.status not in RUNNING:
+            return
+        final = "cancelled" if batch.status == "cancelling" else "completed"
+        if not await self.store.update_batch(batch_id, {"status": "finalizing"}, only_status=(batch.status,)):
+            return  # another worker is finalizing it
+        changes: dict[str, Any] = {"status": final, "finished_at": utc_now(), "expires_at": utc_now() + self._ttl()}
+        if batch.kind == "openai":
+            changes.update(await self._write_files(batch))
+        await self.store.update_batch(batch_id, changes)
+        log.info("batch %s %s", batch_id, final)
+        if batch.webhook_url is not None:
+            # Signed like a job's, webhook-id = the batch id; attempts are logged, not recorded.
+            done = await self.store.get_batch(None, batch_id)
+            body = msgspec.json.encode({"id": done.id, "object": "batch", "status": done.status,
+                                        "counts": await self.counts(done)})
+            await self.delivery.deliver(done.id, done.org_id, batch.webhook_url, body)
+
+    async def _write_files(self, batch: Batch) -> dict[str, Any]:
+        output, errors = [], []
+        for job in await self.results(batch):
+            line = openai_result_line(job)
+            (output if job.status == "succeeded" else errors).append(line)
+        ids: dict[str, Any] = {}
+        for name, lines in (("output_file_id", output), ("error_file_id", errors)):
+            if not lines:
+                continue
+            content = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
+            record = StoredFile(id=new_id("file"), org_id=batch.org_id, purpose="batch_output",
+                                filename=f"{batch.id}_{'output' if name == 'output_file_id' else 'error'}.jsonl",
+                                bytes=len(content), created_at=utc_now(), expires_at=utc_now() + self._ttl())
+            await self.store.create_file(record, content)
+            ids[name] = record.id
+        return ids
+
+
+def openai_result_line(job: Job) -> dict[str, Any]:
+    """One line of an OpenAI batch output or error file."""
+    line_id = "batch_req_" + job.id.removeprefix("job_")
+    if job.status == "succeeded":
+        return {"id": line_id, "custom_id": job.custom_id,
+                "response": {"status_code": 200, "request_id": job.id, "body": job.result}, "error": None}
+    if job.status == "cancelled":
+        return {"id": line_id, "custom_id": job.custom_id, "response": None,
+                "error": {"code": "batch_cancelled", "message": "This request was cancelled with its batch."}}
+    error = dict(job.error or {})
+    status = int(error.pop("status", 500) or 500)
+    return {"id": line_id, "custom_id": job.custom_id,
+            "response": {"status_code": status, "request_id": job.id, "body": {"error": error}}, "error": None}

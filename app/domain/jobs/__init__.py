@@ -1,0 +1,1 @@
+"""Queued jobs: records, the service that submits and runs them, webhooks, batches and files."""

@@ -1,0 +1,140 @@
+"""Submitting, reading and cancelling jobs (the API side), and the queue they travel on.
+
+A job is stored first (status ``queued``), then its id is put on the queue; the worker finds
+everything else in the store. The queue (:class:`JobQueue`) is TaskIQ's — see ``app/worker.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any, Protocol
+
+import msgspec
+
+from app.domain.access import is_unconfined
+from app.domain.jobs.delivery import WebhookDelivery
+from app.domain.jobs.records import Job, JobFilter, JobRepository
+from app.errors import Conflict, InvalidRequest, ServiceUnavailable
+from app.formats.openai import decode_chat_request
+from app.plugins.protocols import Principal
+from app.settings import JobsSettings
+from app.stores.documents.common import new_id, utc_now
+
+#: The org under which jobs of org-less callers (the master key) are kept.
+NO_ORG = ""
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, job_id: str) -> None:
+        """Put one job on the queue (durably: it survives a broker restart)."""
+        ...
+
+
+class JobRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/jobs``."""
+
+    request: dict[str, Any]
+    webhook: Webhook | None = None
+    idempotency_key: str | None = None
+
+
+class Webhook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str
+
+
+def owner_org(principal: Principal) -> str:
+    return principal.org_id or NO_ORG
+
+
+def reader_org(principal: Principal) -> str | None:
+    """What a caller may read: an unconfined caller everything, others their org's jobs."""
+    return None if is_unconfined(principal) else owner_org(principal)
+
+
+def check_chat_body(body: dict[str, Any], param: str = "request") -> None:
+    """A job's request must be a valid, non-streaming chat completion body (400 at submit, not a
+    failed job later)."""
+    try:
+        chat = decode_chat_request(msgspec.json.encode(body))
+    except InvalidRequest as error:
+        where = f"{param}.{error.param}" if error.param else param
+        message = error.message.removeprefix(f"{error.param}: ") if error.param else error.message
+        raise InvalidRequest(f"{where}: {message}", param=where, code=error.code) from None
+    if chat.stream:
+        raise InvalidRequest(f"{param}.stream: a queued job cannot stream; omit stream",
+                             param=f"{param}.stream", code="invalid_value")
+
+
+class JobService:
+    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
+                 delivery: WebhookDelivery) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.delivery = delivery
+
+    async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None) -> Job:
+        key = body.idempotency_key or idempotency_key
+        if key is not None and not 0 < len(key) <= 200:
+            raise InvalidRequest("idempotency_key: must be 1 to 200 characters", param="idempotency_key",
+                                 code="invalid_value")
+        check_chat_body(body.request)
+        webhook_url = body.webhook.url if body.webhook is not None else None
+        if webhook_url is not None:
+            await self.delivery.check(webhook_url, principal.org_id)
+        digest = hashlib.sha256(msgspec.json.encode([body.request, webhook_url], order="sorted")).hexdigest()
+        now = utc_now()
+        job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
+                  endpoint="chat.completions", request=body.request, idempotency_key=key, request_hash=digest,
+                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
+                  created_at=now, updated_at=now)
+        stored = await self.store.create(job)
+        if stored.id != job.id:
+            if stored.request_hash != digest:
+                raise Conflict("idempotency_key: already used with a different request body",
+                               param="idempotency_key", code="idempotency_key_reused")
+            return stored  # the same submission again: the same job, not a second one
+        try:
+            await self.queue.enqueue(job.id)
+        except Exception as error:  # the broker's own errors vary (aiormq, aio-pika, OSError)
+            # Not queued, so it would never run: say so on the record and to the client.
+            await self.store.finish(job.id, "failed", result=None, error={
+                "message": "the job queue was unavailable; the job was not queued", "type": "service_unavailable",
+                "param": None, "code": "queue_unavailable"}, expires_at=utc_now() + timedelta(
+                    seconds=self.settings.result_ttl_seconds))
+            raise ServiceUnavailable("the job queue is unavailable; submit again shortly (with a new "
+                                     "idempotency key)", code="queue_unavailable",
+                                     headers={"Retry-After": "1"}) from error
+        return job
+
+    async def get(self, principal: Principal, job_id: str) -> Job:
+        return await self.store.get(reader_org(principal), job_id)
+
+    async def list(self, principal: Principal, where: JobFilter) -> list[Job]:
+        return await self.store.list(reader_org(principal), where)
+
+    async def cancel(self, principal: Principal, job_id: str) -> Job:
+        expires = utc_now() + timedelta(seconds=self.settings.result_ttl_seconds)
+        return await self.store.cancel(reader_org(principal), job_id, expires)
+
+
+def unix(value: Any) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """A job as ``GET /api/v1/jobs/{id}`` (and its webhook) shows it."""
+    view: dict[str, Any] = {
+        "id": job.id, "object": "job", "status": job.status, "result": job.result, "error": job.error,
+        "attempts": job.attempts, "dead_letter": job.dead_letter, "idempotency_key": job.idempotency_key,
+        "batch_id": job.batch_id, "created_at": unix(job.created_at), "started_at": unix(job.started_at),
+        "finished_at": unix(job.finished_at), "expires_at": unix(job.expires_at), "webhook": None,
+    }
+    if job.webhook_url is not None:
+        view["webhook"] = {
+            "url": job.webhook_url, "status": job.webhook_status,
+            "attempts": [{"at": unix(attempt.at), "status": attempt.status, "error": attempt.error,
+                          "duration_ms": round(attempt.duration_ms, 1)} for attempt in job.webhook_attempts],
+        }
+    return view

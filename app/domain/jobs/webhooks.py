@@ -1,0 +1,202 @@
+"""Signed webhook delivery with an SSRF guard.
+
+Signatures: ``x-junction-timestamp`` and ``x-junction-signature = "sha256=" + hex(HMAC-SHA256(secret,
+timestamp + "." + body))`` (DESIGN §7), and the Standard Webhooks headers ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature = "v1," + base64(HMAC-SHA256(key, id + "." + timestamp +
+"." + body))``. The Standard Webhooks key is the secret's UTF-8 bytes, or for a ``whsec_<base64>``
+secret its decoded bytes (that library's convention): a receiver verifies with
+``standardwebhooks.Webhook("whsec_" + base64(secret))``, or with the ``whsec_`` secret as configured.
+
+The guard: http(s) only; every address the host resolves to must be public (not loopback,
+private, link-local, CGNAT, multicast, reserved or a cloud metadata address) unless
+``[jobs] allow_private_webhooks``; the connection goes to the addresses that were checked — the
+check lives in the connector's resolver, so there is no second lookup an attacker's DNS could
+answer differently — and redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from app.errors import InvalidRequest
+
+log = logging.getLogger("junction.jobs.webhooks")
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")  # shared address space; Alibaba's metadata lives here
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+             ipaddress.ip_address("100.100.100.200")}
+
+
+class WebhookRefused(OSError):
+    """The target is not one Junction may POST to (scheme or address)."""
+
+
+def refused_reason(address: str) -> str | None:
+    """Why ``address`` may not be a webhook target, or ``None`` when it is a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in _METADATA:
+        return "a cloud metadata address"
+    for test, name in ((ip.is_loopback, "loopback"), (ip.is_link_local, "link-local"),
+                       (ip.is_private, "private"), (ip.is_multicast, "multicast"),
+                       (ip.is_unspecified, "unspecified"), (ip.is_reserved, "reserved")):
+        if test:
+            return f"a {name} address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return "a shared (CGNAT) address"
+    return None
+
+
+def check_url(url: str, param: str = "webhook.url") -> str:
+    """The URL's shape: http(s) with a host, no credentials. A 400 naming ``param`` otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise InvalidRequest(f"{param}: not a valid URL", param=param, code="invalid_webhook_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"{param}: must be an http:// or https:// URL", param=param,
+                             code="invalid_webhook_url")
+    if parts.username or parts.password:
+        raise InvalidRequest(f"{param}: must not contain credentials", param=param, code="invalid_webhook_url")
+    if len(url) > 2048:
+        raise InvalidRequest(f"{param}: must be at most 2048 characters", param=param,
+                             code="invalid_webhook_url")
+    return url
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves like the default resolver, then refuses the host unless every address is allowed."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        if not self._allow_private:
+            for entry in found:
+                reason = refused_reason(entry["host"])
+                if reason is not None:
+                    raise WebhookRefused(f"webhook host {host!r} resolves to {reason}")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _literal_refusal(host: str) -> str | None:
+    """An IP-literal host never reaches the resolver: check it here."""
+    return refused_reason(host.strip("[]")) if _is_ip(host) else None
+
+
+def standard_webhooks_key(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode("utf-8")
+
+
+def signature_headers(secret: str, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Both signature schemes' headers for one POST of ``body``."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    junction = hmac.new(secret.encode("utf-8"), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    standard = hmac.new(standard_webhooks_key(secret), f"{message_id}.{stamp}.".encode() + body,
+                        hashlib.sha256).digest()
+    return {
+        "x-junction-timestamp": stamp,
+        "x-junction-signature": "sha256=" + junction,
+        "webhook-id": message_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(standard).decode(),
+    }
+
+
+class WebhookSender:
+    """One pooled client for every webhook of the process; ``send`` makes one attempt."""
+
+    def __init__(self, allow_private: bool, timeout: float) -> None:
+        self._allow_private = allow_private
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._allow_private), use_dns_cache=False,
+                                         limit=64)
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                              timeout=aiohttp.ClientTimeout(total=self._timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def check_target(self, url: str) -> None:
+        """At submit time: the URL's shape, and (unless private targets are allowed) that its
+        host resolves to public addresses only. Delivery checks again (DNS may change)."""
+        check_url(url)
+        if self._allow_private:
+            return
+        host = urlsplit(url).hostname or ""
+        try:
+            reason = _literal_refusal(host)
+            if reason is None and not _is_ip(host):
+                await GuardedResolver(False).resolve(host, 0, socket.AF_UNSPEC)
+        except WebhookRefused as refused:
+            reason = str(refused)
+        except OSError:
+            raise InvalidRequest(f"webhook.url: host {host!r} does not resolve", param="webhook.url",
+                                 code="invalid_webhook_url") from None
+        if reason is not None:
+            raise InvalidRequest(f"webhook.url: refused: {reason} (private targets need "
+                                 "[jobs] allow_private_webhooks)", param="webhook.url", code="webhook_refused")
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+        """POST once: ``(status, None)`` when the receiver answered, ``(None, error)`` otherwise.
+        A 2xx is a delivery; anything else (a redirect included: none is followed) is a failure."""
+        assert self._session is not None, "WebhookSender.start() first"
+        try:
+            check_url(url)
+        except InvalidRequest as error:
+            return None, error.message
+        if not self._allow_private:
+            reason = _literal_refusal(urlsplit(url).hostname or "")
+            if reason is not None:
+                return None, f"refused: {reason}"
+        try:
+            async with self._session.post(url, data=body, allow_redirects=False,
+                                          headers={**headers, "content-type": "application/json",
+                                                   "user-agent": "junction-webhooks"}) as response:
+                await response.read()
+                return response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}"
+        except WebhookRefused as refused:
+            return None, f"refused: {refused}"
+        except aiohttp.ClientConnectorError as error:
+            cause: Any = error.os_error
+            if isinstance(cause, WebhookRefused):
+                return None, f"refused: {cause}"
+            return None, f"connection failed: {type(cause).__name__}"
+        except TimeoutError:
+            return None, "timed out"
+        except aiohttp.ClientError as error:
+            return None, f"{type(error).__name__}"

@@ -1,0 +1,163 @@
+"""The TaskIQ side of queued jobs, kept thin: the broker for ``[stores] queue``, the one task
+(``junction.jobs.run``: run a job by id), and ``junction worker``.
+
+* ``amqp://`` / ``amqps://``: taskiq-aio-pika on RabbitMQ — a durable quorum queue
+  (``[jobs] queue_name``), persistent messages, and a message is acknowledged only after its task
+  returned, i.e. after the job's outcome is stored (see :mod:`app.domain.jobs.runner`). A worker
+  that dies mid-job leaves its message unacknowledged: RabbitMQ hands it to another worker.
+  Undecodable messages are logged and dropped by TaskIQ, so they never block the queue.
+* ``memory://`` (the embedded default): TaskIQ's in-memory broker runs jobs inside the serving
+  process; jobs left queued or running by a previous run are queued again at start (with one
+  serving worker; several each run their own in-memory queue, and RabbitMQ is the way beyond one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
+
+from app.domain.batches.service import BatchService
+from app.domain.jobs.delivery import WebhookDelivery
+from app.domain.jobs.records import JobFilter, JobRepository
+from app.domain.jobs.runner import JobRunner
+from app.domain.jobs.service import JobService
+from app.domain.jobs.webhooks import WebhookSender
+from app.errors import ConfigError, ServiceUnavailable
+from app.pipeline.gateway import Gateway
+from app.settings import Settings
+from app.stores.documents import url_scheme
+from app.stores.documents.common import utc_now
+
+log = logging.getLogger("junction.worker")
+
+TASK_NAME = "junction.jobs.run"
+AMQP_SCHEMES = ("amqp", "amqps")
+#: Seconds between sweeps of expired jobs, batches and files.
+PURGE_INTERVAL = 300.0
+#: Seconds before a job whose outcome could not be stored goes back on the queue.
+REQUEUE_DELAY = 1.0
+
+
+def build_broker(settings: Settings, *, worker: bool) -> AsyncBroker:
+    url, jobs = settings.stores.queue, settings.jobs
+    scheme = url_scheme(url)
+    if scheme == "memory":
+        return InMemoryBroker(max_async_tasks=jobs.concurrency)
+    if scheme not in AMQP_SCHEMES:
+        raise ConfigError(f"stores.queue: unsupported URL scheme {scheme!r}; use memory:// or amqp://")
+    from taskiq_aio_pika import AioPikaBroker, Exchange, Queue
+
+    broker = AioPikaBroker(url, qos=jobs.concurrency, exchange=Exchange(name=jobs.queue_name),
+                           task_queues=[Queue(name=jobs.queue_name)],
+                           dead_letter_queue=Queue(name=f"{jobs.queue_name}.dead_letter"))
+    broker.is_worker_process = worker
+    return broker
+
+
+class TaskiqJobQueue:
+    """:class:`~app.domain.jobs.service.JobQueue` on a TaskIQ broker."""
+
+    def __init__(self, broker: AsyncBroker, runner: JobRunner) -> None:
+        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
+            try:
+                await runner.run(job_id)
+            except ServiceUnavailable:
+                # The outcome could not be stored: a copy goes back on the queue before this
+                # message is acknowledged, so the job is neither lost nor stuck.
+                log.warning("job %s: the document store is unavailable; queued again", job_id)
+                await asyncio.sleep(REQUEUE_DELAY)
+                await context.requeue()
+
+        self._task = broker.register_task(run_job, task_name=TASK_NAME)
+
+    async def enqueue(self, job_id: str) -> None:
+        await self._task.kiq(job_id)
+
+
+class Jobs:
+    """Everything queued jobs need in one process, built and started by the Runtime."""
+
+    def __init__(self, settings: Settings, store: JobRepository, gateway: Gateway, *, worker: bool) -> None:
+        jobs = settings.jobs
+        self.settings = settings
+        self.embedded = url_scheme(settings.stores.queue) == "memory"
+        self.worker = worker
+        self.webhooks = WebhookSender(jobs.allow_private_webhooks, jobs.webhook_timeout_seconds)
+        self.delivery = WebhookDelivery(jobs, store, self.webhooks)
+        self.runner = JobRunner(jobs, store, gateway, self.delivery)
+        self.broker = build_broker(settings, worker=worker)
+        self.queue = TaskiqJobQueue(self.broker, self.runner)
+        self.service = JobService(jobs, store, self.queue, self.delivery)
+        self.batches = BatchService(jobs, store, self.queue, self.delivery)
+        self.runner.batch_finished = self.batches.job_finished
+        self.store = store
+        self._purger: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.webhooks.start()
+        try:
+            await self.broker.startup()
+        except Exception as error:  # noqa: BLE001 - every broker's connect error: reported, not swallowed
+            await self.webhooks.close()
+            raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
+        if self.embedded or self.worker:
+            self._purger = asyncio.create_task(self._purge_forever())
+        if self.embedded and (self.settings.server.workers or 1) == 1:
+            # With several Granian workers each would queue the same jobs again: recovery is
+            # for the single-process embedded default (use RabbitMQ beyond it).
+            await self._requeue_unfinished()
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            self._purger = None
+        try:
+            await self.broker.shutdown()
+        finally:
+            await self.webhooks.close()
+
+    async def _requeue_unfinished(self) -> None:
+        for status in ("queued", "running"):
+            for job in await self.store.list(None, JobFilter(status=status, limit=100_000)):
+                await self.queue.enqueue(job.id)
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                gone = await self.store.purge_expired(utc_now())
+                if gone:
+                    log.info("purged %d expired jobs", gone)
+            except ServiceUnavailable:
+                log.warning("purging expired jobs failed: the document store is unavailable")
+            await asyncio.sleep(PURGE_INTERVAL)
+
+
+async def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    """``junction worker``: consume the queue until SIGTERM/SIGINT, then finish running jobs."""
+    from taskiq.receiver import Receiver
+
+    from app.runtime import Runtime
+
+    if url_scheme(settings.stores.queue) not in AMQP_SCHEMES:
+        raise ConfigError("stores.queue: `junction worker` needs a RabbitMQ queue (amqp://...); with "
+                          "memory:// jobs run inside `junction serve`")
+    if concurrency is not None:
+        settings.jobs.concurrency = concurrency
+    runtime = Runtime(settings, worker=True)
+    await runtime.start()
+    try:
+        assert runtime.jobs is not None
+        finish = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, finish.set)
+        receiver = Receiver(runtime.jobs.broker, max_async_tasks=settings.jobs.concurrency, run_startup=False)
+        log.info("worker consuming %s with concurrency %d", settings.jobs.queue_name, settings.jobs.concurrency)
+        await receiver.listen(finish)
+    finally:
+        await runtime.close()
+

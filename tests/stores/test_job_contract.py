@@ -1,0 +1,127 @@
+"""The document store contract for queued jobs, batches, files and webhook secrets, on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.domain.jobs.records import Batch, Job, JobFilter, StoredFile, WebhookAttempt
+from app.errors import NotFound
+from app.stores.documents.common import new_id, utc_now
+from app.stores.documents.protocol import DocumentStore
+
+
+def a_job(org_id: str, **fields: object) -> Job:
+    now = utc_now()
+    values: dict[str, object] = {
+        "id": new_id("job"), "org_id": org_id, "principal": {"id": "key:1", "kind": "key", "scopes": ["chat"]},
+        "endpoint": "chat.completions", "request": {"model": "openai/gpt-4o", "messages": []},
+        "request_hash": "h1", "created_at": now, "updated_at": now}
+    values.update(fields)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+async def test_job_lifecycle_is_conditional_and_org_scoped(store: DocumentStore) -> None:
+    job = await store.jobs.create(a_job("org_a", webhook_url="http://x/hook", webhook_status="pending"))
+    assert await store.jobs.get("org_a", job.id) == job
+    assert await store.jobs.get(None, job.id) == job  # the master key's unconfined view
+    with pytest.raises(NotFound):
+        await store.jobs.get("org_b", job.id)
+
+    started = await store.jobs.begin(job.id)
+    assert started is not None and (started.status, started.attempts) == ("running", 1)
+    again = await store.jobs.begin(job.id)  # a redelivery counts again
+    assert again is not None and again.attempts == 2
+    expires = utc_now() + timedelta(hours=1)
+    finished = await store.jobs.finish(job.id, "succeeded", result={"id": "c1"}, error=None, expires_at=expires)
+    assert finished is not None and finished.status == "succeeded" and finished.result == {"id": "c1"}
+    assert finished.expires_at == expires and finished.attempts == 2
+    # The first outcome wins: a second worker's write, or a late cancel, changes nothing.
+    assert await store.jobs.finish(job.id, "failed", result=None, error={"message": "x"}, expires_at=expires) is None
+    assert (await store.jobs.cancel("org_a", job.id, expires)).status == "succeeded"
+    done = await store.jobs.begin(job.id)
+    assert done is not None and (done.status, done.attempts, done.result) == ("succeeded", 2, {"id": "c1"})
+    assert await store.jobs.begin("job_missing") is None
+
+    attempt = WebhookAttempt(at=utc_now(), status=500, error="HTTP 500", duration_ms=3.5)
+    await store.jobs.record_webhook(job.id, attempt, "pending")
+    await store.jobs.record_webhook(job.id, WebhookAttempt(at=utc_now(), status=200), "delivered")
+    stored = await store.jobs.get("org_a", job.id)
+    assert stored.webhook_status == "delivered" and stored.webhook_attempts[0] == attempt
+    assert [item.status for item in stored.webhook_attempts] == [500, 200]
+
+
+async def test_idempotency_key_returns_the_first_job(store: DocumentStore) -> None:
+    first = await store.jobs.create(a_job("org_k", idempotency_key="k-1"))
+    second = await store.jobs.create(a_job("org_k", idempotency_key="k-1", request_hash="other"))
+    assert second.id == first.id and second.request_hash == "h1"
+    other_org = await store.jobs.create(a_job("org_other", idempotency_key="k-1"))
+    assert other_org.id != first.id
+    # Jobs without a key never collide.
+    assert (await store.jobs.create(a_job("org_k"))).id != (await store.jobs.create(a_job("org_k"))).id
+
+
+async def test_cancel_list_filters_counts_and_expiry(store: DocumentStore) -> None:
+    org = "org_" + new_id("x")
+    queued = await store.jobs.create(a_job(org))
+    batch_jobs = [a_job(org, batch_id="bt_1" + org, batch_index=index) for index in range(3)]
+    await store.jobs.create_many(batch_jobs)
+    expires = utc_now() + timedelta(hours=1)
+    cancelled = await store.jobs.cancel(org, queued.id, expires)
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    await store.jobs.begin(batch_jobs[0].id)
+    await store.jobs.finish(batch_jobs[0].id, "failed", result=None, error={"message": "no"},
+                            expires_at=expires, dead_letter=True)
+
+    listed = await store.jobs.list(org, JobFilter(batch_id="bt_1" + org))
+    assert [job.batch_index for job in listed] == [0, 1, 2]
+    assert [job.id for job in await store.jobs.list(org, JobFilter(dead_letter=True))] == [batch_jobs[0].id]
+    assert [job.id for job in await store.jobs.list(org, JobFilter(status="cancelled"))] == [queued.id]
+    assert len(await store.jobs.list(org, JobFilter(limit=2))) == 2
+    assert await store.jobs.list("org_nobody", JobFilter()) == []
+    assert await store.jobs.counts("bt_1" + org) == {"failed": 1, "queued": 2}
+    assert await store.jobs.any_open("bt_1" + org) and not await store.jobs.any_open("bt_none")
+    await store.jobs.begin(batch_jobs[1].id)
+    assert await store.jobs.cancel_batch("bt_1" + org, expires) == 1  # the running one carries on
+    assert await store.jobs.counts("bt_1" + org) == {"failed": 1, "running": 1, "cancelled": 1}
+
+    past = utc_now() - timedelta(seconds=1)
+    old = await store.jobs.create(a_job(org))
+    await store.jobs.finish(old.id, "succeeded", result={}, error=None, expires_at=past)
+    with pytest.raises(NotFound):
+        await store.jobs.get(org, old.id)  # expired results are gone at once, purged or not
+    await store.jobs.purge_expired(utc_now())  # (MongoDB's TTL index may have been first)
+    assert old.id not in [job.id for job in await store.jobs.list(None, JobFilter(status="succeeded", limit=1000))]
+    assert (await store.jobs.get(org, batch_jobs[1].id)).status == "running"  # unfinished jobs stay
+
+
+async def test_batches_files_and_webhook_secrets(store: DocumentStore) -> None:
+    org = await store.orgs.create("jobs")
+    now = utc_now()
+    batch = Batch(id=new_id("batch"), org_id=org.id, kind="openai", total=2, created_at=now, updated_at=now,
+                  metadata={"team": "a"})
+    await store.jobs.create_batch(batch)
+    assert await store.jobs.get_batch(org.id, batch.id) == batch
+    with pytest.raises(NotFound):
+        await store.jobs.get_batch("org_other", batch.id)
+    assert await store.jobs.update_batch(batch.id, {"status": "completed"}, only_status=("in_progress",))
+    assert not await store.jobs.update_batch(batch.id, {"status": "cancelling"}, only_status=("in_progress",))
+    assert [item.id for item in await store.jobs.list_batches(org.id, "openai", 10, None)] == [batch.id]
+    assert await store.jobs.list_batches(org.id, "junction", 10, None) == []
+
+    record = StoredFile(id=new_id("file"), org_id=org.id, purpose="batch", filename="in.jsonl", bytes=5,
+                        created_at=now)
+    await store.jobs.create_file(record, b"hello")
+    assert await store.jobs.get_file(org.id, record.id) == record
+    assert await store.jobs.file_content(org.id, record.id) == b"hello"
+    with pytest.raises(NotFound):
+        await store.jobs.file_content("org_other", record.id)
+
+    assert await store.jobs.webhook_secret(org.id) is None
+    await store.jobs.set_webhook_secret(org.id, "whsec-org")
+    assert await store.jobs.webhook_secret(org.id) == "whsec-org"
+    await store.jobs.set_webhook_secret(org.id, None)
+    assert await store.jobs.webhook_secret(org.id) is None
+    with pytest.raises(NotFound):
+        await store.jobs.set_webhook_secret("org_missing", "x")
