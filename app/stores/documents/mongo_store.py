@@ -27,6 +27,7 @@ from app.stores.documents.common import (
 )
 from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
+from app.stores.documents.mongo_responses import MongoResponses
 from app.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
@@ -77,6 +78,7 @@ class MongoOrgs(MongoRepository):
             self._m.versions,
             self._m.threads,
             self._m.messages,
+            self._m.responses,
         ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
@@ -195,6 +197,7 @@ class MongoDocumentStore:
         self.credentials = MongoCredentials(self.models, notify, cipher)
         self.bridges = MongoBridges(self.models, notify)
         self.threads = MongoThreads(self.models, notify, self.bridges)
+        self.responses = MongoResponses(self.models, notify)
 
     async def start(self) -> None:
         database = self._lent_database

@@ -49,6 +49,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.schemas.chat import Message, ResponseFormat, Tool
+from app.stores.documents.responses import ResponseRepository
 
 BudgetPeriod = Literal["day", "month"]
 BridgeStatus = Literal["active", "paused"]
@@ -385,6 +386,8 @@ class DocumentStore(Protocol):
     credentials: CredentialRepository
     bridges: BridgeRepository
     threads: ThreadRepository
+    #: Stored Responses (see :mod:`app.stores.documents.responses`).
+    responses: ResponseRepository
 
     async def start(self) -> None: ...
 

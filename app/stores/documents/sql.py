@@ -147,3 +147,17 @@ thread_messages = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("message", Json, nullable=False),
 )
+
+#: Stored Responses (``POST /v1/responses`` with ``store``); ``org_id`` is NULL for the master key's
+#: calls that name no org. See :mod:`app.stores.documents.responses`.
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=True, index=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("input_items", Json, nullable=False),
+    sa.Column("context", Json, nullable=False),
+)

@@ -20,6 +20,7 @@ from app.settings import describe_validation_error
 from app.stores.documents.common import Notifier
 from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
+from app.stores.documents.sql_responses import SqlResponses
 from app.stores.documents.sql_schema import require_head, upgrade_to_head
 from app.stores.notify import ChangeBus
 
@@ -150,6 +151,7 @@ class SqlDocumentStore:
         self.credentials = SqlCredentials(self.database, notify, cipher)
         self.bridges = SqlBridges(self.database, notify)
         self.threads = SqlThreads(self.database, notify, self.bridges)
+        self.responses = SqlResponses(self.database, notify)
 
     async def start(self) -> None:
         engine = self.database.open()

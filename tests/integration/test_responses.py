@@ -1,0 +1,200 @@
+"""The OpenAI Responses API through the official SDK, on OpenAI, Anthropic and Gemini.
+
+One gateway serves the three providers' fakes; each test runs on each provider and checks what
+the client got and what the provider's fake received. Continuations are sent right after the
+first call: the stored response must already be there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from app.testing.scripted_upstream import Reply, ToolCallReply
+from app.testing.server import JunctionProcess
+from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.gemini_upstream import FakeGemini
+from tests.fakes.openai_compatible import OpenAICompatibleFake
+
+PROVIDERS = {
+    "openai": ("gpt-4o-mini", lambda: OpenAICompatibleFake(api_key="sk-oa")),
+    "anthropic": ("claude-sonnet-4-5", lambda: FakeAnthropic(api_key="sk-ant")),
+    "gemini": ("gemini-2.5-flash", lambda: FakeGemini(api_key="gk")),
+}
+KEYS = {"openai": "sk-oa", "anthropic": "sk-ant", "gemini": "gk"}
+WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, Any]]:
+    started = {name: make().start() for name, (_, make) in PROVIDERS.items()}
+    yield started
+    for fake in started.values():
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def junction(fakes: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
+    config = "".join(f'[providers.{name}]\napi_key = "{KEYS[name]}"\nbase_url = "{fake.base_url}"\n\n'
+                     for name, fake in fakes.items())
+    with JunctionProcess(Path(tmp_path_factory.mktemp("responses")), config) as server:
+        yield server
+
+
+@pytest.fixture(params=list(PROVIDERS))
+def provider(request: pytest.FixtureRequest, fakes: dict[str, Any]) -> tuple[str, Any]:
+    fakes[request.param].reset()
+    return f"{request.param}/{PROVIDERS[request.param][0]}", fakes[request.param]
+
+
+@pytest.fixture
+def client(junction: JunctionProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{junction.url}/v1", api_key=junction.key, max_retries=0, timeout=20) as sdk:
+        yield sdk
+
+
+def test_text_then_an_immediate_continuation(client: openai.OpenAI, provider: tuple[str, Any]) -> None:
+    model, fake = provider
+    fake.queue_reply(Reply(text="Paris is the capital.", prompt_tokens=20, completion_tokens=5))
+    first = client.responses.create(model=model, instructions="Be brief.", input="Capital of France?",
+                                    max_output_tokens=200, temperature=0.5, metadata={"team": "geo"})
+    assert first.output_text == "Paris is the capital."
+    assert first.status == "completed" and first.object == "response"
+    assert first.usage.input_tokens == 20 and first.usage.output_tokens == 5 and first.usage.total_tokens == 25
+    assert first.metadata == {"team": "geo"} and first.instructions == "Be brief."
+    seen = fake.last_seen()
+    assert "Be brief." in seen.texts and "Capital of France?" in seen.texts
+
+    fake.queue_reply(Reply(text="About 2.1 million."))
+    second = client.responses.create(model=model, previous_response_id=first.id, input="Its population?")
+    assert second.output_text == "About 2.1 million." and second.previous_response_id == first.id
+    seen = fake.last_seen()
+    # The history came from the store: the first question and answer, then the new question;
+    # instructions are not carried over.
+    assert seen.texts == ["Capital of France?", "Paris is the capital.", "Its population?"]
+
+
+def test_stream_event_sequence_and_continuation(client: openai.OpenAI, provider: tuple[str, Any]) -> None:
+    model, fake = provider
+    fake.queue_reply(Reply(text="The quick brown fox", chunk_size=4))
+    with client.responses.stream(model=model, input="Say it") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[2:4] == ["response.output_item.added", "response.content_part.added"]
+    assert kinds.count("response.output_text.delta") > 2
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done",
+                          "response.output_item.done", "response.completed"]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "The quick brown fox"
+    assert final.output_text == "The quick brown fox" and final.usage is not None
+    assert fake.last_seen().stream
+
+    fake.queue_reply(Reply(text="Done."))
+    again = client.responses.create(model=model, previous_response_id=final.id, input="Again")
+    assert again.output_text == "Done."
+    assert fake.last_seen().texts == ["Say it", "The quick brown fox", "Again"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_function_tools_over_two_turns(client: openai.OpenAI, provider: tuple[str, Any], stream: bool) -> None:
+    model, fake = provider
+    fake.queue_reply(Reply(tool_calls=[ToolCallReply(name="get_weather", arguments={"city": "Oslo"})]))
+    if stream:
+        with client.responses.stream(model=model, input="Weather in Oslo?", tools=[WEATHER]) as events:
+            kinds = [event.type for event in events]
+            first = events.get_final_response()
+        assert "response.function_call_arguments.delta" in kinds
+        assert "response.function_call_arguments.done" in kinds
+    else:
+        first = client.responses.create(model=model, input="Weather in Oslo?", tools=[WEATHER],
+                                        tool_choice="auto", parallel_tool_calls=True)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    assert fake.last_seen().tool_names == ["get_weather"]
+
+    # Turn two, stateless: the client sends the output back with the function's result.
+    fake.queue_reply(Reply(text="Sunny in Oslo."))
+    second = client.responses.create(
+        model=model, tools=[WEATHER], store=False,
+        input=[{"role": "user", "content": "Weather in Oslo?"}, *[item.model_dump() for item in first.output],
+               {"type": "function_call_output", "call_id": calls[0].call_id, "output": '{"sky": "sunny"}'}])
+    assert second.output_text == "Sunny in Oslo."
+    seen = fake.last_seen()
+    assert seen.tool_calls == [("get_weather", {"city": "Oslo"})]
+    assert '{"sky": "sunny"}' in "".join(seen.tool_results) or seen.tool_results == ['{"sky":"sunny"}']
+
+    # Turn two again, stateful: previous_response_id and only the function's result.
+    fake.queue_reply(Reply(text="Still sunny."))
+    third = client.responses.create(model=model, tools=[WEATHER], previous_response_id=first.id, input=[
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": '{"sky": "sunny"}'}])
+    assert third.output_text == "Still sunny."
+    assert fake.last_seen().tool_calls == [("get_weather", {"city": "Oslo"})]
+
+
+def test_json_schema_output(client: openai.OpenAI, provider: tuple[str, Any]) -> None:
+    model, fake = provider
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    fake.queue_reply(Reply(text='{"city": "Paris"}'))
+    response = client.responses.create(model=model, input="A city, as JSON", text={
+        "format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}})
+    assert json.loads(response.output_text) == {"city": "Paris"}
+    assert response.text.format.type == "json_schema"
+    assert fake.last_seen().json_schema is not None
+
+
+def test_retrieve_input_items_and_delete(client: openai.OpenAI, provider: tuple[str, Any]) -> None:
+    model, fake = provider
+    fake.queue_reply(Reply(text="Hi!"))
+    created = client.responses.create(model=model, input=[
+        {"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}])
+    fetched = client.responses.retrieve(created.id)
+    assert fetched.id == created.id and fetched.output_text == "Hi!"
+    items = client.responses.input_items.list(created.id)
+    assert [item.type for item in items.data] == ["message"]
+    assert items.data[0].content[0].text == "Hello"
+    client.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=model, previous_response_id=created.id, input="more")
+
+
+def test_store_false_is_not_kept(client: openai.OpenAI, fakes: dict[str, Any]) -> None:
+    fakes["openai"].reset()
+    fakes["openai"].queue_reply(Reply(text="ok"))
+    created = client.responses.create(model="openai/gpt-4o-mini", input="hi", store=False)
+    assert created.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),
+    ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
+    ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
+    ({"previous_response_id": "resp_missing"}, "previous_response_id"),
+    ({"no_such_field": 1}, None),
+])
+def test_bad_requests_are_400s_naming_the_field(junction: JunctionProcess, body: dict[str, Any],
+                                                param: str | None) -> None:
+    payload = {"model": "openai/gpt-4o-mini", "input": "hi", **body}
+    answer = httpx.post(f"{junction.url}/v1/responses", json=payload, timeout=10,
+                        headers={"authorization": f"Bearer {junction.key}"})
+    error = answer.json()["error"]
+    assert answer.status_code == (404 if param == "previous_response_id" else 400), answer.text
+    assert set(error) == {"message", "type", "param", "code"}
+    if param is not None:
+        assert error["param"] == param
+    else:
+        assert "no_such_field" in error["message"]
