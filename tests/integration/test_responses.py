@@ -198,3 +198,78 @@ def test_bad_requests_are_400s_naming_the_field(junction: JunctionProcess, body:
         assert error["param"] == param
     else:
         assert "no_such_field" in error["message"]
+
+
+def _admin(junction: JunctionProcess, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(f"{junction.url}{path}", json=body, timeout=10,
+                        headers={"authorization": f"Bearer {junction.key}"})
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()
+
+
+def test_isolation_between_orgs_and_owners(junction: JunctionProcess, fakes: dict[str, Any]) -> None:
+    org_a = _admin(junction, "/api/v1/admin/orgs", {"name": "a"})["id"]
+    org_b = _admin(junction, "/api/v1/admin/orgs", {"name": "b"})["id"]
+
+    def key(org: str, *scopes: str) -> openai.OpenAI:
+        issued = _admin(junction, "/api/v1/admin/keys", {"org_id": org, "name": "k", "scopes": list(scopes)})
+        return openai.OpenAI(base_url=f"{junction.url}/v1", api_key=issued["key"], max_retries=0, timeout=20)
+
+    owner, colleague, admin = key(org_a, "chat"), key(org_a, "chat"), key(org_a, "chat", "admin")
+    stranger = key(org_b, "chat", "admin")
+    master = openai.OpenAI(base_url=f"{junction.url}/v1", api_key=junction.key, max_retries=0, timeout=20)
+    fakes["openai"].reset()
+    fakes["openai"].queue_reply(Reply(text="secret"))
+    created = owner.responses.create(model="openai/gpt-4o-mini", input="mine")
+
+    for other in (colleague, stranger):
+        with pytest.raises(openai.NotFoundError):
+            other.responses.retrieve(created.id)
+        with pytest.raises(openai.NotFoundError):
+            other.responses.input_items.list(created.id)
+        with pytest.raises(openai.NotFoundError):
+            other.responses.delete(created.id)
+        with pytest.raises(openai.NotFoundError):
+            other.responses.create(model="openai/gpt-4o-mini", previous_response_id=created.id, input="x")
+    assert owner.responses.retrieve(created.id).output_text == "secret"
+    assert admin.responses.retrieve(created.id).id == created.id
+    assert master.responses.retrieve(created.id).id == created.id
+    fakes["openai"].queue_reply(Reply(text="continued"))
+    assert admin.responses.create(model="openai/gpt-4o-mini", previous_response_id=created.id,
+                                  input="go on").output_text == "continued"
+    owner.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        master.responses.retrieve(created.id)
+    for client in (owner, colleague, admin, stranger, master):
+        client.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_anthropic_thinking_signatures_round_trip(client: openai.OpenAI, fakes: dict[str, Any],
+                                                  stream: bool) -> None:
+    from tests.fakes.anthropic_upstream import AnthropicReply
+
+    fake = fakes["anthropic"]
+    fake.reset()
+    fake.script(AnthropicReply(thinking="Let me think.", signature="sig-abc==", tool_calls=[
+        {"id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}], thinking_tokens=9))
+    request = {"model": "anthropic/claude-sonnet-4-5", "input": "Weather in Oslo?", "tools": [WEATHER],
+               "reasoning": {"effort": "low"}, "max_output_tokens": 4000}
+    if stream:
+        with client.responses.stream(**request) as events:
+            kinds = [event.type for event in events]
+            first = events.get_final_response()
+        assert "response.reasoning_summary_text.delta" in kinds
+    else:
+        first = client.responses.create(**request)
+    assert fake.last.json()["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    reasoning = [item for item in first.output if item.type == "reasoning"]
+    assert reasoning[0].summary[0].text == "Let me think." and reasoning[0].encrypted_content
+    assert first.usage.output_tokens_details.reasoning_tokens == 9
+
+    fake.script(AnthropicReply(text="Sunny."))
+    client.responses.create(model="anthropic/claude-sonnet-4-5", previous_response_id=first.id, tools=[WEATHER],
+                            reasoning={"effort": "low"}, max_output_tokens=4000,
+                            input=[{"type": "function_call_output", "call_id": "toolu_1", "output": "sunny"}])
+    assistant = [m for m in fake.last.json()["messages"] if m["role"] == "assistant"][0]
+    assert assistant["content"][0] == {"type": "thinking", "thinking": "Let me think.", "signature": "sig-abc=="}
