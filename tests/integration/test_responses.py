@@ -273,3 +273,12 @@ def test_anthropic_thinking_signatures_round_trip(client: openai.OpenAI, fakes: 
                             input=[{"type": "function_call_output", "call_id": "toolu_1", "output": "sunny"}])
     assistant = [m for m in fake.last.json()["messages"] if m["role"] == "assistant"][0]
     assert assistant["content"][0] == {"type": "thinking", "thinking": "Let me think.", "signature": "sig-abc=="}
+
+
+def test_models_retrieve(client: openai.OpenAI) -> None:
+    listed = [model.id for model in client.models.list()]
+    assert "openai/gpt-4o-mini" in listed
+    model = client.models.retrieve("openai/gpt-4o-mini")
+    assert model.id == "openai/gpt-4o-mini" and model.owned_by == "openai" and model.object == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("openai/no-such-model")
