@@ -14,7 +14,16 @@ import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
 from app.formats.json_body import decode_upstream, option_fields, splice_fields
-from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
+from app.schemas.chat import (
+    CHAT_REQUEST_FIELDS,
+    ChatRequest,
+    ChatResponse,
+    FunctionCall,
+    Message,
+    StreamOptions,
+    ToolCall,
+    Usage,
+)
 from app.schemas.stream import (
     Finish,
     ReasoningDelta,
@@ -136,8 +145,51 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     return request
 
 
+class _MessageOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A response's message as written: ``content`` and ``refusal`` have no default, so they are
+    always present (``null`` when empty), as OpenAI's OpenAPI document requires."""
+
+    role: str
+    content: str | None
+    refusal: str | None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    name: str | None = None
+    reasoning: str | None = None
+    provider_metadata: dict[str, Any] | None = None
+
+
+class _ChoiceOut(msgspec.Struct, kw_only=True):
+    index: int
+    message: _MessageOut
+    finish_reason: str | None
+    logprobs: Any = None
+
+
+class _ResponseOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[_ChoiceOut]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+def _message_out(message: Message) -> _MessageOut:
+    content = message.content if isinstance(message.content, str) or message.content is None else message.text()
+    return _MessageOut(role=message.role, content=content, refusal=message.refusal, tool_calls=message.tool_calls,
+                       function_call=message.function_call, name=message.name, reasoning=message.reasoning,
+                       provider_metadata=message.provider_metadata)
+
+
 def encode_chat_response(response: ChatResponse) -> bytes:
-    return _encoder.encode(response)
+    return _encoder.encode(_ResponseOut(
+        id=response.id, object=response.object, created=response.created, model=response.model,
+        choices=[_ChoiceOut(index=c.index, message=_message_out(c.message), finish_reason=c.finish_reason,
+                            logprobs=c.logprobs) for c in response.choices],
+        usage=response.usage, system_fingerprint=response.system_fingerprint, service_tier=response.service_tier))
 
 
 class ChunkWriter:

@@ -24,6 +24,7 @@ from app.formats.responses.wire import (
     ResponsesRequest,
     ResponseUsage,
     SummaryText,
+    empty_usage,
 )
 from app.schemas.chat import ChatResponse, Message, Usage
 
@@ -98,7 +99,8 @@ def shell(request: ResponsesRequest, response_id: str, model: str, created_at: i
         temperature=request.temperature, text=text,
         tool_choice=request.tool_choice if request.tool_choice is not None else "auto",
         tools=echo_tools(request), top_p=request.top_p,
-        truncation=request.truncation or "disabled", user=request.user,
+        truncation=request.truncation or "disabled",
+        user=request.user if request.user is not None else msgspec.UNSET,
         metadata=request.metadata or {}, service_tier=request.service_tier)
 
 
@@ -107,7 +109,7 @@ def finish(response: Response, items: list[OutputItem], usage: Usage | None, rea
     incomplete = _INCOMPLETE.get(reason or "")
     response.output = items
     response.output_text = output_text(items)
-    response.usage = response_usage(usage)
+    response.usage = response_usage(usage) or empty_usage()
     response.status = "incomplete" if incomplete else "completed"
     response.incomplete_details = IncompleteDetails(reason=incomplete) if incomplete else None
     response.completed_at = None if incomplete else int(time.time())

@@ -14,7 +14,7 @@ import msgspec
 # --- request --------------------------------------------------------------------------------------
 
 
-class TextFormat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class TextFormat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     type: Literal["text", "json_object", "json_schema"]
     name: str | None = None
     schema: dict[str, Any] | None = None
@@ -108,7 +108,8 @@ class ReasoningItem(msgspec.Struct, tag="reasoning", tag_field="type", kw_only=T
     #: Junction's opaque provider metadata (signatures), so a client that manages its own context
     #: sends it back; ``None`` when the provider gave none.
     encrypted_content: str | None = None
-    status: str | None = None
+    #: A string when present (never ``null``): left out of finished items, as OpenAI does.
+    status: str | msgspec.UnsetType = msgspec.UNSET
 
 
 OutputItem = MessageItem | FunctionCallItem | ReasoningItem
@@ -132,6 +133,11 @@ class ResponseUsage(msgspec.Struct, kw_only=True):
     output_tokens: int
     output_tokens_details: OutputTokensDetails
     total_tokens: int
+
+
+def empty_usage() -> ResponseUsage:
+    return ResponseUsage(input_tokens=0, input_tokens_details=InputTokensDetails(), output_tokens=0,
+                         output_tokens_details=OutputTokensDetails(), total_tokens=0)
 
 
 class ResponseError(msgspec.Struct, kw_only=True):
@@ -178,8 +184,10 @@ class Response(msgspec.Struct, kw_only=True):
     tools: list[dict[str, Any]] = []
     top_p: float | None = None
     truncation: str | None = "disabled"
-    usage: ResponseUsage | None = None
-    user: str | None = None
+    #: Required (an object) by the OpenAPI document: zeros until the answer is complete.
+    usage: ResponseUsage = msgspec.field(default_factory=lambda: empty_usage())
+    #: A string when given, else left out (the document does not allow ``null``).
+    user: str | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, str] = {}
     service_tier: str | None = None
     #: Required by the OpenAPI document (not nullable); Junction applies no prompt-cache options
