@@ -37,7 +37,9 @@ class _Observer:
             return
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)
-            data = "\n".join(line[5:].strip() for line in block.decode().splitlines() if line.startswith("data:"))
+            data = "\n".join(
+                line[5:].strip() for line in block.decode().splitlines() if line.startswith("data:")
+            )
             if data:
                 self._report(self._checker.check_event(self._method, self._path, data))
 
@@ -103,14 +105,17 @@ def openai_spec_checks() -> Iterator[None]:
             response.stream = wrap(response.stream, _Observer(checker, request, response))
             return response
 
-        async def handle_async_request(self: Any, request: Any, send: Any = send_async,
-                                       wrap: Any = async_stream) -> Any:
+        async def handle_async_request(
+            self: Any, request: Any, send: Any = send_async, wrap: Any = async_stream
+        ) -> Any:
             response = await send(self, request)
             response.stream = wrap(response.stream, _Observer(checker, request, response))
             return response
 
-        restore += [(module.HTTPTransport, "handle_request", send),
-                    (module.AsyncHTTPTransport, "handle_async_request", send_async)]
+        restore += [
+            (module.HTTPTransport, "handle_request", send),
+            (module.AsyncHTTPTransport, "handle_async_request", send_async),
+        ]
         module.HTTPTransport.handle_request = handle_request
         module.AsyncHTTPTransport.handle_async_request = handle_async_request
     try:

@@ -23,8 +23,12 @@ _URI = "urn:openai-openapi"
 
 #: (method, path pattern) → the schema of a 2xx JSON answer and of each SSE event's data.
 ROUTES: list[tuple[str, re.Pattern[str], str, str | None]] = [
-    ("POST", re.compile(r"/v1/chat/completions"), "CreateChatCompletionResponse",
-     "CreateChatCompletionStreamResponse"),
+    (
+        "POST",
+        re.compile(r"/v1/chat/completions"),
+        "CreateChatCompletionResponse",
+        "CreateChatCompletionStreamResponse",
+    ),
     ("GET", re.compile(r"/v1/models"), "ListModelsResponse", None),
     ("GET", re.compile(r"/v1/models/.+"), "Model", None),
     ("POST", re.compile(r"/v1/embeddings"), "CreateEmbeddingResponse", None),
@@ -40,7 +44,9 @@ class SpecChecker:
     def __init__(self) -> None:
         document = _with_nullable(json.loads(SCHEMAS_PATH.read_text(encoding="utf-8")))
         self._schemas: dict[str, Any] = document["components"]["schemas"]
-        resource = Resource.from_contents({"components": document["components"]}, default_specification=DRAFT202012)
+        resource = Resource.from_contents(
+            {"components": document["components"]}, default_specification=DRAFT202012
+        )
         self._registry = Registry().with_resource(_URI, resource)
         #: Each Responses stream event's own schema, by its ``type``.
         self._events: dict[str, str] = {}
@@ -56,7 +62,9 @@ class SpecChecker:
 
     def problems(self, name: str, value: Any) -> list[str]:
         errors = sorted(self._validator(name).iter_errors(value), key=lambda e: list(e.absolute_path))
-        return [f"{name} at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {_brief(e)}" for e in errors[:5]]
+        return [
+            f"{name} at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {_brief(e)}" for e in errors[:5]
+        ]
 
     @staticmethod
     def route(method: str, path: str) -> tuple[str, str | None] | None:
@@ -89,7 +97,11 @@ class SpecChecker:
         value = json.loads(data)
         if route[1] == "ResponseStreamEvent":
             name = self._events.get(value.get("type"))
-            return self.problems(name, value) if name else [f"unknown Responses event type {value.get('type')!r}"]
+            return (
+                self.problems(name, value)
+                if name
+                else [f"unknown Responses event type {value.get('type')!r}"]
+            )
         if "error" in value and "choices" not in value:
             return self.problems("ErrorResponse", value)
         return self.problems(route[1], value)

@@ -13,13 +13,28 @@ from app.stores.documents.responses import StoredResponse
 
 def record(org_id: str | None, **fields: object) -> StoredResponse:
     values: dict[str, object] = {
-        "id": new_id("resp"), "org_id": org_id, "owner": "key:k1", "created_at": utc_now(),
+        "id": new_id("resp"),
+        "org_id": org_id,
+        "owner": "key:k1",
+        "created_at": utc_now(),
         "response": {"object": "response", "output_text": "hi\x00there", "usage": None},
-        "input_items": [{"id": "msg_1", "type": "message", "role": "user",
-                         "content": [{"type": "input_text", "text": "hello"}]}],
-        "context": [Message(role="user", content="hello"),
-                    Message(role="assistant", content="hi", reasoning="thought",
-                            provider_metadata={"anthropic": {"signature": "sig=="}})],
+        "input_items": [
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            }
+        ],
+        "context": [
+            Message(role="user", content="hello"),
+            Message(
+                role="assistant",
+                content="hi",
+                reasoning="thought",
+                provider_metadata={"anthropic": {"signature": "sig=="}},
+            ),
+        ],
     }
     values.update(fields)
     return StoredResponse(**values)  # type: ignore[arg-type]
@@ -65,7 +80,9 @@ async def test_responses_of_no_org(store: DocumentStore) -> None:
         await store.responses.get(org.id, saved.id)
 
 
-async def test_a_missing_org_is_refused_and_deleting_an_org_removes_its_responses(store: DocumentStore) -> None:
+async def test_a_missing_org_is_refused_and_deleting_an_org_removes_its_responses(
+    store: DocumentStore,
+) -> None:
     with pytest.raises(NotFound):
         await store.responses.put(record("org_missing"))
     org = await store.orgs.create("doomed")

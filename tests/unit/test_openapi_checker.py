@@ -6,8 +6,13 @@ from tests.openapi.validation import SpecChecker
 
 checker = SpecChecker()
 
-CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+CHUNK = {
+    "id": "c1",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
+}
 
 
 def test_a_valid_chunk_passes_and_a_broken_one_is_named() -> None:
@@ -24,8 +29,15 @@ def test_error_bodies_need_every_member() -> None:
 
 
 def test_responses_events_are_checked_by_type() -> None:
-    delta = {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
-             "delta": "x", "sequence_number": 3, "logprobs": []}
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "x",
+        "sequence_number": 3,
+        "logprobs": [],
+    }
     assert checker.check_event("POST", "/v1/responses", _json(delta)) == []
     del delta["sequence_number"]
     assert checker.check_event("POST", "/v1/responses", _json(delta))

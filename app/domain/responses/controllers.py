@@ -27,7 +27,7 @@ from app.formats.responses.output import from_chat_response
 from app.formats.responses.request import (
     decode_responses_request,
     items_to_messages,
-    new_id,
+    new_response_id,
     normalize_items,
     to_chat_request,
 )
@@ -48,14 +48,23 @@ _MAX_PAGE = 100
 def responses_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     state = ResponseState(domain.documents.responses)
 
-    async def remember(principal: Principal, org_id: str | None, request: ResponsesRequest, response: Any,
-                       items: list[dict[str, Any]], context: list[Message]) -> None:
+    async def remember(
+        principal: Principal,
+        org_id: str | None,
+        request: ResponsesRequest,
+        response: Any,
+        items: list[dict[str, Any]],
+        context: list[Message],
+    ) -> None:
         if request.store is False:
             return
         await state.save(principal, org_id, msgspec.to_builtins(response), items, context)
 
-    @post("/v1/responses", summary="OpenAI Responses (JSON or SSE), any model; stateful via previous_response_id",
-          status_code=200)
+    @post(
+        "/v1/responses",
+        summary="OpenAI Responses (JSON or SSE), any model; stateful via previous_response_id",
+        status_code=200,
+    )
     async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
         principal = await inference_caller(gateway, request)
         body = decode_responses_request(await request.body())
@@ -66,7 +75,7 @@ def responses_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]
             history = await state.history(principal, org_id, body.previous_response_id)
         conversation = [*history, *items_to_messages(items)]
         call = new_call(request, "responses", principal, to_chat_request(body, conversation))
-        response_id = new_id("resp")
+        response_id = new_response_id()
         if body.stream:
             events = await gateway.open_stream(call)
             writer = ResponseStreamWriter(body, response_id, int(time.time()))
@@ -74,12 +83,17 @@ def responses_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]
             async def save(response: Any, message: Message) -> None:
                 await remember(principal, org_id, body, response, items, [*conversation, message])
 
-            return Stream(_sse(events, writer, save), media_type="text/event-stream",
-                          headers={**SSE_HEADERS, **call.response_headers})
+            return Stream(
+                _sse(events, writer, save),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **call.response_headers},
+            )
         chat = await gateway.complete(call)
         response, message = from_chat_response(body, response_id, chat)
         await remember(principal, org_id, body, response, items, [*conversation, message])
-        return Response(_encoder.encode(response), media_type="application/json", headers=call.response_headers)
+        return Response(
+            _encoder.encode(response), media_type="application/json", headers=call.response_headers
+        )
 
     @get("/v1/responses/{response_id:str}", summary="A stored response")
     async def get_response(request: Request[Any, Any, Any], response_id: str) -> Response[Any]:
@@ -115,20 +129,28 @@ def _page(items: list[dict[str, Any]], query: Any) -> InputItemList:
     except ValueError:
         limit = 0
     if not 1 <= limit <= _MAX_PAGE:
-        raise InvalidRequest(f"limit: must be an integer from 1 to {_MAX_PAGE}", param="limit", code="invalid_value")
+        raise InvalidRequest(
+            f"limit: must be an integer from 1 to {_MAX_PAGE}", param="limit", code="invalid_value"
+        )
     ordered = items if order == "asc" else items[::-1]
     after = query.get("after")
     if after:
         ids = [item.get("id") for item in ordered]
         if after not in ids:
             raise InvalidRequest(f"after: no input item {after!r}", param="after", code="invalid_value")
-        ordered = ordered[ids.index(after) + 1:]
+        ordered = ordered[ids.index(after) + 1 :]
     data = ordered[:limit]
-    return InputItemList(data=data, first_id=data[0]["id"] if data else "", last_id=data[-1]["id"] if data else "",
-                         has_more=len(ordered) > limit)
+    return InputItemList(
+        data=data,
+        first_id=data[0]["id"] if data else "",
+        last_id=data[-1]["id"] if data else "",
+        has_more=len(ordered) > limit,
+    )
 
 
-async def _sse(events: AsyncIterator[StreamEvent], writer: ResponseStreamWriter, save: Any) -> AsyncIterator[bytes]:
+async def _sse(
+    events: AsyncIterator[StreamEvent], writer: ResponseStreamWriter, save: Any
+) -> AsyncIterator[bytes]:
     """The Responses event sequence; the response is stored before ``response.completed``. A
     failure after the first byte can only reach the client as ``response.failed``."""
     try:

@@ -33,7 +33,9 @@ class ResponseState:
             record = await self._repository.find(response_id)
         else:
             record = await self._repository.get(org_id, response_id)
-        if not (is_unconfined(principal) or "admin" in principal.scopes) and record.owner != thread_owner(principal):
+        if not (is_unconfined(principal) or "admin" in principal.scopes) and record.owner != thread_owner(
+            principal
+        ):
             raise response_not_found(response_id)
         return record
 
@@ -44,14 +46,31 @@ class ResponseState:
                 raise response_not_found(previous_id)
             return (await self.read(principal, org_id, previous_id)).context
         except NotFound:
-            raise NotFound(f"previous_response_id: response {previous_id!r} not found",
-                           param="previous_response_id", code="previous_response_not_found") from None
+            raise NotFound(
+                f"previous_response_id: response {previous_id!r} not found",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            ) from None
 
-    async def save(self, principal: Principal, org_id: str | None, response: dict[str, Any],
-                   input_items: list[dict[str, Any]], context: list[Message]) -> None:
-        await self._repository.put(StoredResponse(
-            id=response["id"], org_id=org_id, owner=thread_owner(principal), created_at=datetime.now(UTC),
-            response=response, input_items=input_items, context=context))
+    async def save(
+        self,
+        principal: Principal,
+        org_id: str | None,
+        response: dict[str, Any],
+        input_items: list[dict[str, Any]],
+        context: list[Message],
+    ) -> None:
+        await self._repository.put(
+            StoredResponse(
+                id=response["id"],
+                org_id=org_id,
+                owner=thread_owner(principal),
+                created_at=datetime.now(UTC),
+                response=response,
+                input_items=input_items,
+                context=context,
+            )
+        )
 
     async def delete(self, principal: Principal, org_id: str | None, response_id: str) -> None:
         record = await self.read(principal, org_id, response_id)

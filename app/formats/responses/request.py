@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import secrets
 from typing import Any
 
@@ -23,8 +24,8 @@ from app.formats.responses.wire import ResponsesRequest
 from app.schemas.chat import (
     ChatRequest,
     ContentPart,
-    FileRef,
     FilePart,
+    FileRef,
     FunctionCall,
     FunctionDefinition,
     ImagePart,
@@ -52,7 +53,14 @@ _USAGE = StreamOptions(include_usage=True)
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(16)}"
+    """An item id. Items are reached only through their response (scoped to its org and owner),
+    so they need to be unique, not unguessable: no system call per id."""
+    return f"{prefix}_{random.getrandbits(128):032x}"
+
+
+def new_response_id() -> str:
+    """A response id: unguessable, like every id a client may present on its own."""
+    return f"resp_{secrets.token_hex(16)}"
 
 
 def _bad(param: str, message: str, code: str = "invalid_value") -> InvalidRequest:
@@ -68,8 +76,11 @@ def decode_responses_request(body: bytes) -> ResponsesRequest:
         raise _bad("background", "background responses are not supported", "unsupported_parameter")
     for index, name in enumerate(request.include or ()):
         if name not in _INCLUDABLE:
-            raise _bad(f"include[{index}]", f"{name!r} is not supported (hosted tools are not available)",
-                       "unsupported_parameter")
+            raise _bad(
+                f"include[{index}]",
+                f"{name!r} is not supported (hosted tools are not available)",
+                "unsupported_parameter",
+            )
     if request.input is None and request.previous_response_id is None:
         raise _bad("input", "required unless previous_response_id is given", "missing_required_parameter")
     return request
@@ -90,7 +101,7 @@ def open_metadata(value: Any, param: str) -> dict[str, Any] | None:
     if not isinstance(value, str) or not value.startswith(METADATA_PREFIX):
         return None
     try:
-        return _metadata_decoder.decode(base64.urlsafe_b64decode(value[len(METADATA_PREFIX):]))
+        return _metadata_decoder.decode(base64.urlsafe_b64decode(value[len(METADATA_PREFIX) :]))
     except (binascii.Error, ValueError, msgspec.MsgspecError):
         raise _bad(param, "not the encrypted_content Junction issued") from None
 
@@ -115,15 +126,23 @@ def _part(part: Any, param: str) -> ContentPart:
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str):
-            raise _bad(f"{param}.image_url", "an image URL or data: URL is required (file_id is not supported)",
-                       "unsupported_parameter")
+            raise _bad(
+                f"{param}.image_url",
+                "an image URL or data: URL is required (file_id is not supported)",
+                "unsupported_parameter",
+            )
         detail = part.get("detail")
-        return ImagePart(image_url=ImageURL(url=url, detail=detail if detail in ("low", "high", "auto") else None))
+        return ImagePart(
+            image_url=ImageURL(url=url, detail=detail if detail in ("low", "high", "auto") else None)
+        )
     if kind == "input_file":
         if part.get("file_url") is not None:
             raise _bad(f"{param}.file_url", "not supported; send file_data", "unsupported_parameter")
-        return FilePart(file=FileRef(file_id=part.get("file_id"), file_data=part.get("file_data"),
-                                     filename=part.get("filename")))
+        return FilePart(
+            file=FileRef(
+                file_id=part.get("file_id"), file_data=part.get("file_data"), filename=part.get("filename")
+            )
+        )
     raise _bad(f"{param}.type", f"unsupported content part type {kind!r}")
 
 
@@ -138,7 +157,7 @@ def _content(value: Any, param: str) -> str | list[ContentPart]:
 class _Assistant:
     """The assistant turn being assembled from consecutive assistant-side items."""
 
-    __slots__ = ("texts", "refusal", "calls", "reasoning", "metadata")
+    __slots__ = ("calls", "metadata", "reasoning", "refusal", "texts")
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -148,10 +167,14 @@ class _Assistant:
         self.metadata: dict[str, Any] | None = None
 
     def message(self) -> Message:
-        return Message(role="assistant", content="".join(self.texts) if self.texts or not self.calls else None,
-                       tool_calls=self.calls or None, refusal=self.refusal,
-                       reasoning="".join(self.reasoning) if self.reasoning else None,
-                       provider_metadata=self.metadata)
+        return Message(
+            role="assistant",
+            content="".join(self.texts) if self.texts or not self.calls else None,
+            tool_calls=self.calls or None,
+            refusal=self.refusal,
+            reasoning="".join(self.reasoning) if self.reasoning else None,
+            provider_metadata=self.metadata,
+        )
 
 
 def _merge(into: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -188,18 +211,25 @@ def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list
                     turn.texts.append(part.get("text") or "")
         elif kind == "message":
             close()
-            messages.append(Message(role=item["role"], content=_content(item.get("content"), f"{where}.content")))
+            messages.append(
+                Message(role=item["role"], content=_content(item.get("content"), f"{where}.content"))
+            )
         elif kind == "function_call":
             turn = turn or _Assistant()
-            turn.calls.append(ToolCall(id=item["call_id"], function=FunctionCall(
-                name=item["name"], arguments=item.get("arguments") or "")))
+            turn.calls.append(
+                ToolCall(
+                    id=item["call_id"],
+                    function=FunctionCall(name=item["name"], arguments=item.get("arguments") or ""),
+                )
+            )
         elif kind == "reasoning":
             # Reasoning belongs to the assistant turn it is in, wherever it stands (a streamed
             # answer may list signatures after the calls they sign).
             turn = turn or _Assistant()
             turn.reasoning.extend(part.get("text") or "" for part in item.get("summary") or ())
-            turn.metadata = _merge(turn.metadata, open_metadata(item.get("encrypted_content"),
-                                                                f"{where}.encrypted_content"))
+            turn.metadata = _merge(
+                turn.metadata, open_metadata(item.get("encrypted_content"), f"{where}.encrypted_content")
+            )
         elif kind == "function_call_output":
             close()
             output = item.get("output")
@@ -226,34 +256,65 @@ def _normal_item(item: Any, where: str) -> dict[str, Any]:
             _content(content, f"{where}.content")  # validates
             parts = list(content)
         if role == "assistant":
-            parts = [{**part, "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
-                     if part.get("type") == "output_text" else part for part in parts]
-        return {"id": item.get("id") or new_id("msg"), "type": "message", "role": role, "content": parts,
-                "status": item.get("status") or "completed"}
+            parts = [
+                {**part, "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
+                if part.get("type") == "output_text"
+                else part
+                for part in parts
+            ]
+        return {
+            "id": item.get("id") or new_id("msg"),
+            "type": "message",
+            "role": role,
+            "content": parts,
+            "status": item.get("status") or "completed",
+        }
     if kind == "function_call":
         for name in ("call_id", "name", "arguments"):
             _text_of(item.get(name), f"{where}.{name}")
-        return {"id": item.get("id") or new_id("fc"), "type": "function_call", "call_id": item["call_id"],
-                "name": item["name"], "arguments": item["arguments"], "status": item.get("status") or "completed"}
+        return {
+            "id": item.get("id") or new_id("fc"),
+            "type": "function_call",
+            "call_id": item["call_id"],
+            "name": item["name"],
+            "arguments": item["arguments"],
+            "status": item.get("status") or "completed",
+        }
     if kind == "function_call_output":
         _text_of(item.get("call_id"), f"{where}.call_id")
         output = item.get("output")
         if not isinstance(output, str):
             _content(output, f"{where}.output")
-        return {"id": item.get("id") or new_id("fco"), "type": "function_call_output", "call_id": item["call_id"],
-                "output": output, "status": item.get("status") or "completed"}
+        return {
+            "id": item.get("id") or new_id("fco"),
+            "type": "function_call_output",
+            "call_id": item["call_id"],
+            "output": output,
+            "status": item.get("status") or "completed",
+        }
     if kind == "reasoning":
         summary = item.get("summary") or []
         if not isinstance(summary, list):
             raise _bad(f"{where}.summary", "expected a list")
         open_metadata(item.get("encrypted_content"), f"{where}.encrypted_content")  # validates
-        return {"id": item.get("id") or new_id("rs"), "type": "reasoning", "summary": summary,
-                "encrypted_content": item.get("encrypted_content")}
+        return {
+            "id": item.get("id") or new_id("rs"),
+            "type": "reasoning",
+            "summary": summary,
+            "encrypted_content": item.get("encrypted_content"),
+        }
     if kind == "item_reference":
-        raise _bad(f"{where}.type", "item_reference is not supported; use previous_response_id",
-                   "unsupported_parameter")
-    raise _bad(f"{where}.type", f"input item type {kind!r} is not supported (only messages, function calls, "
-               "their outputs and reasoning: hosted tools are not available)", "unsupported_parameter")
+        raise _bad(
+            f"{where}.type",
+            "item_reference is not supported; use previous_response_id",
+            "unsupported_parameter",
+        )
+    raise _bad(
+        f"{where}.type",
+        f"input item type {kind!r} is not supported (only messages, function calls, "
+        "their outputs and reasoning: hosted tools are not available)",
+        "unsupported_parameter",
+    )
 
 
 def normalize_items(request: ResponsesRequest) -> list[dict[str, Any]]:
@@ -261,8 +322,15 @@ def normalize_items(request: ResponsesRequest) -> list[dict[str, Any]]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [{"id": new_id("msg"), "type": "message", "role": "user",
-                 "content": [{"type": "input_text", "text": value}], "status": "completed"}]
+        return [
+            {
+                "id": new_id("msg"),
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": value}],
+                "status": "completed",
+            }
+        ]
     return [_normal_item(item, f"input[{index}]") for index, item in enumerate(value)]
 
 
@@ -276,13 +344,25 @@ def _tools(request: ResponsesRequest) -> list[Tool] | None:
     for index, tool in enumerate(request.tools):
         kind = tool.get("type")
         if kind != "function":
-            raise _bad(f"tools[{index}].type", f"the hosted tool {kind!r} is not available through Junction; "
-                       "declare function tools and run them yourself", "unsupported_tool")
+            raise _bad(
+                f"tools[{index}].type",
+                f"the hosted tool {kind!r} is not available through Junction; "
+                "declare function tools and run them yourself",
+                "unsupported_tool",
+            )
         name = tool.get("name")
         if not isinstance(name, str) or not name:
             raise _bad(f"tools[{index}].name", "required")
-        tools.append(Tool(function=FunctionDefinition(name=name, description=tool.get("description"),
-                                                      parameters=tool.get("parameters"), strict=tool.get("strict"))))
+        tools.append(
+            Tool(
+                function=FunctionDefinition(
+                    name=name,
+                    description=tool.get("description"),
+                    parameters=tool.get("parameters"),
+                    strict=tool.get("strict"),
+                )
+            )
+        )
     return tools
 
 
@@ -292,8 +372,11 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> str | NamedToolChoice |
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
         return NamedToolChoice(function=NamedFunction(name=choice["name"]))
     kind = choice.get("type") if isinstance(choice, dict) else choice
-    raise _bad("tool_choice", f"{kind!r} is not supported: use none, auto, required or a function",
-               "unsupported_parameter")
+    raise _bad(
+        "tool_choice",
+        f"{kind!r} is not supported: use none, auto, required or a function",
+        "unsupported_parameter",
+    )
 
 
 def _response_format(request: ResponsesRequest) -> ResponseFormat | None:
@@ -304,8 +387,12 @@ def _response_format(request: ResponsesRequest) -> ResponseFormat | None:
         return ResponseFormat(type="json_object")
     if not fmt.name or fmt.schema is None:
         raise _bad("text.format", "json_schema needs name and schema", "missing_required_parameter")
-    return ResponseFormat(type="json_schema", json_schema=JSONSchemaFormat(
-        name=fmt.name, schema=fmt.schema, description=fmt.description, strict=fmt.strict))
+    return ResponseFormat(
+        type="json_schema",
+        json_schema=JSONSchemaFormat(
+            name=fmt.name, schema=fmt.schema, description=fmt.description, strict=fmt.strict
+        ),
+    )
 
 
 def to_chat_request(request: ResponsesRequest, conversation: list[Message]) -> ChatRequest:

@@ -47,7 +47,7 @@ _ERROR_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
 
 
 class _Call:
-    __slots__ = ("index", "item_id", "call_id", "name", "arguments")
+    __slots__ = ("arguments", "call_id", "index", "item_id", "name")
 
     def __init__(self, index: int, call_id: str, name: str) -> None:
         self.index, self.item_id, self.call_id, self.name = index, new_id("fc"), call_id, name
@@ -111,8 +111,9 @@ class ResponseStreamWriter:
         out += self._event("response.output_text.done", **common, text=text, logprobs=[])
         out += self._event("response.content_part.done", **common, part=part)
         content: list[Any] = [part, *([Refusal(refusal="".join(self._refusals))] if self._refusals else [])]
-        out += self._done_item(self._message_index, MessageItem(id=self._message_id, status="completed",
-                                                                content=content))
+        out += self._done_item(
+            self._message_index, MessageItem(id=self._message_id, status="completed", content=content)
+        )
         self._open = None
         return out
 
@@ -121,16 +122,20 @@ class ResponseStreamWriter:
         self._refusals.append(refusal)
         self._refusal = None
         common = {"item_id": self._message_id, "output_index": self._message_index, "content_index": 1}
-        return (self._event("response.refusal.done", **common, refusal=refusal)
-                + self._event("response.content_part.done", **common, part=Refusal(refusal=refusal)))
+        return self._event("response.refusal.done", **common, refusal=refusal) + self._event(
+            "response.content_part.done", **common, part=Refusal(refusal=refusal)
+        )
 
     def _close_reasoning(self) -> bytes:
         text = "".join(self._reasoning_text)
         common = {"item_id": self._reasoning_id, "output_index": self._reasoning_index, "summary_index": 0}
         out = self._event("response.reasoning_summary_text.done", **common, text=text)
         out += self._event("response.reasoning_summary_part.done", **common, part=SummaryText(text=text))
-        item = ReasoningItem(id=self._reasoning_id, summary=[SummaryText(text=text)],
-                             encrypted_content=seal_metadata(self._metadata))
+        item = ReasoningItem(
+            id=self._reasoning_id,
+            summary=[SummaryText(text=text)],
+            encrypted_content=seal_metadata(self._metadata),
+        )
         self._open = None
         return out + self._done_item(self._reasoning_index, item)
 
@@ -145,11 +150,23 @@ class ResponseStreamWriter:
         out = b""
         for call in self._open_calls:
             arguments = "".join(call.arguments)
-            out += self._event("response.function_call_arguments.done", item_id=call.item_id, name=call.name,
-                               output_index=call.index, arguments=arguments)
-            out += self._done_item(call.index, FunctionCallItem(id=call.item_id, call_id=call.call_id,
-                                                                name=call.name, arguments=arguments,
-                                                                status="completed"))
+            out += self._event(
+                "response.function_call_arguments.done",
+                item_id=call.item_id,
+                name=call.name,
+                output_index=call.index,
+                arguments=arguments,
+            )
+            out += self._done_item(
+                call.index,
+                FunctionCallItem(
+                    id=call.item_id,
+                    call_id=call.call_id,
+                    name=call.name,
+                    arguments=arguments,
+                    status="completed",
+                ),
+            )
         self._open_calls.clear()
         return out
 
@@ -160,8 +177,13 @@ class ResponseStreamWriter:
         self._message_id = new_id("msg")
         self._text = []
         self._message_index, added = self._add_item(MessageItem(id=self._message_id, status="in_progress"))
-        out += added + self._event("response.content_part.added", item_id=self._message_id,
-                                   output_index=self._message_index, content_index=0, part=OutputText(text=""))
+        out += added + self._event(
+            "response.content_part.added",
+            item_id=self._message_id,
+            output_index=self._message_index,
+            content_index=0,
+            part=OutputText(text=""),
+        )
         self._open = "message"
         return out
 
@@ -174,9 +196,14 @@ class ResponseStreamWriter:
             out = self._ensure_message()
             self._text.append(event.text)
             self._all_text.append(event.text)
-            return out + self._event("response.output_text.delta", item_id=self._message_id,
-                                     output_index=self._message_index, content_index=0, delta=event.text,
-                                     logprobs=[])
+            return out + self._event(
+                "response.output_text.delta",
+                item_id=self._message_id,
+                output_index=self._message_index,
+                content_index=0,
+                delta=event.text,
+                logprobs=[],
+            )
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event) if not event.choice else None
         if isinstance(event, ReasoningDelta):
@@ -187,15 +214,26 @@ class ResponseStreamWriter:
             out = self._ensure_message()
             if self._refusal is None:
                 self._refusal = []
-                out += self._event("response.content_part.added", item_id=self._message_id,
-                                   output_index=self._message_index, content_index=1, part=Refusal(refusal=""))
+                out += self._event(
+                    "response.content_part.added",
+                    item_id=self._message_id,
+                    output_index=self._message_index,
+                    content_index=1,
+                    part=Refusal(refusal=""),
+                )
             self._refusal.append(event.text)
-            return out + self._event("response.refusal.delta", item_id=self._message_id,
-                                     output_index=self._message_index, content_index=1, delta=event.text)
+            return out + self._event(
+                "response.refusal.delta",
+                item_id=self._message_id,
+                output_index=self._message_index,
+                content_index=1,
+                delta=event.text,
+            )
         if isinstance(event, StreamStart):
             self.response = shell(self._request, self._id, event.model, self._created_at, "in_progress")
-            return (self._event("response.created", response=self.response)
-                    + self._event("response.in_progress", response=self.response))
+            return self._event("response.created", response=self.response) + self._event(
+                "response.in_progress", response=self.response
+            )
         if isinstance(event, Finish):
             if not event.choice:
                 self.finish_reason = event.reason
@@ -209,18 +247,26 @@ class ResponseStreamWriter:
         call = self._calls.get(event.index)
         if call is None:
             if event.id is None or event.name is None:
-                raise UpstreamError("a tool-call piece arrived before its call started",
-                                    code="upstream_protocol_error")
+                raise UpstreamError(
+                    "a tool-call piece arrived before its call started", code="upstream_protocol_error"
+                )
             index = len(self._items)
             call = self._calls[event.index] = _Call(index, event.id, event.name)
             self._open_calls.append(call)
-            _, added = self._add_item(FunctionCallItem(id=call.item_id, call_id=call.call_id, name=call.name,
-                                                       arguments="", status="in_progress"))
+            _, added = self._add_item(
+                FunctionCallItem(
+                    id=call.item_id, call_id=call.call_id, name=call.name, arguments="", status="in_progress"
+                )
+            )
             out += added
         if event.arguments:
             call.arguments.append(event.arguments)
-            out += self._event("response.function_call_arguments.delta", item_id=call.item_id,
-                               output_index=call.index, delta=event.arguments)
+            out += self._event(
+                "response.function_call_arguments.delta",
+                item_id=call.item_id,
+                output_index=call.index,
+                delta=event.arguments,
+            )
         return out
 
     def _reasoning(self, event: ReasoningDelta) -> bytes | None:
@@ -232,15 +278,26 @@ class ResponseStreamWriter:
             out += self._close_open()
             self._reasoning_id = new_id("rs")
             self._reasoning_text = []
-            self._reasoning_index, added = self._add_item(ReasoningItem(id=self._reasoning_id, status="in_progress"))
-            out += added + self._event("response.reasoning_summary_part.added", item_id=self._reasoning_id,
-                                       output_index=self._reasoning_index, summary_index=0,
-                                       part=SummaryText(text=""))
+            self._reasoning_index, added = self._add_item(
+                ReasoningItem(id=self._reasoning_id, status="in_progress")
+            )
+            out += added + self._event(
+                "response.reasoning_summary_part.added",
+                item_id=self._reasoning_id,
+                output_index=self._reasoning_index,
+                summary_index=0,
+                part=SummaryText(text=""),
+            )
             self._open = "reasoning"
         self._reasoning_text.append(event.text)
         self._all_reasoning.append(event.text)
-        return out + self._event("response.reasoning_summary_text.delta", item_id=self._reasoning_id,
-                                 output_index=self._reasoning_index, summary_index=0, delta=event.text)
+        return out + self._event(
+            "response.reasoning_summary_text.delta",
+            item_id=self._reasoning_id,
+            output_index=self._reasoning_index,
+            summary_index=0,
+            delta=event.text,
+        )
 
     # --- the end -------------------------------------------------------------------------------
 
@@ -265,12 +322,21 @@ class ResponseStreamWriter:
         items = [item for item in self._items if item is not None]
         if self.response is None:
             raise UpstreamError("the stream ended before it started", code="upstream_protocol_error")
-        calls = [ToolCall(id=call.call_id, function=FunctionCall(name=call.name, arguments="".join(call.arguments)))
-                 for call in self._calls.values()]
+        calls = [
+            ToolCall(
+                id=call.call_id, function=FunctionCall(name=call.name, arguments="".join(call.arguments))
+            )
+            for call in self._calls.values()
+        ]
         text = "".join(self._all_text)
-        message = Message(role="assistant", content=text if text or not calls else None,
-                          tool_calls=calls or None, refusal="".join(self._refusals) or None,
-                          reasoning="".join(self._all_reasoning) or None, provider_metadata=self._metadata)
+        message = Message(
+            role="assistant",
+            content=text if text or not calls else None,
+            tool_calls=calls or None,
+            refusal="".join(self._refusals) or None,
+            reasoning="".join(self._all_reasoning) or None,
+            provider_metadata=self._metadata,
+        )
         return finish(self.response, items, self.usage, self.finish_reason), message
 
     def completed(self, response: Response) -> bytes:
@@ -282,10 +348,13 @@ class ResponseStreamWriter:
         if not isinstance(error, JunctionError):
             error = UpstreamError("the stream failed; the gateway log has the details")
         if self.response is None:
-            return self._event("error", code=error.code or error.error_type, message=error.message,
-                               param=error.param)
+            return self._event(
+                "error", code=error.code or error.error_type, message=error.message, param=error.param
+            )
         response = self.response
         response.status = "failed"
         response.output = [item for item in self._items if item is not None]
-        response.error = ResponseError(code=_ERROR_CODES.get(error.status, "server_error"), message=error.message)
+        response.error = ResponseError(
+            code=_ERROR_CODES.get(error.status, "server_error"), message=error.message
+        )
         return self._event("response.failed", response=response)

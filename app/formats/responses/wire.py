@@ -136,8 +136,13 @@ class ResponseUsage(msgspec.Struct, kw_only=True):
 
 
 def empty_usage() -> ResponseUsage:
-    return ResponseUsage(input_tokens=0, input_tokens_details=InputTokensDetails(), output_tokens=0,
-                         output_tokens_details=OutputTokensDetails(), total_tokens=0)
+    return ResponseUsage(
+        input_tokens=0,
+        input_tokens_details=InputTokensDetails(),
+        output_tokens=0,
+        output_tokens_details=OutputTokensDetails(),
+        total_tokens=0,
+    )
 
 
 class ResponseError(msgspec.Struct, kw_only=True):

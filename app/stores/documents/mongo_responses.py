@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.stores.documents.mongo import MongoRepository, require_org
 from app.stores.documents.common import stored_values
+from app.stores.documents.mongo import MongoRepository, require_org
 from app.stores.documents.responses import StoredResponse, response_not_found
 
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from app.stores.documents.common import stored_values
 from app.stores.documents.responses import StoredResponse, response_not_found
 from app.stores.documents.sql import responses
-from app.stores.documents.sql_repos import SqlRepository, require_org, to_record
+from app.stores.documents.sql_repos import SqlRepository, require_org
 
 
 def _in_org(org_id: str | None, response_id: str) -> sa.ColumnElement[bool]:
@@ -31,4 +31,6 @@ class SqlResponses(SqlRepository):
         return await self._one(query, StoredResponse, response_not_found(response_id))
 
     async def delete(self, org_id: str | None, response_id: str) -> None:
-        await self._delete(responses.delete().where(_in_org(org_id, response_id)), response_not_found(response_id))
+        await self._delete(
+            responses.delete().where(_in_org(org_id, response_id)), response_not_found(response_id)
+        )
