@@ -14,10 +14,14 @@ import msgspec
 
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
 from app.formats.json_body import decode_upstream, option_fields, splice_fields
+from app.formats.openai_passthrough import (
+    keep_message_extras,
+    openai_only,
+    outgoing_message,
+    refuse_openai_only,
+)
 from app.schemas.chat import (
     CHAT_REQUEST_FIELDS,
-    MESSAGE_FIELDS,
-    PART_FIELDS,
     ChatRequest,
     ChatResponse,
     FunctionCall,
@@ -130,67 +134,17 @@ def validation_error(error: msgspec.MsgspecError) -> InvalidRequest:
 # --- ingress: client → unified → client ---------------------------------------------------------
 
 
-#: Chat fields whose OpenAI-only forms (custom tools, ``allowed_tools``) travel verbatim to OpenAI.
-OPENAI_ONLY_FIELDS = ("tools", "tool_choice")
-_raw_items_decoder = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
-_any_decoder = msgspec.json.Decoder()
-
-
-def _openai_only(fields: dict[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
-    """``tools`` holding a custom tool, ``tool_choice`` naming ``allowed_tools`` or a custom tool:
-    left unmodelled, so OpenAI gets them verbatim and other providers refuse them by name."""
-    moved = {}
-    tools = fields.get("tools")
-    if tools is not None:
-        decoded = _any_decoder.decode(tools)
-        if isinstance(decoded, list) and any(isinstance(t, dict) and t.get("type") == "custom" for t in decoded):
-            moved["tools"] = tools
-    choice = fields.get("tool_choice")
-    if choice is not None:
-        decoded = _any_decoder.decode(choice)
-        if isinstance(decoded, dict) and decoded.get("type") in ("allowed_tools", "custom"):
-            moved["tool_choice"] = choice
-    return moved
-
-
-def refuse_openai_only(request: ChatRequest, provider: str) -> None:
-    """A 400 naming the field when ``request`` holds an OpenAI-only tool form ``provider`` lacks."""
-    extras = request.extra_fields
-    for name in OPENAI_ONLY_FIELDS:
-        if extras and name in extras:
-            raise InvalidRequest(f"{name}: custom tools and the allowed_tools tool choice are OpenAI's own; "
-                                 f"{provider} does not offer them", param=name, code="unsupported_parameter")
-
-
-def _keep_message_extras(request: ChatRequest, raw_messages: msgspec.Raw) -> None:
-    """Record the members of each message (and content part) that Junction does not model."""
-    for message, raw in zip(request.messages, _raw_items_decoder.decode(raw_messages), strict=False):
-        if len(raw) > len(MESSAGE_FIELDS & raw.keys()):
-            message.extra_fields = {k: _any_decoder.decode(v) for k, v in raw.items() if k not in MESSAGE_FIELDS}
-        content = raw.get("content")
-        if content is None or not bytes(content).lstrip().startswith(b"["):
-            continue
-        parts = _raw_items_decoder.decode(content)
-        extras: list[dict[str, Any] | None] = []
-        for part in parts:
-            known = PART_FIELDS.get(_any_decoder.decode(part["type"])) if "type" in part else None
-            unknown = {k: _any_decoder.decode(v) for k, v in part.items() if known is not None and k not in known}
-            extras.append(unknown or None)
-        if any(extras):
-            message.part_extra_fields = extras
-
-
 def decode_chat_request(body: bytes) -> ChatRequest:
     """Decode a client's request; unknown top-level fields are kept verbatim in ``extra_fields``,
     unknown members of messages and content parts in each message's own."""
     try:
         fields = _fields_decoder.decode(body)
-        moved = _openai_only(fields) if b'"custom"' in body or b'"allowed_tools"' in body else None
+        moved = openai_only(fields) if b'"custom"' in body or b'"allowed_tools"' in body else None
         if moved:
             body = _encoder.encode({k: v for k, v in fields.items() if k not in moved})
         request = _request_decoder.decode(body)
         if "messages" in fields:
-            _keep_message_extras(request, fields["messages"])
+            keep_message_extras(request, fields["messages"])
     except msgspec.MsgspecError as error:
         raise validation_error(error) from None
     if moved:
@@ -332,7 +286,7 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool,
            or m.part_extra_fields is not None for m in messages):
         # Our own additions to messages go (OpenAI rejects unknown message members); the client's
         # own unknown members go back in, verbatim.
-        messages = [_outgoing_message(m) for m in messages]
+        messages = [outgoing_message(m) for m in messages]
     outgoing = msgspec.structs.replace(
         request,
         model=model,
@@ -347,22 +301,6 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool,
         own = option_fields(request.provider_options, provider, CHAT_REQUEST_FIELDS)
         fields = {**fields, **own} if fields else own
     return splice_fields(_encoder.encode(outgoing), fields)
-
-
-def _outgoing_message(message: Message) -> Message | msgspec.Raw:
-    stripped = msgspec.structs.replace(message, reasoning=None, provider_metadata=None, extra_fields=None,
-                                       part_extra_fields=None)
-    if message.extra_fields is None and message.part_extra_fields is None:
-        return stripped
-    encoded = msgspec.to_builtins(stripped)
-    for name, value in (message.extra_fields or {}).items():
-        encoded.setdefault(name, value)
-    parts = encoded.get("content")
-    if isinstance(parts, list) and message.part_extra_fields is not None:
-        for part, extra in zip(parts, message.part_extra_fields, strict=False):
-            for name, value in (extra or {}).items():
-                part.setdefault(name, value)
-    return msgspec.Raw(_encoder.encode(encoded))
 
 
 def decode_chat_response(body: bytes, provider: str) -> ChatResponse:

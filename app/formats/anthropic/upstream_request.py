@@ -44,7 +44,7 @@ from app.formats.anthropic.wire import (
     ToolParam,
 )
 from app.formats.json_body import option_fields, splice_fields
-from app.formats.openai import refuse_openai_only
+from app.formats.openai_passthrough import refuse_openai_only
 from app.schemas.chat import ChatRequest, Message, NamedToolChoice
 
 _encoder = msgspec.json.Encoder()

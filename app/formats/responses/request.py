@@ -48,7 +48,9 @@ _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 #: Marks ``encrypted_content`` Junction wrote (base64 of the provider metadata, not encrypted).
 METADATA_PREFIX = "jn1:"
 _TOOL_CHOICES = frozenset({"none", "auto", "required"})
-_INCLUDABLE = frozenset({"reasoning.encrypted_content", "message.output_text.logprobs"})
+_INCLUDABLE = frozenset(
+    {"reasoning.encrypted_content", "message.output_text.logprobs", "message.input_image.image_url"}
+)
 _USAGE = StreamOptions(include_usage=True)
 
 

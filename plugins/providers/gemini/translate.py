@@ -27,7 +27,7 @@ from typing import Any
 
 from app.errors import InvalidRequest, UpstreamError
 from app.formats.json_body import option_fields, splice_fields
-from app.formats.openai import refuse_openai_only
+from app.formats.openai_passthrough import refuse_openai_only
 from app.schemas.chat import (
     AudioPart,
     ChatRequest,
