@@ -153,6 +153,8 @@ def _content(value: Any, param: str) -> str | list[ContentPart]:
         return value
     if not isinstance(value, list):
         raise _bad(param, "expected a string or a list of content parts")
+    if len(value) == 1 and isinstance(value[0], dict) and value[0].get("type") == "input_text":
+        return _text_of(value[0].get("text"), f"{param}[0].text")  # plain text stays a string upstream
     return [_part(part, f"{param}[{index}]") for index, part in enumerate(value)]
 
 
@@ -254,9 +256,10 @@ def _normal_item(item: Any, where: str) -> dict[str, Any]:
         parts: list[Any]
         if isinstance(content, str):
             parts = [{"type": "output_text" if role == "assistant" else "input_text", "text": content}]
+        elif isinstance(content, list):
+            parts = list(content)  # each part is checked when it becomes a unified one
         else:
-            _content(content, f"{where}.content")  # validates
-            parts = list(content)
+            raise _bad(f"{where}.content", "expected a string or a list of content parts")
         if role == "assistant":
             parts = [
                 {**part, "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
@@ -285,8 +288,8 @@ def _normal_item(item: Any, where: str) -> dict[str, Any]:
     if kind == "function_call_output":
         _text_of(item.get("call_id"), f"{where}.call_id")
         output = item.get("output")
-        if not isinstance(output, str):
-            _content(output, f"{where}.output")
+        if not isinstance(output, str | list):
+            raise _bad(f"{where}.output", "expected a string or a list of content parts")
         return {
             "id": item.get("id") or new_id("fco"),
             "type": "function_call_output",
