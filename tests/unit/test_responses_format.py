@@ -127,3 +127,29 @@ def test_the_stream_opens_and_closes_each_item_in_order() -> None:
     assert response.output[0].encrypted_content == seal_metadata({"anthropic": {"signature": "s"}})
     assert message.tool_calls is not None and message.tool_calls[0].function.arguments == '{"a":1}'
     assert response.usage.total_tokens == 7 and response.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"input": [{"role": "assistant", "content": [1]}]}, "input[0].content[0]"),
+        ({"input": [{"role": "assistant", "content": [{"type": "output_text"}]}]}, "input[0].content[0].text"),
+        ({"input": [{"type": "reasoning", "summary": [1]}]}, "input[0].summary[0]"),
+        ({"input": [{"role": "user", "content": [1]}]}, "input[0].content[0]"),
+        ({"input": [{"type": "function_call"}]}, "input[0].call_id"),
+        ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
+        ({"input": "hi", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
+        ({"input": "hi", "text": {"format": {"type": "json_schema"}}}, "text.format"),
+        ({"input": "hi", "include": ["file_search_call.results"]}, "include[0]"),
+        ({"input": "hi", "background": True}, "background"),
+        ({}, "input"),
+    ],
+)
+def test_malformed_requests_are_400s_naming_the_field(fields: dict[str, object], param: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        request = decode_responses_request(_request(**fields))
+        from app.formats.responses.request import to_chat_request
+
+        to_chat_request(request, items_to_messages(normalize_items(request)))
+    assert raised.value.param == param

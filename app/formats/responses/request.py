@@ -243,6 +243,25 @@ def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list
     return messages
 
 
+def _assistant_part(part: Any, where: str) -> dict[str, Any]:
+    """An assistant message's part as listed items show it (``output_text`` or ``refusal``)."""
+    if not isinstance(part, dict):
+        raise _bad(where, "expected a content part object")
+    kind = part.get("type")
+    if kind == "refusal":
+        _text_of(part.get("refusal"), f"{where}.refusal")
+        return part
+    if kind not in ("output_text", "input_text", "text"):
+        raise _bad(f"{where}.type", f"an assistant message holds output_text or refusal parts, not {kind!r}")
+    text = _text_of(part.get("text"), f"{where}.text")
+    return {
+        "type": "output_text",
+        "text": text,
+        "annotations": part.get("annotations") or [],
+        "logprobs": part.get("logprobs") or [],
+    }
+
+
 def _normal_item(item: Any, where: str) -> dict[str, Any]:
     """One input item with an id and the shape the OpenAPI document gives listed items."""
     if not isinstance(item, dict):
@@ -261,12 +280,7 @@ def _normal_item(item: Any, where: str) -> dict[str, Any]:
         else:
             raise _bad(f"{where}.content", "expected a string or a list of content parts")
         if role == "assistant":
-            parts = [
-                {**part, "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
-                if part.get("type") == "output_text"
-                else part
-                for part in parts
-            ]
+            parts = [_assistant_part(part, f"{where}.content[{index}]") for index, part in enumerate(parts)]
         return {
             "id": item.get("id") or new_id("msg"),
             "type": "message",
@@ -301,6 +315,10 @@ def _normal_item(item: Any, where: str) -> dict[str, Any]:
         summary = item.get("summary") or []
         if not isinstance(summary, list):
             raise _bad(f"{where}.summary", "expected a list")
+        for index, part in enumerate(summary):
+            if not isinstance(part, dict):
+                raise _bad(f"{where}.summary[{index}]", "expected a summary_text object")
+            _text_of(part.get("text"), f"{where}.summary[{index}].text")
         open_metadata(item.get("encrypted_content"), f"{where}.encrypted_content")  # validates
         return {
             "id": item.get("id") or new_id("rs"),
