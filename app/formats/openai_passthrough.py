@@ -30,7 +30,9 @@ def openai_only(fields: dict[str, msgspec.Raw]) -> dict[str, msgspec.Raw]:
     tools = fields.get("tools")
     if tools is not None:
         decoded = _any_decoder.decode(tools)
-        if isinstance(decoded, list) and any(isinstance(t, dict) and t.get("type") == "custom" for t in decoded):
+        if isinstance(decoded, list) and any(
+            isinstance(t, dict) and t.get("type") == "custom" for t in decoded
+        ):
             moved["tools"] = tools
     choice = fields.get("tool_choice")
     if choice is not None:
@@ -45,15 +47,45 @@ def refuse_openai_only(request: ChatRequest, provider: str) -> None:
     extras = request.extra_fields
     for name in OPENAI_ONLY_FIELDS:
         if extras and name in extras:
-            raise InvalidRequest(f"{name}: custom tools and the allowed_tools tool choice are OpenAI's own; "
-                                 f"{provider} does not offer them", param=name, code="unsupported_parameter")
+            raise InvalidRequest(
+                f"{name}: custom tools and the allowed_tools tool choice are OpenAI's own; "
+                f"{provider} does not offer them",
+                param=name,
+                code="unsupported_parameter",
+            )
+
+
+#: Every member any content part may have, and the modelled message members, refusing any other:
+#: one strict decode (C speed) tells whether a request holds unknown members at all, so the common
+#: request pays no Python-level scan.
+_PartMembers = msgspec.defstruct(
+    "_PartMembers",
+    [(name, Any, None) for name in set().union(*PART_FIELDS.values())],
+    forbid_unknown_fields=True,
+)
+_MessageMembers = msgspec.defstruct(
+    "_MessageMembers",
+    [
+        (name, str | list[_PartMembers] | None, None) if name == "content" else (name, Any, None)
+        for name in sorted(MESSAGE_FIELDS)
+    ],
+    forbid_unknown_fields=True,
+)
+_known_members_decoder = msgspec.json.Decoder(list[_MessageMembers])
 
 
 def keep_message_extras(request: ChatRequest, raw_messages: msgspec.Raw) -> None:
     """Record the members of each message (and content part) that Junction does not model."""
+    try:
+        _known_members_decoder.decode(raw_messages)
+        return
+    except msgspec.ValidationError:
+        pass  # some member is unknown (or malformed, which the typed decode already refused): look closer
     for message, raw in zip(request.messages, _raw_items_decoder.decode(raw_messages), strict=False):
         if len(raw) > len(MESSAGE_FIELDS & raw.keys()):
-            message.extra_fields = {k: _any_decoder.decode(v) for k, v in raw.items() if k not in MESSAGE_FIELDS}
+            message.extra_fields = {
+                k: _any_decoder.decode(v) for k, v in raw.items() if k not in MESSAGE_FIELDS
+            }
         content = raw.get("content")
         if content is None or not bytes(content).lstrip().startswith(b"["):
             continue
@@ -61,15 +93,18 @@ def keep_message_extras(request: ChatRequest, raw_messages: msgspec.Raw) -> None
         extras: list[dict[str, Any] | None] = []
         for part in parts:
             known = PART_FIELDS.get(_any_decoder.decode(part["type"])) if "type" in part else None
-            unknown = {k: _any_decoder.decode(v) for k, v in part.items() if known is not None and k not in known}
+            unknown = {
+                k: _any_decoder.decode(v) for k, v in part.items() if known is not None and k not in known
+            }
             extras.append(unknown or None)
         if any(extras):
             message.part_extra_fields = extras
 
 
 def outgoing_message(message: Message) -> Message | msgspec.Raw:
-    stripped = msgspec.structs.replace(message, reasoning=None, provider_metadata=None, extra_fields=None,
-                                       part_extra_fields=None)
+    stripped = msgspec.structs.replace(
+        message, reasoning=None, provider_metadata=None, extra_fields=None, part_extra_fields=None
+    )
     if message.extra_fields is None and message.part_extra_fields is None:
         return stripped
     encoded = msgspec.to_builtins(stripped)
