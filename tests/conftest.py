@@ -14,6 +14,9 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-test"
 
+#: Every OpenAI-shaped answer the suite receives is checked against OpenAI's OpenAPI document.
+pytest_plugins = ["tests.openapi.plugin"]
+
 
 #: ``fake_openai_server``: the session's fake OpenAI; ``fake_openai``: the same, emptied of recorded
 #: requests and scripted replies for the test.

@@ -9,6 +9,7 @@ from app.domain.bridges.controllers import bridge_routes
 from app.domain.credentials.controllers import credential_routes
 from app.domain.keys.controllers import key_routes
 from app.domain.orgs.controllers import org_routes
+from app.domain.responses.controllers import responses_routes
 from app.domain.services import Domain
 from app.domain.threads.controllers import thread_routes
 from app.pipeline import Gateway
@@ -22,4 +23,5 @@ def domain_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         *bridge_routes(gateway, domain),
         *bridge_chat_routes(gateway, domain),
         *thread_routes(gateway, domain),
+        *responses_routes(gateway, domain),
     ]

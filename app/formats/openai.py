@@ -15,7 +15,22 @@ import msgspec
 from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
 from app.formats.chat_checks import check_ranges
 from app.formats.json_body import decode_upstream, option_fields, splice_fields
-from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, StreamOptions, Usage
+from app.formats.openai_passthrough import (
+    keep_message_extras,
+    openai_only,
+    outgoing_message,
+    refuse_openai_only,
+)
+from app.schemas.chat import (
+    CHAT_REQUEST_FIELDS,
+    ChatRequest,
+    ChatResponse,
+    FunctionCall,
+    Message,
+    StreamOptions,
+    ToolCall,
+    Usage,
+)
 from app.schemas.stream import (
     Finish,
     ReasoningDelta,
@@ -127,16 +142,23 @@ def validation_error(error: msgspec.MsgspecError) -> InvalidRequest:
 
 
 def decode_chat_request(body: bytes) -> ChatRequest:
-    """Decode a client's request; unknown top-level fields are kept verbatim in ``extra_fields``."""
+    """Decode a client's request; unknown top-level fields are kept verbatim in ``extra_fields``,
+    unknown members of messages and content parts in each message's own."""
     try:
         fields = _fields_decoder.decode(body)
+        moved = openai_only(fields) if b'"custom"' in body or b'"allowed_tools"' in body else None
+        if moved:
+            body = _encoder.encode({k: v for k, v in fields.items() if k not in moved})
         request = _request_decoder.decode(body)
+        if "messages" in fields:
+            keep_message_extras(request, fields["messages"])
     except msgspec.MsgspecError as error:
         raise validation_error(error) from None
-    if not request.messages:
-        raise InvalidRequest("messages: must contain at least one message", param="messages",
-                             code="invalid_value")
+    _nonempty(request)
     check_ranges(request)
+    if moved:
+        request.extra_fields = {k: v for k, v in fields.items() if k not in CHAT_REQUEST_FIELDS or k in moved}
+        return request
     if len(fields) > len(CHAT_REQUEST_FIELDS & fields.keys()):
         request.extra_fields = {k: v for k, v in fields.items() if k not in CHAT_REQUEST_FIELDS}
     else:
@@ -144,8 +166,58 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     return request
 
 
+def _nonempty(request: ChatRequest) -> ChatRequest:
+    if not request.messages:
+        raise InvalidRequest("messages: must contain at least one message", param="messages",
+                             code="invalid_value")
+    return request
+
+
+class _MessageOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A response's message as written: ``content`` and ``refusal`` have no default, so they are
+    always present (``null`` when empty), as OpenAI's OpenAPI document requires."""
+
+    role: str
+    content: str | None
+    refusal: str | None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    name: str | None = None
+    reasoning: str | None = None
+    provider_metadata: dict[str, Any] | None = None
+
+
+class _ChoiceOut(msgspec.Struct, kw_only=True):
+    index: int
+    message: _MessageOut
+    finish_reason: str | None
+    logprobs: Any = None
+
+
+class _ResponseOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[_ChoiceOut]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+def _message_out(message: Message) -> _MessageOut:
+    content = message.content if isinstance(message.content, str) or message.content is None else message.text()
+    return _MessageOut(role=message.role, content=content, refusal=message.refusal, tool_calls=message.tool_calls,
+                       function_call=message.function_call, name=message.name, reasoning=message.reasoning,
+                       provider_metadata=message.provider_metadata)
+
+
 def encode_chat_response(response: ChatResponse) -> bytes:
-    return _encoder.encode(response)
+    return _encoder.encode(_ResponseOut(
+        id=response.id, object=response.object, created=response.created, model=response.model,
+        choices=[_ChoiceOut(index=c.index, message=_message_out(c.message), finish_reason=c.finish_reason,
+                            logprobs=c.logprobs) for c in response.choices],
+        usage=response.usage, system_fingerprint=response.system_fingerprint, service_tier=response.service_tier))
 
 
 class ChunkWriter:
@@ -216,10 +288,14 @@ def encode_chat_request(request: ChatRequest, model: str, *, stream: bool,
     """The upstream request body: the client's request with the upstream model, unmodelled fields
     and ``provider``'s own ``provider_options`` spliced in, and (when streaming) usage always
     requested so the gateway can meter it."""
-    messages = request.messages
-    if any(m.reasoning is not None or m.provider_metadata is not None for m in messages):
-        # Our own additions to messages; OpenAI rejects unknown message members.
-        messages = [msgspec.structs.replace(m, reasoning=None, provider_metadata=None) for m in messages]
+    if provider != "openai":
+        refuse_openai_only(request, provider or "this provider")
+    messages: list[Any] = request.messages
+    if any(m.reasoning is not None or m.provider_metadata is not None or m.extra_fields is not None
+           or m.part_extra_fields is not None for m in messages):
+        # Our own additions to messages go (OpenAI rejects unknown message members); the client's
+        # own unknown members go back in, verbatim.
+        messages = [outgoing_message(m) for m in messages]
     outgoing = msgspec.structs.replace(
         request,
         model=model,

@@ -9,13 +9,14 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
+from app.errors import NotFound
 from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
 from app.ingress.streaming import relay
 from app.pipeline import Gateway
 from app.plugins.call import Call
 from app.plugins.protocols import InferenceRequest, Principal
 from app.request_id import request_id
-from app.routing.catalog import ModelCatalog, ModelList
+from app.routing.catalog import ModelCatalog, ModelEntry, ModelList
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -61,4 +62,12 @@ def openai_routes(gateway: Gateway, catalog: ModelCatalog, submit_job: SubmitJob
         gateway.authorize(await caller(gateway, request), "chat")
         return await catalog.list()
 
-    return [chat_completions, list_models]
+    @get("/v1/models/{model_id:path}", summary="One model of /v1/models (ids may hold slashes)")
+    async def retrieve_model(request: Request[Any, Any, Any], model_id: str) -> ModelEntry:
+        gateway.authorize(await caller(gateway, request), "chat")
+        entry = await catalog.get(model_id.lstrip("/"))
+        if entry is None:
+            raise NotFound(f"model {model_id.lstrip('/')!r} not found", param="model", code="model_not_found")
+        return entry
+
+    return [chat_completions, list_models, retrieve_model]

@@ -70,3 +70,7 @@ class ModelCatalog:
         for name, models in zip(names, lists, strict=True):
             entries.extend(ModelEntry(id=f"{name}/{model}", owned_by=name) for model in models)
         return ModelList(data=entries)
+
+    async def get(self, model_id: str) -> ModelEntry | None:
+        """The entry ``GET /v1/models/{id}`` answers with, or ``None`` when the list has no such model."""
+        return next((entry for entry in (await self.list()).data if entry.id == model_id), None)

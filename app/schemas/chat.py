@@ -113,6 +113,11 @@ class Message(_Model):
     reasoning: str | None = None
     #: Opaque provider data (e.g. thinking or thought signatures) carried unchanged between turns.
     provider_metadata: dict[str, Any] | None = None
+    #: Members of the client's message Junction does not model, kept so that OpenAI-compatible
+    #: upstreams receive them unchanged (set by the OpenAI ingress; other providers ignore them).
+    extra_fields: dict[str, Any] | None = None
+    #: The same for each content part, by position (``None`` for a part with none).
+    part_extra_fields: list[dict[str, Any] | None] | None = None
 
     def text(self) -> str:
         """The message's text content, parts joined; empty when it has none."""
@@ -182,6 +187,12 @@ class ChatRequest(_Model):
     def output_token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+
+#: Names of the modelled message members; anything else in a client's message is an extra field.
+MESSAGE_FIELDS = frozenset(Message.__struct_fields__) - {"extra_fields", "part_extra_fields"}
+#: Modelled members of each content part type.
+PART_FIELDS = {part.__struct_config__.tag: frozenset(part.__struct_fields__) | {"type"}
+               for part in (TextPart, ImagePart, AudioPart, FilePart, RefusalPart)}
 
 #: Names of the modelled request fields; anything else in a request body is an extra field.
 CHAT_REQUEST_FIELDS = frozenset(ChatRequest.__struct_fields__) - {"extra_fields"}

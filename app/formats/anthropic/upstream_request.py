@@ -44,6 +44,7 @@ from app.formats.anthropic.wire import (
     ToolParam,
 )
 from app.formats.json_body import option_fields, splice_fields
+from app.formats.openai_passthrough import refuse_openai_only
 from app.schemas.chat import ChatRequest, Message, NamedToolChoice
 
 _encoder = msgspec.json.Encoder()
@@ -228,6 +229,7 @@ def _response_tool(request: ChatRequest) -> ToolParam | None:
 def encode_messages_request(request: ChatRequest, model: str, *, stream: bool,
                             default_max_tokens: int) -> PreparedRequest:
     """The upstream body for ``request`` (raises a 400 naming the field it cannot translate)."""
+    refuse_openai_only(request, "anthropic")
     _check_parameters(request)
     system, messages = _turns(request.messages)
     limit = request.output_token_limit()

@@ -322,3 +322,14 @@ class Notifier:
             log.error("saved %s %s, but %s; other workers' caches may be stale until then", kind, id, error)
         except Exception:  # a bus that breaks its contract must not undo the caller's success either
             log.exception("saved %s %s, but the change bus failed unexpectedly", kind, id)
+
+
+# --- stored responses ----------------------------------------------------------------------------
+
+
+def stored_values(record: Any) -> dict[str, Any]:
+    """The record's fields as the backends store them (JSON builtins, no NUL characters)."""
+    values = msgspec.structs.asdict(record)
+    for name in ("response", "input_items", "context"):
+        values[name] = without_nul(msgspec.to_builtins(values[name]))
+    return values

@@ -171,6 +171,22 @@ class MongoModels:
                     IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="thread_seq")
                 ]
 
+        class ResponseDocument(Document):
+            """A stored Response (see ``app.stores.documents.responses``)."""
+
+            id: str  # type: ignore[assignment]
+            org_id: str | None = None
+            owner: str | None = None
+            created_at: datetime
+            response: dict[str, Any]
+            input_items: list[dict[str, Any]]
+            context: list[dict[str, Any]]
+
+            class Settings:
+                name = "responses"
+                indexes = [IndexModel([("org_id", ASCENDING)], name="org")]
+
+        self.responses = ResponseDocument
         self.orgs, self.keys, self.credentials = OrgDocument, ApiKeyDocument, CredentialDocument
         self.bridges, self.versions = BridgeDocument, BridgeVersionDocument
         self.threads, self.messages = ThreadDocument, ThreadMessageDocument
@@ -184,6 +200,7 @@ class MongoModels:
             self.versions,
             self.threads,
             self.messages,
+            self.responses,
         ]
 
 

@@ -29,6 +29,7 @@ from app.stores.documents.common import (
 from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
 from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
+from app.stores.documents.mongo_responses import MongoResponses
 from app.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
@@ -78,6 +79,7 @@ class MongoOrgs(MongoRepository):
             self._m.versions,
             self._m.threads,
             self._m.messages,
+            self._m.responses,
         ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
@@ -198,6 +200,7 @@ class MongoDocumentStore:
         self.threads = MongoThreads(self.models, notify, self.bridges)
         self.job_models = MongoJobModels()
         self.jobs = MongoJobs(self.job_models, self.models, notify, cipher)
+        self.responses = MongoResponses(self.models, notify)
 
     async def start(self) -> None:
         database = self._lent_database

@@ -50,6 +50,7 @@ from msgspec import UNSET, UnsetType
 
 from app.domain.jobs.records import JobRepository
 from app.schemas.chat import Message, ResponseFormat, Tool
+from app.stores.documents.responses import ResponseRepository
 
 BudgetPeriod = Literal["day", "month"]
 BridgeStatus = Literal["active", "paused"]
@@ -416,6 +417,8 @@ class DocumentStore(Protocol):
     threads: ThreadRepository
     #: Queued jobs, batches, batch files, webhook secrets (app.domain.jobs.records).
     jobs: JobRepository
+    #: Stored Responses (see :mod:`app.stores.documents.responses`).
+    responses: ResponseRepository
 
     async def start(self) -> None: ...
 

@@ -240,3 +240,17 @@ webhook_secrets = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+#: Stored Responses (``POST /v1/responses`` with ``store``); ``org_id`` is NULL for the master key's
+#: calls that name no org. See :mod:`app.stores.documents.responses`.
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=True, index=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("input_items", Json, nullable=False),
+    sa.Column("context", Json, nullable=False),
+)

@@ -27,6 +27,7 @@ from typing import Any
 
 from app.errors import InvalidRequest, UpstreamError
 from app.formats.json_body import option_fields, splice_fields
+from app.formats.openai_passthrough import refuse_openai_only
 from app.schemas.chat import (
     AudioPart,
     ChatRequest,
@@ -305,6 +306,7 @@ def _generation_config(request: ChatRequest) -> GenerationConfig | None:
 
 def to_gemini(request: ChatRequest, config: GeminiConfig) -> GenerateContentRequest:
     """The ``generateContent`` body for ``request``; 400s name the field Gemini cannot take."""
+    refuse_openai_only(request, "gemini")
     _refuse_unsupported(request)
     contents, system = _contents(request, config)
     tools = None

@@ -1,0 +1,1 @@
+"""Stored Responses: POST /v1/responses and its state routes."""
