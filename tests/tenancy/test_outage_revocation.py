@@ -58,12 +58,11 @@ def postgres_url(tmp_path: Path) -> Iterator[str]:
         asyncio.run(drop_postgres_database(name))
 
 
-def chat(server: JunctionProcess, key: str) -> int:
+def chat(server: JunctionProcess, key: str, model: str = "openai/gpt-4o-mini") -> int:
     # A new connection per request, so both workers take their share.
     response = httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}",
                                                                         "connection": "close"},
-                          json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
-                          timeout=20)
+                          json={"model": model, "messages": [{"role": "user", "content": "x"}]}, timeout=20)
     return response.status_code
 
 
@@ -77,8 +76,13 @@ def test_a_key_revoked_while_redis_is_down_stops_working_on_every_worker(
         org = httpx.post(f"{server.url}/api/v1/admin/orgs", json={"name": "outage"}, headers=master).json()
         key = httpx.post(f"{server.url}/api/v1/admin/keys", json={"org_id": org["id"], "name": "k"},
                          headers=master).json()
-        # Every worker caches the key (valid for 300 s while the bus is up).
+        other = httpx.post(f"{server.url}/api/v1/admin/keys", json={"org_id": org["id"], "name": "o"},
+                           headers=master).json()
+        bridge = httpx.post(f"{server.url}/api/v1/bridges", headers=master, json={
+            "org_id": org["id"], "slug": "b", "name": "b", "model": "openai/gpt-4o-mini", "prompt": "p"}).json()
+        # Every worker caches the keys and the bridge (valid for 300 s while the bus is up).
         assert [chat(server, key["key"]) for _ in range(20)] == [200] * 20
+        assert [chat(server, other["key"], "bridge/b") for _ in range(20)] == [200] * 20
         assert httpx.get(f"{server.url}/readyz").status_code == 200
 
         os.kill(redis_process.pid, signal.SIGKILL)
@@ -86,11 +90,16 @@ def test_a_key_revoked_while_redis_is_down_stops_working_on_every_worker(
         revoked = httpx.delete(f"{server.url}/api/v1/admin/keys/{key['id']}", headers=master, timeout=20)
         assert revoked.status_code in (200, 204), revoked.text
         revoked_at = time.monotonic()
+        paused = httpx.patch(f"{server.url}/api/v1/bridges/{bridge['id']}", headers=master,
+                             json={"status": "paused"}, timeout=20)
+        assert paused.status_code == 200, paused.text
 
         time.sleep(1.5)
         statuses = [chat(server, key["key"]) for _ in range(30)]
         late = time.monotonic() - revoked_at
         assert statuses == [401] * 30, f"{statuses.count(200)} of 30 still served {late:.1f}s after revocation"
+        bridge_calls = [chat(server, other["key"], "bridge/b") for _ in range(20)]
+        assert bridge_calls == [403] * 20, f"{bridge_calls.count(200)} of 20 calls used the paused bridge"
 
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 503
