@@ -140,7 +140,9 @@ def test_overspend_stays_within_what_in_flight_calls_add_beyond_their_reservatio
     assert spent == pytest.approx(admitted * actual, rel=1e-6)
     bound = cap + admitted * (actual - reserved)  # the documented bound
     assert spent <= bound + 1e-9
-    # Now over budget: the next call is refused whatever its size.
-    refused = chat(nodes[0], key, text=TEXT, max_tokens=1)
-    assert refused.status_code == 429 and error_of(refused)["code"] == "budget_exceeded"
+    # How many were in flight together depends on the machine's load; when all ten were, the
+    # spend is now past the cap and any further call is refused.
+    if spent > cap:
+        refused = chat(nodes[0], key, text=TEXT, max_tokens=1)
+        assert refused.status_code == 429 and error_of(refused)["code"] == "budget_exceeded"
     assert math.isclose(admin.key_usage(key_id)["budget"]["remaining_usd"], max(cap - spent, 0), abs_tol=1e-9)
