@@ -26,7 +26,8 @@ from typing import Any
 from app.errors import JunctionError
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 
-#: Queues one command on a redis-py pipeline (e.g. ``lambda pipe: script(keys, args, client=pipe)``).
+#: Queues one command on a redis-py pipeline (e.g. ``lambda pipe: pipe.evalsha(sha, 1, key, *args)``; not
+#: ``Script.__call__``, whose async form returns a coroutine instead of queueing).
 Command = Callable[[Any], object]
 #: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.
 OnResult = Callable[[Any], None]
