@@ -146,6 +146,8 @@ class JobsSettings(_Strict):
     #: Requests in one batch, and bytes of one uploaded batch file.
     max_batch_requests: int = 50_000
     max_file_bytes: int = 100 * 1024 * 1024
+    #: Keep batch files' bytes in this directory (shared by every node) instead of the documents store.
+    files_dir: str | None = None
 
 
 class LimitsSettings(_Strict):

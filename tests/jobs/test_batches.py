@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -175,3 +176,23 @@ def test_batch_webhook_when_it_completes(server: JunctionProcess, fake_openai: F
     payload = Webhook(STANDARD_WEBHOOKS_SECRET).verify(delivery.body, delivery.headers)
     assert payload["id"] == batch_id and payload["status"] == "completed"
     assert payload["counts"]["succeeded"] == 2
+
+
+def test_batch_files_in_a_configured_directory(fake_openai_server: FakeOpenAI, tmp_path: Path,
+                                               fake_openai: FakeOpenAI) -> None:
+    files = tmp_path / "files"
+    config = jobs_config(fake_openai_server, extra=f'files_dir = "{files}"\n')
+    line = {"custom_id": "one", "method": "POST", "url": "/v1/chat/completions", "body": chat_body()}
+    content = (json.dumps(line) + "\n").encode()
+    with JunctionProcess(tmp_path / "server", config) as process, \
+            openai.OpenAI(base_url=f"{process.url}/v1", api_key=process.key, max_retries=0, timeout=20) as sdk:
+        uploaded = sdk.files.create(file=("in.jsonl", content), purpose="batch")
+        assert (files / uploaded.id).read_bytes() == content
+        batch = sdk.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+        deadline = time.monotonic() + 20
+        while batch.status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            batch = sdk.batches.retrieve(batch.id)
+        output = sdk.files.content(batch.output_file_id).content
+        assert output == (files / batch.output_file_id).read_bytes()
+        assert json.loads(output)["custom_id"] == "one"

@@ -251,3 +251,20 @@ def test_jobs_run_as_the_submitting_caller_through_the_pipeline(server: Junction
         allowed = wait_for(http, http.post("/api/v1/jobs", json={"request": chat_body(model="openai/gpt-4o")}
                                            ).json()["id"])
         assert allowed["status"] == "succeeded"
+
+
+def test_a_bridge_runs_as_a_job(server: JunctionProcess, fake_openai: FakeOpenAI) -> None:
+    with client(server.url) as admin:
+        org = admin.post("/api/v1/admin/orgs", json={"name": "bridged"}).json()
+        key = admin.post("/api/v1/admin/keys", json={"org_id": org["id"], "name": "k"}).json()["key"]
+        created = admin.post("/api/v1/bridges", json={
+            "org_id": org["id"], "slug": "greeter", "name": "Greeter", "model": "openai/gpt-4o-mini",
+            "prompt": "Greet {{name}}.", "variables": [{"name": "name", "required": True}]})
+        assert created.status_code in (200, 201), created.text
+    fake_openai.script(text="Hello Bo")
+    with client(server.url, key) as http:
+        body = {"model": "bridge/greeter", "messages": [{"role": "user", "content": "hi"}], "variables": {"name": "Bo"}}
+        job = wait_for(http, http.post("/api/v1/jobs", json={"request": body}).json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["result"]["choices"][0]["message"]["content"] == "Hello Bo"
+    assert fake_openai.last.json()["messages"][0] == {"role": "system", "content": "Greet Bo."}

@@ -107,7 +107,7 @@ def openai_batch_routes(gateway: Gateway, batches: BatchService) -> list[HTTPRou
         record = StoredFile(id=new_id("file"), org_id=owner_org(principal), purpose="batch",
                             filename=check_length("file.filename", upload.filename or "batch.jsonl", 255),
                             bytes=len(content), created_at=utc_now())
-        await store.create_file(record, content)
+        await batches.files.save(record, content)
         return json_response(file_object(record))
 
     @get("/v1/files/{file_id:str}", summary="A file's metadata (OpenAI Files API)")
@@ -118,7 +118,7 @@ def openai_batch_routes(gateway: Gateway, batches: BatchService) -> list[HTTPRou
     @get("/v1/files/{file_id:str}/content", summary="A file's bytes (OpenAI Files API)")
     async def file_content(request: Request[Any, Any, Any], file_id: str) -> Response[bytes]:
         principal = await caller(gateway, request, "chat")
-        content = await store.file_content(reader_org(principal), file_id)
+        content = await batches.files.content(reader_org(principal), file_id)
         return Response(content, media_type="application/jsonl")
 
     @post("/v1/batches", summary="Create a batch from an uploaded JSONL file (OpenAI Batch API)", status_code=200)
@@ -133,7 +133,7 @@ def openai_batch_routes(gateway: Gateway, batches: BatchService) -> list[HTTPRou
         if record.purpose != "batch":
             raise InvalidRequest("input_file_id: not a purpose=batch file", param="input_file_id",
                                  code="invalid_value")
-        bodies, custom_ids = batch_lines(await store.file_content(reader_org(principal), record.id))
+        bodies, custom_ids = batch_lines(await batches.files.content(reader_org(principal), record.id))
         batch = await batches.create(principal, bodies, kind="openai", custom_ids=custom_ids,
                                      input_file_id=record.id, metadata=body.metadata, param="input_file_id")
         return json_response(await batch_object(batch))

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from app.domain.batches.files import FileStorage
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
 from app.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
@@ -39,6 +40,7 @@ class BatchService:
         self.store = store
         self.queue = queue
         self.delivery = delivery
+        self.files = FileStorage(store, settings.files_dir)
 
     def _ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.result_ttl_seconds)
@@ -133,7 +135,7 @@ class BatchService:
             record = StoredFile(id=new_id("file"), org_id=batch.org_id, purpose="batch_output",
                                 filename=f"{batch.id}_{'output' if name == 'output_file_id' else 'error'}.jsonl",
                                 bytes=len(content), created_at=utc_now(), expires_at=utc_now() + self._ttl())
-            await self.store.create_file(record, content)
+            await self.files.save(record, content)
             ids[name] = record.id
         return ids
 
