@@ -1,6 +1,7 @@
 """A/B two checkouts of Junction on the same machine at the same time, for before/after numbers.
 
     python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8]
+    python bench/compare.py --base . --new-config '[middleware.metrics]|enabled = false'   # a config A/B
 
 Each checkout needs its own ``.venv`` (``pip install -e .``). Both gateways run at once (one
 Granian worker each, pinned to CPU 0) in front of one fixed upstream; wrk (CPU 1) alternates
@@ -21,11 +22,12 @@ from pathlib import Path
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 
 
-def start_gateway(root: Path, upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(root: Path, upstream_port: int, extra: str = "") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="junction-compare-"))
     (workdir / "junction.toml").write_text(
-        f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n')
+        f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
+        + extra.replace("|", "\n") + "\n")
     python = root / ".venv" / "bin" / "python"
     process = subprocess.Popen(pinned(0, [str(python), "-m", "app.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", "1"]),
@@ -39,13 +41,16 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=HERE.parent)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--base-config", default="", help="TOML added to the base's config ('|' for newlines)")
+    parser.add_argument("--new-config", default="", help="TOML added to the new side's config")
     args = parser.parse_args()
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
     ports: dict[str, int] = {}
     try:
         for name, root in (("base", args.base), ("new", args.new)):
-            process, ports[name] = start_gateway(root.resolve(), upstream_port)
+            extra = args.base_config if name == "base" else args.new_config
+            process, ports[name] = start_gateway(root.resolve(), upstream_port, extra)
             processes.append(process)
         for port in ports.values():
             wait_until_up(f"http://127.0.0.1:{port}/healthz")

@@ -30,6 +30,7 @@ from app.stores.metrics.timescale import AGGREGATES
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _SUMMED = (*MEASURES, *HISTOGRAM_COLUMNS)
+_RESULT_TYPES = {"cost_usd": sa.Float, "latency_ms_sum": sa.Float}
 
 
 class LatencyStats(msgspec.Struct):
@@ -94,7 +95,10 @@ class UsageQueries:
     async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
         table = self._tables["minute" if query.bucket == "minute" else "hour"]
         dims = [sa.func.coalesce(table.c[dimension], "").label(dimension) for dimension in query.group_by]
-        sums = [sa.func.coalesce(sa.func.sum(table.c[column]), 0).label(column) for column in _SUMMED]
+        # Integer columns sum to bigint; bigint sums (tokens) come back as numeric, whose decoding
+        # (Decimal) would cost more than the query: cast them back.
+        sums = [sa.cast(sa.func.coalesce(sa.func.sum(table.c[column]), 0), _RESULT_TYPES.get(column, sa.BigInteger))
+                .label(column) for column in _SUMMED]
         keys = ([table.c.bucket] if by_bucket else []) + dims
         statement = (sa.select(*keys, *sums)
                      .where(table.c.bucket >= query.start, table.c.bucket < query.end))

@@ -109,15 +109,23 @@ usage_events = sa.Table(
 EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in usage_events.columns)
 
 
+#: Counts are integers (a bucket of one key and model never sees 2^31 calls), so PostgreSQL sums
+#: them in 64-bit integers; token sums may outgrow that and are bigints; cost and time are floats.
+_MEASURE_TYPES = {"input_tokens": sa.BigInteger, "output_tokens": sa.BigInteger, "cached_tokens": sa.BigInteger,
+                  "cache_write_tokens": sa.BigInteger, "reasoning_tokens": sa.BigInteger,
+                  "cost_usd": sa.Float, "latency_ms_sum": sa.Float}
+INTEGER_MEASURES = frozenset(measure for measure in MEASURES if measure not in _MEASURE_TYPES)
+
+
 def _rollup(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
         sa.Column("bucket", UTCDateTime(), nullable=False),
         *(sa.Column(dimension, Text, nullable=False, server_default="") for dimension in DIMENSIONS),
-        *(sa.Column(measure, sa.Float if measure in ("cost_usd", "latency_ms_sum") else sa.BigInteger,
-                    nullable=False, server_default="0") for measure in MEASURES),
-        *(sa.Column(column, sa.BigInteger, nullable=False, server_default="0") for column in HISTOGRAM_COLUMNS),
+        *(sa.Column(measure, _MEASURE_TYPES.get(measure, sa.Integer), nullable=False, server_default="0")
+          for measure in MEASURES),
+        *(sa.Column(column, sa.Integer, nullable=False, server_default="0") for column in HISTOGRAM_COLUMNS),
         sa.PrimaryKeyConstraint("bucket", *DIMENSIONS),
         sa.Index(None, "org_id", "bucket"),
     )

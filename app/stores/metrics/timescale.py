@@ -46,16 +46,16 @@ def extension_loadable(connection: Connection) -> bool:
 
 
 def aggregate_sql(name: str, width: str) -> str:
-    histogram = ",\n  ".join(f"count(*) FILTER (WHERE latency_bucket = {index}) AS {column}"
+    histogram = ",\n  ".join(f"(count(*) FILTER (WHERE latency_bucket = {index}))::integer AS {column}"
                              for index, column in enumerate(HISTOGRAM_COLUMNS))
     return f"""
 CREATE MATERIALIZED VIEW {name}
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '{width}', time) AS bucket, org_id, key_id, bridge_id, provider, model,
-  count(*) AS requests,
-  count(*) FILTER (WHERE status >= 400) AS errors,
-  count(*) FILTER (WHERE cache_hit) AS cache_hits,
-  count(cost_usd) AS priced_requests,
+  count(*)::integer AS requests,
+  (count(*) FILTER (WHERE status >= 400))::integer AS errors,
+  (count(*) FILTER (WHERE cache_hit))::integer AS cache_hits,
+  count(cost_usd)::integer AS priced_requests,
   sum(input_tokens) AS input_tokens,
   sum(output_tokens) AS output_tokens,
   sum(cached_tokens) AS cached_tokens,
