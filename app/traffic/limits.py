@@ -10,6 +10,7 @@ limits come with the bridge the ``bridges`` stage already resolved for the call.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -75,6 +76,19 @@ class LimitSource:
         elif change.kind == "org":
             self._generation += 1
             self._orgs.pop(change.id, None)
+
+    async def scopes(self, call: Call, defaults: Mapping[str, Limits]) -> list[tuple[Scope, str, Limits]]:
+        """``(scope, id, limits)`` of the call's key (unless the master key's), org and bridge,
+        each over its default in ``defaults`` (keyed ``keys``, ``orgs``, ``bridges``)."""
+        found: list[tuple[Scope, str, Limits]] = []
+        principal = call.principal
+        if principal.kind != "master":
+            found.append(("key", principal.id, Limits.of(principal).over(defaults["keys"])))
+        if call.org_id is not None:
+            found.append(("org", call.org_id, (await self.org(call.org_id)).over(defaults["orgs"])))
+        if call.bridge_id is not None:
+            found.append(("bridge", call.bridge_id, self.bridge(call).over(defaults["bridges"])))
+        return found
 
     @staticmethod
     def key(call: Call) -> Limits:

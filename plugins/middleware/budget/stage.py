@@ -78,14 +78,7 @@ class BudgetStage(Stage):
     # --- before the call ----------------------------------------------------------------------
 
     async def _scopes(self, call: Call) -> list[tuple[str, str, Limits]]:
-        found: list[tuple[str, str, Limits]] = []
-        principal = call.principal
-        if principal.kind != "master":
-            found.append(("key", principal.id, Limits.of(principal).over(self._defaults["keys"])))
-        if call.org_id is not None:
-            found.append(("org", call.org_id, (await self._limits.org(call.org_id)).over(self._defaults["orgs"])))
-        if call.bridge_id is not None:
-            found.append(("bridge", call.bridge_id, self._limits.bridge(call).over(self._defaults["bridges"])))
+        found = await self._limits.scopes(call, self._defaults)
         return [entry for entry in found if entry[2].budget_usd is not None]
 
     def _ledger(self, scope: str, scope_id: str, limits: Limits, amount: int) -> Ledger:

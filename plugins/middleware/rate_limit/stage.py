@@ -70,14 +70,7 @@ class RateLimitStage(Stage):
 
     async def scopes(self, call: Call) -> list[tuple[str, str, Limits]]:
         """``(scope, id, limits)`` of every scope of the call that has a limit."""
-        found: list[tuple[str, str, Limits]] = []
-        principal = call.principal
-        if principal.kind != "master":
-            found.append(("key", principal.id, Limits.of(principal).over(self._defaults["keys"])))
-        if call.org_id is not None:
-            found.append(("org", call.org_id, (await self._limits.org(call.org_id)).over(self._defaults["orgs"])))
-        if call.bridge_id is not None:
-            found.append(("bridge", call.bridge_id, self._limits.bridge(call).over(self._defaults["bridges"])))
+        found: list[tuple[str, str, Limits]] = list(await self._limits.scopes(call, self._defaults))
         model = self._models.get(call.request.model)
         if model is not None:
             found.append(("model", call.request.model, model))

@@ -1,7 +1,7 @@
 """Queued jobs, batches, batch files and per-org webhook signing secrets.
 
-Revision ID: 0003_jobs
-Revises: 0002_thread_owner
+Revision ID: 0004_jobs
+Revises: 0003_limits
 Create Date: 2026-12-03
 
 Types are spelled out here rather than imported from app code (see 0001).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_jobs"
+revision: str = "0004_jobs"
 down_revision: str | None = "0003_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

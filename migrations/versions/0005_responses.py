@@ -1,8 +1,8 @@
 """Stored Responses (``POST /v1/responses`` with ``store``): one row per response, holding the
 response object, its input items and the conversation it ended.
 
-Revision ID: 0003_responses
-Revises: 0002_thread_owner
+Revision ID: 0005_responses
+Revises: 0004_jobs
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_responses"
-down_revision: str | None = "0003_jobs"
+revision: str = "0005_responses"
+down_revision: str | None = "0004_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
