@@ -103,7 +103,8 @@ def serve(args: argparse.Namespace) -> int:
     if key_file is not None:
         print(f"junction: master key in {key_file.resolve()} (owner-only); send it as "
               "'Authorization: Bearer <key>'", file=sys.stderr)
-    create_app(settings)  # validate plugins and config before any worker starts
+    built = create_app(settings)  # validate plugins and config before any worker starts
+    _say_which_providers(built.state["runtime"].plugins)
     options = granian_options(granian_file())
     options.setdefault("interface", "asgi")
     for option, flag, configured in (("address", args.host, settings.server.host),
@@ -123,6 +124,18 @@ def serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _say_which_providers(plugins: Any) -> None:
+    """The start-up line naming the enabled providers, or how to enable one when none is."""
+    enabled = sorted(info.name for info in plugins.infos if info.kind == "provider" and info.enabled)
+    if enabled:
+        print(f"junction: providers enabled: {', '.join(enabled)}", file=sys.stderr)
+        return
+    hints = plugins.enable_hints()
+    examples = "; ".join(f"{name}: {hint}" for name, hint in sorted(hints.items())[:3])
+    print("junction: no provider is enabled, so every model call will be refused. Enable one "
+          f"by exporting its key or adding a [providers.<name>] table ({examples}; …)", file=sys.stderr)
 
 
 def _prometheus_multiprocess_dir() -> str | None:

@@ -114,7 +114,7 @@ class Runtime:
         if with_plugins:
             self.plugins = plugins = load_plugins(settings, context=self.context)
             installed = {info.name for info in plugins.infos if info.kind == "provider"}
-            router = Router(plugins.providers, installed, settings.models)
+            router = Router(plugins.providers, installed, settings.models, plugins.enable_hints())
             assert plugins.policy is not None, "load_plugins selects the routing policy"
             self.gateway = Gateway(settings, plugins, router, plugins.policy)
             self.catalog = ModelCatalog(plugins.providers, router.alias_names)

@@ -82,6 +82,22 @@ class LoadedPlugins:
     def info(self, name: str, kind: Kind) -> PluginInfo | None:
         return next((i for i in self.infos if i.name == name and i.kind == kind), None)
 
+    def enable_hints(self) -> dict[str, str]:
+        """For each installed provider that is off: how an operator turns it on."""
+        hints: dict[str, str] = {}
+        for info in self.infos:
+            if info.kind != "provider" or info.enabled:
+                continue
+            table = f"[providers.{info.name}]"
+            if info.reason.endswith(" not set"):
+                variable = info.reason.removesuffix(" not set")
+                hints[info.name] = f"export {variable}, or add a {table} table with api_key"
+            elif info.reason == "disabled in config":
+                hints[info.name] = f"it is switched off in the config ({table} enabled = false)"
+            else:
+                hints[info.name] = f"add a {table} table"
+        return hints
+
 
 EntryPointSource = Callable[[str], Iterable[importlib.metadata.EntryPoint]]
 

@@ -5,6 +5,7 @@ routing policy's (:class:`~app.plugins.stages.RoutingPolicy`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from app.errors import ConfigError, InvalidRequest, NotFound
 from app.plugins.protocols import Deployment, ProviderAdapter, UpstreamTarget
@@ -22,9 +23,11 @@ _UPSTREAM_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*(/[A-Za-z0-9][A-Za-
 
 class Router:
     def __init__(self, providers: dict[str, ProviderAdapter], installed: set[str],
-                 aliases: dict[str, ModelAliasSettings]) -> None:
+                 aliases: dict[str, ModelAliasSettings], enable_hints: Mapping[str, str] | None = None) -> None:
         self._providers = providers
         self._installed = installed
+        #: How to turn on each installed provider that is off, for the provider_disabled error.
+        self._enable_hints = enable_hints or {}
         self._direct: dict[str, tuple[Deployment, ...]] = {}
         self._direct_chars = 0
         self._aliases = {name: self._build_alias(name, alias, aliases) for name, alias in aliases.items()}
@@ -63,9 +66,10 @@ class Router:
         provider = self._providers.get(provider_name)
         if provider is None:
             if provider_name in self._installed:
+                hint = self._enable_hints.get(provider_name)
                 raise InvalidRequest(
-                    f"provider {provider_name!r} is not enabled on this gateway (model {model!r})",
-                    param="model", code="provider_disabled")
+                    f"provider {provider_name!r} is not enabled on this gateway (model {model!r})"
+                    + (f"; to enable it, {hint}" if hint else ""), param="model", code="provider_disabled")
             raise NotFound(f"model {model!r}: no provider named {provider_name!r}", param="model",
                            code="model_not_found")
         target = UpstreamTarget(model=upstream_model, api_key=api_key, base_url=base_url)

@@ -81,6 +81,19 @@ def test_disabled_provider_is_named(tmp_path, fake_openai):
                               json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     error = assert_openai_error(response, 400, param="model", contains="provider 'openai' is not enabled")
     assert error["code"] == "provider_disabled"
+    assert "to enable it, it is switched off in the config ([providers.openai] enabled = false)" in error["message"]
+    assert "no provider is enabled" in server.output() and "export ANTHROPIC_API_KEY" in server.output()
+
+
+def test_a_provider_without_its_key_says_which_variable_enables_it(http):
+    error = assert_openai_error(http.post("/v1/chat/completions", json={
+        "model": "anthropic/claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}), 400, param="model")
+    assert error["code"] == "provider_disabled"
+    assert "to enable it, export ANTHROPIC_API_KEY, or add a [providers.anthropic] table" in error["message"]
+
+
+def test_the_start_up_line_names_the_enabled_providers(gateway):
+    assert "junction: providers enabled: openai" in gateway.output()
 
 
 @pytest.mark.parametrize("model", ["openai/x/../../v1beta/cachedContents", "openai/gpt-4o?key=1", "openai/gpt 4o",
