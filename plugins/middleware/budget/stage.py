@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import PermissionDenied, RateLimited
-from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from app.plugins import Call, Next, NextStream, PluginContext, Reply
 from app.plugins.call import CLIENT_CLOSED
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
+from app.plugins.store_guard import StoreUnavailable
 from app.pricing import ModelPrice, PriceBook
 from app.schemas.stream import StreamEvent
-from app.traffic.coalesce import CoalescingRedis
-from app.traffic.estimate import CallIds, prompt_tokens
+from app.traffic.estimate import prompt_tokens
 from app.traffic.ledger import (
     NANO,
     RESERVE,
@@ -29,9 +28,9 @@ from app.traffic.ledger import (
     reserve_args,
     settle_args,
 )
-from app.traffic.limits import LimitSource, Limits
+from app.traffic.limits import Limits
 from app.traffic.report import BudgetUsage, Usage
-from app.traffic.settle import Settler
+from app.traffic.stage import TrafficStage
 from plugins.middleware.budget.config import BudgetConfig, ScopeBudget
 
 
@@ -45,35 +44,18 @@ class Hold:
         self.call, self.ledgers, self.amount, self.price = call, ledgers, amount, price
 
 
-class BudgetStage(Stage):
+class BudgetStage(TrafficStage):
     def __init__(self, config: BudgetConfig, context: PluginContext) -> None:
+        super().__init__("budget", config, context, config.prefix)
         self._config = config
-        self._redis = context.redis
         self._memory = MemoryLedgers() if context.redis is None else None
-        self._guard = StoreGuard("budget", config)
-        self._settler = Settler(self._guard, context.redis)
-        self._ids = CallIds()
         self._periods = Periods()
-        self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
-        self._limits = LimitSource(context)
         self._book: PriceBook = context.pricing or PriceBook()
-        self._prefix = config.prefix
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
         # An alias is priced at its dearest deployment or fallback: the policy may route to any.
         self._aliases: dict[str, list[str]] = {
             name: [d.model for d in alias.deployments] + list(alias.fallbacks)
             for name, alias in context.settings.models.items()}
-
-    async def start(self) -> None:
-        self._limits.start()
-
-    async def close(self) -> None:
-        await self._settler.drain()
-        self._limits.close()
-
-    @property
-    def guard(self) -> StoreGuard:
-        return self._guard
 
     # --- before the call ----------------------------------------------------------------------
 

@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from app.errors import RateLimited
-from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from app.plugins import Call, Next, NextStream, PluginContext, Reply
 from app.plugins.call import CLIENT_CLOSED
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
+from app.plugins.store_guard import StoreUnavailable
 from app.schemas.stream import StreamEvent
-from app.traffic.coalesce import CoalescingRedis
-from app.traffic.estimate import CallIds, prompt_tokens
-from app.traffic.limits import LimitSource, Limits
+from app.traffic.estimate import prompt_tokens
+from app.traffic.limits import Limits
 from app.traffic.report import LimitUsage, Usage
-from app.traffic.settle import Settler
+from app.traffic.stage import TrafficStage
 from app.traffic.windows import (
     ADMIT,
     SETTLE,
@@ -41,30 +40,13 @@ class Taken:
         self.call, self.token_windows, self.tokens = call, token_windows, tokens
 
 
-class RateLimitStage(Stage):
+class RateLimitStage(TrafficStage):
     def __init__(self, config: RateLimitConfig, context: PluginContext) -> None:
+        super().__init__("rate-limit", config, context, config.prefix)
         self._config = config
-        self._redis = context.redis
         self._memory = MemoryWindows() if context.redis is None else None
-        self._guard = StoreGuard("rate-limit", config)
-        self._settler = Settler(self._guard, context.redis)
-        self._ids = CallIds()
-        self._coalescing = CoalescingRedis(context.redis, config.store_timeout_seconds) if context.redis is not None else None
-        self._limits = LimitSource(context)
-        self._prefix = config.prefix
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
         self._models = {model: _limits(limits) for model, limits in config.models.items()}
-
-    async def start(self) -> None:
-        self._limits.start()
-
-    async def close(self) -> None:
-        await self._settler.drain()
-        self._limits.close()
-
-    @property
-    def guard(self) -> StoreGuard:
-        return self._guard
 
     # --- before the call ----------------------------------------------------------------------
 
