@@ -22,7 +22,7 @@ from pathlib import Path
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 
 
-def start_gateway(root: Path, upstream_port: int, extra: str = "") -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="junction-compare-"))
     (workdir / "junction.toml").write_text(
@@ -30,9 +30,53 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "") -> tuple[subp
         + extra.replace("|", "\n") + "\n")
     python = root / ".venv" / "bin" / "python"
     process = subprocess.Popen(pinned(0, [str(python), "-m", "app.cli", "serve", "--config", "junction.toml",
-                                          "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY}, stderr=subprocess.DEVNULL)
+                                          "--port", str(port), "--workers", str(workers)]),
+                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY},
+                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return process, port
+
+
+Side = tuple[Path, str]  # (checkout, TOML added to its config)
+
+
+def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Serve both ``sides`` at once in front of one upstream and alternate wrk between them,
+    ABBA; every round's RPS at 32 connections and p50/p99 at one, per side."""
+    first, second = sides
+    upstream_port = free_port()
+    processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
+    ports: dict[str, int] = {}
+    try:
+        for name, (root, extra) in sides.items():
+            process, ports[name] = start_gateway(root.resolve(), upstream_port, extra, workers)
+            processes.append(process)
+        for port in ports.values():
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", timeout=120)
+            wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3)  # warm-up
+        results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "p50_ms": [], "p99_ms": []}
+                                                      for name in ports}
+        for round_ in range(rounds):
+            for name in (first, second) if round_ % 2 == 0 else (second, first):
+                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
+                one = wrk(url, 1, seconds)
+                results[name]["p50_ms"].append(one["p50_ms"])
+                results[name]["p99_ms"].append(one["p99_ms"])
+                results[name]["rps_32"].append(wrk(url, 32, seconds)["rps"])
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+    return results
+
+
+def report(results: dict[str, dict[str, list[float]]]) -> None:
+    """Medians, the change from the first side to the second, and every round."""
+    first, second = results
+    for metric in ("rps_32", "p50_ms", "p99_ms"):
+        a, b = (statistics.median(results[name][metric]) for name in (first, second))
+        rounds = "  ".join(f"{x:.3f}/{y:.3f}" for x, y in zip(results[first][metric], results[second][metric]))
+        print(f"{metric:7} {first} {a:9.3f}  {second} {b:9.3f}  ({(b - a) / a:+.1%})   "
+              f"rounds {first}/{second}: {rounds}")
 
 
 def main() -> None:
@@ -41,36 +85,12 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=HERE.parent)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--base-config", default="", help="TOML added to the base's config ('|' for newlines)")
     parser.add_argument("--new-config", default="", help="TOML added to the new side's config")
     args = parser.parse_args()
-    upstream_port = free_port()
-    processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
-    ports: dict[str, int] = {}
-    try:
-        for name, root in (("base", args.base), ("new", args.new)):
-            extra = args.base_config if name == "base" else args.new_config
-            process, ports[name] = start_gateway(root.resolve(), upstream_port, extra)
-            processes.append(process)
-        for port in ports.values():
-            wait_until_up(f"http://127.0.0.1:{port}/healthz")
-            wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3)  # warm-up
-        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": []} for name in ports}
-        for round_ in range(args.rounds):
-            for name in ("base", "new") if round_ % 2 == 0 else ("new", "base"):
-                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
-                one = wrk(url, 1, args.seconds)
-                results[name]["p50_ms"].append(one["p50_ms"])
-                results[name]["p99_ms"].append(one["p99_ms"])
-                results[name]["rps_32"].append(wrk(url, 32, args.seconds)["rps"])
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait()
-    for metric in ("rps_32", "p50_ms", "p99_ms"):
-        base, new = (statistics.median(results[name][metric]) for name in ("base", "new"))
-        rounds = "  ".join(f"{b:.3f}/{n:.3f}" for b, n in zip(results["base"][metric], results["new"][metric]))
-        print(f"{metric:7} base {base:9.3f}  new {new:9.3f}  ({(new - base) / base:+.1%})   rounds base/new: {rounds}")
+    report(ab({"base": (args.base, args.base_config), "new": (args.new, args.new_config)},
+              args.rounds, args.seconds, args.workers))
 
 
 if __name__ == "__main__":
