@@ -22,11 +22,11 @@ from app.pricing import PriceBook
 from app.routing.catalog import ModelCatalog
 from app.routing.router import Router
 from app.security.crypto import cipher_from_settings
-from app.security.private_files import private_sqlite_file
 from app.settings import Settings
 from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from app.stores.metrics.store import MetricsStore
 from app.stores.notify import is_redis_url, open_change_bus
+from app.stores.sql_engine import open_engine
 from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
 from app.worker import Jobs
 
@@ -69,12 +69,8 @@ class SqlEngines:
         if store == "documents":
             return self._documents.database.engine  # the store's own pool, open once it started
         if store not in self._own:
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            if url.startswith("sqlite"):
-                private_sqlite_file(url)
             # hide_parameters: a failed statement must not put row contents into the log.
-            self._own[store] = create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
+            self._own[store] = open_engine(url, hide_parameters=True, pool_pre_ping=True)
         return self._own[store]
 
     async def close(self) -> None:

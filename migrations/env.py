@@ -19,11 +19,9 @@ import sys
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from app.security.private_files import private_sqlite_file
 from app.settings import Settings, load_settings
+from app.stores.sql_engine import run_migrations_online
 from app.stores.documents.sql import VERSION_TABLE, metadata
 
 config = context.config
@@ -47,16 +45,6 @@ def configure_and_run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_online(url: str) -> None:
-    if url.startswith("sqlite"):
-        private_sqlite_file(url)
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(configure_and_run)
-            await connection.commit()
-    finally:
-        await engine.dispose()
 
 
 def main() -> None:
@@ -82,7 +70,7 @@ def main() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(run_online(url))
+    asyncio.run(run_migrations_online(url, configure_and_run))
 
 
 main()

@@ -11,10 +11,9 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.settings import Settings, load_settings
+from app.stores.sql_engine import run_migrations_online
 from app.stores.metrics.schema import VERSION_TABLE, metadata
 
 config = context.config
@@ -41,14 +40,6 @@ def configure_and_run(connection: Connection) -> None:
         context.run_migrations(settings=settings())
 
 
-async def run_online(url: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(configure_and_run)
-            await connection.commit()
-    finally:
-        await engine.dispose()
 
 
 def main() -> None:
@@ -63,7 +54,7 @@ def main() -> None:
         with context.begin_transaction():
             context.run_migrations(settings=settings())
         return
-    asyncio.run(run_online(url))
+    asyncio.run(run_migrations_online(url, configure_and_run))
 
 
 main()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -43,3 +45,16 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path, fake_openai:
     with JunctionProcess(tmp_path, openai_provider_table(fake_openai)):
         pass
     assert mode(database) == 0o600
+
+
+def test_junction_migrate_creates_both_sqlite_stores_owner_only(tmp_path):
+    config = tmp_path / "junction.toml"
+    config.write_text(f'[stores]\ndocuments = "sqlite+aiosqlite:///{tmp_path}/documents.db"\n'
+                      f'metrics = "sqlite+aiosqlite:///{tmp_path}/metrics.db"\n', encoding="utf-8")
+    migrated = subprocess.run([sys.executable, "-m", "app.cli", "migrate", "--config", str(config)],
+                              capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    databases = [path for path in tmp_path.iterdir() if path.name.startswith(("documents.db", "metrics.db"))]
+    assert {"documents.db", "metrics.db"} <= {path.name for path in databases}
+    for path in databases:
+        assert mode(path) & 0o077 == 0, f"{path.name} is {oct(mode(path))}"

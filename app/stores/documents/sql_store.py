@@ -12,9 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.security.private_files import private_sqlite_file
 from app.errors import ConfigError, ServiceUnavailable
 from app.security.crypto import Cipher
 from app.settings import describe_validation_error
@@ -25,6 +24,7 @@ from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
 from app.stores.documents.sql_responses import SqlResponses
 from app.stores.documents.sql_schema import require_head, upgrade_to_head
 from app.stores.notify import ChangeBus
+from app.stores.sql_engine import open_engine
 
 log = logging.getLogger("junction.stores.sql")
 
@@ -124,9 +124,7 @@ class SqlDatabase:
         options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         if self.pool is not None:
             options.update(msgspec.structs.asdict(self.pool))
-        if self.is_sqlite:
-            private_sqlite_file(self.url)
-        self._engine = create_async_engine(self.url, **options)
+        self._engine = open_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         return self._engine

@@ -17,12 +17,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from app.errors import ConfigError
 from app.settings import Settings
 from app.stores.documents.sql_schema import PROJECT_ROOT, _sqlite_lock_path
+from app.stores.sql_engine import open_engine
 from app.stores.metrics import timescale
 from app.stores.metrics.schema import VERSION_TABLE
 
@@ -88,7 +89,7 @@ def migrate_url(settings: Settings) -> None:
     """``junction migrate`` for the metrics store (a fresh event loop, one connection)."""
 
     async def run() -> None:
-        engine = create_async_engine(settings.stores.metrics, poolclass=NullPool)
+        engine = open_engine(settings.stores.metrics, poolclass=NullPool)
         try:
             await upgrade(engine, settings)
         finally:
