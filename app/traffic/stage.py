@@ -1,16 +1,21 @@
 """What the rate-limit and budget stages share: a store guard, the settle queue, call ids, the
 coalescing Redis client for their batches, the limit source, and the lifecycle that goes with them
-(start listening for org changes; on close, send queued settles before the store closes)."""
+(start listening for org changes; on close, send queued settles before the store closes), and
+settling once every call has ended, however it ended. A stream that crosses a budget or a token
+limit while running is finished, not cut: its reservation already covered its output cap, and the
+overspend bound (README, *Rate limits and budgets*) holds either way."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from app.plugins import PluginContext, Stage
+from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard
 from app.traffic.coalesce import CoalescingRedis
 from app.traffic.estimate import CallIds, ReservationConfig
 from app.traffic.limits import LimitSource
+from app.schemas.stream import StreamEvent
 from app.traffic.settle import Settler
 
 
@@ -37,3 +42,20 @@ class TrafficStage(Stage):
     @property
     def guard(self) -> StoreGuard:
         return self._guard
+
+    async def handle(self, call: Call, next: Next) -> Reply:
+        try:
+            return await next(call)
+        finally:
+            self._settle(call)
+
+    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in next(call):
+                yield event
+        finally:
+            self._settle(call)
+
+    def _settle(self, call: Call) -> None:
+        """Replace the call's reservation with what it used (queued, never awaited here)."""
+        raise NotImplementedError

@@ -4,16 +4,14 @@ settle the real cost after it."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import PermissionDenied, RateLimited
-from app.plugins import Call, Next, NextStream, PluginContext, Reply
+from app.plugins import Call, PluginContext
 from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreUnavailable
 from app.pricing import ModelPrice, PriceBook
-from app.schemas.stream import StreamEvent
 from app.traffic.estimate import prompt_tokens
 from app.traffic.ledger import (
     NANO,
@@ -132,21 +130,6 @@ class BudgetStage(TrafficStage):
             code="budget_exceeded", param=f"{ledger.scope}.budget_usd", headers=headers)
 
     # --- after the call -----------------------------------------------------------------------
-
-    async def handle(self, call: Call, next: Next) -> Reply:
-        try:
-            return await next(call)
-        finally:
-            self._settle(call)
-
-    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
-        # A stream that crosses the budget while running is finished, not cut: its reservation
-        # already covered its output cap, and the overspend bound (README) holds either way.
-        try:
-            async for event in next(call):
-                yield event
-        finally:
-            self._settle(call)
 
     def _cost(self, call: Call, hold: Hold) -> int:
         """Nano-USD to charge: $0 for a cache hit; the real usage at the answering deployment's

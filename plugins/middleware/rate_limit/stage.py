@@ -3,14 +3,13 @@ token windows with the real usage after it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from app.errors import RateLimited
-from app.plugins import Call, Next, NextStream, PluginContext, Reply
+from app.plugins import Call, PluginContext
 from app.plugins.call import CLIENT_CLOSED
 from app.plugins.store_guard import StoreUnavailable
-from app.schemas.stream import StreamEvent
 from app.traffic.estimate import prompt_tokens
 from app.traffic.limits import Limits
 from app.traffic.report import LimitUsage, Usage
@@ -109,19 +108,6 @@ class RateLimitStage(TrafficStage):
         call.state[Taken] = taken
 
     # --- after the call -----------------------------------------------------------------------
-
-    async def handle(self, call: Call, next: Next) -> Reply:
-        try:
-            return await next(call)
-        finally:
-            self._settle(call)
-
-    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in next(call):
-                yield event
-        finally:
-            self._settle(call)
 
     def _settle(self, call: Call) -> None:
         taken = call.state.get(Taken)
