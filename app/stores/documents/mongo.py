@@ -112,6 +112,9 @@ class MongoModels:
             tpm: int | None = None
             budget_usd: float | None = None
             budget_period: str | None = None
+            # Agents (issue 11); absent reads as None.
+            server_tools: list[str] | None = None
+            max_tool_rounds: int | None = None
 
             class Settings:
                 name = "bridges"
@@ -186,7 +189,34 @@ class MongoModels:
                 name = "responses"
                 indexes = [IndexModel([("org_id", ASCENDING)], name="org")]
 
+        class ToolDocument(Document):
+            """An HTTP tool (see ``app.stores.documents.tools``); literal headers only sealed."""
+
+            id: str  # type: ignore[assignment]
+            org_id: str
+            name: str
+            description: str | None = None
+            parameters: dict[str, Any]
+            url: str
+            method: str
+            timeout_seconds: float
+            bound: list[str] = []
+            env_headers: dict[str, str] = {}
+            secret_headers: list[str] = []
+            key_id: str | None = None
+            ciphertext: bytes | None = None
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "tools"
+                indexes = [
+                    IndexModel([("org_id", ASCENDING), ("name", ASCENDING)], unique=True, name="org_name_unique"),
+                    IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
+                ]
+
         self.responses = ResponseDocument
+        self.tools = ToolDocument
         self.orgs, self.keys, self.credentials = OrgDocument, ApiKeyDocument, CredentialDocument
         self.bridges, self.versions = BridgeDocument, BridgeVersionDocument
         self.threads, self.messages = ThreadDocument, ThreadMessageDocument
@@ -201,6 +231,7 @@ class MongoModels:
             self.threads,
             self.messages,
             self.responses,
+            self.tools,
         ]
 
 

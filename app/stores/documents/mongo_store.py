@@ -30,6 +30,7 @@ from app.stores.documents.mongo import MongoModels, MongoRepository, require_org
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
 from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
 from app.stores.documents.mongo_responses import MongoResponses
+from app.stores.documents.mongo_tools import MongoTools
 from app.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
@@ -80,6 +81,7 @@ class MongoOrgs(MongoRepository):
             self._m.threads,
             self._m.messages,
             self._m.responses,
+            self._m.tools,
         ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
@@ -201,6 +203,7 @@ class MongoDocumentStore:
         self.job_models = MongoJobModels()
         self.jobs = MongoJobs(self.job_models, self.models, notify, cipher)
         self.responses = MongoResponses(self.models, notify)
+        self.tools = MongoTools(self.models, notify, cipher)
 
     async def start(self) -> None:
         database = self._lent_database

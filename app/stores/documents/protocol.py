@@ -43,7 +43,7 @@ How to use it (for the API, auth and bridge code):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -51,10 +51,11 @@ from msgspec import UNSET, UnsetType
 from app.domain.jobs.records import JobRepository
 from app.schemas.chat import Message, ResponseFormat, Tool
 from app.stores.documents.responses import ResponseRepository
+from app.stores.documents.tools import ToolRepository
 
 BudgetPeriod = Literal["day", "month"]
 BridgeStatus = Literal["active", "paused"]
-ChangeKind = Literal["org", "key", "credential", "bridge", "thread"]
+ChangeKind = Literal["org", "key", "credential", "bridge", "thread", "tool"]
 
 
 class _Record(msgspec.Struct):
@@ -181,6 +182,10 @@ class BridgeConfig(_Record, kw_only=True):
     response_format: ResponseFormat | None = None
     tools: list[Tool] = []
     fallback_model: str | None = None
+    #: Ids of the org's HTTP tools the gateway runs itself when the model calls them.
+    server_tools: list[str] | None = None
+    #: Model calls that may run server-side tools before the answer is returned (``None``: 3).
+    max_tool_rounds: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
 
 
 class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
@@ -208,6 +213,8 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     response_format: ResponseFormat | None | UnsetType = UNSET
     tools: list[Tool] | UnsetType = UNSET
     fallback_model: str | None | UnsetType = UNSET
+    server_tools: list[str] | None | UnsetType = UNSET
+    max_tool_rounds: Annotated[int, msgspec.Meta(ge=0, le=20)] | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
     rpm: int | None | UnsetType = UNSET
     tpm: int | None | UnsetType = UNSET
@@ -419,6 +426,8 @@ class DocumentStore(Protocol):
     jobs: JobRepository
     #: Stored Responses (see :mod:`app.stores.documents.responses`).
     responses: ResponseRepository
+    #: HTTP tools bridges call server-side (see :mod:`app.stores.documents.tools`).
+    tools: ToolRepository
 
     async def start(self) -> None: ...
 

@@ -123,6 +123,9 @@ bridges = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     *_limit_columns(),
+    # Agents (migration 0006_agents): NULL is "none" / the default.
+    sa.Column("server_tools", Json, nullable=True),
+    sa.Column("max_tool_rounds", sa.Integer, nullable=True),
     sa.UniqueConstraint("org_id", "slug"),
 )
 
@@ -253,4 +256,27 @@ responses = sa.Table(
     sa.Column("response", Json, nullable=False),
     sa.Column("input_items", Json, nullable=False),
     sa.Column("context", Json, nullable=False),
+)
+
+#: HTTP tools bridges call server-side (see :mod:`app.stores.documents.tools`); literal header
+#: values only sealed, in ``ciphertext``.
+tools = sa.Table(
+    "tools",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("parameters", Json, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("timeout_seconds", sa.Float, nullable=False),
+    sa.Column("bound", Json, nullable=False),
+    sa.Column("env_headers", Json, nullable=False),
+    sa.Column("secret_headers", Json, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("org_id", "name"),
 )

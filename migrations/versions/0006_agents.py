@@ -1,0 +1,54 @@
+"""Agents: HTTP tools bridges call server-side (``tools``), and the bridges' ``server_tools`` and
+``max_tool_rounds`` (issue 11).
+
+Revision ID: 0006_agents
+Revises: 0005_responses
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0006_agents"
+down_revision: str | None = "0005_responses"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tools",
+        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("org_id", sa.String(40), nullable=False),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("description", sa.Text, nullable=True),
+        sa.Column("parameters", JSON, nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("method", sa.String(8), nullable=False),
+        sa.Column("timeout_seconds", sa.Float, nullable=False),
+        sa.Column("bound", JSON, nullable=False),
+        sa.Column("env_headers", JSON, nullable=False),
+        sa.Column("secret_headers", JSON, nullable=False),
+        sa.Column("key_id", sa.String(64), nullable=True),
+        sa.Column("ciphertext", sa.LargeBinary, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name="fk_tools_org_id_orgs", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name="pk_tools"),
+        sa.UniqueConstraint("org_id", "name", name="uq_tools_org_id_name"),
+    )
+    # Nullable, no default: adding them rewrites no rows; NULL reads as "none" / the default.
+    op.add_column("bridges", sa.Column("server_tools", JSON, nullable=True))
+    op.add_column("bridges", sa.Column("max_tool_rounds", sa.Integer, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("bridges") as batch:
+        batch.drop_column("max_tool_rounds")
+        batch.drop_column("server_tools")
+    op.drop_table("tools")
