@@ -12,6 +12,7 @@ from app.domain.orgs.controllers import org_routes
 from app.domain.responses.controllers import responses_routes
 from app.domain.services import Domain
 from app.domain.threads.controllers import thread_routes
+from app.domain.tools.controllers import tool_routes
 from app.pipeline import Gateway
 
 
@@ -24,4 +25,5 @@ def domain_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         *bridge_chat_routes(gateway, domain),
         *thread_routes(gateway, domain),
         *responses_routes(gateway, domain),
+        *tool_routes(gateway, domain),
     ]

@@ -33,10 +33,12 @@ from app.schemas.chat import (
 )
 from app.schemas.stream import (
     Finish,
+    KeepAlive,
     ReasoningDelta,
     RefusalDelta,
     StreamDone,
     StreamEvent,
+    ToolActivity,
     StreamStart,
     TextDelta,
     ToolCallDelta,
@@ -268,6 +270,11 @@ class ChunkWriter:
             return self._chunk([], event.usage) if self._include_usage else None
         if isinstance(event, StreamDone):
             return b"data: [DONE]\n\n"
+        if isinstance(event, ToolActivity):
+            # An SSE comment: the SDKs skip it; clients that want tool progress read these lines.
+            return b": junction-tool " + _encoder.encode(event) + b"\n\n"
+        if isinstance(event, KeepAlive):
+            return b": keep-alive\n\n"
         return None
 
 

@@ -73,4 +73,24 @@ class StreamDone(_Event, tag="done"):
     """The upstream stream ended normally."""
 
 
-StreamEvent = StreamStart | TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport | StreamDone
+class ToolActivity(_Event, tag="tool_activity"):
+    """The gateway's tool loop ran a server-side tool between two model calls (see
+    :mod:`app.agents`). Not the model's output: the OpenAI ingress writes it as an SSE comment,
+    which SDKs ignore; other formats leave it out."""
+
+    round: int
+    name: str
+    call_id: str
+    #: ``running`` when the tool starts, then ``done`` or ``failed``; ``skipped`` (error
+    #: ``max_tool_rounds``) for a call the round limit left undone.
+    status: str
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class KeepAlive(_Event, tag="keep_alive"):
+    """Nothing to say yet (a slow tool runs); ingresses send a keep-alive the clients ignore."""
+
+
+StreamEvent = (StreamStart | TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta | Finish | UsageReport
+               | StreamDone | ToolActivity | KeepAlive)

@@ -17,6 +17,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
+from app.agents.loop import ToolTranscript
 from app.domain.access import check_thread_reader, requested_org, thread_owner
 from app.domain.http import caller, decode_body
 from app.domain.services import Domain
@@ -127,7 +128,12 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
 
         async def remember(reply: Message) -> Thread:
             current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
-            await threads.append(org_id, current, [user, reply])
+            rounds = call.state.get(ToolTranscript)
+            if rounds is None:
+                await threads.append(org_id, current, [user, reply])
+            else:  # the server-side tool rounds: their calls and results, then the final answer
+                final = _reply_of(rounds.final) if rounds.final is not None else reply
+                await threads.append(org_id, current, [user, *rounds.messages, final])
             return current
 
         if body.stream:

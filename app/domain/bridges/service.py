@@ -30,6 +30,13 @@ _NOT_OVERRIDABLE = ("model", "messages", "extra_fields")
 _variables_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
+class CallVariables(msgspec.Struct, frozen=True):
+    """A bridge call's ``variables``, kept in ``call.state`` for later stages (the tool loop fills
+    bound tool arguments from them)."""
+
+    values: dict[str, Any]
+
+
 class _Missing(msgspec.Struct, frozen=True):
     """A cached "no such bridge in this org": the master key's lookup across orgs asks every org,
     and all but one answer this, so misses are cached too (dropped on any bridge change)."""
@@ -127,6 +134,7 @@ class BridgeService:
         bridge = resolved.bridge
         extra = dict(request.extra_fields or {})
         variables = _decode_variables(extra.pop(VARIABLES_FIELD, None))
+        call.state[CallVariables] = CallVariables(variables)
         overrides = msgspec.to_builtins(msgspec.structs.replace(request, extra_fields=None, messages=[]))
         for name in _NOT_OVERRIDABLE:
             overrides.pop(name, None)

@@ -106,7 +106,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _literal_refusal(host: str) -> str | None:
+def literal_refusal(host: str) -> str | None:
     """An IP-literal host never reaches the resolver: check it here."""
     return refused_reason(host.strip("[]")) if _is_ip(host) else None
 
@@ -159,7 +159,7 @@ class WebhookSender:
             return
         host = urlsplit(url).hostname or ""
         try:
-            reason = _literal_refusal(host)
+            reason = literal_refusal(host)
             if reason is None and not _is_ip(host):
                 await GuardedResolver(False).resolve(host, 0, socket.AF_UNSPEC)
         except WebhookRefused as refused:
@@ -180,7 +180,7 @@ class WebhookSender:
         except InvalidRequest as error:
             return None, error.message
         if not self._allow_private:
-            reason = _literal_refusal(urlsplit(url).hostname or "")
+            reason = literal_refusal(urlsplit(url).hostname or "")
             if reason is not None:
                 return None, f"refused: {reason}"
         try:

@@ -19,6 +19,10 @@ from app.settings import ThreadSettings
 from app.stores.documents.protocol import Thread, ThreadRepository
 
 
+#: ``provider_metadata`` key of the gateway's notes on a stored tool result (see app.agents.loop).
+JUNCTION_NOTES = "junction"
+
+
 class ThreadHistory:
     def __init__(self, repository: ThreadRepository, redis: Any | None, settings: ThreadSettings) -> None:
         """``redis``: the process's shared client when ``[stores] cache`` is Redis, else ``None``."""
@@ -55,19 +59,33 @@ class ThreadHistory:
     def recent(self, thread: Thread) -> list[Message]:
         """The last ``history_messages`` messages, sent with the next call.
 
-        A reply that asked for tool calls is sent back as its text only: the thread holds no tool
-        results, and providers refuse an assistant tool call that no tool message answers.
+        Tool calls go with their results (the server-side tool rounds keep both): an assistant
+        message keeps the tool calls the window answers, and a tool result is kept when the window
+        holds its call — providers refuse a tool call no tool message answers, and a result
+        without its call. The gateway's own notes on a result (latency, error) stay in the thread.
         """
         if self.history_messages == 0:
             return []
-        window: list[Message] = []
-        for message in thread.messages[-self.history_messages :]:
+        window = thread.messages[-self.history_messages :]
+        answered = {message.tool_call_id for message in window if message.role == "tool"}
+        called: set[str | None] = set()
+        kept: list[Message] = []
+        for message in window:
             if message.tool_calls:
-                if not message.text():
+                calls = [call for call in message.tool_calls if call.id in answered]
+                called.update(call.id for call in calls)
+                if not calls and not message.text():
                     continue
-                message = msgspec.structs.replace(message, tool_calls=None)
-            window.append(message)
-        return window
+                message = msgspec.structs.replace(message, tool_calls=calls or None)
+            elif message.role == "tool":
+                if message.tool_call_id not in called:
+                    continue
+                metadata = message.provider_metadata
+                if metadata and JUNCTION_NOTES in metadata:
+                    rest = {key: value for key, value in metadata.items() if key != JUNCTION_NOTES}
+                    message = msgspec.structs.replace(message, provider_metadata=rest or None)
+            kept.append(message)
+        return kept
 
     async def append(self, org_id: str, thread: Thread, messages: list[Message]) -> int:
         """Append to the store; the cached copy is updated when ``thread`` was complete and no

@@ -1,0 +1,60 @@
+"""The ``agents`` stage: the tool loop (:mod:`app.agents.loop`) around the attempt loop. A bridge
+call whose bridge lists ``server_tools`` gets them offered to the model, and runs them when the
+model calls them, round after round. Other calls pass straight through: the stage hands them the
+inner layers themselves, with no frame of its own."""
+
+from typing import Annotated
+
+import msgspec
+
+from app.agents.http_tools import HttpToolClient
+from app.agents.loop import ToolLoop
+from app.agents.toolbox import ToolCatalog, Toolbox
+from app.domain.invalidation import cache_ttl
+from app.errors import ConfigError
+from app.plugins import Call, MiddlewareConfig, MiddlewareSpec, Next, NextStream, PluginContext, Stage, StagePlacement, hookimpl
+
+
+class AgentsConfig(MiddlewareConfig, kw_only=True):
+    #: Seconds between keep-alives on a stream while its tools run.
+    keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: Characters of a tool's answer handed to the model (the rest is cut).
+    max_result_chars: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
+class AgentStage(Stage):
+    def __init__(self, config: AgentsConfig, context: PluginContext) -> None:
+        if context.documents is None:
+            raise ConfigError("middleware agents: needs the documents store")
+        settings = context.settings
+        self._client = HttpToolClient(allow_private=settings.jobs.allow_private_webhooks,
+                                      max_result_chars=config.max_result_chars)
+        self._catalog = ToolCatalog(context.documents.tools, context.changes, ttl=cache_ttl(settings.stores.cache))
+        self._loop = ToolLoop(self._client, keepalive_seconds=config.keepalive_seconds)
+
+    async def start(self) -> None:
+        self._catalog.start()
+        await self._client.start()
+
+    async def close(self) -> None:
+        self._catalog.close()
+        await self._client.close()
+
+    async def enter(self, call: Call) -> None:
+        toolbox = await self._catalog.toolbox(call)
+        if toolbox is not None:
+            call.state[Toolbox] = toolbox
+
+    def handle(self, call: Call, next: Next):  # returns the awaitable: no frame of its own
+        toolbox = call.state.get(Toolbox)
+        return next(call) if toolbox is None else self._loop.handle(call, next, toolbox)
+
+    def stream(self, call: Call, next: NextStream):
+        toolbox = call.state.get(Toolbox)
+        return next(call) if toolbox is None else self._loop.stream(call, next, toolbox)
+
+
+@hookimpl
+def register_middleware(register):
+    register(MiddlewareSpec(name="agents", config_type=AgentsConfig, create=AgentStage,
+                            stage=StagePlacement(phase="route")))
