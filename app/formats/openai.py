@@ -38,9 +38,9 @@ from app.schemas.stream import (
     RefusalDelta,
     StreamDone,
     StreamEvent,
-    ToolActivity,
     StreamStart,
     TextDelta,
+    ToolActivity,
     ToolCallDelta,
     UsageReport,
 )

@@ -203,3 +203,23 @@ def test_the_openai_sdk_reads_a_streamed_tool_loop(agents_server: JunctionProces
         chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Foggy."
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+
+
+def test_anthropic_ingress_streams_the_loop_with_pings(tenant: Tenant, tool_server: ToolServer,
+                                                       fake_openai: Any) -> None:
+    tool = register_tool(tenant, tool_server, "weather")
+    agent_bridge(tenant, "openai/gpt-4o-mini", [tool["id"]])
+    upstream = Upstream("openai", fake_openai, "openai/gpt-4o-mini")
+    tool_server.behaviours["weather"] = ToolBehaviour(delay=0.7)
+    upstream.queue(calls=[("weather", {"city": "Genoa"})])
+    upstream.queue(text="Windy.")
+    response = tenant.chat_key.client.post("/v1/messages", headers={"x-api-key": tenant.chat_key.key}, json={
+        "model": "bridge/agent", "max_tokens": 100, "stream": True,
+        "messages": [{"role": "user", "content": "Genoa?"}]})
+    assert response.status_code == 200, response.text
+    events = [line.removeprefix("event: ") for line in response.text.split("\n") if line.startswith("event: ")]
+    assert events.count("ping") >= 3  # the one after message_start, then keep-alives while the tool ran
+    assert events[-1] == "message_stop" and "tool_use" not in response.text
+    data = [json.loads(line[6:]) for line in response.text.split("\n") if line.startswith("data: ")]
+    text = "".join(d["delta"].get("text", "") for d in data if d["type"] == "content_block_delta")
+    assert text == "Windy."

@@ -72,17 +72,18 @@ def test_an_unknown_phase_is_named():
 
 def test_the_built_in_stages_resolve_in_their_phases():
     loaded = load({"auth": {"master_key": "k"}})
-    assert loaded.stage_order == ["metrics", "authorize", "bridges", "org-credentials"]
+    assert loaded.stage_order == ["metrics", "authorize", "bridges", "agents", "org-credentials"]
     assert [name for name, _ in loaded.stages] == loaded.stage_order
     listed = {info.name: (info.phase, info.position) for info in loaded.infos if info.kind == "middleware"}
     assert listed["metrics"] == ("observe", 1)
-    assert listed["authorize"] == ("auth", 2) and listed["org-credentials"] == ("route", 4)
+    assert listed["authorize"] == ("auth", 2) and listed["org-credentials"] == ("route", 5)
     assert listed["master-key"] == (None, None)
 
 
 def test_the_config_overrides_the_order_and_a_disabled_stage_leaves_it():
     loaded = load({"auth": {"master_key": "k"}, "pipeline": {"order": ["bridges", "authorize"]},
-                   "middleware": {"org-credentials": {"enabled": False}, "metrics": {"enabled": False}}})
+                   "middleware": {"org-credentials": {"enabled": False}, "metrics": {"enabled": False},
+                                  "agents": {"enabled": False}}})
     assert loaded.stage_order == ["bridges", "authorize"]
 
 

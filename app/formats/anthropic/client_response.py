@@ -37,6 +37,7 @@ from app.formats.anthropic.wire import (
 from app.schemas.chat import ChatResponse, Message, Usage
 from app.schemas.stream import (
     Finish,
+    KeepAlive,
     ReasoningDelta,
     RefusalDelta,
     StreamDone,
@@ -183,6 +184,8 @@ class MessageStreamWriter:
             return None
         if isinstance(event, StreamDone):
             return self.finish()
+        if isinstance(event, KeepAlive):  # a slow server-side tool runs (app.agents)
+            return _PING
         return None
 
     def _tool_call(self, event: ToolCallDelta) -> bytes | None:

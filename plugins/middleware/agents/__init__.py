@@ -11,7 +11,6 @@ from app.agents.http_tools import HttpToolClient
 from app.agents.loop import ToolLoop
 from app.agents.toolbox import ToolCatalog, Toolbox
 from app.domain.invalidation import cache_ttl
-from app.errors import ConfigError
 from app.plugins import Call, MiddlewareConfig, MiddlewareSpec, Next, NextStream, PluginContext, Stage, StagePlacement, hookimpl
 
 
@@ -24,23 +23,27 @@ class AgentsConfig(MiddlewareConfig, kw_only=True):
 
 class AgentStage(Stage):
     def __init__(self, config: AgentsConfig, context: PluginContext) -> None:
-        if context.documents is None:
-            raise ConfigError("middleware agents: needs the documents store")
         settings = context.settings
         self._client = HttpToolClient(allow_private=settings.jobs.allow_private_webhooks,
                                       max_result_chars=config.max_result_chars)
-        self._catalog = ToolCatalog(context.documents.tools, context.changes, ttl=cache_ttl(settings.stores.cache))
+        # No documents store when plugins are only listed (``junction plugins``): no tools then.
+        self._catalog = None if context.documents is None else ToolCatalog(
+            context.documents.tools, context.changes, ttl=cache_ttl(settings.stores.cache))
         self._loop = ToolLoop(self._client, keepalive_seconds=config.keepalive_seconds)
 
     async def start(self) -> None:
-        self._catalog.start()
+        if self._catalog is not None:
+            self._catalog.start()
         await self._client.start()
 
     async def close(self) -> None:
-        self._catalog.close()
+        if self._catalog is not None:
+            self._catalog.close()
         await self._client.close()
 
     async def enter(self, call: Call) -> None:
+        if self._catalog is None:
+            return
         toolbox = await self._catalog.toolbox(call)
         if toolbox is not None:
             call.state[Toolbox] = toolbox
