@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.agents.connected import GatewayBridgeCalls
 from app.domain.services import Domain, build_domain
 from app.errors import ConfigError
 from app.pipeline.gateway import Gateway
@@ -100,10 +101,11 @@ class Runtime:
             self.pricing = PriceBook(settings.pricing)
         except ConfigError as error:
             raise ConfigError(f"{settings.source}: {error}") from None
+        self.bridge_calls = GatewayBridgeCalls(self.domain.bridges)
         self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
                                      redis=self.redis, sql=self.sql, http=self.http,
                                      bridges=self.domain.bridges, credentials=self.domain.credentials,
-                                     pricing=self.pricing, usage=self.metrics)
+                                     bridge_calls=self.bridge_calls, pricing=self.pricing, usage=self.metrics)
         self.plugins: LoadedPlugins | None = None
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None
@@ -112,7 +114,7 @@ class Runtime:
             installed = {info.name for info in plugins.infos if info.kind == "provider"}
             router = Router(plugins.providers, installed, settings.models, plugins.enable_hints())
             assert plugins.policy is not None, "load_plugins selects the routing policy"
-            self.gateway = Gateway(settings, plugins, router, plugins.policy)
+            self.gateway = self.bridge_calls.gateway = Gateway(settings, plugins, router, plugins.policy)
             self.catalog = ModelCatalog(plugins.providers, router.alias_names)
         #: Queued jobs (app/worker.py): the queue, the webhook sender, the job service and runner.
         self.jobs: Jobs | None = None

@@ -20,6 +20,7 @@ import aiohttp
 import msgspec
 
 from app.domain.jobs.webhooks import GuardedResolver, WebhookRefused, literal_refusal
+from app.schemas.chat import Usage
 from app.stores.documents.tools import HttpTool
 
 _encoder = msgspec.json.Encoder()
@@ -31,6 +32,8 @@ class ToolResult(msgspec.Struct, kw_only=True, frozen=True):
     content: str
     latency_ms: float
     error: str | None = None
+    #: The model usage the tool itself caused (a connected bridge's), added to the caller's.
+    usage: Usage | None = None
 
 
 def failure(error: str, started: float) -> ToolResult:

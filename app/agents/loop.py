@@ -18,14 +18,13 @@ with :class:`~app.schemas.stream.KeepAlive` events while a slow tool runs.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from app.agents.http_tools import HttpToolClient, ToolResult, failure
+from app.agents.http_tools import ToolResult
 from app.agents.toolbox import Toolbox
 from app.domain.threads.history import JUNCTION_NOTES
 from app.plugins.call import Call
@@ -45,7 +44,6 @@ from app.schemas.stream import (
 #: Why an answer was cut off by ``max_tool_rounds`` (header ``x-junction-finish-reason``, tool activity).
 MAX_TOOL_ROUNDS = "max_tool_rounds"
 FINISH_HEADER = "x-junction-finish-reason"
-_arguments = msgspec.json.Decoder(dict[str, Any])
 
 
 @dataclass(slots=True)
@@ -72,23 +70,14 @@ def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
 class ToolLoop:
     """Runs the rounds of a call that has a :class:`Toolbox` (see the module docstring)."""
 
-    def __init__(self, client: HttpToolClient, *, keepalive_seconds: float) -> None:
-        self._client = client
+    def __init__(self, *, keepalive_seconds: float) -> None:
         self._keepalive = keepalive_seconds
 
     # --- running tools ------------------------------------------------------------------------
 
-    async def _run(self, toolbox: Toolbox, call: ToolCall) -> ToolResult:
-        started = time.perf_counter()
-        server = toolbox.tools[call.function.name]
-        try:
-            arguments = _arguments.decode(call.function.arguments or "{}")
-        except msgspec.DecodeError:
-            return failure("the arguments are not a JSON object", started)
-        return await self._client.call(server.tool, server.loaded.secrets, {**arguments, **server.bound})
-
-    def _run_all(self, toolbox: Toolbox, calls: list[ToolCall]) -> asyncio.Future[list[ToolResult]]:
-        return asyncio.gather(*(self._run(toolbox, call) for call in calls))
+    @staticmethod
+    def _run_all(call: Call, toolbox: Toolbox, calls: list[ToolCall]) -> asyncio.Future[list[ToolResult]]:
+        return asyncio.gather(*(toolbox.run(call, c.function.name, c.function.arguments) for c in calls))
 
     @staticmethod
     def _record(transcript: ToolTranscript, request_messages: list[Message], assistant: Message,
@@ -128,7 +117,8 @@ class ToolLoop:
                 choice.finish_reason = "length"
                 call.response_headers[FINISH_HEADER] = MAX_TOOL_ROUNDS
                 break
-            results = await self._run_all(toolbox, server)
+            results = await self._run_all(call, toolbox, server)
+            total = _with_tool_usage(total, results)
             messages = self._record(transcript, request.messages, choice.message, server, results)
             if client:  # the client answers its own calls; the server's ran and are in the thread
                 choice.message = msgspec.structs.replace(choice.message, tool_calls=client)
@@ -190,13 +180,14 @@ class ToolLoop:
             number = transcript.rounds + 1
             for c in server:
                 yield ToolActivity(round=number, name=c.function.name, call_id=c.id, status="running")
-            pending = self._run_all(toolbox, server)
+            pending = self._run_all(call, toolbox, server)
             while True:
                 done, _ = await asyncio.wait({pending}, timeout=self._keepalive)
                 if done:
                     break
                 yield KeepAlive()
             results = pending.result()
+            total = _with_tool_usage(total, results)
             for c, result in zip(server, results, strict=True):
                 yield ToolActivity(round=number, name=c.function.name, call_id=c.id,
                                    status="failed" if result.error else "done",
@@ -211,6 +202,13 @@ class ToolLoop:
             yield UsageReport(usage=total)
         call.succeeded(total)
         yield StreamDone()
+
+
+def _with_tool_usage(total: Usage | None, results: list[ToolResult]) -> Usage | None:
+    """A connected bridge's usage counts in its caller's too."""
+    for result in results:
+        total = add_usage(total, result.usage)
+    return total
 
 
 class _Round:

@@ -1,15 +1,17 @@
-"""A call's server-side tools: the bridge's ``server_tools`` loaded (cached per worker, dropped on
-change), the definitions the model sees (bound arguments removed), and the bound values.
+"""A call's server-side tools, by the name the model calls them: the bridge's HTTP tools
+(``server_tools``, loaded once per worker until they change) and its connected bridges
+(``connected_bridges``, see :mod:`app.agents.connected`). Each kind satisfies :class:`ServerTool`.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
+from app.agents.http_tools import HttpToolClient, ToolResult, failure
 from app.domain.bridges.service import CallVariables
 from app.domain.invalidation import OrgCache
 from app.errors import InvalidRequest
@@ -21,6 +23,27 @@ from app.stores.notify import ChangeBus
 
 #: ``max_tool_rounds`` of a bridge that sets none.
 DEFAULT_MAX_TOOL_ROUNDS = 3
+_arguments = msgspec.json.Decoder(dict[str, Any])
+
+
+class ServerTool(Protocol):
+    """A tool the gateway runs itself."""
+
+    @property
+    def definition(self) -> Tool:
+        """The tool as the model is offered it."""
+        ...
+
+    async def run(self, call: Call, arguments: dict[str, Any]) -> ToolResult:
+        """Run it for ``call`` with the model's arguments; failures are results with ``error``."""
+        ...
+
+
+def decode_arguments(text: str) -> dict[str, Any] | None:
+    try:
+        return _arguments.decode(text or "{}")
+    except msgspec.DecodeError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +54,18 @@ class LoadedTool:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerTool:
+class HttpServerTool:
     loaded: LoadedTool
     #: The bound arguments' values for this call.
     bound: dict[str, Any]
+    client: HttpToolClient
 
     @property
-    def tool(self) -> HttpTool:
-        return self.loaded.tool
+    def definition(self) -> Tool:
+        return definition(self.loaded.tool)
+
+    async def run(self, call: Call, arguments: dict[str, Any]) -> ToolResult:
+        return await self.client.call(self.loaded.tool, self.loaded.secrets, {**arguments, **self.bound})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +82,14 @@ class Toolbox:
             if tool.function.name in self.tools:
                 raise InvalidRequest(f"tools: {tool.function.name!r} is a server-side tool of this bridge; "
                                      "rename the client's tool", param="tools", code="tool_name_conflict")
-        offered = [definition(server.tool) for server in self.tools.values()]
+        offered = [server.definition for server in self.tools.values()]
         return msgspec.structs.replace(request, tools=[*client, *offered])
+
+    async def run(self, call: Call, name: str, arguments_text: str) -> ToolResult:
+        arguments = decode_arguments(arguments_text)
+        if arguments is None:
+            return failure("the arguments are not a JSON object", 0.0)
+        return await self.tools[name].run(call, arguments)
 
 
 def definition(tool: HttpTool) -> Tool:
@@ -72,11 +105,13 @@ def definition(tool: HttpTool) -> Tool:
     return Tool(function=FunctionDefinition(name=tool.name, description=tool.description, parameters=parameters))
 
 
-class ToolCatalog:
-    """Finds a call's server tools; each tool is read once per worker until it changes."""
+class HttpTools:
+    """Finds a bridge's HTTP tools; each is read once per worker until it changes."""
 
-    def __init__(self, tools: ToolRepository, changes: ChangeBus | None, *, ttl: float) -> None:
+    def __init__(self, tools: ToolRepository, changes: ChangeBus | None, client: HttpToolClient, *,
+                 ttl: float) -> None:
         self._tools = tools
+        self._client = client
         self._cache: OrgCache[LoadedTool | None] = OrgCache(
             "tool", changes, ttl=ttl, record_id=lambda loaded: loaded.tool.id if loaded else None)
 
@@ -86,16 +121,11 @@ class ToolCatalog:
     def close(self) -> None:
         self._cache.close()
 
-    async def toolbox(self, call: Call) -> Toolbox | None:
-        """The call's server tools, or ``None`` when it runs no bridge with any."""
-        resolved = call.state.get(ResolvedBridge)
-        if resolved is None or not resolved.config.server_tools:
-            return None
+    async def add(self, tools: dict[str, ServerTool], call: Call, resolved: ResolvedBridge) -> None:
         org_id = resolved.bridge.org_id
         variables = call.state.get(CallVariables)
         values = variables.values if variables is not None else {}
-        tools: dict[str, ServerTool] = {}
-        for tool_id in resolved.config.server_tools:
+        for tool_id in resolved.config.server_tools or ():
             loaded = await self._cache.get(org_id, tool_id, lambda tool_id=tool_id: self._load(org_id, tool_id))
             if loaded is None:
                 raise InvalidRequest(f"bridge {resolved.bridge.slug!r}: server tool {tool_id!r} does not exist",
@@ -104,12 +134,42 @@ class ToolCatalog:
             if missing:
                 raise InvalidRequest(f"variables: tool {loaded.tool.name!r} needs {', '.join(missing)}",
                                      param="variables", code="missing_variable")
-            tools[loaded.tool.name] = ServerTool(loaded, {name: values[name] for name in loaded.tool.bound})
-        rounds = resolved.config.max_tool_rounds
-        return Toolbox(tools, DEFAULT_MAX_TOOL_ROUNDS if rounds is None else rounds)
+            bound = {name: values[name] for name in loaded.tool.bound}
+            tools[loaded.tool.name] = HttpServerTool(loaded, bound, self._client)
 
     async def _load(self, org_id: str, tool_id: str) -> LoadedTool | None:
         found = await self._tools.many(org_id, [tool_id])
         if not found:
             return None
         return LoadedTool(found[0], self._tools.reveal(found[0]))
+
+
+def max_rounds(resolved: ResolvedBridge) -> int:
+    rounds = resolved.config.max_tool_rounds
+    return DEFAULT_MAX_TOOL_ROUNDS if rounds is None else rounds
+
+
+class ToolAdder(Protocol):
+    async def add(self, tools: dict[str, ServerTool], call: Call, resolved: ResolvedBridge) -> None:
+        """Add the bridge's tools of one kind to ``tools`` (by name); raise for a broken bridge."""
+        ...
+
+
+class ToolCatalog:
+    """A call's :class:`Toolbox`: every kind of server tool its bridge lists."""
+
+    def __init__(self, kinds: list[ToolAdder]) -> None:
+        self._kinds = kinds
+
+    async def toolbox(self, call: Call) -> Toolbox | None:
+        """``None`` when the call runs no bridge, or one with no server-side tools."""
+        resolved = call.state.get(ResolvedBridge)
+        if resolved is None:
+            return None
+        config = resolved.config
+        if not (config.server_tools or config.connected_bridges or config.mcp_servers):
+            return None
+        tools: dict[str, ServerTool] = {}
+        for kind in self._kinds:
+            await kind.add(tools, call, resolved)
+        return Toolbox(tools, max_rounds(resolved))

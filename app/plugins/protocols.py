@@ -22,7 +22,7 @@ from app.schemas.stream import StreamEvent
 if TYPE_CHECKING:
     from app.plugins.call import Call
     from app.pricing import ModelPrice, PriceBook
-    from app.plugins.services import BridgeExpander, CredentialSource, SqlEngines, UpstreamClients, UsageLedger
+    from app.plugins.services import BridgeCalls, BridgeExpander, CredentialSource, SqlEngines, UpstreamClients, UsageLedger
     from app.settings import Settings
     from app.stores.documents.protocol import DocumentStore
     from app.stores.notify import ChangeBus
@@ -95,6 +95,8 @@ class PluginContext:
     #: Bridge expansion and org credentials, for the built-in stages that apply them.
     bridges: BridgeExpander | None = None
     credentials: CredentialSource | None = None
+    #: Bridges calling bridges of their org (connected bridges).
+    bridge_calls: BridgeCalls | None = None
     #: Prices by ``provider/model`` (the providers' shipped tables and ``[pricing]``).
     pricing: PriceBook | None = None
     #: The usage ledger: ``usage.record(event)`` queues a finished call's row (never waits).

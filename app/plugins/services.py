@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from app.plugins.call import Call
     from app.plugins.protocols import Deployment, ProviderConfig
-    from app.schemas.chat import ChatRequest
+    from app.schemas.chat import ChatRequest, ChatResponse
+    from app.stores.documents.protocol import ResolvedBridge
     from app.stores.metrics.events import UsageEvent
     from app.upstream.http import ErrorMapper, UpstreamClient
 
@@ -28,6 +29,18 @@ class BridgeExpander(Protocol):
         and model, with the caller's own fields over them. Sets ``call.org_id``,
         ``call.bridge_id``, ``call.bridge_version`` and ``call.fallback_model``. A bridge already
         resolved for this call (``call.state[ResolvedBridge]``) is not looked up again."""
+        ...
+
+
+class BridgeCalls(Protocol):
+    """Bridges calling bridges (connected bridges, :mod:`app.agents.connected`)."""
+
+    async def resolve(self, org_id: str, id_or_slug: str) -> ResolvedBridge:
+        """The org's bridge and the config calls use (cached); NotFound otherwise."""
+        ...
+
+    async def complete(self, call: Call) -> ChatResponse:
+        """Run ``call`` through the whole pipeline, as an ingress does."""
         ...
 
 

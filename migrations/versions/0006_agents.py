@@ -1,5 +1,5 @@
-"""Agents: HTTP tools bridges call server-side (``tools``), and the bridges' ``server_tools`` and
-``max_tool_rounds`` (issue 11).
+"""Agents: HTTP tools bridges call server-side (``tools``), and the bridges' ``server_tools``,
+``max_tool_rounds``, ``connected_bridges`` and ``mcp_servers`` (issue 11).
 
 Revision ID: 0006_agents
 Revises: 0005_responses
@@ -45,10 +45,14 @@ def upgrade() -> None:
     # Nullable, no default: adding them rewrites no rows; NULL reads as "none" / the default.
     op.add_column("bridges", sa.Column("server_tools", JSON, nullable=True))
     op.add_column("bridges", sa.Column("max_tool_rounds", sa.Integer, nullable=True))
+    op.add_column("bridges", sa.Column("connected_bridges", JSON, nullable=True))
+    op.add_column("bridges", sa.Column("mcp_servers", JSON, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("bridges") as batch:
+        batch.drop_column("mcp_servers")
+        batch.drop_column("connected_bridges")
         batch.drop_column("max_tool_rounds")
         batch.drop_column("server_tools")
     op.drop_table("tools")

@@ -17,6 +17,8 @@ from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply
 from tests.tenancy.conftest import Api, Tenant, new_tenant
+from tests.agents.mcp_server import TOKEN as MCP_TOKEN
+from tests.agents.mcp_server import McpTestServer
 from tests.agents.tool_server import ToolServer
 
 MASTER = "sk-test-master"
@@ -59,8 +61,16 @@ def agents_server(fake_openai_server: FakeOpenAI, fake_anthropic_server: FakeAnt
     config = agents_config(fake_openai_server, fake_anthropic_server, fake_gemini_server,
                            f"sqlite+aiosqlite:///{directory}/documents.db")
     with JunctionProcess(directory, config, master_key=MASTER,
-                         env={"JUNCTION_SECRET_TOOLS": "env-secret"}) as server:
+                         env={"JUNCTION_SECRET_TOOLS": "env-secret",
+                              "JUNCTION_SECRET_MCP": f"Bearer {MCP_TOKEN}"}) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def mcp_server() -> Iterator[McpTestServer]:
+    server = McpTestServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

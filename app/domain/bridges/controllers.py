@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
+from app.agents.mcp_tools import check_mcp_servers
 from app.domain.access import org_required, requested_org
 from app.domain.http import caller, check_length, decode_body
 from app.domain.lookup import first_found, orgs_in_reach
@@ -78,6 +79,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         )
         check_model(gateway, "model", body.model)
         check_model(gateway, "fallback_model", body.fallback_model)
+        check_mcp_servers(body.mcp_servers)
         fields = msgspec.structs.asdict(body)
         fields.pop("org_id")
         await orgs.get(org_id)
@@ -111,6 +113,8 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
             check_model(gateway, "model", change.model)
         if isinstance(change.fallback_model, str):
             check_model(gateway, "fallback_model", change.fallback_model)
+        if isinstance(change.mcp_servers, list):
+            check_mcp_servers(change.mcp_servers)
         bridge = await locate(request, principal, bridge_id)
         return await bridges.update(bridge.org_id, bridge.id, change)
 

@@ -115,6 +115,8 @@ class MongoModels:
             # Agents (issue 11); absent reads as None.
             server_tools: list[str] | None = None
             max_tool_rounds: int | None = None
+            connected_bridges: list[str] | None = None
+            mcp_servers: list[dict[str, Any]] | None = None
 
             class Settings:
                 name = "bridges"

@@ -172,6 +172,19 @@ class BridgeVariable(_Record, kw_only=True, forbid_unknown_fields=True):
     default: str | None = None
 
 
+class SecretRef(_Record, forbid_unknown_fields=True):
+    """A header value read from the gateway's environment (a ``JUNCTION_SECRET_*`` variable)."""
+
+    env: str
+
+
+class McpServer(_Record, kw_only=True, forbid_unknown_fields=True):
+    """An MCP server (streamable HTTP) whose tools a bridge offers its model."""
+
+    url: str
+    headers: dict[str, SecretRef] = {}
+
+
 class BridgeConfig(_Record, kw_only=True):
     """What a call to a bridge uses: the draft, or a snapshot of it in a :class:`BridgeVersion`."""
 
@@ -186,6 +199,10 @@ class BridgeConfig(_Record, kw_only=True):
     server_tools: list[str] | None = None
     #: Model calls that may run server-side tools before the answer is returned (``None``: 3).
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    #: Other bridges of the org (ids or slugs) the model may ask, as tools.
+    connected_bridges: list[str] | None = None
+    #: MCP servers whose tools the model may call.
+    mcp_servers: list[McpServer] | None = None
 
 
 class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
@@ -215,6 +232,8 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     fallback_model: str | None | UnsetType = UNSET
     server_tools: list[str] | None | UnsetType = UNSET
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0, le=20)] | None | UnsetType = UNSET
+    connected_bridges: list[str] | None | UnsetType = UNSET
+    mcp_servers: list[McpServer] | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
     rpm: int | None | UnsetType = UNSET
     tpm: int | None | UnsetType = UNSET

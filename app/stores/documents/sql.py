@@ -126,6 +126,8 @@ bridges = sa.Table(
     # Agents (migration 0006_agents): NULL is "none" / the default.
     sa.Column("server_tools", Json, nullable=True),
     sa.Column("max_tool_rounds", sa.Integer, nullable=True),
+    sa.Column("connected_bridges", Json, nullable=True),
+    sa.Column("mcp_servers", Json, nullable=True),
     sa.UniqueConstraint("org_id", "slug"),
 )
 

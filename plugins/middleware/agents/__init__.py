@@ -9,7 +9,9 @@ import msgspec
 
 from app.agents.http_tools import HttpToolClient
 from app.agents.loop import ToolLoop
-from app.agents.toolbox import ToolCatalog, Toolbox
+from app.agents.connected import ConnectedBridges
+from app.agents.mcp_tools import McpTools
+from app.agents.toolbox import HttpTools, ToolAdder, ToolCatalog, Toolbox
 from app.domain.invalidation import cache_ttl
 from app.plugins import Call, MiddlewareConfig, MiddlewareSpec, Next, NextStream, PluginContext, Stage, StagePlacement, hookimpl
 
@@ -19,6 +21,12 @@ class AgentsConfig(MiddlewareConfig, kw_only=True):
     keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     #: Characters of a tool's answer handed to the model (the rest is cut).
     max_result_chars: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+    #: Levels of connected bridges below the one called (a → b → c is 2).
+    max_bridge_depth: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    #: Seconds an MCP server's tool list is reused before it is fetched again (per worker).
+    mcp_list_ttl_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    #: Seconds one MCP request (session, list or call) may take.
+    mcp_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class AgentStage(Stage):
@@ -26,19 +34,28 @@ class AgentStage(Stage):
         settings = context.settings
         self._client = HttpToolClient(allow_private=settings.jobs.allow_private_webhooks,
                                       max_result_chars=config.max_result_chars)
+        self._http_tools: HttpTools | None = None
+        self._catalog: ToolCatalog | None = None
         # No documents store when plugins are only listed (``junction plugins``): no tools then.
-        self._catalog = None if context.documents is None else ToolCatalog(
-            context.documents.tools, context.changes, ttl=cache_ttl(settings.stores.cache))
-        self._loop = ToolLoop(self._client, keepalive_seconds=config.keepalive_seconds)
+        if context.documents is not None:
+            self._http_tools = HttpTools(context.documents.tools, context.changes, self._client,
+                                         ttl=cache_ttl(settings.stores.cache))
+            kinds: list[ToolAdder] = [self._http_tools]
+            kinds.append(McpTools(allow_private=settings.jobs.allow_private_webhooks,
+                                  timeout=config.mcp_timeout_seconds, ttl=config.mcp_list_ttl_seconds))
+            if context.bridge_calls is not None:
+                kinds.append(ConnectedBridges(context.bridge_calls, max_depth=config.max_bridge_depth))
+            self._catalog = ToolCatalog(kinds)
+        self._loop = ToolLoop(keepalive_seconds=config.keepalive_seconds)
 
     async def start(self) -> None:
-        if self._catalog is not None:
-            self._catalog.start()
+        if self._http_tools is not None:
+            self._http_tools.start()
         await self._client.start()
 
     async def close(self) -> None:
-        if self._catalog is not None:
-            self._catalog.close()
+        if self._http_tools is not None:
+            self._http_tools.close()
         await self._client.close()
 
     async def enter(self, call: Call) -> None:
