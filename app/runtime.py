@@ -90,8 +90,9 @@ class Runtime:
             self.changes = open_change_bus(settings.stores.cache, self.redis)
         except ValueError as error:
             raise ConfigError(f"{settings.source}: {error}") from None
-        self.documents = open_document_store(settings.stores.documents, cipher=cipher_from_settings(settings),
-                                             changes=self.changes)
+        #: Seals stored credentials and tool headers, and chatbot tokens.
+        self.cipher = cipher_from_settings(settings)
+        self.documents = open_document_store(settings.stores.documents, cipher=self.cipher, changes=self.changes)
         self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()
         self.sql = SqlEngines(settings, self.documents)

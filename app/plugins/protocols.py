@@ -168,7 +168,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     """Who is calling, as established by an :class:`Authenticator`."""
 
     id: str
-    kind: Literal["master", "key", "jwt", "anonymous"]
+    kind: Literal["master", "key", "jwt", "anonymous", "chatbot"]
     scopes: frozenset[str]
     org_id: str | None = None
     user_id: str | None = None

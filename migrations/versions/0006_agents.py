@@ -1,5 +1,6 @@
 """Agents: HTTP tools bridges call server-side (``tools``), and the bridges' ``server_tools``,
-``max_tool_rounds``, ``connected_bridges`` and ``mcp_servers`` (issue 11).
+``max_tool_rounds``, ``connected_bridges``, ``mcp_servers``, ``type`` and ``chatbot``, and
+an index for a chatbot end user's latest thread (issue 11).
 
 Revision ID: 0006_agents
 Revises: 0005_responses
@@ -47,10 +48,16 @@ def upgrade() -> None:
     op.add_column("bridges", sa.Column("max_tool_rounds", sa.Integer, nullable=True))
     op.add_column("bridges", sa.Column("connected_bridges", JSON, nullable=True))
     op.add_column("bridges", sa.Column("mcp_servers", JSON, nullable=True))
+    op.add_column("bridges", sa.Column("type", sa.String(16), nullable=True))
+    op.add_column("bridges", sa.Column("chatbot", JSON, nullable=True))
+    op.create_index("ix_threads_bridge_id_owner_created_at", "threads", ["bridge_id", "owner", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_threads_bridge_id_owner_created_at", table_name="threads")
     with op.batch_alter_table("bridges") as batch:
+        batch.drop_column("chatbot")
+        batch.drop_column("type")
         batch.drop_column("mcp_servers")
         batch.drop_column("connected_bridges")
         batch.drop_column("max_tool_rounds")

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from app.testing.scripted_upstream import Reply, SeenRequest, ToolCallReply
 from app.testing.server import JunctionProcess
@@ -16,12 +17,14 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply
-from tests.tenancy.conftest import Api, Tenant, new_tenant
+from tests.tenancy.conftest import ENCRYPTION_KEY, Api, Tenant, new_tenant
 from tests.agents.mcp_server import TOKEN as MCP_TOKEN
 from tests.agents.mcp_server import McpTestServer
 from tests.agents.tool_server import ToolServer
 
 MASTER = "sk-test-master"
+#: Redis database of these tests (flushed when they start).
+AGENTS_REDIS_DB = 9
 TOOL_SECRET = "Bearer tool-secret-123"
 
 tool_server_process, tool_server = fake_fixtures(ToolServer, scope="session", server_name="tool_server_process",
@@ -44,6 +47,10 @@ base_url = "{gemini.base_url}"
 
 [stores]
 documents = "{documents}"
+cache = "redis://127.0.0.1:6379/{AGENTS_REDIS_DB}"
+
+[security]
+encryption_keys = [{{ id = "test-1", key = "{ENCRYPTION_KEY}" }}]
 
 [jobs]
 allow_private_webhooks = true
@@ -54,7 +61,16 @@ keepalive_seconds = 0.2
 
 
 @pytest.fixture(scope="session")
-def agents_server(fake_openai_server: FakeOpenAI, fake_anthropic_server: FakeAnthropic,
+def agents_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=6379, db=AGENTS_REDIS_DB)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def agents_server(agents_redis: redis.Redis, fake_openai_server: FakeOpenAI, fake_anthropic_server: FakeAnthropic,
                   fake_gemini_server: FakeGemini, tool_server_process: ToolServer,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[JunctionProcess]:
     directory = tmp_path_factory.mktemp("agents")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -88,3 +90,21 @@ async def test_bridge_agent_fields_round_trip(store: DocumentStore) -> None:
     await store.bridges.publish(org.id, bridge.id, 1)
     resolved = await store.bridges.resolve(org.id, "agent")
     assert resolved.config.server_tools == ["tool_a"] and resolved.config.max_tool_rounds == 5
+
+
+async def test_chatbot_fields_and_an_end_users_latest_thread(store: DocumentStore) -> None:
+    from app.stores.documents.protocol import ChatbotSettings
+
+    org = await store.orgs.create("Bots")
+    bot = await store.bridges.create(org.id, NewBridge(
+        slug="bot", name="Bot", model="openai/gpt-4o-mini", type="chatbot",
+        chatbot=ChatbotSettings(allowed_origins=["https://shop.example"], rpm_per_end_user=5)))
+    assert bot.type == "chatbot" and bot.chatbot.allowed_origins == ["https://shop.example"]
+    assert (await store.bridges.get(org.id, "bot")).chatbot.rpm_per_end_user == 5
+    assert await store.threads.latest_owned(org.id, bot.id, "chatbot:u1") is None
+    first = await store.threads.create(org.id, bot.id, "chatbot:u1")
+    await store.threads.create(org.id, bot.id, "chatbot:u2")
+    await asyncio.sleep(0.01)  # created_at is in whole milliseconds
+    second = await store.threads.create(org.id, bot.id, "chatbot:u1")
+    latest = await store.threads.latest_owned(org.id, bot.id, "chatbot:u1")
+    assert latest is not None and latest.id == second.id != first.id

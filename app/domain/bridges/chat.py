@@ -25,6 +25,7 @@ from app.formats.openai import ChunkWriter
 from app.ingress.openai import SSE_HEADERS, sse_body
 from app.pipeline import Gateway, close_streams
 from app.plugins.call import Call
+from app.plugins.protocols import Principal
 from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.request_id import request_id
 from app.schemas.chat import ChatRequest, FunctionCall, Message, StreamOptions, ToolCall, Usage
@@ -87,9 +88,87 @@ async def _recorded(
     await on_complete(Message(role="assistant", content="".join(text) or None, tool_calls=tool_calls))
 
 
-def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+async def bridge_turn(gateway: Gateway, domain: Domain, request: Request[Any, Any, Any], principal: Principal,
+                      resolved: ResolvedBridge, body: BridgeChatBody, *, endpoint: str = "bridges.chat",
+                      headers: dict[str, str] | None = None) -> Response[Any]:
+    """One turn with the bridge (see the module docstring), for ``principal``, who must be allowed
+    the thread ``body.thread_id`` names. ``headers`` are added to the answer's."""
     threads = domain.threads
+    bridge = resolved.bridge
+    org_id = bridge.org_id
+    owner = thread_owner(principal)
+    thread: Thread | None = None
+    if body.thread_id is not None:
+        thread = await threads.for_bridge(org_id, body.thread_id, bridge.id)
+        check_thread_reader(principal, thread, param="thread_id")
+    user = Message(role="user", content=body.user)
+    history = threads.recent(thread) if thread is not None else []
+    chat = ChatRequest(
+        model=f"{BRIDGE_MODEL_PREFIX}{bridge.id}",
+        messages=[*history, user],
+        stream=True if body.stream else None,
+        stream_options=StreamOptions(include_usage=True) if body.stream else None,
+        extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
+    )
+    call = Call(
+        request_id=request_id(request.scope),
+        endpoint=endpoint,
+        principal=principal,
+        request=chat,
+        headers=request.headers,
+        org_id=org_id,
+        thread_id=body.thread_id,
+    )
+    call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
+    extra = headers or {}
 
+    async def remember(reply: Message) -> Thread:
+        current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
+        rounds = call.state.get(ToolTranscript)
+        if rounds is None:
+            await threads.append(org_id, current, [user, reply])
+        else:  # the server-side tool rounds: their calls and results, then the final answer
+            final = _reply_of(rounds.final) if rounds.final is not None else reply
+            await threads.append(org_id, current, [user, *rounds.messages, final])
+        return current
+
+    if body.stream:
+        events = await gateway.open_stream(call)
+        if thread is None:
+            try:
+                thread = await threads.create(org_id, bridge.id, owner)
+            except BaseException:
+                await close_streams(call)  # the relay never started: close what it would have
+                raise
+            call.thread_id = thread.id
+
+        async def on_complete(reply: Message) -> None:
+            await remember(reply)
+
+        stream_headers = {**SSE_HEADERS, **call.response_headers, **extra, THREAD_HEADER: thread.id}
+        if call.bridge_version is not None:
+            stream_headers[VERSION_HEADER] = str(call.bridge_version)
+        return Stream(
+            sse_body(_recorded(events, on_complete), ChunkWriter(include_usage=True)),
+            media_type="text/event-stream",
+            headers=stream_headers,
+        )
+
+    response = await gateway.complete(call)
+    answer = response.choices[0].message if response.choices else Message(role="assistant")
+    kept = _reply_of(answer)
+    saved = await remember(kept)
+    reply = BridgeChatReply(
+        thread_id=saved.id,
+        bridge_version=call.bridge_version,
+        model=call.deployment or response.model,
+        message=ReplyMessage(role="assistant", content=kept.content, tool_calls=kept.tool_calls),
+        usage=response.usage,
+    )
+    return Response(reply, headers={**call.response_headers, **extra, THREAD_HEADER: saved.id})
+
+
+def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     @post(
         "/api/v1/bridges/{bridge_id:str}/chat", summary="One conversation turn with a bridge", status_code=200
     )
@@ -99,76 +178,6 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandle
         resolved = await domain.bridges.find_active(
             principal, requested_org(request.query_params, request.headers), bridge_id
         )
-        bridge = resolved.bridge
-        org_id = bridge.org_id
-        owner = thread_owner(principal)
-        thread: Thread | None = None
-        if body.thread_id is not None:
-            thread = await threads.for_bridge(org_id, body.thread_id, bridge.id)
-            check_thread_reader(principal, thread, param="thread_id")
-        user = Message(role="user", content=body.user)
-        history = threads.recent(thread) if thread is not None else []
-        chat = ChatRequest(
-            model=f"{BRIDGE_MODEL_PREFIX}{bridge.id}",
-            messages=[*history, user],
-            stream=True if body.stream else None,
-            stream_options=StreamOptions(include_usage=True) if body.stream else None,
-            extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
-        )
-        call = Call(
-            request_id=request_id(request.scope),
-            endpoint="bridges.chat",
-            principal=principal,
-            request=chat,
-            headers=request.headers,
-            org_id=org_id,
-            thread_id=body.thread_id,
-        )
-        call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
-
-        async def remember(reply: Message) -> Thread:
-            current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
-            rounds = call.state.get(ToolTranscript)
-            if rounds is None:
-                await threads.append(org_id, current, [user, reply])
-            else:  # the server-side tool rounds: their calls and results, then the final answer
-                final = _reply_of(rounds.final) if rounds.final is not None else reply
-                await threads.append(org_id, current, [user, *rounds.messages, final])
-            return current
-
-        if body.stream:
-            events = await gateway.open_stream(call)
-            if thread is None:
-                try:
-                    thread = await threads.create(org_id, bridge.id, owner)
-                except BaseException:
-                    await close_streams(call)  # the relay never started: close what it would have
-                    raise
-                call.thread_id = thread.id
-
-            async def on_complete(reply: Message) -> None:
-                await remember(reply)
-
-            headers = {**SSE_HEADERS, **call.response_headers, THREAD_HEADER: thread.id}
-            if call.bridge_version is not None:
-                headers[VERSION_HEADER] = str(call.bridge_version)
-            return Stream(
-                sse_body(_recorded(events, on_complete), ChunkWriter(include_usage=True)),
-                media_type="text/event-stream",
-                headers=headers,
-            )
-
-        response = await gateway.complete(call)
-        answer = response.choices[0].message if response.choices else Message(role="assistant")
-        kept = _reply_of(answer)
-        saved = await remember(kept)
-        reply = BridgeChatReply(
-            thread_id=saved.id,
-            bridge_version=call.bridge_version,
-            model=call.deployment or response.model,
-            message=ReplyMessage(role="assistant", content=kept.content, tool_calls=kept.tool_calls),
-            usage=response.usage,
-        )
-        return Response(reply, headers={**call.response_headers, THREAD_HEADER: saved.id})
+        return await bridge_turn(gateway, domain, request, principal, resolved, body)
 
     return [bridge_chat]

@@ -12,6 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from app.agents.mcp_tools import check_mcp_servers
 from app.domain.access import org_required, requested_org
+from app.domain.chatbots.origins import check_chatbot
 from app.domain.http import caller, check_length, decode_body
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.services import Domain
@@ -80,6 +81,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         check_model(gateway, "model", body.model)
         check_model(gateway, "fallback_model", body.fallback_model)
         check_mcp_servers(body.mcp_servers)
+        check_chatbot(body.chatbot)
         fields = msgspec.structs.asdict(body)
         fields.pop("org_id")
         await orgs.get(org_id)
@@ -115,6 +117,8 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
             check_model(gateway, "fallback_model", change.fallback_model)
         if isinstance(change.mcp_servers, list):
             check_mcp_servers(change.mcp_servers)
+        if not isinstance(change.chatbot, msgspec.UnsetType):
+            check_chatbot(change.chatbot)
         bridge = await locate(request, principal, bridge_id)
         return await bridges.update(bridge.org_id, bridge.id, change)
 

@@ -109,6 +109,19 @@ class BridgeService:
             )
         return found[0]
 
+    async def everywhere(self, id_or_slug: str) -> list[ResolvedBridge]:
+        """The bridges of every org with this id or slug (a chatbot's CORS preflight carries no
+        credential that names the org)."""
+        if not could_be_id(id_or_slug):
+            return []
+        found: list[ResolvedBridge] = []
+        for org_id in await self._org_ids.all():
+            try:
+                found.append(await self.resolve(org_id, id_or_slug))
+            except NotFound:
+                continue
+        return found
+
     async def find_active(self, principal: Principal, requested_org: str | None, id_or_slug: str, *,
                           param: str | None = None) -> ResolvedBridge:
         """:meth:`find`, refusing (403) a paused bridge."""

@@ -117,6 +117,8 @@ class MongoModels:
             max_tool_rounds: int | None = None
             connected_bridges: list[str] | None = None
             mcp_servers: list[dict[str, Any]] | None = None
+            type: str | None = None
+            chatbot: dict[str, Any] | None = None
 
             class Settings:
                 name = "bridges"
@@ -158,6 +160,8 @@ class MongoModels:
                 indexes = [
                     IndexModel([("org_id", ASCENDING), ("updated_at", DESCENDING)], name="org_updated"),
                     IndexModel([("bridge_id", ASCENDING)], name="bridge"),
+                    IndexModel([("bridge_id", ASCENDING), ("owner", ASCENDING), ("created_at", DESCENDING)],
+                               name="bridge_owner"),
                 ]
 
         class ThreadMessageDocument(Document):

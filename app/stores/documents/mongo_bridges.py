@@ -189,6 +189,11 @@ class MongoThreads(MongoRepository):
             query["bridge_id"] = (await self._bridges.get(org_id, bridge_id)).id
         return await self._all(self._m.threads, query, [("updated_at", -1), ("_id", -1)], Thread, limit=limit)
 
+    async def latest_owned(self, org_id: str, bridge_id: str, owner: str) -> Thread | None:
+        query = {"org_id": org_id, "bridge_id": bridge_id, "owner": owner}
+        found = await self._all(self._m.threads, query, [("created_at", -1), ("_id", -1)], Thread, limit=1)
+        return found[0] if found else None
+
     async def org_of(self, thread_id: str) -> str | None:
         document = await self._m.threads.find_one({"_id": thread_id})
         return None if document is None else document.org_id

@@ -55,6 +55,8 @@ from app.stores.documents.tools import ToolRepository
 
 BudgetPeriod = Literal["day", "month"]
 BridgeStatus = Literal["active", "paused"]
+#: ``chatbot``: end users call it from a web page with short-lived tokens (``/api/v1/chatbots``).
+BridgeType = Literal["chat", "chatbot"]
 ChangeKind = Literal["org", "key", "credential", "bridge", "thread", "tool"]
 
 
@@ -185,6 +187,14 @@ class McpServer(_Record, kw_only=True, forbid_unknown_fields=True):
     headers: dict[str, SecretRef] = {}
 
 
+class ChatbotSettings(_Record, kw_only=True, forbid_unknown_fields=True):
+    """How a ``chatbot`` bridge meets browsers: the page origins allowed (CORS) and each end
+    user's requests a minute (``None``: no limit)."""
+
+    allowed_origins: list[str] = []
+    rpm_per_end_user: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
 class BridgeConfig(_Record, kw_only=True):
     """What a call to a bridge uses: the draft, or a snapshot of it in a :class:`BridgeVersion`."""
 
@@ -211,6 +221,9 @@ class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
     slug: str
     name: str
     status: BridgeStatus = "active"
+    #: ``None`` reads as ``chat``.
+    type: BridgeType | None = None
+    chatbot: ChatbotSettings | None = None
     #: The bridge's own limits, over every caller of it (not versioned: they bound traffic).
     rpm: int | None = None
     tpm: int | None = None
@@ -235,6 +248,8 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     connected_bridges: list[str] | None | UnsetType = UNSET
     mcp_servers: list[McpServer] | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
+    type: BridgeType | None | UnsetType = UNSET
+    chatbot: ChatbotSettings | None | UnsetType = UNSET
     rpm: int | None | UnsetType = UNSET
     tpm: int | None | UnsetType = UNSET
     budget_usd: float | None | UnsetType = UNSET
@@ -260,6 +275,8 @@ class Bridge(BridgeConfig, kw_only=True):
     tpm: int | None = None
     budget_usd: float | None = None
     budget_period: BudgetPeriod | None = None
+    type: BridgeType | None = None
+    chatbot: ChatbotSettings | None = None
 
     def draft(self) -> BridgeConfig:
         return BridgeConfig(**{name: getattr(self, name) for name in BridgeConfig.__struct_fields__})
@@ -424,6 +441,11 @@ class ThreadRepository(Protocol):
         ...
 
     async def delete(self, org_id: str, thread_id: str) -> None: ...
+
+    async def latest_owned(self, org_id: str, bridge_id: str, owner: str) -> Thread | None:
+        """The bridge's most recently created thread started by ``owner`` (without messages), or
+        ``None`` (a chatbot's end user continues their latest thread)."""
+        ...
 
     async def org_of(self, thread_id: str) -> str | None:
         """The org holding thread ``thread_id`` (one lookup by its unique, indexed id), else

@@ -128,6 +128,8 @@ bridges = sa.Table(
     sa.Column("max_tool_rounds", sa.Integer, nullable=True),
     sa.Column("connected_bridges", Json, nullable=True),
     sa.Column("mcp_servers", Json, nullable=True),
+    sa.Column("type", sa.String(16), nullable=True),
+    sa.Column("chatbot", Json, nullable=True),
     sa.UniqueConstraint("org_id", "slug"),
 )
 
@@ -153,6 +155,8 @@ threads = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Listing an org's threads newest first.
     sa.Index(None, "org_id", "updated_at"),
+    # A chatbot end user's latest thread (migration 0006_agents).
+    sa.Index(None, "bridge_id", "owner", "created_at"),
 )
 
 thread_messages = sa.Table(

@@ -255,6 +255,13 @@ class SqlThreads(SqlRepository):
             )
         return [to_record(row, Thread) for row in rows]
 
+    async def latest_owned(self, org_id: str, bridge_id: str, owner: str) -> Thread | None:
+        query = (threads.select()
+                 .where(threads.c.org_id == org_id, threads.c.bridge_id == bridge_id, threads.c.owner == owner)
+                 .order_by(threads.c.created_at.desc(), threads.c.id.desc()).limit(1))
+        found = await self._all(query, Thread)
+        return found[0] if found else None
+
     async def org_of(self, thread_id: str) -> str | None:
         async with self._db.connect() as connection:
             query = sa.select(threads.c.org_id).where(threads.c.id == thread_id)
