@@ -1,8 +1,8 @@
 """The tool loop's own cost per round, without the model's or the tool's time.
 
 The loop (``app.agents.loop.ToolLoop``) runs in process against a model that answers at once
-(a canned ``ChatResponse`` asking for N parallel tool calls, then a text answer) and a tool client
-that returns at once, so what is timed is the loop: reading the calls, decoding arguments,
+(a canned ``ChatResponse`` asking for N parallel tool calls, then a text answer) and the HTTP
+tool with its network call replaced by an instant answer, so what is timed is the loop: reading the calls, decoding arguments,
 gathering the tools, recording the transcript, building the next request, summing usage.
 JSON and streamed (events of a 3-chunk round) are both measured.
 
@@ -16,9 +16,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.http_tools import ToolResult
+from app.agents.http_tools import HttpToolClient, ToolResult
 from app.agents.loop import ToolLoop
-from app.agents.toolbox import LoadedTool, ServerTool, Toolbox
+from app.agents.toolbox import HttpServerTool, LoadedTool, Toolbox
 from app.plugins.call import Call
 from app.plugins.protocols import Principal
 from app.schemas.chat import ChatRequest, ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
@@ -30,7 +30,9 @@ PRINCIPAL = Principal(id="bench", kind="master", scopes=frozenset({"chat"}))
 USAGE = Usage(prompt_tokens=100, completion_tokens=20, total_tokens=120)
 
 
-class InstantTools:
+class InstantClient(HttpToolClient):
+    """The HTTP tool client minus the network: answers at once."""
+
     async def call(self, tool: HttpTool, secrets: dict[str, str], arguments: dict) -> ToolResult:
         return ToolResult(content='{"temperature": 21, "sky": "clear"}', latency_ms=0.0)
 
@@ -40,7 +42,8 @@ def toolbox(rounds: int) -> Toolbox:
     tool = HttpTool(id="tool_1", org_id="org_1", name="weather", url="https://tools.example.com/weather",
                     method="POST", timeout_seconds=5, created_at=now, updated_at=now,
                     parameters={"type": "object", "properties": {"city": {"type": "string"}}})
-    return Toolbox({"weather": ServerTool(LoadedTool(tool, {"authorization": "x"}), {})}, rounds)
+    client = InstantClient(allow_private=False, max_result_chars=100_000)
+    return Toolbox({"weather": HttpServerTool(LoadedTool(tool, {"authorization": "x"}), {}, client)}, rounds)
 
 
 def calls(parallel: int) -> list[ToolCall]:
@@ -89,7 +92,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
-    loop = ToolLoop(InstantTools(), keepalive_seconds=10)  # type: ignore[arg-type]
+    loop = ToolLoop(keepalive_seconds=10)
     box, no_tools = toolbox(args.rounds), toolbox(0)
     rounds, parallel = args.rounds, args.parallel
 
