@@ -104,9 +104,9 @@ async def main() -> None:
             pass
 
     for kind, run in (("json", json_with), ("stream", stream_with)):
-        await timed(200, lambda: run(box, rounds))  # warm-up
-        base = await timed(args.calls, lambda: run(no_tools, 0))
-        looped = await timed(args.calls, lambda: run(box, rounds))
+        await timed(200, lambda run=run: run(box, rounds))  # warm-up
+        base = await timed(args.calls, lambda run=run: run(no_tools, 0))
+        looped = await timed(args.calls, lambda run=run: run(box, rounds))
         per_round = (looped - base) / rounds
         print(f"{kind}: one model call {base * 1e6:.1f} µs; {rounds} tool rounds of {parallel} parallel calls "
               f"{looped * 1e6:.1f} µs → {per_round * 1e6:.1f} µs per round (loop overhead, fake model/tool "

@@ -214,7 +214,7 @@ def _with_tool_usage(total: Usage | None, results: list[ToolResult]) -> Usage | 
 class _Round:
     """One streamed model call, assembled: its text and its tool calls."""
 
-    __slots__ = ("text", "finish", "_calls")
+    __slots__ = ("_calls", "finish", "text")
 
     def __init__(self) -> None:
         self.text: list[str] = []

@@ -11,6 +11,7 @@ bridge stores and returns no secret. Server URLs pass the webhooks' guard before
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -31,6 +32,7 @@ from app.stores.documents.tools import SECRET_ENV_PREFIX
 if TYPE_CHECKING:
     from app.agents.toolbox import ServerTool
 
+log = logging.getLogger("junction.agents.mcp")
 _encoder = msgspec.json.Encoder()
 
 
@@ -86,10 +88,12 @@ class McpConnection:
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         await self._check_target()
-        async with asyncio.timeout(self._timeout):
-            async with create_mcp_http_client(headers=self._headers(), timeout=httpx2.Timeout(self._timeout)) as http:
-                async with Client(streamable_http_client(self.url, http_client=http), cache=None) as client:
-                    return await work(client)
+        async with (
+            asyncio.timeout(self._timeout),
+            create_mcp_http_client(headers=self._headers(), timeout=httpx2.Timeout(self._timeout)) as http,
+            Client(streamable_http_client(self.url, http_client=http), cache=None) as client,
+        ):
+            return await work(client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,8 @@ class McpTool:
             return failure("the MCP server timed out", started)
         except UpstreamError as error:
             return failure(error.message, started)
-        except Exception as error:  # the SDK's and its transport's errors have no common base
+        except Exception as error:  # noqa: BLE001 - the SDK raises many kinds: logged, and the model hears it
+            log.warning("MCP tool %s of %s failed: %s", self.name, self.connection.url, type(error).__name__)
             return failure(f"the MCP call failed: {type(error).__name__}: {error}"[:500], started)
         texts = [block.text for block in result.content if getattr(block, "type", None) == "text"]
         content = "\n".join(texts)
@@ -161,7 +166,8 @@ class McpTools:
             listed = await connection.session(list_tools)
         except UpstreamError:
             raise
-        except Exception as error:  # unreachable, refused, not an MCP server: the call cannot offer its tools
+        except Exception as error:  # noqa: BLE001 - unreachable, refused, not MCP: logged, and a 502
+            log.warning("listing the tools of MCP server %s failed: %s", server.url, type(error).__name__)
             raise UpstreamError(f"MCP server {server.url}: listing its tools failed: {type(error).__name__}",
                                 code="mcp_unavailable") from None
         found = [McpTool(connection, tool.name, tool.description, tool.input_schema) for tool in listed.tools]

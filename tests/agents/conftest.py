@@ -12,15 +12,15 @@ import redis
 
 from app.testing.scripted_upstream import Reply, SeenRequest, ToolCallReply
 from app.testing.server import JunctionProcess
+from tests.agents.mcp_server import TOKEN as MCP_TOKEN
+from tests.agents.mcp_server import McpTestServer
+from tests.agents.tool_server import ToolServer
 from tests.conftest import openai_provider_table
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply
 from tests.tenancy.conftest import ENCRYPTION_KEY, Api, Tenant, new_tenant
-from tests.agents.mcp_server import TOKEN as MCP_TOKEN
-from tests.agents.mcp_server import McpTestServer
-from tests.agents.tool_server import ToolServer
 
 MASTER = "sk-test-master"
 #: Redis database of these tests (flushed when they start).

@@ -24,6 +24,7 @@ from app.schemas.chat import ChatRequest, Message
 from app.settings import LimitsSettings
 from app.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
 from app.stores.notify import ChangeBus
+
 #: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).
 VARIABLES_FIELD = "variables"
 _NOT_OVERRIDABLE = ("model", "messages", "extra_fields")

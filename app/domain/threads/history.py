@@ -18,7 +18,6 @@ from app.schemas.chat import Message
 from app.settings import ThreadSettings
 from app.stores.documents.protocol import Thread, ThreadRepository
 
-
 #: ``provider_metadata`` key of the gateway's notes on a stored tool result (see app.agents.loop).
 JUNCTION_NOTES = "junction"
 

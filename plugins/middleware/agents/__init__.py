@@ -7,13 +7,23 @@ from typing import Annotated
 
 import msgspec
 
+from app.agents.connected import ConnectedBridges
 from app.agents.http_tools import HttpToolClient
 from app.agents.loop import ToolLoop
-from app.agents.connected import ConnectedBridges
 from app.agents.mcp_tools import McpTools
-from app.agents.toolbox import HttpTools, ToolAdder, ToolCatalog, Toolbox
+from app.agents.toolbox import HttpTools, ToolAdder, Toolbox, ToolCatalog
 from app.domain.invalidation import cache_ttl
-from app.plugins import Call, MiddlewareConfig, MiddlewareSpec, Next, NextStream, PluginContext, Stage, StagePlacement, hookimpl
+from app.plugins import (
+    Call,
+    MiddlewareConfig,
+    MiddlewareSpec,
+    Next,
+    NextStream,
+    PluginContext,
+    Stage,
+    StagePlacement,
+    hookimpl,
+)
 
 
 class AgentsConfig(MiddlewareConfig, kw_only=True):
