@@ -27,15 +27,15 @@ import msgspec
 from app.agents.http_tools import ToolResult
 from app.agents.toolbox import Toolbox
 from app.domain.threads.history import JUNCTION_NOTES
+from app.formats.unified import ChoiceBuilder
 from app.plugins.call import Call
-from app.schemas.chat import ChatResponse, FunctionCall, Message, ToolCall, Usage
+from app.schemas.chat import ChatResponse, Message, ToolCall, Usage
 from app.schemas.stream import (
     Finish,
     KeepAlive,
     StreamDone,
     StreamEvent,
     StreamStart,
-    TextDelta,
     ToolActivity,
     ToolCallDelta,
     UsageReport,
@@ -139,7 +139,7 @@ class ToolLoop:
         client_index: dict[int, int] = {}  # the upstream's tool-call index → the client's
         while True:
             call.request = request
-            round_ = _Round()
+            round_ = ChoiceBuilder()
             async for event in next(call):
                 if isinstance(event, StreamStart):
                     if not started:
@@ -152,20 +152,21 @@ class ToolLoop:
                 elif getattr(event, "choice", 0) != 0:
                     yield event  # n > 1: the loop follows the first choice only
                 elif isinstance(event, Finish):
-                    round_.finish = event
+                    round_.add(event)
                 elif isinstance(event, ToolCallDelta):
-                    name = round_.add(event)
-                    if name not in toolbox.tools:
+                    round_.add(event)
+                    if round_.call_name(event.index) not in toolbox.tools:
                         index = client_index.setdefault(event.index, len(client_index))
                         yield msgspec.structs.replace(event, index=index)
                 else:
-                    if isinstance(event, TextDelta):
-                        round_.text.append(event.text)
+                    round_.add(event)  # type: ignore[arg-type]
                     yield event
-            calls = round_.calls()
+            # The round's message keeps what the provider needs back next round (reasoning,
+            # thinking signatures, Gemini thought signatures).
+            assistant = round_.message()
+            calls = assistant.tool_calls or []
             server = [c for c in calls if c.function.name in toolbox.tools]
             client = [c for c in calls if c.function.name not in toolbox.tools]
-            assistant = Message(role="assistant", content="".join(round_.text) or None, tool_calls=calls or None)
             if not server:
                 transcript.final = assistant
                 yield round_.finish or Finish(reason="tool_calls" if client else "stop")
@@ -209,26 +210,3 @@ def _with_tool_usage(total: Usage | None, results: list[ToolResult]) -> Usage | 
     for result in results:
         total = add_usage(total, result.usage)
     return total
-
-
-class _Round:
-    """One streamed model call, assembled: its text and its tool calls."""
-
-    __slots__ = ("_calls", "finish", "text")
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.finish: Finish | None = None
-        self._calls: dict[int, list[str]] = {}  # index → [id, name, arguments]
-
-    def add(self, event: ToolCallDelta) -> str:
-        """Adds the piece; returns the name of the call it belongs to."""
-        known = self._calls.get(event.index)
-        if known is None:
-            known = self._calls[event.index] = [event.id or "", event.name or "", ""]
-        known[2] += event.arguments
-        return known[1]
-
-    def calls(self) -> list[ToolCall]:
-        return [ToolCall(id=id_, function=FunctionCall(name=name, arguments=arguments))
-                for id_, name, arguments in (self._calls[i] for i in sorted(self._calls))]

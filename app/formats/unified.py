@@ -73,7 +73,10 @@ def _choice_events(choice: Choice) -> Iterable[StreamEvent]:
     yield Finish(choice=index, reason=choice.finish_reason or "stop", stop_sequence=stop_sequence)
 
 
-class _ChoiceBuilder:
+class ChoiceBuilder:
+    """One choice's message, assembled from its stream events (text, tool calls, reasoning with
+    the providers' opaque metadata, refusal, finish)."""
+
     __slots__ = ("blocks", "calls", "finish", "metadata", "reasoning", "refusal", "text", "thinking")
 
     def __init__(self) -> None:
@@ -85,6 +88,27 @@ class _ChoiceBuilder:
         self.metadata: dict[str, Any] = {}
         self.blocks: list[dict[str, str]] = []
         self.thinking: list[str] = []  # the text of the Anthropic thinking block being read
+
+    def add(self, event: StreamEvent) -> None:
+        """Take one event of this choice (``StreamStart``, usage and done belong to no choice)."""
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            call = self.calls.setdefault(event.index, [None, None, []])
+            call[0] = call[0] or event.id
+            call[1] = call[1] or event.name
+            call[2].append(event.arguments)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoned(event)
+        elif isinstance(event, RefusalDelta):
+            self.refusal.append(event.text)
+        elif isinstance(event, Finish):
+            self.finish = event
+
+    def call_name(self, index: int) -> str | None:
+        """The name of tool call ``index`` (known from its first piece)."""
+        call = self.calls.get(index)
+        return call[1] if call is not None else None
 
     def reasoned(self, event: ReasoningDelta) -> None:
         if event.text:
@@ -124,7 +148,7 @@ def events_response(events: Iterable[StreamEvent]) -> ChatResponse:
     """The JSON response the events of one complete stream make."""
     start: StreamStart | None = None
     usage: Usage | None = None
-    choices: dict[int, _ChoiceBuilder] = {}
+    choices: dict[int, ChoiceBuilder] = {}
     for event in events:
         if isinstance(event, StreamStart):
             start, usage = event, event.usage or usage
@@ -134,22 +158,10 @@ def events_response(events: Iterable[StreamEvent]) -> ChatResponse:
             continue
         if isinstance(event, StreamDone):
             continue
-        builder = choices.get(event.choice)
+        builder = choices.get(event.choice)  # type: ignore[union-attr]
         if builder is None:
-            builder = choices[event.choice] = _ChoiceBuilder()
-        if isinstance(event, TextDelta):
-            builder.text.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = builder.calls.setdefault(event.index, [None, None, []])
-            call[0] = call[0] or event.id
-            call[1] = call[1] or event.name
-            call[2].append(event.arguments)
-        elif isinstance(event, ReasoningDelta):
-            builder.reasoned(event)
-        elif isinstance(event, RefusalDelta):
-            builder.refusal.append(event.text)
-        elif isinstance(event, Finish):
-            builder.finish = event
+            builder = choices[event.choice] = ChoiceBuilder()  # type: ignore[union-attr]
+        builder.add(event)
     if start is None:
         raise ValueError("a stream's events start with StreamStart")
     return ChatResponse(

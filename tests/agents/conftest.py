@@ -31,7 +31,7 @@ tool_server_process, tool_server = fake_fixtures(ToolServer, scope="session", se
                                                  name="tool_server")
 fake_anthropic_server, fake_anthropic = fake_fixtures(FakeAnthropic, scope="session",
                                                       server_name="fake_anthropic_server", name="fake_anthropic")
-fake_gemini_server, fake_gemini = fake_fixtures(lambda: FakeGemini(require_signatures=False), scope="session",
+fake_gemini_server, fake_gemini = fake_fixtures(FakeGemini, scope="session",
                                                 server_name="fake_gemini_server", name="fake_gemini")
 
 
