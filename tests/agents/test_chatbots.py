@@ -150,3 +150,23 @@ def test_the_widget_script_is_served(agents_http: httpx.Client) -> None:
     response = agents_http.get("/chatbot/helper/widget.js")
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/javascript")
     assert "/api/v1/chatbots/" in response.text and len(response.content) < 16_000
+
+
+def test_tokens_and_limits_hold_across_two_nodes(agents_server: Any, tenant: Tenant, agents_http: httpx.Client,
+                                                 fake_openai: Any, tmp_path: Any) -> None:
+    """A second ``junction serve`` on the same stores: it reads the first node's tokens, continues
+    the same thread, and the end user's limit counts the requests of both nodes."""
+    from app.testing.server import JunctionProcess
+    from tests.agents.conftest import MASTER
+
+    chatbot(tenant, rpm_per_end_user=3)
+    token = mint(tenant, "helper", "ivan")
+    model = Upstream("openai", fake_openai, MODEL)
+    for _ in range(3):
+        model.queue(text="ok")
+    config = (agents_server.directory / "junction.toml").read_text()
+    with JunctionProcess(tmp_path, config, master_key=MASTER, env=agents_server.env) as other, \
+            httpx.Client(base_url=other.url, timeout=30) as second:
+        answers = [say(client, "helper", token, "hi") for client in (agents_http, second, agents_http, second)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert len({answer.json()["thread_id"] for answer in answers[:3]}) == 1  # one thread, whichever node
