@@ -78,6 +78,11 @@ def test_nesting_deeper_than_the_limit_is_refused(tenant: Tenant, fake_openai: A
 
 
 def test_an_unknown_connected_bridge_is_named(tenant: Tenant) -> None:
-    agent_bridge(tenant, MODEL, [], slug="lonely", connected_bridges=["nobody"])
+    refused = tenant.admin.request("POST", "/api/v1/bridges", {"slug": "lonely", "name": "L", "model": MODEL,
+                                                               "connected_bridges": ["nobody"]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "connected_bridges[0]"
+    temp = bridge(tenant, "temp")
+    agent_bridge(tenant, MODEL, [], slug="lonely", connected_bridges=["temp"])
+    tenant.admin.ok("DELETE", f"/api/v1/bridges/{temp['id']}", status=204)  # deleted after: the call says so
     reply = tenant.chat_key.request("POST", "/api/v1/bridges/lonely/chat", {"user": "hi"})
-    assert reply.status_code == 400 and "'nobody' does not exist" in reply.json()["error"]["message"]
+    assert reply.status_code == 400 and "'temp' does not exist" in reply.json()["error"]["message"]

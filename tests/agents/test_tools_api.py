@@ -33,9 +33,13 @@ def test_tools_are_confined_to_their_org(tenant: Tenant, tool_server: ToolServer
     assert other.admin.request("PATCH", f"/api/v1/tools/{tool['id']}", {"timeout_seconds": 1}).status_code == 404
     assert other.admin.ok("GET", "/api/v1/tools") == []
     assert tenant.chat_key.request("GET", "/api/v1/tools").status_code == 403  # admin scope needed
-    # Another org's tool id on a bridge: the call says the tool does not exist.
-    other.admin.ok("POST", "/api/v1/bridges", {"slug": "thief", "name": "T", "model": "openai/gpt-4o-mini",
-                                               "server_tools": [tool["id"]]}, status=201)
+    # Another org's tool id on a bridge: no such tool, when saved or (added later) when called.
+    body = {"slug": "thief", "name": "T", "model": "openai/gpt-4o-mini", "server_tools": [tool["id"]]}
+    refused = other.admin.request("POST", "/api/v1/bridges", body)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "server_tools[0]"
+    own = register_tool(other, tool_server, "own")
+    other.admin.ok("POST", "/api/v1/bridges", {**body, "server_tools": [own["id"]]}, status=201)
+    other.admin.ok("DELETE", f"/api/v1/tools/{own['id']}", status=204)
     refused = other.chat_key.request("POST", "/api/v1/bridges/thief/chat", {"user": "hi"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "tool_not_found"
 

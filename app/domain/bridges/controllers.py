@@ -57,6 +57,23 @@ def check_variables(variables: list[BridgeVariable]) -> None:
         seen.add(variable.name)
 
 
+async def check_references(domain: Domain, org_id: str, server_tools: list[str] | None,
+                           connected_bridges: list[str] | None) -> None:
+    """The org's tools and bridges a bridge names must exist (a 400 naming the entry). A call
+    still checks them, since they can be deleted later."""
+    found = {tool.id for tool in await domain.documents.tools.many(org_id, server_tools)} if server_tools else set()
+    for index, tool_id in enumerate(server_tools or ()):
+        if tool_id not in found:
+            raise InvalidRequest(f"server_tools[{index}]: no tool {tool_id!r} in this org",
+                                 param=f"server_tools[{index}]", code="tool_not_found")
+    for index, ref in enumerate(connected_bridges or ()):
+        try:
+            await domain.documents.bridges.get(org_id, ref)
+        except NotFound:
+            raise InvalidRequest(f"connected_bridges[{index}]: no bridge {ref!r} in this org",
+                                 param=f"connected_bridges[{index}]", code="bridge_not_found") from None
+
+
 def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     bridges = domain.documents.bridges
     orgs = domain.documents.orgs
@@ -85,6 +102,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         fields = msgspec.structs.asdict(body)
         fields.pop("org_id")
         await orgs.get(org_id)
+        await check_references(domain, org_id, body.server_tools, body.connected_bridges)
         return await bridges.create(org_id, NewBridge(**fields))
 
     @get("/api/v1/bridges", summary="Bridges in the caller's reach")
@@ -120,6 +138,8 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         if not isinstance(change.chatbot, msgspec.UnsetType):
             check_chatbot(change.chatbot)
         bridge = await locate(request, principal, bridge_id)
+        await check_references(domain, bridge.org_id, change.server_tools or None,  # type: ignore[arg-type]
+                               change.connected_bridges or None)  # type: ignore[arg-type]
         return await bridges.update(bridge.org_id, bridge.id, change)
 
     @delete("/api/v1/bridges/{bridge_id:str}", summary="Delete a bridge, its versions and threads")
