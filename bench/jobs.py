@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--documents", help="documents store URL (default: a fresh PostgreSQL database)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server and the worker through the submit "
+                                                         "and end-to-end runs (raw stacks into DIR)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     created = None
@@ -176,6 +179,7 @@ max_batch_requests = {max(args.batch, 1)}
                                                                                        **_environ()}))
             asyncio.run(submit_latency(url, 50))  # warm-up
             server_pid = _granian_worker(processes[1].pid)
+            spies = _spy(args.profile, {"server": server_pid, "worker": processes[2].pid}) if args.profile else []
             before = cpu_seconds(server_pid)
             timings = asyncio.run(submit_latency(url, args.submits))
             server_cpu = (cpu_seconds(server_pid) - before) / args.submits * 1000
@@ -189,6 +193,9 @@ max_batch_requests = {max(args.batch, 1)}
             print(f"end to end, {args.jobs} jobs, one worker (concurrency {args.concurrency}): "
                   f"{jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s); worker CPU {worker_cpu:.2f} ms "
                   f"per job, i.e. {1000 / worker_cpu:.0f} jobs/s per core")
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             if args.batch:
                 asyncio.run(batch(url, args.batch))
         finally:
@@ -228,6 +235,14 @@ def _granian_worker(parent: int) -> int:
     children = Path(f"/proc/{parent}/task/{parent}/children")
     found = children.read_text().split() if children.exists() else []
     return int(found[0]) if found else parent
+
+
+def _spy(directory: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return [subprocess.Popen([str(py_spy), "record", "--nonblocking", "-r", "200", "-f", "raw", "-p", str(pid),
+                              "-o", str(Path(directory) / f"{name}.txt")], stdout=subprocess.DEVNULL)
+            for name, pid in pids.items()]
 
 
 def _environ() -> dict[str, str]:

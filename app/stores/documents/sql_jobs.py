@@ -23,6 +23,7 @@ from app.stores.documents.jobs_common import (
     job_not_found,
     seal_webhook_secret,
 )
+from app.stores.documents.pg_jobs import Outcome, PgJobStatements
 from app.stores.documents.protocol import ProviderSecret
 from app.stores.documents.sql import job_batches, job_files, jobs, webhook_secrets
 from app.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
@@ -47,6 +48,12 @@ class SqlJobs(SqlRepository):
     def __init__(self, database: SqlDatabase, notify: Notifier, cipher: Cipher) -> None:
         super().__init__(database, notify)
         self._cipher = cipher
+        #: PostgreSQL: the per-job statements grouped on one connection (SQLite: as written below).
+        self._hot = None if database.is_sqlite else PgJobStatements(database)
+
+    async def close(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
 
     @asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
@@ -57,6 +64,12 @@ class SqlJobs(SqlRepository):
             yield connection
 
     async def create(self, job: Job) -> Job:
+        if self._hot is not None:
+            # No row inserted and no key: the row is this call's own, inserted by a first try
+            # whose answer a dying connection lost.
+            if await self._hot.insert(job) or job.idempotency_key is None:
+                return job
+            return await self._by_idempotency_key(job)
         try:
             async with self._single() as connection:
                 # Values as parameters, not .values(): the compiled statement is then cached.
@@ -65,6 +78,9 @@ class SqlJobs(SqlRepository):
         except IntegrityError:
             if job.idempotency_key is None:
                 raise
+        return await self._by_idempotency_key(job)
+
+    async def _by_idempotency_key(self, job: Job) -> Job:
         async with self._single() as connection:
             query = sa.select(jobs).where(jobs.c.org_id == job.org_id,
                                           jobs.c.idempotency_key == job.idempotency_key)
@@ -108,6 +124,8 @@ class SqlJobs(SqlRepository):
             return [to_record(row, Job) for row in await connection.execute(query)]
 
     async def begin(self, job_id: str) -> Job | None:
+        if self._hot is not None:
+            return await self._hot.begin(job_id)
         now = utc_now()
         async with self._single() as connection:
             # One round trip when the job is open (the usual case); a finished or missing job
@@ -122,6 +140,8 @@ class SqlJobs(SqlRepository):
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
+        if self._hot is not None:
+            return await self._hot.finish(Outcome(job_id, status, result, error, dead_letter, expires_at))
         now = utc_now()
         async with self._single() as connection:
             row = (await connection.execute(
@@ -141,6 +161,8 @@ class SqlJobs(SqlRepository):
         return await self.get(org_id, job_id)
 
     async def any_open(self, batch_id: str) -> bool:
+        if self._hot is not None:
+            return await self._hot.any_open(batch_id)
         query = sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(_OPEN)).limit(1)
         async with self._single() as connection:
             return await connection.scalar(query) is not None
