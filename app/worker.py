@@ -62,9 +62,10 @@ class TaskiqJobQueue:
     """:class:`~app.domain.jobs.service.JobQueue` on a TaskIQ broker."""
 
     def __init__(self, broker: AsyncBroker, runner: JobRunner) -> None:
-        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
+        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()],
+                          sent_at: float | None = None) -> None:
             try:
-                await runner.run(job_id)
+                await runner.run(job_id, sent_at)
             except ServiceUnavailable:
                 # The outcome could not be stored: a copy goes back on the queue before this
                 # message is acknowledged, so the job is neither lost nor stuck.
@@ -74,8 +75,11 @@ class TaskiqJobQueue:
 
         self._task = broker.register_task(run_job, task_name=TASK_NAME)
 
-    async def enqueue(self, job_id: str) -> None:
-        await self._task.kiq(job_id)
+    async def enqueue(self, job_id: str, sent_at: float | None = None) -> None:
+        if sent_at is None:
+            await self._task.kiq(job_id)
+        else:
+            await self._task.kiq(job_id, sent_at=sent_at)
 
 
 class Jobs:

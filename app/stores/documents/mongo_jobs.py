@@ -171,13 +171,18 @@ class MongoJobs:
         return [_record(document, Job) for document in await cursor.to_list(None)]
 
     async def begin(self, job_id: str) -> Job | None:
-        now = utc_now()
-        found = await self._jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": _OPEN}},
-            {"$set": {"status": "running", "started_at": now, "updated_at": now}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER)
-        if found is None:
+        for _ in range(3):
+            now = utc_now()
+            found = await self._jobs.find_one_and_update(
+                {"_id": job_id, "status": {"$in": _OPEN}},
+                {"$set": {"status": "running", "started_at": now, "updated_at": now}, "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if found is not None:
+                break
             found = await self._jobs.find_one({"_id": job_id})
+            # Inserted between the two (its insert overlaps the publish): claim it after all.
+            if found is None or found["status"] not in _OPEN:
+                break
         return None if found is None else _record(found, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,

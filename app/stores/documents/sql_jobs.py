@@ -126,16 +126,21 @@ class SqlJobs(SqlRepository):
     async def begin(self, job_id: str) -> Job | None:
         if self._hot is not None:
             return await self._hot.begin(job_id)
-        now = utc_now()
         async with self._single() as connection:
-            # One round trip when the job is open (the usual case); a finished or missing job
-            # is read as it is.
-            row = (await connection.execute(
-                jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
-                .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
-                .returning(*jobs.c))).first()
-            if row is None:
+            for _ in range(3):
+                now = utc_now()
+                # One round trip when the job is open (the usual case); a finished or missing job
+                # is read as it is.
+                row = (await connection.execute(
+                    jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
+                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
+                    .returning(*jobs.c))).first()
+                if row is not None:
+                    break
                 row = (await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
+                # Inserted between the two (its insert overlaps the publish): claim it after all.
+                if row is None or row.status not in _OPEN:
+                    break
         return None if row is None else to_record(row, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
