@@ -21,11 +21,13 @@ from typing import Annotated
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
 from app.domain.batches.service import BatchService
+from app.domain.jobs.bridge_jobs import BridgeTurns
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import JobFilter, JobRepository
 from app.domain.jobs.runner import JobRunner
 from app.domain.jobs.service import JobService
 from app.domain.jobs.webhooks import WebhookSender
+from app.domain.services import Domain
 from app.errors import ConfigError, ServiceUnavailable
 from app.pipeline.gateway import Gateway
 from app.settings import Settings
@@ -85,7 +87,8 @@ class TaskiqJobQueue:
 class Jobs:
     """Everything queued jobs need in one process, built and started by the Runtime."""
 
-    def __init__(self, settings: Settings, store: JobRepository, gateway: Gateway, *, worker: bool) -> None:
+    def __init__(self, settings: Settings, store: JobRepository, gateway: Gateway, *, worker: bool,
+                 domain: Domain | None = None) -> None:
         jobs = settings.jobs
         self.settings = settings
         self.embedded = url_scheme(settings.stores.queue) == "memory"
@@ -98,6 +101,8 @@ class Jobs:
         self.service = JobService(jobs, store, self.queue, self.delivery)
         self.batches = BatchService(jobs, store, self.queue, self.delivery)
         self.runner.batch_finished = self.batches.job_finished
+        if domain is not None:
+            self.runner.bridges = self.service.bridges = BridgeTurns(gateway, domain)
         self.store = store
         self._purger: asyncio.Task[None] | None = None
 

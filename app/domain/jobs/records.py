@@ -62,6 +62,9 @@ class Job(msgspec.Struct, kw_only=True):
     webhook_status: WebhookStatus | None = None
     webhook_attempts: list[WebhookAttempt] = []
     batch_id: str | None = None
+    #: The submitting request's headers that change how the call runs (``x-junction-*`` routing
+    #: and cache headers, ``cache-control``, trace context): the worker runs the call with them.
+    headers: dict[str, str] = {}
     #: Position in its batch (0-based) and, for OpenAI batches, the line's ``custom_id``.
     batch_index: int | None = None
     custom_id: str | None = None

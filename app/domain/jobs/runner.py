@@ -16,20 +16,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
 from app.domain.jobs.service import job_view
-from app.errors import JunctionError
+from app.errors import JunctionError, ServiceUnavailable
 from app.formats.openai import decode_chat_request, encode_chat_response
 from app.pipeline.gateway import Gateway
 from app.plugins.call import Call
 from app.plugins.protocols import Principal
 from app.settings import JobsSettings
 from app.stores.documents.common import utc_now
+
+if TYPE_CHECKING:
+    from app.domain.jobs.bridge_jobs import BridgeTurns
 
 log = logging.getLogger("junction.jobs")
 
@@ -52,6 +55,8 @@ class JobRunner:
         self.store = store
         self.gateway = gateway
         self.delivery = delivery
+        #: Runs bridge-turn jobs (set by the composition root).
+        self.bridges: BridgeTurns | None = None
         #: Told the batch id when one of a batch's jobs finished (the batch service finalizes).
         self.batch_finished: Callable[[str], Awaitable[None]] | None = None
 
@@ -108,7 +113,12 @@ class JobRunner:
 
     async def _call(self, job: Job) -> dict[str, Any]:
         principal = msgspec.convert(job.principal, Principal)
-        call = Call(request_id=job.id, endpoint=job.endpoint, principal=principal,
+        if job.endpoint == "bridges.chat":
+            if self.bridges is None:
+                raise ServiceUnavailable("bridge jobs need the bridges of the documents store",
+                                         code="bridges_unavailable")
+            return await self.bridges.run(principal, job.request, job.headers, job.id)
+        call = Call(request_id=job.id, endpoint=job.endpoint, principal=principal, headers=job.headers,
                     request=decode_chat_request(msgspec.json.encode(job.request)))
         response = await self.gateway.complete(call)
         result: dict[str, Any] = msgspec.json.decode(encode_chat_response(response))

@@ -16,11 +16,13 @@ import asyncio
 import hashlib
 import time
 from datetime import timedelta
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from app.domain.access import is_unconfined
+from app.domain.jobs.bridge_jobs import carried_headers, is_bridge_request
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import Job, JobFilter, JobRepository
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
@@ -28,6 +30,9 @@ from app.formats.openai import decode_chat_request
 from app.plugins.protocols import Principal
 from app.settings import JobsSettings
 from app.stores.documents.common import new_id, utc_now
+
+if TYPE_CHECKING:
+    from app.domain.jobs.bridge_jobs import BridgeTurns
 
 #: The org under which jobs of org-less callers (the master key) are kept.
 NO_ORG = ""
@@ -82,21 +87,33 @@ class JobService:
         self.store = store
         self.queue = queue
         self.delivery = delivery
+        #: Bridge turns as jobs (set by the composition root when bridges are there).
+        self.bridges: BridgeTurns | None = None
 
-    async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None) -> Job:
+    async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None,
+                     headers: Mapping[str, str] | None = None) -> Job:
         key = body.idempotency_key or idempotency_key
         if key is not None and not 0 < len(key) <= 200:
             raise InvalidRequest("idempotency_key: must be 1 to 200 characters", param="idempotency_key",
                                  code="invalid_value")
-        check_chat_body(body.request)
+        carried = carried_headers(headers)
+        endpoint = "chat.completions"
+        if is_bridge_request(body.request):
+            if self.bridges is None:
+                raise InvalidRequest("request.bridge: bridges are not available on this server",
+                                     param="request.bridge", code="invalid_value")
+            await self.bridges.check(principal, body.request, carried)
+            endpoint = "bridges.chat"
+        else:
+            check_chat_body(body.request)
         webhook_url = body.webhook.url if body.webhook is not None else None
         if webhook_url is not None:
             await self.delivery.check(webhook_url, principal.org_id)
         digest = hashlib.sha256(msgspec.json.encode([body.request, webhook_url], order="sorted")).hexdigest()
         now = utc_now()
         job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
-                  endpoint="chat.completions", request=body.request, idempotency_key=key, request_hash=digest,
-                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
+                  endpoint=endpoint, request=body.request, idempotency_key=key, request_hash=digest,
+                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None, headers=carried,
                   created_at=now, updated_at=now)
         if key is None:
             # A failed insert raises here; its message, if sent, finds no job and is dropped.

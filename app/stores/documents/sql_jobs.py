@@ -31,7 +31,7 @@ from app.stores.documents.sql_repos import SqlRepository, require_org, row_value
 if TYPE_CHECKING:
     from app.stores.documents.sql_store import SqlDatabase
 
-_JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts")
+_JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts", "headers")
 _OPEN = ("queued", "running")
 #: Rows per INSERT statement when a batch's jobs are stored (well under every driver's limit).
 _INSERT_CHUNK = 500
