@@ -38,8 +38,6 @@ log = logging.getLogger("junction.worker")
 
 TASK_NAME = "junction.jobs.run"
 AMQP_SCHEMES = ("amqp", "amqps")
-#: Seconds between sweeps of expired jobs, batches and files.
-PURGE_INTERVAL = 300.0
 #: Seconds before a job whose outcome could not be stored goes back on the queue.
 REQUEUE_DELAY = 1.0
 
@@ -114,7 +112,7 @@ class Jobs:
             await self.webhooks.close()
             raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
         if self.embedded or self.worker:
-            self._purger = asyncio.create_task(self._purge_forever())
+            self._purger = asyncio.create_task(self._sweep_forever())
         if self.embedded and (self.settings.server.workers or 1) == 1:
             # With several Granian workers each would queue the same jobs again: recovery is
             # for the single-process embedded default (use RabbitMQ beyond it).
@@ -134,15 +132,24 @@ class Jobs:
             for job in await self.store.list(None, JobFilter(status=status, limit=100_000)):
                 await self.queue.enqueue(job.id)
 
-    async def _purge_forever(self) -> None:
+    async def sweep(self) -> None:
+        """Expired jobs, batches and files (``files_dir`` too) deleted; stalled finalizations taken over."""
+        now = utc_now()
+        await self.batches.files.sweep(now)
+        gone = await self.store.purge_expired(now)
+        if gone:
+            log.info("purged %d expired jobs", gone)
+        await self.batches.recover_finalizing()
+
+    async def _sweep_forever(self) -> None:
         while True:
             try:
-                gone = await self.store.purge_expired(utc_now())
-                if gone:
-                    log.info("purged %d expired jobs", gone)
+                await self.sweep()
             except ServiceUnavailable:
-                log.warning("purging expired jobs failed: the document store is unavailable")
-            await asyncio.sleep(PURGE_INTERVAL)
+                log.warning("the jobs sweep failed: the document store is unavailable")
+            except OSError as error:
+                log.warning("the jobs sweep failed: files_dir: %s", error)
+            await asyncio.sleep(self.settings.jobs.sweep_interval_seconds)
 
 
 async def run_worker(settings: Settings, concurrency: int | None = None) -> None:

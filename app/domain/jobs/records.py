@@ -185,8 +185,13 @@ class JobRepository(Protocol):
         ...
 
     async def update_batch(self, batch_id: str, changes: dict[str, Any], *,
-                           only_status: tuple[str, ...] = ()) -> bool:
-        """Apply ``changes``; with ``only_status``, only while the batch is in one of those."""
+                           only_status: tuple[str, ...] = (), updated_before: datetime | None = None) -> bool:
+        """Apply ``changes``; with ``only_status``, only while the batch is in one of those, with
+        ``updated_before`` only while it was last changed before then."""
+        ...
+
+    async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
+        """Batches of every org in ``status``, last changed before ``updated_before``."""
         ...
 
     async def create_file(self, record: StoredFile, content: bytes) -> None: ...
@@ -194,6 +199,10 @@ class JobRepository(Protocol):
     async def get_file(self, org_id: str | None, file_id: str) -> StoredFile: ...
 
     async def file_content(self, org_id: str | None, file_id: str) -> bytes: ...
+
+    async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
+        """For each of ``file_ids`` that has a record: whether it expired (ids without are left out)."""
+        ...
 
     # --- per-org webhook secrets ----------------------------------------------------------------
 

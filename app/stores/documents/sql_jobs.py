@@ -230,14 +230,28 @@ class SqlJobs(SqlRepository):
             return [to_record(row, Batch) for row in await connection.execute(query)]
 
     async def update_batch(self, batch_id: str, changes: dict[str, Any], *,
-                           only_status: tuple[str, ...] = ()) -> bool:
+                           only_status: tuple[str, ...] = (), updated_before: datetime | None = None) -> bool:
         clauses = [job_batches.c.id == batch_id]
         if only_status:
             clauses.append(job_batches.c.status.in_(only_status))
+        if updated_before is not None:
+            clauses.append(job_batches.c.updated_at < updated_before)
         async with self._db.begin() as connection:
             done = await connection.execute(
                 job_batches.update().where(*clauses).values(**changes, updated_at=utc_now()))
         return bool(done.rowcount)
+
+    async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
+        query = (sa.select(job_batches).where(job_batches.c.status == status, job_batches.c.updated_at < updated_before)
+                 .order_by(job_batches.c.updated_at).limit(limit))
+        async with self._single() as connection:
+            return [to_record(row, Batch) for row in await connection.execute(query)]
+
+    async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
+        query = sa.select(job_files.c.id, job_files.c.expires_at).where(job_files.c.id.in_(file_ids))
+        async with self._single() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.id: row.expires_at is not None and row.expires_at <= now for row in rows}
 
     async def create_file(self, record: StoredFile, content: bytes) -> None:
         async with self._db.begin() as connection:
