@@ -6,11 +6,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.domain.jobs.records import Batch, Job, JobFilter, StoredFile, WebhookAttempt
 from app.errors import NotFound
 from app.stores.documents.common import new_id, utc_now
 from app.stores.documents.protocol import DocumentStore
+from tests.stores.conftest import Backend
 
 
 def a_job(org_id: str, **fields: object) -> Job:
@@ -173,3 +176,30 @@ async def test_stalled_batches_and_file_expiry(store: DocumentStore) -> None:
     found = await store.jobs.files_expired([kept.id, gone.id, "file_missing"], now)
     # An expired record is reported so, or (MongoDB's TTL index) already gone: the sweep deletes both.
     assert found[kept.id] is False and found.get(gone.id, True) is True and "file_missing" not in found
+
+
+async def test_job_writes_outlive_a_reset_connection(backend: Backend, postgres_database: str) -> None:
+    """PostgreSQL: the grouped job statements run on one long-lived connection without a pre-ping;
+    when the server drops it (a restart, a failover), the next write reconnects and goes through."""
+    if backend.name != "postgresql":
+        pytest.skip("the grouped statements are PostgreSQL's")
+    store = await backend.open()
+    try:
+        job = await store.jobs.create(a_job("org_reset"))
+        engine = create_async_engine(postgres_database)
+        try:
+            async with engine.connect() as admin:
+                killed = await admin.scalar(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE 'INSERT INTO jobs SELECT%'"))  # the grouped statements' connection
+        finally:
+            await engine.dispose()
+        assert killed and killed >= 1
+        started = await store.jobs.begin(job.id)
+        assert started is not None and (started.status, started.attempts) == ("running", 1)
+        finished = await store.jobs.finish(job.id, "succeeded", result={"ok": True}, error=None,
+                                           expires_at=utc_now() + timedelta(hours=1))
+        assert finished is not None and finished.result == {"ok": True}
+    finally:
+        await backend.close()

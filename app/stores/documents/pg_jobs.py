@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.jobs.records import Job
@@ -49,6 +48,9 @@ _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.erro
            f"WHERE jobs.id = u.id AND jobs.status IN {_OPEN} RETURNING to_jsonb(jobs.*)::text")
 _OPEN_BATCHES = f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id = ANY($1::text[]) AND status IN {_OPEN}"
 
+#: What a dead or restarted server's connection raises (a shutdown, a reset socket, a closed one).
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                    asyncpg.InterfaceError, OSError)
 _job_decoder = msgspec.json.Decoder(Job)
 _encoder = msgspec.json.Encoder()
 
@@ -143,9 +145,9 @@ class PgJobStatements:
         for attempt in (1, 2):
             try:
                 return await flush(await self._driver_connection(), arguments)
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, DBAPIError) as error:
+            except _CONNECTION_LOST as error:
                 await self._drop_connection()
-                if attempt == 2 or isinstance(error, DBAPIError) and not error.connection_invalidated:
+                if attempt == 2:
                     log.error("the document store is unavailable: %s", type(error).__name__)
                     raise ServiceUnavailable("the document store is unavailable; retry shortly",
                                              code="store_unavailable", headers={"Retry-After": "1"}) from error
