@@ -48,9 +48,10 @@ _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.erro
            f"WHERE jobs.id = u.id AND jobs.status IN {_OPEN} RETURNING to_jsonb(jobs.*)::text")
 _OPEN_BATCHES = f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id = ANY($1::text[]) AND status IN {_OPEN}"
 
-#: What a dead or restarted server's connection raises (a shutdown, a reset socket, a closed one).
+#: What a dead or restarted server's connection raises (a shutdown, a reset socket, a closed one,
+#: or a protocol state left inconsistent by a server that hung up while the connection was idle).
 _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                    asyncpg.InterfaceError, OSError)
+                    asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError)
 _job_decoder = msgspec.json.Decoder(Job)
 _encoder = msgspec.json.Encoder()
 
