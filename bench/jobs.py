@@ -209,9 +209,11 @@ max_batch_requests = {max(args.batch, 1)}
             for process in reversed(processes):
                 process.terminate()
                 process.wait(timeout=15)
-            asyncio.run(_delete_queue(queue))
-            if created is not None:
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+            try:
+                asyncio.run(_delete_queue(queue))
+            finally:
+                if created is not None:
+                    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
 
 
 async def _admin(statement: str) -> None:
