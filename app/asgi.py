@@ -57,7 +57,8 @@ def create_app(settings: Settings) -> Litestar:
            *anthropic_routes(gateway), *job_routes(gateway, jobs.service), *batch_routes(gateway, jobs.batches),
            *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain, partial(submit_bridge_chat, jobs.service)), *usage_routes(gateway, runtime.metrics), docs_assets()]
+           *domain_routes(gateway, runtime.domain, partial(submit_bridge_chat, jobs.service)),
+           *usage_routes(gateway, runtime.metrics), docs_assets()]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)

@@ -122,8 +122,8 @@ class BatchService:
         taken = 0
         for batch in await self.store.stale_batches("finalizing", cutoff, RECOVER_AT_ONCE):
             # The claim refreshes updated_at: of several sweeping workers one takes it over.
-            if not await self.store.update_batch(batch.id, {"status": "finalizing"}, only_status=("finalizing",),
-                                                 updated_before=cutoff):
+            if not await self.store.update_batch(batch.id, {"status": "finalizing"},
+                                                 only_status=("finalizing",), updated_before=cutoff):
                 continue
             log.warning("batch %s: finalizing stalled (its worker stopped); finishing it here", batch.id)
             await self._finalize(batch, "cancelled" if batch.cancelled_at is not None else "completed")

@@ -100,8 +100,9 @@ class Turn:
     thread: Thread | None
 
 
-async def prepare_turn(gateway: Gateway, domain: Domain, principal: Principal, bridge_ref: str, body: BridgeChatBody, *,
-                       org_hint: str | None, request_id: str, headers: Mapping[str, str]) -> Turn:
+async def prepare_turn(gateway: Gateway, domain: Domain, principal: Principal, bridge_ref: str,
+                       body: BridgeChatBody, *, org_hint: str | None, request_id: str,
+                       headers: Mapping[str, str]) -> Turn:
     """The bridge, the thread (when named, checked readable) and the call of one turn."""
     resolved = await domain.bridges.find_active(principal, org_hint, bridge_ref)
     bridge = resolved.bridge
@@ -118,11 +119,11 @@ async def prepare_turn(gateway: Gateway, domain: Domain, principal: Principal, b
         stream_options=StreamOptions(include_usage=True) if body.stream else None,
         extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
     )
-    call = Call(request_id=request_id, endpoint="bridges.chat", principal=principal, request=chat, headers=headers,
-                org_id=bridge.org_id, thread_id=body.thread_id)
+    call = Call(request_id=request_id, endpoint="bridges.chat", principal=principal, request=chat,
+                headers=headers, org_id=bridge.org_id, thread_id=body.thread_id)
     call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
-    return Turn(call=call, org_id=bridge.org_id, bridge_id=bridge.id, owner=thread_owner(principal), user=user,
-                thread=thread)
+    return Turn(call=call, org_id=bridge.org_id, bridge_id=bridge.id, owner=thread_owner(principal),
+                user=user, thread=thread)
 
 
 async def remember(domain: Domain, turn: Turn, reply: Message) -> Thread:
@@ -157,8 +158,9 @@ SubmitBridgeJob = Callable[[Principal, Request[Any, Any, Any], str, BridgeChatBo
 def bridge_chat_routes(gateway: Gateway, domain: Domain,
                        submit_job: SubmitBridgeJob | None = None) -> list[HTTPRouteHandler]:
     @post(
-        "/api/v1/bridges/{bridge_id:str}/chat", summary="One conversation turn with a bridge (x-junction-async: "
-        "true queues it as a job)", status_code=200
+        "/api/v1/bridges/{bridge_id:str}/chat",
+        summary="One conversation turn with a bridge (x-junction-async: true queues it as a job)",
+        status_code=200,
     )
     async def bridge_chat(request: Request[Any, Any, Any], bridge_id: str) -> Response[Any]:
         principal = await caller(gateway, request, "chat")

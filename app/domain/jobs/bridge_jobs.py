@@ -61,8 +61,8 @@ def bridge_body(request: dict[str, Any]) -> BridgeJobBody:
     except msgspec.ValidationError as error:
         raise InvalidRequest(f"request: {error}", param="request", code="invalid_request") from None
     if body.stream:
-        raise InvalidRequest("request.stream: a queued job cannot stream; omit stream", param="request.stream",
-                             code="invalid_value")
+        raise InvalidRequest("request.stream: a queued job cannot stream; omit stream",
+                             param="request.stream", code="invalid_value")
     return body
 
 

@@ -175,7 +175,8 @@ class MongoJobs:
             now = utc_now()
             found = await self._jobs.find_one_and_update(
                 {"_id": job_id, "status": {"$in": _OPEN}},
-                {"$set": {"status": "running", "started_at": now, "updated_at": now}, "$inc": {"attempts": 1}},
+                {"$set": {"status": "running", "started_at": now, "updated_at": now},
+                 "$inc": {"attempts": 1}},
                 return_document=ReturnDocument.AFTER)
             if found is not None:
                 break
@@ -268,8 +269,8 @@ class MongoJobs:
 
     async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
         cursor = self._files.find({"_id": {"$in": file_ids}}, {"expires_at": 1})
-        return {document["_id"]: document.get("expires_at") is not None and as_utc(document["expires_at"]) <= now
-                for document in await cursor.to_list(None)}
+        return {document["_id"]: document.get("expires_at") is not None
+                and as_utc(document["expires_at"]) <= now for document in await cursor.to_list(None)}
 
     async def create_file(self, record: StoredFile, content: bytes) -> None:
         await self._files.insert_one({**_document(record), "content": content})

@@ -42,9 +42,10 @@ _BEGIN = (f"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = atte
           f"updated_at = $2 WHERE id = ANY($1::text[]) AND status IN {_OPEN} RETURNING jobs.*) "
           "SELECT to_jsonb(claimed.*)::text FROM claimed UNION ALL SELECT to_jsonb(jobs.*)::text FROM jobs "
           "WHERE id = ANY($1::text[]) AND id NOT IN (SELECT id FROM claimed)")
-_FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.error, dead_letter = u.dead_letter, "
-           "finished_at = $2, updated_at = $2, expires_at = u.expires_at FROM jsonb_to_recordset($1::text::jsonb) "
-           "AS u(id text, status text, result jsonb, error jsonb, dead_letter boolean, expires_at timestamptz) "
+_FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.error, "
+           "dead_letter = u.dead_letter, finished_at = $2, updated_at = $2, expires_at = u.expires_at "
+           "FROM jsonb_to_recordset($1::text::jsonb) AS u(id text, status text, result jsonb, error jsonb, "
+           "dead_letter boolean, expires_at timestamptz) "
            f"WHERE jobs.id = u.id AND jobs.status IN {_OPEN} RETURNING to_jsonb(jobs.*)::text")
 _OPEN_BATCHES = f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id = ANY($1::text[]) AND status IN {_OPEN}"
 
@@ -151,7 +152,8 @@ class PgJobStatements:
                 if attempt == 2:
                     log.error("the document store is unavailable: %s", type(error).__name__)
                     raise ServiceUnavailable("the document store is unavailable; retry shortly",
-                                             code="store_unavailable", headers={"Retry-After": "1"}) from error
+                                             code="store_unavailable",
+                                             headers={"Retry-After": "1"}) from error
         raise AssertionError("unreachable")
 
     async def _driver_connection(self) -> asyncpg.Connection:

@@ -242,7 +242,8 @@ class SqlJobs(SqlRepository):
         return bool(done.rowcount)
 
     async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
-        query = (sa.select(job_batches).where(job_batches.c.status == status, job_batches.c.updated_at < updated_before)
+        query = (sa.select(job_batches)
+                 .where(job_batches.c.status == status, job_batches.c.updated_at < updated_before)
                  .order_by(job_batches.c.updated_at).limit(limit))
         async with self._single() as connection:
             return [to_record(row, Batch) for row in await connection.execute(query)]
