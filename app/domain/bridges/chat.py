@@ -100,7 +100,7 @@ class Turn:
     thread: Thread | None
 
 
-async def prepare_turn(gateway: Gateway, domain: Domain, principal: Principal, bridge_ref: str,
+async def prepare_turn(domain: Domain, principal: Principal, bridge_ref: str,
                        body: BridgeChatBody, *, org_hint: str | None, request_id: str,
                        headers: Mapping[str, str]) -> Turn:
     """The bridge, the thread (when named, checked readable) and the call of one turn."""
@@ -167,7 +167,7 @@ def bridge_chat_routes(gateway: Gateway, domain: Domain,
         body = decode_body(await request.body(), BridgeChatBody)
         if submit_job is not None and request.headers.get("x-junction-async") == "true":
             return await submit_job(principal, request, bridge_id, body)
-        turn = await prepare_turn(gateway, domain, principal, bridge_id, body,
+        turn = await prepare_turn(domain, principal, bridge_id, body,
                                   org_hint=requested_org(request.query_params, request.headers),
                                   request_id=request_id(request.scope), headers=request.headers)
         call = turn.call

@@ -85,7 +85,7 @@ class BridgeTurns:
                   request_id: str) -> dict[str, Any]:
         body = bridge_body(request)
         chat = BridgeChatBody(user=body.user, variables=body.variables, thread_id=body.thread_id)
-        turn = await prepare_turn(self.gateway, self.domain, principal, body.bridge, chat,
+        turn = await prepare_turn(self.domain, principal, body.bridge, chat,
                                   org_hint=body.org_id or headers.get(ORG_HEADER), request_id=request_id,
                                   headers=headers)
         result: dict[str, Any] = msgspec.to_builtins(await complete_turn(self.gateway, self.domain, turn))
