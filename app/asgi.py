@@ -17,7 +17,7 @@ from app.body_guard import BodyGuard
 from app.domain.batches.controllers import batch_routes
 from app.domain.batches.openai import openai_batch_routes
 from app.domain.chatbots.controllers import chatbot_routes
-from app.domain.jobs.controllers import job_routes, submit_chat
+from app.domain.jobs.controllers import job_routes, submit_bridge_chat, submit_chat
 from app.domain.routes import domain_routes
 from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
@@ -58,7 +58,8 @@ def create_app(settings: Settings) -> Litestar:
            *anthropic_routes(gateway), *job_routes(gateway, jobs.service), *batch_routes(gateway, jobs.batches),
            *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), docs_assets(),
+           *domain_routes(gateway, runtime.domain, partial(submit_bridge_chat, jobs.service)),
+           *usage_routes(gateway, runtime.metrics), docs_assets(),
            *chatbot_routes(gateway, runtime.domain, runtime.cipher, runtime.redis)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)

@@ -120,7 +120,7 @@ class Runtime:
         #: Queued jobs (app/worker.py): the queue, the webhook sender, the job service and runner.
         self.jobs: Jobs | None = None
         if self.gateway is not None:
-            self.jobs = Jobs(settings, self.documents.jobs, self.gateway, worker=worker)
+            self.jobs = Jobs(settings, self.documents.jobs, self.gateway, worker=worker, domain=self.domain)
         self._started: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:

@@ -148,6 +148,11 @@ class JobsSettings(_Strict):
     max_file_bytes: int = 100 * 1024 * 1024
     #: Keep batch files' bytes in this directory (shared by every node) instead of the documents store.
     files_dir: str | None = None
+    #: Seconds between a worker's sweeps: expired jobs, batches and files (``files_dir`` too)
+    #: deleted, and batches left finalizing by a worker that died taken over.
+    sweep_interval_seconds: float = 60.0
+    #: A batch finalizing this long without progress lost its worker: another one finishes it.
+    finalize_timeout_seconds: float = 120.0
 
 
 class LimitsSettings(_Strict):
@@ -295,6 +300,9 @@ def _check_jobs(settings: Settings) -> None:
     for name in ("retry_backoff_seconds", "webhook_backoff_seconds", "webhook_timeout_seconds"):
         if getattr(jobs, name) < 0:
             raise ConfigError(f"{settings.source}: jobs.{name}: must not be negative")
+    for name in ("sweep_interval_seconds", "finalize_timeout_seconds"):
+        if getattr(jobs, name) <= 0:
+            raise ConfigError(f"{settings.source}: jobs.{name}: must be > 0")
     if not jobs.queue_name.strip():
         raise ConfigError(f"{settings.source}: jobs.queue_name: must not be empty")
 

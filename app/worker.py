@@ -21,11 +21,13 @@ from typing import Annotated
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
 from app.domain.batches.service import BatchService
+from app.domain.jobs.bridge_jobs import BridgeTurns
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import JobFilter, JobRepository
 from app.domain.jobs.runner import JobRunner
 from app.domain.jobs.service import JobService
 from app.domain.jobs.webhooks import WebhookSender
+from app.domain.services import Domain
 from app.errors import ConfigError, ServiceUnavailable
 from app.pipeline.gateway import Gateway
 from app.settings import Settings
@@ -36,8 +38,6 @@ log = logging.getLogger("junction.worker")
 
 TASK_NAME = "junction.jobs.run"
 AMQP_SCHEMES = ("amqp", "amqps")
-#: Seconds between sweeps of expired jobs, batches and files.
-PURGE_INTERVAL = 300.0
 #: Seconds before a job whose outcome could not be stored goes back on the queue.
 REQUEUE_DELAY = 1.0
 
@@ -62,9 +62,10 @@ class TaskiqJobQueue:
     """:class:`~app.domain.jobs.service.JobQueue` on a TaskIQ broker."""
 
     def __init__(self, broker: AsyncBroker, runner: JobRunner) -> None:
-        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
+        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()],
+                          sent_at: float | None = None) -> None:
             try:
-                await runner.run(job_id)
+                await runner.run(job_id, sent_at)
             except ServiceUnavailable:
                 # The outcome could not be stored: a copy goes back on the queue before this
                 # message is acknowledged, so the job is neither lost nor stuck.
@@ -74,14 +75,18 @@ class TaskiqJobQueue:
 
         self._task = broker.register_task(run_job, task_name=TASK_NAME)
 
-    async def enqueue(self, job_id: str) -> None:
-        await self._task.kiq(job_id)
+    async def enqueue(self, job_id: str, sent_at: float | None = None) -> None:
+        if sent_at is None:
+            await self._task.kiq(job_id)
+        else:
+            await self._task.kiq(job_id, sent_at=sent_at)
 
 
 class Jobs:
     """Everything queued jobs need in one process, built and started by the Runtime."""
 
-    def __init__(self, settings: Settings, store: JobRepository, gateway: Gateway, *, worker: bool) -> None:
+    def __init__(self, settings: Settings, store: JobRepository, gateway: Gateway, *, worker: bool,
+                 domain: Domain | None = None) -> None:
         jobs = settings.jobs
         self.settings = settings
         self.embedded = url_scheme(settings.stores.queue) == "memory"
@@ -94,6 +99,8 @@ class Jobs:
         self.service = JobService(jobs, store, self.queue, self.delivery)
         self.batches = BatchService(jobs, store, self.queue, self.delivery)
         self.runner.batch_finished = self.batches.job_finished
+        if domain is not None:
+            self.runner.bridges = self.service.bridges = BridgeTurns(gateway, domain)
         self.store = store
         self._purger: asyncio.Task[None] | None = None
 
@@ -105,7 +112,7 @@ class Jobs:
             await self.webhooks.close()
             raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
         if self.embedded or self.worker:
-            self._purger = asyncio.create_task(self._purge_forever())
+            self._purger = asyncio.create_task(self._sweep_forever())
         if self.embedded and (self.settings.server.workers or 1) == 1:
             # With several Granian workers each would queue the same jobs again: recovery is
             # for the single-process embedded default (use RabbitMQ beyond it).
@@ -125,15 +132,24 @@ class Jobs:
             for job in await self.store.list(None, JobFilter(status=status, limit=100_000)):
                 await self.queue.enqueue(job.id)
 
-    async def _purge_forever(self) -> None:
+    async def sweep(self) -> None:
+        """Expired jobs, batches and files (``files_dir`` too) deleted; stalled finalizations taken over."""
+        now = utc_now()
+        await self.batches.files.sweep(now)
+        gone = await self.store.purge_expired(now)
+        if gone:
+            log.info("purged %d expired jobs", gone)
+        await self.batches.recover_finalizing()
+
+    async def _sweep_forever(self) -> None:
         while True:
             try:
-                gone = await self.store.purge_expired(utc_now())
-                if gone:
-                    log.info("purged %d expired jobs", gone)
+                await self.sweep()
             except ServiceUnavailable:
-                log.warning("purging expired jobs failed: the document store is unavailable")
-            await asyncio.sleep(PURGE_INTERVAL)
+                log.warning("the jobs sweep failed: the document store is unavailable")
+            except OSError as error:
+                log.warning("the jobs sweep failed: files_dir: %s", error)
+            await asyncio.sleep(self.settings.jobs.sweep_interval_seconds)
 
 
 async def run_worker(settings: Settings, concurrency: int | None = None) -> None:

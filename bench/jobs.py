@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,19 @@ async def submit_latency(url: str, count: int) -> list[float]:
     return timings
 
 
+async def read_latency(url: str, count: int) -> list[float]:
+    """The floor of this host: a GET of one job (the same authentication, one indexed read)."""
+    timings = []
+    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
+        job_id = (await http.get("/api/v1/jobs", params={"limit": "1"})).json()["data"][0]["id"]
+        for _ in range(count):
+            started = time.perf_counter()
+            response = await http.get(f"/api/v1/jobs/{job_id}")
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+    return timings
+
+
 async def wait_finished(documents: str, expected: int, since: float, timeout: float = 600) -> tuple[int, float]:
     """Poll the jobs table until ``expected`` jobs created since ``since`` finished; returns the
     count and the seconds from the first created to the last finished."""
@@ -88,6 +102,21 @@ async def wait_finished(documents: str, expected: int, since: float, timeout: fl
     finally:
         await engine.dispose()
     raise SystemExit(f"only {done} of {expected} jobs finished in {timeout}s")
+
+
+async def wait_drained(documents: str, timeout: float = 120) -> None:
+    """Until no job is queued or running (the previous step's jobs are done)."""
+    engine = create_async_engine(documents)
+    query = sa.text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            async with engine.connect() as connection:
+                if not await connection.scalar(query):
+                    return
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
 
 
 async def end_to_end(url: str, documents: str, count: int) -> tuple[float, float]:
@@ -136,6 +165,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--documents", help="documents store URL (default: a fresh PostgreSQL database)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server and the worker through the submit "
+                                                         "and end-to-end runs (raw stacks into DIR)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     created = None
@@ -170,34 +201,48 @@ max_batch_requests = {max(args.batch, 1)}
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until_up(f"{url}/healthz")
+            asyncio.run(submit_latency(url, 50))  # warm-up
+            # Before the worker starts: the submit alone, without a worker competing for this
+            # host's CPUs (in production workers run elsewhere).
+            alone = asyncio.run(submit_latency(url, args.submits))
+            reads = asyncio.run(read_latency(url, args.submits))
+            print(f"submit latency over {args.submits} sequential POST /api/v1/jobs, no worker consuming yet: "
+                  f"p50 {statistics.median(alone):.2f} ms, p99 {percentile(alone, 0.99):.2f} ms; "
+                  f"then GET /api/v1/jobs/{{id}}, as many: p50 {statistics.median(reads):.2f} ms")
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker", "--config", str(config), "--concurrency",
                  str(args.concurrency)], cwd=directory, stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(root),
                                                                                        **_environ()}))
-            asyncio.run(submit_latency(url, 50))  # warm-up
+            asyncio.run(wait_drained(documents))
             server_pid = _granian_worker(processes[1].pid)
+            spies = _spy(args.profile, {"server": server_pid, "worker": processes[2].pid}) if args.profile else []
             before = cpu_seconds(server_pid)
             timings = asyncio.run(submit_latency(url, args.submits))
             server_cpu = (cpu_seconds(server_pid) - before) / args.submits * 1000
-            print(f"submit latency over {args.submits} sequential POST /api/v1/jobs: "
+            print(f"submit latency over {args.submits} sequential POST /api/v1/jobs, the worker running them: "
                   f"p50 {statistics.median(timings):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms "
                   f"(server CPU {server_cpu:.2f} ms per submit)")
-            time.sleep(2)  # let the worker drain the latency run's jobs
+            asyncio.run(wait_drained(documents))
             worker_before = cpu_seconds(processes[2].pid)
             submits, jobs_per_second = asyncio.run(end_to_end(url, documents, args.jobs))
             worker_cpu = (cpu_seconds(processes[2].pid) - worker_before) / args.jobs * 1000
             print(f"end to end, {args.jobs} jobs, one worker (concurrency {args.concurrency}): "
                   f"{jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s); worker CPU {worker_cpu:.2f} ms "
                   f"per job, i.e. {1000 / worker_cpu:.0f} jobs/s per core")
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             if args.batch:
                 asyncio.run(batch(url, args.batch))
         finally:
             for process in reversed(processes):
                 process.terminate()
                 process.wait(timeout=15)
-            asyncio.run(_delete_queue(queue))
-            if created is not None:
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+            try:
+                asyncio.run(_delete_queue(queue))
+            finally:
+                if created is not None:
+                    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
 
 
 async def _admin(statement: str) -> None:
@@ -228,6 +273,14 @@ def _granian_worker(parent: int) -> int:
     children = Path(f"/proc/{parent}/task/{parent}/children")
     found = children.read_text().split() if children.exists() else []
     return int(found[0]) if found else parent
+
+
+def _spy(directory: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return [subprocess.Popen([str(py_spy), "record", "--nonblocking", "-r", "200", "-f", "raw", "-p", str(pid),
+                              "-o", str(Path(directory) / f"{name}.txt")], stdout=subprocess.DEVNULL)
+            for name, pid in pids.items()]
 
 
 def _environ() -> dict[str, str]:

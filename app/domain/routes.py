@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.bridges.chat import bridge_chat_routes
+from app.domain.bridges.chat import SubmitBridgeJob, bridge_chat_routes
 from app.domain.bridges.controllers import bridge_routes
 from app.domain.credentials.controllers import credential_routes
 from app.domain.keys.controllers import key_routes
@@ -16,13 +16,14 @@ from app.domain.tools.controllers import tool_routes
 from app.pipeline import Gateway
 
 
-def domain_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+def domain_routes(gateway: Gateway, domain: Domain,
+                  submit_bridge_job: SubmitBridgeJob | None = None) -> list[HTTPRouteHandler]:
     return [
         *org_routes(gateway, domain),
         *key_routes(gateway, domain),
         *credential_routes(gateway, domain),
         *bridge_routes(gateway, domain),
-        *bridge_chat_routes(gateway, domain),
+        *bridge_chat_routes(gateway, domain, submit_bridge_job),
         *thread_routes(gateway, domain),
         *responses_routes(gateway, domain),
         *tool_routes(gateway, domain),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.domain.jobs.records import Batch, Job, JobFilter, StoredFile, WebhookAttempt
 from app.errors import NotFound
 from app.stores.documents.common import new_id, utc_now
 from app.stores.documents.protocol import DocumentStore
+from tests.stores.conftest import Backend
 
 
 def a_job(org_id: str, **fields: object) -> Job:
@@ -125,3 +129,77 @@ async def test_batches_files_and_webhook_secrets(store: DocumentStore) -> None:
     assert await store.jobs.webhook_secret(org.id) is None
     with pytest.raises(NotFound):
         await store.jobs.set_webhook_secret("org_missing", "x")
+
+
+async def test_concurrent_starts_and_outcomes_first_outcome_wins(store: DocumentStore) -> None:
+    """Many jobs started and finished at once (PostgreSQL groups them into one statement each):
+    every job gets exactly one outcome, the first, and headers come back as stored."""
+    created = await asyncio.gather(*(store.jobs.create(a_job("org_g", headers={"x-junction-cache-ttl": str(n)}))
+                                     for n in range(40)))
+    started = await asyncio.gather(*(store.jobs.begin(job.id) for job in created))
+    assert all(job is not None and job.status == "running" and job.attempts == 1 for job in started)
+    expires = utc_now() + timedelta(hours=1)
+    # Two outcomes for each job, sent together: one of them is stored, the other reports so.
+    outcomes = await asyncio.gather(*(store.jobs.finish(job.id, status, result={"n": index}, error=None,
+                                                        expires_at=expires)
+                                      for job in created for index, status in enumerate(("succeeded", "failed"))))
+    for number, job in enumerate(created):
+        pair = outcomes[2 * number:2 * number + 2]
+        assert sum(outcome is not None for outcome in pair) == 1, pair
+        stored = await store.jobs.get("org_g", job.id)
+        winner = next(outcome for outcome in pair if outcome is not None)
+        assert (stored.status, stored.result) == (winner.status, winner.result)
+        assert stored.headers == {"x-junction-cache-ttl": str(number)}
+
+
+async def test_stalled_batches_and_file_expiry(store: DocumentStore) -> None:
+    org = await store.orgs.create("sweep")
+    long_ago = utc_now() - timedelta(hours=1)
+    stalled = Batch(id=new_id("batch"), org_id=org.id, kind="openai", status="finalizing", created_at=long_ago,
+                    updated_at=long_ago)
+    await store.jobs.create_batch(stalled)
+    cutoff = utc_now() - timedelta(minutes=1)
+    assert [batch.id for batch in await store.jobs.stale_batches("finalizing", cutoff, 10)] == [stalled.id]
+    # The claim refreshes updated_at: a second claim with the same cutoff takes nothing.
+    assert await store.jobs.update_batch(stalled.id, {"status": "finalizing"}, only_status=("finalizing",),
+                                         updated_before=cutoff)
+    assert not await store.jobs.update_batch(stalled.id, {"status": "finalizing"}, only_status=("finalizing",),
+                                             updated_before=cutoff)
+    assert await store.jobs.stale_batches("finalizing", cutoff, 10) == []
+
+    now = utc_now()
+    kept = StoredFile(id=new_id("file"), org_id=org.id, purpose="batch", filename="a", bytes=0, created_at=now)
+    gone = StoredFile(id=new_id("file"), org_id=org.id, purpose="batch_output", filename="b", bytes=0,
+                      created_at=now, expires_at=now - timedelta(seconds=1))
+    for record in (kept, gone):
+        await store.jobs.create_file(record, b"")
+    found = await store.jobs.files_expired([kept.id, gone.id, "file_missing"], now)
+    # An expired record is reported so, or (MongoDB's TTL index) already gone: the sweep deletes both.
+    assert found[kept.id] is False and found.get(gone.id, True) is True and "file_missing" not in found
+
+
+async def test_job_writes_outlive_a_reset_connection(backend: Backend, postgres_database: str) -> None:
+    """PostgreSQL: the grouped job statements run on one long-lived connection without a pre-ping;
+    when the server drops it (a restart, a failover), the next write reconnects and goes through."""
+    if backend.name != "postgresql":
+        pytest.skip("the grouped statements are PostgreSQL's")
+    store = await backend.open()
+    try:
+        job = await store.jobs.create(a_job("org_reset"))
+        engine = create_async_engine(postgres_database)
+        try:
+            async with engine.connect() as admin:
+                killed = await admin.scalar(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE 'INSERT INTO jobs SELECT%'"))  # the grouped statements' connection
+        finally:
+            await engine.dispose()
+        assert killed and killed >= 1
+        started = await store.jobs.begin(job.id)
+        assert started is not None and (started.status, started.attempts) == ("running", 1)
+        finished = await store.jobs.finish(job.id, "succeeded", result={"ok": True}, error=None,
+                                           expires_at=utc_now() + timedelta(hours=1))
+        assert finished is not None and finished.result == {"ok": True}
+    finally:
+        await backend.close()

@@ -2,8 +2,9 @@
 and — for OpenAI Batch API batches — output and error files written when the last job finishes.
 
 The batch whose last job a worker finishes is finalized by that worker (a conditional status
-change makes exactly one of several racing workers do it). A redelivered job of a finished batch
-tries again, so a worker that died mid-finalization is made good by the redelivery.
+change makes exactly one of several racing workers do it). A worker that dies while finalizing
+leaves the batch ``finalizing``: after ``[jobs] finalize_timeout_seconds`` without progress a
+sweeping worker takes it over (:meth:`BatchService.recover_finalizing`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger("junction.batches")
 
 #: Jobs of a batch published to the queue at once.
 ENQUEUE_CHUNK = 500
+#: Stalled batches one sweep takes over at most (the next sweep takes the rest).
+RECOVER_AT_ONCE = 100
 #: Statuses a batch is still running in.
 RUNNING = ("in_progress", "cancelling")
 
@@ -110,6 +113,25 @@ class BatchService:
         final = "cancelled" if batch.status == "cancelling" else "completed"
         if not await self.store.update_batch(batch_id, {"status": "finalizing"}, only_status=(batch.status,)):
             return  # another worker is finalizing it
+        await self._finalize(batch, final)
+
+    async def recover_finalizing(self) -> int:
+        """Finish the batches a worker started finalizing and then died (or hung) on: finalizing for
+        longer than ``[jobs] finalize_timeout_seconds``. Returns how many were taken over."""
+        cutoff = utc_now() - timedelta(seconds=self.settings.finalize_timeout_seconds)
+        taken = 0
+        for batch in await self.store.stale_batches("finalizing", cutoff, RECOVER_AT_ONCE):
+            # The claim refreshes updated_at: of several sweeping workers one takes it over.
+            if not await self.store.update_batch(batch.id, {"status": "finalizing"},
+                                                 only_status=("finalizing",), updated_before=cutoff):
+                continue
+            log.warning("batch %s: finalizing stalled (its worker stopped); finishing it here", batch.id)
+            await self._finalize(batch, "cancelled" if batch.cancelled_at is not None else "completed")
+            taken += 1
+        return taken
+
+    async def _finalize(self, batch: Batch, final: str) -> None:
+        batch_id = batch.id
         changes: dict[str, Any] = {"status": final, "finished_at": utc_now(), "expires_at": utc_now() + self._ttl()}
         if batch.kind == "openai":
             changes.update(await self._write_files(batch))

@@ -9,7 +9,8 @@ OpenAI-style SSE and the thread id comes in the ``x-junction-thread-id`` header.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -88,21 +89,37 @@ async def _recorded(
     await on_complete(Message(role="assistant", content="".join(text) or None, tool_calls=tool_calls))
 
 
-async def bridge_turn(gateway: Gateway, domain: Domain, request: Request[Any, Any, Any], principal: Principal,
-                      resolved: ResolvedBridge, body: BridgeChatBody, *, endpoint: str = "bridges.chat",
-                      headers: dict[str, str] | None = None) -> Response[Any]:
-    """One turn with the bridge (see the module docstring), for ``principal``, who must be allowed
-    the thread ``body.thread_id`` names. ``headers`` are added to the answer's."""
-    threads = domain.threads
+@dataclass(slots=True)
+class Turn:
+    """One bridge turn being answered: its call, and where its messages are kept."""
+
+    call: Call
+    org_id: str
+    bridge_id: str
+    owner: str
+    user: Message
+    thread: Thread | None
+    stream: bool = False
+
+
+async def prepare_turn(domain: Domain, principal: Principal, bridge_ref: str,
+                       body: BridgeChatBody, *, org_hint: str | None, request_id: str,
+                       headers: Mapping[str, str]) -> Turn:
+    """The bridge ``bridge_ref`` names (active, within the caller's reach) and the turn for it."""
+    resolved = await domain.bridges.find_active(principal, org_hint, bridge_ref)
+    return await turn_for(domain, principal, resolved, body, request_id=request_id, headers=headers)
+
+
+async def turn_for(domain: Domain, principal: Principal, resolved: ResolvedBridge, body: BridgeChatBody, *,
+                   request_id: str, headers: Mapping[str, str], endpoint: str = "bridges.chat") -> Turn:
+    """The thread (when named, checked readable) and the call of one turn with a resolved bridge."""
     bridge = resolved.bridge
-    org_id = bridge.org_id
-    owner = thread_owner(principal)
     thread: Thread | None = None
     if body.thread_id is not None:
-        thread = await threads.for_bridge(org_id, body.thread_id, bridge.id)
+        thread = await domain.threads.for_bridge(bridge.org_id, body.thread_id, bridge.id)
         check_thread_reader(principal, thread, param="thread_id")
     user = Message(role="user", content=body.user)
-    history = threads.recent(thread) if thread is not None else []
+    history = domain.threads.recent(thread) if thread is not None else []
     chat = ChatRequest(
         model=f"{BRIDGE_MODEL_PREFIX}{bridge.id}",
         messages=[*history, user],
@@ -110,42 +127,63 @@ async def bridge_turn(gateway: Gateway, domain: Domain, request: Request[Any, An
         stream_options=StreamOptions(include_usage=True) if body.stream else None,
         extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
     )
-    call = Call(
-        request_id=request_id(request.scope),
-        endpoint=endpoint,
-        principal=principal,
-        request=chat,
-        headers=request.headers,
-        org_id=org_id,
-        thread_id=body.thread_id,
-    )
+    call = Call(request_id=request_id, endpoint=endpoint, principal=principal, request=chat,
+                headers=headers, org_id=bridge.org_id, thread_id=body.thread_id)
     call.state[ResolvedBridge] = resolved  # the bridges stage expands it without a second lookup
-    extra = headers or {}
+    return Turn(call=call, org_id=bridge.org_id, bridge_id=bridge.id, owner=thread_owner(principal),
+                user=user, thread=thread, stream=body.stream)
 
-    async def remember(reply: Message) -> Thread:
-        current = thread if thread is not None else await threads.create(org_id, bridge.id, owner)
-        rounds = call.state.get(ToolTranscript)
-        if rounds is None:
-            await threads.append(org_id, current, [user, reply])
-        else:  # the server-side tool rounds: their calls and results, then the final answer
-            final = _reply_of(rounds.final) if rounds.final is not None else reply
-            await threads.append(org_id, current, [user, *rounds.messages, final])
-        return current
 
-    if body.stream:
+async def remember(domain: Domain, turn: Turn, reply: Message) -> Thread:
+    """Append the user message, any server-side tool rounds and the reply to the turn's thread
+    (created when it named none)."""
+    current = turn.thread
+    if current is None:
+        current = await domain.threads.create(turn.org_id, turn.bridge_id, turn.owner)
+    rounds = turn.call.state.get(ToolTranscript)
+    if rounds is None:
+        await domain.threads.append(turn.org_id, current, [turn.user, reply])
+    else:  # the server-side tool rounds: their calls and results, then the final answer
+        final = _reply_of(rounds.final) if rounds.final is not None else reply
+        await domain.threads.append(turn.org_id, current, [turn.user, *rounds.messages, final])
+    return current
+
+
+async def complete_turn(gateway: Gateway, domain: Domain, turn: Turn) -> BridgeChatReply:
+    """Run a non-streaming turn and keep it in its thread."""
+    call = turn.call
+    response = await gateway.complete(call)
+    answer = response.choices[0].message if response.choices else Message(role="assistant")
+    kept = _reply_of(answer)
+    saved = await remember(domain, turn, kept)
+    return BridgeChatReply(
+        thread_id=saved.id,
+        bridge_version=call.bridge_version,
+        model=call.deployment or response.model,
+        message=ReplyMessage(role="assistant", content=kept.content, tool_calls=kept.tool_calls),
+        usage=response.usage,
+    )
+
+
+async def answer_turn(gateway: Gateway, domain: Domain, turn: Turn, *,
+                      headers: Mapping[str, str] | None = None) -> Response[Any]:
+    """Answer a turn over HTTP, as JSON or as an OpenAI-shaped stream; ``headers`` are added."""
+    call = turn.call
+    extra = dict(headers or {})
+    if turn.stream:
         events = await gateway.open_stream(call)
-        if thread is None:
+        if turn.thread is None:
             try:
-                thread = await threads.create(org_id, bridge.id, owner)
+                turn.thread = await domain.threads.create(turn.org_id, turn.bridge_id, turn.owner)
             except BaseException:
                 await close_streams(call)  # the relay never started: close what it would have
                 raise
-            call.thread_id = thread.id
+            call.thread_id = turn.thread.id
 
         async def on_complete(reply: Message) -> None:
-            await remember(reply)
+            await remember(domain, turn, reply)
 
-        stream_headers = {**SSE_HEADERS, **call.response_headers, **extra, THREAD_HEADER: thread.id}
+        stream_headers = {**SSE_HEADERS, **call.response_headers, **extra, THREAD_HEADER: turn.thread.id}
         if call.bridge_version is not None:
             stream_headers[VERSION_HEADER] = str(call.bridge_version)
         return Stream(
@@ -153,31 +191,39 @@ async def bridge_turn(gateway: Gateway, domain: Domain, request: Request[Any, An
             media_type="text/event-stream",
             headers=stream_headers,
         )
-
-    response = await gateway.complete(call)
-    answer = response.choices[0].message if response.choices else Message(role="assistant")
-    kept = _reply_of(answer)
-    saved = await remember(kept)
-    reply = BridgeChatReply(
-        thread_id=saved.id,
-        bridge_version=call.bridge_version,
-        model=call.deployment or response.model,
-        message=ReplyMessage(role="assistant", content=kept.content, tool_calls=kept.tool_calls),
-        usage=response.usage,
-    )
-    return Response(reply, headers={**call.response_headers, **extra, THREAD_HEADER: saved.id})
+    reply = await complete_turn(gateway, domain, turn)
+    return Response(reply, headers={**call.response_headers, **extra, THREAD_HEADER: reply.thread_id})
 
 
-def bridge_chat_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
+async def bridge_turn(gateway: Gateway, domain: Domain, request: Request[Any, Any, Any], principal: Principal,
+                      resolved: ResolvedBridge, body: BridgeChatBody, *, endpoint: str = "bridges.chat",
+                      headers: Mapping[str, str] | None = None) -> Response[Any]:
+    """One turn with an already resolved bridge, for ``principal``, who must be allowed the thread
+    ``body.thread_id`` names. ``headers`` are added to the answer's."""
+    turn = await turn_for(domain, principal, resolved, body, request_id=request_id(request.scope),
+                          headers=request.headers, endpoint=endpoint)
+    return await answer_turn(gateway, domain, turn, headers=headers)
+
+
+#: Queues a bridge turn as a job (``x-junction-async: true``) and answers 202.
+SubmitBridgeJob = Callable[[Principal, Request[Any, Any, Any], str, BridgeChatBody], Awaitable[Response[Any]]]
+
+
+def bridge_chat_routes(gateway: Gateway, domain: Domain,
+                       submit_job: SubmitBridgeJob | None = None) -> list[HTTPRouteHandler]:
     @post(
-        "/api/v1/bridges/{bridge_id:str}/chat", summary="One conversation turn with a bridge", status_code=200
+        "/api/v1/bridges/{bridge_id:str}/chat",
+        summary="One conversation turn with a bridge (x-junction-async: true queues it as a job)",
+        status_code=200,
     )
     async def bridge_chat(request: Request[Any, Any, Any], bridge_id: str) -> Response[Any]:
         principal = await caller(gateway, request, "chat")
         body = decode_body(await request.body(), BridgeChatBody)
-        resolved = await domain.bridges.find_active(
-            principal, requested_org(request.query_params, request.headers), bridge_id
-        )
-        return await bridge_turn(gateway, domain, request, principal, resolved, body)
+        if submit_job is not None and request.headers.get("x-junction-async") == "true":
+            return await submit_job(principal, request, bridge_id, body)
+        turn = await prepare_turn(domain, principal, bridge_id, body,
+                                  org_hint=requested_org(request.query_params, request.headers),
+                                  request_id=request_id(request.scope), headers=request.headers)
+        return await answer_turn(gateway, domain, turn)
 
     return [bridge_chat]

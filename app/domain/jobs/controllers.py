@@ -1,6 +1,7 @@
 """The jobs API: ``POST/GET /api/v1/jobs``, ``GET/DELETE /api/v1/jobs/{id}`` (scope ``chat``), and an
 org's webhook signing secret, ``PUT/DELETE /api/v1/admin/orgs/{id}/webhook-secret`` (scope ``admin``).
-``POST /v1/chat/completions`` with ``x-junction-async: true`` submits through :func:`submit_chat`."""
+``POST /v1/chat/completions`` with ``x-junction-async: true`` submits through :func:`submit_chat`,
+``POST /api/v1/bridges/{id}/chat`` with it through :func:`submit_bridge_chat`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import org_for
+from app.domain.bridges.chat import BridgeChatBody
 from app.domain.http import caller, decode_body
 from app.domain.jobs.records import JOB_STATUSES, JobFilter
 from app.domain.jobs.service import JobRequest, JobService, Webhook, job_view
@@ -41,7 +43,25 @@ async def submit_chat(jobs: JobService, principal: Principal, request: Request[A
     chat = decode_body(body, dict[str, Any])
     webhook = request.headers.get("x-junction-webhook-url")
     submission = JobRequest(request=chat, webhook=None if webhook is None else Webhook(url=webhook))
-    return accepted(await jobs.submit(principal, submission, request.headers.get(IDEMPOTENCY_HEADER)))
+    return accepted(await jobs.submit(principal, submission, request.headers.get(IDEMPOTENCY_HEADER),
+                                      request.headers))
+
+
+async def submit_bridge_chat(jobs: JobService, principal: Principal, request: Request[Any, Any, Any],
+                             bridge_id: str, body: BridgeChatBody) -> Response[bytes]:
+    """``/api/v1/bridges/{id}/chat`` with ``x-junction-async: true``: the turn becomes a job."""
+    turn: dict[str, Any] = {"bridge": bridge_id, "user": body.user, "variables": body.variables}
+    if body.thread_id is not None:
+        turn["thread_id"] = body.thread_id
+    if body.stream:
+        turn["stream"] = True  # refused at submit, naming the field
+    org = request.query_params.get("org_id")
+    if org:
+        turn["org_id"] = org
+    webhook = request.headers.get("x-junction-webhook-url")
+    submission = JobRequest(request=turn, webhook=None if webhook is None else Webhook(url=webhook))
+    return accepted(await jobs.submit(principal, submission, request.headers.get(IDEMPOTENCY_HEADER),
+                                      request.headers))
 
 
 def _filter(query: Any) -> JobFilter:
@@ -73,7 +93,8 @@ def job_routes(gateway: Gateway, jobs: JobService) -> list[HTTPRouteHandler]:
     async def create_job(request: Request[Any, Any, Any]) -> Response[bytes]:
         principal = await caller(gateway, request, "chat")
         body = decode_body(await request.body(), JobRequest)
-        return accepted(await jobs.submit(principal, body, request.headers.get(IDEMPOTENCY_HEADER)))
+        return accepted(await jobs.submit(principal, body, request.headers.get(IDEMPOTENCY_HEADER),
+                                          request.headers))
 
     @get("/api/v1/jobs", summary="Jobs, newest first (?status, batch_id, dead_letter, webhook_status, "
                                  "limit, before)")

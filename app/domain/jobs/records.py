@@ -62,6 +62,9 @@ class Job(msgspec.Struct, kw_only=True):
     webhook_status: WebhookStatus | None = None
     webhook_attempts: list[WebhookAttempt] = []
     batch_id: str | None = None
+    #: The submitting request's headers that change how the call runs (``x-junction-*`` routing
+    #: and cache headers, ``cache-control``, trace context): the worker runs the call with them.
+    headers: dict[str, str] = {}
     #: Position in its batch (0-based) and, for OpenAI batches, the line's ``custom_id``.
     batch_index: int | None = None
     custom_id: str | None = None
@@ -182,8 +185,13 @@ class JobRepository(Protocol):
         ...
 
     async def update_batch(self, batch_id: str, changes: dict[str, Any], *,
-                           only_status: tuple[str, ...] = ()) -> bool:
-        """Apply ``changes``; with ``only_status``, only while the batch is in one of those."""
+                           only_status: tuple[str, ...] = (), updated_before: datetime | None = None) -> bool:
+        """Apply ``changes``; with ``only_status``, only while the batch is in one of those, with
+        ``updated_before`` only while it was last changed before then."""
+        ...
+
+    async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
+        """Batches of every org in ``status``, last changed before ``updated_before``."""
         ...
 
     async def create_file(self, record: StoredFile, content: bytes) -> None: ...
@@ -191,6 +199,10 @@ class JobRepository(Protocol):
     async def get_file(self, org_id: str | None, file_id: str) -> StoredFile: ...
 
     async def file_content(self, org_id: str | None, file_id: str) -> bytes: ...
+
+    async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
+        """For each of ``file_ids`` that has a record: whether it expired (ids without are left out)."""
+        ...
 
     # --- per-org webhook secrets ----------------------------------------------------------------
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
 from app.domain.jobs.service import job_view
-from app.errors import JunctionError
+from app.errors import JunctionError, ServiceUnavailable
 from app.formats.openai import decode_chat_request, encode_chat_response
 from app.pipeline.gateway import Gateway
 from app.plugins.call import Call
@@ -30,10 +31,16 @@ from app.plugins.protocols import Principal
 from app.settings import JobsSettings
 from app.stores.documents.common import utc_now
 
+if TYPE_CHECKING:
+    from app.domain.jobs.bridge_jobs import BridgeTurns
+
 log = logging.getLogger("junction.jobs")
 
 #: Failures worth another attempt later: rate limits, upstream trouble, our stores unavailable.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+#: How long after its message was sent a job not in the store yet is waited for (its insert
+#: overlaps the publish); past that the insert failed and the message is dropped.
+STORE_WAIT_SECONDS = 10.0
 
 
 def error_object(error: JunctionError) -> dict[str, Any]:
@@ -48,11 +55,15 @@ class JobRunner:
         self.store = store
         self.gateway = gateway
         self.delivery = delivery
+        #: Runs bridge-turn jobs (set by the composition root).
+        self.bridges: BridgeTurns | None = None
         #: Told the batch id when one of a batch's jobs finished (the batch service finalizes).
         self.batch_finished: Callable[[str], Awaitable[None]] | None = None
 
-    async def run(self, job_id: str) -> None:
+    async def run(self, job_id: str, sent_at: float | None = None) -> None:
         job = await self.store.begin(job_id)
+        if job is None and sent_at is not None:
+            job = await self._stored_soon(job_id, sent_at)
         if job is None:
             log.warning("job %s: not in the store (expired, or never stored); message dropped", job_id)
             return
@@ -62,6 +73,18 @@ class JobRunner:
             await self.batch_finished(job.batch_id)
         if job.webhook_url is not None and job.webhook_status == "pending" and job.status != "cancelled":
             await self._deliver(job)
+
+    async def _stored_soon(self, job_id: str, sent_at: float) -> Job | None:
+        """The job's message was sent while its insert was in flight and overtook it: wait for the
+        insert (milliseconds, normally) until ``STORE_WAIT_SECONDS`` after the message was sent."""
+        delay = 0.005
+        while time.time() < sent_at + STORE_WAIT_SECONDS:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            job = await self.store.begin(job_id)
+            if job is not None:
+                return job
+        return None
 
     async def _execute(self, job: Job) -> Job:
         settings = self.settings
@@ -90,7 +113,12 @@ class JobRunner:
 
     async def _call(self, job: Job) -> dict[str, Any]:
         principal = msgspec.convert(job.principal, Principal)
-        call = Call(request_id=job.id, endpoint=job.endpoint, principal=principal,
+        if job.endpoint == "bridges.chat":
+            if self.bridges is None:
+                raise ServiceUnavailable("bridge jobs need the bridges of the documents store",
+                                         code="bridges_unavailable")
+            return await self.bridges.run(principal, job.request, job.headers, job.id)
+        call = Call(request_id=job.id, endpoint=job.endpoint, principal=principal, headers=job.headers,
                     request=decode_chat_request(msgspec.json.encode(job.request)))
         response = await self.gateway.complete(call)
         result: dict[str, Any] = msgspec.json.decode(encode_chat_response(response))

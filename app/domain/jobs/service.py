@@ -1,18 +1,28 @@
 """Submitting, reading and cancelling jobs (the API side), and the queue they travel on.
 
-A job is stored first (status ``queued``), then its id is put on the queue; the worker finds
-everything else in the store. The queue (:class:`JobQueue`) is TaskIQ's — see ``app/worker.py``.
+A job is stored (status ``queued``) and its id put on the queue; the worker finds everything else
+in the store. The queue (:class:`JobQueue`) is TaskIQ's — see ``app/worker.py``.
+
+Without an idempotency key the insert and the confirmed publish overlap (the submit waits for the
+slower of the two, not their sum). The message may then reach a worker before the insert
+committed: the message says when it was sent, and the worker waits briefly for such a job (see
+:mod:`app.domain.jobs.runner`); a message whose insert failed is dropped after that wait. With a
+key the insert comes first, since it may return an earlier job instead of storing this one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from datetime import timedelta
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from app.domain.access import is_unconfined
+from app.domain.jobs.bridge_jobs import carried_headers, is_bridge_request
 from app.domain.jobs.delivery import WebhookDelivery
 from app.domain.jobs.records import Job, JobFilter, JobRepository
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
@@ -21,13 +31,17 @@ from app.plugins.protocols import Principal
 from app.settings import JobsSettings
 from app.stores.documents.common import new_id, utc_now
 
+if TYPE_CHECKING:
+    from app.domain.jobs.bridge_jobs import BridgeTurns
+
 #: The org under which jobs of org-less callers (the master key) are kept.
 NO_ORG = ""
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, job_id: str) -> None:
-        """Put one job on the queue (durably: it survives a broker restart)."""
+    async def enqueue(self, job_id: str, sent_at: float | None = None) -> None:
+        """Put one job on the queue (durably: it survives a broker restart). ``sent_at`` (Unix
+        seconds) tells the worker the job may not be stored yet when the message arrives."""
         ...
 
 
@@ -73,40 +87,67 @@ class JobService:
         self.store = store
         self.queue = queue
         self.delivery = delivery
+        #: Bridge turns as jobs (set by the composition root when bridges are there).
+        self.bridges: BridgeTurns | None = None
 
-    async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None) -> Job:
+    async def submit(self, principal: Principal, body: JobRequest, idempotency_key: str | None = None,
+                     headers: Mapping[str, str] | None = None) -> Job:
         key = body.idempotency_key or idempotency_key
         if key is not None and not 0 < len(key) <= 200:
             raise InvalidRequest("idempotency_key: must be 1 to 200 characters", param="idempotency_key",
                                  code="invalid_value")
-        check_chat_body(body.request)
+        carried = carried_headers(headers)
+        endpoint = "chat.completions"
+        if is_bridge_request(body.request):
+            if self.bridges is None:
+                raise InvalidRequest("request.bridge: bridges are not available on this server",
+                                     param="request.bridge", code="invalid_value")
+            await self.bridges.check(principal, body.request, carried)
+            endpoint = "bridges.chat"
+        else:
+            check_chat_body(body.request)
         webhook_url = body.webhook.url if body.webhook is not None else None
         if webhook_url is not None:
             await self.delivery.check(webhook_url, principal.org_id)
         digest = hashlib.sha256(msgspec.json.encode([body.request, webhook_url], order="sorted")).hexdigest()
         now = utc_now()
         job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
-                  endpoint="chat.completions", request=body.request, idempotency_key=key, request_hash=digest,
-                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None,
+                  endpoint=endpoint, request=body.request, idempotency_key=key, request_hash=digest,
+                  webhook_url=webhook_url, webhook_status="pending" if webhook_url else None, headers=carried,
                   created_at=now, updated_at=now)
+        if key is None:
+            # A failed insert raises here; its message, if sent, finds no job and is dropped.
+            _, queued = await asyncio.gather(self.store.create(job), self._enqueue(job.id, time.time()))
+            if queued is not None:
+                await self._not_queued(job, queued)
+            return job
         stored = await self.store.create(job)
         if stored.id != job.id:
             if stored.request_hash != digest:
                 raise Conflict("idempotency_key: already used with a different request body",
                                param="idempotency_key", code="idempotency_key_reused")
             return stored  # the same submission again: the same job, not a second one
-        try:
-            await self.queue.enqueue(job.id)
-        except Exception as error:  # the broker's own errors vary (aiormq, aio-pika, OSError)
-            # Not queued, so it would never run: say so on the record and to the client.
-            await self.store.finish(job.id, "failed", result=None, error={
-                "message": "the job queue was unavailable; the job was not queued", "type": "service_unavailable",
-                "param": None, "code": "queue_unavailable"}, expires_at=utc_now() + timedelta(
-                    seconds=self.settings.result_ttl_seconds))
-            raise ServiceUnavailable("the job queue is unavailable; submit again shortly (with a new "
-                                     "idempotency key)", code="queue_unavailable",
-                                     headers={"Retry-After": "1"}) from error
+        queued = await self._enqueue(job.id, None)
+        if queued is not None:
+            await self._not_queued(job, queued)
         return job
+
+    async def _enqueue(self, job_id: str, sent_at: float | None) -> BaseException | None:
+        try:
+            await self.queue.enqueue(job_id, sent_at)
+        except Exception as error:  # the broker's own errors vary (aiormq, aio-pika, OSError)
+            return error
+        return None
+
+    async def _not_queued(self, job: Job, error: BaseException) -> None:
+        """Not queued, so it would never run: say so on the record and to the client."""
+        await self.store.finish(job.id, "failed", result=None, error={
+            "message": "the job queue was unavailable; the job was not queued", "type": "service_unavailable",
+            "param": None, "code": "queue_unavailable"}, expires_at=utc_now() + timedelta(
+                seconds=self.settings.result_ttl_seconds))
+        raise ServiceUnavailable("the job queue is unavailable; submit again shortly (with a new "
+                                 "idempotency key)", code="queue_unavailable",
+                                 headers={"Retry-After": "1"}) from error
 
     async def get(self, principal: Principal, job_id: str) -> Job:
         return await self.store.get(reader_org(principal), job_id)

@@ -171,13 +171,19 @@ class MongoJobs:
         return [_record(document, Job) for document in await cursor.to_list(None)]
 
     async def begin(self, job_id: str) -> Job | None:
-        now = utc_now()
-        found = await self._jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": _OPEN}},
-            {"$set": {"status": "running", "started_at": now, "updated_at": now}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER)
-        if found is None:
+        for _ in range(3):
+            now = utc_now()
+            found = await self._jobs.find_one_and_update(
+                {"_id": job_id, "status": {"$in": _OPEN}},
+                {"$set": {"status": "running", "started_at": now, "updated_at": now},
+                 "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if found is not None:
+                break
             found = await self._jobs.find_one({"_id": job_id})
+            # Inserted between the two (its insert overlaps the publish): claim it after all.
+            if found is None or found["status"] not in _OPEN:
+                break
         return None if found is None else _record(found, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
@@ -247,12 +253,24 @@ class MongoJobs:
         return [_record(document, Batch) for document in await cursor.to_list(None)]
 
     async def update_batch(self, batch_id: str, changes: dict[str, Any], *,
-                           only_status: tuple[str, ...] = ()) -> bool:
+                           only_status: tuple[str, ...] = (), updated_before: datetime | None = None) -> bool:
         query: dict[str, Any] = {"_id": batch_id}
         if only_status:
             query["status"] = {"$in": list(only_status)}
+        if updated_before is not None:
+            query["updated_at"] = {"$lt": updated_before}
         done = await self._batches.update_one(query, {"$set": {**changes, "updated_at": utc_now()}})
         return bool(done.matched_count)
+
+    async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
+        cursor = self._batches.find({"status": status, "updated_at": {"$lt": updated_before}}).sort(
+            "updated_at", ASCENDING).limit(limit)
+        return [_record(document, Batch) for document in await cursor.to_list(None)]
+
+    async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
+        cursor = self._files.find({"_id": {"$in": file_ids}}, {"expires_at": 1})
+        return {document["_id"]: document.get("expires_at") is not None
+                and as_utc(document["expires_at"]) <= now for document in await cursor.to_list(None)}
 
     async def create_file(self, record: StoredFile, content: bytes) -> None:
         await self._files.insert_one({**_document(record), "content": content})

@@ -198,6 +198,8 @@ jobs = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("expires_at", UTCDateTime, nullable=True, index=True),
+    # Request headers the job runs with (migration 0007_job_headers).
+    sa.Column("headers", Json, nullable=False, server_default=sa.text("'{}'")),
     # Same key + same org = same job (NULL keys never collide).
     sa.UniqueConstraint("org_id", "idempotency_key"),
     sa.Index(None, "org_id", "created_at"),

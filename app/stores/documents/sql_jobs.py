@@ -23,6 +23,7 @@ from app.stores.documents.jobs_common import (
     job_not_found,
     seal_webhook_secret,
 )
+from app.stores.documents.pg_jobs import Outcome, PgJobStatements
 from app.stores.documents.protocol import ProviderSecret
 from app.stores.documents.sql import job_batches, job_files, jobs, webhook_secrets
 from app.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
@@ -30,7 +31,7 @@ from app.stores.documents.sql_repos import SqlRepository, require_org, row_value
 if TYPE_CHECKING:
     from app.stores.documents.sql_store import SqlDatabase
 
-_JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts")
+_JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts", "headers")
 _OPEN = ("queued", "running")
 #: Rows per INSERT statement when a batch's jobs are stored (well under every driver's limit).
 _INSERT_CHUNK = 500
@@ -47,6 +48,12 @@ class SqlJobs(SqlRepository):
     def __init__(self, database: SqlDatabase, notify: Notifier, cipher: Cipher) -> None:
         super().__init__(database, notify)
         self._cipher = cipher
+        #: PostgreSQL: the per-job statements grouped on one connection (SQLite: as written below).
+        self._hot = None if database.is_sqlite else PgJobStatements(database)
+
+    async def close(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
 
     @asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
@@ -57,6 +64,12 @@ class SqlJobs(SqlRepository):
             yield connection
 
     async def create(self, job: Job) -> Job:
+        if self._hot is not None:
+            # No row inserted and no key: the row is this call's own, inserted by a first try
+            # whose answer a dying connection lost.
+            if await self._hot.insert(job) or job.idempotency_key is None:
+                return job
+            return await self._by_idempotency_key(job)
         try:
             async with self._single() as connection:
                 # Values as parameters, not .values(): the compiled statement is then cached.
@@ -65,6 +78,9 @@ class SqlJobs(SqlRepository):
         except IntegrityError:
             if job.idempotency_key is None:
                 raise
+        return await self._by_idempotency_key(job)
+
+    async def _by_idempotency_key(self, job: Job) -> Job:
         async with self._single() as connection:
             query = sa.select(jobs).where(jobs.c.org_id == job.org_id,
                                           jobs.c.idempotency_key == job.idempotency_key)
@@ -108,20 +124,29 @@ class SqlJobs(SqlRepository):
             return [to_record(row, Job) for row in await connection.execute(query)]
 
     async def begin(self, job_id: str) -> Job | None:
-        now = utc_now()
+        if self._hot is not None:
+            return await self._hot.begin(job_id)
         async with self._single() as connection:
-            # One round trip when the job is open (the usual case); a finished or missing job
-            # is read as it is.
-            row = (await connection.execute(
-                jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
-                .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
-                .returning(*jobs.c))).first()
-            if row is None:
+            for _ in range(3):
+                now = utc_now()
+                # One round trip when the job is open (the usual case); a finished or missing job
+                # is read as it is.
+                row = (await connection.execute(
+                    jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
+                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
+                    .returning(*jobs.c))).first()
+                if row is not None:
+                    break
                 row = (await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
+                # Inserted between the two (its insert overlaps the publish): claim it after all.
+                if row is None or row.status not in _OPEN:
+                    break
         return None if row is None else to_record(row, Job)
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
+        if self._hot is not None:
+            return await self._hot.finish(Outcome(job_id, status, result, error, dead_letter, expires_at))
         now = utc_now()
         async with self._single() as connection:
             row = (await connection.execute(
@@ -141,6 +166,8 @@ class SqlJobs(SqlRepository):
         return await self.get(org_id, job_id)
 
     async def any_open(self, batch_id: str) -> bool:
+        if self._hot is not None:
+            return await self._hot.any_open(batch_id)
         query = sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(_OPEN)).limit(1)
         async with self._single() as connection:
             return await connection.scalar(query) is not None
@@ -203,14 +230,29 @@ class SqlJobs(SqlRepository):
             return [to_record(row, Batch) for row in await connection.execute(query)]
 
     async def update_batch(self, batch_id: str, changes: dict[str, Any], *,
-                           only_status: tuple[str, ...] = ()) -> bool:
+                           only_status: tuple[str, ...] = (), updated_before: datetime | None = None) -> bool:
         clauses = [job_batches.c.id == batch_id]
         if only_status:
             clauses.append(job_batches.c.status.in_(only_status))
+        if updated_before is not None:
+            clauses.append(job_batches.c.updated_at < updated_before)
         async with self._db.begin() as connection:
             done = await connection.execute(
                 job_batches.update().where(*clauses).values(**changes, updated_at=utc_now()))
         return bool(done.rowcount)
+
+    async def stale_batches(self, status: str, updated_before: datetime, limit: int) -> list[Batch]:
+        query = (sa.select(job_batches)
+                 .where(job_batches.c.status == status, job_batches.c.updated_at < updated_before)
+                 .order_by(job_batches.c.updated_at).limit(limit))
+        async with self._single() as connection:
+            return [to_record(row, Batch) for row in await connection.execute(query)]
+
+    async def files_expired(self, file_ids: list[str], now: datetime) -> dict[str, bool]:
+        query = sa.select(job_files.c.id, job_files.c.expires_at).where(job_files.c.id.in_(file_ids))
+        async with self._single() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.id: row.expires_at is not None and row.expires_at <= now for row in rows}
 
     async def create_file(self, record: StoredFile, content: bytes) -> None:
         async with self._db.begin() as connection:

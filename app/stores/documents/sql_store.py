@@ -94,17 +94,17 @@ class SqlDatabase:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; an unreachable database or an exhausted pool is a 503."""
-        async with self._available(), self.engine.connect() as connection:
+        async with self.available(), self.engine.connect() as connection:
             yield connection
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed when the block ends without an error."""
-        async with self._available(), self.engine.begin() as connection:
+        async with self.available(), self.engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
-    async def _available(self) -> AsyncIterator[None]:
+    async def available(self) -> AsyncIterator[None]:
         try:
             yield
         except (PoolTimeout, OperationalError, InterfaceError, OSError) as error:
@@ -170,7 +170,10 @@ class SqlDocumentStore:
             raise
 
     async def close(self) -> None:
-        await self.database.dispose()
+        try:
+            await self.jobs.close()
+        finally:
+            await self.database.dispose()
 
     async def ping(self) -> None:
         async with self.database.connect() as connection:
