@@ -1,8 +1,8 @@
 """Jobs keep the submitting request's routing, cache and trace headers (``jobs.headers``), so the
 worker runs the call as the direct call would have run.
 
-Revision ID: 0006_job_headers
-Revises: 0005_responses
+Revision ID: 0007_job_headers
+Revises: 0006_agents
 Create Date: 2026-12-03
 """
 
