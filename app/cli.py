@@ -13,9 +13,11 @@ from typing import Any
 
 from app.domain.commands import add_admin_commands
 from app.errors import ConfigError
-from app.settings import CONFIG_ENV_VAR, Settings, config_path, ensure_master_key, load_settings
+from app.settings import CONFIG_ENV_VAR, CONFIG_FILE, Settings, config_path, ensure_master_key, load_settings
 
 GRANIAN_FILE = "granian.toml"
+#: The commented config `junction init` writes, shipped inside the package.
+EXAMPLE_CONFIG = "junction.example.toml"
 _GRANIAN_ENUMS = {
     "interface": "Interfaces",
     "loop": "Loops",
@@ -192,6 +194,26 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def init(args: argparse.Namespace) -> int:
+    """Write a commented junction.toml with every section; never over an existing file."""
+    from importlib.resources import files
+
+    path = Path(args.path)
+    template = files(__package__).joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    try:
+        # Owner-only: operators put secrets in it despite the `{ env = ... }` advice.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"junction: {path} already exists; not overwriting it (remove it or pass another path)",
+              file=sys.stderr)
+        return 1
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(template)
+    print(f"junction: wrote {path}; edit it, then run 'junction serve' in this directory "
+          f"(or 'junction serve --config {path}')", file=sys.stderr)
+    return 0
+
+
 def worker(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -226,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
     migrate_parser.add_argument("--config", help="path to junction.toml")
     migrate_parser.set_defaults(run=migrate)
+    init_parser = commands.add_parser("init", help="write a commented junction.toml (never overwrites)")
+    init_parser.add_argument("path", nargs="?", default=CONFIG_FILE,
+                             help=f"where to write it (default: ./{CONFIG_FILE})")
+    init_parser.set_defaults(run=init)
+
     worker_parser = commands.add_parser("worker", help="run queued jobs from the RabbitMQ queue")
     worker_parser.add_argument("--config", help="path to junction.toml")
     worker_parser.add_argument("--concurrency", type=int, help="jobs run at once (default: [jobs] concurrency)")
