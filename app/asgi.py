@@ -43,12 +43,14 @@ async def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
-    before anything listens, for every configuration problem."""
-    ensure_master_key(settings)
+    before anything listens, for every configuration problem. ``provisional``: only to validate
+    (``junction serve`` before it starts workers), so no key file is written yet."""
+    if not provisional:
+        ensure_master_key(settings)
     configure_logging(settings.logging)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, provisional=provisional)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
     jobs = runtime.jobs
