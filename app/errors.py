@@ -9,11 +9,13 @@ OpenAI error body ``{"error": {"message", "type", "param", "code"}}``, or Anthro
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
-from litestar import Request, Response
-from litestar.exceptions import HTTPException
+
+if TYPE_CHECKING:  # Litestar is imported only where a response is made: the CLI never needs it
+    from litestar import Request, Response
+    from litestar.exceptions import HTTPException
 
 log = logging.getLogger("junction.errors")
 
@@ -201,6 +203,8 @@ def error_body(error: JunctionError, *, anthropic: bool = False) -> bytes:
 
 
 def error_response(error: JunctionError, *, anthropic: bool = False) -> Response[bytes]:
+    from litestar import Response
+
     return Response(
         content=error_body(error, anthropic=anthropic),
         status_code=error.status,
@@ -238,8 +242,20 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(error, anthropic=_wants_anthropic(request))
 
 
-EXCEPTION_HANDLERS = {
-    JunctionError: handle_junction_error,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
-}
+def exception_handlers() -> dict[type[Exception], Any]:
+    """The app's exception handlers: Junction's errors, Litestar's HTTP errors, anything else."""
+    from litestar.exceptions import HTTPException
+
+    return {
+        JunctionError: handle_junction_error,
+        HTTPException: handle_http_exception,
+        Exception: handle_unexpected,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # ``EXCEPTION_HANDLERS`` is built on first use, so importing this module (every CLI command
+    # does) does not import Litestar.
+    if name == "EXCEPTION_HANDLERS":
+        return exception_handlers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -75,6 +75,7 @@ def test_an_unreachable_store(tmp_path: Path, store: str, url: str, server: str)
     assert line.startswith(f"junction: cannot start: stores.{store}: ") and ":***@127.0.0.1:" in line
     assert "cannot connect" in line and f"Start {server}, or fix the host and port" in line
     assert "hunter2" not in result.stderr
+    assert f"junction: data directory {tmp_path} " in result.stderr  # where its state lives, said
     debug = serve(tmp_path / "debug", config, "--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr and "ConnectionRefusedError" in debug.stderr
 
