@@ -144,7 +144,7 @@ def _granian_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
 
 
 def _check_stores(settings: Settings) -> None:
-    """Connect to the document store, the cache and the queue once, and close again."""
+    """Connect to the shared stores (document database, Redis, RabbitMQ) once, and close again."""
     import asyncio
 
     import logging
@@ -165,8 +165,9 @@ def _check_stores(settings: Settings) -> None:
                     await client.ping()
             finally:
                 await client.aclose()
-        async with Runtime(settings, with_plugins=False):
-            pass
+        if not settings.stores.documents.startswith("sqlite"):  # a local file needs no check here
+            async with Runtime(settings, with_plugins=False):
+                pass
         if url_scheme(settings.stores.queue) != "memory":
             broker = build_broker(settings, worker=False)
             await connect_broker(broker, settings.stores.queue)
