@@ -25,7 +25,7 @@ from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
 from app.logs import AccessLog, configure_logging
-from app.openapi import docs_assets, openapi_config
+from app.openapi import describe_request_bodies, docs_assets, openapi_config
 from app.plugins.manager import collect_routes
 from app.plugins.protocols import RouteContext
 from app.plugins.routes import plugin_routes
@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
+    describe_request_bodies(own)
     return Litestar(
         route_handlers=[*own, *added],
         middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],

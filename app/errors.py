@@ -228,9 +228,15 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if error_class is None:
         error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
     message = exc.detail or "request failed"
+    code = None
     if exc.status_code == 404:
         message = f"no route for {request.method} {request.scope['path']}"
-    error = error_class(message, headers=dict(exc.headers or {}))
+    elif exc.status_code == 413:  # Litestar's refusal of a Content-Length above the limit: say which
+        handler = request.scope.get("route_handler")
+        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        message = f"request body: larger than server.max_body_bytes ({limit} bytes)"
+        code = "body_too_large"
+    error = error_class(message, code=code, headers=dict(exc.headers or {}))
     response = error_response(error, anthropic=_wants_anthropic(request))
     response.status_code = exc.status_code
     return response
