@@ -31,11 +31,11 @@ _GRANIAN_ENUMS = {
 
 
 def granian_file() -> Path | None:
-    """granian.toml from the working directory, else the one shipped beside the project."""
-    for candidate in (Path.cwd() / GRANIAN_FILE, Path(__file__).resolve().parent.parent / GRANIAN_FILE):
-        if candidate.is_file():
-            return candidate
-    return None
+    """granian.toml from the working directory, else the one shipped in the package."""
+    from app.resources import default_granian_file
+
+    local = Path.cwd() / GRANIAN_FILE
+    return local if local.is_file() else default_granian_file()
 
 
 def granian_options(path: Path | None) -> dict[str, Any]:
@@ -240,14 +240,12 @@ def list_plugins(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     from alembic import command
-    from alembic.config import Config
+
+    from app.resources import alembic_config
+    from app.stores.metrics.migrate import migrate_url
 
     settings = _load(args.config)
-    root = Path(__file__).resolve().parent.parent
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
-    config.attributes["settings"] = settings
-    from app.stores.metrics.migrate import migrate_url
+    config = alembic_config(settings=settings)
     from app.stores.startup_errors import explaining
 
     with explaining("documents", settings.stores.documents):

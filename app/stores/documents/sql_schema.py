@@ -23,17 +23,12 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import ConfigError
+from app.resources import alembic_config as shipped_alembic_config
 from app.stores.documents.sql import VERSION_TABLE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-
-
 def alembic_config(**attributes: Any) -> Config:
-    """The project's Alembic config; ``attributes`` reach ``migrations/env.py``."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.attributes.update(attributes)
-    return config
+    """The documents chain's Alembic config; ``attributes`` reach ``migrations/env.py``."""
+    return shipped_alembic_config(**attributes)
 
 
 def head_revision() -> str | None:
