@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = commands.add_parser("serve", help="serve the gateway with Granian")
     serve_parser.add_argument("--config", help="path to junction.toml")
-    serve_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    serve_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--workers", type=int)
@@ -306,12 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins_parser = commands.add_parser("plugins", help="list discovered plugins")
     plugins_parser.add_argument("--config", help="path to junction.toml")
-    plugins_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    plugins_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     plugins_parser.set_defaults(run=list_plugins)
 
     migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
     migrate_parser.add_argument("--config", help="path to junction.toml")
-    migrate_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    migrate_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     migrate_parser.set_defaults(run=migrate)
     init_parser = commands.add_parser("init", help="write a commented junction.toml (never overwrites)")
     init_parser.add_argument("path", nargs="?", default=CONFIG_FILE,
@@ -320,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker_parser = commands.add_parser("worker", help="run queued jobs from the RabbitMQ queue")
     worker_parser.add_argument("--config", help="path to junction.toml")
-    worker_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    worker_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     worker_parser.add_argument("--concurrency", type=int, help="jobs run at once (default: [jobs] concurrency)")
     worker_parser.set_defaults(run=worker)
     add_admin_commands(commands, _load)

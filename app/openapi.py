@@ -65,7 +65,8 @@ REQUEST_BODIES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/admin/orgs"): ".domain.orgs.controllers:NewOrgBody",
     ("PATCH", "/api/v1/admin/orgs/{org_id}"): ".stores.documents.protocol:OrgPatch",
     ("POST", "/api/v1/admin/keys"): ".domain.keys.schemas:NewKeyBody",
-    ("PUT", "/api/v1/admin/orgs/{org_id}/credentials/{provider}"): ".domain.credentials.controllers:CredentialBody",
+    ("PUT", "/api/v1/admin/orgs/{org_id}/credentials/{provider}"):
+        ".domain.credentials.controllers:CredentialBody",
     ("POST", "/api/v1/bridges"): ".domain.bridges.controllers:NewBridgeBody",
     ("PATCH", "/api/v1/bridges/{bridge_id}"): ".stores.documents.protocol:BridgePatch",
     ("POST", "/api/v1/bridges/{bridge_id}/chat"): ".domain.bridges.chat:BridgeChatBody",
@@ -93,9 +94,9 @@ def _operation_with_body(target: str) -> type[Operation]:
     class WithBody(Operation):
         def __post_init__(self) -> None:
             if self.request_body is None:
-                self.request_body = RequestBody(
-                    content={"application/json": OpenAPIMediaType(schema=json_schema(body_type))},  # type: ignore[arg-type]
-                    required=True)
+                schema: Any = json_schema(body_type)  # a plain dict: Litestar serialises it as it is
+                self.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)},
+                                                required=True)
 
     return WithBody
 

@@ -92,8 +92,8 @@ class Runtime:
             self.changes = open_change_bus(settings.stores.cache, self.redis)
         except ValueError as error:
             raise ConfigError(f"{settings.source}: {error}") from None
-        self.documents = open_document_store(settings.stores.documents,
-                                             cipher=cipher_from_settings(settings, create_key_file=not provisional),
+        cipher = cipher_from_settings(settings, create_key_file=not provisional)
+        self.documents = open_document_store(settings.stores.documents, cipher=cipher,
                                              changes=self.changes)
         self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()

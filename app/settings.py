@@ -245,7 +245,8 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
     settings.source = source
     for store in ("documents", "metrics"):
-        setattr(settings.stores, store, sqlite_in_data_dir(getattr(settings.stores, store), settings.server.data_dir))
+        url = sqlite_in_data_dir(getattr(settings.stores, store), settings.server.data_dir)
+        setattr(settings.stores, store, url)
     if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
         settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
     _check_values(settings)

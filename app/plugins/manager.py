@@ -339,7 +339,8 @@ def _provider_config(settings: Settings, spec: ProviderSpec) -> Any | None:
         where = f"export {spec.api_key_env}, or set" if spec.api_key_env else "set"
         example = spec.api_key_env or f"{spec.name.upper().replace('-', '_')}_API_KEY"
         raise ConfigError(f"providers.{spec.name}: no API key: {where} api_key in [providers.{spec.name}] "
-                          f"(e.g. api_key = {{ env = \"{example}\" }}), or switch it off with enabled = false")
+                          f"(e.g. api_key = {{ env = \"{example}\" }}), or switch it off with "
+                          "enabled = false")
     if not config.base_url:
         raise ConfigError(f"providers.{spec.name}.base_url: must be set (the plugin has no default)")
     config.base_url = config.base_url.rstrip("/")

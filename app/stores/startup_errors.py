@@ -58,7 +58,8 @@ def explain(store: str, url: str, error: BaseException) -> StoreUnreachable | No
             return StoreUnreachable(f"{where}: the server refused the user or password ({cause}). Fix the "
                                "credentials in the URL")
         if isinstance(cause, socket.gaierror):
-            return StoreUnreachable(f"{where}: cannot resolve the host ({cause.strerror}). Fix the host in the URL")
+            return StoreUnreachable(f"{where}: cannot resolve the host ({cause.strerror}). Fix the host "
+                                    "in the URL")
         if isinstance(cause, (ConnectionError, TimeoutError)) or (
                 isinstance(cause, OSError) and cause.errno is not None):
             reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else name

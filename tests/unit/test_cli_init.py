@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import stat
-import tomllib
 from pathlib import Path
 
 import msgspec

@@ -16,7 +16,7 @@ from app.domain.limits import usage
 from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.services import Domain
-from app.errors import InvalidRequest, PermissionDenied
+from app.errors import PermissionDenied
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal
 from app.stores.documents.common import whole_milliseconds

@@ -13,7 +13,7 @@ from app.domain.access import is_unconfined, org_for
 from app.domain.fields import check_name
 from app.domain.http import caller, decode_body
 from app.domain.services import Domain
-from app.errors import InvalidRequest, PermissionDenied
+from app.errors import PermissionDenied
 from app.pipeline import Gateway
 from app.domain.limits import OrgView, check_limits
 from app.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
