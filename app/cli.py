@@ -222,6 +222,12 @@ def list_plugins(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     loaded = load_plugins(settings, instantiate=False)
     _print_warnings(loaded)
+    if args.json:  # one object per plugin, with its phase and place in the pipeline
+        import msgspec
+
+        for info in loaded.infos:
+            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
+        return 0
     rows = [("NAME", "KIND", "PACKAGE", "VERSION", "ENABLED")]
     for info in loaded.infos:
         enabled = "yes" if info.enabled else f"no ({info.reason})" if info.reason else "no"
@@ -307,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins_parser = commands.add_parser("plugins", help="list discovered plugins")
     plugins_parser.add_argument("--config", help="path to junction.toml")
+    plugins_parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
     plugins_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
     plugins_parser.set_defaults(run=list_plugins)

@@ -115,3 +115,10 @@ def test_admin_commands_import_neither_litestar_nor_the_runtime(config: Path) ->
     result = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]", f"took {time.perf_counter() - started:.2f}s"
+
+
+def test_plugins_as_json_lines(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, config, "plugins", "--json")
+    plugins = {row["name"]: row for row in map(json.loads, out.splitlines())}
+    assert status == 0 and plugins["master-key"]["kind"] == "middleware" and plugins["master-key"]["enabled"]
+    assert plugins["authorize"]["phase"] == "auth" and plugins["authorize"]["position"] >= 1
