@@ -26,7 +26,7 @@ from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
 from app.ingress.openai import openai_routes
 from app.logs import AccessLog, configure_logging
-from app.openapi import docs_assets, openapi_config
+from app.openapi import describe_request_bodies, docs_assets, openapi_config
 from app.plugins.manager import collect_routes
 from app.plugins.protocols import RouteContext
 from app.plugins.routes import plugin_routes
@@ -44,12 +44,14 @@ async def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
-    before anything listens, for every configuration problem."""
-    ensure_master_key(settings)
+    before anything listens, for every configuration problem. ``provisional``: only to validate
+    (``junction serve`` before it starts workers), so no key file is written yet."""
+    if not provisional:
+        ensure_master_key(settings)
     configure_logging(settings.logging)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, provisional=provisional)
     gateway, catalog, plugins = runtime.gateway, runtime.catalog, runtime.plugins
     assert gateway is not None and catalog is not None and plugins is not None
     jobs = runtime.jobs
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
+    describe_request_bodies(own)
     return Litestar(
         route_handlers=[*own, *added],
         middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],

@@ -8,14 +8,18 @@ import shutil
 import sys
 import tempfile
 import tomllib
+import traceback
 from pathlib import Path
 from typing import Any
 
 from app.domain.commands import add_admin_commands
 from app.errors import ConfigError
-from app.settings import CONFIG_ENV_VAR, Settings, config_path, ensure_master_key, load_settings
+from app.stores.startup_errors import StoreUnreachable
+from app.settings import CONFIG_ENV_VAR, CONFIG_FILE, Settings, config_path, ensure_master_key, load_settings
 
 GRANIAN_FILE = "granian.toml"
+#: The commented config `junction init` writes, shipped inside the package.
+EXAMPLE_CONFIG = "junction.example.toml"
 _GRANIAN_ENUMS = {
     "interface": "Interfaces",
     "loop": "Loops",
@@ -27,11 +31,11 @@ _GRANIAN_ENUMS = {
 
 
 def granian_file() -> Path | None:
-    """granian.toml from the working directory, else the one shipped beside the project."""
-    for candidate in (Path.cwd() / GRANIAN_FILE, Path(__file__).resolve().parent.parent / GRANIAN_FILE):
-        if candidate.is_file():
-            return candidate
-    return None
+    """granian.toml from the working directory, else the one shipped in the package."""
+    from app.resources import default_granian_file
+
+    local = Path.cwd() / GRANIAN_FILE
+    return local if local.is_file() else default_granian_file()
 
 
 def granian_options(path: Path | None) -> dict[str, Any]:
@@ -94,17 +98,37 @@ def serve(args: argparse.Namespace) -> int:
     from granian import Granian
 
     from app.asgi import create_app
+    from app.security.crypto import cipher_from_settings
 
     # Everything the server and its workers create (SQLite files, key files) is owner-only.
     os.umask(0o077)
     settings = _load(args.config)
     metrics_dir = _prometheus_multiprocess_dir()
-    key_file = ensure_master_key(settings)
-    if key_file is not None:
-        print(f"junction: master key in {key_file.resolve()} (owner-only); send it as "
-              "'Authorization: Bearer <key>'", file=sys.stderr)
-    built = create_app(settings)  # validate plugins and config before any worker starts
-    _say_which_providers(built.state["runtime"].plugins)
+    try:
+        # The whole config and every plugin validated before anything is written.
+        built = create_app(settings, provisional=True)
+        options = _granian_options(args, settings)
+        _say_which_providers(built.state["runtime"].plugins)
+        _print_warnings(built.state["runtime"].plugins)
+        data_dir = Path(settings.server.data_dir).resolve()
+        print(f"junction: data directory {data_dir} (generated keys, SQLite files given by a relative path; "
+              "server.data_dir)", file=sys.stderr)
+        key_file = ensure_master_key(settings)
+        if key_file is not None:
+            print(f"junction: master key in {key_file.resolve()} (owner-only); send it as "
+                  "'Authorization: Bearer <key>'", file=sys.stderr)
+        cipher_from_settings(settings)  # the generated encryption key file, when one is needed
+        _check_stores(settings)  # an unreachable store is one line here, not a traceback per worker
+        print(f"junction: serving on http://{options['address']}:{options['port']} "
+              f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
+        Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _granian_options(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     options = granian_options(granian_file())
     options.setdefault("interface", "asgi")
     for option, flag, configured in (("address", args.host, settings.server.host),
@@ -116,14 +140,46 @@ def serve(args: argparse.Namespace) -> int:
     options.setdefault("address", "127.0.0.1")
     options.setdefault("port", 8080)
     options["http1_settings"] = http1_settings(settings, options.get("http1_settings"))
-    print(f"junction: serving on http://{options['address']}:{options['port']} "
-          f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
+    return options
+
+
+def _check_stores(settings: Settings) -> None:
+    """Connect to the shared stores (document database, Redis, RabbitMQ) once, and close again."""
+    import asyncio
+
+    import logging
+
+    import redis.asyncio as redis
+
+    from app.runtime import Runtime
+    from app.stores.documents import url_scheme
+    from app.stores.notify import is_redis_url
+    from app.stores.startup_errors import explaining
+    from app.worker import build_broker, connect_broker
+
+    async def check() -> None:
+        if is_redis_url(settings.stores.cache):  # at once, rather than the change bus's retries
+            client = redis.Redis.from_url(settings.stores.cache)
+            try:
+                with explaining("cache", settings.stores.cache):
+                    await client.ping()
+            finally:
+                await client.aclose()
+        if not settings.stores.documents.startswith("sqlite"):  # a local file needs no check here
+            async with Runtime(settings, with_plugins=False):
+                pass
+        if url_scheme(settings.stores.queue) != "memory":
+            broker = build_broker(settings, worker=False)
+            await connect_broker(broker, settings.stores.queue)
+            await broker.shutdown()
+
+    alembic = logging.getLogger("alembic")  # its INFO lines are the workers' to print, once
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)
     try:
-        Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+        asyncio.run(check())
     finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+        alembic.setLevel(level)
 
 
 def _say_which_providers(plugins: Any) -> None:
@@ -136,6 +192,11 @@ def _say_which_providers(plugins: Any) -> None:
     examples = "; ".join(f"{name}: {hint}" for name, hint in sorted(hints.items())[:3])
     print("junction: no provider is enabled, so every model call will be refused. Enable one "
           f"by exporting its key or adding a [providers.<name>] table ({examples}; …)", file=sys.stderr)
+
+
+def _print_warnings(plugins: Any) -> None:
+    for warning in plugins.warnings:
+        print(f"junction: warning: {warning}", file=sys.stderr)
 
 
 def _prometheus_multiprocess_dir() -> str | None:
@@ -160,6 +221,13 @@ def list_plugins(args: argparse.Namespace) -> int:
 
     settings = _load(args.config)
     loaded = load_plugins(settings, instantiate=False)
+    _print_warnings(loaded)
+    if args.json:  # one object per plugin, with its phase and place in the pipeline
+        import msgspec
+
+        for info in loaded.infos:
+            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
+        return 0
     rows = [("NAME", "KIND", "PACKAGE", "VERSION", "ENABLED")]
     for info in loaded.infos:
         enabled = "yes" if info.enabled else f"no ({info.reason})" if info.reason else "no"
@@ -178,17 +246,38 @@ def list_plugins(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     from alembic import command
-    from alembic.config import Config
 
-    settings = _load(args.config)
-    root = Path(__file__).resolve().parent.parent
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
-    config.attributes["settings"] = settings
-    command.upgrade(config, "head")
+    from app.resources import alembic_config
     from app.stores.metrics.migrate import migrate_url
 
-    migrate_url(settings)  # the usage ledger's own migrations (migrations/metrics)
+    settings = _load(args.config)
+    config = alembic_config(settings=settings)
+    from app.stores.startup_errors import explaining
+
+    with explaining("documents", settings.stores.documents):
+        command.upgrade(config, "head")
+    with explaining("metrics", settings.stores.metrics):
+        migrate_url(settings)  # the usage ledger's own migrations (migrations/metrics)
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    """Write a commented junction.toml with every section; never over an existing file."""
+    from importlib.resources import files
+
+    path = Path(args.path)
+    template = files(__package__).joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    try:
+        # Owner-only: operators put secrets in it despite the `{ env = ... }` advice.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"junction: {path} already exists; not overwriting it (remove it or pass another path)",
+              file=sys.stderr)
+        return 1
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(template)
+    print(f"junction: wrote {path}; edit it, then run 'junction serve' in this directory "
+          f"(or 'junction serve --config {path}')", file=sys.stderr)
     return 0
 
 
@@ -210,10 +299,13 @@ def worker(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="junction", description="Junction AI gateway")
     parser.add_argument("--version", action="version", version=f"junction {_version()}")
+    parser.add_argument("--debug", action="store_true", help="print full tracebacks of start-up errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="serve the gateway with Granian")
     serve_parser.add_argument("--config", help="path to junction.toml")
+    serve_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--workers", type=int)
@@ -221,13 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins_parser = commands.add_parser("plugins", help="list discovered plugins")
     plugins_parser.add_argument("--config", help="path to junction.toml")
+    plugins_parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    plugins_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     plugins_parser.set_defaults(run=list_plugins)
 
     migrate_parser = commands.add_parser("migrate", help="bring the SQL schemas up to date")
     migrate_parser.add_argument("--config", help="path to junction.toml")
+    migrate_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     migrate_parser.set_defaults(run=migrate)
+    init_parser = commands.add_parser("init", help="write a commented junction.toml (never overwrites)")
+    init_parser.add_argument("path", nargs="?", default=CONFIG_FILE,
+                             help=f"where to write it (default: ./{CONFIG_FILE})")
+    init_parser.set_defaults(run=init)
+
     worker_parser = commands.add_parser("worker", help="run queued jobs from the RabbitMQ queue")
     worker_parser.add_argument("--config", help="path to junction.toml")
+    worker_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     worker_parser.add_argument("--concurrency", type=int, help="jobs run at once (default: [jobs] concurrency)")
     worker_parser.set_defaults(run=worker)
     add_admin_commands(commands, _load)
@@ -252,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as error:
-        print(f"junction: configuration error: {error.message}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(error)
+        what = "cannot start" if isinstance(error, StoreUnreachable) else "configuration error"
+        print(f"junction: {what}: {error.message}", file=sys.stderr)
+        if not args.debug and (error.__cause__ or error.__context__) is not None:
+            print("junction: (run with --debug for the full traceback)", file=sys.stderr)
         return 2
 
 

@@ -9,11 +9,13 @@ OpenAI error body ``{"error": {"message", "type", "param", "code"}}``, or Anthro
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
-from litestar import Request, Response
-from litestar.exceptions import HTTPException
+
+if TYPE_CHECKING:  # Litestar is imported only where a response is made: the CLI never needs it
+    from litestar import Request, Response
+    from litestar.exceptions import HTTPException
 
 log = logging.getLogger("junction.errors")
 
@@ -201,6 +203,8 @@ def error_body(error: JunctionError, *, anthropic: bool = False) -> bytes:
 
 
 def error_response(error: JunctionError, *, anthropic: bool = False) -> Response[bytes]:
+    from litestar import Response
+
     return Response(
         content=error_body(error, anthropic=anthropic),
         status_code=error.status,
@@ -224,9 +228,15 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if error_class is None:
         error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
     message = exc.detail or "request failed"
+    code = None
     if exc.status_code == 404:
         message = f"no route for {request.method} {request.scope['path']}"
-    error = error_class(message, headers=dict(exc.headers or {}))
+    elif exc.status_code == 413:  # Litestar's refusal of a Content-Length above the limit: say which
+        handler = request.scope.get("route_handler")
+        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        message = f"request body: larger than server.max_body_bytes ({limit} bytes)"
+        code = "body_too_large"
+    error = error_class(message, code=code, headers=dict(exc.headers or {}))
     response = error_response(error, anthropic=_wants_anthropic(request))
     response.status_code = exc.status_code
     return response
@@ -238,8 +248,20 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(error, anthropic=_wants_anthropic(request))
 
 
-EXCEPTION_HANDLERS = {
-    JunctionError: handle_junction_error,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
-}
+def exception_handlers() -> dict[type[Exception], Any]:
+    """The app's exception handlers: Junction's errors, Litestar's HTTP errors, anything else."""
+    from litestar.exceptions import HTTPException
+
+    return {
+        JunctionError: handle_junction_error,
+        HTTPException: handle_http_exception,
+        Exception: handle_unexpected,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # ``EXCEPTION_HANDLERS`` is built on first use, so importing this module (every CLI command
+    # does) does not import Litestar.
+    if name == "EXCEPTION_HANDLERS":
+        return exception_handlers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TYPE_CHECKING
 
-from litestar.types import Message, Scope
+if TYPE_CHECKING:  # types only: importing this module (app.logs, so every command) skips Litestar
+    from litestar.types import Message, Scope
 
 REQUEST_ID_HEADER = b"x-request-id"
 #: Where the id is kept in the ASGI scope once computed.

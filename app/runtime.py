@@ -28,6 +28,7 @@ from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from app.stores.metrics.store import MetricsStore
 from app.stores.notify import is_redis_url, open_change_bus
 from app.stores.sql_engine import open_engine
+from app.stores.startup_errors import explain
 from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
 from app.worker import Jobs
 
@@ -83,7 +84,9 @@ class SqlEngines:
 class Runtime:
     """Everything one process serves with. Building it connects nothing; ``start`` does."""
 
-    def __init__(self, settings: Settings, *, with_plugins: bool = True, worker: bool = False) -> None:
+    def __init__(self, settings: Settings, *, with_plugins: bool = True, worker: bool = False,
+                 provisional: bool = False) -> None:
+        """``provisional``: built only to validate the config, so nothing is written (no key file)."""
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
         try:
@@ -91,7 +94,7 @@ class Runtime:
         except ValueError as error:
             raise ConfigError(f"{settings.source}: {error}") from None
         #: Seals stored credentials and tool headers, and chatbot tokens.
-        self.cipher = cipher_from_settings(settings)
+        self.cipher = cipher_from_settings(settings, create_key_file=not provisional)
         self.documents = open_document_store(settings.stores.documents, cipher=self.cipher, changes=self.changes)
         self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()
@@ -124,8 +127,8 @@ class Runtime:
         self._started: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
-        await self._step(self.changes.start, self.changes.close)
-        await self._step(self.documents.start, self.documents.close)
+        await self._step(self.changes.start, self.changes.close, store="cache")
+        await self._step(self.documents.start, self.documents.close, store="documents")
         self.domain.start()
         self._started.append(_as_async(self.domain.close))
         await self._step(self.http.start, self.http.close)
@@ -134,13 +137,18 @@ class Runtime:
             await self._step(self.metrics.start, self.metrics.close)
             await self._step(self.gateway.start, self.gateway.close)
         if self.jobs is not None:
-            await self._step(self.jobs.start, self.jobs.close)
+            await self._step(self.jobs.start, self.jobs.close, store="queue")
 
-    async def _step(self, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]) -> None:
+    async def _step(self, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]],
+                    store: str | None = None) -> None:
         try:
             await start()
-        except BaseException:
+        except BaseException as error:
             await self.close()
+            # An unreachable store is said in a line naming it, not as the driver's traceback.
+            explained = explain(store, getattr(self.settings.stores, store), error) if store else None
+            if explained is not None and not isinstance(error, ConfigError):
+                raise explained from error
             raise
         self._started.append(close)
 

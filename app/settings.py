@@ -57,7 +57,8 @@ class ServerSettings(_Strict):
     workers: int | None = None
     #: Request bodies above this many bytes are refused with 413.
     max_body_bytes: int = 16 * 1024 * 1024
-    #: Where the embedded default keeps its files (SQLite databases, the generated master key).
+    #: Where the embedded default keeps its files: the generated master and encryption keys, and the
+    #: SQLite databases whose URL gives a relative path. Relative to the working directory.
     data_dir: str = "."
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
@@ -248,11 +249,24 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
     except msgspec.ValidationError as error:
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
     settings.source = source
+    for store in ("documents", "metrics"):
+        url = sqlite_in_data_dir(getattr(settings.stores, store), settings.server.data_dir)
+        setattr(settings.stores, store, url)
     if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
         settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
     _check_values(settings)
     settings.metrics.check(settings.source)
     return settings
+
+
+def sqlite_in_data_dir(url: str, data_dir: str) -> str:
+    """A SQLite URL's relative file path made absolute under ``data_dir``, so every file of the
+    embedded default lives in one place whatever directory a command runs in."""
+    prefix, separator, path = url.partition(":///")
+    if (not prefix.startswith("sqlite") or not separator or not path or path.startswith(("/", "?"))
+            or path.startswith((":memory:", "file:"))):
+        return url
+    return f"{prefix}:///{os.path.abspath(os.path.join(data_dir, path))}"
 
 
 def _check_values(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from app.pipeline.gateway import Gateway
 from app.settings import Settings
 from app.stores.documents import url_scheme
 from app.stores.documents.common import utc_now
+from app.stores.startup_errors import StoreUnreachable, explaining, redacted
 
 log = logging.getLogger("junction.worker")
 
@@ -40,6 +41,19 @@ TASK_NAME = "junction.jobs.run"
 AMQP_SCHEMES = ("amqp", "amqps")
 #: Seconds before a job whose outcome could not be stored goes back on the queue.
 REQUEUE_DELAY = 1.0
+
+
+async def connect_broker(broker: AsyncBroker, url: str) -> None:
+    """``broker.startup()``; a queue that cannot be reached is a ConfigError naming its URL."""
+    try:
+        with explaining("queue", url):
+            await broker.startup()
+    except StoreUnreachable:
+        raise
+    except Exception as error:  # noqa: BLE001 - every broker's connect error: reported, not swallowed
+        raise StoreUnreachable(
+            f"stores.queue: {redacted(url)}: cannot connect to the queue ({type(error).__name__}). "
+            "Start RabbitMQ, or fix the URL") from error
 
 
 def build_broker(settings: Settings, *, worker: bool) -> AsyncBroker:
@@ -107,10 +121,10 @@ class Jobs:
     async def start(self) -> None:
         await self.webhooks.start()
         try:
-            await self.broker.startup()
-        except Exception as error:  # noqa: BLE001 - every broker's connect error: reported, not swallowed
+            await connect_broker(self.broker, self.settings.stores.queue)
+        except ConfigError:
             await self.webhooks.close()
-            raise ConfigError(f"stores.queue: cannot connect to the queue: {type(error).__name__}") from None
+            raise
         if self.embedded or self.worker:
             self._purger = asyncio.create_task(self._sweep_forever())
         if self.embedded and (self.settings.server.workers or 1) == 1:

@@ -8,18 +8,13 @@ import msgspec
 from litestar import Request
 
 from app.domain.access import could_be_id
+from app.domain.fields import MAX_COUNT, MAX_NAME_CHARS, check_length  # noqa: F401 - used by the controllers
 from app.errors import InvalidRequest, NotFound
 from app.formats.openai import validation_error
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal
 
 T = TypeVar("T")
-
-#: What the stores hold in a name or model column.
-MAX_NAME_CHARS = 200
-#: The largest count (``rpm``, ``tpm``, a version number) the stores hold.
-MAX_COUNT = 2**31 - 1
-
 
 def decode_body(body: bytes, type_: type[T]) -> T:
     """Decode a JSON body into ``type_``; a bad field is a 400 naming it. No text may hold a NUL
@@ -55,14 +50,6 @@ def _nul_at(value: Any, path: str) -> str | None:
             if found is not None:
                 return found
     return None
-
-
-def check_length(field: str, value: str, limit: int = MAX_NAME_CHARS) -> str:
-    if len(value) > limit:
-        raise InvalidRequest(
-            f"{field}: must be at most {limit} characters", param=field, code="invalid_value"
-        )
-    return value
 
 
 async def caller(gateway: Gateway, request: Request[Any, Any, Any], scope: str) -> Principal:

@@ -78,6 +78,8 @@ class LoadedPlugins:
     components: list[object] = field(default_factory=list)
     #: The objects plugins created, by plugin name (for their routes).
     by_name: dict[str, object] = field(default_factory=dict)
+    #: Config that is valid but probably not what was meant; the CLI prints them at start-up.
+    warnings: list[str] = field(default_factory=list)
 
     def info(self, name: str, kind: Kind) -> PluginInfo | None:
         return next((i for i in self.infos if i.name == name and i.kind == kind), None)
@@ -219,6 +221,10 @@ def load_plugins(settings: Settings, *, instantiate: bool = True,
         package, version = packages[("middleware", spec.name)]
         infos.append(PluginInfo(spec.name, "middleware", package, version, enabled=enabled,
                                 reason="" if enabled else "off by default"))
+        if table and "enabled" not in table and not enabled:
+            loaded.warnings.append(
+                f"middleware.{spec.name}: the table has settings but the plugin is off by default, so "
+                f"they are ignored; add enabled = true to turn it on")
         if not enabled:
             continue
         enabled_middleware.append(spec.name)
@@ -329,10 +335,22 @@ def _provider_config(settings: Settings, spec: ProviderSpec) -> Any | None:
         return None
     if config.api_key is None and env_key:
         config.api_key = env_key
+    if not config.api_key and spec.needs_api_key and not _deployment_keys(settings, spec.name):
+        where = f"export {spec.api_key_env}, or set" if spec.api_key_env else "set"
+        example = spec.api_key_env or f"{spec.name.upper().replace('-', '_')}_API_KEY"
+        raise ConfigError(f"providers.{spec.name}: no API key: {where} api_key in [providers.{spec.name}] "
+                          f"(e.g. api_key = {{ env = \"{example}\" }}), or switch it off with "
+                          "enabled = false")
     if not config.base_url:
         raise ConfigError(f"providers.{spec.name}.base_url: must be set (the plugin has no default)")
     config.base_url = config.base_url.rstrip("/")
     return config
+
+
+def _deployment_keys(settings: Settings, provider: str) -> bool:
+    """Whether a ``[models]`` alias deploys this provider with a key of its own."""
+    return any(deployment.api_key and deployment.model.startswith(f"{provider}/")
+               for alias in settings.models.values() for deployment in alias.deployments)
 
 
 def _in_config_order(specs: list[MiddlewareSpec], tables: dict[str, Any]) -> list[MiddlewareSpec]:

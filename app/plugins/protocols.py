@@ -133,13 +133,16 @@ class ProviderSpec:
 
     ``create(config, context)`` is called at start-up with the validated ``config_type`` instance.
     Without a ``[providers.<name>]`` table the provider is enabled when ``api_key_env`` is set in
-    the environment, and takes its key from there.
+    the environment, and takes its key from there. An enabled provider with no key anywhere (its
+    table, ``api_key_env``, a ``[models]`` deployment) stops start-up, unless ``needs_api_key`` is
+    false (a local server, a provider authenticating otherwise).
     """
 
     name: str
     config_type: type[ProviderConfig]
     create: Callable[[Any, PluginContext], ProviderAdapter]
     api_key_env: str | None = None
+    needs_api_key: bool = True
     #: What the provider's models cost (see :mod:`app.pricing`; built-ins ship ``prices.toml``).
     prices: Sequence[ModelPrice] = ()
 

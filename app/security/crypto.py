@@ -108,8 +108,10 @@ def ensure_local_key_file(data_dir: str | os.PathLike[str]) -> Path:
     return path
 
 
-def cipher_from_settings(settings: Settings) -> Cipher:
-    """The configured keys; for a SQLite documents store without keys, the generated key file."""
+def cipher_from_settings(settings: Settings, *, create_key_file: bool = True) -> Cipher:
+    """The configured keys; for a SQLite documents store without keys, the generated key file.
+    ``create_key_file=False`` (validating a config before anything is written): a key held in
+    memory stands in for a key file that does not exist yet."""
     configured = settings.security.encryption_keys
     if configured:
         return Cipher(
@@ -128,6 +130,9 @@ def cipher_from_settings(settings: Settings) -> Cipher:
             f"{settings.source}: security.encryption_keys: required when the documents "
             "store is shared (every node must seal credentials with the same key)"
         )
+    path = Path(settings.server.data_dir) / KEY_FILE
+    if not create_key_file and not path.exists():
+        return Cipher([EncryptionKey(id=GENERATED_KEY_ID, material=secrets.token_bytes(KEY_BYTES))])
     path = ensure_local_key_file(settings.server.data_dir)
     material = decode_key_material(path.read_text(encoding="ascii"), str(path))
     return Cipher([EncryptionKey(id=GENERATED_KEY_ID, material=material)])

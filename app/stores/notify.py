@@ -21,11 +21,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 import msgspec
 
 from app.errors import ConfigError, JunctionError
+from app.stores.startup_errors import StoreUnreachable, redacted
 
 log = logging.getLogger("junction.stores.notify")
 
@@ -170,10 +170,9 @@ class RedisChangeBus:
             await asyncio.wait_for(self._subscribed.wait(), timeout=START_TIMEOUT_SECONDS)
         except TimeoutError:
             await self.close()
-            where = urlsplit(self.url).hostname or self.url.split("://", 1)[0]
-            raise ConfigError(
-                f"stores.cache: cannot subscribe to Redis at {where} within "
-                f"{START_TIMEOUT_SECONDS:g}s (is it running?)"
+            raise StoreUnreachable(
+                f"stores.cache: {redacted(self.url)}: cannot subscribe within {START_TIMEOUT_SECONDS:g}s. "
+                "Start Redis, or fix the URL"
             ) from None
 
     async def ping(self) -> None:

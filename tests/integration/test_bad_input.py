@@ -62,6 +62,13 @@ def test_huge_body_is_413(http, fake_openai):
     response = http.post("/v1/chat/completions", json=body)
     assert_openai_error(response, 413)
     assert fake_openai.requests == []
+    # with a Content-Length (refused before reading) and chunked (refused while reading): the limit named
+    chunked = http.post("/v1/chat/completions", content=iter([b"x" * 16_384] * 5),
+                        headers={"content-type": "application/json"})
+    for refused in (response, chunked):
+        assert refused.status_code == 413
+        assert refused.json()["error"]["message"] == "request body: larger than server.max_body_bytes (65536 bytes)"
+        assert refused.json()["error"]["code"] == "body_too_large"
 
 
 def test_unknown_route_and_wrong_method(http):

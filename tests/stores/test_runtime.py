@@ -81,7 +81,7 @@ async def test_a_failing_start_closes_what_was_started(tmp_path, monkeypatch):
     monkeypatch.setattr("app.stores.notify.START_TIMEOUT_SECONDS", 0.5)
     broken = settings(tmp_path, cache="redis://127.0.0.1:1/0")  # nothing listens there
     runtime = Runtime(broken)
-    with pytest.raises(ConfigError, match="stores.cache: cannot subscribe to Redis"):
+    with pytest.raises(ConfigError, match=r"stores.cache: redis://127.0.0.1:1/0: cannot subscribe within 0.5s. Start Redis"):
         await runtime.start()
     assert runtime.gateway is not None and runtime._started == []
 

@@ -44,7 +44,7 @@ cache = "{cache}"
 def junction(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "JUNCTION_CONFIG"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args, "--config", str(config)],
+        [sys.executable, "-m", "app.cli", *args, "--config", str(config), "--json"],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

@@ -42,7 +42,8 @@ class EchoAdapter:
 class EchoPlugin:
     @hookimpl
     def register_providers(self, register):
-        register(ProviderSpec(name="echo", config_type=EchoConfig, create=EchoAdapter, api_key_env="ECHO_TEST_KEY"))
+        register(ProviderSpec(name="echo", config_type=EchoConfig, create=EchoAdapter, api_key_env="ECHO_TEST_KEY",
+                              needs_api_key=False))
 
 
 class MisnamedPlugin:

@@ -39,3 +39,13 @@ def test_values_are_not_expanded_again() -> None:
     """A caller cannot smuggle a placeholder (e.g. a secret default) through a value."""
     declared = [BridgeVariable(name="secret", default="s3cr3t"), BridgeVariable(name="name")]
     assert render("Hi {{name}}", declared, {"name": "{{secret}}"}, "b") == "Hi {{secret}}"
+
+
+def test_a_variable_the_bridge_does_not_know_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        render("Hi {{name}}, {{extra}}", DECLARED, {"name": "Ann", "nmae": "Bo", "extra": 1}, "greeter")
+    assert refused.value.param == "variables.nmae" and refused.value.code == "unknown_variable"
+    assert refused.value.message == ("variables.nmae: bridge 'greeter' has no variable 'nmae' "
+                                     "(its variables: extra, name, tone)")
+    # declared (even if unused) and used-but-undeclared placeholders are both accepted
+    assert render("Hi {{who}}", DECLARED, {"who": "Al", "name": "Ann", "tone": "dry"}, "b") == "Hi Al"

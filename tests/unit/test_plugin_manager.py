@@ -92,7 +92,7 @@ def test_duplicate_plugin_names_from_two_packages_are_refused():
 
 def test_a_provider_whose_create_fails_is_named():
     with pytest.raises(ConfigError, match=r"provider 'broken' failed to start: .*mars-1"):
-        load({"providers": {"broken": {}}}, providers=[provider("broken", "broken")])
+        load({"providers": {"broken": {"api_key": "k"}}}, providers=[provider("broken", "broken")])
 
 
 def test_a_provider_config_type_must_be_a_provider_config():
@@ -120,3 +120,25 @@ def test_built_ins_are_discovered_from_our_own_entry_points():
     assert ("master-key", "middleware", "junction-gateway") in kinds
     assert ("api-keys", "middleware", "junction-gateway") in kinds
     assert len(loaded.authenticators) == 2  # api-keys and master-key; jwt is off by default
+
+
+def test_a_provider_table_without_a_key_anywhere_stops_start_up(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError) as refused:
+        load({"providers": {"openai": {"base_url": "http://127.0.0.1:9/v1"}}})
+    assert refused.value.message.startswith("providers.openai: no API key: export OPENAI_API_KEY, or set api_key")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")  # a key anywhere is enough: the environment,
+    assert "openai" in load({"providers": {"openai": {}}}).providers
+    monkeypatch.delenv("OPENAI_API_KEY")
+    deployed = {"deployments": [{"model": "openai/gpt-4o-mini", "api_key": "sk-deployment"}]}  # a deployment
+    assert "openai" in load({"providers": {"openai": {}}, "models": {"mini": deployed}}).providers
+    # a switched-off table needs none, nor a provider that documents it needs none
+    assert "openai" not in load({"providers": {"openai": {"enabled": False}}}).providers
+    assert "echo" in load({"providers": {"echo": {}}}, providers=[provider("echo", "echo")]).providers
+
+
+def test_settings_for_an_off_by_default_middleware_without_enabled_are_a_warning():
+    loaded = load({"middleware": {"rate-limit": {"prefix": "rl"}, "budget": {"enabled": False},
+                                  "response-cache": {"enabled": True}}})
+    assert loaded.warnings == ["middleware.rate-limit: the table has settings but the plugin is off by default, "
+                               "so they are ignored; add enabled = true to turn it on"]

@@ -74,3 +74,20 @@ def test_generated_master_key_is_stable_and_private(tmp_path, monkeypatch):
     assert first.auth.master_key == second.auth.master_key
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["junction-master-key"]  # no temporary left behind
+
+
+def test_relative_sqlite_files_live_in_the_data_directory(tmp_path, monkeypatch):
+    from app.settings import settings_from_mapping
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    settings = settings_from_mapping({"server": {"data_dir": str(data)},
+                                      "stores": {"metrics": "sqlite+aiosqlite:///ledger/m.db?timeout=5"}})
+    assert settings.stores.documents == f"sqlite+aiosqlite:///{data}/junction.db"
+    assert settings.stores.metrics == f"sqlite+aiosqlite:///{data}/ledger/m.db?timeout=5"
+    default = settings_from_mapping({})  # data_dir "." is the working directory, made absolute
+    assert default.stores.documents == f"sqlite+aiosqlite:///{tmp_path}/junction.db"
+    for kept in ("sqlite+aiosqlite:////srv/j.db", "sqlite+aiosqlite:///:memory:",
+                 "postgresql+asyncpg://postgres@127.0.0.1/junction"):
+        assert settings_from_mapping({"stores": {"documents": kept},
+                                      "security": {"encryption_keys": []}}).stores.documents == kept

@@ -3,7 +3,8 @@
 One pass, left to right: a value that itself contains ``{{...}}`` is inserted literally, never
 expanded again, so callers cannot inject placeholders. A placeholder is filled from the call's
 ``variables``, else the declared default; a declared required variable, or an undeclared
-placeholder, left without a value is a 400 naming it.
+placeholder, left without a value is a 400 naming it, and so is a given variable the bridge
+neither declares nor uses (a misspelling).
 """
 
 from __future__ import annotations
@@ -37,11 +38,25 @@ def check_values(declared: list[BridgeVariable], values: Mapping[str, Any], slug
             )
 
 
+def check_known(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str) -> None:
+    """A variable the bridge neither declares nor uses in its prompt is a misspelling, not
+    something to ignore: 400 naming it (and what the bridge knows)."""
+    known = {variable.name for variable in declared} | set(PLACEHOLDER.findall(template))
+    unknown = sorted(name for name in values if name not in known)
+    if unknown:
+        param = f"variables.{unknown[0][:100]}"
+        names = ", ".join(repr(name[:100]) for name in unknown[:10])
+        raise InvalidRequest(
+            f"{param}: bridge {slug!r} has no variable {names} (its variables: "
+            f"{', '.join(sorted(known)) or 'none'})", param=param, code="unknown_variable")
+
+
 def render(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str, *,
            max_chars: int | None = None, max_variable_chars: int | None = None) -> str:
     """The prompt with its placeholders filled. With limits: a variable's value longer than
     ``max_variable_chars`` is a 400, and a prompt that would grow past ``max_chars`` is a 413 the
     moment it would, so a short template repeating a large value cannot make a huge string."""
+    check_known(template, declared, values, slug)
     check_values(declared, values, slug)
     by_name = {variable.name: variable for variable in declared}
     texts = {name: _text(value) for name, value in values.items() if value is not None}

@@ -3,64 +3,24 @@ body or query); a key with the ``admin`` scope only on its own org."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import is_unconfined, org_required, requested_org
-from app.domain.http import MAX_COUNT, caller, check_length, decode_body
+from app.domain.fields import validated_key_spec
+from app.domain.http import caller, decode_body
 from app.domain.limits import usage
 from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 from app.domain.lookup import first_found, orgs_in_reach
 from app.domain.services import Domain
-from app.errors import InvalidRequest, PermissionDenied
+from app.errors import PermissionDenied
 from app.pipeline import Gateway
 from app.plugins.protocols import Principal
 from app.stores.documents.common import whole_milliseconds
 from app.stores.documents.protocol import NewApiKey
-
-_SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-
-
-def validated_key_spec(body: NewKeyBody) -> NewApiKey:
-    if not body.name.strip():
-        raise InvalidRequest("name: must not be empty", param="name", code="invalid_value")
-    check_length("name", body.name.strip())
-    for index, scope in enumerate(body.scopes):
-        if not _SCOPE.match(scope):
-            raise InvalidRequest(
-                f"scopes[{index}]: {scope!r} is not a scope name",
-                param=f"scopes[{index}]",
-                code="invalid_value",
-            )
-    for field in ("rpm", "tpm", "budget_usd"):
-        value = getattr(body, field)
-        if value is not None and value < 0:
-            raise InvalidRequest(f"{field}: must not be negative", param=field, code="invalid_value")
-        if value is not None and field != "budget_usd" and value > MAX_COUNT:
-            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
-    expires_at = body.expires_at
-    if expires_at is not None:
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        if expires_at <= datetime.now(UTC):
-            raise InvalidRequest(
-                "expires_at: must be in the future", param="expires_at", code="invalid_value"
-            )
-    return NewApiKey(
-        name=body.name.strip(),
-        scopes=body.scopes,
-        models=body.models,
-        rpm=body.rpm,
-        tpm=body.tpm,
-        budget_usd=body.budget_usd,
-        budget_period=body.budget_period,
-        expires_at=expires_at,
-    )
-
 
 def check_within_issuer(principal: Principal, spec: NewApiKey) -> None:
     """A confined admin (an org's key or JWT) issues keys with at most its own scopes and models,

@@ -10,9 +10,10 @@ from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
 from app.domain.access import is_unconfined, org_for
+from app.domain.fields import check_name
 from app.domain.http import caller, decode_body
 from app.domain.services import Domain
-from app.errors import InvalidRequest, PermissionDenied
+from app.errors import PermissionDenied
 from app.pipeline import Gateway
 from app.domain.limits import OrgView, check_limits
 from app.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
@@ -26,13 +27,6 @@ class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     budget_period: BudgetPeriod | None = None
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidRequest("name: must be 1 to 200 characters", param="name", code="invalid_value")
-    return name
-
-
 def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     orgs = domain.documents.orgs
 
@@ -43,7 +37,7 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
             raise PermissionDenied("only the master key creates orgs", code="master_key_required")
         body = decode_body(await request.body(), NewOrgBody)
         check_limits(body)
-        org = await orgs.create(_check_name(body.name))
+        org = await orgs.create(check_name(body.name))
         limits = {field: getattr(body, field) for field in ("rpm", "tpm", "budget_usd", "budget_period")}
         if any(value is not None for value in limits.values()):
             org = await orgs.update(org.id, OrgPatch(**limits))
@@ -67,7 +61,7 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         change = decode_body(await request.body(), OrgPatch)
         check_limits(change)
         if isinstance(change.name, str):
-            change.name = _check_name(change.name)
+            change.name = check_name(change.name)
         return await orgs.update(target, change)
 
     @delete("/api/v1/admin/orgs/{org_id:str}", summary="Delete an org and all it owns (master key)")

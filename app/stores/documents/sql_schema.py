@@ -5,6 +5,11 @@ a fresh install must work with no manual step. Concurrent workers take an exclus
 beside the database so exactly one runs the migrations. PostgreSQL is shared by every node, and
 schema changes there deserve an operator's decision (and one runner, not N racing nodes), so
 ``start()`` only *checks* and asks for ``junction migrate`` when the schema is behind.
+
+A database already at the newest revision is recognised without Alembic (one ``SELECT`` of the
+version table, and the revisions read from the migration files' ``revision``/``down_revision``
+lines), so a start or an admin command does not import Alembic for nothing; anything unclear falls
+back to Alembic.
 """
 
 from __future__ import annotations
@@ -12,40 +17,79 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import ConfigError
+from app.resources import alembic_config as shipped_alembic_config
+from app.resources import migrations_dir
 from app.stores.documents.sql import VERSION_TABLE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+if TYPE_CHECKING:
+    from alembic.config import Config
 
+_REVISION_LINE = re.compile(r"^revision(?:\s*:[^=]+)?\s*=\s*[\"']([^\"']+)[\"']\s*$", re.MULTILINE)
+_DOWN_REVISION_LINE = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.MULTILINE)
+_QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
 
 def alembic_config(**attributes: Any) -> Config:
-    """The project's Alembic config; ``attributes`` reach ``migrations/env.py``."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.attributes.update(attributes)
-    return config
+    """The documents chain's Alembic config; ``attributes`` reach ``migrations/env.py``."""
+    return shipped_alembic_config(**attributes)
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def head_from_files(versions: Path) -> str | None:
+    """The one head of the chain in ``versions`` read from its files' ``revision`` and
+    ``down_revision`` lines, or ``None`` when any file does not say them plainly (then ask Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        if path.name.startswith("__"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION_LINE.findall(text), _DOWN_REVISION_LINE.findall(text)
+        if len(revision) != 1 or len(down) != 1:
+            return None
+        revisions.add(revision[0])
+        parents.update(_QUOTED.findall(down[0]))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def at_head(engine: AsyncEngine, versions: Path | None = None, version_table: str = VERSION_TABLE) -> bool:
+    """Whether the database is at the chain's head, told without Alembic; ``False`` when unsure."""
+    head = head_from_files(versions or migrations_dir() / "versions")
+    if head is None:
+        return False
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(sa.text(f"SELECT version_num FROM {version_table}"))).all()
+    except DBAPIError:  # no version table yet: a new database
+        return False
+    return [row[0] for row in rows] == [head]
+
+
 def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection=connection), "head")
 
 
@@ -56,6 +100,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Run the migrations on ``engine`` (used for SQLite at start, and by tests)."""
+    if await at_head(engine):
+        return
     lock_path = _sqlite_lock_path(engine)
     if lock_path is None:
         async with engine.begin() as connection:
@@ -72,6 +118,8 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
 
 
 async def require_head(engine: AsyncEngine) -> None:
+    if await at_head(engine):
+        return
     current, head = await current_revision(engine), head_revision()
     if current != head:
         url = engine.url.render_as_string(hide_password=True)

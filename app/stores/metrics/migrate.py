@@ -22,17 +22,15 @@ from sqlalchemy.pool import NullPool
 
 from app.errors import ConfigError
 from app.settings import Settings
-from app.stores.documents.sql_schema import PROJECT_ROOT, _sqlite_lock_path
+from app.resources import alembic_config as shipped_alembic_config
+from app.stores.documents.sql_schema import _sqlite_lock_path
 from app.stores.sql_engine import open_engine
 from app.stores.metrics import timescale
 from app.stores.metrics.schema import VERSION_TABLE
 
 
 def alembic_config(**attributes: Any) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations" / "metrics"))
-    config.attributes.update(attributes)
-    return config
+    return shipped_alembic_config("metrics", **attributes)
 
 
 def head_revision() -> str | None:
