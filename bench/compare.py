@@ -3,7 +3,9 @@
     python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8]
     python bench/compare.py --base . --new-config '[middleware.metrics]|enabled = false'   # a config A/B
 
-Each checkout needs its own ``.venv`` (``pip install -e .``). Both gateways run at once (one
+A checkout runs with its own ``.venv`` when it has one, else this Python's; either way its
+own code comes first on ``PYTHONPATH`` (so a ``git worktree`` of an older commit needs no venv
+of its own while the dependencies match). Both gateways run at once (one
 Granian worker each, pinned to CPU 0) in front of one fixed upstream; wrk (CPU 1) alternates
 between them round by round, ABBA, so drift of a shared host falls on both alike. Prints the
 median and every round of RPS at 32 connections and p50/p99 latency at one.
@@ -29,9 +31,11 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         + extra.replace("|", "\n") + "\n")
     python = root / ".venv" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
     process = subprocess.Popen(pinned(0, [str(python), "-m", "app.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", str(workers)]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY},
+                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY, "PYTHONPATH": str(root)},
                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return process, port
 

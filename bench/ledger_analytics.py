@@ -92,8 +92,8 @@ async def run(server: str, total: int, runs: int, keep: bool) -> None:
                     print(f"  refreshed {view} in {time.perf_counter() - step_began:.0f}s", flush=True)
         else:
             async with engine.begin() as connection:
-                for upsert in rollups.POSTGRES_UPSERTS:
-                    await connection.exec_driver_sql(upsert.replace(rollups.STAGING, "usage_events"))
+                for rebuild in rollups.POSTGRES_REBUILDS:
+                    await connection.exec_driver_sql(rebuild)
         async with autocommit.connect() as connection:
             await connection.execute(sa.text("VACUUM ANALYZE"))
         print(f"  aggregates built in {time.perf_counter() - began:.0f}s", flush=True)

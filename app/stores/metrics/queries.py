@@ -9,7 +9,9 @@ summed here from hours, in UTC). Percentiles come from the rollups' latency hist
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -115,23 +117,25 @@ class UsageQueries:
         """Totals over the range, and one point per bucket and group (oldest first)."""
         rows = await self._rows(query, by_bucket=True)
         width = BUCKET_SECONDS[query.bucket]
-        points: dict[tuple[Any, ...], list[float]] = {}
-        total = [0.0] * len(_SUMMED)
         offset = 1 + len(query.group_by)
+        # One row per rollup bucket and group; days are summed here from hours. Columns are
+        # summed with zip/sum (C loops): a 30-day hourly series is thousands of rows of 52 sums.
+        merged: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
         for row in rows:
-            bucket = _aware(row[0])
-            start = int(bucket.timestamp() // width) * width  # hours into days
+            start = int(_aware(row[0]).timestamp() // width) * width
             key = (start, *row[1:offset])
-            values = points.get(key)
-            if values is None:
-                values = points[key] = [0.0] * len(_SUMMED)
-            for index, value in enumerate(row[offset:]):
-                value = float(value)  # PostgreSQL sums bigints as numeric (Decimal)
-                values[index] += value
-                total[index] += value
-        series = [UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC), group=_group(query.group_by, key[1:]),
-                             stats=stats_of(values))
-                  for key, values in sorted(points.items(), key=lambda item: (item[0][0], item[0][1:]))]
+            found = merged.get(key)
+            if found is None:
+                merged[key] = [row[offset:]]
+            else:
+                found.append(row[offset:])
+        series = []
+        for key in sorted(merged):
+            parts = merged[key]
+            values = parts[0] if len(parts) == 1 else [sum(column) for column in zip(*parts)]
+            series.append(UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC),
+                                     group=_group(query.group_by, key[1:]), stats=stats_of(values)))
+        total = [sum(column) for column in zip(*(row[offset:] for row in rows))] if rows else [0] * len(_SUMMED)
         return stats_of(total), series
 
     async def groups(self, query: UsageQuery) -> tuple[UsageStats, list[UsageGroup]]:
@@ -141,7 +145,7 @@ class UsageQueries:
         groups = []
         width = len(query.group_by)
         for row in rows:
-            values = [float(value) for value in row[width:]]
+            values = row[width:]
             for index, value in enumerate(values):
                 total[index] += value
             if query.group_by:
@@ -161,6 +165,7 @@ def _group(names: Sequence[str], values: Sequence[Any]) -> dict[str, str | None]
 def stats_of(values: Sequence[float]) -> UsageStats:
     summed: Mapping[str, float] = dict(zip(MEASURES, values))
     histogram = [int(count) for count in values[len(MEASURES):]]
+    cumulative = list(accumulate(histogram))
     requests = int(summed["requests"])
     errors, hits = int(summed["errors"]), int(summed["cache_hits"])
     return UsageStats(
@@ -178,26 +183,28 @@ def stats_of(values: Sequence[float]) -> UsageStats:
         unpriced_requests=requests - int(summed["priced_requests"]),
         latency_ms=LatencyStats(
             avg=round(summed["latency_ms_sum"] / requests, 3) if requests else None,
-            p50=percentile(histogram, 0.50),
-            p95=percentile(histogram, 0.95),
+            p50=percentile(histogram, 0.50, cumulative),
+            p95=percentile(histogram, 0.95, cumulative),
         ),
     )
 
 
-def percentile(histogram: Sequence[int], quantile: float) -> float | None:
-    """The ``quantile`` of a latency histogram, linearly interpolated inside its bucket."""
-    count = sum(histogram)
+def percentile(histogram: Sequence[int], quantile: float, cumulative: Sequence[int] | None = None) -> float | None:
+    """The ``quantile`` of a latency histogram, linearly interpolated inside its bucket
+    (``cumulative``: its running totals, when the caller has them)."""
+    if cumulative is None:
+        cumulative = list(accumulate(histogram))
+    count = cumulative[-1] if cumulative else 0
     if not count:
         return None
     rank = quantile * count
-    seen = 0
-    for index, in_bucket in enumerate(histogram):
-        if in_bucket and seen + in_bucket >= rank:
-            lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
-            upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 1.35
-            return round(lower + (upper - lower) * (rank - seen) / in_bucket, 3)
-        seen += in_bucket
-    return None
+    # The first bucket whose running total reaches the rank (empty buckets never do first).
+    index = bisect_left(cumulative, rank)
+    in_bucket = histogram[index]
+    seen = cumulative[index] - in_bucket
+    lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
+    upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 1.35
+    return round(lower + (upper - lower) * (rank - seen) / in_bucket, 3)
 
 
 __all__ = ["DIMENSIONS", "UsageQueries", "UsageQuery", "UsageStats", "percentile"]

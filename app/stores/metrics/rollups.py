@@ -1,9 +1,10 @@
-"""Writer-maintained rollups (SQLite and plain PostgreSQL): a flushed batch is summed per
-(bucket, org, key, bridge, provider, model) and added to ``usage_rollup_minute`` and
-``usage_rollup_hour`` with one upsert each, in the batch's transaction, so rollups and events
-never disagree. On PostgreSQL the batch is copied into a temporary table and summed there by
-one ``INSERT ... SELECT ... GROUP BY`` per rollup (:func:`postgres_upsert`); on SQLite it is
-summed here (:func:`summed`)."""
+"""Writer-maintained rollups (SQLite and plain PostgreSQL): a flushed batch is summed here per
+(bucket, org, key, bridge, provider, model) (:func:`summed`; the hour sums from the minute
+ones) and added to ``usage_rollup_minute`` and ``usage_rollup_hour`` with one upsert each, in the
+batch's transaction, so rollups and events never disagree. On PostgreSQL the sums travel as one
+array per column (``INSERT ... SELECT FROM unnest(...) ON CONFLICT``): a batch of thousands of
+events is a few hundred rollup rows, so summing them here costs the database nothing.
+:func:`postgres_rebuild` sums a whole events table in SQL instead (bench seeding)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ _WIDTHS = ((rollup_minute, 60), (rollup_hour, 3600))
 
 def summed(events: Sequence[UsageEvent], width: int) -> dict[tuple[Any, ...], list[float]]:
     sums: dict[tuple[Any, ...], list[float]] = {}
+    zeros = [0] * _COUNTERS
     for event in events:
         key = (int(event.time // width) * width, event.org_id or "", event.key_id or "",
                event.bridge_id or "", event.provider or "", event.model or "")
         row = sums.get(key)
         if row is None:
-            row = sums[key] = [0] * _COUNTERS
+            row = sums[key] = zeros.copy()
         row[0] += 1
         if event.status >= 400:
             row[1] += 1
@@ -44,6 +46,19 @@ def summed(events: Sequence[UsageEvent], width: int) -> dict[tuple[Any, ...], li
         row[10] += event.latency_ms
         row[_HISTOGRAM_START + event.latency_bucket] += 1
     return sums
+
+
+def coarser(sums: dict[tuple[Any, ...], list[float]], width: int) -> dict[tuple[Any, ...], list[float]]:
+    """Sums of a finer width (minutes) re-bucketed into ``width`` (hours)."""
+    coarse: dict[tuple[Any, ...], list[float]] = {}
+    for key, values in sums.items():
+        wide = (key[0] // width * width, *key[1:])
+        row = coarse.get(wide)
+        if row is None:
+            coarse[wide] = values.copy()
+        else:
+            coarse[wide] = [a + b for a, b in zip(row, values)]
+    return coarse
 
 
 async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_datetime: Any) -> None:
@@ -64,14 +79,43 @@ async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_date
 
 
 
-#: The batch's staging table on PostgreSQL (per connection, emptied at commit).
-STAGING = "junction_usage_batch"
-STAGING_DDL = f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE usage_events) ON COMMIT DELETE ROWS"
+_SUMMED_COLUMNS = (*MEASURES, *HISTOGRAM_COLUMNS)
+_PG_TYPES = {"cost_usd": "float8", "latency_ms_sum": "float8", "input_tokens": "int8", "output_tokens": "int8",
+             "cached_tokens": "int8", "cache_write_tokens": "int8", "reasoning_tokens": "int8"}
+_FLOATS = frozenset(index for index, column in enumerate(_SUMMED_COLUMNS) if _PG_TYPES.get(column) == "float8")
 
 
-def postgres_upsert(table: str, width: str) -> str:
-    """Sum the staged batch into ``table`` (rows in key order: concurrent writers lock rows in
-    the same order, never deadlock)."""
+def _unnest_upsert(table: str) -> str:
+    columns = ("bucket", *DIMENSIONS, *_SUMMED_COLUMNS)
+    types = ("timestamptz", *("text" for _ in DIMENSIONS), *(_PG_TYPES.get(column, "int4") for column in _SUMMED_COLUMNS))
+    arrays = ", ".join(f"${index}::{kind}[]" for index, kind in enumerate(types, start=1))
+    updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in _SUMMED_COLUMNS)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT (bucket, {', '.join(DIMENSIONS)}) DO UPDATE SET {updates}")
+
+
+_UPSERTS = {60: _unnest_upsert(rollup_minute.name), 3600: _unnest_upsert(rollup_hour.name)}
+
+
+async def add_postgres(driver: Any, events: Sequence[UsageEvent], as_datetime: Any) -> None:
+    """PostgreSQL (``driver``: the asyncpg connection, in the batch's transaction): sum
+    ``events`` here and upsert the sums, one statement per rollup."""
+    minutes = summed(events, 60)
+    for width, sums in ((60, minutes), (3600, coarser(minutes, 3600))):
+        # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
+        ordered = sorted(sums.items())
+        columns: list[list[Any]] = [[as_datetime(key[0]) for key, _ in ordered]]
+        columns.extend([key[position] for key, _ in ordered] for position in range(1, len(DIMENSIONS) + 1))
+        for index in range(_COUNTERS):
+            if index in _FLOATS:
+                columns.append([float(values[index]) for _, values in ordered])
+            else:
+                columns.append([values[index] for _, values in ordered])
+        await driver.execute(_UPSERTS[width], *columns)
+
+
+def postgres_rebuild(table: str, width: str, source: str = "usage_events") -> str:
+    """Sum every event of ``source`` into ``table`` in SQL (seeding a large ledger at once)."""
     keys = ", ".join(f"coalesce({dimension}, '')" for dimension in DIMENSIONS)
     histogram = ", ".join(f"count(*) FILTER (WHERE latency_bucket = {index})"
                           for index in range(len(HISTOGRAM_COLUMNS)))
@@ -83,8 +127,8 @@ SELECT date_bin(INTERVAL '{width}', time, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
   coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0),
   coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), coalesce(sum(cost_usd), 0),
   sum(latency_ms), {histogram}
-FROM {STAGING} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+FROM {source} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (bucket, {", ".join(DIMENSIONS)}) DO UPDATE SET {updates}"""
 
 
-POSTGRES_UPSERTS = (postgres_upsert(rollup_minute.name, "1 minute"), postgres_upsert(rollup_hour.name, "1 hour"))
+POSTGRES_REBUILDS = (postgres_rebuild(rollup_minute.name, "1 minute"), postgres_rebuild(rollup_hour.name, "1 hour"))

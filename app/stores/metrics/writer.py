@@ -56,6 +56,25 @@ def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def sqlite_times(batch: list[UsageEvent]) -> list[str]:
+    """The events' times as SQLAlchemy stores them on SQLite (naive UTC text), formatting each
+    second once: a batch's events share their seconds, and ``strftime`` per event cost more
+    than inserting it."""
+    times = []
+    second, prefix = None, ""
+    for event in batch:
+        epoch = event.time
+        whole = int(epoch // 1)
+        micros = round((epoch - whole) * 1e6)
+        if micros >= 1_000_000:  # rounds up into the next second: format it whole
+            times.append(as_datetime(epoch).strftime(_SQLITE_TIME))
+            continue
+        if whole != second:
+            second, prefix = whole, as_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
+        times.append(f"{prefix}.{micros:06d}")
+    return times
+
+
 class UsageWriter:
     def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
                  prepare: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -170,23 +189,20 @@ class UsageWriter:
             await self._prepare()
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
+                # Opens the transaction COPY and the upserts join. Not waiting for the commit's
+                # WAL flush: a crash of the database may lose the last fraction of a second of
+                # events (never corrupt anything), as a crash of the gateway loses its buffer.
+                await connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 driver = (await connection.get_raw_connection()).driver_connection
-                if not self.keeps_rollups:  # TimescaleDB: the continuous aggregates follow by themselves
-                    await driver.copy_records_to_table(  # type: ignore[union-attr]
-                        usage_events.name, records=rows, columns=EVENT_COLUMNS)
-                    return
-                # The DDL begins the transaction on this connection; COPY and the rest join it.
-                await connection.exec_driver_sql(rollups.STAGING_DDL)
+                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
                 await driver.copy_records_to_table(  # type: ignore[union-attr]
-                    rollups.STAGING, records=rows, columns=EVENT_COLUMNS)
-                await connection.exec_driver_sql(f"INSERT INTO {usage_events.name} SELECT * FROM {rollups.STAGING}")
-                for upsert in rollups.POSTGRES_UPSERTS:
-                    await connection.exec_driver_sql(upsert)
+                    usage_events.name, records=rows, columns=EVENT_COLUMNS)
+                if self.keeps_rollups:  # (TimescaleDB: the continuous aggregates follow by themselves)
+                    await rollups.add_postgres(driver, batch, as_datetime)
             else:
                 if self.keeps_rollups:
                     await rollups.add(connection, batch, as_datetime)
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
                 # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
-                rows = [(as_datetime(event.time).strftime(_SQLITE_TIME), *_astuple(event)[1:]) for event in batch]
+                rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
                 await connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]
