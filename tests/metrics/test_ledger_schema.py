@@ -20,7 +20,7 @@ from tests.metrics.conftest import NO_TIMESCALE, TIMESCALE_SERVER, call_with_ret
 from tests.metrics.seed import D5_D7, seeded
 from tests.stores.conftest import PROJECT_ROOT, create_postgres_database, drop_postgres_database, POSTGRES_SERVER
 
-LEDGER_TABLES = {"usage_events", "usage_rollup_minute", "usage_rollup_hour"}
+LEDGER_TABLES = {"usage_events", "usage_rollup_minute", "usage_rollup_hour", "usage_rollup_hour_model"}
 
 
 async def tables(engine) -> set[str]:
@@ -104,12 +104,12 @@ async def test_timescale_branch_hypertable_aggregates_and_policies(timescale):
     assert interval.total_seconds() == 6 * 3600  # [metrics] chunk_interval
     views = await _scalar(engine, "SELECT string_agg(view_name, ',' ORDER BY view_name) "
                                   "FROM timescaledb_information.continuous_aggregates")
-    assert views == "usage_hour,usage_minute"
+    assert views == "usage_hour,usage_hour_model,usage_minute"
     jobs = await _scalar(engine, "SELECT string_agg(proc_name || ':' || hypertable_name, ',' ORDER BY proc_name, "
                                  "hypertable_name) FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL")
     assert "policy_compression:usage_events" in jobs and "policy_retention:usage_events" in jobs
-    assert jobs.count("policy_refresh_continuous_aggregate") == 2
-    assert jobs.count("policy_retention") == 3  # events, and each aggregate
+    assert jobs.count("policy_refresh_continuous_aggregate") == 3
+    assert jobs.count("policy_retention") == 4  # events, and each aggregate
 
 
 async def test_timescale_rollups_outlive_raw_retention(timescale):
@@ -119,7 +119,7 @@ async def test_timescale_rollups_outlive_raw_retention(timescale):
     await UsageWriter(engine, timescale.settings.metrics, keeps_rollups=False).write(seeded())
     autocommit = create_async_engine(timescale.url, isolation_level="AUTOCOMMIT")
     try:
-        for name in ("usage_minute", "usage_hour"):
+        for name in ("usage_minute", "usage_hour", "usage_hour_model"):
             await call_with_retry(autocommit, f"CALL refresh_continuous_aggregate('{name}', NULL, NULL)")
         job = await _scalar(engine, "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
                                     "'policy_retention' AND hypertable_name = 'usage_events'")

@@ -3,7 +3,9 @@ and plain PostgreSQL, continuous aggregates on TimescaleDB): a query reads one r
 group, never the events, so it stays fast with tens of millions of events.
 
 ``minute`` buckets come from the minute rollup, ``hour`` and ``day`` from the hourly one (days are
-summed here from hours, in UTC). Percentiles come from the rollups' latency histograms
+summed here from hours, in UTC); a question across every org that groups and filters by provider
+and model only (the master key's overview) reads the hourly rollup by model, one row per hour and
+model. Percentiles come from the rollups' latency histograms
 (:data:`~app.stores.metrics.schema.LATENCY_BOUNDS_MS`), interpolated within a bucket.
 """
 
@@ -24,10 +26,12 @@ from app.stores.metrics.schema import (
     HISTOGRAM_COLUMNS,
     LATENCY_BOUNDS_MS,
     MEASURES,
+    MODEL_DIMENSIONS,
     rollup_hour,
+    rollup_hour_model,
     rollup_minute,
 )
-from app.stores.metrics.timescale import AGGREGATES
+from app.stores.metrics.timescale import AGGREGATES, MODEL_AGGREGATE
 
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -80,9 +84,12 @@ class UsageQuery(msgspec.Struct, kw_only=True):
     orgs: tuple[str, ...] | None = None
 
 
-def _aggregate_table(name: str) -> sa.Table:
+def _aggregate_table(name: str, like: sa.Table = rollup_minute) -> sa.Table:
     """A continuous aggregate, read like a rollup table (same columns)."""
-    return sa.Table(name, sa.MetaData(), *(sa.Column(column.name, column.type) for column in rollup_minute.columns))
+    return sa.Table(name, sa.MetaData(), *(sa.Column(column.name, column.type) for column in like.columns))
+
+
+_MODEL_ONLY = frozenset(MODEL_DIMENSIONS)
 
 
 class UsageQueries:
@@ -90,12 +97,21 @@ class UsageQueries:
         self._engine = engine
         if timescale:
             self._tables = {"minute": _aggregate_table(AGGREGATES["minute"]),
-                            "hour": _aggregate_table(AGGREGATES["hour"])}
+                            "hour": _aggregate_table(AGGREGATES["hour"]),
+                            "hour_model": _aggregate_table(MODEL_AGGREGATE, rollup_hour_model)}
         else:
-            self._tables = {"minute": rollup_minute, "hour": rollup_hour}
+            self._tables = {"minute": rollup_minute, "hour": rollup_hour, "hour_model": rollup_hour_model}
+
+    def table(self, query: UsageQuery) -> sa.Table:
+        """The smallest rollup that answers ``query``."""
+        if query.bucket == "minute":
+            return self._tables["minute"]
+        if query.orgs is None and _MODEL_ONLY.issuperset(query.group_by) and _MODEL_ONLY.issuperset(query.filters):
+            return self._tables["hour_model"]
+        return self._tables["hour"]
 
     async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
-        table = self._tables["minute" if query.bucket == "minute" else "hour"]
+        table = self.table(query)
         dims = [sa.func.coalesce(table.c[dimension], "").label(dimension) for dimension in query.group_by]
         # Integer columns sum to bigint; bigint sums (tokens) come back as numeric, whose decoding
         # (Decimal) would cost more than the query: cast them back.
