@@ -40,6 +40,32 @@ async def test_migrations_up_and_down(metrics_backend):
     await UsageWriter(engine, settings.metrics, keeps_rollups=metrics_backend.name != "timescaledb").write(seeded())
 
 
+async def test_upgrading_a_ledger_fills_the_model_rollup_from_the_hourly_one(metrics_backend):
+    """m0002 on a ledger with history: the across-orgs answer (read from the by-model rollup)
+    equals the same question asked org by org of the full hourly rollup, hour by hour."""
+    engine, settings = metrics_backend.engine, metrics_backend.settings
+    writer = UsageWriter(engine, settings.metrics, keeps_rollups=metrics_backend.name != "timescaledb")
+    await writer.write(seeded())
+    await migrate.downgrade(engine, settings, "m0001_usage_ledger")
+    assert "usage_rollup_hour_model" not in await tables(engine)
+    await migrate.upgrade(engine, settings)
+    queries = UsageQueries(engine, timescale=metrics_backend.name == "timescaledb")
+    everyone = UsageQuery(start=D5_D7[0], end=D5_D7[1], bucket="hour", group_by=("provider", "model"))
+    by_org = UsageQuery(start=D5_D7[0], end=D5_D7[1], bucket="hour", group_by=("provider", "model"),
+                        orgs=("org-a", "org-b"))
+    assert queries.table(everyone).name.endswith("_model") and not queries.table(by_org).name.endswith("_model")
+    totals, series = await queries.series(everyone)
+    assert (totals.requests, totals.errors, totals.input_tokens, totals.cache_hits) == (6, 2, 1310, 1)
+    assert series == (await queries.series(by_org))[1]
+    assert [(point.bucket.day, point.bucket.hour, point.group["model"], point.stats.requests) for point in series] == [
+        (5, 10, "claude-x", 1), (5, 10, "gpt-4o", 3), (5, 11, "claude-x", 1), (6, 9, None, 1)]
+    if metrics_backend.name == "sqlite":  # nothing reads the embedded ledger's events by time
+        async with engine.connect() as connection:
+            indexes = await connection.run_sync(
+                lambda sync: {index["name"] for index in sa.inspect(sync).get_indexes("usage_events")})
+        assert "ix_usage_events_time" not in indexes
+
+
 async def test_junction_migrate_brings_both_stores_up_to_date(tmp_path):
     name = await create_postgres_database()
     url = f"{POSTGRES_SERVER}/{name}"

@@ -97,10 +97,11 @@ usage_events = sa.Table(
     sa.Column("latency_bucket", sa.SmallInteger, nullable=False),
     sa.Column("cache_hit", sa.Boolean, nullable=False),
     sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Index(None, "time"),
-    # For ad-hoc SQL over the raw events of a shared PostgreSQL ledger (an org's or a key's calls,
-    # one request). The embedded SQLite ledger skips them: every index costs each insert, and
-    # the analytics API reads the rollups.
+    # For ad-hoc SQL over the raw events of a shared PostgreSQL ledger (by time, an org's or a
+    # key's calls, one request). The embedded SQLite ledger skips them (revision m0002 drops the
+    # time index m0001 gave it): every index costs each insert, and the analytics API reads the
+    # rollups.
+    sa.Index(None, "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "org_id", "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "key_id", "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "request_id").ddl_if(dialect="postgresql"),
