@@ -12,7 +12,7 @@ model. Percentiles come from the rollups' latency histograms
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import accumulate
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -178,27 +178,34 @@ def _group(names: Sequence[str], values: Sequence[Any]) -> dict[str, str | None]
     return {name: (value or None) for name, value in zip(names, values)}
 
 
+_AT = {measure: index for index, measure in enumerate(MEASURES)}
+(_REQUESTS, _ERRORS, _CACHE_HITS, _PRICED, _INPUT, _OUTPUT, _CACHED, _CACHE_WRITE, _REASONING, _COST,
+ _LATENCY_SUM) = (_AT[measure] for measure in (
+    "requests", "errors", "cache_hits", "priced_requests", "input_tokens", "output_tokens", "cached_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "latency_ms_sum"))
+
+
 def stats_of(values: Sequence[float]) -> UsageStats:
-    summed: Mapping[str, float] = dict(zip(MEASURES, values))
-    histogram = [int(count) for count in values[len(MEASURES):]]
+    """The stats of one row of sums (measures, then the histogram); called per point, so by index."""
+    histogram = values[len(MEASURES):]
     cumulative = list(accumulate(histogram))
-    requests = int(summed["requests"])
-    errors, hits = int(summed["errors"]), int(summed["cache_hits"])
+    requests = int(values[_REQUESTS])
+    errors, hits = int(values[_ERRORS]), int(values[_CACHE_HITS])
     return UsageStats(
         requests=requests,
         errors=errors,
         error_rate=errors / requests if requests else None,
         cache_hits=hits,
         cache_hit_rate=hits / requests if requests else None,
-        input_tokens=int(summed["input_tokens"]),
-        output_tokens=int(summed["output_tokens"]),
-        cached_tokens=int(summed["cached_tokens"]),
-        cache_write_tokens=int(summed["cache_write_tokens"]),
-        reasoning_tokens=int(summed["reasoning_tokens"]),
-        cost_usd=round(float(summed["cost_usd"]), 10),
-        unpriced_requests=requests - int(summed["priced_requests"]),
+        input_tokens=int(values[_INPUT]),
+        output_tokens=int(values[_OUTPUT]),
+        cached_tokens=int(values[_CACHED]),
+        cache_write_tokens=int(values[_CACHE_WRITE]),
+        reasoning_tokens=int(values[_REASONING]),
+        cost_usd=round(float(values[_COST]), 10),
+        unpriced_requests=requests - int(values[_PRICED]),
         latency_ms=LatencyStats(
-            avg=round(summed["latency_ms_sum"] / requests, 3) if requests else None,
+            avg=round(values[_LATENCY_SUM] / requests, 3) if requests else None,
             p50=percentile(histogram, 0.50, cumulative),
             p95=percentile(histogram, 0.95, cumulative),
         ),
