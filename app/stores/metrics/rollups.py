@@ -79,21 +79,26 @@ def rollup_sums(events: Sequence[UsageEvent]) -> list[tuple[sa.Table, tuple[str,
             (rollup_hour_model, MODEL_DIMENSIONS, coarser(minutes, 3600, model_only=True))]
 
 
-async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_datetime: Any) -> None:
-    """SQLite: sum ``events`` here and upsert the sums."""
-    from sqlalchemy.dialects.sqlite import insert
+def _sqlite_upsert(table: str, dimensions: tuple[str, ...]) -> str:
+    columns = ("bucket", *dimensions, *MEASURES, *HISTOGRAM_COLUMNS)
+    updates = ", ".join(f"{column} = {column} + excluded.{column}" for column in (*MEASURES, *HISTOGRAM_COLUMNS))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT (bucket, {', '.join(dimensions)}) DO UPDATE SET {updates}")
 
-    columns = (*MEASURES, *HISTOGRAM_COLUMNS)
-    for table, dimensions, sums in rollup_sums(events):
+
+_SQLITE_UPSERTS = {table.name: _sqlite_upsert(table.name, dimensions)
+                   for table, dimensions in ((rollup_minute, DIMENSIONS), (rollup_hour, DIMENSIONS),
+                                             (rollup_hour_model, MODEL_DIMENSIONS))}
+
+
+async def add(connection: AsyncConnection, events: Sequence[UsageEvent], bucket_text: Any) -> None:
+    """SQLite: sum ``events`` here and upsert the sums (plain tuples through the driver, as the
+    events: SQLAlchemy's per-statement and per-row work cost more than the upserts themselves).
+    ``bucket_text(epoch)``: a bucket as SQLAlchemy stores datetimes on SQLite."""
+    for table, _dimensions, sums in rollup_sums(events):
         # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
-        rows = [{"bucket": as_datetime(key[0]), **dict(zip(dimensions, key[1:])), **dict(zip(columns, values))}
-                for key, values in sorted(sums.items())]
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["bucket", *dimensions],
-            set_={column: table.c[column] + statement.excluded[column] for column in columns})
-        await connection.execute(statement, rows)
-
+        rows = [(bucket_text(key[0]), *key[1:], *values) for key, values in sorted(sums.items())]
+        await connection.exec_driver_sql(_SQLITE_UPSERTS[table.name], rows)  # type: ignore[arg-type]
 
 
 _SUMMED_COLUMNS = (*MEASURES, *HISTOGRAM_COLUMNS)

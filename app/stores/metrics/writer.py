@@ -60,6 +60,10 @@ def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _sqlite_text(epoch: float) -> str:
+    return as_datetime(epoch).strftime(_SQLITE_TIME)
+
+
 def sqlite_times(batch: list[UsageEvent]) -> list[str]:
     """The events' times as SQLAlchemy stores them on SQLite (naive UTC text), formatting each
     second once: a batch's events share their seconds, and ``strftime`` per event cost more
@@ -71,7 +75,7 @@ def sqlite_times(batch: list[UsageEvent]) -> list[str]:
         whole = int(epoch // 1)
         micros = round((epoch - whole) * 1e6)
         if micros >= 1_000_000:  # rounds up into the next second: format it whole
-            times.append(as_datetime(epoch).strftime(_SQLITE_TIME))
+            times.append(_sqlite_text(epoch))
             continue
         if whole != second:
             second, prefix = whole, as_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
@@ -233,7 +237,7 @@ class UsageWriter:
                     await rollups.add_postgres(driver, batch, as_datetime)
             else:
                 if self.keeps_rollups:
-                    await rollups.add(connection, batch, as_datetime)
+                    await rollups.add(connection, batch, _sqlite_text)
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
                 # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
                 rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
