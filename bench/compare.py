@@ -3,10 +3,14 @@
     python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8]
     python bench/compare.py --base . --new-config '[middleware.metrics]|enabled = false'   # a config A/B
 
-Each checkout needs its own ``.venv`` (``pip install -e .``). Both gateways run at once (one
+A checkout runs with its own ``.venv`` when it has one, else this Python's; either way its
+own code comes first on ``PYTHONPATH`` (so a ``git worktree`` of an older commit needs no venv
+of its own while the dependencies match). Both gateways run at once (one
 Granian worker each, pinned to CPU 0) in front of one fixed upstream; wrk (CPU 1) alternates
 between them round by round, ABBA, so drift of a shared host falls on both alike. Prints the
-median and every round of RPS at 32 connections and p50/p99 latency at one.
+median and every round of RPS at 32 connections, the gateway's CPU time per request in those
+rounds (all its processes, from /proc: far steadier than RPS on a busy host) and p50/p99 latency
+at one.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         + extra.replace("|", "\n") + "\n")
     python = root / ".venv" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
     process = subprocess.Popen(pinned(0, [str(python), "-m", "app.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", str(workers)]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY},
+                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY, "PYTHONPATH": str(root)},
                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return process, port
 
@@ -39,21 +45,45 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
 Side = tuple[Path, str]  # (checkout, TOML added to its config)
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of ``root`` and every process below it (Granian's workers)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
 def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> dict[str, dict[str, list[float]]]:
     """Serve both ``sides`` at once in front of one upstream and alternate wrk between them,
-    ABBA; every round's RPS at 32 connections and p50/p99 at one, per side."""
+    ABBA; every round's RPS and CPU µs per request at 32 connections and p50/p99 at one, per side."""
     first, second = sides
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
     ports: dict[str, int] = {}
+    pids: dict[str, int] = {}
     try:
         for name, (root, extra) in sides.items():
             process, ports[name] = start_gateway(root.resolve(), upstream_port, extra, workers)
             processes.append(process)
+            pids[name] = process.pid
         for port in ports.values():
             wait_until_up(f"http://127.0.0.1:{port}/healthz", timeout=120)
             wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3)  # warm-up
-        results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "p50_ms": [], "p99_ms": []}
+        results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "cpu_us": [], "p50_ms": [], "p99_ms": []}
                                                       for name in ports}
         for round_ in range(rounds):
             for name in (first, second) if round_ % 2 == 0 else (second, first):
@@ -61,7 +91,10 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> d
                 one = wrk(url, 1, seconds)
                 results[name]["p50_ms"].append(one["p50_ms"])
                 results[name]["p99_ms"].append(one["p99_ms"])
-                results[name]["rps_32"].append(wrk(url, 32, seconds)["rps"])
+                cpu = tree_cpu_seconds(pids[name])
+                loaded = wrk(url, 32, seconds)
+                results[name]["cpu_us"].append((tree_cpu_seconds(pids[name]) - cpu) / loaded["requests"] * 1e6)
+                results[name]["rps_32"].append(loaded["rps"])
     finally:
         for process in processes:
             process.terminate()
@@ -72,7 +105,7 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> d
 def report(results: dict[str, dict[str, list[float]]]) -> None:
     """Medians, the change from the first side to the second, and every round."""
     first, second = results
-    for metric in ("rps_32", "p50_ms", "p99_ms"):
+    for metric in ("rps_32", "cpu_us", "p50_ms", "p99_ms"):
         a, b = (statistics.median(results[name][metric]) for name in (first, second))
         rounds = "  ".join(f"{x:.3f}/{y:.3f}" for x, y in zip(results[first][metric], results[second][metric]))
         print(f"{metric:7} {first} {a:9.3f}  {second} {b:9.3f}  ({(b - a) / a:+.1%})   "

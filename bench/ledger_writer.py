@@ -6,12 +6,17 @@ Creates a scratch database on that server, migrates it (the TimescaleDB branch w
 preloads the extension), records the events as fast as the loop allows (a full buffer drops, as
 in production: the count is reported) and times until the writer committed them all; the
 database is dropped afterwards. Events are built before the clock starts.
+
+Besides events/s it reports the CPU time per event of this process and of the writer's
+PostgreSQL backends (read from /proc: the server must run on this machine), which a busy shared
+host inflates far less than the wall clock.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import secrets
 import sys
@@ -69,14 +74,16 @@ async def run(server: str, count: int, batch: int) -> None:
     settings = settings_from_mapping({"stores": {"metrics": url},
                                       "metrics": {"batch_size": batch, "buffer_size": count, "retain_days": 0,
                                                   "compress_after_days": 0}})
+    setup = create_async_engine(url)
     engine = create_async_engine(url, pool_size=4)
     try:
-        await migrate.upgrade(engine, settings)
-        async with engine.connect() as connection:
+        await migrate.upgrade(setup, settings)
+        async with setup.connect() as connection:
             on_timescale = await connection.run_sync(timescale.is_timescale)
         writer = UsageWriter(engine, settings.metrics, keeps_rollups=not on_timescale)
         events = make_events(count, time.time() - 3600, 3600)
         await writer.start()
+        cpu_began = time.process_time()
         began = time.perf_counter()
         for event in events:
             writer.record(event)
@@ -84,17 +91,33 @@ async def run(server: str, count: int, batch: int) -> None:
         while writer.pending:
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - began
+        client_cpu = time.process_time() - cpu_began
         await writer.close()
-        async with engine.connect() as connection:
+        async with setup.connect() as connection:
             rows = (await connection.execute(sa.text("SELECT count(*) FROM usage_events"))).scalar_one()
+            pids = (await connection.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))).scalars().all()
+        server_cpu = sum(_cpu_seconds(pid) for pid in pids)
         branch = "TimescaleDB" if on_timescale else "plain PostgreSQL (with rollups)"
         print(f"{branch}: {rows} events committed in {elapsed:.2f}s = {rows / elapsed:,.0f} events/s "
-              f"(record() took {recorded / count * 1e6:.2f} us/event; batch {batch}; dropped {writer.dropped})")
+              f"(record() took {recorded / count * 1e6:.2f} us/event; batch {batch}; dropped {writer.dropped}); "
+              f"CPU per event: writer process {client_cpu / rows * 1e6:.1f} us, PostgreSQL backends "
+              f"{server_cpu / rows * 1e6:.1f} us")
     finally:
         await engine.dispose()
+        await setup.dispose()
         async with admin.connect() as connection:
             await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a local process so far (0 when it is not on this machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

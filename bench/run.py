@@ -59,7 +59,8 @@ def wrk(url: str, connections: int, duration: int, body: str | None = None, key:
     command = pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
                          str(HERE / "chat.lua"), url])
     output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+              "requests": float(re.search(r"(\d+) requests in", output).group(1))}
     for percentile in ("50", "99"):
         value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output).groups()
         result[f"p{percentile}_ms"] = float(value) * UNITS[unit]

@@ -8,6 +8,11 @@ Streams: each layer is opened by a coroutine (``Opener``) that runs the ``enter`
 returns the layer's iterator. Every iterator is recorded (``call.opened``) as it is made,
 so the gateway can close them innermost first when the client goes away: each stage's
 ``finally`` then runs exactly once, after the layers inside it.
+
+Observers: a chain may be composed with an ``observe`` function (see
+:class:`~app.plugins.stages.StageObserver`), handed each stage's ``enter`` / ``handle`` /
+``stream`` method once, here, and returning what the chain calls instead (e.g. the tracing
+plugin's span per stage). Without one the chain holds the stages' own methods: nothing per call.
 """
 
 from __future__ import annotations
@@ -18,21 +23,29 @@ from typing import Any
 from app.errors import JunctionError
 from app.plugins.call import Call
 from app.plugins.protocols import Deployment
-from app.plugins.stages import AttemptAnswer, Next, NextAttempt, overridden
+from app.plugins.stages import AttemptAnswer, Next, NextAttempt, NextStream, Reply, overridden
 from app.schemas.stream import StreamEvent
 
 Opener = Callable[[Call], Awaitable[AsyncIterator[StreamEvent]]]
+#: ``observe(stage, method name, bound method)`` → the callable the chain uses for it.
+Observe = Callable[[object, str, Callable[..., Any]], Callable[..., Any]]
 
 
-def json_chain(stages: Sequence[object], innermost: Next) -> Next:
-    return _compose(stages, innermost, "handle", _handle_link)
+def json_chain(stages: Sequence[object], innermost: Next, observe: Observe | None = None) -> Next:
+    return _compose(stages, innermost, "handle", _handle_link, observe)
 
 
-def stream_chain(stages: Sequence[object], innermost: Opener) -> Opener:
-    return _compose(stages, innermost, "stream", _stream_link)
+def stream_chain(stages: Sequence[object], innermost: Opener, observe: Observe | None = None) -> Opener:
+    return _compose(stages, innermost, "stream", _stream_link, observe)
 
 
-def _compose(stages: Sequence[object], innermost: Any, around: str, link: Callable[[object, Any], Any]) -> Any:
+def _method(stage: object, name: str, observe: Observe | None) -> Callable[..., Any]:
+    bound = getattr(stage, name)
+    return bound if observe is None else observe(stage, name, bound)
+
+
+def _compose(stages: Sequence[object], innermost: Any, around: str, link: Callable[[Any, Any], Any],
+             observe: Observe | None) -> Any:
     """Wrap ``innermost`` in each stage's ``around`` method (when it defines one), itself inside
     its ``enter`` (when it defines one): the outermost stage comes first. Consecutive ``enter``
     methods share one link: they run one after the other, with no frame between them."""
@@ -42,9 +55,9 @@ def _compose(stages: Sequence[object], innermost: Any, around: str, link: Callab
         if overridden(stage, around):
             if enters:
                 chain, enters = _enter_link(enters, chain), []
-            chain = link(stage, chain)
+            chain = link(_method(stage, around, observe), chain)
         if overridden(stage, "enter"):
-            enters.insert(0, stage.enter)  # type: ignore[attr-defined]
+            enters.insert(0, _method(stage, "enter", observe))
     return _enter_link(enters, chain) if enters else chain
 
 
@@ -72,9 +85,7 @@ def _enter_link(enters: Sequence[Callable[[Call], Awaitable[None]]],
     return entered
 
 
-def _handle_link(stage: object, inner: Next) -> Next:
-    handle = stage.handle  # type: ignore[attr-defined]
-
+def _handle_link(handle: Callable[[Call, Next], Awaitable[Reply]], inner: Next) -> Next:
     async def handled(call: Call):  # type: ignore[no-untyped-def]
         try:
             reply = await handle(call, inner)
@@ -87,9 +98,7 @@ def _handle_link(stage: object, inner: Next) -> Next:
     return handled
 
 
-def _stream_link(stage: object, inner: Opener) -> Opener:
-    stream = stage.stream  # type: ignore[attr-defined]
-
+def _stream_link(stream: Callable[[Call, NextStream], AsyncIterator[StreamEvent]], inner: Opener) -> Opener:
     def next_layer(call: Call) -> AsyncIterator[StreamEvent]:
         return call.opened(_inner_layer(call, inner))
 

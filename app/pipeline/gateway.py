@@ -8,15 +8,16 @@ never parsed), build a :class:`~app.plugins.call.Call`, then :meth:`Gateway.comp
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
 from app.errors import AuthenticationFailed, InvalidRequest, JunctionError
 from app.pipeline.attempts import AttemptLoop
-from app.pipeline.chain import json_chain, stream_chain
+from app.pipeline.chain import Observe, json_chain, stream_chain
 from app.plugins.call import Call
 from app.plugins.manager import LoadedPlugins
 from app.plugins.protocols import Principal
-from app.plugins.stages import RoutingPolicy, overridden, require_scope
+from app.plugins.stages import RoutingPolicy, StageObserver, overridden, require_scope
 from app.routing.router import Router
 from app.schemas.chat import ChatResponse
 from app.schemas.embeddings import EmbeddingResponse
@@ -41,8 +42,9 @@ class Gateway:
         self._auth_disabled = settings.auth.disabled
         stages: Sequence[object] = [stage for _, stage in plugins.stages]
         attempts = AttemptLoop(router, policy, stages)
-        self._json = json_chain(stages, attempts.run)
-        self._open = stream_chain(stages, attempts.open)
+        observe = stage_observers(plugins)
+        self._json = json_chain(stages, attempts.run, observe)
+        self._open = stream_chain(stages, attempts.open, observe)
         self._stream_stages = any(overridden(stage, "stream") for stage in stages)
         self._limits = settings.limits
 
@@ -128,6 +130,21 @@ class Gateway:
             await close_streams(call)
             raise
         return _relay(call, first, events)
+
+
+def stage_observers(plugins: LoadedPlugins) -> Observe | None:
+    """The components that observe stages (none unless e.g. tracing is on), as one ``observe``."""
+    observers = [component for component in plugins.components if isinstance(component, StageObserver)]
+    if not observers:
+        return None
+    names = {id(stage): name for name, stage in plugins.stages}
+
+    def observe(stage: object, method: str, run: Callable[..., Any]) -> Callable[..., Any]:
+        for observer in observers:
+            run = observer.observe_stage(names[id(stage)], method, run)
+        return run
+
+    return observe
 
 
 async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -34,6 +34,7 @@ from app.plugins.stages import (
     Retry,
     RoutingPolicy,
     Stage,
+    StageObserver,
     require_model,
     require_scope,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "RouteContext",
     "RoutingPolicy",
     "Stage",
+    "StageObserver",
     "StagePlacement",
     "UpstreamTarget",
     "hookimpl",

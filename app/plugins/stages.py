@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -80,6 +80,17 @@ def overridden(stage: object, method: str) -> bool:
     """Whether ``stage`` defines ``method`` itself rather than inheriting :class:`Stage`'s."""
     own = getattr(type(stage), method, None)
     return own is not None and own is not getattr(Stage, method)
+
+
+@runtime_checkable
+class StageObserver(Protocol):
+    """A component that sees every stage's work as its own span of time (the tracing plugin: a
+    span per stage). Asked once per stage method as the chains are composed at start-up."""
+
+    def observe_stage(self, name: str, method: str, run: Callable[..., Any]) -> Callable[..., Any]:
+        """``run`` is the stage ``name``'s bound ``method`` (``enter``, ``handle`` or ``stream``);
+        return it unchanged to leave it alone, or a callable of the same signature around it."""
+        ...
 
 
 def is_stage(candidate: object) -> bool:

@@ -5,6 +5,7 @@ row per call once the server stopped (SIGTERM flushes the writer)."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,8 @@ JSON_CALLS, STREAM_CALLS = 12, 3
 @pytest.fixture(scope="module")
 def served(fake_openai_server, tmp_path_factory) -> Iterator[tuple[JunctionProcess, dict[str, object]]]:
     directory: Path = tmp_path_factory.mktemp("observability")
-    config = openai_provider_table(fake_openai_server) + '\n[metrics]\nflush_seconds = 0.2\n'
+    config = openai_provider_table(fake_openai_server) + ('\n[metrics]\nflush_seconds = 0.2\n'
+                                                          '[middleware.metrics]\nprometheus_flush_seconds = 0.1\n')
     server = JunctionProcess(directory, config, workers=2).start()
     seen: dict[str, object] = {}
     try:
@@ -46,6 +48,11 @@ def served(fake_openai_server, tmp_path_factory) -> Iterator[tuple[JunctionProce
             failed = client.post("/v1/chat/completions", json=body)
             assert failed.status_code == 502
             seen["error_timing"] = failed.headers.get("server-timing")
+            # Each worker writes its samples to the shared files every 0.1 s: wait for that once.
+            deadline = time.monotonic() + 10
+            while (_value(_samples(client.get("/metrics").text), "junction_requests_total") < JSON_CALLS + STREAM_CALLS + 1
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
             seen["metrics"] = [client.get("/metrics").text for _ in range(4)]
     finally:
         server.stop()  # SIGTERM: the writer flushes before the workers exit

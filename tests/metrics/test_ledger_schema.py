@@ -20,7 +20,7 @@ from tests.metrics.conftest import NO_TIMESCALE, TIMESCALE_SERVER, call_with_ret
 from tests.metrics.seed import D5_D7, seeded
 from tests.stores.conftest import PROJECT_ROOT, create_postgres_database, drop_postgres_database, POSTGRES_SERVER
 
-LEDGER_TABLES = {"usage_events", "usage_rollup_minute", "usage_rollup_hour"}
+LEDGER_TABLES = {"usage_events", "usage_rollup_minute", "usage_rollup_hour", "usage_rollup_hour_model"}
 
 
 async def tables(engine) -> set[str]:
@@ -38,6 +38,32 @@ async def test_migrations_up_and_down(metrics_backend):
     await migrate.upgrade(engine, settings)
     assert LEDGER_TABLES <= await tables(engine)
     await UsageWriter(engine, settings.metrics, keeps_rollups=metrics_backend.name != "timescaledb").write(seeded())
+
+
+async def test_upgrading_a_ledger_fills_the_model_rollup_from_the_hourly_one(metrics_backend):
+    """m0002 on a ledger with history: the across-orgs answer (read from the by-model rollup)
+    equals the same question asked org by org of the full hourly rollup, hour by hour."""
+    engine, settings = metrics_backend.engine, metrics_backend.settings
+    writer = UsageWriter(engine, settings.metrics, keeps_rollups=metrics_backend.name != "timescaledb")
+    await writer.write(seeded())
+    await migrate.downgrade(engine, settings, "m0001_usage_ledger")
+    assert "usage_rollup_hour_model" not in await tables(engine)
+    await migrate.upgrade(engine, settings)
+    queries = UsageQueries(engine, timescale=metrics_backend.name == "timescaledb")
+    everyone = UsageQuery(start=D5_D7[0], end=D5_D7[1], bucket="hour", group_by=("provider", "model"))
+    by_org = UsageQuery(start=D5_D7[0], end=D5_D7[1], bucket="hour", group_by=("provider", "model"),
+                        orgs=("org-a", "org-b"))
+    assert queries.table(everyone).name.endswith("_model") and not queries.table(by_org).name.endswith("_model")
+    totals, series = await queries.series(everyone)
+    assert (totals.requests, totals.errors, totals.input_tokens, totals.cache_hits) == (6, 2, 1310, 1)
+    assert series == (await queries.series(by_org))[1]
+    assert [(point.bucket.day, point.bucket.hour, point.group["model"], point.stats.requests) for point in series] == [
+        (5, 10, "claude-x", 1), (5, 10, "gpt-4o", 3), (5, 11, "claude-x", 1), (6, 9, None, 1)]
+    if metrics_backend.name == "sqlite":  # nothing reads the embedded ledger's events by time
+        async with engine.connect() as connection:
+            indexes = await connection.run_sync(
+                lambda sync: {index["name"] for index in sa.inspect(sync).get_indexes("usage_events")})
+        assert "ix_usage_events_time" not in indexes
 
 
 async def test_junction_migrate_brings_both_stores_up_to_date(tmp_path):
@@ -104,12 +130,12 @@ async def test_timescale_branch_hypertable_aggregates_and_policies(timescale):
     assert interval.total_seconds() == 6 * 3600  # [metrics] chunk_interval
     views = await _scalar(engine, "SELECT string_agg(view_name, ',' ORDER BY view_name) "
                                   "FROM timescaledb_information.continuous_aggregates")
-    assert views == "usage_hour,usage_minute"
+    assert views == "usage_hour,usage_hour_model,usage_minute"
     jobs = await _scalar(engine, "SELECT string_agg(proc_name || ':' || hypertable_name, ',' ORDER BY proc_name, "
                                  "hypertable_name) FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL")
     assert "policy_compression:usage_events" in jobs and "policy_retention:usage_events" in jobs
-    assert jobs.count("policy_refresh_continuous_aggregate") == 2
-    assert jobs.count("policy_retention") == 3  # events, and each aggregate
+    assert jobs.count("policy_refresh_continuous_aggregate") == 3
+    assert jobs.count("policy_retention") == 4  # events, and each aggregate
 
 
 async def test_timescale_rollups_outlive_raw_retention(timescale):
@@ -119,7 +145,7 @@ async def test_timescale_rollups_outlive_raw_retention(timescale):
     await UsageWriter(engine, timescale.settings.metrics, keeps_rollups=False).write(seeded())
     autocommit = create_async_engine(timescale.url, isolation_level="AUTOCOMMIT")
     try:
-        for name in ("usage_minute", "usage_hour"):
+        for name in ("usage_minute", "usage_hour", "usage_hour_model"):
             await call_with_retry(autocommit, f"CALL refresh_continuous_aggregate('{name}', NULL, NULL)")
         job = await _scalar(engine, "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = "
                                     "'policy_retention' AND hypertable_name = 'usage_events'")

@@ -1,6 +1,7 @@
 """The ``tracing`` plugin through a real ``junction serve``: spans reach a loopback OTLP/HTTP
-receiver, the call's span continues the client's ``traceparent``, each upstream attempt is a
-child span, and the upstream receives that attempt's context as its ``traceparent``."""
+receiver, the call's span continues the client's ``traceparent``, each stage of the pipeline is
+a child span nested as the stages are, each upstream attempt is a child of the innermost stage's
+span, and the upstream receives that attempt's context as its ``traceparent``."""
 
 from __future__ import annotations
 
@@ -67,25 +68,81 @@ export_delay_ms = 100
             assert answer.status_code == 200
         # Stopped: the last batch was flushed at shutdown.
         spans = receiver.spans
-        assert len(spans) == 4, server.output()
         calls = [span for span in spans if span.kind == span.SPAN_KIND_SERVER]
         attempts = [span for span in spans if span.kind == span.SPAN_KIND_CLIENT]
-        assert len(calls) == 2 and len(attempts) == 2
+        stages = [span for span in spans if span.kind == span.SPAN_KIND_INTERNAL]
+        assert len(calls) == 2 and len(attempts) == 2, server.output()
         for call in calls:
             assert call.trace_id.hex() == CLIENT_TRACE and call.parent_span_id.hex() == CLIENT_PARENT
             assert call.name == "chat openai/gpt-4o"
-        by_id = {call.span_id: call for call in calls}
+        by_id = {span.span_id: span for span in spans}
+        # Every other stage of the default pipeline, once per call, inside its call's span;
+        # the enter-only stages (authorize, bridges) inside metrics, which wraps the inner layers.
+        assert sorted(span.name for span in stages) == sorted(["stage metrics", "stage authorize", "stage bridges"] * 2)
+        for stage in stages:
+            assert _attributes(stage)["junction.stage"] == stage.name.removeprefix("stage ")
+        for call in calls:
+            metrics = next(span for span in stages if span.name == "stage metrics" and span.parent_span_id == call.span_id)
+            inner = [span for span in stages if span.parent_span_id == metrics.span_id]
+            assert sorted(span.name for span in inner) == ["stage authorize", "stage bridges"]
+            assert all(call.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano
+                       <= call.end_time_unix_nano for span in [metrics, *inner])
         for attempt in attempts:
-            assert attempt.trace_id.hex() == CLIENT_TRACE and attempt.parent_span_id in by_id
+            parent = by_id[attempt.parent_span_id]
+            assert parent.name == "stage metrics" and by_id[parent.parent_span_id] in calls
+            assert attempt.trace_id.hex() == CLIENT_TRACE
             assert _attributes(attempt)["gen_ai.provider.name"] == "openai"
             assert _attributes(attempt)["gen_ai.request.model"] == "gpt-4o"
         ok = next(call for call in calls if _attributes(call)["http.response.status_code"] == 200)
         assert _attributes(ok)["gen_ai.usage.input_tokens"] == 11 and _attributes(ok)["gen_ai.usage.output_tokens"] == 7
         failed = next(call for call in calls if call is not ok)
         assert _attributes(failed)["http.response.status_code"] == 503 and "error.type" in _attributes(failed)
+        # The stage the failure passed through says so; the one that had finished before does not.
+        failed_metrics = next(span for span in stages if span.parent_span_id == failed.span_id)
+        failed_stages = {span.name: span for span in stages if span.parent_span_id == failed_metrics.span_id}
+        failed_stages["stage metrics"] = failed_metrics
+        assert failed_stages["stage metrics"].status.code == failed_stages["stage metrics"].status.STATUS_CODE_ERROR
+        assert failed_stages["stage bridges"].status.code != failed_stages["stage bridges"].status.STATUS_CODE_ERROR
         # Each upstream request carried its attempt span as the parent.
         sent = [request.headers.get("traceparent") for request in fake_openai_server.requests
                 if request.path == "/v1/chat/completions"]
         assert sorted(sent) == sorted(f"00-{CLIENT_TRACE}-{attempt.span_id.hex()}-01" for attempt in attempts)
+    finally:
+        receiver.stop()
+
+
+def test_a_stream_has_its_stage_spans_and_none_when_stage_spans_are_off(fake_openai_server, tmp_path):
+    receiver = OtlpReceiver().start()
+    body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    try:
+        for stage_spans in ("true", "false"):
+            receiver.spans.clear()
+            config = openai_provider_table(fake_openai_server) + f"""
+[middleware.tracing]
+enabled = true
+endpoint = "{receiver.url}/v1/traces"
+export_delay_ms = 100
+stage_spans = {stage_spans}
+"""
+            with JunctionProcess(tmp_path, config) as server:
+                with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=20,
+                                  headers={"authorization": f"Bearer {server.key}"}) as answer:
+                    assert answer.status_code == 200
+                    text = "".join(answer.iter_text())
+                assert "[DONE]" in text
+            spans = receiver.spans
+            by_id = {span.span_id: span for span in spans}
+            (call,) = [span for span in spans if span.kind == span.SPAN_KIND_SERVER]
+            (attempt,) = [span for span in spans if span.kind == span.SPAN_KIND_CLIENT]
+            stages = [span for span in spans if span.kind == span.SPAN_KIND_INTERNAL]
+            if stage_spans == "false":
+                assert stages == [] and attempt.parent_span_id == call.span_id, server.output()
+                continue
+            assert sorted(span.name for span in stages) == ["stage authorize", "stage bridges", "stage metrics"]
+            metrics = next(span for span in stages if span.name == "stage metrics")
+            # The metrics stage's stream span lasts until the stream ended, inside the call's.
+            assert metrics.parent_span_id == call.span_id and by_id[attempt.parent_span_id] is metrics
+            assert call.start_time_unix_nano <= metrics.start_time_unix_nano <= attempt.start_time_unix_nano
+            assert attempt.end_time_unix_nano <= metrics.end_time_unix_nano <= call.end_time_unix_nano
     finally:
         receiver.stop()

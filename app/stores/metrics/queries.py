@@ -3,13 +3,17 @@ and plain PostgreSQL, continuous aggregates on TimescaleDB): a query reads one r
 group, never the events, so it stays fast with tens of millions of events.
 
 ``minute`` buckets come from the minute rollup, ``hour`` and ``day`` from the hourly one (days are
-summed here from hours, in UTC). Percentiles come from the rollups' latency histograms
+summed here from hours, in UTC); a question across every org that groups and filters by provider
+and model only (the master key's overview) reads the hourly rollup by model, one row per hour and
+model. Percentiles come from the rollups' latency histograms
 (:data:`~app.stores.metrics.schema.LATENCY_BOUNDS_MS`), interpolated within a bucket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import accumulate
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,10 +26,12 @@ from app.stores.metrics.schema import (
     HISTOGRAM_COLUMNS,
     LATENCY_BOUNDS_MS,
     MEASURES,
+    MODEL_DIMENSIONS,
     rollup_hour,
+    rollup_hour_model,
     rollup_minute,
 )
-from app.stores.metrics.timescale import AGGREGATES
+from app.stores.metrics.timescale import AGGREGATES, MODEL_AGGREGATE
 
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -78,9 +84,12 @@ class UsageQuery(msgspec.Struct, kw_only=True):
     orgs: tuple[str, ...] | None = None
 
 
-def _aggregate_table(name: str) -> sa.Table:
+def _aggregate_table(name: str, like: sa.Table = rollup_minute) -> sa.Table:
     """A continuous aggregate, read like a rollup table (same columns)."""
-    return sa.Table(name, sa.MetaData(), *(sa.Column(column.name, column.type) for column in rollup_minute.columns))
+    return sa.Table(name, sa.MetaData(), *(sa.Column(column.name, column.type) for column in like.columns))
+
+
+_MODEL_ONLY = frozenset(MODEL_DIMENSIONS)
 
 
 class UsageQueries:
@@ -88,12 +97,21 @@ class UsageQueries:
         self._engine = engine
         if timescale:
             self._tables = {"minute": _aggregate_table(AGGREGATES["minute"]),
-                            "hour": _aggregate_table(AGGREGATES["hour"])}
+                            "hour": _aggregate_table(AGGREGATES["hour"]),
+                            "hour_model": _aggregate_table(MODEL_AGGREGATE, rollup_hour_model)}
         else:
-            self._tables = {"minute": rollup_minute, "hour": rollup_hour}
+            self._tables = {"minute": rollup_minute, "hour": rollup_hour, "hour_model": rollup_hour_model}
+
+    def table(self, query: UsageQuery) -> sa.Table:
+        """The smallest rollup that answers ``query``."""
+        if query.bucket == "minute":
+            return self._tables["minute"]
+        if query.orgs is None and _MODEL_ONLY.issuperset(query.group_by) and _MODEL_ONLY.issuperset(query.filters):
+            return self._tables["hour_model"]
+        return self._tables["hour"]
 
     async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
-        table = self._tables["minute" if query.bucket == "minute" else "hour"]
+        table = self.table(query)
         dims = [sa.func.coalesce(table.c[dimension], "").label(dimension) for dimension in query.group_by]
         # Integer columns sum to bigint; bigint sums (tokens) come back as numeric, whose decoding
         # (Decimal) would cost more than the query: cast them back.
@@ -115,23 +133,25 @@ class UsageQueries:
         """Totals over the range, and one point per bucket and group (oldest first)."""
         rows = await self._rows(query, by_bucket=True)
         width = BUCKET_SECONDS[query.bucket]
-        points: dict[tuple[Any, ...], list[float]] = {}
-        total = [0.0] * len(_SUMMED)
         offset = 1 + len(query.group_by)
+        # One row per rollup bucket and group; days are summed here from hours. Columns are
+        # summed with zip/sum (C loops): a 30-day hourly series is thousands of rows of 52 sums.
+        merged: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
         for row in rows:
-            bucket = _aware(row[0])
-            start = int(bucket.timestamp() // width) * width  # hours into days
+            start = int(_aware(row[0]).timestamp() // width) * width
             key = (start, *row[1:offset])
-            values = points.get(key)
-            if values is None:
-                values = points[key] = [0.0] * len(_SUMMED)
-            for index, value in enumerate(row[offset:]):
-                value = float(value)  # PostgreSQL sums bigints as numeric (Decimal)
-                values[index] += value
-                total[index] += value
-        series = [UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC), group=_group(query.group_by, key[1:]),
-                             stats=stats_of(values))
-                  for key, values in sorted(points.items(), key=lambda item: (item[0][0], item[0][1:]))]
+            found = merged.get(key)
+            if found is None:
+                merged[key] = [row[offset:]]
+            else:
+                found.append(row[offset:])
+        series = []
+        for key in sorted(merged):
+            parts = merged[key]
+            values = parts[0] if len(parts) == 1 else [sum(column) for column in zip(*parts)]
+            series.append(UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC),
+                                     group=_group(query.group_by, key[1:]), stats=stats_of(values)))
+        total = [sum(column) for column in zip(*(row[offset:] for row in rows))] if rows else [0] * len(_SUMMED)
         return stats_of(total), series
 
     async def groups(self, query: UsageQuery) -> tuple[UsageStats, list[UsageGroup]]:
@@ -141,7 +161,7 @@ class UsageQueries:
         groups = []
         width = len(query.group_by)
         for row in rows:
-            values = [float(value) for value in row[width:]]
+            values = row[width:]
             for index, value in enumerate(values):
                 total[index] += value
             if query.group_by:
@@ -158,46 +178,56 @@ def _group(names: Sequence[str], values: Sequence[Any]) -> dict[str, str | None]
     return {name: (value or None) for name, value in zip(names, values)}
 
 
+_AT = {measure: index for index, measure in enumerate(MEASURES)}
+(_REQUESTS, _ERRORS, _CACHE_HITS, _PRICED, _INPUT, _OUTPUT, _CACHED, _CACHE_WRITE, _REASONING, _COST,
+ _LATENCY_SUM) = (_AT[measure] for measure in (
+    "requests", "errors", "cache_hits", "priced_requests", "input_tokens", "output_tokens", "cached_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "latency_ms_sum"))
+
+
 def stats_of(values: Sequence[float]) -> UsageStats:
-    summed: Mapping[str, float] = dict(zip(MEASURES, values))
-    histogram = [int(count) for count in values[len(MEASURES):]]
-    requests = int(summed["requests"])
-    errors, hits = int(summed["errors"]), int(summed["cache_hits"])
+    """The stats of one row of sums (measures, then the histogram); called per point, so by index."""
+    histogram = values[len(MEASURES):]
+    cumulative = list(accumulate(histogram))
+    requests = int(values[_REQUESTS])
+    errors, hits = int(values[_ERRORS]), int(values[_CACHE_HITS])
     return UsageStats(
         requests=requests,
         errors=errors,
         error_rate=errors / requests if requests else None,
         cache_hits=hits,
         cache_hit_rate=hits / requests if requests else None,
-        input_tokens=int(summed["input_tokens"]),
-        output_tokens=int(summed["output_tokens"]),
-        cached_tokens=int(summed["cached_tokens"]),
-        cache_write_tokens=int(summed["cache_write_tokens"]),
-        reasoning_tokens=int(summed["reasoning_tokens"]),
-        cost_usd=round(float(summed["cost_usd"]), 10),
-        unpriced_requests=requests - int(summed["priced_requests"]),
+        input_tokens=int(values[_INPUT]),
+        output_tokens=int(values[_OUTPUT]),
+        cached_tokens=int(values[_CACHED]),
+        cache_write_tokens=int(values[_CACHE_WRITE]),
+        reasoning_tokens=int(values[_REASONING]),
+        cost_usd=round(float(values[_COST]), 10),
+        unpriced_requests=requests - int(values[_PRICED]),
         latency_ms=LatencyStats(
-            avg=round(summed["latency_ms_sum"] / requests, 3) if requests else None,
-            p50=percentile(histogram, 0.50),
-            p95=percentile(histogram, 0.95),
+            avg=round(values[_LATENCY_SUM] / requests, 3) if requests else None,
+            p50=percentile(histogram, 0.50, cumulative),
+            p95=percentile(histogram, 0.95, cumulative),
         ),
     )
 
 
-def percentile(histogram: Sequence[int], quantile: float) -> float | None:
-    """The ``quantile`` of a latency histogram, linearly interpolated inside its bucket."""
-    count = sum(histogram)
+def percentile(histogram: Sequence[int], quantile: float, cumulative: Sequence[int] | None = None) -> float | None:
+    """The ``quantile`` of a latency histogram, linearly interpolated inside its bucket
+    (``cumulative``: its running totals, when the caller has them)."""
+    if cumulative is None:
+        cumulative = list(accumulate(histogram))
+    count = cumulative[-1] if cumulative else 0
     if not count:
         return None
     rank = quantile * count
-    seen = 0
-    for index, in_bucket in enumerate(histogram):
-        if in_bucket and seen + in_bucket >= rank:
-            lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
-            upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 1.35
-            return round(lower + (upper - lower) * (rank - seen) / in_bucket, 3)
-        seen += in_bucket
-    return None
+    # The first bucket whose running total reaches the rank (empty buckets never do first).
+    index = bisect_left(cumulative, rank)
+    in_bucket = histogram[index]
+    seen = cumulative[index] - in_bucket
+    lower = LATENCY_BOUNDS_MS[index - 1] if index else 0.0
+    upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 1.35
+    return round(lower + (upper - lower) * (rank - seen) / in_bucket, 3)
 
 
 __all__ = ["DIMENSIONS", "UsageQueries", "UsageQuery", "UsageStats", "percentile"]

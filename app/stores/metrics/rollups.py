@@ -1,33 +1,44 @@
-"""Writer-maintained rollups (SQLite and plain PostgreSQL): a flushed batch is summed per
-(bucket, org, key, bridge, provider, model) and added to ``usage_rollup_minute`` and
-``usage_rollup_hour`` with one upsert each, in the batch's transaction, so rollups and events
-never disagree. On PostgreSQL the batch is copied into a temporary table and summed there by
-one ``INSERT ... SELECT ... GROUP BY`` per rollup (:func:`postgres_upsert`); on SQLite it is
-summed here (:func:`summed`)."""
+"""Writer-maintained rollups (SQLite and plain PostgreSQL): a flushed batch is summed here per
+(bucket, org, key, bridge, provider, model) (:func:`summed`; the hour sums from the minute
+ones, and per (hour, provider, model) from those) and added to ``usage_rollup_minute``,
+``usage_rollup_hour`` and ``usage_rollup_hour_model`` with one upsert each, in the batch's
+transaction, so rollups and events never disagree. On PostgreSQL the sums travel as one
+array per column (``INSERT ... SELECT FROM unnest(...) ON CONFLICT``): a batch of thousands of
+events is a few hundred rollup rows, so summing them here costs the database nothing.
+:func:`postgres_rebuild` sums a whole events table in SQL instead (bench seeding)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.schema import DIMENSIONS, HISTOGRAM_COLUMNS, MEASURES, rollup_hour, rollup_minute
+from app.stores.metrics.schema import (
+    DIMENSIONS,
+    HISTOGRAM_COLUMNS,
+    MEASURES,
+    MODEL_DIMENSIONS,
+    rollup_hour,
+    rollup_hour_model,
+    rollup_minute,
+)
 
 _COUNTERS = len(MEASURES) + len(HISTOGRAM_COLUMNS)
 _HISTOGRAM_START = len(MEASURES)
-_WIDTHS = ((rollup_minute, 60), (rollup_hour, 3600))
 
 
 def summed(events: Sequence[UsageEvent], width: int) -> dict[tuple[Any, ...], list[float]]:
     sums: dict[tuple[Any, ...], list[float]] = {}
+    zeros = [0] * _COUNTERS
     for event in events:
         key = (int(event.time // width) * width, event.org_id or "", event.key_id or "",
                event.bridge_id or "", event.provider or "", event.model or "")
         row = sums.get(key)
         if row is None:
-            row = sums[key] = [0] * _COUNTERS
+            row = sums[key] = zeros.copy()
         row[0] += 1
         if event.status >= 400:
             row[1] += 1
@@ -46,36 +57,93 @@ def summed(events: Sequence[UsageEvent], width: int) -> dict[tuple[Any, ...], li
     return sums
 
 
-async def add(connection: AsyncConnection, events: Sequence[UsageEvent], as_datetime: Any) -> None:
-    """SQLite: sum ``events`` here and upsert the sums."""
-    from sqlalchemy.dialects.sqlite import insert
+def coarser(sums: dict[tuple[Any, ...], list[float]], width: int,
+            model_only: bool = False) -> dict[tuple[Any, ...], list[float]]:
+    """Sums of a finer width (minutes) re-bucketed into ``width`` (hours); ``model_only``: keyed
+    by bucket, provider and model only (the other dimensions summed)."""
+    coarse: dict[tuple[Any, ...], list[float]] = {}
+    for key, values in sums.items():
+        wide = (key[0] // width * width, *(key[-2:] if model_only else key[1:]))
+        row = coarse.get(wide)
+        if row is None:
+            coarse[wide] = values.copy()
+        else:
+            coarse[wide] = [a + b for a, b in zip(row, values)]
+    return coarse
 
-    columns = (*MEASURES, *HISTOGRAM_COLUMNS)
-    for table, width in _WIDTHS:
-        sums = summed(events, width)
+
+def rollup_sums(events: Sequence[UsageEvent]) -> list[tuple[sa.Table, tuple[str, ...], dict[tuple[Any, ...], list[float]]]]:
+    """Each rollup table, its dimensions and the batch's sums for it."""
+    minutes = summed(events, 60)
+    return [(rollup_minute, DIMENSIONS, minutes), (rollup_hour, DIMENSIONS, coarser(minutes, 3600)),
+            (rollup_hour_model, MODEL_DIMENSIONS, coarser(minutes, 3600, model_only=True))]
+
+
+def _sqlite_upsert(table: str, dimensions: tuple[str, ...]) -> str:
+    columns = ("bucket", *dimensions, *MEASURES, *HISTOGRAM_COLUMNS)
+    updates = ", ".join(f"{column} = {column} + excluded.{column}" for column in (*MEASURES, *HISTOGRAM_COLUMNS))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT (bucket, {', '.join(dimensions)}) DO UPDATE SET {updates}")
+
+
+_SQLITE_UPSERTS = {table.name: _sqlite_upsert(table.name, dimensions)
+                   for table, dimensions in ((rollup_minute, DIMENSIONS), (rollup_hour, DIMENSIONS),
+                                             (rollup_hour_model, MODEL_DIMENSIONS))}
+
+
+async def add(connection: AsyncConnection, events: Sequence[UsageEvent], bucket_text: Any) -> None:
+    """SQLite: sum ``events`` here and upsert the sums (plain tuples through the driver, as the
+    events: SQLAlchemy's per-statement and per-row work cost more than the upserts themselves).
+    ``bucket_text(epoch)``: a bucket as SQLAlchemy stores datetimes on SQLite."""
+    for table, _dimensions, sums in rollup_sums(events):
         # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
-        rows = [{"bucket": as_datetime(key[0]), **dict(zip(DIMENSIONS, key[1:])), **dict(zip(columns, values))}
-                for key, values in sorted(sums.items())]
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["bucket", *DIMENSIONS],
-            set_={column: table.c[column] + statement.excluded[column] for column in columns})
-        await connection.execute(statement, rows)
+        rows = [(bucket_text(key[0]), *key[1:], *values) for key, values in sorted(sums.items())]
+        await connection.exec_driver_sql(_SQLITE_UPSERTS[table.name], rows)  # type: ignore[arg-type]
 
 
+_SUMMED_COLUMNS = (*MEASURES, *HISTOGRAM_COLUMNS)
+_PG_TYPES = {"cost_usd": "float8", "latency_ms_sum": "float8", "input_tokens": "int8", "output_tokens": "int8",
+             "cached_tokens": "int8", "cache_write_tokens": "int8", "reasoning_tokens": "int8"}
+_FLOATS = frozenset(index for index, column in enumerate(_SUMMED_COLUMNS) if _PG_TYPES.get(column) == "float8")
 
-#: The batch's staging table on PostgreSQL (per connection, emptied at commit).
-STAGING = "junction_usage_batch"
-STAGING_DDL = f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE usage_events) ON COMMIT DELETE ROWS"
+
+def _unnest_upsert(table: str, dimensions: tuple[str, ...]) -> str:
+    columns = ("bucket", *dimensions, *_SUMMED_COLUMNS)
+    types = ("timestamptz", *("text" for _ in dimensions), *(_PG_TYPES.get(column, "int4") for column in _SUMMED_COLUMNS))
+    arrays = ", ".join(f"${index}::{kind}[]" for index, kind in enumerate(types, start=1))
+    updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in _SUMMED_COLUMNS)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT (bucket, {', '.join(dimensions)}) DO UPDATE SET {updates}")
 
 
-def postgres_upsert(table: str, width: str) -> str:
-    """Sum the staged batch into ``table`` (rows in key order: concurrent writers lock rows in
-    the same order, never deadlock)."""
-    keys = ", ".join(f"coalesce({dimension}, '')" for dimension in DIMENSIONS)
+_UPSERTS = {table.name: _unnest_upsert(table.name, dimensions)
+            for table, dimensions in ((rollup_minute, DIMENSIONS), (rollup_hour, DIMENSIONS),
+                                      (rollup_hour_model, MODEL_DIMENSIONS))}
+
+
+async def add_postgres(driver: Any, events: Sequence[UsageEvent], as_datetime: Any) -> None:
+    """PostgreSQL (``driver``: the asyncpg connection, in the batch's transaction): sum
+    ``events`` here and upsert the sums, one statement per rollup."""
+    for table, dimensions, sums in rollup_sums(events):
+        # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
+        ordered = sorted(sums.items())
+        columns: list[list[Any]] = [[as_datetime(key[0]) for key, _ in ordered]]
+        columns.extend([key[position] for key, _ in ordered] for position in range(1, len(dimensions) + 1))
+        for index in range(_COUNTERS):
+            if index in _FLOATS:
+                columns.append([float(values[index]) for _, values in ordered])
+            else:
+                columns.append([values[index] for _, values in ordered])
+        await driver.execute(_UPSERTS[table.name], *columns)
+
+
+def postgres_rebuild(table: str, width: str, source: str = "usage_events", dimensions: tuple[str, ...] = DIMENSIONS) -> str:
+    """Sum every event of ``source`` into ``table`` in SQL (seeding a large ledger at once)."""
+    keys = ", ".join(f"coalesce({dimension}, '')" for dimension in dimensions)
+    group = ", ".join(str(position) for position in range(1, len(dimensions) + 2))
     histogram = ", ".join(f"count(*) FILTER (WHERE latency_bucket = {index})"
                           for index in range(len(HISTOGRAM_COLUMNS)))
-    columns = ("bucket", *DIMENSIONS, *MEASURES, *HISTOGRAM_COLUMNS)
+    columns = ("bucket", *dimensions, *MEASURES, *HISTOGRAM_COLUMNS)
     updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in (*MEASURES, *HISTOGRAM_COLUMNS))
     return f"""INSERT INTO {table} ({", ".join(columns)})
 SELECT date_bin(INTERVAL '{width}', time, TIMESTAMPTZ '2000-01-01 00:00:00+00'), {keys},
@@ -83,8 +151,9 @@ SELECT date_bin(INTERVAL '{width}', time, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
   coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0),
   coalesce(sum(cache_write_tokens), 0), coalesce(sum(reasoning_tokens), 0), coalesce(sum(cost_usd), 0),
   sum(latency_ms), {histogram}
-FROM {STAGING} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (bucket, {", ".join(DIMENSIONS)}) DO UPDATE SET {updates}"""
+FROM {source} GROUP BY {group} ORDER BY {group}
+ON CONFLICT (bucket, {", ".join(dimensions)}) DO UPDATE SET {updates}"""
 
 
-POSTGRES_UPSERTS = (postgres_upsert(rollup_minute.name, "1 minute"), postgres_upsert(rollup_hour.name, "1 hour"))
+POSTGRES_REBUILDS = (postgres_rebuild(rollup_minute.name, "1 minute"), postgres_rebuild(rollup_hour.name, "1 hour"),
+                     postgres_rebuild(rollup_hour_model.name, "1 hour", dimensions=MODEL_DIMENSIONS))

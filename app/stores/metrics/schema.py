@@ -97,10 +97,11 @@ usage_events = sa.Table(
     sa.Column("latency_bucket", sa.SmallInteger, nullable=False),
     sa.Column("cache_hit", sa.Boolean, nullable=False),
     sa.Column("stream", sa.Boolean, nullable=False),
-    sa.Index(None, "time"),
-    # For ad-hoc SQL over the raw events of a shared PostgreSQL ledger (an org's or a key's calls,
-    # one request). The embedded SQLite ledger skips them: every index costs each insert, and
-    # the analytics API reads the rollups.
+    # For ad-hoc SQL over the raw events of a shared PostgreSQL ledger (by time, an org's or a
+    # key's calls, one request). The embedded SQLite ledger skips them (revision m0002 drops the
+    # time index m0001 gave it): every index costs each insert, and the analytics API reads the
+    # rollups.
+    sa.Index(None, "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "org_id", "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "key_id", "time").ddl_if(dialect="postgresql"),
     sa.Index(None, "request_id").ddl_if(dialect="postgresql"),
@@ -117,22 +118,28 @@ _MEASURE_TYPES = {"input_tokens": sa.BigInteger, "output_tokens": sa.BigInteger,
 INTEGER_MEASURES = frozenset(measure for measure in MEASURES if measure not in _MEASURE_TYPES)
 
 
-def _rollup(name: str) -> sa.Table:
+def _rollup(name: str, dimensions: tuple[str, ...] = DIMENSIONS) -> sa.Table:
     return sa.Table(
         name,
         metadata,
         sa.Column("bucket", UTCDateTime(), nullable=False),
-        *(sa.Column(dimension, Text, nullable=False, server_default="") for dimension in DIMENSIONS),
+        *(sa.Column(dimension, Text, nullable=False, server_default="") for dimension in dimensions),
         *(sa.Column(measure, _MEASURE_TYPES.get(measure, sa.Integer), nullable=False, server_default="0")
           for measure in MEASURES),
         *(sa.Column(column, sa.Integer, nullable=False, server_default="0") for column in HISTOGRAM_COLUMNS),
-        sa.PrimaryKeyConstraint("bucket", *DIMENSIONS),
-        sa.Index(None, "org_id", "bucket"),
+        sa.PrimaryKeyConstraint("bucket", *dimensions),
+        *((sa.Index(None, "org_id", "bucket"),) if "org_id" in dimensions else ()),
     )
 
 
 rollup_minute = _rollup("usage_rollup_minute")
 rollup_hour = _rollup("usage_rollup_hour")
+
+#: The whole gateway's traffic per hour by provider and model (every org, key and bridge summed):
+#: what questions across all orgs grouped or filtered by model only (the master key's
+#: dashboards) read, one row per hour and model instead of one per hour, org, key, bridge and model.
+MODEL_DIMENSIONS: tuple[str, ...] = ("provider", "model")
+rollup_hour_model = _rollup("usage_rollup_hour_model", MODEL_DIMENSIONS)
 
 
 def latency_bucket(latency_ms: float) -> int:

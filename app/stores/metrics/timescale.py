@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from app.stores.metrics.schema import HISTOGRAM_COLUMNS
+from app.stores.metrics.schema import DIMENSIONS, HISTOGRAM_COLUMNS, MODEL_DIMENSIONS
 
 if TYPE_CHECKING:
     from app.stores.metrics.settings import MetricsSettings
@@ -26,6 +26,8 @@ log = logging.getLogger("junction.metrics")
 
 #: The continuous aggregates, by rollup granularity.
 AGGREGATES = {"minute": "usage_minute", "hour": "usage_hour"}
+#: The hourly aggregate by provider and model only (see ``rollup_hour_model``; migration m0002).
+MODEL_AGGREGATE = "usage_hour_model"
 
 
 def extension_loadable(connection: Connection) -> bool:
@@ -45,13 +47,13 @@ def extension_loadable(connection: Connection) -> bool:
     return True
 
 
-def aggregate_sql(name: str, width: str) -> str:
+def aggregate_sql(name: str, width: str, dimensions: tuple[str, ...] = DIMENSIONS) -> str:
     histogram = ",\n  ".join(f"(count(*) FILTER (WHERE latency_bucket = {index}))::integer AS {column}"
                              for index, column in enumerate(HISTOGRAM_COLUMNS))
     return f"""
 CREATE MATERIALIZED VIEW {name}
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '{width}', time) AS bucket, org_id, key_id, bridge_id, provider, model,
+SELECT time_bucket(INTERVAL '{width}', time) AS bucket, {", ".join(dimensions)},
   count(*)::integer AS requests,
   (count(*) FILTER (WHERE status >= 400))::integer AS errors,
   (count(*) FILTER (WHERE cache_hit))::integer AS cache_hits,
@@ -65,7 +67,7 @@ SELECT time_bucket(INTERVAL '{width}', time) AS bucket, org_id, key_id, bridge_i
   sum(latency_ms) AS latency_ms_sum,
   {histogram}
 FROM usage_events
-GROUP BY bucket, org_id, key_id, bridge_id, provider, model
+GROUP BY bucket, {", ".join(dimensions)}
 WITH NO DATA"""
 
 
@@ -76,6 +78,22 @@ def create(connection: Connection) -> None:
     for bucket, name in AGGREGATES.items():
         connection.execute(sa.text(aggregate_sql(name, f"1 {bucket}")))
     log.info("usage ledger: TimescaleDB hypertable and continuous aggregates created")
+
+
+def create_model_aggregate(connection: Connection) -> None:
+    connection.execute(sa.text(aggregate_sql(MODEL_AGGREGATE, "1 hour", MODEL_DIMENSIONS)))
+
+
+def drop_model_aggregate(connection: Connection) -> None:
+    connection.execute(sa.text(f"SELECT remove_continuous_aggregate_policy('{MODEL_AGGREGATE}', if_exists => true)"))
+    connection.execute(sa.text(f"SELECT remove_retention_policy('{MODEL_AGGREGATE}', if_exists => true)"))
+    connection.execute(sa.text(f"DROP MATERIALIZED VIEW IF EXISTS {MODEL_AGGREGATE} CASCADE"))
+
+
+def _aggregates(connection: Connection) -> list[str]:
+    """The continuous aggregates this ledger has (the model one from revision m0002 on)."""
+    model = connection.execute(sa.text(f"SELECT to_regclass('{MODEL_AGGREGATE}')")).scalar() is not None
+    return [*AGGREGATES.values(), *([MODEL_AGGREGATE] if model else [])]
 
 
 def drop(connection: Connection) -> None:
@@ -114,17 +132,20 @@ def apply_policies(connection: Connection, settings: MetricsSettings) -> None:
     if settings.compress_after_days > 0:
         run("SELECT add_compression_policy('usage_events', make_interval(days => :days))",
             days=settings.compress_after_days)
-    for table, days in (("usage_events", settings.retain_days),
-                        ("usage_minute", settings.minute_rollup_retain_days),
-                        ("usage_hour", settings.hour_rollup_retain_days)):
+    aggregates = _aggregates(connection)
+    retained = {"usage_minute": settings.minute_rollup_retain_days, "usage_hour": settings.hour_rollup_retain_days,
+                MODEL_AGGREGATE: settings.hour_rollup_retain_days}
+    for table, days in (("usage_events", settings.retain_days), *((name, retained[name]) for name in aggregates)):
         run("SELECT remove_retention_policy(:table, if_exists => true)", table=table)
         if days > 0:
             run("SELECT add_retention_policy(:table, make_interval(days => :days))", table=table, days=days)
     # Refresh windows stay inside the raw retention: refreshing a range whose events were
     # dropped would empty the aggregate there.
     windows = {"usage_minute": ("2 hours", "1 minute", "1 minute"),
-               "usage_hour": ("3 days", "1 hour", "15 minutes")}
-    for name, (start, end, every) in windows.items():
+               "usage_hour": ("3 days", "1 hour", "15 minutes"),
+               MODEL_AGGREGATE: ("3 days", "1 hour", "15 minutes")}
+    for name in aggregates:
+        start, end, every = windows[name]
         run("SELECT remove_continuous_aggregate_policy(:name, if_exists => true)", name=name)
         run(f"SELECT add_continuous_aggregate_policy(:name, start_offset => INTERVAL '{start}', "
             f"end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{every}')", name=name)
@@ -133,7 +154,7 @@ def apply_policies(connection: Connection, settings: MetricsSettings) -> None:
 
 
 def refresh(connection: Connection) -> None:
-    """Materialise both aggregates over all time (tests and benchmarks; the policies do it in
+    """Materialise the aggregates over all time (tests and benchmarks; the policies do it in
     production). Must run outside a transaction (an AUTOCOMMIT connection)."""
-    for name in AGGREGATES.values():
+    for name in _aggregates(connection):
         connection.execute(sa.text(f"CALL refresh_continuous_aggregate('{name}', NULL, NULL)"))

@@ -1,12 +1,14 @@
 """The usage writer: a bounded in-process buffer flushed to the ledger in batches.
 
 ``record`` is all a call pays: an append to a deque (or, when the buffer is full, a counted
-drop). One background task flushes a batch when ``batch_size`` events wait or ``flush_seconds``
+drop). A background task takes a batch when ``batch_size`` events wait or ``flush_seconds``
 after the first one arrived: ``COPY`` through asyncpg on PostgreSQL, a multi-row insert on SQLite,
-plus the rollup upsert on the branches that keep rollups, in one transaction. While the
-database is down the batch stays in the buffer and the writer retries with doubling backoff;
-events arriving meanwhile fill the buffer up to its bound and are dropped (counted, logged)
-past it. ``close`` flushes what is left, retrying for up to ``shutdown_seconds``; whatever
+plus the rollup upserts on the branches that keep rollups, in one transaction. On PostgreSQL two
+batches are in flight at once (on two connections), so building and encoding one overlaps the
+database's work on the other; SQLite, one writer at a time, takes one. A batch that failed is
+tried again first, with doubling backoff while the database is down; events arriving meanwhile
+fill the buffer up to its bound (batches in flight or waiting count) and are dropped (counted,
+logged) past it. ``close`` flushes what is left, retrying for up to ``shutdown_seconds``; whatever
 still cannot be written is logged with its count.
 """
 
@@ -41,6 +43,8 @@ _SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)})
 
 #: Consecutive refusals (not connection failures) of one batch before it is dropped.
 _REJECTED_ATTEMPTS = 5
+#: Batches written at once, by dialect (SQLite has one writer at a time).
+_IN_FLIGHT = {"postgresql": 2}
 
 
 def _refused_rows(error: Exception) -> bool:
@@ -56,6 +60,29 @@ def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _sqlite_text(epoch: float) -> str:
+    return as_datetime(epoch).strftime(_SQLITE_TIME)
+
+
+def sqlite_times(batch: list[UsageEvent]) -> list[str]:
+    """The events' times as SQLAlchemy stores them on SQLite (naive UTC text), formatting each
+    second once: a batch's events share their seconds, and ``strftime`` per event cost more
+    than inserting it."""
+    times = []
+    second, prefix = None, ""
+    for event in batch:
+        epoch = event.time
+        whole = int(epoch // 1)
+        micros = round((epoch - whole) * 1e6)
+        if micros >= 1_000_000:  # rounds up into the next second: format it whole
+            times.append(_sqlite_text(epoch))
+            continue
+        if whole != second:
+            second, prefix = whole, as_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
+        times.append(f"{prefix}.{micros:06d}")
+    return times
+
+
 class UsageWriter:
     def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
                  prepare: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -65,6 +92,11 @@ class UsageWriter:
         self._settings = settings
         self.keeps_rollups = keeps_rollups
         self._buffer: deque[UsageEvent] = deque()
+        #: Batches that failed, with their count of refusals, tried again before the buffer.
+        self._retry: deque[tuple[list[UsageEvent], int]] = deque()
+        #: Events taken out of the buffer and not yet written (in flight or waiting to retry).
+        self._held = 0
+        self._backoff = 0.0
         self._bound = settings.buffer_size
         self._batch = settings.batch_size
         self._wake = asyncio.Event()
@@ -79,13 +111,14 @@ class UsageWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Events accepted and not yet written."""
+        return len(self._buffer) + self._held
 
     def record(self, event: UsageEvent) -> bool:
         """Queue ``event``; ``False`` when the buffer is full (or the writer closed) and it was
         dropped (counted)."""
         buffer = self._buffer
-        if len(buffer) >= self._bound or self._closing:
+        if len(buffer) + self._held >= self._bound or self._closing:
             self._drop("writer closed" if self._closing else "buffer full")
             return False
         buffer.append(event)
@@ -117,52 +150,74 @@ class UsageWriter:
             self._task = None
         if self.dropped > self._dropped_logged:
             log.warning("usage ledger: %d usage event(s) dropped in total (buffer full)", self.dropped)
-        if self._buffer:
+        if self.pending:
             log.error("usage ledger: %d usage event(s) could not be written before shutdown and are lost "
-                      "(database unreachable)", len(self._buffer))
+                      "(database unreachable)", self.pending)
 
     async def _run(self) -> None:
-        backoff = 0.0
-        rejected = 0
-        while True:
-            if not self._buffer:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if len(self._buffer) < self._batch and not self._closing:
-                # Give a trickle of events time to become a batch (closing cuts it short).
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.flush_seconds)
-            batch = list(itertools.islice(self._buffer, self._batch))
-            try:
-                await self.write(batch)
-            except Exception as error:  # the database is down or refused: keep the batch, retry
-                self.failed_flushes += 1
-                refused = _refused_rows(error)
-                rejected = rejected + 1 if refused else 0
-                if rejected >= _REJECTED_ATTEMPTS:
-                    # The database answers but refuses these rows: retrying will not help, and
-                    # holding them would stop every later event. Drop them, counted and logged.
-                    log.error("usage ledger: the database refused %d event(s) %d times (%s); dropping them",
-                              len(batch), rejected, str(error).splitlines()[0] if str(error) else type(error).__name__)
-                    for _ in range(len(batch)):
-                        self._buffer.popleft()
-                    self.dropped += len(batch)
-                    rejected = 0
+        slots = asyncio.Semaphore(_IN_FLIGHT.get(self._engine.dialect.name, 1))
+        flushes: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                if not self._buffer and not self._retry:
+                    if self._closing:
+                        if not flushes:
+                            return
+                        await asyncio.wait(set(flushes))  # a failed one queues a retry
+                        continue
+                    self._wake.clear()
+                    await self._wake.wait()  # an event, a batch to retry, or close
                     continue
-                backoff = min(max(backoff * 2, 0.25), self._settings.max_backoff_seconds)
+                if not self._retry and len(self._buffer) < self._batch and not self._closing:
+                    # Give a trickle of events time to become a batch (closing cuts it short).
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._settings.flush_seconds)
+                await slots.acquire()
+                if self._retry:
+                    batch, refusals = self._retry.popleft()
+                elif self._buffer:
+                    buffer = self._buffer
+                    batch = [buffer.popleft() for _ in range(min(len(buffer), self._batch))]
+                    refusals = 0
+                    self._held += len(batch)
+                else:
+                    slots.release()
+                    continue
+                flush = asyncio.create_task(self._flush(batch, refusals, slots))
+                flushes.add(flush)
+                flush.add_done_callback(flushes.discard)
+        finally:
+            for flush in flushes:  # shutdown ran out of time: what they hold is reported lost
+                flush.cancel()
+
+    async def _flush(self, batch: list[UsageEvent], refusals: int, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.write(batch)
+        except Exception as error:  # the database is down or refused: keep the batch, retry
+            self.failed_flushes += 1
+            refusals = refusals + 1 if _refused_rows(error) else 0
+            if refusals >= _REJECTED_ATTEMPTS:
+                # The database answers but refuses these rows: retrying will not help, and
+                # holding them would stop every later event. Drop them, counted and logged.
+                log.error("usage ledger: the database refused %d event(s) %d times (%s); dropping them",
+                          len(batch), refusals, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                self._held -= len(batch)
+                self.dropped += len(batch)
+            else:
+                self._backoff = min(max(self._backoff * 2, 0.25), self._settings.max_backoff_seconds)
                 log.warning("usage ledger: writing %d event(s) failed (%s: %s); retrying in %.2fs, %d waiting",
                             len(batch), type(error).__name__, str(error).splitlines()[0] if str(error) else "",
-                            backoff, len(self._buffer))
-                await asyncio.sleep(backoff)
-                continue
-            backoff = rejected = 0
-            for _ in range(len(batch)):
-                self._buffer.popleft()
+                            self._backoff, self.pending)
+                await asyncio.sleep(self._backoff)  # holding the slot: it is not retried sooner
+                self._retry.append((batch, refusals))
+                self._wake.set()
+        else:
+            self._backoff = 0.0
+            self._held -= len(batch)
             self.written += len(batch)
+        finally:
+            slots.release()
 
     async def write(self, batch: list[UsageEvent]) -> None:
         """Write ``batch`` (events and, where kept, rollups) in one transaction."""
@@ -170,23 +225,20 @@ class UsageWriter:
             await self._prepare()
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
+                # Opens the transaction COPY and the upserts join. Not waiting for the commit's
+                # WAL flush: a crash of the database may lose the last fraction of a second of
+                # events (never corrupt anything), as a crash of the gateway loses its buffer.
+                await connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 driver = (await connection.get_raw_connection()).driver_connection
-                if not self.keeps_rollups:  # TimescaleDB: the continuous aggregates follow by themselves
-                    await driver.copy_records_to_table(  # type: ignore[union-attr]
-                        usage_events.name, records=rows, columns=EVENT_COLUMNS)
-                    return
-                # The DDL begins the transaction on this connection; COPY and the rest join it.
-                await connection.exec_driver_sql(rollups.STAGING_DDL)
+                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
                 await driver.copy_records_to_table(  # type: ignore[union-attr]
-                    rollups.STAGING, records=rows, columns=EVENT_COLUMNS)
-                await connection.exec_driver_sql(f"INSERT INTO {usage_events.name} SELECT * FROM {rollups.STAGING}")
-                for upsert in rollups.POSTGRES_UPSERTS:
-                    await connection.exec_driver_sql(upsert)
+                    usage_events.name, records=rows, columns=EVENT_COLUMNS)
+                if self.keeps_rollups:  # (TimescaleDB: the continuous aggregates follow by themselves)
+                    await rollups.add_postgres(driver, batch, as_datetime)
             else:
                 if self.keeps_rollups:
-                    await rollups.add(connection, batch, as_datetime)
+                    await rollups.add(connection, batch, _sqlite_text)
                 # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
                 # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
-                rows = [(as_datetime(event.time).strftime(_SQLITE_TIME), *_astuple(event)[1:]) for event in batch]
+                rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
                 await connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]

@@ -8,6 +8,9 @@ class MetricsConfig(MiddlewareConfig):
     ledger: bool = True
     #: Prometheus metrics at ``GET /metrics``.
     prometheus: bool = True
+    #: How often a worker writes its calls' samples to the shared multiprocess files: another
+    #: worker's calls show in ``/metrics`` within this (the answering worker's own at once).
+    prometheus_flush_seconds: float = 1.0
     #: ``/metrics`` answers without a key (scrapers rarely hold one); ``true`` requires a key
     #: with the ``admin`` scope (or the master key).
     metrics_require_key: bool = False

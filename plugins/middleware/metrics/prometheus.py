@@ -13,11 +13,20 @@ Across Granian workers: ``junction serve`` points ``PROMETHEUS_MULTIPROC_DIR`` a
 directory before any worker starts, so each worker's samples go to files there and ``/metrics``
 (answered by any worker) sums them (prometheus_client's multiprocess mode). Without it (an app
 built in-process, e.g. by tests), the process's own registry is served.
+
+A call's samples are added to plain in-process sums (a list index and an add each); every
+``flush_seconds`` (and before this worker answers ``/metrics``, and at shutdown) the sums are
+written to prometheus_client's values in one go: in multiprocess mode each value write is a
+locked write to a memory-mapped file, ten of them per call would cost more than the rest of the
+plugin. So another worker's calls reach ``/metrics`` within ``flush_seconds``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,24 +46,81 @@ _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "
 REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded"})
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
 
+log = logging.getLogger("junction.metrics")
+
+
+class _Histogram:
+    """A labelled histogram child's observations since the last flush."""
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds = child._upper_bounds[:-1]  # the last is +Inf: bisect lands past the others
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # Prometheus buckets: value <= bound
+        self.total += value
+
+    def flush(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        # prometheus_client keeps a histogram child as per-bucket (non-cumulative) values and a
+        # sum; ``observe`` adds 1 to one of them and the value to the sum, as this does in bulk.
+        child = self.child
+        child._sum.inc(self.total)
+        for bucket, count in zip(child._buckets, counts):
+            if count:
+                bucket.inc(count)
+        self.counts = [0] * len(counts)
+        self.total = 0.0
+
+
+class _Counter:
+    """A labelled counter child's increments since the last flush."""
+
+    __slots__ = ("child", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.total = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.total += amount
+
+    def flush(self) -> None:
+        if self.total:
+            self.child.inc(self.total)
+            self.total = 0.0
+
 
 @dataclass(slots=True)
 class _Series:
     """The children of one label combination of a call."""
 
-    duration: Any
-    requests: Any
-    ttft: Any
-    input_tokens: Any
-    output_tokens: Any
-    cost: Any
-    cache_hits: Any
+    duration: _Histogram
+    requests: _Counter
+    ttft: _Histogram
+    input_tokens: _Histogram
+    output_tokens: _Histogram
+    cost: _Counter
+    cache_hits: _Counter
+
+    def flush(self) -> None:
+        for part in (self.duration, self.requests, self.ttft, self.input_tokens, self.output_tokens,
+                     self.cost, self.cache_hits):
+            part.flush()
 
 
 class GatewayMetrics:
     """The gateway's metrics, in a registry of their own (no process-global state)."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush_seconds: float = 1.0) -> None:
+        self.flush_seconds = flush_seconds
+        self._flusher: asyncio.Task[None] | None = None
         self.registry = registry = CollectorRegistry(auto_describe=True)
         # prometheus_client picks its value store when first imported: multiprocess files only
         # if the variable was set by then (``junction serve`` sets it before anything imports).
@@ -91,7 +157,35 @@ class GatewayMetrics:
         # Labelled children by label values: ``labels()`` costs more than the sample itself.
         # Bounded like the labels (deployments tried × endpoints × status classes × error types).
         self._series: dict[tuple[str, str | None, int, str], _Series] = {}
-        self._attempts: dict[tuple[str, str], Any] = {}
+        self._attempts: dict[tuple[str, str], _Histogram] = {}
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_every(), name="junction-prometheus-flush")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass  # the cancel just made
+            self._flusher = None
+        self.flush()
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            try:
+                self.flush()
+            except Exception:  # a full disk: say so, keep the samples, try again next time
+                log.exception("writing Prometheus samples failed")
+
+    def flush(self) -> None:
+        """Write the samples gathered since the last flush to prometheus_client's values."""
+        for series in self._series.values():
+            series.flush()
+        for attempt in self._attempts.values():
+            attempt.flush()
 
     def observe(self, call: Call, cost: float | None) -> None:
         outcome = call.outcome
@@ -123,13 +217,13 @@ class GatewayMetrics:
         provider, _, model = (deployment or "/").partition("/")
         operation = _OPERATIONS.get(endpoint, endpoint)
         return _Series(
-            duration=self.duration.labels(operation, provider, model, error_type),
-            requests=self.requests.labels(endpoint, f"{status_class}xx"),
-            ttft=self.ttft.labels(operation, provider, model),
-            input_tokens=self.tokens.labels(operation, provider, model, "input"),
-            output_tokens=self.tokens.labels(operation, provider, model, "output"),
-            cost=self.cost.labels(provider, model),
-            cache_hits=self.cache_hits.labels(endpoint))
+            duration=_Histogram(self.duration.labels(operation, provider, model, error_type)),
+            requests=_Counter(self.requests.labels(endpoint, f"{status_class}xx")),
+            ttft=_Histogram(self.ttft.labels(operation, provider, model)),
+            input_tokens=_Histogram(self.tokens.labels(operation, provider, model, "input")),
+            output_tokens=_Histogram(self.tokens.labels(operation, provider, model, "output")),
+            cost=_Counter(self.cost.labels(provider, model)),
+            cache_hits=_Counter(self.cache_hits.labels(endpoint)))
 
     def _attempt(self, attempt: Attempt) -> None:
         spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
@@ -141,7 +235,7 @@ class GatewayMetrics:
         child = self._attempts.get(key)
         if child is None:
             provider, _, model = attempt.deployment.partition("/")
-            child = self._attempts[key] = self.upstream.labels(provider, model, outcome)
+            child = self._attempts[key] = _Histogram(self.upstream.labels(provider, model, outcome))
         child.observe(spent / 1000)
 
     def breaker_state(self, deployment: str, state: int) -> None:
@@ -150,6 +244,7 @@ class GatewayMetrics:
 
     def exposition(self) -> bytes:
         """The text format of every worker's samples (multiprocess) or this process's."""
+        self.flush()
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.errors import JunctionError
+from app.errors import ConfigError, JunctionError
 from app.logs import current_request
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.schemas.stream import StreamEvent
 from plugins.middleware.metrics.config import MetricsConfig
-from plugins.middleware.metrics.events import upstream_ms, usage_event
+from plugins.middleware.metrics.events import UsageEvents, upstream_ms
 from plugins.middleware.metrics.prometheus import GatewayMetrics
 
 SERVER_TIMING = "server-timing"
@@ -30,8 +30,19 @@ class MetricsStage(Stage):
         self.config = config
         self._ledger = context.usage if config.ledger else None
         self._pricing = context.pricing
-        self.prometheus = GatewayMetrics() if config.prometheus else None
+        self._events = UsageEvents(context.pricing)
+        if config.prometheus_flush_seconds <= 0:
+            raise ConfigError("middleware.metrics.prometheus_flush_seconds: must be > 0")
+        self.prometheus = GatewayMetrics(config.prometheus_flush_seconds) if config.prometheus else None
         self._timing = config.server_timing
+
+    async def start(self) -> None:
+        if self.prometheus is not None:
+            await self.prometheus.start()
+
+    async def close(self) -> None:
+        if self.prometheus is not None:
+            await self.prometheus.close()
 
     async def handle(self, call: Call, next: Next) -> Reply:
         try:
@@ -70,7 +81,7 @@ class MetricsStage(Stage):
             request.org_id = call.org_id
         cost = None
         if self._ledger is not None:
-            event = usage_event(call, self._pricing)
+            event = self._events.build(call)
             cost = event.cost_usd
             if not self._ledger.record(event) and self.prometheus is not None:
                 self.prometheus.dropped.inc()

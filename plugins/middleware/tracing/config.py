@@ -15,3 +15,7 @@ class TracingConfig(MiddlewareConfig):
     #: How long spans are batched before an export, and the export's own timeout.
     export_delay_ms: int = 1000
     export_timeout_seconds: float = 10.0
+    #: A child span per pipeline stage (``stage <name>``: its ``enter``, or the time it wraps the
+    #: inner layers with ``handle`` / ``stream``), nested as the stages are; attempts are children
+    #: of the innermost one.
+    stage_spans: bool = True

@@ -1,6 +1,8 @@
 """The ``tracing`` stage: an OpenTelemetry span per call (``SERVER``; the parent is the client's
-W3C ``traceparent`` when it sent one) and a child span per upstream attempt (``CLIENT``), whose
-context goes upstream as ``traceparent``. Attributes follow the GenAI semantic conventions
+W3C ``traceparent`` when it sent one), a child span per stage (``INTERNAL``, ``stage <name>``,
+nested as the stages are: the stage observer seam of the chain hands this plugin every other
+stage's methods at start-up) and a child span per upstream attempt (``CLIENT``) under the
+innermost stage's, whose context goes upstream as ``traceparent``. Attributes follow the GenAI semantic conventions
 (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
 ``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``, ``error.type``).
 
@@ -10,7 +12,7 @@ plugin's own (never the process-global one), and is flushed and shut down at clo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -32,10 +34,20 @@ _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "
 
 
 class CallSpan:
-    """The call's span, kept in ``call.state`` for its attempts."""
+    """The call's span, kept in ``call.state``, and the innermost span open now (the call's or
+    a stage's): the parent of the next stage's or attempt's span."""
+
+    __slots__ = ("current", "span")
 
     def __init__(self, span: Span) -> None:
         self.span = span
+        self.current = span
+
+
+def _failed(span: Span, error: JunctionError) -> None:
+    span.set_attribute("error.type", error.code or error.error_type)
+    span.set_attribute("http.response.status_code", error.status)
+    span.set_status(Status(StatusCode.ERROR, error.message[:200]))
 
 
 class TracingStage(Stage):
@@ -49,6 +61,72 @@ class TracingStage(Stage):
         self._provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=config.export_delay_ms))
         self._tracer = self._provider.get_tracer("junction")
         self._propagator = TraceContextTextMapPropagator()
+        self._stage_spans = config.stage_spans
+
+    # --- a span per stage (StageObserver) -----------------------------------------------------
+
+    def observe_stage(self, name: str, method: str, run: Callable[..., Any]) -> Callable[..., Any]:
+        if not self._stage_spans or name == "tracing":
+            return run
+        if method == "stream":
+            return self._observed_stream(name, run)
+        return self._observed(name, method, run)
+
+    def _stage_span(self, holder: CallSpan, name: str, method: str) -> Span:
+        return self._tracer.start_span(f"stage {name}", context=trace.set_span_in_context(holder.current),
+                                       kind=SpanKind.INTERNAL,
+                                       attributes={"junction.stage": name, "junction.stage.method": method})
+
+    def _observed(self, name: str, method: str, run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``enter(call)`` or ``handle(call, next)`` inside a span (not traced: as it was)."""
+
+        async def observed(call: Call, *rest: Any) -> Any:
+            holder = call.state.get(CallSpan)
+            if holder is None or not holder.span.is_recording():
+                return await run(call, *rest)
+            span = self._stage_span(holder, name, method)
+            outer, holder.current = holder.current, span
+            try:
+                return await run(call, *rest)
+            except JunctionError as error:
+                _failed(span, error)
+                raise
+            finally:
+                holder.current = outer
+                span.end()
+
+        return observed
+
+    def _observed_stream(self, name: str, run: Callable[..., AsyncIterator[StreamEvent]]) -> Callable[..., AsyncIterator[StreamEvent]]:
+        """``stream(call, next)`` inside a span, from its opening to its end; the stage's own
+        stream is closed here, so its ``finally`` still runs before the outer layers'."""
+
+        async def observed(call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
+            holder = call.state.get(CallSpan)
+            events = run(call, next)
+            if holder is None or not holder.span.is_recording():
+                try:
+                    async for event in events:
+                        yield event
+                finally:
+                    await events.aclose()
+                return
+            span = self._stage_span(holder, name, "stream")
+            outer, holder.current = holder.current, span
+            try:
+                async for event in events:
+                    yield event
+            except JunctionError as error:
+                _failed(span, error)
+                raise
+            finally:
+                await events.aclose()
+                holder.current = outer
+                span.end()
+
+        return observed
+
+    # --- the call's span and the attempts' --------------------------------------------------
 
     async def close(self) -> None:
         await asyncio.to_thread(self._provider.shutdown)  # flushes the last batch
@@ -101,7 +179,7 @@ class TracingStage(Stage):
 
     async def attempt(self, call: Call, deployment: Deployment, next: NextAttempt) -> AttemptAnswer:
         parent = call.state.get(CallSpan)
-        context = trace.set_span_in_context(parent.span) if parent is not None else None
+        context = trace.set_span_in_context(parent.current) if parent is not None else None
         operation = _OPERATIONS.get(call.endpoint, call.endpoint)
         span = self._tracer.start_span(
             f"{operation} {deployment.target.model}", context=context, kind=SpanKind.CLIENT,
@@ -113,9 +191,7 @@ class TracingStage(Stage):
         try:
             return await next(call, deployment)
         except JunctionError as error:
-            span.set_attribute("error.type", error.code or error.error_type)
-            span.set_attribute("http.response.status_code", error.status)
-            span.set_status(Status(StatusCode.ERROR, error.message[:200]))
+            _failed(span, error)
             raise
         finally:
             upstream_headers.reset(token)
