@@ -13,6 +13,7 @@ import msgspec
 
 from app.agents.http_tools import HttpToolClient, ToolResult, failure
 from app.domain.bridges.service import CallVariables
+from app.domain.bridges.templating import check_known
 from app.domain.invalidation import OrgCache
 from app.errors import InvalidRequest
 from app.plugins.call import Call
@@ -125,6 +126,7 @@ class HttpTools:
         org_id = resolved.bridge.org_id
         variables = call.state.get(CallVariables)
         values = variables.values if variables is not None else {}
+        bound_names: set[str] = set()
         for tool_id in resolved.config.server_tools or ():
             loaded = await self._cache.get(org_id, tool_id, lambda tool_id=tool_id: self._load(org_id, tool_id))
             if loaded is None:
@@ -135,7 +137,11 @@ class HttpTools:
                 raise InvalidRequest(f"variables: tool {loaded.tool.name!r} needs {', '.join(missing)}",
                                      param="variables", code="missing_variable")
             bound = {name: values[name] for name in loaded.tool.bound}
+            bound_names.update(loaded.tool.bound)
             tools[loaded.tool.name] = HttpServerTool(loaded, bound, self._client)
+        if resolved.config.server_tools:  # the bridges stage left this check to us: we know the bound names
+            check_known(resolved.config.prompt, resolved.config.variables, values, resolved.bridge.slug,
+                        also=bound_names)
 
     async def _load(self, org_id: str, tool_id: str) -> LoadedTool | None:
         found = await self._tools.many(org_id, [tool_id])

@@ -144,6 +144,11 @@ def test_bound_variables_fill_arguments_the_model_never_sees(tenant: Tenant, too
     missing = chat(tenant, "agent", "My orders")
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "variables"
 
+    misspelt = chat(tenant, "agent", "My orders", variables={"account": "acct-42", "acount": "x"})
+    assert misspelt.status_code == 400, misspelt.text
+    assert misspelt.json()["error"]["code"] == "unknown_variable"
+    assert misspelt.json()["error"]["param"] == "variables.acount"
+
 
 def test_streamed_rounds_end_with_the_answer(tenant: Tenant, tool_server: ToolServer, upstream: Upstream) -> None:
     tool = register_tool(tenant, tool_server, "weather")

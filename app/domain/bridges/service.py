@@ -188,7 +188,8 @@ def build_request(
     body.update(overrides)
     limits = limits or LimitsSettings()
     prompt = render(config.prompt, config.variables, variables, resolved.bridge.slug,
-                    max_chars=limits.max_prompt_chars, max_variable_chars=limits.max_variable_chars)
+                    max_chars=limits.max_prompt_chars, max_variable_chars=limits.max_variable_chars,
+                    check_unknown=not config.server_tools)  # the agents stage checks, with bound names
     system = [{"role": "system", "content": prompt}] if prompt else []
     body["model"] = config.model
     body["messages"] = system + msgspec.to_builtins(messages)

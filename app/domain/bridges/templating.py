@@ -10,7 +10,7 @@ neither declares nor uses (a misspelling).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -38,10 +38,12 @@ def check_values(declared: list[BridgeVariable], values: Mapping[str, Any], slug
             )
 
 
-def check_known(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str) -> None:
-    """A variable the bridge neither declares nor uses in its prompt is a misspelling, not
-    something to ignore: 400 naming it (and what the bridge knows)."""
-    known = {variable.name for variable in declared} | set(PLACEHOLDER.findall(template))
+def check_known(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str, *,
+                also: Iterable[str] = ()) -> None:
+    """A variable the bridge neither declares nor uses in its prompt (nor binds to a server tool's
+    argument: ``also``) is a misspelling, not something to ignore: 400 naming it (and what the
+    bridge knows)."""
+    known = {variable.name for variable in declared} | set(PLACEHOLDER.findall(template)) | set(also)
     unknown = sorted(name for name in values if name not in known)
     if unknown:
         param = f"variables.{unknown[0][:100]}"
@@ -52,11 +54,12 @@ def check_known(template: str, declared: list[BridgeVariable], values: Mapping[s
 
 
 def render(template: str, declared: list[BridgeVariable], values: Mapping[str, Any], slug: str, *,
-           max_chars: int | None = None, max_variable_chars: int | None = None) -> str:
+           max_chars: int | None = None, max_variable_chars: int | None = None, check_unknown: bool = True) -> str:
     """The prompt with its placeholders filled. With limits: a variable's value longer than
     ``max_variable_chars`` is a 400, and a prompt that would grow past ``max_chars`` is a 413 the
     moment it would, so a short template repeating a large value cannot make a huge string."""
-    check_known(template, declared, values, slug)
+    if check_unknown:  # else the caller checks, knowing more names (a server tool's bound arguments)
+        check_known(template, declared, values, slug)
     check_values(declared, values, slug)
     by_name = {variable.name: variable for variable in declared}
     texts = {name: _text(value) for name, value in values.items() if value is not None}
