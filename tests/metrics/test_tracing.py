@@ -77,19 +77,23 @@ export_delay_ms = 100
             assert call.name == "chat openai/gpt-4o"
         by_id = {span.span_id: span for span in spans}
         # Every other stage of the default pipeline, once per call, inside its call's span;
-        # the enter-only stages (authorize, bridges) inside metrics, which wraps the inner layers.
-        assert sorted(span.name for span in stages) == sorted(["stage metrics", "stage authorize", "stage bridges"] * 2)
+        # the enter-only stages (authorize, bridges) inside metrics, which wraps the inner layers, and
+        # agents (an enter span, and a handle span around the attempt loop) inside metrics too.
+        assert sorted(span.name for span in stages) == sorted(
+            ["stage metrics", "stage authorize", "stage bridges", "stage agents", "stage agents"] * 2)
         for stage in stages:
             assert _attributes(stage)["junction.stage"] == stage.name.removeprefix("stage ")
         for call in calls:
             metrics = next(span for span in stages if span.name == "stage metrics" and span.parent_span_id == call.span_id)
             inner = [span for span in stages if span.parent_span_id == metrics.span_id]
-            assert sorted(span.name for span in inner) == ["stage authorize", "stage bridges"]
+            assert sorted(span.name for span in inner) == ["stage agents", "stage agents", "stage authorize",
+                                                            "stage bridges"]
             assert all(call.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano
                        <= call.end_time_unix_nano for span in [metrics, *inner])
         for attempt in attempts:
-            parent = by_id[attempt.parent_span_id]
-            assert parent.name == "stage metrics" and by_id[parent.parent_span_id] in calls
+            parent = by_id[attempt.parent_span_id]  # the innermost open stage span: agents' handle
+            assert parent.name == "stage agents" and by_id[parent.parent_span_id].name == "stage metrics"
+            assert by_id[by_id[parent.parent_span_id].parent_span_id] in calls
             assert attempt.trace_id.hex() == CLIENT_TRACE
             assert _attributes(attempt)["gen_ai.provider.name"] == "openai"
             assert _attributes(attempt)["gen_ai.request.model"] == "gpt-4o"
@@ -138,10 +142,13 @@ stage_spans = {stage_spans}
             if stage_spans == "false":
                 assert stages == [] and attempt.parent_span_id == call.span_id, server.output()
                 continue
-            assert sorted(span.name for span in stages) == ["stage authorize", "stage bridges", "stage metrics"]
+            assert sorted(span.name for span in stages) == [
+                "stage agents", "stage agents", "stage authorize", "stage bridges", "stage metrics"]
             metrics = next(span for span in stages if span.name == "stage metrics")
             # The metrics stage's stream span lasts until the stream ended, inside the call's.
-            assert metrics.parent_span_id == call.span_id and by_id[attempt.parent_span_id] is metrics
+            agents = by_id[attempt.parent_span_id]  # the agents stage's stream span, inside metrics'
+            assert metrics.parent_span_id == call.span_id and agents.name == "stage agents"
+            assert agents.parent_span_id == metrics.span_id
             assert call.start_time_unix_nano <= metrics.start_time_unix_nano <= attempt.start_time_unix_nano
             assert attempt.end_time_unix_nano <= metrics.end_time_unix_nano <= call.end_time_unix_nano
     finally:
