@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from app.domain.jobs.webhooks import GuardedResolver, WebhookRefused, literal_refusal
+from app.domain.jobs.webhooks import GuardedResolver
 from app.schemas.chat import Usage
+from app.security.ssrf import WebhookRefused, literal_refusal
 from app.stores.documents.tools import HttpTool
 
 _encoder = msgspec.json.Encoder()

@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 import msgspec
 
 from app.agents.http_tools import ToolResult, failure
-from app.domain.jobs.webhooks import GuardedResolver, WebhookRefused, check_url, literal_refusal
+from app.domain.jobs.webhooks import GuardedResolver
 from app.errors import InvalidRequest, UpstreamError
 from app.plugins.call import Call
 from app.schemas.chat import FunctionDefinition, Tool
+from app.security.ssrf import WebhookRefused, check_url, literal_refusal
 from app.stores.documents.protocol import McpServer, ResolvedBridge
 from app.stores.documents.tools import SECRET_ENV_PREFIX
 

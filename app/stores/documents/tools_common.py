@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET
 
-from app.domain.jobs.webhooks import check_url
 from app.errors import Conflict, InvalidRequest
 from app.security.crypto import Cipher, SealedBlob
+from app.security.ssrf import check_url
 from app.stores.documents.common import new_id, utc_now
 from app.stores.documents.tools import HeaderValue, HttpTool, NewTool, ToolPatch, check_tool, split_headers
 
