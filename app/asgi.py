@@ -17,6 +17,7 @@ from app.body_guard import BodyGuard
 from app.domain.batches.controllers import batch_routes
 from app.domain.batches.openai import openai_batch_routes
 from app.domain.jobs.controllers import job_routes, submit_chat
+from app.domain.rag.controllers import rag_routes
 from app.domain.routes import domain_routes
 from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
@@ -57,7 +58,8 @@ def create_app(settings: Settings) -> Litestar:
            *anthropic_routes(gateway), *job_routes(gateway, jobs.service), *batch_routes(gateway, jobs.batches),
            *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
-           *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), docs_assets()]
+           *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), *rag_routes(gateway, runtime.knowledge, runtime.documents.orgs),
+           docs_assets()]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)

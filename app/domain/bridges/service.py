@@ -15,6 +15,7 @@ import msgspec
 from app.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
 from app.domain.bridges.templating import render
 from app.domain.invalidation import OrgCache, OrgIdsCache
+from app.domain.rag.service import KnowledgeService
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.formats.openai import decode_chat_request
 from app.plugins.call import Call
@@ -42,9 +43,10 @@ class _Missing(msgspec.Struct, frozen=True):
 class BridgeService:
     def __init__(
         self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float,
-        limits: LimitsSettings | None = None,
+        limits: LimitsSettings | None = None, knowledge: KnowledgeService | None = None,
     ) -> None:
         self._limits = limits or LimitsSettings()
+        self._knowledge = knowledge
         self._bridges = bridges
         self._org_ids = OrgIdsCache(orgs, changes, ttl=ttl)
         self._cache: OrgCache[ResolvedBridge | _Missing] = OrgCache(

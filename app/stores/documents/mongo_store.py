@@ -29,6 +29,7 @@ from app.stores.documents.common import (
 from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
 from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
+from app.stores.documents.mongo_knowledge import MongoKnowledge
 from app.stores.documents.mongo_responses import MongoResponses
 from app.stores.documents.protocol import (
     ApiKey,
@@ -80,6 +81,9 @@ class MongoOrgs(MongoRepository):
             self._m.threads,
             self._m.messages,
             self._m.responses,
+            self._m.rag_collections,
+            self._m.rag_documents,
+            self._m.rag_chunks,
         ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
@@ -201,6 +205,7 @@ class MongoDocumentStore:
         self.job_models = MongoJobModels()
         self.jobs = MongoJobs(self.job_models, self.models, notify, cipher)
         self.responses = MongoResponses(self.models, notify)
+        self.knowledge = MongoKnowledge(self.models, notify)
 
     async def start(self) -> None:
         database = self._lent_database

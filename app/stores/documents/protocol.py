@@ -50,6 +50,7 @@ from msgspec import UNSET, UnsetType
 
 from app.domain.jobs.records import JobRepository
 from app.schemas.chat import Message, ResponseFormat, Tool
+from app.stores.documents.knowledge import KnowledgeRepository
 from app.stores.documents.responses import ResponseRepository
 
 BudgetPeriod = Literal["day", "month"]
@@ -419,6 +420,8 @@ class DocumentStore(Protocol):
     jobs: JobRepository
     #: Stored Responses (see :mod:`app.stores.documents.responses`).
     responses: ResponseRepository
+    #: RAG collections, documents and chunks (see :mod:`app.stores.documents.knowledge`).
+    knowledge: KnowledgeRepository
 
     async def start(self) -> None: ...
 

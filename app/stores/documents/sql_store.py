@@ -21,6 +21,7 @@ from app.stores.documents.common import Notifier
 from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from app.stores.documents.sql_jobs import SqlJobs
 from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
+from app.stores.documents.sql_knowledge import SqlKnowledge
 from app.stores.documents.sql_responses import SqlResponses
 from app.stores.documents.sql_schema import require_head, upgrade_to_head
 from app.stores.notify import ChangeBus
@@ -155,6 +156,7 @@ class SqlDocumentStore:
         self.threads = SqlThreads(self.database, notify, self.bridges)
         self.jobs = SqlJobs(self.database, notify, cipher)
         self.responses = SqlResponses(self.database, notify)
+        self.knowledge = SqlKnowledge(self.database, notify)
 
     async def start(self) -> None:
         engine = self.database.open()
