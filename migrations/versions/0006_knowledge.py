@@ -1,4 +1,4 @@
-"""RAG collections, their documents and chunks (embeddings as float32 bytes; see
+"""A bridge's ``knowledge``; RAG collections, their documents and chunks (embeddings as float32 bytes; see
 ``app/stores/documents/knowledge.py``).
 
 Revision ID: 0006_knowledge
@@ -22,6 +22,7 @@ TIME = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.add_column("bridges", sa.Column("knowledge", JSON, nullable=True))
     op.create_table(
         "rag_collections",
         sa.Column("id", sa.String(40), nullable=False),
@@ -74,3 +75,4 @@ def downgrade() -> None:
     op.drop_table("rag_chunks")
     op.drop_table("rag_documents")
     op.drop_table("rag_collections")
+    op.drop_column("bridges", "knowledge")

