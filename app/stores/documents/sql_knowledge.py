@@ -110,9 +110,11 @@ class SqlKnowledge(SqlRepository):
     async def chunks(self, org_id: str, collection_id: str, chunk_ids: list[str]) -> list[Chunk]:
         if not chunk_ids:
             return []
-        query = sa.select(*_TEXT_COLUMNS).where(rag_chunks.c.collection_id == collection_id,
-                                                rag_chunks.c.org_id == org_id, rag_chunks.c.id.in_(chunk_ids))
-        return await self._all(query, Chunk)
+        # By primary key alone: given the collection too, SQLite would walk the collection's index
+        # (every chunk of it) instead. Rows of another collection or org are dropped here.
+        query = sa.select(*_TEXT_COLUMNS).where(rag_chunks.c.id.in_(chunk_ids))
+        found = await self._all(query, Chunk)
+        return [chunk for chunk in found if chunk.collection_id == collection_id and chunk.org_id == org_id]
 
     async def vectors(self, org_id: str, collection_id: str) -> list[Chunk]:
         query = (sa.select(*_VECTOR_COLUMNS)
