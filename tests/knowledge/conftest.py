@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
