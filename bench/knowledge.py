@@ -178,7 +178,9 @@ def ingest(name: str, extra_config: str, documents: int) -> None:
     texts = [". ".join(" ".join(rng.choice(WORDS, 12)) for _ in range(25)) + "." for _ in range(documents + 1)]
     config = f'[providers.local]\n\n[knowledge]\nindex = "{name}"\n' + extra_config
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with JunctionProcess(Path(tempfile.mkdtemp(prefix="bench-rag-")), config, env=env).start(timeout=180) as server:
+    server = JunctionProcess(Path(tempfile.mkdtemp(prefix="bench-rag-")), config, env=env)
+    server.start(timeout=180)
+    try:
         headers = {"authorization": f"Bearer {server.key}"}
         org = httpx.post(f"{server.url}/api/v1/admin/orgs", json={"name": "bench"}, headers=headers).json()["id"]
         collection = httpx.post(f"{server.url}/api/v1/rag/collections", headers=headers, json={
@@ -203,6 +205,8 @@ def ingest(name: str, extra_config: str, documents: int) -> None:
         print(f"{name:10} ingestion: {chunks} chunks in {seconds:.1f} s = {chunks / seconds:.1f} chunks/s "
               f"(local model, HTTP) | HTTP query incl. embedding the question: p50 {statistics.median(times):.1f} ms",
               flush=True)
+    finally:
+        server.stop()
 
 
 def pgserver_url() -> tuple[object, str]:

@@ -53,9 +53,11 @@ def server(request: pytest.FixtureRequest, upstream: FakeOpenAI,
         url = request.getfixturevalue("pgvector_url")
         config += (f'\n[stores]\ndocuments = "{url}"\n\n[security]\n'
                    f'encryption_keys = [{{ id = "test-1", key = "{ENCRYPTION_KEY}" }}]\n')
-    with JunctionProcess(tmp_path_factory.mktemp(f"rag-{index}"), config, master_key=MASTER,
-                         env=LOCAL_ENV).start(timeout=120) as process:
-        yield process
+    process = JunctionProcess(tmp_path_factory.mktemp(f"rag-{index}"), config, master_key=MASTER, env=LOCAL_ENV)
+    try:
+        yield process.start(timeout=120)  # the model loads on the first embedding, not here
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")

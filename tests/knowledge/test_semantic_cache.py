@@ -32,6 +32,7 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 def start_gateway(directory, upstream: FakeOpenAI, mode: str) -> JunctionProcess:
+    """A gateway (not started yet) with the semantic cache in ``mode``."""
     # A low threshold on purpose: every near-miss below passes it, so the guard alone refuses them.
     config = openai_provider_table(upstream) + f"""
 [providers.local]
@@ -45,13 +46,16 @@ mode = "{mode}"
 threshold = 0.6
 key_prefix = "{PREFIX}{mode}:"
 """
-    return JunctionProcess(directory, config, master_key=MASTER, env=LOCAL_ENV).start(timeout=120)
+    return JunctionProcess(directory, config, master_key=MASTER, env=LOCAL_ENV)
 
 
 @pytest.fixture(scope="module")
 def gateway(upstream, tmp_path_factory) -> Iterator[JunctionProcess]:
-    with start_gateway(tmp_path_factory.mktemp("semcache"), upstream, "serve") as server:
-        yield server
+    server = start_gateway(tmp_path_factory.mktemp("semcache"), upstream, "serve")
+    try:
+        yield server.start(timeout=120)
+    finally:
+        server.stop()
     client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}")
     for key in client.scan_iter(match=f"{PREFIX}*"):
         client.delete(key)
@@ -136,7 +140,8 @@ def test_tool_calling_turns_are_never_cached(gateway, orgs, upstream):
 
 
 def test_shadow_mode_serves_nothing_and_measures_hit_precision(upstream, tmp_path_factory):
-    with start_gateway(tmp_path_factory.mktemp("semcache-shadow"), upstream, "shadow") as server:
+    server = start_gateway(tmp_path_factory.mktemp("semcache-shadow"), upstream, "shadow").start(timeout=120)
+    try:
         admin = Admin(server.url)
         org, key = admin.org_with_key("semcache-shadow")
         upstream.reset()
@@ -148,10 +153,16 @@ def test_shadow_mode_serves_nothing_and_measures_hit_precision(upstream, tmp_pat
         assert ask(server, key, "What's the way to restart the router?").headers["x-junction-semantic-cache"] == \
             "shadow-hit"
         assert chats(upstream) == 3  # every call went upstream
-        time.sleep(1.0)
-        stats = admin.ok("GET", f"/api/v1/semantic-cache/stats?org_id={org}")
+        deadline = time.monotonic() + 60  # the comparison of the answers runs after each answer went out
+        while True:
+            stats = admin.ok("GET", f"/api/v1/semantic-cache/stats?org_id={org}")
+            if len(stats["samples"]) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert stats["mode"] == "shadow" and stats["shadow_hits"] == 2 and stats["shadow_agreed"] == 1
         assert stats["hit_precision"] == 0.5
         assert {s["agreed"] for s in stats["samples"]} == {True, False}
         assert all(s["cached_question"] == "How do I restart the router?" for s in stats["samples"])
         assert admin.call("GET", "/api/v1/semantic-cache/stats").status_code == 400  # master key names an org
+    finally:
+        server.stop()
