@@ -18,6 +18,7 @@ from app.domain.batches.controllers import batch_routes
 from app.domain.batches.openai import openai_batch_routes
 from app.domain.chatbots.controllers import chatbot_routes
 from app.domain.jobs.controllers import job_routes, submit_bridge_chat, submit_chat
+from app.domain.rag.controllers import rag_routes
 from app.domain.routes import domain_routes
 from app.domain.usage.controllers import usage_routes
 from app.errors import EXCEPTION_HANDLERS, ConfigError
@@ -62,7 +63,8 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
            *domain_routes(gateway, runtime.domain, partial(submit_bridge_chat, jobs.service)),
            *usage_routes(gateway, runtime.metrics), docs_assets(),
-           *chatbot_routes(gateway, runtime.domain, runtime.cipher, runtime.redis)]
+           *chatbot_routes(gateway, runtime.domain, runtime.cipher, runtime.redis),
+           *rag_routes(gateway, runtime.knowledge, runtime.documents.orgs)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)

@@ -14,11 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.agents.connected import GatewayBridgeCalls
+from app.domain.rag.embedder import GatewayEmbedder
+from app.domain.rag.service import KnowledgeService
 from app.domain.services import Domain, build_domain
 from app.errors import ConfigError
 from app.pipeline.gateway import Gateway
 from app.plugins.manager import LoadedPlugins, load_plugins
 from app.plugins.protocols import PluginContext, ProviderConfig
+from app.plugins.vector_indexes import load_vector_index
 from app.pricing import PriceBook
 from app.routing.catalog import ModelCatalog
 from app.routing.router import Router
@@ -96,9 +99,15 @@ class Runtime:
         #: Seals stored credentials and tool headers, and chatbot tokens.
         self.cipher = cipher_from_settings(settings, create_key_file=not provisional)
         self.documents = open_document_store(settings.stores.documents, cipher=self.cipher, changes=self.changes)
-        self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis)
         self.http = HttpClients()
         self.sql = SqlEngines(settings, self.documents)
+        #: Embeddings through the gateway's own path (bound to the gateway once it is built).
+        self.embeddings = GatewayEmbedder()
+        index = load_vector_index(PluginContext(settings=settings, documents=self.documents, redis=self.redis,
+                                                sql=self.sql))
+        #: RAG collections (their vector index is a plugin: ``[knowledge] index``).
+        self.knowledge = KnowledgeService(self.documents.knowledge, index, self.embeddings, settings.knowledge)
+        self.domain: Domain = build_domain(settings, self.documents, self.changes, self.redis, self.knowledge)
         #: The usage ledger (started only by processes that serve: with plugins).
         self.metrics = MetricsStore(settings, self.sql)
         try:
@@ -109,7 +118,8 @@ class Runtime:
         self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
                                      redis=self.redis, sql=self.sql, http=self.http,
                                      bridges=self.domain.bridges, credentials=self.domain.credentials,
-                                     bridge_calls=self.bridge_calls, pricing=self.pricing, usage=self.metrics)
+                                     bridge_calls=self.bridge_calls, pricing=self.pricing, usage=self.metrics,
+                                     embeddings=self.embeddings)
         self.plugins: LoadedPlugins | None = None
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None
@@ -119,6 +129,7 @@ class Runtime:
             router = Router(plugins.providers, installed, settings.models, plugins.enable_hints())
             assert plugins.policy is not None, "load_plugins selects the routing policy"
             self.gateway = self.bridge_calls.gateway = Gateway(settings, plugins, router, plugins.policy)
+            self.embeddings.bind(self.gateway)
             self.catalog = ModelCatalog(plugins.providers, router.alias_names)
         #: Queued jobs (app/worker.py): the queue, the webhook sender, the job service and runner.
         self.jobs: Jobs | None = None
@@ -135,6 +146,7 @@ class Runtime:
         if self.gateway is not None:
             # Before the gateway: it closes first, so the writer's final flush sees every call.
             await self._step(self.metrics.start, self.metrics.close)
+            await self._step(self.knowledge.index.start, self.knowledge.index.close)
             await self._step(self.gateway.start, self.gateway.close)
         if self.jobs is not None:
             await self._step(self.jobs.start, self.jobs.close, store="queue")

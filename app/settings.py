@@ -156,6 +156,24 @@ class JobsSettings(_Strict):
     finalize_timeout_seconds: float = 120.0
 
 
+class KnowledgeSettings(_Strict):
+    """``[knowledge]``: RAG collections (see README, "Knowledge")."""
+
+    #: The vector index plugin (``junction.vector_indexes``): ``auto`` is ``pgvector`` when the
+    #: documents store is PostgreSQL with the extension, else ``in-process``.
+    index: str = "auto"
+    #: Per index plugin: its config table, ``[knowledge.indexes.<name>]``.
+    indexes: dict[str, dict[str, Any]] = {}
+    #: Texts per embeddings request while ingesting.
+    embed_batch: int = 64
+    #: Bytes of one ingested document (decoded); larger ones are a 413.
+    max_document_bytes: int = 20 * 1024 * 1024
+    #: Chunks one document may become; more is a 413.
+    max_document_chunks: int = 20_000
+    #: The most results a query or a bridge's knowledge may ask for.
+    max_top_k: int = 100
+
+
 class LimitsSettings(_Strict):
     """What one request may ask of a worker; each is refused with a 400/413 naming the key."""
 
@@ -195,6 +213,7 @@ class Settings(_Strict):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    knowledge: KnowledgeSettings = msgspec.field(default_factory=KnowledgeSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages; not a config key.
@@ -284,6 +303,9 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
     _check_limits(settings)
     _check_jobs(settings)
+    for key in ("embed_batch", "max_document_bytes", "max_document_chunks", "max_top_k"):
+        if getattr(settings.knowledge, key) < 1:
+            raise ConfigError(f"{settings.source}: knowledge.{key}: must be at least 1")
     for name, alias in settings.models.items():
         if not alias.deployments:
             raise ConfigError(f"{settings.source}: models.{name}.deployments: needs at least one deployment")

@@ -11,6 +11,7 @@ from typing import Any
 from app.domain.bridges.service import BridgeService
 from app.domain.credentials.resolver import OrgCredentials
 from app.domain.invalidation import cache_ttl
+from app.domain.rag.service import KnowledgeService
 from app.domain.threads.history import ThreadHistory
 from app.settings import Settings
 from app.stores.documents.protocol import DocumentStore
@@ -25,6 +26,7 @@ class Domain:
     credentials: OrgCredentials
     bridges: BridgeService
     threads: ThreadHistory
+    knowledge: KnowledgeService | None = None
 
     def start(self) -> None:
         self.credentials.start()
@@ -35,15 +37,19 @@ class Domain:
         self.credentials.close()
 
 
-def build_domain(settings: Settings, documents: DocumentStore, changes: ChangeBus, redis: Any | None) -> Domain:
+def build_domain(settings: Settings, documents: DocumentStore, changes: ChangeBus, redis: Any | None,
+                 knowledge: KnowledgeService | None = None) -> Domain:
     """The services over ``documents`` (nothing is connected yet). ``redis``: the process's
-    shared client when ``[stores] cache`` is Redis."""
+    shared client when ``[stores] cache`` is Redis; ``knowledge``: RAG collections, for bridges
+    that answer from them."""
     ttl = cache_ttl(settings.stores.cache)
     return Domain(
         settings=settings,
         documents=documents,
         changes=changes,
         credentials=OrgCredentials(documents.credentials, changes, ttl=ttl),
-        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl, limits=settings.limits),
+        bridges=BridgeService(documents.bridges, documents.orgs, changes, ttl=ttl, limits=settings.limits,
+                              knowledge=knowledge),
         threads=ThreadHistory(documents.threads, redis, settings.threads),
+        knowledge=knowledge,
     )

@@ -8,6 +8,7 @@ from typing import Any
 import pluggy
 
 from app.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
+from app.plugins.vectors import VectorIndexSpec
 
 
 class PluginHooks:
@@ -28,3 +29,6 @@ class PluginHooks:
 
     def register_asgi_middleware(self, register: Callable[[Any], None], context: RouteContext) -> None:
         self._hook.register_asgi_middleware(register=register, context=context)
+
+    def register_vector_indexes(self, register: Callable[[VectorIndexSpec], None]) -> None:
+        self._hook.register_vector_indexes(register=register)

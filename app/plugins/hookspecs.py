@@ -15,6 +15,7 @@ from typing import Any
 import pluggy
 
 from app.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
+from app.plugins.vectors import VectorIndexSpec
 
 PROJECT_NAME = "junction"
 
@@ -79,5 +80,18 @@ class JunctionHookSpecs:
         :param register: call it once per Litestar middleware: an ``ASGIMiddleware`` instance, a
             ``DefineMiddleware``, or a factory ``(app) -> ASGIApp``.
         :param context: as for ``register_routes``.
+        :return: nothing; results are ignored.
+        """
+
+    @hookspec
+    def register_vector_indexes(self, register: Callable[[VectorIndexSpec], None]) -> None:
+        """Register vector indexes for RAG collections (see :mod:`app.plugins.vectors`).
+
+        Called once at start-up for the plugin of the ``junction.vector_indexes`` entry-point group
+        that ``[knowledge] index`` selects (every one of them for ``auto``).
+
+        :param register: call it once with a :class:`~app.plugins.vectors.VectorIndexSpec` whose
+            ``name`` equals the plugin's entry-point name; ``[knowledge.indexes.<name>]`` is its
+            config table.
         :return: nothing; results are ignored.
         """

@@ -22,7 +22,15 @@ from app.schemas.stream import StreamEvent
 if TYPE_CHECKING:
     from app.plugins.call import Call
     from app.pricing import ModelPrice, PriceBook
-    from app.plugins.services import BridgeCalls, BridgeExpander, CredentialSource, SqlEngines, UpstreamClients, UsageLedger
+    from app.plugins.services import (
+        BridgeCalls,
+        BridgeExpander,
+        CredentialSource,
+        Embedder,
+        SqlEngines,
+        UpstreamClients,
+        UsageLedger,
+    )
     from app.settings import Settings
     from app.stores.documents.protocol import DocumentStore
     from app.stores.notify import ChangeBus
@@ -101,6 +109,9 @@ class PluginContext:
     pricing: PriceBook | None = None
     #: The usage ledger: ``usage.record(event)`` queues a finished call's row (never waits).
     usage: UsageLedger | None = None
+    #: Embeddings through the gateway's own ``/v1/embeddings`` path (RAG, the semantic cache);
+    #: usable once the process started.
+    embeddings: Embedder | None = None
 
 
 @dataclass(frozen=True, slots=True)

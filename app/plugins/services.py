@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.plugins.call import Call
-    from app.plugins.protocols import Deployment, ProviderConfig
+    from app.plugins.protocols import Deployment, Principal, ProviderConfig
     from app.schemas.chat import ChatRequest, ChatResponse
     from app.stores.documents.protocol import ResolvedBridge
     from app.stores.metrics.events import UsageEvent
@@ -76,4 +76,12 @@ class UsageLedger(Protocol):
     @property
     def dropped(self) -> int:
         """Events dropped by this process since it started."""
+        ...
+
+
+class Embedder(Protocol):
+    async def embed(self, principal: Principal, org_id: str | None, model: str, texts: list[str]) -> list[bytes]:
+        """Each text's embedding by ``model`` (``provider/model``, an alias, ``local/<name>``),
+        as unit-length little-endian float32 bytes, through the gateway's own embeddings path:
+        limits, usage and org credentials apply, on behalf of ``principal`` and ``org_id``."""
         ...

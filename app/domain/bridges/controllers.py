@@ -22,7 +22,14 @@ from app.pipeline import Gateway
 from app.plugins.services import BRIDGE_MODEL_PREFIX
 from app.plugins.protocols import Principal
 from app.domain.limits import BridgeView, check_limits
-from app.stores.documents.protocol import Bridge, BridgePatch, BridgeVariable, BridgeVersion, NewBridge
+from app.stores.documents.protocol import (
+    Bridge,
+    BridgeKnowledge,
+    BridgePatch,
+    BridgeVariable,
+    BridgeVersion,
+    NewBridge,
+)
 
 
 class NewBridgeBody(NewBridge, kw_only=True):
@@ -74,6 +81,13 @@ async def check_references(domain: Domain, org_id: str, server_tools: list[str] 
                                  param=f"connected_bridges[{index}]", code="bridge_not_found") from None
 
 
+async def check_knowledge(domain: Domain, org_id: str, knowledge: BridgeKnowledge | None, prompt: str) -> None:
+    if knowledge is not None and domain.knowledge is None:
+        raise InvalidRequest("knowledge: RAG is not available in this process", param="knowledge")
+    if domain.knowledge is not None:
+        await domain.knowledge.check_knowledge(org_id, knowledge, prompt)
+
+
 def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     bridges = domain.documents.bridges
     orgs = domain.documents.orgs
@@ -103,6 +117,7 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         fields.pop("org_id")
         await orgs.get(org_id)
         await check_references(domain, org_id, body.server_tools, body.connected_bridges)
+        await check_knowledge(domain, org_id, body.knowledge, body.prompt)
         return await bridges.create(org_id, NewBridge(**fields))
 
     @get("/api/v1/bridges", summary="Bridges in the caller's reach")
@@ -140,6 +155,10 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         bridge = await locate(request, principal, bridge_id)
         await check_references(domain, bridge.org_id, change.server_tools or None,  # type: ignore[arg-type]
                                change.connected_bridges or None)  # type: ignore[arg-type]
+        if not (change.knowledge is msgspec.UNSET and change.prompt is msgspec.UNSET):
+            knowledge = bridge.knowledge if change.knowledge is msgspec.UNSET else change.knowledge
+            prompt = bridge.prompt if change.prompt is msgspec.UNSET else change.prompt
+            await check_knowledge(domain, bridge.org_id, knowledge, prompt)  # type: ignore[arg-type]
         return await bridges.update(bridge.org_id, bridge.id, change)
 
     @delete("/api/v1/bridges/{bridge_id:str}", summary="Delete a bridge, its versions and threads")

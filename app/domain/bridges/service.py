@@ -15,6 +15,8 @@ import msgspec
 from app.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
 from app.domain.bridges.templating import render
 from app.domain.invalidation import OrgCache, OrgIdsCache
+from app.domain.rag.context import CONTEXT_HEADER, CONTEXT_VARIABLE, last_user_text
+from app.domain.rag.service import KnowledgeService
 from app.errors import InvalidRequest, NotFound, PermissionDenied
 from app.formats.openai import decode_chat_request
 from app.plugins.call import Call
@@ -50,9 +52,10 @@ class _Missing(msgspec.Struct, frozen=True):
 class BridgeService:
     def __init__(
         self, bridges: BridgeRepository, orgs: OrgRepository, changes: ChangeBus | None, *, ttl: float,
-        limits: LimitsSettings | None = None,
+        limits: LimitsSettings | None = None, knowledge: KnowledgeService | None = None,
     ) -> None:
         self._limits = limits or LimitsSettings()
+        self._knowledge = knowledge
         self._bridges = bridges
         self._org_ids = OrgIdsCache(orgs, changes, ttl=ttl)
         self._cache: OrgCache[ResolvedBridge | _Missing] = OrgCache(
@@ -155,6 +158,12 @@ class BridgeService:
         call.org_id = bridge.org_id
         call.bridge_id, call.bridge_version = bridge.id, resolved.version
         call.fallback_model = resolved.config.fallback_model
+        knowledge = resolved.config.knowledge
+        if knowledge is not None and knowledge.mode == "prompt" and self._knowledge is not None:
+            # The bridge's retrieved context wins over a caller's own "context" variable.
+            variables[CONTEXT_VARIABLE], cited = await self._knowledge.context(
+                call.principal, bridge.org_id, knowledge, last_user_text(request.messages))
+            call.response_headers[CONTEXT_HEADER] = ",".join(cited)
         return build_request(resolved, variables, request.messages, overrides, extra, self._limits)
 
 

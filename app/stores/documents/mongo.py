@@ -221,6 +221,58 @@ class MongoModels:
                     IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created"),
                 ]
 
+        class CollectionDocument(Document):
+            """A RAG collection (see ``app.stores.documents.knowledge``)."""
+
+            id: str  # type: ignore[assignment]
+            org_id: str
+            name: str
+            embedding_model: str
+            chunk_tokens: int
+            chunk_overlap: int
+            dimensions: int | None = None
+            revision: int = 0
+            documents: int = 0
+            chunks: int = 0
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "rag_collections"
+                indexes = [IndexModel([("org_id", ASCENDING), ("created_at", ASCENDING)], name="org_created")]
+
+        class KnowledgeDocumentDocument(Document):
+            #: ``<collection_id>/<document id>``.
+            id: str  # type: ignore[assignment]
+            document_id: str
+            collection_id: str
+            org_id: str
+            metadata: dict[str, Any]
+            chunks: int
+            created_at: datetime
+            updated_at: datetime
+
+            class Settings:
+                name = "rag_documents"
+                indexes = [IndexModel([("collection_id", ASCENDING)], name="collection")]
+
+        class ChunkDocument(Document):
+            id: str  # type: ignore[assignment]
+            collection_id: str
+            document_id: str
+            org_id: str
+            position: int
+            text: str
+            metadata: dict[str, Any]
+            embedding: bytes
+
+            class Settings:
+                name = "rag_chunks"
+                indexes = [IndexModel([("collection_id", ASCENDING), ("document_id", ASCENDING)],
+                                      name="collection_document")]
+
+        self.rag_collections, self.rag_documents, self.rag_chunks = (
+            CollectionDocument, KnowledgeDocumentDocument, ChunkDocument)
         self.responses = ResponseDocument
         self.tools = ToolDocument
         self.orgs, self.keys, self.credentials = OrgDocument, ApiKeyDocument, CredentialDocument
@@ -238,6 +290,9 @@ class MongoModels:
             self.messages,
             self.responses,
             self.tools,
+            self.rag_collections,
+            self.rag_documents,
+            self.rag_chunks,
         ]
 
 

@@ -29,6 +29,7 @@ from app.stores.documents.common import (
 from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
 from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
 from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
+from app.stores.documents.mongo_knowledge import MongoKnowledge
 from app.stores.documents.mongo_responses import MongoResponses
 from app.stores.documents.mongo_tools import MongoTools
 from app.stores.documents.protocol import (
@@ -82,6 +83,9 @@ class MongoOrgs(MongoRepository):
             self._m.messages,
             self._m.responses,
             self._m.tools,
+            self._m.rag_collections,
+            self._m.rag_documents,
+            self._m.rag_chunks,
         ):
             await model.find({"org_id": org_id}).delete()
         await self._notify("org", org_id)
@@ -204,6 +208,7 @@ class MongoDocumentStore:
         self.jobs = MongoJobs(self.job_models, self.models, notify, cipher)
         self.responses = MongoResponses(self.models, notify)
         self.tools = MongoTools(self.models, notify, cipher)
+        self.knowledge = MongoKnowledge(self.models, notify)
 
     async def start(self) -> None:
         database = self._lent_database

@@ -50,6 +50,7 @@ from msgspec import UNSET, UnsetType
 
 from app.domain.jobs.records import JobRepository
 from app.schemas.chat import Message, ResponseFormat, Tool
+from app.stores.documents.knowledge import KnowledgeRepository
 from app.stores.documents.responses import ResponseRepository
 from app.stores.documents.tools import ToolRepository
 
@@ -195,6 +196,20 @@ class ChatbotSettings(_Record, kw_only=True, forbid_unknown_fields=True):
     rpm_per_end_user: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
+KnowledgeMode = Literal["prompt", "tool"]
+
+
+class BridgeKnowledge(_Record, kw_only=True, forbid_unknown_fields=True):
+    """A bridge's RAG collections. ``prompt``: the chunks nearest the user's last message fill
+    the prompt's ``{{context}}``, each headed by its chunk id for citations. ``tool``: the model
+    gets a ``search_knowledge`` tool, run server-side by the tool loop."""
+
+    collections: list[str]
+    mode: KnowledgeMode = "prompt"
+    top_k: int = 4
+    min_score: float | None = None
+
+
 class BridgeConfig(_Record, kw_only=True):
     """What a call to a bridge uses: the draft, or a snapshot of it in a :class:`BridgeVersion`."""
 
@@ -213,6 +228,7 @@ class BridgeConfig(_Record, kw_only=True):
     connected_bridges: list[str] | None = None
     #: MCP servers whose tools the model may call.
     mcp_servers: list[McpServer] | None = None
+    knowledge: BridgeKnowledge | None = None
 
 
 class NewBridge(BridgeConfig, kw_only=True, forbid_unknown_fields=True):
@@ -247,6 +263,7 @@ class BridgePatch(_Record, kw_only=True, forbid_unknown_fields=True):
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0, le=20)] | None | UnsetType = UNSET
     connected_bridges: list[str] | None | UnsetType = UNSET
     mcp_servers: list[McpServer] | None | UnsetType = UNSET
+    knowledge: BridgeKnowledge | None | UnsetType = UNSET
     status: BridgeStatus | UnsetType = UNSET
     type: BridgeType | None | UnsetType = UNSET
     chatbot: ChatbotSettings | None | UnsetType = UNSET
@@ -469,6 +486,8 @@ class DocumentStore(Protocol):
     responses: ResponseRepository
     #: HTTP tools bridges call server-side (see :mod:`app.stores.documents.tools`).
     tools: ToolRepository
+    #: RAG collections, documents and chunks (see :mod:`app.stores.documents.knowledge`).
+    knowledge: KnowledgeRepository
 
     async def start(self) -> None: ...
 

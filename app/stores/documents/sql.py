@@ -117,6 +117,8 @@ bridges = sa.Table(
     sa.Column("params", Json, nullable=False),
     sa.Column("response_format", Json, nullable=True),
     sa.Column("tools", Json, nullable=False),
+    #: RAG collections the bridge answers from (migration 0008_knowledge).
+    sa.Column("knowledge", Json, nullable=True),
     sa.Column("fallback_model", sa.String(200), nullable=True),
     sa.Column("published_version", sa.Integer, nullable=True),
     sa.Column("latest_version", sa.Integer, nullable=False),
@@ -287,4 +289,49 @@ tools = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("org_id", "name"),
+)
+
+#: RAG collections, their documents and chunks (see :mod:`app.stores.documents.knowledge`).
+rag_collections = sa.Table(
+    "rag_collections",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, _org_fk(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("embedding_model", sa.String(200), nullable=False),
+    sa.Column("chunk_tokens", sa.Integer, nullable=False),
+    sa.Column("chunk_overlap", sa.Integer, nullable=False),
+    sa.Column("dimensions", sa.Integer, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("documents", sa.Integer, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "org_id", "created_at"),
+)
+
+rag_documents = sa.Table(
+    "rag_documents",
+    metadata,
+    sa.Column("collection_id", Id, sa.ForeignKey("rag_collections.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("org_id", Id, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+rag_chunks = sa.Table(
+    "rag_chunks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("collection_id", Id, sa.ForeignKey("rag_collections.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("document_id", sa.String(200), nullable=False),
+    sa.Column("org_id", Id, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Index(None, "collection_id", "document_id"),
 )

@@ -21,6 +21,7 @@ from app.stores.documents.common import Notifier
 from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from app.stores.documents.sql_jobs import SqlJobs
 from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
+from app.stores.documents.sql_knowledge import SqlKnowledge
 from app.stores.documents.sql_responses import SqlResponses
 from app.stores.documents.sql_tools import SqlTools
 from app.stores.documents.sql_schema import require_head, upgrade_to_head
@@ -157,6 +158,7 @@ class SqlDocumentStore:
         self.jobs = SqlJobs(self.database, notify, cipher)
         self.responses = SqlResponses(self.database, notify)
         self.tools = SqlTools(self.database, notify, cipher)
+        self.knowledge = SqlKnowledge(self.database, notify)
 
     async def start(self) -> None:
         engine = self.database.open()

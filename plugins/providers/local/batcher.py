@@ -1,0 +1,103 @@
+"""Micro-batching: concurrent embeddings requests of one model are encoded together, in one
+thread that owns the models (so each is loaded once per worker and never used concurrently)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import UpstreamError
+
+log = logging.getLogger("junction.local")
+
+
+@dataclass(slots=True)
+class _Request:
+    model: str
+    texts: list[str]
+    done: asyncio.Future[tuple[list[list[float]], int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Batcher:
+    def __init__(self, batch_size: int, wait_seconds: float, load: Callable[[str], Any]) -> None:
+        self._batch_size = batch_size
+        self._wait = wait_seconds
+        self._load = load
+        self._models: dict[str, Any] = {}
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="junction-local-embeddings")
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def encode(self, model: str, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Unit-length vectors of ``texts`` and the tokens they took."""
+        if self._queue is None:
+            raise RuntimeError("the local embeddings provider is not started")
+        request = _Request(model, texts)
+        await self._queue.put(request)
+        return await request.done
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        held: _Request | None = None
+        while True:
+            first = held or await self._queue.get()
+            held = None
+            batch, size = [first], len(first.texts)
+            deadline = loop.time() + self._wait
+            while size < self._batch_size:
+                try:
+                    more = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                if more.model != first.model:
+                    held = more  # the next batch starts with it
+                    break
+                batch.append(more)
+                size += len(more.texts)
+            texts = [text for request in batch for text in request.texts]
+            try:
+                vectors, tokens = await loop.run_in_executor(self._executor, self._encode, first.model, texts)
+            except Exception as error:  # every waiting request hears it; the loop goes on
+                log.exception("local embeddings with %s failed", first.model)
+                failure = UpstreamError(f"local model {first.model!r} failed: {type(error).__name__}",
+                                        code="local_model_failed")
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(failure)
+                continue
+            start = 0
+            for request in batch:
+                count = len(request.texts)
+                share = sum(tokens[start:start + count])
+                if not request.done.done():
+                    request.done.set_result((vectors[start:start + count], share))
+                start += count
+
+    def _encode(self, name: str, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+        model = self._models.get(name)
+        if model is None:
+            model = self._models[name] = self._load(name)
+        vectors = model.encode(texts, batch_size=self._batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        tokens = [len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]]
+        return vectors.tolist(), tokens
