@@ -288,16 +288,20 @@ def _parse(buffer: bytearray, position: int) -> tuple[Any, int]:
 def _pack(commands: list[Command]) -> bytes:
     """RESP arrays of bulk strings, every command of the batch in one buffer."""
     parts: list[bytes] = []
+    append = parts.append
     for command in commands:
-        parts.append(b"*%d\r\n" % len(command))
+        append(b"*%d\r\n" % len(command))
         for arg in command:
-            if isinstance(arg, bytes):
+            kind = type(arg)
+            if kind is bytes:
                 value = arg
-            elif isinstance(arg, str):
+            elif kind is str:
                 value = arg.encode()
-            elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            elif kind is int:
+                value = b"%d" % arg
+            elif kind is float:
                 value = repr(arg).encode()
             else:
-                raise TypeError(f"a Redis argument must be bytes, str, int or float, not {type(arg).__name__}")
-            parts.append(b"$%d\r\n%s\r\n" % (len(value), value))
+                raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
+            append(b"$%d\r\n%s\r\n" % (len(value), value))
     return b"".join(parts)
