@@ -41,19 +41,24 @@ import redis
 from cache import wrk_unique
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 
+# Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
+# Redis at all) would make the traffic side look free.
 TRAFFIC = """
 [middleware.rate-limit]
 enabled = true
 prefix = "bench:rl"
+store_timeout_seconds = 10.0
 
 [middleware.budget]
 enabled = true
 prefix = "bench:budget"
+store_timeout_seconds = 10.0
 """
 CACHE = """
 [middleware.response-cache]
 enabled = true
 key_prefix = "bench:cache:"
+store_timeout_seconds = 10.0
 """
 
 

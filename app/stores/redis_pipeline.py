@@ -114,6 +114,7 @@ class PipelinedRedis:
             return await asyncio.shield(self._connecting)
         loop = asyncio.get_running_loop()
         self._connecting = loop.create_future()
+        connection: _Connection | None = None
         try:
             if self._path is not None:
                 _, connection = await loop.create_unix_connection(_Connection, self._path, ssl=self._ssl)
@@ -122,9 +123,10 @@ class PipelinedRedis:
             loading = [("SCRIPT", "LOAD", source) for source in self._scripts]
             for reply in await connection.send(self._hello + loading):
                 if isinstance(reply, ResponseError):
-                    connection.abort(ConnectionError(f"Redis refused the connection's set-up: {reply}"))
                     raise ConnectionError(f"Redis refused the connection's set-up: {reply}")
         except BaseException as error:
+            if connection is not None:  # set up halfway (refused, or its caller gave up): not kept
+                connection.abort(ConnectionError("the Redis connection's set-up did not finish"))
             self._connecting.set_exception(error if isinstance(error, Exception) else ConnectionError(str(error)))
             self._connecting.exception()  # retrieved: nobody else may be waiting
             raise
