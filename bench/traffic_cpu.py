@@ -1,7 +1,7 @@
 """What rate limits, budgets and the response cache cost a worker per call, in process: CPU time
 (steadier than wall-clock RPS on a shared host) and c=1 latency, without HTTP.
 
-    python bench/traffic_cpu.py [--calls 3000] [--rounds 3] [--base DIR]
+    python bench/traffic_cpu.py [--calls 3000] [--rounds 3] [--base DIR] [--configs limits ...]
 
 A ``redis-server`` of its own (pinned to CPU 1) holds the shared state; this process (pinned to
 CPU 0) builds the built-in stages from a config through ``load_plugins`` in front of a provider
@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base", type=Path, help="also run every configuration from this checkout")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
+                        help="these configurations only (none is always run: the others are read against it)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one configuration
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,7 +152,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = list(sources) if round_ % 2 == 0 else list(reversed(sources))
             for side in order:
-                for name in CONFIGS:
+                for name in ["none", *(name for name in args.configs if name != "none")]:
                     env = {**os.environ, "PYTHONPATH": str(sources[side])}
                     output = subprocess.run(pinned(0, [sys.executable, __file__, "--one", name, "--redis", url,
                                                        "--calls", str(args.calls)]),
@@ -163,7 +165,7 @@ def main() -> None:
     for side in sources:
         none_cpu = statistics.median(r["cpu_us"] for r in results[(side, "none")])
         none_p50 = statistics.median(r["p50_us"] for r in results[(side, "none")])
-        for name in CONFIGS:
+        for name in [name for name in CONFIGS if (side, name) in results]:
             cpu = statistics.median(r["cpu_us"] for r in results[(side, name)])
             p50 = statistics.median(r["p50_us"] for r in results[(side, name)])
             rounds = ", ".join(f"{r['cpu_us']:.0f}/{r['p50_us']:.0f}" for r in results[(side, name)])
