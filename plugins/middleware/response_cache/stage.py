@@ -25,9 +25,9 @@ from app.errors import InvalidRequest
 from app.formats.unified import events_response, response_events
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
-from app.traffic.settle import Settler
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from app.traffic.settle import Settler
 from plugins.middleware.response_cache.backends import (
     FILL,
     LOOKUP,
