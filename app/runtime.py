@@ -30,6 +30,7 @@ from app.settings import Settings
 from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from app.stores.metrics.store import MetricsStore
 from app.stores.notify import is_redis_url, open_change_bus
+from app.stores.redis_pipeline import PipelinedRedis
 from app.stores.sql_engine import open_engine
 from app.stores.startup_errors import explain
 from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
@@ -92,6 +93,7 @@ class Runtime:
         """``provisional``: built only to validate the config, so nothing is written (no key file)."""
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
+        self.redis_pipeline = PipelinedRedis(settings.stores.cache) if self.redis is not None else None
         try:
             self.changes = open_change_bus(settings.stores.cache, self.redis)
         except ValueError as error:
@@ -116,8 +118,8 @@ class Runtime:
             raise ConfigError(f"{settings.source}: {error}") from None
         self.bridge_calls = GatewayBridgeCalls(self.domain.bridges)
         self.context = PluginContext(settings=settings, documents=self.documents, changes=self.changes,
-                                     redis=self.redis, sql=self.sql, http=self.http,
-                                     bridges=self.domain.bridges, credentials=self.domain.credentials,
+                                     redis=self.redis, redis_pipeline=self.redis_pipeline, sql=self.sql,
+                                     http=self.http, bridges=self.domain.bridges, credentials=self.domain.credentials,
                                      bridge_calls=self.bridge_calls, pricing=self.pricing, usage=self.metrics,
                                      embeddings=self.embeddings)
         self.plugins: LoadedPlugins | None = None
@@ -143,6 +145,9 @@ class Runtime:
         self.domain.start()
         self._started.append(_as_async(self.domain.close))
         await self._step(self.http.start, self.http.close)
+        if self.gateway is not None and self.redis_pipeline is not None:
+            # Connected (scripts loaded) before the first call, and closed after the gateway.
+            await self._step(self.redis_pipeline.connect, self.redis_pipeline.aclose)
         if self.gateway is not None:
             # Before the gateway: it closes first, so the writer's final flush sees every call.
             await self._step(self.metrics.start, self.metrics.close)

@@ -1,7 +1,7 @@
 """The response cache's cost and benefit: the plain path, a cache miss and a cache hit, side by
 side, in one run.
 
-    python bench/cache.py [--rounds 3] [--seconds 6] [--redis redis://127.0.0.1:6379/4]
+    python bench/cache.py [--rounds 3] [--seconds 6] [--redis redis://127.0.0.1:6379/4] [--base DIR]
 
 Two gateways run at once in front of one fixed upstream (bench/upstream.py), each one Granian
 worker pinned to CPU 0: *plain* (no response cache) and *cached* (``response-cache`` on, Redis).
@@ -14,6 +14,8 @@ wrk (CPU 1) alternates between them round by round, so drift of a shared host fa
 
 Prints the median of the rounds: RPS at 32 connections and p50 latency at one connection. The
 entries written expire after 30 s (``x-junction-cache-ttl``), under a random key prefix.
+``--base DIR`` adds a third gateway with the cache on, served from another checkout (its source
+first on ``PYTHONPATH``), and its miss and hit rows, for a before/after in the same run.
 """
 
 from __future__ import annotations
@@ -32,18 +34,19 @@ from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 HIT_BODY = '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello, cache!"}]}'
 
 
-def start_gateway(config: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(config: str, source: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="junction-bench-cache-"))
     (workdir / "junction.toml").write_text(config)
     process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY},
-                               stderr=subprocess.DEVNULL)
+                               cwd=workdir, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "JUNCTION_MASTER_KEY": KEY,
+                                    **({"PYTHONPATH": str(source.resolve())} if source else {})})
     return process, port
 
 
-def wrk_unique(url: str, connections: int, seconds: int) -> dict[str, float]:
+def wrk_unique(url: str, connections: int, seconds: int, key: str = KEY) -> dict[str, float]:
     """wrk with bench/unique.lua instead of chat.lua: every request a miss."""
     import run
 
@@ -52,7 +55,7 @@ def wrk_unique(url: str, connections: int, seconds: int) -> dict[str, float]:
     (scripts / "chat.lua").write_text((HERE / "unique.lua").read_text())
     run.HERE = scripts
     try:
-        return wrk(url, connections, seconds)
+        return wrk(url, connections, seconds, key=key)
     finally:
         run.HERE = original
 
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/4")
+    parser.add_argument("--base", type=Path, help="also serve the cache from this checkout (before/after)")
     args = parser.parse_args()
     upstream_port = free_port()
     base = (f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
@@ -73,15 +77,22 @@ def main() -> None:
         plain_process, plain_port = start_gateway(base)
         cached_process, cached_port = start_gateway(cached)
         processes += [plain_process, cached_process]
-        urls = {name: f"http://127.0.0.1:{port}/v1/chat/completions"
-                for name, port in (("plain", plain_port), ("cached", cached_port))}
-        for port in (plain_port, cached_port):
-            wait_until_up(f"http://127.0.0.1:{port}/healthz")
+        gateways = [("plain", plain_port), ("cached", cached_port)]
+        if args.base is not None:
+            base_process, base_port = start_gateway(cached, args.base)
+            processes.append(base_process)
+            gateways.append(("base", base_port))
+        urls = {name: f"http://127.0.0.1:{port}/v1/chat/completions" for name, port in gateways}
+        for _, port in gateways:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", timeout=120)
         runs = {
             "plain": lambda c, s: wrk(urls["plain"], c, s),
             "miss": lambda c, s: wrk_unique(urls["cached"], c, s),
             "hit": lambda c, s: wrk(urls["cached"], c, s, HIT_BODY),
         }
+        if args.base is not None:
+            runs["base-miss"] = lambda c, s: wrk_unique(urls["base"], c, s)
+            runs["base-hit"] = lambda c, s: wrk(urls["base"], c, s, HIT_BODY)
         for run_ in runs.values():
             run_(8, 2)  # warm-up (and the hit's entry)
         results = {name: {"rps_32": [], "p50_ms": []} for name in runs}

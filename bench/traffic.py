@@ -1,6 +1,6 @@
 """Rate limits and budgets on (against Redis) vs the same gateway with them off, A/B at once.
 
-    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3]
+    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3] [--base DIR]
 
 Both gateways run from this checkout, one Granian worker each pinned to CPU 0, in front of one
 fixed upstream, sharing one SQLite documents file so one API key works on both. The key and its
@@ -10,6 +10,14 @@ pipelined Redis round trip before the call, and settles both after it. wrk (CPU 
 between the two round by round, ABBA. Prints the medians and every round of RPS at 32
 connections and p50/p99 latency at one, and the ratios the issue targets (>= 70% of the plain
 RPS, <= +0.25 ms on the c=1 p50).
+
+``--cache`` turns the response cache on too (Redis) and makes every request one never asked
+before (bench/unique.lua), so each traffic call is a miss: admission, lookup and lock in one
+round trip, the upstream call, then the store and the settles queued for later round trips.
+
+``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
+of Junction (its source first on ``PYTHONPATH``, this checkout's virtualenv), for a before/after
+of a change in the same run.
 
 By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
 so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
@@ -30,20 +38,32 @@ import urllib.request
 from pathlib import Path
 
 import redis
+from cache import wrk_unique
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 
+# Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
+# Redis at all) would make the traffic side look free.
 TRAFFIC = """
 [middleware.rate-limit]
 enabled = true
 prefix = "bench:rl"
+store_timeout_seconds = 10.0
 
 [middleware.budget]
 enabled = true
 prefix = "bench:budget"
+store_timeout_seconds = 10.0
+"""
+CACHE = """
+[middleware.response-cache]
+enabled = true
+key_prefix = "bench:cache:"
+store_timeout_seconds = 10.0
 """
 
 
-def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str,
+                  source: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = workdir / f"junction-{port}.toml"
     config.write_text(
@@ -51,7 +71,9 @@ def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str) -> 
         f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
     process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", str(config),
                                           "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY}, stderr=subprocess.DEVNULL)
+                               cwd=workdir, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "JUNCTION_MASTER_KEY": KEY,
+                                    **({"PYTHONPATH": str(source.resolve())} if source else {})})
     return process, port
 
 
@@ -109,6 +131,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--redis", help="use this Redis (e.g. redis://127.0.0.1:6379/3) instead of a private "
                         "redis-server pinned to CPU 1 beside the upstream and wrk")
+    parser.add_argument("--cache", action="store_true", help="the response cache on too, every request a miss")
+    parser.add_argument("--base", type=Path, help="also serve the traffic config from this checkout (before/after)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
@@ -123,23 +147,28 @@ def main() -> None:
     forget(args.redis)
     ports: dict[str, int] = {}
     try:
-        for name, cache, extra in (("plain", "memory://", ""), ("traffic", args.redis, TRAFFIC)):
-            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra)
+        traffic = TRAFFIC + (CACHE if args.cache else "")
+        sides = [("plain", "memory://", "", None), ("traffic", args.redis, traffic, None)]
+        if args.base is not None:
+            sides.append(("base", args.redis, traffic, args.base))
+        for name, cache, extra, source in sides:
+            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra, source)
             processes.append(process)
-            wait_until_up(f"http://127.0.0.1:{ports[name]}/healthz")
+            wait_until_up(f"http://127.0.0.1:{ports[name]}/healthz", timeout=120)  # a loaded host starts slowly
         key = limited_key(ports["traffic"])
+        load = wrk_unique if args.cache else wrk
         for port in ports.values():
-            wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
+            load(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
         results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": []} for name in ports}
-        pids = {name: process.pid for name, process in zip(ports, processes[-2:])}
+        pids = {name: process.pid for name, process in zip(ports, processes[-len(ports):])}
         for round_ in range(args.rounds):
-            for name in ("plain", "traffic") if round_ % 2 == 0 else ("traffic", "plain"):
+            for name in list(ports) if round_ % 2 == 0 else list(reversed(ports)):
                 url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
-                one = wrk(url, 1, args.seconds, key=key)
+                one = load(url, 1, args.seconds, key=key)
                 results[name]["p50_ms"].append(one["p50_ms"])
                 results[name]["p99_ms"].append(one["p99_ms"])
                 cpu = cpu_seconds(pids[name])
-                rps = wrk(url, 32, args.seconds, key=key)["rps"]
+                rps = load(url, 32, args.seconds, key=key)["rps"]
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
@@ -150,14 +179,15 @@ def main() -> None:
             process.wait()
     medians = {name: {metric: statistics.median(values) for metric, values in metrics.items()}
                for name, metrics in results.items()}
-    for metric in ("rps_32", "p50_ms", "p99_ms", "cpu_us"):
-        plain, traffic = medians["plain"][metric], medians["traffic"][metric]
-        rounds = "  ".join(f"{p:.3f}/{t:.3f}" for p, t in zip(results["plain"][metric], results["traffic"][metric]))
-        print(f"{metric:7} plain {plain:9.3f}  traffic {traffic:9.3f}  ({(traffic - plain) / plain:+.1%})"
-              f"   rounds plain/traffic: {rounds}")
-    ratio = medians["traffic"]["rps_32"] / medians["plain"]["rps_32"]
-    added = medians["traffic"]["p50_ms"] - medians["plain"]["p50_ms"]
-    print(f"traffic RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms)")
+    for other in [name for name in ports if name != "plain"]:
+        for metric in ("rps_32", "p50_ms", "p99_ms", "cpu_us"):
+            plain, traffic = medians["plain"][metric], medians[other][metric]
+            rounds = "  ".join(f"{p:.3f}/{t:.3f}" for p, t in zip(results["plain"][metric], results[other][metric]))
+            print(f"{metric:7} plain {plain:9.3f}  {other} {traffic:9.3f}  ({(traffic - plain) / plain:+.1%})"
+                  f"   rounds plain/{other}: {rounds}")
+        ratio = medians[other]["rps_32"] / medians["plain"]["rps_32"]
+        added = medians[other]["p50_ms"] - medians["plain"]["p50_ms"]
+        print(f"{other} RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms)")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ class PluginContext:
     #: The one shared ``redis.asyncio.Redis`` client (its connection pool) of ``[stores] cache``,
     #: when that is a ``redis://`` URL: limits, caches and counters use it, never a pool of their own.
     redis: Any | None = None
+    #: One connection to that Redis that pipelines the per-call store batches of every plugin
+    #: (:class:`~app.stores.redis_pipeline.PipelinedRedis`: admissions, settles, cache fills);
+    #: set whenever ``redis`` is.
+    redis_pipeline: Any | None = None
     #: SQL engines by store name (``"documents"``, ``"metrics"``), built once per process.
     sql: SqlEngines | None = None
     #: Pooled HTTP clients, one per name, started and closed with the process.

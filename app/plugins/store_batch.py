@@ -26,8 +26,9 @@ from typing import Any
 from app.errors import JunctionError
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 
-#: Queues one command on a redis-py pipeline (e.g. ``lambda pipe: pipe.evalsha(sha, 1, key, *args)``; not
-#: ``Script.__call__``, whose async form returns a coroutine instead of queueing).
+#: Queues one command on a pipeline (e.g. ``lambda pipe: pipe.eval(SCRIPT, 1, key, *args)``): the
+#: plugins' batches go through :class:`~app.stores.redis_pipeline.PipelinedRedis`, which sends
+#: ``eval`` as EVALSHA; a redis-py client's pipeline works too.
 Command = Callable[[Any], object]
 #: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.
 OnResult = Callable[[Any], None]

@@ -1,5 +1,5 @@
 """What the rate-limit and budget stages share: a store guard, the settle queue, call ids, the
-coalescing Redis client for their batches, the limit source, and the lifecycle that goes with them
+pipelining Redis connection for their batches, the limit source, and the lifecycle that goes with them
 (start listening for org changes; on close, send queued settles before the store closes), and
 settling once every call has ended, however it ended. A stream that crosses a budget or a token
 limit while running is finished, not cut: its reservation already covered its output cap, and the
@@ -12,7 +12,6 @@ from typing import Any
 
 from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard
-from app.traffic.coalesce import CoalescingRedis
 from app.traffic.estimate import CallIds, ReservationConfig
 from app.traffic.limits import LimitSource
 from app.schemas.stream import StreamEvent
@@ -22,13 +21,16 @@ from app.traffic.settle import Settler
 class TrafficStage(Stage):
     """Base of the admission stages that keep shared counters (see the module docstring)."""
 
-    def __init__(self, name: str, config: ReservationConfig, context: PluginContext, prefix: str) -> None:
+    def __init__(self, name: str, config: ReservationConfig, context: PluginContext, prefix: str,
+                 scripts: tuple[str, ...]) -> None:
         self._redis: Any = context.redis
         self._guard = StoreGuard(name, config)
-        self._settler = Settler(self._guard, context.redis)
+        #: Where the call's batches go: one connection pipelining every plugin's batches.
+        self._pipeline: Any = context.redis_pipeline
+        if self._pipeline is not None:
+            self._pipeline.load(*scripts)
+        self._settler = Settler(self._guard, self._pipeline)
         self._ids = CallIds()
-        self._coalescing = (CoalescingRedis(context.redis, config.store_timeout_seconds)
-                            if context.redis is not None else None)
         self._limits = LimitSource(context)
         self._prefix = prefix
 

@@ -44,7 +44,7 @@ class Hold:
 
 class BudgetStage(TrafficStage):
     def __init__(self, config: BudgetConfig, context: PluginContext) -> None:
-        super().__init__("budget", config, context, config.prefix)
+        super().__init__("budget", config, context, config.prefix, (RESERVE, SETTLE))
         self._config = config
         self._memory = MemoryLedgers() if context.redis is None else None
         self._periods = Periods()
@@ -107,7 +107,7 @@ class BudgetStage(TrafficStage):
             self._reserved(call, hold, self._memory.reserve(ledgers, hold.call))
             return
         keys, args = reserve_args(ledgers, hold.call)
-        batch = call.store_batch(self._coalescing)
+        batch = call.store_batch(self._pipeline)
         self._settler.ride(batch)  # earlier calls' settles share this round trip
         batch.queue(self._guard, lambda pipe: pipe.eval(RESERVE, len(keys), *keys, *args), on_result)
 

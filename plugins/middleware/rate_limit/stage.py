@@ -41,7 +41,7 @@ class Taken:
 
 class RateLimitStage(TrafficStage):
     def __init__(self, config: RateLimitConfig, context: PluginContext) -> None:
-        super().__init__("rate-limit", config, context, config.prefix)
+        super().__init__("rate-limit", config, context, config.prefix, (ADMIT, SETTLE))
         self._config = config
         self._memory = MemoryWindows() if context.redis is None else None
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
@@ -82,7 +82,7 @@ class RateLimitStage(TrafficStage):
             self._admitted(call, windows, taken, self._memory.admit(windows, taken.call))
             return
         keys, args = admit_args(windows, taken.call, 0)
-        batch = call.store_batch(self._coalescing)
+        batch = call.store_batch(self._pipeline)
         self._settler.ride(batch)  # earlier calls' settles share this round trip
         batch.queue(self._guard, lambda pipe: pipe.eval(ADMIT, len(keys), *keys, *args), on_result)
 

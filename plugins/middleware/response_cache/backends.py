@@ -5,7 +5,9 @@ Both offer the same three steps. ``lookup`` answers with the entry (a hit), or m
 the *leader* of that key (it holds the single-flight lock and goes upstream), or a *follower*
 (another caller holds the lock). A follower ``follow``s: it waits, bounded, for the leader's entry,
 and is released at once when the leader gives up the lock without one. The leader ``fill``s the
-entry and drops the lock in one step, or ``release``s the lock when its answer failed.
+entry and drops the lock in one step, or ``release``s the lock when its answer failed. With Redis
+the lookup, the fill and the release are scripts the stage sends on its call's store batch and
+its settle queue (see the stage's docstring); only the follower's polls go on their own.
 """
 
 from __future__ import annotations
@@ -70,10 +72,7 @@ class RedisCache:
         self.redis = redis
         self.prefix = prefix
         self.guard = guard
-        self._lookup = redis.register_script(LOOKUP)
         self._poll = redis.register_script(POLL)
-        self._fill = redis.register_script(FILL)
-        self._release = redis.register_script(RELEASE)
 
     def keys(self, key: str) -> list[str]:
         entry = self.prefix + key
@@ -82,15 +81,7 @@ class RedisCache:
     def lookup_command(self, key: str, token: str, lock_seconds: float) -> Any:
         """The lookup, to queue on the call's store batch (one round trip with the admission stages)."""
         keys, args = self.keys(key), [token, max(1, int(lock_seconds * 1000))]
-        # EVAL, not a Script object: redis-py's scripts on a pipeline are coroutines, and its
-        # pipeline would spend a SCRIPT EXISTS round trip per flush. Redis caches the script by
-        # its hash, so sending the short body costs microseconds, and survives a Redis restart.
-        return lambda pipe: pipe.eval(LOOKUP, 2, *keys, *args)
-
-    async def lookup(self, key: str, token: str, lock_seconds: float) -> Any:
-        """The lookup on its own (no other stage queued anything): one EVALSHA, cheaper than a pipeline."""
-        keys, args = self.keys(key), [token, max(1, int(lock_seconds * 1000))]
-        return await self.guard.run(lambda: self._lookup(keys=keys, args=args))
+        return lambda pipe: pipe.eval(LOOKUP, 2, *keys, *args)  # sent as EVALSHA (PipelinedRedis)
 
     async def follow(self, key: str, seconds: float) -> tuple[Found, bytes | None]:
         """Poll for the leader's entry: every 5 ms at first, backing off to 100 ms."""
@@ -103,12 +94,6 @@ class RedisCache:
             if what is not Found.FOLLOW or time.monotonic() >= deadline:
                 return what, entry
             delay = min(delay * 2, 0.1)
-
-    async def fill(self, key: str, token: str, data: bytes, ttl_seconds: int) -> None:
-        await self.guard.run(lambda: self._fill(keys=self.keys(key), args=[data, ttl_seconds * 1000, token]))
-
-    async def release(self, key: str, token: str) -> None:
-        await self.guard.run(lambda: self._release(keys=self.keys(key)[1:], args=[token]))
 
 
 class MemoryCache:

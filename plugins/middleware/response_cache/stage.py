@@ -1,6 +1,13 @@
 """The response-cache stage: look the call up (one round trip, shared with the admission stages),
 answer a hit in the form asked for, and store a complete successful answer (see the package
-docstring for the rules)."""
+docstring for the rules).
+
+With Redis, the store (and the release of a failed leader's lock) is not a round trip of its own:
+it is queued on a :class:`~app.traffic.settle.Settler` and rides the next call's lookup batch, or
+goes by itself after the settle delay (20 ms) when no call comes. A miss so costs one round trip
+in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
+and nodes wait for the entry (the FILL script writes it and drops the lock in one step), and this
+worker keeps the entry in memory at once."""
 
 from __future__ import annotations
 
@@ -20,7 +27,11 @@ from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from app.plugins.store_guard import StoreGuard, StoreUnavailable
 from app.schemas.chat import ChatRequest, ChatResponse
 from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from app.traffic.settle import Settler
 from plugins.middleware.response_cache.backends import (
+    FILL,
+    LOOKUP,
+    RELEASE,
     Found,
     MemoryCache,
     RedisCache,
@@ -64,17 +75,24 @@ class ResponseCacheStage(Stage):
         config.check()
         self.config = config
         self.guard = StoreGuard("response-cache", config)
-        self.redis = context.redis
+        #: With Redis: the pipelining connection the lookups, stores and releases go through.
+        self.pipeline: Any = context.redis_pipeline
         self.backend: RedisCache | MemoryCache = (
             RedisCache(context.redis, config.key_prefix, self.guard) if context.redis is not None
             else MemoryCache(config.memory_max_entries))
+        self._settler: Settler | None = None
+        if context.redis is not None:
+            self.pipeline.load(LOOKUP, FILL, RELEASE)
+            self._settler = Settler(self.guard, self.pipeline)
         self._tasks: set[asyncio.Task[None]] = set()
         #: With Redis, entries recently found or stored here: key -> (kept until, monotonic; entry).
         self._local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._local_seconds = config.local_seconds if context.redis is not None else 0.0
 
     async def close(self) -> None:
-        if self._tasks:  # stores and releases still in flight finish before the store closes
+        if self._settler is not None:  # queued stores and releases go before the store closes
+            await self._settler.drain()
+        if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- the two ways in --------------------------------------------------------------------
@@ -185,15 +203,15 @@ class ResponseCacheStage(Stage):
             await call.flush_store()  # what admission stages queued still goes, and may refuse
             plan.found, plan.entry = Found.HIT, local[1]
             return
-        batch = call.store_batch(self.redis)
-        if batch.pending:  # ride on the admission stages' round trip
-            heard: list[Any] = []
-            batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
-                        heard.append)
-            await call.flush_store()  # may raise an admission stage's refusal: it propagates
-            result = heard[0]
-        else:
-            result = await backend.lookup(plan.key, plan.token, self.config.single_flight_seconds)
+        # On the admission stages' round trip, with the stores queued since the last one.
+        batch = call.store_batch(self.pipeline)
+        assert self._settler is not None
+        self._settler.ride(batch)
+        heard: list[Any] = []
+        batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
+                    heard.append)
+        await call.flush_store()  # may raise an admission stage's refusal: it propagates
+        result = heard[0]
         if isinstance(result, StoreUnavailable):
             raise result
         if isinstance(result, Exception):  # Redis answered with an error (e.g. out of memory)
@@ -243,11 +261,22 @@ class ResponseCacheStage(Stage):
             self._release(plan)
             return
         self._keep(plan.key, data, plan.ttl)
-        self._background(self.backend.fill(plan.key, plan.token, data, plan.ttl))
+        backend = self.backend
+        if isinstance(backend, MemoryCache):
+            self._background(backend.fill(plan.key, plan.token, data, plan.ttl))
+            return
+        assert self._settler is not None
+        self._settler.add(FILL, backend.keys(plan.key), [data, plan.ttl * 1000, plan.token])
 
     def _release(self, plan: Plan) -> None:
-        if plan.token:
-            self._background(self.backend.release(plan.key, plan.token))
+        if not plan.token:
+            return
+        backend = self.backend
+        if isinstance(backend, MemoryCache):
+            self._background(backend.release(plan.key, plan.token))
+            return
+        assert self._settler is not None
+        self._settler.add(RELEASE, backend.keys(plan.key)[1:], [plan.token])
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Stores and releases run after the answer went out: they cost the client nothing."""

@@ -1,0 +1,129 @@
+"""The pipelining Redis connection (PipelinedRedis) that carries every call's store batch: concurrent
+batches share one connection and each gets its own replies, in order, errors in place; scripts
+go by SHA and survive a flushed script cache and a restarted server; a caller that gives up
+leaves the connection in step; a dead store fails every batch, which each guard hears. Against
+the real Redis (DB 7, random keys) and a throwaway ``redis-server`` for what would disturb others."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from app.plugins.store_batch import StoreBatch
+from app.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
+from app.stores.redis_pipeline import PipelinedRedis
+from tests.traffic.test_redis_down import ThrowawayRedis
+
+LIVE = "redis://127.0.0.1:6379/7"
+COUNT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+
+@pytest.fixture
+def throwaway(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def connections_named(client: redis.Redis, name: str) -> int:
+    return sum(1 for entry in await client.client_list() if entry["name"] == name)
+
+
+async def test_concurrent_batches_share_one_connection_and_each_gets_its_own_replies() -> None:
+    name = f"junction-test-{secrets.token_hex(4)}"
+    shared = PipelinedRedis(LIVE, client_name=name)
+    observer = redis.Redis.from_url(LIVE)
+    guard = StoreGuard("pipelined", GuardedConfig(store_timeout_seconds=5.0))
+    prefix = f"pipelined:{secrets.token_hex(4)}"
+    heard: dict[int, list[object]] = {}
+
+    async def one_call(index: int) -> None:
+        batch = StoreBatch(shared)
+        heard[index] = []
+        batch.queue(guard, lambda pipe: pipe.eval(COUNT, 1, f"{prefix}:{index}", index + 1), heard[index].append)
+        batch.queue(guard, lambda pipe: pipe.incr(f"{prefix}:all"), heard[index].append)
+        if index == 0:  # LPUSH on a string: this command fails, the others of the batch do not
+            batch.queue(guard, lambda pipe: pipe.lpush(f"{prefix}:0", "x"), heard[index].append)
+        else:
+            batch.queue(guard, lambda pipe: pipe.get(f"{prefix}:{index}"), heard[index].append)
+        await batch.flush()
+
+    try:
+        await asyncio.gather(*(one_call(index) for index in range(32)))
+        assert await connections_named(observer, name) == 1
+        assert sorted(value[1] for value in heard.values()) == list(range(1, 33))  # INCR of :all, each once
+        for index in range(1, 32):
+            assert heard[index][0] == index + 1 and heard[index][2] == str(index + 1).encode()
+        assert isinstance(heard[0][2], redis.ResponseError)  # an error stays with its own command
+        assert guard.healthy and guard.failures == 0
+        # The script went by its SHA (EVALSHA), loaded once: Redis knows it.
+        assert (await observer.script_exists(shared.sha(COUNT).decode())) == [True]
+    finally:
+        await observer.delete(*[f"{prefix}:{index}" for index in range(32)], f"{prefix}:all")
+        await observer.aclose()
+        await shared.aclose()
+
+
+async def test_scripts_survive_a_flushed_script_cache_and_a_restarted_server(throwaway: ThrowawayRedis) -> None:
+    shared = PipelinedRedis(throwaway.url)
+    shared.load(COUNT)
+    observer = redis.Redis.from_url(throwaway.url)
+    try:
+        assert await shared.execute([("EVALSHA", shared.sha(COUNT), 1, "n", 2)]) == [2]
+        await observer.script_flush()  # NOSCRIPT: sent again with its source, in the same call
+        assert await shared.execute([("GET", "n"), ("EVALSHA", shared.sha(COUNT), 1, "n", 3)]) == [b"2", 5]
+
+        throwaway.kill()  # the batch in flight (none here) would fail; the next one fails to connect
+        with pytest.raises(OSError):
+            await shared.execute([("GET", "n")])
+        throwaway.start()
+        # A new connection loads every known script before its first batch: no NOSCRIPT round trip.
+        assert await shared.execute([("EVALSHA", shared.sha(COUNT), 1, "n", 7)]) == [7]
+        await observer.aclose()
+        observer = redis.Redis.from_url(throwaway.url)
+        assert "errorstat_NOSCRIPT" not in await observer.info("errorstats")
+    finally:
+        await observer.aclose()
+        await shared.aclose()
+
+
+async def test_a_caller_that_gives_up_leaves_the_connection_in_step(throwaway: ThrowawayRedis) -> None:
+    shared = PipelinedRedis(throwaway.url)
+    observer = redis.Redis.from_url(throwaway.url)
+    try:
+        await shared.execute([("SET", "k", "first")])
+        await observer.client_pause(400)  # Redis holds every command for 0.4 s
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await shared.execute([("GET", "k")])
+        await observer.set("k", "second")  # queued behind the pause too
+        # The abandoned GET's reply is read and dropped; this batch gets its own.
+        assert await shared.execute([("GET", "k"), ("INCR", "c")]) == [b"second", 1]
+    finally:
+        await observer.aclose()
+        await shared.aclose()
+
+
+async def test_a_dead_store_fails_every_batch_and_every_guard_hears_it() -> None:
+    shared = PipelinedRedis("redis://127.0.0.1:1/0")
+    guards = [StoreGuard(f"dead-{index}", GuardedConfig()) for index in range(5)]
+    heard: list[object] = []
+
+    async def one_call(guard: StoreGuard) -> None:
+        batch = StoreBatch(shared)
+        batch.queue(guard, lambda pipe: pipe.get("x"), heard.append)
+        await batch.flush()
+
+    await asyncio.gather(*(one_call(guard) for guard in guards))
+    assert len(heard) == 5 and all(isinstance(value, StoreUnavailable) for value in heard)
+    assert all(not guard.healthy and guard.failures == 1 for guard in guards)
+    await shared.aclose()

@@ -1,0 +1,98 @@
+"""Rate limit, budget and response cache together against the real Redis (DB 7, random keys), in a
+real pipeline with a scripted provider: a cache miss costs one Redis round trip before the
+upstream call and none after it: the stored answer, the settles of both admission stages ride
+the next call's batch, or go by themselves after the settle delay when no call comes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import redis.asyncio as redis
+
+from app.plugins import PluginContext, Principal
+from app.pricing import ModelPrice, PriceBook
+from app.settings import settings_from_mapping
+from app.stores.redis_pipeline import Command, PipelinedRedis
+from app.traffic.limits import Limits
+from plugins.middleware.budget.config import BudgetConfig
+from plugins.middleware.budget.stage import BudgetStage
+from plugins.middleware.rate_limit.config import RateLimitConfig
+from plugins.middleware.rate_limit.stage import RateLimitStage
+from plugins.middleware.response_cache.config import ResponseCacheConfig
+from plugins.middleware.response_cache.stage import ResponseCacheStage
+from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
+
+LIVE = "redis://127.0.0.1:6379/7"
+
+
+class CountingPipeline(PipelinedRedis):
+    """The real pipelining connection, recording each round trip's commands."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.round_trips: list[list[str]] = []
+
+    async def execute(self, commands: list[Command]) -> list[Any]:
+        self.round_trips.append([str(command[0]) for command in commands])
+        return await super().execute(commands)
+
+
+def principal() -> Principal:
+    return Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}),
+                     rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
+
+
+async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -> None:
+    client = redis.Redis.from_url(LIVE)
+    pipeline = CountingPipeline(LIVE)
+    book = PriceBook()
+    book.add_provider_prices("scripted", [ModelPrice(model="ok", input=1.0, output=1.0)])
+    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
+                            redis=client, redis_pipeline=pipeline, pricing=book)
+    prefix = f"round-trips-{secrets.token_hex(4)}"
+    cache_config = ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0)
+    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
+              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
+              ResponseCacheStage(cache_config, context)]
+    for stage in stages:  # a settle delay no loaded test machine outlasts between two calls
+        stage._settler._delay = 1.0
+    provider = ScriptedProvider()
+    gateway = build_gateway(stages, provider=provider)
+    caller = principal()
+    try:
+        first = chat_call(text="first question", principal=caller)
+        await gateway.complete(first)
+        assert first.response_headers["x-junction-cache"] == "miss"
+        # Admission (requests and tokens), reservation, lookup and lock: one round trip.
+        assert pipeline.round_trips == [["EVALSHA", "EVALSHA", "EVALSHA"]]
+
+        second = chat_call(text="second question", principal=caller)
+        await gateway.complete(second)
+        # The second call's round trip also carried the first one's settles (rate limit: its
+        # tokens; budget: its cost) and its store.
+        assert pipeline.round_trips[1:] == [["EVALSHA"] * 6]
+        stored = [key async for key in client.scan_iter(f"{prefix}:cache:*") if not key.endswith(b":lock")]
+        assert len(stored) == 1  # the first answer; the second call's lock is held until its own store
+
+        # No call comes: the second call's settles and store go by themselves after the settle
+        # delay (each plugin's queue in a round trip of its own).
+        await asyncio.sleep(1.3)
+        assert pipeline.round_trips[2:] == [["EVALSHA"]] * 3
+        other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
+        again = chat_call(text="second question", principal=caller)
+        await build_gateway([other_worker], provider=provider).complete(again)
+        assert again.response_headers["x-junction-cache"] == "hit"
+        assert provider.log == ["provider:ok", "provider:ok"]  # the hit did not go upstream
+        spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
+        assert spent.budget is not None and spent.budget.reserved_usd == 0  # both settled
+        assert spent.budget.spent_usd > 0
+    finally:
+        for stage in stages:
+            await stage.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pipeline.aclose()
