@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
+from litestar.types import Receive, Scope, Send
 
 import app
 from app.body_guard import BodyGuard
@@ -23,6 +24,8 @@ from app.errors import EXCEPTION_HANDLERS, ConfigError
 from app.health import health_routes
 from app.ingress.anthropic import anthropic_routes
 from app.ingress.embeddings import embeddings_routes
+from app.ingress.lean import PATH as LEAN_PATH
+from app.ingress.lean import LeanChat
 from app.ingress.openai import openai_routes
 from app.logs import AccessLog, configure_logging
 from app.openapi import docs_assets, openapi_config
@@ -43,6 +46,19 @@ async def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+class JunctionApp(Litestar):
+    """Litestar, with ``POST /v1/chat/completions`` answered first by the lean path when it is on."""
+
+    lean: LeanChat | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        lean = self.lean
+        if (lean is not None and scope["type"] == "http" and scope["path"] == LEAN_PATH
+                and scope["method"] == "POST" and await lean.handle(scope, receive, send)):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Litestar:
     """Validate the plugins against ``settings`` and build the app. Raises ConfigError early,
     before anything listens, for every configuration problem."""
@@ -61,7 +77,7 @@ def create_app(settings: Settings) -> Litestar:
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
-    return Litestar(
+    built = JunctionApp(
         route_handlers=[*own, *added],
         middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],
         before_send=[add_request_id_header],
@@ -74,6 +90,9 @@ def create_app(settings: Settings) -> Litestar:
         state={"gateway": gateway, "runtime": runtime},
         logging_config=None,
     )
+    if settings.server.lean_ingress and not middleware:  # a plugin's ASGI middleware must see every request
+        built.lean = LeanChat(gateway, settings)
+    return built
 
 
 def _cors(settings: Settings) -> CORSConfig | None:

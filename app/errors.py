@@ -214,28 +214,42 @@ def _wants_anthropic(request: Request[Any, Any, Any]) -> bool:
 
 
 def handle_junction_error(request: Request[Any, Any, Any], exc: JunctionError) -> Response[bytes]:
-    if exc.status >= 500:
-        log.warning("%s %s -> %s: %s", request.method, request.scope["path"], exc.status, exc.message)
+    log_server_error(request.method, request.scope["path"], exc)
     return error_response(exc, anthropic=_wants_anthropic(request))
 
 
+def log_server_error(method: str, path: str, exc: JunctionError) -> None:
+    if exc.status >= 500:
+        log.warning("%s %s -> %s: %s", method, path, exc.status, exc.message)
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    error_class = _HTTP_STATUS_TO_ERROR.get(exc.status_code)
-    if error_class is None:
-        error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
-    message = exc.detail or "request failed"
-    if exc.status_code == 404:
-        message = f"no route for {request.method} {request.scope['path']}"
-    error = error_class(message, headers=dict(exc.headers or {}))
+    error = error_for_http_exception(exc, request.method, request.scope["path"])
     response = error_response(error, anthropic=_wants_anthropic(request))
     response.status_code = exc.status_code
     return response
 
 
+def error_for_http_exception(exc: HTTPException, method: str, path: str) -> JunctionError:
+    """Our error for one of Litestar's (sent with the status of ``exc``, which may differ)."""
+    error_class = _HTTP_STATUS_TO_ERROR.get(exc.status_code)
+    if error_class is None:
+        error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
+    message = exc.detail or "request failed"
+    if exc.status_code == 404:
+        message = f"no route for {method} {path}"
+    return error_class(message, headers=dict(exc.headers or {}))
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc)
-    error = JunctionError("internal error; the gateway log has the details", code="internal_error")
-    return error_response(error, anthropic=_wants_anthropic(request))
+    return error_response(unexpected_error(request.method, request.scope["path"], exc),
+                          anthropic=_wants_anthropic(request))
+
+
+def unexpected_error(method: str, path: str, exc: Exception) -> JunctionError:
+    """Logs ``exc`` with its traceback; the client gets a generic 500."""
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    return JunctionError("internal error; the gateway log has the details", code="internal_error")
 
 
 EXCEPTION_HANDLERS = {
