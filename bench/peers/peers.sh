@@ -11,6 +11,7 @@
 #   junction2-lean  lean, two workers
 #   …-litestar      any of these with [server] lean_ingress = false (chat through the Litestar route)
 #   …-aiohttp       the provider on aiohttp instead of pyreqwest
+#   …-gcN           the gc's generation-0 threshold N (default 700), set at interpreter start
 #   …-rloop/-uvloop/-asyncio, -rusttask/-pytask, -st/-mt, -bpN   Granian knobs over the checkout's granian.toml
 # Env: JUNCTION_ROOT (checkout with .venv; default: this one), JUNCTION_TOML (extra TOML lines, '|'
 # for newlines), UP_PORT (18180), J_PORT (18190), D1 (5 s), D32 (10 s), STREAM=0 to skip streaming.
@@ -60,7 +61,12 @@ junction() { # name extra_toml workers cpus
   for kind in plain stream; do
     [ $kind = stream ] && [ "$STREAM" != 1 ] && continue
     mkdir -p $W/$name; granian_variant "$name" > $W/$name/granian.toml
-    (cd $W/$name && taskset -c $cpus "$ROOT/.venv/bin/junction" serve --config $W/junction-$kind.toml --port $J_PORT --workers $workers >$W/$name-$kind.log 2>&1) & pids+=($!)
+    local pypath=""  # -gcN: the gc's first-generation threshold set to N at interpreter start (an experiment)
+    if [[ $name =~ -gc([0-9]+) ]]; then
+      mkdir -p $W/gc-${BASH_REMATCH[1]}; pypath=$W/gc-${BASH_REMATCH[1]}
+      echo "import gc; gc.set_threshold(${BASH_REMATCH[1]}, *gc.get_threshold()[1:])" > $pypath/sitecustomize.py
+    fi
+    (cd $W/$name && PYTHONPATH=$pypath taskset -c $cpus "$ROOT/.venv/bin/junction" serve --config $W/junction-$kind.toml --port $J_PORT --workers $workers >$W/$name-$kind.log 2>&1) & pids+=($!)
     wait_http http://127.0.0.1:$J_PORT/healthz || { tail -5 $W/$name-$kind.log; return; }
     sleep 2
     local url=http://127.0.0.1:$J_PORT/v1/chat/completions
