@@ -48,33 +48,40 @@ class _WholeBody:
             return await self._receive()
         self._read = True
         guard = self._guard
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(guard.timeout):
-                while True:
-                    message = await self._receive()
-                    if message["type"] != "http.request":
-                        raise InvalidRequest(
-                            "request body: the connection ended before the whole body arrived, or its "
-                            "chunked encoding is malformed", code="incomplete_body")
-                    chunk = message.get("body", b"")
-                    if chunk:
-                        size += len(chunk)
-                        if size > guard.max_bytes:
-                            raise PayloadTooLarge(
-                                f"request body: larger than server.max_body_bytes ({guard.max_bytes} bytes)",
-                                code="body_too_large")
-                        chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
-            raise RequestTimeout(
-                f"request body: not received within limits.body_read_timeout_seconds "
-                f"({guard.timeout:g} s)", code="body_timeout", headers={"connection": "close"}) from None
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if nesting_exceeds(body, guard.max_depth):
-            raise InvalidRequest(
-                f"request body: JSON nesting deeper than limits.max_json_depth ({guard.max_depth} levels)",
-                code="json_too_deep")
+        body = await read_body(self._receive, guard.max_bytes, guard.timeout, guard.max_depth)
         return {"type": "http.request", "body": body, "more_body": False}
+
+
+async def read_body(receive: Receive, max_bytes: int, timeout: float, max_depth: int) -> bytes:
+    """The whole request body, within ``timeout`` seconds and ``max_bytes``, nested no deeper than
+    ``max_depth``; raises the client's error otherwise (the lean chat route calls it directly)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise InvalidRequest(
+                        "request body: the connection ended before the whole body arrived, or its "
+                        "chunked encoding is malformed", code="incomplete_body")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"request body: larger than server.max_body_bytes ({max_bytes} bytes)",
+                            code="body_too_large")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise RequestTimeout(
+            f"request body: not received within limits.body_read_timeout_seconds "
+            f"({timeout:g} s)", code="body_timeout", headers={"connection": "close"}) from None
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if nesting_exceeds(body, max_depth):
+        raise InvalidRequest(
+            f"request body: JSON nesting deeper than limits.max_json_depth ({max_depth} levels)",
+            code="json_too_deep")
+    return body

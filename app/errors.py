@@ -218,34 +218,51 @@ def _wants_anthropic(request: Request[Any, Any, Any]) -> bool:
 
 
 def handle_junction_error(request: Request[Any, Any, Any], exc: JunctionError) -> Response[bytes]:
-    if exc.status >= 500:
-        log.warning("%s %s -> %s: %s", request.method, request.scope["path"], exc.status, exc.message)
+    log_server_error(request.method, request.scope["path"], exc)
     return error_response(exc, anthropic=_wants_anthropic(request))
 
 
+def log_server_error(method: str, path: str, exc: JunctionError) -> None:
+    if exc.status >= 500:
+        log.warning("%s %s -> %s: %s", method, path, exc.status, exc.message)
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    limit = None
+    if exc.status_code == 413:  # Litestar's refusal of a Content-Length above the limit: say which
+        handler = request.scope.get("route_handler")
+        limit = handler.resolve_request_max_body_size() if handler is not None else None
+    error = error_for_http_exception(exc, request.method, request.scope["path"], max_body_bytes=limit)
+    response = error_response(error, anthropic=_wants_anthropic(request))
+    response.status_code = exc.status_code
+    return response
+
+
+def error_for_http_exception(exc: HTTPException, method: str, path: str, *,
+                             max_body_bytes: int | None = None) -> JunctionError:
+    """Our error for one of Litestar's (sent with the status of ``exc``, which may differ)."""
     error_class = _HTTP_STATUS_TO_ERROR.get(exc.status_code)
     if error_class is None:
         error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
     message = exc.detail or "request failed"
     code = None
     if exc.status_code == 404:
-        message = f"no route for {request.method} {request.scope['path']}"
-    elif exc.status_code == 413:  # Litestar's refusal of a Content-Length above the limit: say which
-        handler = request.scope.get("route_handler")
-        limit = handler.resolve_request_max_body_size() if handler is not None else None
-        message = f"request body: larger than server.max_body_bytes ({limit} bytes)"
+        message = f"no route for {method} {path}"
+    elif exc.status_code == 413:
+        message = f"request body: larger than server.max_body_bytes ({max_body_bytes} bytes)"
         code = "body_too_large"
-    error = error_class(message, code=code, headers=dict(exc.headers or {}))
-    response = error_response(error, anthropic=_wants_anthropic(request))
-    response.status_code = exc.status_code
-    return response
+    return error_class(message, code=code, headers=dict(exc.headers or {}))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc)
-    error = JunctionError("internal error; the gateway log has the details", code="internal_error")
-    return error_response(error, anthropic=_wants_anthropic(request))
+    return error_response(unexpected_error(request.method, request.scope["path"], exc),
+                          anthropic=_wants_anthropic(request))
+
+
+def unexpected_error(method: str, path: str, exc: Exception) -> JunctionError:
+    """Logs ``exc`` with its traceback; the client gets a generic 500."""
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    return JunctionError("internal error; the gateway log has the details", code="internal_error")
 
 
 def exception_handlers() -> dict[type[Exception], Any]:

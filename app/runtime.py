@@ -33,7 +33,7 @@ from app.stores.notify import is_redis_url, open_change_bus
 from app.stores.redis_pipeline import PipelinedRedis
 from app.stores.sql_engine import open_engine
 from app.stores.startup_errors import explain
-from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status
+from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status, new_upstream_client
 from app.worker import Jobs
 
 log = logging.getLogger("junction.runtime")
@@ -48,7 +48,7 @@ class HttpClients:
     def client(self, name: str, config: ProviderConfig, map_error: ErrorMapper | None = None) -> UpstreamClient:
         found = self._clients.get(name)
         if found is None:
-            found = self._clients[name] = UpstreamClient(name, config, map_error or error_for_status)
+            found = self._clients[name] = new_upstream_client(name, config, map_error or error_for_status)
         return found
 
     async def start(self) -> None:

@@ -61,6 +61,9 @@ class ServerSettings(_Strict):
     #: SQLite databases whose URL gives a relative path. Relative to the working directory.
     data_dir: str = "."
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
+    #: Serve ``POST /v1/chat/completions`` on the lean raw-ASGI path (app/ingress/lean.py), same
+    #: behaviour as the Litestar route with less work per request; false routes it through Litestar.
+    lean_ingress: bool = True
 
 
 class AuthSettings(_Strict):

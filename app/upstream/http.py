@@ -323,6 +323,15 @@ def upstream_client(context: PluginContext | None, name: str, config: ProviderCo
     Runtime), or, outside a Runtime (a test building an adapter by hand), one of its own."""
     if context is not None and context.http is not None:
         return context.http.client(name, config, map_error)
+    return new_upstream_client(name, config, map_error)
+
+
+def new_upstream_client(name: str, config: ProviderConfig, map_error: ErrorMapper = error_for_status) -> UpstreamClient:
+    """A client on the library ``config.http_client`` names."""
+    if config.http_client == "pyreqwest":
+        from app.upstream.reqwest import ReqwestClient
+
+        return ReqwestClient(name, config, map_error)
     return UpstreamClient(name, config, map_error)
 
 

@@ -1,0 +1,153 @@
+"""``POST /v1/chat/completions`` as a raw ASGI handler in front of Litestar: the hot path.
+
+The Litestar route (``app/ingress/openai.py``) stays registered (OpenAPI, and the requests this
+path hands back); this one answers the same requests with less machinery per request: the
+headers read once into a dict, the body read once by the body guard's own reader, msgspec
+straight from bytes, response headers as pre-encoded byte pairs, and no middleware stack, router,
+DI or Response objects. Auth, request ids, body limits and error shapes are those of the
+Litestar route; ``tests/integration/test_lean_ingress.py`` compares the two byte for byte.
+
+Handed back to Litestar (``handle`` returns False before reading anything): job submissions
+(``x-junction-async: true``) and, when CORS is configured, requests with an ``Origin``.
+Not installed at all when a plugin adds ASGI middleware (it must see every request), or with
+``[server] lean_ingress = false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar.exceptions import ClientException, HTTPException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Receive, Scope, Send
+
+from app.body_guard import read_body
+from app.errors import JunctionError, error_body, error_for_http_exception, log_server_error, unexpected_error
+from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response
+from app.ingress.openai import SSE_HEADERS, sse_body
+from app.pipeline import Gateway
+from app.plugins.call import Call
+from app.request_id import REQUEST_ID_HEADER, request_id
+from app.settings import Settings
+
+PATH = "/v1/chat/completions"
+_JSON = (b"content-type", b"application/json")
+_SSE_START = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in SSE_HEADERS.items()]
+_SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
+_END = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by (lower-case) name; the first of repeated ones, as Litestar's."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+class LeanChat:
+    """One per app; no per-request state on ``self``."""
+
+    def __init__(self, gateway: Gateway, settings: Settings) -> None:
+        self._gateway = gateway
+        self._max_bytes = settings.server.max_body_bytes
+        self._timeout = settings.limits.body_read_timeout_seconds
+        self._max_depth = settings.limits.max_json_depth
+        self._cors = bool(settings.server.cors.allow_origins)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer the request, or return False (nothing read or sent) for Litestar to answer it."""
+        headers = request_headers(scope)
+        if headers.get("x-junction-async") == "true" or (self._cors and "origin" in headers):
+            return False
+        rid = request_id(scope).encode()
+        started = False
+        try:
+            principal = await self._gateway.authenticate(headers)  # before the body is read
+            length = headers.get("content-length")
+            if length is not None:
+                try:
+                    announced = int(length)
+                except ValueError:
+                    raise ClientException(f"Invalid content-length: {length!r}") from None
+                if announced > self._max_bytes:
+                    raise RequestEntityTooLarge
+            body = await read_body(receive, self._max_bytes, self._timeout, self._max_depth)
+            chat = decode_chat_request(body)
+            call = Call(request_id=rid.decode(), endpoint="chat.completions", principal=principal,
+                        request=chat, headers=headers)
+            if chat.stream:
+                events = await self._gateway.open_stream(call)
+                start = [*_SSE_START, *_encoded(call.response_headers), _SSE_TYPE, (REQUEST_ID_HEADER, rid)]
+                started = True
+                await send({"type": "http.response.start", "status": 200, "headers": start})
+                await _stream(sse_body(events, ChunkWriter(include_usage=chat.wants_usage_in_stream)),
+                              receive, send)
+                return True
+            answer = encode_chat_response(await self._gateway.complete(call))
+            extra = call.response_headers
+            start = [*_encoded(extra)] if extra else []
+            start += (_JSON, (b"content-length", str(len(answer)).encode()), (REQUEST_ID_HEADER, rid))
+            started = True
+            await send({"type": "http.response.start", "status": 200, "headers": start})
+            await send({"type": "http.response.body", "body": answer, "more_body": False})
+            return True
+        except JunctionError as error:
+            if started:
+                raise
+            log_server_error("POST", PATH, error)
+            await _send_error(send, error, error.status, rid)
+        except HTTPException as error:
+            if started:
+                raise
+            await _send_error(send, error_for_http_exception(error, "POST", PATH), error.status_code, rid)
+        except Exception as error:
+            if started:
+                raise
+            await _send_error(send, unexpected_error("POST", PATH, error), 500, rid)
+        return True
+
+
+async def _send_error(send: Send, error: JunctionError, status: int, rid: bytes) -> None:
+    body = error_body(error)
+    headers = _encoded(error.headers) if error.headers else []
+    headers += (_JSON, (b"content-length", str(len(body)).encode()), (REQUEST_ID_HEADER, rid))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _stream(chunks: Any, receive: Receive, send: Send) -> None:
+    """Send ``chunks``; when the client goes away, stop at once and close them (which closes the
+    upstream). A task waits for the disconnect and cancels this one, as Litestar's Stream does."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    def disconnected(waiter: asyncio.Future[Any]) -> None:
+        nonlocal gone
+        if not waiter.cancelled() and waiter.exception() is None and waiter.result()["type"] == "http.disconnect":
+            gone = True
+            task.cancel()
+
+    waiter = asyncio.ensure_future(receive())
+    waiter.add_done_callback(disconnected)
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        waiter.remove_done_callback(disconnected)
+        await send(_END)
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+    finally:
+        waiter.remove_done_callback(disconnected)
+        waiter.cancel()
+        await chunks.aclose()
