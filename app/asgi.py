@@ -58,7 +58,8 @@ def create_app(settings: Settings) -> Litestar:
            *openai_batch_routes(gateway, jobs.batches),
            *health_routes(settings.stores, runtime.probes()), *plugin_routes(gateway),
            *domain_routes(gateway, runtime.domain), *usage_routes(gateway, runtime.metrics), docs_assets()]
-    context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
+    context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context,
+                           runtime=runtime)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
     return Litestar(

@@ -26,7 +26,7 @@ class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     budget_period: BudgetPeriod | None = None
 
 
-def _check_name(name: str) -> str:
+def check_org_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidRequest("name: must be 1 to 200 characters", param="name", code="invalid_value")
@@ -43,7 +43,7 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
             raise PermissionDenied("only the master key creates orgs", code="master_key_required")
         body = decode_body(await request.body(), NewOrgBody)
         check_limits(body)
-        org = await orgs.create(_check_name(body.name))
+        org = await orgs.create(check_org_name(body.name))
         limits = {field: getattr(body, field) for field in ("rpm", "tpm", "budget_usd", "budget_period")}
         if any(value is not None for value in limits.values()):
             org = await orgs.update(org.id, OrgPatch(**limits))
@@ -67,7 +67,7 @@ def org_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
         change = decode_body(await request.body(), OrgPatch)
         check_limits(change)
         if isinstance(change.name, str):
-            change.name = _check_name(change.name)
+            change.name = check_org_name(change.name)
         return await orgs.update(target, change)
 
     @delete("/api/v1/admin/orgs/{org_id:str}", summary="Delete an org and all it owns (master key)")
