@@ -125,8 +125,18 @@ class ConsolePage:
         self.server = server
         self.screenshots = screenshots
         self.errors: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        #: Pages a test opens to see a refusal (their 4xx status is what the test expects).
+        self.refusals: set[str] = set()
+        page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _on_console(self, message: Any) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error" and url.split("?")[0] not in self.refusals:
+            self.errors.append(f"{message.text} ({url})")
+
+    def expect_refusal(self, path: str) -> None:
+        self.refusals.add(f"{self.server.url}{path}")
 
     def open(self, path: str) -> Any:
         return self.page.goto(f"{self.server.url}{path}")
