@@ -56,6 +56,12 @@ def test_sign_in_then_every_page_renders_without_console_errors(console: Console
         console.shot(name)
         if name == "plugins":  # the resolved stage order, as the API lists it
             assert page.locator("#stage-order li").count() > 0
+    page.emulate_media(color_scheme="dark")
+    console.open("/ui/orgs")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 23, 42)"
+    console.shot("orgs-dark")
+    page.emulate_media(color_scheme="light")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     console.open("/ui")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -97,7 +103,8 @@ def test_a_key_is_shown_once_and_once_revoked_the_api_refuses_it(
     assert chat(server, secret).status_code == 200
     page.get_by_role("link", name="Go to the key").click()
     assert secret not in page.content()
-    assert "50" in page.locator("table.usage").inner_text()  # its use against its rpm limit
+    rpm_row = page.locator("table.usage tr", has_text="Requests, last minute").inner_text().split("\t")
+    assert rpm_row[1:3] == ["1", "50"]  # its one call against its rpm limit
     console.shot("key")
     page.get_by_role("button", name="Revoke this key").click()
     assert page.locator(".notice").inner_text().startswith("The key was revoked")

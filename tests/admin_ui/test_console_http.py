@@ -130,3 +130,26 @@ def test_the_console_can_be_switched_off(fake_openai_server: FakeOpenAI, tmp_pat
     config = console_config(fake_openai_server, extra="\n[middleware.admin-ui]\nenabled = false\n")
     with JunctionProcess(tmp_path_factory.mktemp("console-off"), config) as off:
         assert httpx.get(f"{off.url}/ui/login", timeout=20).status_code == 404
+
+
+def test_threads_and_jobs_pages_show_what_the_apis_recorded(server: JunctionProcess, admin: httpx.Client) -> None:
+    org = new_org(admin, "ui-threads")
+    bridge = admin.post("/api/v1/bridges", json={"org_id": org["id"], "slug": "ui-threads", "name": "t",
+                                                 "model": "openai/gpt-4o-mini"}).json()
+    key = new_key(admin, org["id"], ["chat"])
+    headers = {"authorization": f"Bearer {key}"}
+    turn = httpx.post(f"{server.url}/api/v1/bridges/{bridge['id']}/chat", json={"user": "first question"},
+                      headers=headers, timeout=20)
+    assert turn.status_code == 200, turn.text
+    job = httpx.post(f"{server.url}/api/v1/jobs", headers=headers, timeout=20, json={
+        "request": {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "later"}]}})
+    assert job.status_code == 202, job.text
+    with signed_in(server, server.key) as client:
+        threads = client.get(f"/ui/bridges/{bridge['id']}/threads").text
+        assert turn.json()["thread_id"] in threads
+        thread = client.get(f"/ui/bridges/{bridge['id']}/threads/{turn.json()['thread_id']}").text
+        assert "first question" in thread and "echo: first question" in thread
+        assert job.json()["id"] in client.get("/ui/jobs").text
+    with signed_in(server, new_key(admin, new_org(admin, "ui-other")["id"], ["admin"])) as other:
+        assert job.json()["id"] not in other.get("/ui/jobs").text
+        assert other.get(f"/ui/bridges/{bridge['id']}/threads/{turn.json()['thread_id']}").status_code == 404

@@ -166,7 +166,7 @@ def bridge_routes(ui: Ui) -> list[HTTPRouteHandler]:
             extra_fields={"variables": msgspec.Raw(msgspec.json.encode(body.variables))},
         )
         # No request headers ride along: the session cookie is not the pipeline's business.
-        call = Call(request_id=request_id(request.scope), endpoint="ui.playground", principal=session.principal,
+        call = Call(request_id=request_id(request.scope), endpoint="bridges.chat", principal=session.principal,
                     request=chat, headers={}, org_id=bridge.org_id)
         call.state[ResolvedBridge] = resolved
         events = await ui.gateway.open_stream(call)
