@@ -25,6 +25,15 @@ def chat(server: JunctionProcess, key: str, model: str = "openai/gpt-4o-mini") -
                       json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
 
 
+PAGES = [("overview", "/ui"), ("orgs", "/ui/orgs"), ("keys", "/ui/keys"), ("bridges", "/ui/bridges"),
+         ("usage", "/ui/usage"), ("plugins", "/ui/plugins"), ("jobs", "/ui/jobs")]
+
+
+def unlabeled_controls(page: Any) -> list[str]:
+    return page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)""")
+
+
 def until(check: Any, timeout: float = 10.0) -> Any:
     """Poll ``check`` from the test (the page's CSP forbids the eval Playwright's waits use)."""
     deadline = time.monotonic() + timeout
@@ -49,11 +58,11 @@ def test_sign_in_then_every_page_renders_without_console_errors(console: Console
     console.sign_in(server.key)
     cookie = next(c for c in page.context.cookies() if c["name"] == "junction_ui")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    for name, path in [("overview", "/ui"), ("orgs", "/ui/orgs"), ("keys", "/ui/keys"), ("bridges", "/ui/bridges"),
-                       ("usage", "/ui/usage"), ("plugins", "/ui/plugins"), ("jobs", "/ui/jobs")]:
+    for name, path in PAGES:
         answer = console.open(path)
         assert answer.status == 200 and answer.headers["content-security-policy"].startswith("default-src 'none'")
         console.shot(name)
+        assert unlabeled_controls(page) == [], name
         if name == "plugins":  # the resolved stage order, as the API lists it
             assert page.locator("#stage-order li").count() > 0
     page.emulate_media(color_scheme="dark")
@@ -62,10 +71,11 @@ def test_sign_in_then_every_page_renders_without_console_errors(console: Console
     console.shot("orgs-dark")
     page.emulate_media(color_scheme="light")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
-    page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    console.open("/ui")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    console.shot("overview-phone")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+    for name, path in PAGES:
+        console.open(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        console.shot(f"{name}-phone")
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{server.url}/ui/login")
     console.open("/ui/orgs")
@@ -83,9 +93,6 @@ def test_keyboard_alone_reaches_the_navigation(console: ConsolePage, server: Jun
         page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{server.url}/ui/keys")
-    unlabeled = page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-        .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)""")
-    assert unlabeled == []
 
 
 def test_a_key_is_shown_once_and_once_revoked_the_api_refuses_it(
@@ -128,6 +135,7 @@ def test_edit_a_bridge_publish_a_version_and_stream_from_the_playground(
     page.get_by_label("Prompt").fill("You are helpful.")
     page.get_by_role("button", name="Create bridge").click()
     bridge_id = page.url.split("/ui/bridges/")[1].split("?")[0]
+    assert unlabeled_controls(page) == []
     page.get_by_role("button", name="Save the draft as a new version").click()
     page.get_by_label("Prompt (").fill("You answer {{product}} questions.")
     page.get_by_label("Variables (JSON list").fill('[{"name": "product", "default": "Junction"}]')

@@ -150,6 +150,11 @@ def test_threads_and_jobs_pages_show_what_the_apis_recorded(server: JunctionProc
         thread = client.get(f"/ui/bridges/{bridge['id']}/threads/{turn.json()['thread_id']}").text
         assert "first question" in thread and "echo: first question" in thread
         assert job.json()["id"] in client.get("/ui/jobs").text
+        batch = httpx.post(f"{server.url}/api/v1/batches", headers=headers, timeout=20, json={"requests": [
+            {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": str(n)}]} for n in range(3)]})
+        assert batch.status_code == 202, batch.text
+        page = client.get(f"/ui/batches/{batch.json()['id']}").text
+        assert "<dt>total</dt><dd>3</dd>" in page
     with signed_in(server, new_key(admin, new_org(admin, "ui-other")["id"], ["admin"])) as other:
         assert job.json()["id"] not in other.get("/ui/jobs").text
         assert other.get(f"/ui/bridges/{bridge['id']}/threads/{turn.json()['thread_id']}").status_code == 404

@@ -15,6 +15,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
@@ -45,9 +46,23 @@ def series_label(group: dict[str, str | None]) -> str:
     return ", ".join(f"{name}={value}" for name, value in group.items()) or "all"
 
 
-def chart_data(points: list[UsagePoint], metric: str) -> dict[str, Any]:
-    """Labels (bucket starts, ISO) and one dataset per group, as the chart draws them: a bucket
-    a group had no calls in is 0."""
+class ChartSeries(msgspec.Struct):
+    label: str
+    data: list[float]
+
+
+class ChartData(msgspec.Struct):
+    """What ``usage.js`` draws (embedded in the page as JSON)."""
+
+    kind: str
+    metric: str
+    #: Bucket starts, ISO 8601.
+    labels: list[str]
+    datasets: list[ChartSeries]
+
+
+def chart_data(points: list[UsagePoint], metric: str, kind: str) -> ChartData:
+    """One dataset per group, as the chart draws them: a bucket a group had no calls in is 0."""
     read = METRICS[metric]
     labels = sorted({point.bucket for point in points})
     index = {bucket: position for position, bucket in enumerate(labels)}
@@ -55,8 +70,8 @@ def chart_data(points: list[UsagePoint], metric: str) -> dict[str, Any]:
     for point in points:
         data = datasets.setdefault(series_label(point.group), [0] * len(labels))
         data[index[point.bucket]] = read(point.stats) or 0
-    return {"labels": [bucket.isoformat() for bucket in labels],
-            "datasets": [{"label": label, "data": data} for label, data in datasets.items()]}
+    return ChartData(kind=kind, metric=metric, labels=[bucket.isoformat() for bucket in labels],
+                     datasets=[ChartSeries(label, data) for label, data in datasets.items()])
 
 
 def change(today: float, yesterday: float) -> str:
@@ -120,7 +135,7 @@ def insight_routes(ui: Ui) -> list[HTTPRouteHandler]:
         query, series, totals = await explore(session, request)
         return ui.page("usage.html", request, session, query=query, totals=totals, metric=metric, chart=chart,
                        metrics=list(METRICS), groups=GROUPS, params=request.query_params,
-                       data={**chart_data(series, metric), "kind": chart, "metric": metric},
+                       data=msgspec.to_builtins(chart_data(series, metric, chart)),
                        csv_query=request.url.query or "")
 
     @get("/usage.csv", summary="Console: usage as CSV", include_in_schema=False)
