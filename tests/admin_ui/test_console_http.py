@@ -57,6 +57,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
         for data in ({"name": "csrf-less"}, {"name": "csrf-wrong", "csrf_token": "not-the-token"}):
             refused = client.post("/ui/orgs", data=data)
             assert refused.status_code == 403 and "CSRF" in refused.text
+            assert refused.headers["content-security-policy"].startswith("default-src 'none'")
         assert len(admin.get("/api/v1/admin/orgs").json()) == before
         org = new_org(admin, "csrf-target")
         key_id = admin.post("/api/v1/admin/keys", json={"org_id": org["id"], "name": "k"}).json()["id"]

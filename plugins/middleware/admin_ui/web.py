@@ -78,7 +78,9 @@ class Console:
 
     def render(self, name: str, http_status: int = 200, **values: Any) -> Response[str]:
         html = self.templates.get_template(name).render(**values)
-        return Response(html, status_code=http_status, media_type="text/html")
+        # Set here too (not only by the router's after_request): error pages come from exception
+        # handlers, which after_request does not see.
+        return Response(html, status_code=http_status, media_type="text/html", headers=SECURITY_HEADERS)
 
     # --- sessions ---------------------------------------------------------------------------
 
