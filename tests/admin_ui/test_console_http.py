@@ -159,3 +159,15 @@ def test_threads_and_jobs_pages_show_what_the_apis_recorded(server: JunctionProc
     with signed_in(server, new_key(admin, new_org(admin, "ui-other")["id"], ["admin"])) as other:
         assert job.json()["id"] not in other.get("/ui/jobs").text
         assert other.get(f"/ui/bridges/{bridge['id']}/threads/{turn.json()['thread_id']}").status_code == 404
+
+
+def test_a_long_key_listing_is_paged(server: JunctionProcess, admin: httpx.Client) -> None:
+    org = new_org(admin, "ui-many-keys")
+    for number in range(101):
+        assert admin.post("/api/v1/admin/keys", json={"org_id": org["id"], "name": f"k{number}"}).status_code == 201
+    with signed_in(server, server.key) as client:
+        first = client.get("/ui/keys", params={"org_id": org["id"]}).text
+        assert "Page 1 of 2" in first and first.count('href="/ui/keys/key_') == 100
+        second = client.get("/ui/keys", params={"org_id": org["id"], "page": "2"}).text
+        assert "Page 2 of 2" in second and second.count('href="/ui/keys/key_') == 1
+        assert "k0<" in second  # oldest last

@@ -28,7 +28,7 @@ from app.schemas.chat import ChatRequest, Message, StreamOptions
 from app.stores.documents.protocol import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
 from plugins.middleware.admin_ui.forms import decode_form
 from plugins.middleware.admin_ui.tenancy import LIMIT_FIELDS, done
-from plugins.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf
+from plugins.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf, paged
 
 JSON_FIELDS = ("variables", "params", "tools", "response_format")
 EDITABLE = ("name", "slug", "model", "prompt", "fallback_model", "status", *JSON_FIELDS, *LIMIT_FIELDS)
@@ -71,7 +71,8 @@ def bridge_routes(ui: Ui) -> list[HTTPRouteHandler]:
         session = await ui.session(request)
         org_ids = await orgs_in_reach(orgs, session.principal, None, what="org")
         found = [bridge for org_id in org_ids for bridge in await bridges.list(org_id)]
-        return ui.page("bridges.html", request, session, bridges=found, org_ids=org_ids)
+        shown, paging = paged(found, request)
+        return ui.page("bridges.html", request, session, bridges=shown, paging=paging, org_ids=org_ids)
 
     @post("/bridges", summary="Console: create a bridge", include_in_schema=False, status_code=303)
     async def bridge_create(request: Request[Any, Any, Any]) -> Redirect:

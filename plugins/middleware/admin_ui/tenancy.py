@@ -20,7 +20,7 @@ from app.domain.orgs.controllers import NewOrgBody, check_org_name
 from app.errors import InvalidRequest, PermissionDenied
 from app.stores.documents.protocol import OrgPatch
 from plugins.middleware.admin_ui.forms import decode_form, only
-from plugins.middleware.admin_ui.web import Ui, page_url
+from plugins.middleware.admin_ui.web import Ui, page_url, paged
 
 LIMIT_FIELDS = ("rpm", "tpm", "budget_usd", "budget_period")
 
@@ -126,7 +126,8 @@ def tenancy_routes(ui: Ui) -> list[HTTPRouteHandler]:
         found = [record for org_id in org_ids for record in await keys.list(org_id)]
         found.sort(key=lambda record: record.created_at, reverse=True)
         reach = await orgs.list() if is_unconfined(session.principal) else [await orgs.get(org_ids[0])]
-        return ui.page("keys.html", request, session, keys=found, orgs=reach, org_id=wanted)
+        shown, paging = paged(found, request)
+        return ui.page("keys.html", request, session, keys=shown, paging=paging, orgs=reach, org_id=wanted)
 
     @post("/keys", summary="Console: issue an API key", include_in_schema=False)
     async def key_create(request: Request[Any, Any, Any]) -> Response[str]:

@@ -136,6 +136,25 @@ def check_path_ids(request: Request[Any, Any, Any]) -> None:
             raise NotFound(f"{name.removesuffix('_id')} not found", code="not_found")
 
 
+#: Rows a listing shows at once (``?page=N`` for the rest).
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    number: int
+    pages: int
+
+
+def paged(items: list[Any], request: Request[Any, Any, Any]) -> tuple[list[Any], Paging]:
+    """One page of a listing the store returns whole (keys, bridges): the page stays small however
+    many records an org has."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    raw = request.query_params.get("page", "1")
+    number = min(max(int(raw), 1), pages) if raw.isdigit() else 1
+    return items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE], Paging(number, pages)
+
+
 def page_url(path: str, **query: Any) -> str:
     params = {key: value for key, value in query.items() if value not in (None, "")}
     return f"{BASE}{path}" + (f"?{urlencode(params)}" if params else "")
