@@ -100,8 +100,10 @@ def csrf_of(html: str) -> str:
 # --- the browser ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API runs its own event loop on this thread while it is
+    open, which the async tests of later modules (pytest-asyncio's loop) must not meet."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     playwright_api = pytest.importorskip("playwright.sync_api")
