@@ -7,6 +7,7 @@ same org scoping as the admin API; see web.py for the session, CSRF and header r
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,14 @@ from plugins.middleware.admin_ui.web import (
 )
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("junction.admin_ui")
 
 
 def create_console(config: AdminUiConfig, context: PluginContext) -> Console:
     sessions = RedisSessions(context.redis) if context.redis is not None else MemorySessions()
+    if context.redis is None and (context.settings.server.workers or 1) > 1:
+        log.warning("admin-ui: console sessions are kept per worker (no Redis cache store), so a "
+                    "sign-in holds only on the worker that served it; set [stores] cache to a redis:// URL")
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     templates.globals["base"] = BASE
