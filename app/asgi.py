@@ -89,7 +89,8 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
            *usage_routes(gateway, runtime.metrics), docs_assets(),
            *chatbot_routes(gateway, runtime.domain, runtime.cipher, runtime.redis),
            *rag_routes(gateway, runtime.knowledge, runtime.documents.orgs)]
-    context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context)
+    context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context,
+                           runtime=runtime)
     added, middleware = collect_routes(plugins, context)
     _refuse_taken_paths(own, added)
     describe_request_bodies(own)

@@ -64,8 +64,9 @@ class JunctionHookSpecs:
         :param register: call it once per route handler, controller or router.
         :param context: what the routes may use: ``context.authenticate(headers)`` (the gateway's
             own authentication; then :func:`app.plugins.stages.require_scope`), the created
-            plugin objects by name (``context.components``) and the shared services
-            (``context.services``).
+            plugin objects by name (``context.components``), the shared services
+            (``context.services``) and, for built-ins that drive the admin services as the admin
+            API does (the ``admin-ui`` console), the composition root (``context.runtime``).
         :return: nothing; results are ignored. A path another route already serves is a start-up
             error.
         """

@@ -376,7 +376,7 @@ def _place_middleware(loaded: LoadedPlugins, spec: MiddlewareSpec, behaviour: ob
         raise ConfigError(f"middleware {spec.name!r}: its MiddlewareSpec places a stage, but {name} "
                           "defines none of enter, handle, stream, attempt")
     policy = isinstance(behaviour, RoutingPolicy)
-    if not (placed or policy):
+    if not (placed or policy or spec.routes_only):
         raise ConfigError(
             f"middleware {spec.name!r} created {name}, which satisfies none of Authenticator, Stage, "
             "RoutingPolicy"

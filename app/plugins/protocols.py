@@ -130,6 +130,10 @@ class RouteContext:
     #: The objects the enabled plugins' ``create`` returned, by plugin name.
     components: Mapping[str, object]
     services: PluginContext
+    #: The composition root (:class:`app.runtime.Runtime`: gateway, domain services, usage ledger,
+    #: jobs), for a built-in plugin that drives the admin services as the admin API does (the admin
+    #: console); ``None`` where no app is being served.
+    runtime: Any | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,9 @@ class MiddlewareSpec:
     create: Callable[[Any, PluginContext], object]
     enabled_by_default: bool = True
     stage: StagePlacement | None = None
+    #: The object only backs the plugin's own routes (``register_routes``, e.g. the admin console):
+    #: it need be none of Authenticator, Stage, RoutingPolicy, and takes no part in calls.
+    routes_only: bool = False
 
 
 # --- per-request data -----------------------------------------------------------------------------

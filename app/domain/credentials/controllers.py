@@ -51,7 +51,7 @@ class CredentialView(msgspec.Struct, kw_only=True):
         )
 
 
-def _checked_secret(body: CredentialBody, unconfined: bool, max_chars: int) -> ProviderSecret:
+def checked_secret(body: CredentialBody, unconfined: bool, max_chars: int) -> ProviderSecret:
     api_key = body.api_key.strip()
     if not api_key:
         raise InvalidRequest("api_key: must not be empty", param="api_key", code="invalid_value")
@@ -105,7 +105,7 @@ def credential_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler
     async def put_credential(request: Request[Any, Any, Any], org_id: str, provider: str) -> CredentialView:
         principal, target = await org_in_reach(request, org_id)
         await orgs.get(target)
-        secret = _checked_secret(decode_body(await request.body(), CredentialBody), is_unconfined(principal),
+        secret = checked_secret(decode_body(await request.body(), CredentialBody), is_unconfined(principal),
                                  gateway.settings.limits.max_credential_chars)
         return CredentialView.of(await credentials.put(target, provider_name(provider), secret))
 
