@@ -13,30 +13,30 @@ from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.types import Receive, Scope, Send
 
-import app
-from app.body_guard import BodyGuard
-from app.domain.batches.controllers import batch_routes
-from app.domain.batches.openai import openai_batch_routes
-from app.domain.chatbots.controllers import chatbot_routes
-from app.domain.jobs.controllers import job_routes, submit_bridge_chat, submit_chat
-from app.domain.rag.controllers import rag_routes
-from app.domain.routes import domain_routes
-from app.domain.usage.controllers import usage_routes
-from app.errors import EXCEPTION_HANDLERS, ConfigError
-from app.health import health_routes
-from app.ingress.anthropic import anthropic_routes
-from app.ingress.embeddings import embeddings_routes
-from app.ingress.lean import PATH as LEAN_PATH
-from app.ingress.lean import LeanChat
-from app.ingress.openai import openai_routes
-from app.logs import AccessLog, configure_logging
-from app.openapi import describe_request_bodies, docs_assets, openapi_config
-from app.plugins.manager import collect_routes
-from app.plugins.protocols import RouteContext
-from app.plugins.routes import plugin_routes
-from app.request_id import add_request_id_header
-from app.runtime import Runtime
-from app.settings import Settings, ensure_master_key, load_settings
+import junction
+from junction.body_guard import BodyGuard
+from junction.domain.batches.controllers import batch_routes
+from junction.domain.batches.openai import openai_batch_routes
+from junction.domain.chatbots.controllers import chatbot_routes
+from junction.domain.jobs.controllers import job_routes, submit_bridge_chat, submit_chat
+from junction.domain.rag.controllers import rag_routes
+from junction.domain.routes import domain_routes
+from junction.domain.usage.controllers import usage_routes
+from junction.errors import EXCEPTION_HANDLERS, ConfigError
+from junction.health import health_routes
+from junction.ingress.anthropic import anthropic_routes
+from junction.ingress.embeddings import embeddings_routes
+from junction.ingress.lean import PATH as LEAN_PATH
+from junction.ingress.lean import LeanChat
+from junction.ingress.openai import openai_routes
+from junction.logs import AccessLog, configure_logging
+from junction.openapi import describe_request_bodies, docs_assets, openapi_config
+from junction.plugins.manager import collect_routes
+from junction.plugins.protocols import RouteContext
+from junction.plugins.routes import plugin_routes
+from junction.request_id import add_request_id_header
+from junction.runtime import Runtime
+from junction.settings import Settings, ensure_master_key, load_settings
 
 log = logging.getLogger("junction")
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
         on_shutdown=[runtime.close],
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=openapi_config(app.__version__),
+        openapi_config=openapi_config(junction.__version__),
         cors_config=_cors(settings),
         state={"gateway": gateway, "runtime": runtime},
         logging_config=None,

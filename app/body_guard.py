@@ -14,9 +14,9 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
-from app.formats.json_depth import nesting_exceeds
-from app.settings import Settings
+from junction.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from junction.formats.json_depth import nesting_exceeds
+from junction.settings import Settings
 
 
 class BodyGuard:

@@ -12,10 +12,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from app.domain.commands import add_admin_commands
-from app.errors import ConfigError
-from app.stores.startup_errors import StoreUnreachable
-from app.settings import CONFIG_ENV_VAR, CONFIG_FILE, Settings, config_path, ensure_master_key, load_settings
+from junction.domain.commands import add_admin_commands
+from junction.errors import ConfigError
+from junction.stores.startup_errors import StoreUnreachable
+from junction.settings import CONFIG_ENV_VAR, CONFIG_FILE, Settings, config_path, ensure_master_key, load_settings
 
 GRANIAN_FILE = "granian.toml"
 #: The commented config `junction init` writes, shipped inside the package.
@@ -32,7 +32,7 @@ _GRANIAN_ENUMS = {
 
 def granian_file() -> Path | None:
     """granian.toml from the working directory, else the one shipped in the package."""
-    from app.resources import default_granian_file
+    from junction.resources import default_granian_file
 
     local = Path.cwd() / GRANIAN_FILE
     return local if local.is_file() else default_granian_file()
@@ -97,8 +97,8 @@ def _load(config: str | None) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     from granian import Granian
 
-    from app.asgi import create_app
-    from app.security.crypto import cipher_from_settings
+    from junction.asgi import create_app
+    from junction.security.crypto import cipher_from_settings
 
     # Everything the server and its workers create (SQLite files, key files) is owner-only.
     os.umask(0o077)
@@ -121,7 +121,7 @@ def serve(args: argparse.Namespace) -> int:
         _check_stores(settings)  # an unreachable store is one line here, not a traceback per worker
         print(f"junction: serving on http://{options['address']}:{options['port']} "
               f"with {options.get('workers', 1)} worker(s), config: {settings.source}", file=sys.stderr)
-        Granian("app.asgi:create_app_from_environment", factory=True, **options).serve()
+        Granian("junction.asgi:create_app_from_environment", factory=True, **options).serve()
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -151,11 +151,11 @@ def _check_stores(settings: Settings) -> None:
 
     import redis.asyncio as redis
 
-    from app.runtime import Runtime
-    from app.stores.documents import url_scheme
-    from app.stores.notify import is_redis_url
-    from app.stores.startup_errors import explaining
-    from app.worker import build_broker, connect_broker
+    from junction.runtime import Runtime
+    from junction.stores.documents import url_scheme
+    from junction.stores.notify import is_redis_url
+    from junction.stores.startup_errors import explaining
+    from junction.worker import build_broker, connect_broker
 
     async def check() -> None:
         if is_redis_url(settings.stores.cache):  # at once, rather than the change bus's retries
@@ -217,7 +217,7 @@ def _prometheus_multiprocess_dir() -> str | None:
 
 
 def list_plugins(args: argparse.Namespace) -> int:
-    from app.plugins.manager import load_plugins
+    from junction.plugins.manager import load_plugins
 
     settings = _load(args.config)
     loaded = load_plugins(settings, instantiate=False)
@@ -247,12 +247,12 @@ def list_plugins(args: argparse.Namespace) -> int:
 def migrate(args: argparse.Namespace) -> int:
     from alembic import command
 
-    from app.resources import alembic_config
-    from app.stores.metrics.migrate import migrate_url
+    from junction.resources import alembic_config
+    from junction.stores.metrics.migrate import migrate_url
 
     settings = _load(args.config)
     config = alembic_config(settings=settings)
-    from app.stores.startup_errors import explaining
+    from junction.stores.startup_errors import explaining
 
     with explaining("documents", settings.stores.documents):
         command.upgrade(config, "head")
@@ -285,7 +285,7 @@ def worker(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from app.worker import run_worker
+    from junction.worker import run_worker
 
     settings = _load(args.config)
     if args.concurrency is not None and args.concurrency < 1:

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.settings import StoreSettings
+from junction.settings import StoreSettings
 
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6380, "amqp": 5672,
                   "amqps": 5671, "mongodb": 27017}

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from app.request_id import request_id
+from junction.request_id import request_id
 
 ACCESS_LOGGER = "junction.access"
 

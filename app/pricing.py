@@ -2,8 +2,8 @@
 
 Every built-in provider ships a ``prices.toml`` beside its code (a third-party provider may do the
 same, or pass :class:`ModelPrice` entries however it likes) and hands the entries to its
-:class:`~app.plugins.protocols.ProviderSpec` (``prices=``). The :class:`PriceBook` the
-:class:`~app.runtime.Runtime` builds holds them, with ``[pricing.models."provider/model"]`` tables
+:class:`~junction.plugins.protocols.ProviderSpec` (``prices=``). The :class:`PriceBook` the
+:class:`~junction.runtime.Runtime` builds holds them, with ``[pricing.models."provider/model"]`` tables
 from the config taking precedence. Budgets reserve and charge with it; the usage ledger records the
 cost of each call *and the price used*, so cost can be recomputed after a price change.
 
@@ -25,8 +25,8 @@ from typing import Literal
 
 import msgspec
 
-from app.errors import ConfigError
-from app.schemas.chat import Usage
+from junction.errors import ConfigError
+from junction.schemas.chat import Usage
 
 _PER_TOKEN = 1 / 1_000_000
 _VERSION_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest)$")

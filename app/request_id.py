@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # types only: importing this module (app.logs, so every command) skips Litestar
+if TYPE_CHECKING:  # types only: importing this module (junction.logs, so every command) skips Litestar
     from litestar.types import Message, Scope
 
 REQUEST_ID_HEADER = b"x-request-id"

@@ -13,28 +13,28 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.agents.connected import GatewayBridgeCalls
-from app.domain.rag.embedder import GatewayEmbedder
-from app.domain.rag.service import KnowledgeService
-from app.domain.services import Domain, build_domain
-from app.errors import ConfigError
-from app.pipeline.gateway import Gateway
-from app.plugins.manager import LoadedPlugins, load_plugins
-from app.plugins.protocols import PluginContext, ProviderConfig
-from app.plugins.vector_indexes import load_vector_index
-from app.pricing import PriceBook
-from app.routing.catalog import ModelCatalog
-from app.routing.router import Router
-from app.security.crypto import cipher_from_settings
-from app.settings import Settings
-from app.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
-from app.stores.metrics.store import MetricsStore
-from app.stores.notify import is_redis_url, open_change_bus
-from app.stores.redis_pipeline import PipelinedRedis
-from app.stores.sql_engine import open_engine
-from app.stores.startup_errors import explain
-from app.upstream.http import ErrorMapper, UpstreamClient, error_for_status, new_upstream_client
-from app.worker import Jobs
+from junction.agents.connected import GatewayBridgeCalls
+from junction.domain.rag.embedder import GatewayEmbedder
+from junction.domain.rag.service import KnowledgeService
+from junction.domain.services import Domain, build_domain
+from junction.errors import ConfigError
+from junction.pipeline.gateway import Gateway
+from junction.plugins.manager import LoadedPlugins, load_plugins
+from junction.plugins.protocols import PluginContext, ProviderConfig
+from junction.plugins.vector_indexes import load_vector_index
+from junction.pricing import PriceBook
+from junction.routing.catalog import ModelCatalog
+from junction.routing.router import Router
+from junction.security.crypto import cipher_from_settings
+from junction.settings import Settings
+from junction.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
+from junction.stores.metrics.store import MetricsStore
+from junction.stores.notify import is_redis_url, open_change_bus
+from junction.stores.redis_pipeline import PipelinedRedis
+from junction.stores.sql_engine import open_engine
+from junction.stores.startup_errors import explain
+from junction.upstream.http import ErrorMapper, UpstreamClient, error_for_status, new_upstream_client
+from junction.worker import Jobs
 
 log = logging.getLogger("junction.runtime")
 

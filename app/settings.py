@@ -1,7 +1,7 @@
 """Operator configuration: ``junction.toml`` loading, ``{ env = "VAR" }`` resolution, validation.
 
 The file is found by ``--config PATH``, then ``$JUNCTION_CONFIG``, then ``./junction.toml``, else
-the built-in embedded defaults. Every problem is reported at start-up as a :class:`~app.errors.ConfigError` whose message
+the built-in embedded defaults. Every problem is reported at start-up as a :class:`~junction.errors.ConfigError` whose message
 names the offending key, e.g. ``server.port: Expected `int`, got `str```.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 
 import msgspec
 
-from app.errors import ConfigError
-from app.logs import LoggingSettings
-from app.pricing import PricingSettings
-from app.security.private_files import create_private_file_once
-from app.stores.metrics.settings import MetricsSettings
+from junction.errors import ConfigError
+from junction.logs import LoggingSettings
+from junction.pricing import PricingSettings
+from junction.security.private_files import create_private_file_once
+from junction.stores.metrics.settings import MetricsSettings
 
 CONFIG_ENV_VAR = "JUNCTION_CONFIG"
 CONFIG_FILE = "junction.toml"
@@ -106,7 +106,7 @@ class EncryptionKeySettings(_Strict):
 class SecuritySettings(_Strict):
     #: AES-GCM keys sealing stored provider credentials, newest first: the first one encrypts,
     #: every one decrypts (rotation). Empty with a SQLite documents store: a key file is generated
-    #: in ``server.data_dir`` (see app.security.crypto).
+    #: in ``server.data_dir`` (see junction.security.crypto).
     encryption_keys: list[EncryptionKeySettings] = []
 
 

@@ -3,7 +3,7 @@
 
 * ``amqp://`` / ``amqps://``: taskiq-aio-pika on RabbitMQ — a durable quorum queue
   (``[jobs] queue_name``), persistent messages, and a message is acknowledged only after its task
-  returned, i.e. after the job's outcome is stored (see :mod:`app.domain.jobs.runner`). A worker
+  returned, i.e. after the job's outcome is stored (see :mod:`junction.domain.jobs.runner`). A worker
   that dies mid-job leaves its message unacknowledged: RabbitMQ hands it to another worker.
   Undecodable messages are logged and dropped by TaskIQ, so they never block the queue.
 * ``memory://`` (the embedded default): TaskIQ's in-memory broker runs jobs inside the serving
@@ -20,20 +20,20 @@ from typing import Annotated
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
-from app.domain.batches.service import BatchService
-from app.domain.jobs.bridge_jobs import BridgeTurns
-from app.domain.jobs.delivery import WebhookDelivery
-from app.domain.jobs.records import JobFilter, JobRepository
-from app.domain.jobs.runner import JobRunner
-from app.domain.jobs.service import JobService
-from app.domain.jobs.webhooks import WebhookSender
-from app.domain.services import Domain
-from app.errors import ConfigError, ServiceUnavailable
-from app.pipeline.gateway import Gateway
-from app.settings import Settings
-from app.stores.documents import url_scheme
-from app.stores.documents.common import utc_now
-from app.stores.startup_errors import StoreUnreachable, explaining, redacted
+from junction.domain.batches.service import BatchService
+from junction.domain.jobs.bridge_jobs import BridgeTurns
+from junction.domain.jobs.delivery import WebhookDelivery
+from junction.domain.jobs.records import JobFilter, JobRepository
+from junction.domain.jobs.runner import JobRunner
+from junction.domain.jobs.service import JobService
+from junction.domain.jobs.webhooks import WebhookSender
+from junction.domain.services import Domain
+from junction.errors import ConfigError, ServiceUnavailable
+from junction.pipeline.gateway import Gateway
+from junction.settings import Settings
+from junction.stores.documents import url_scheme
+from junction.stores.documents.common import utc_now
+from junction.stores.startup_errors import StoreUnreachable, explaining, redacted
 
 log = logging.getLogger("junction.worker")
 
@@ -73,7 +73,7 @@ def build_broker(settings: Settings, *, worker: bool) -> AsyncBroker:
 
 
 class TaskiqJobQueue:
-    """:class:`~app.domain.jobs.service.JobQueue` on a TaskIQ broker."""
+    """:class:`~junction.domain.jobs.service.JobQueue` on a TaskIQ broker."""
 
     def __init__(self, broker: AsyncBroker, runner: JobRunner) -> None:
         async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()],
@@ -170,7 +170,7 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     """``junction worker``: consume the queue until SIGTERM/SIGINT, then finish running jobs."""
     from taskiq.receiver import Receiver
 
-    from app.runtime import Runtime
+    from junction.runtime import Runtime
 
     if url_scheme(settings.stores.queue) not in AMQP_SCHEMES:
         raise ConfigError("stores.queue: `junction worker` needs a RabbitMQ queue (amqp://...); with "

@@ -38,7 +38,7 @@ def start_gateway(config: str, source: Path | None = None) -> tuple[subprocess.P
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="junction-bench-cache-"))
     (workdir / "junction.toml").write_text(config)
-    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", "junction.toml",
+    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", "1"]),
                                cwd=workdir, stderr=subprocess.DEVNULL,
                                env={**os.environ, "JUNCTION_MASTER_KEY": KEY,

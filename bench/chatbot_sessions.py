@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import free_port
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import free_port
 
 MASTER = "sk-bench-master"
 

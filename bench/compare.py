@@ -35,7 +35,7 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
     python = root / ".venv" / "bin" / "python"
     if not python.exists():
         python = Path(sys.executable)
-    process = subprocess.Popen(pinned(0, [str(python), "-m", "app.cli", "serve", "--config", "junction.toml",
+    process = subprocess.Popen(pinned(0, [str(python), "-m", "junction.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", str(workers)]),
                                cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY, "PYTHONPATH": str(root)},
                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

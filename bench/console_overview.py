@@ -22,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.testing.server import JunctionProcess  # noqa: E402
+from junction.testing.server import JunctionProcess  # noqa: E402
 
 
 def main() -> None:

@@ -195,7 +195,7 @@ max_batch_requests = {max(args.batch, 1)}
 """, encoding="utf-8")
         processes = [
             subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]),
-            subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--config", str(config), "--port", str(port),
+            subprocess.Popen([sys.executable, "-m", "junction.cli", "serve", "--config", str(config), "--port", str(port),
                               "--workers", "1"], cwd=directory, stderr=subprocess.DEVNULL),
         ]
         try:
@@ -210,7 +210,7 @@ max_batch_requests = {max(args.batch, 1)}
                   f"p50 {statistics.median(alone):.2f} ms, p99 {percentile(alone, 0.99):.2f} ms; "
                   f"then GET /api/v1/jobs/{{id}}, as many: p50 {statistics.median(reads):.2f} ms")
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--config", str(config), "--concurrency",
+                [sys.executable, "-m", "junction.cli", "worker", "--config", str(config), "--concurrency",
                  str(args.concurrency)], cwd=directory, stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(root),
                                                                                        **_environ()}))
             asyncio.run(wait_drained(documents))
@@ -256,7 +256,7 @@ async def _admin(statement: str) -> None:
 
 async def _create_database() -> str:
     """A fresh database at the newest schema (what ``junction migrate`` does)."""
-    from app.stores.documents.sql_schema import upgrade_to_head
+    from junction.stores.documents.sql_schema import upgrade_to_head
 
     name = f"junction_bench_{secrets.token_hex(4)}"
     await _admin(f'CREATE DATABASE "{name}"')

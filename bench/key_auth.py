@@ -74,7 +74,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "app.cli",
+                    "junction.cli",
                     "serve",
                     "--config",
                     "junction.toml",

@@ -38,16 +38,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.domain.rag.service import KnowledgeService  # noqa: E402
-from app.plugins.protocols import PluginContext, Principal  # noqa: E402
-from app.plugins.vector_indexes import load_vector_index  # noqa: E402
-from app.security.crypto import Cipher, EncryptionKey  # noqa: E402
-from app.settings import KnowledgeSettings, settings_from_mapping  # noqa: E402
-from app.stores.documents import open_document_store  # noqa: E402
-from app.stores.documents.common import utc_now  # noqa: E402
-from app.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection  # noqa: E402
-from app.stores.documents.sql_schema import upgrade_to_head  # noqa: E402
-from app.stores.sql_engine import open_engine  # noqa: E402
+from junction.domain.rag.service import KnowledgeService  # noqa: E402
+from junction.plugins.protocols import PluginContext, Principal  # noqa: E402
+from junction.plugins.vector_indexes import load_vector_index  # noqa: E402
+from junction.security.crypto import Cipher, EncryptionKey  # noqa: E402
+from junction.settings import KnowledgeSettings, settings_from_mapping  # noqa: E402
+from junction.stores.documents import open_document_store  # noqa: E402
+from junction.stores.documents.common import utc_now  # noqa: E402
+from junction.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection  # noqa: E402
+from junction.stores.documents.sql_schema import upgrade_to_head  # noqa: E402
+from junction.stores.sql_engine import open_engine  # noqa: E402
 
 DIMS = 384
 PRINCIPAL = Principal(id="bench", kind="master", scopes=frozenset({"admin", "chat"}))
@@ -98,7 +98,7 @@ async def fill(store, index, org_id: str, collection_id: str, vectors: np.ndarra
         document = KnowledgeDocument(id=document_id, collection_id=collection_id, org_id=org_id, metadata={},
                                      chunks=len(chunks), created_at=now, updated_at=now)
         collection = await store.knowledge.replace_document(document, chunks, DIMS)
-        from app.plugins.vectors import IndexedVector
+        from junction.plugins.vectors import IndexedVector
 
         await index.add(collection, document_id, [IndexedVector(chunk_id=c.id, document_id=document_id,
                                                                 metadata=c.metadata, vector=c.embedding)
@@ -172,7 +172,7 @@ async def query_latency(name: str, url: str, sizes: list[int], queries: int, set
 
 
 def ingest(name: str, extra_config: str, documents: int) -> None:
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
 
     rng = np.random.default_rng(7)
     texts = [". ".join(" ".join(rng.choice(WORDS, 12)) for _ in range(25)) + "." for _ in range(documents + 1)]

@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.settings import settings_from_mapping  # noqa: E402
-from app.stores.metrics import migrate, rollups, timescale  # noqa: E402
-from app.stores.metrics.queries import UsageQueries, UsageQuery  # noqa: E402
+from junction.settings import settings_from_mapping  # noqa: E402
+from junction.stores.metrics import migrate, rollups, timescale  # noqa: E402
+from junction.stores.metrics.queries import UsageQueries, UsageQuery  # noqa: E402
 
 MODELS = "ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet-4-5','claude-haiku-4-5','gemini-2.5-flash'," \
          "'llama-3.1-8b-instant','mistral-small-latest','deepseek-chat']"

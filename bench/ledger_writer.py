@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.settings import settings_from_mapping  # noqa: E402
-from app.stores.metrics import migrate, timescale  # noqa: E402
-from app.stores.metrics.events import UsageEvent  # noqa: E402
-from app.stores.metrics.schema import latency_bucket  # noqa: E402
-from app.stores.metrics.writer import UsageWriter  # noqa: E402
+from junction.settings import settings_from_mapping  # noqa: E402
+from junction.stores.metrics import migrate, timescale  # noqa: E402
+from junction.stores.metrics.events import UsageEvent  # noqa: E402
+from junction.stores.metrics.schema import latency_bucket  # noqa: E402
+from junction.stores.metrics.writer import UsageWriter  # noqa: E402
 
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"),
           ("anthropic", "claude-haiku-4-5"), ("gemini", "gemini-2.5-flash"), ("groq", "llama-3.1-8b-instant"),

@@ -38,15 +38,15 @@ def main() -> None:
 async def run(calls: int, rounds: int, off: list[str]) -> None:
     import msgspec
 
-    from app.plugins import Call, PluginContext, Principal
-    from app.plugins.call import Attempt
-    from app.pricing import PriceBook, load_prices
-    from app.schemas.chat import ChatRequest, ChatResponse
-    from app.settings import settings_from_mapping
-    from app.stores.metrics.store import MetricsStore
-    from app.stores.sql_engine import open_engine
-    from plugins.middleware.metrics.config import MetricsConfig
-    from plugins.middleware.metrics.stage import MetricsStage
+    from junction.plugins import Call, PluginContext, Principal
+    from junction.plugins.call import Attempt
+    from junction.pricing import PriceBook, load_prices
+    from junction.schemas.chat import ChatRequest, ChatResponse
+    from junction.settings import settings_from_mapping
+    from junction.stores.metrics.store import MetricsStore
+    from junction.stores.sql_engine import open_engine
+    from junction.middleware.metrics.config import MetricsConfig
+    from junction.middleware.metrics.stage import MetricsStage
 
     principal = Principal(id="master", kind="master", scopes=frozenset({"chat"}))
     request = msgspec.convert({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
@@ -77,7 +77,7 @@ async def run(calls: int, rounds: int, off: list[str]) -> None:
     store = MetricsStore(settings, Engines())  # type: ignore[arg-type]
     await store.start()
     pricing = PriceBook()
-    pricing.add_provider_prices("openai", load_prices("plugins.providers.openai"))
+    pricing.add_provider_prices("openai", load_prices("junction.providers.openai"))
     stage = MetricsStage(MetricsConfig(**{part: False for part in off}),
                          PluginContext(settings=settings, usage=store, pricing=pricing))
     if hasattr(stage, "start"):

@@ -15,13 +15,13 @@ import gc
 import time
 from collections.abc import AsyncIterator
 
-from app.pipeline import Gateway
-from app.plugins import Call, Principal, PluginContext
-from app.plugins.manager import LoadedPlugins, load_plugins
-from app.routing.router import Router
-from app.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
-from app.schemas.stream import StreamDone, StreamStart, TextDelta
-from app.settings import settings_from_mapping
+from junction.pipeline import Gateway
+from junction.plugins import Call, Principal, PluginContext
+from junction.plugins.manager import LoadedPlugins, load_plugins
+from junction.routing.router import Router
+from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
+from junction.schemas.stream import StreamDone, StreamStart, TextDelta
+from junction.settings import settings_from_mapping
 
 CALLER = Principal(id="key:bench", kind="key", scopes=frozenset({"chat"}), org_id="org-bench")
 ANSWER = ChatResponse(id="r", created=0, model="m", usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),

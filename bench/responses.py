@@ -25,16 +25,16 @@ from pathlib import Path
 
 import httpx
 
-from app.formats.responses.output import from_chat_response
-from app.formats.responses.request import (
+from junction.formats.responses.output import from_chat_response
+from junction.formats.responses.request import (
     decode_responses_request,
     items_to_messages,
     normalize_items,
     to_chat_request,
 )
-from app.formats.responses.stream import ResponseStreamWriter
-from app.schemas.chat import ChatResponse, Choice, Message, Usage
-from app.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, UsageReport
+from junction.formats.responses.stream import ResponseStreamWriter
+from junction.schemas.chat import ChatResponse, Choice, Message, Usage
+from junction.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, UsageReport
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench-master"
@@ -153,7 +153,7 @@ def added_p50(requests: int) -> tuple[float, float]:
             [
                 sys.executable,
                 "-m",
-                "app.cli",
+                "junction.cli",
                 "serve",
                 "--config",
                 "junction.toml",

@@ -87,7 +87,7 @@ def main() -> None:
     processes = [
         subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port),
                                     "--chunks", str(args.chunks)])),
-        subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", "junction.toml",
+        subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", "junction.toml",
                                     "--port", str(junction_port), "--workers", "1"]),
                          cwd=workdir, env=env, stderr=subprocess.DEVNULL),
     ]

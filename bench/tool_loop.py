@@ -1,6 +1,6 @@
 """The tool loop's own cost per round, without the model's or the tool's time.
 
-The loop (``app.agents.loop.ToolLoop``) runs in process against a model that answers at once
+The loop (``junction.agents.loop.ToolLoop``) runs in process against a model that answers at once
 (a canned ``ChatResponse`` asking for N parallel tool calls, then a text answer) and the HTTP
 tool with its network call replaced by an instant answer, so what is timed is the loop: reading the calls, decoding arguments,
 gathering the tools, recording the transcript, building the next request, summing usage.
@@ -16,15 +16,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.http_tools import HttpToolClient, ToolResult
-from app.agents.loop import ToolLoop
-from app.agents.toolbox import HttpServerTool, LoadedTool, Toolbox
-from app.plugins.call import Call
-from app.plugins.protocols import Principal
-from app.schemas.chat import ChatRequest, ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
-from app.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, ToolCallDelta, UsageReport
-from app.stores.documents.common import utc_now
-from app.stores.documents.tools import HttpTool
+from junction.agents.http_tools import HttpToolClient, ToolResult
+from junction.agents.loop import ToolLoop
+from junction.agents.toolbox import HttpServerTool, LoadedTool, Toolbox
+from junction.plugins.call import Call
+from junction.plugins.protocols import Principal
+from junction.schemas.chat import ChatRequest, ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
+from junction.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, ToolCallDelta, UsageReport
+from junction.stores.documents.common import utc_now
+from junction.stores.documents.tools import HttpTool
 
 PRINCIPAL = Principal(id="bench", kind="master", scopes=frozenset({"chat"}))
 USAGE = Usage(prompt_tokens=100, completion_tokens=20, total_tokens=120)

@@ -69,7 +69,7 @@ def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str,
     config.write_text(
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
-    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "app.cli", "serve", "--config", str(config),
+    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", str(config),
                                           "--port", str(port), "--workers", "1"]),
                                cwd=workdir, stderr=subprocess.DEVNULL,
                                env={**os.environ, "JUNCTION_MASTER_KEY": KEY,

@@ -38,13 +38,13 @@ CACHE = {"response-cache": {"enabled": True, "key_prefix": "bench:cache:", "loca
 
 
 async def measure(name: str, redis_url: str, calls: int) -> dict[str, float]:
-    from app.plugins import Call, PluginContext, Principal
-    from app.plugins.manager import LoadedPlugins, load_plugins
-    from app.pipeline import Gateway
-    from app.pricing import ModelPrice, PriceBook
-    from app.routing.router import Router
-    from app.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
-    from app.settings import settings_from_mapping
+    from junction.plugins import Call, PluginContext, Principal
+    from junction.plugins.manager import LoadedPlugins, load_plugins
+    from junction.pipeline import Gateway
+    from junction.pricing import ModelPrice, PriceBook
+    from junction.routing.router import Router
+    from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
+    from junction.settings import settings_from_mapping
 
     answer = ChatResponse(id="r", created=0, model="m", usage=Usage(prompt_tokens=9, completion_tokens=2, total_tokens=11),
                           choices=[Choice(index=0, message=Message(role="assistant", content="hi"),
@@ -80,7 +80,7 @@ async def measure(name: str, redis_url: str, calls: int) -> dict[str, float]:
                                    "credentials": NoCredentials()}
     pipeline = None
     if "redis_pipeline" in PluginContext.__dataclass_fields__:  # this checkout pipelines store batches
-        from app.stores.redis_pipeline import PipelinedRedis
+        from junction.stores.redis_pipeline import PipelinedRedis
 
         pipeline = services["redis_pipeline"] = PipelinedRedis(redis_url)
     built = load_plugins(settings, context=PluginContext(**services))  # type: ignore[arg-type]

@@ -20,9 +20,9 @@ import sys
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.settings import Settings, load_settings
-from app.stores.sql_engine import run_migrations_online
-from app.stores.documents.sql import VERSION_TABLE, metadata
+from junction.settings import Settings, load_settings
+from junction.stores.sql_engine import run_migrations_online
+from junction.stores.documents.sql import VERSION_TABLE, metadata
 
 config = context.config
 

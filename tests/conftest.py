@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.openai_upstream import FakeOpenAI
 

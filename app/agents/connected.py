@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from app.agents.http_tools import ToolResult, failure
-from app.domain.bridges.service import CallVariables
-from app.errors import InvalidRequest, JunctionError, NotFound
-from app.plugins.call import Call
-from app.plugins.services import BRIDGE_MODEL_PREFIX, BridgeCalls
-from app.schemas.chat import ChatRequest, ChatResponse, FunctionDefinition, Message, Tool
-from app.stores.documents.protocol import ResolvedBridge
+from junction.agents.http_tools import ToolResult, failure
+from junction.domain.bridges.service import CallVariables
+from junction.errors import InvalidRequest, JunctionError, NotFound
+from junction.plugins.call import Call
+from junction.plugins.services import BRIDGE_MODEL_PREFIX, BridgeCalls
+from junction.schemas.chat import ChatRequest, ChatResponse, FunctionDefinition, Message, Tool
+from junction.stores.documents.protocol import ResolvedBridge
 
 if TYPE_CHECKING:
-    from app.agents.toolbox import ServerTool
-    from app.domain.bridges.service import BridgeService
-    from app.pipeline.gateway import Gateway
+    from junction.agents.toolbox import ServerTool
+    from junction.domain.bridges.service import BridgeService
+    from junction.pipeline.gateway import Gateway
 
 _PARAMETERS = {"type": "object", "properties": {"message": {
     "type": "string", "description": "What to ask this agent, in full: it sees nothing else of the conversation"}},
@@ -123,8 +123,8 @@ class ConnectedBridges:
 
 
 class GatewayBridgeCalls:
-    """:class:`~app.plugins.services.BridgeCalls` over this process's gateway, which the
-    :class:`~app.runtime.Runtime` binds once it is built (plugins are created before it)."""
+    """:class:`~junction.plugins.services.BridgeCalls` over this process's gateway, which the
+    :class:`~junction.runtime.Runtime` binds once it is built (plugins are created before it)."""
 
     def __init__(self, bridges: BridgeService) -> None:
         self._bridges = bridges

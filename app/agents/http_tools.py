@@ -1,6 +1,6 @@
 """Calling an HTTP tool: the model's arguments (and the bound ones) as the JSON body (query
 parameters for GET), the response body as the result. Targets pass the same guard as webhooks
-(:mod:`app.domain.jobs.webhooks`): http(s) only, public addresses only unless
+(:mod:`junction.domain.jobs.webhooks`): http(s) only, public addresses only unless
 ``[jobs] allow_private_webhooks``, checked in the resolver the connection uses, no redirects.
 
 A tool that fails (refused target, connection error, timeout, non-2xx answer, unset secret) gives
@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from app.domain.jobs.webhooks import GuardedResolver
-from app.schemas.chat import Usage
-from app.security.ssrf import WebhookRefused, literal_refusal
-from app.stores.documents.tools import HttpTool
+from junction.domain.jobs.webhooks import GuardedResolver
+from junction.schemas.chat import Usage
+from junction.security.ssrf import WebhookRefused, literal_refusal
+from junction.stores.documents.tools import HttpTool
 
 _encoder = msgspec.json.Encoder()
 

@@ -11,8 +11,8 @@ in ``call.state[ToolTranscript]`` (the bridge chat route stores it in the thread
 usage of all rounds is summed into the answer and the call's outcome.
 
 Streams: each round's text is streamed as it comes; the server tools' calls are not shown as tool
-calls (the client could not answer them) but as :class:`~app.schemas.stream.ToolActivity` events,
-with :class:`~app.schemas.stream.KeepAlive` events while a slow tool runs.
+calls (the client could not answer them) but as :class:`~junction.schemas.stream.ToolActivity` events,
+with :class:`~junction.schemas.stream.KeepAlive` events while a slow tool runs.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from typing import Any
 
 import msgspec
 
-from app.agents.http_tools import ToolResult
-from app.agents.toolbox import Toolbox
-from app.domain.threads.history import JUNCTION_NOTES
-from app.formats.unified import ChoiceBuilder
-from app.plugins.call import Call
-from app.schemas.chat import ChatResponse, Message, ToolCall, Usage
-from app.schemas.stream import (
+from junction.agents.http_tools import ToolResult
+from junction.agents.toolbox import Toolbox
+from junction.domain.threads.history import JUNCTION_NOTES
+from junction.formats.unified import ChoiceBuilder
+from junction.plugins.call import Call
+from junction.schemas.chat import ChatResponse, Message, ToolCall, Usage
+from junction.schemas.stream import (
     Finish,
     KeepAlive,
     StreamDone,

@@ -21,17 +21,17 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from app.agents.http_tools import ToolResult, failure
-from app.domain.jobs.webhooks import GuardedResolver
-from app.errors import InvalidRequest, UpstreamError
-from app.plugins.call import Call
-from app.schemas.chat import FunctionDefinition, Tool
-from app.security.ssrf import WebhookRefused, check_url, literal_refusal
-from app.stores.documents.protocol import McpServer, ResolvedBridge
-from app.stores.documents.tools import SECRET_ENV_PREFIX
+from junction.agents.http_tools import ToolResult, failure
+from junction.domain.jobs.webhooks import GuardedResolver
+from junction.errors import InvalidRequest, UpstreamError
+from junction.plugins.call import Call
+from junction.schemas.chat import FunctionDefinition, Tool
+from junction.security.ssrf import WebhookRefused, check_url, literal_refusal
+from junction.stores.documents.protocol import McpServer, ResolvedBridge
+from junction.stores.documents.tools import SECRET_ENV_PREFIX
 
 if TYPE_CHECKING:
-    from app.agents.toolbox import ServerTool
+    from junction.agents.toolbox import ServerTool
 
 log = logging.getLogger("junction.agents.mcp")
 _encoder = msgspec.json.Encoder()

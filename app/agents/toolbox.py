@@ -1,6 +1,6 @@
 """A call's server-side tools, by the name the model calls them: the bridge's HTTP tools
 (``server_tools``, loaded once per worker until they change) and its connected bridges
-(``connected_bridges``, see :mod:`app.agents.connected`). Each kind satisfies :class:`ServerTool`.
+(``connected_bridges``, see :mod:`junction.agents.connected`). Each kind satisfies :class:`ServerTool`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any, Protocol
 
 import msgspec
 
-from app.agents.http_tools import HttpToolClient, ToolResult, failure
-from app.domain.bridges.service import CallVariables
-from app.domain.bridges.templating import check_known
-from app.domain.invalidation import OrgCache
-from app.errors import InvalidRequest
-from app.plugins.call import Call
-from app.schemas.chat import ChatRequest, FunctionDefinition, Tool
-from app.stores.documents.protocol import ResolvedBridge
-from app.stores.documents.tools import HttpTool, ToolRepository
-from app.stores.notify import ChangeBus
+from junction.agents.http_tools import HttpToolClient, ToolResult, failure
+from junction.domain.bridges.service import CallVariables
+from junction.domain.bridges.templating import check_known
+from junction.domain.invalidation import OrgCache
+from junction.errors import InvalidRequest
+from junction.plugins.call import Call
+from junction.schemas.chat import ChatRequest, FunctionDefinition, Tool
+from junction.stores.documents.protocol import ResolvedBridge
+from junction.stores.documents.tools import HttpTool, ToolRepository
+from junction.stores.notify import ChangeBus
 
 #: ``max_tool_rounds`` of a bridge that sets none.
 DEFAULT_MAX_TOOL_ROUNDS = 3

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from app.errors import InvalidRequest, NotFound, PermissionDenied
-from app.plugins.protocols import Principal
-from app.stores.documents.protocol import Thread
+from junction.errors import InvalidRequest, NotFound, PermissionDenied
+from junction.plugins.protocols import Principal
+from junction.stores.documents.protocol import Thread
 
 UNCONFINED_KINDS = frozenset({"master", "anonymous"})
 #: Header naming the org a master-key call acts on (the admin API also takes ``?org_id=``).

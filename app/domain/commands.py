@@ -4,7 +4,7 @@ They open the configured document store and change bus — only those, so a comm
 and starts fast — and every change is published on the bus: running servers drop a revoked key or
 a deleted org from their caches at once. Output is a readable table; ``--json`` prints one JSON
 object per line for scripts (a created key's secret is printed this once, either way). Names and
-scopes are checked as the admin API checks them (:mod:`app.domain.fields`).
+scopes are checked as the admin API checks them (:mod:`junction.domain.fields`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from app.errors import ConfigError, JunctionError
+from junction.errors import ConfigError, JunctionError
 
 if TYPE_CHECKING:
-    from app.settings import Settings
-    from app.stores.documents.protocol import DocumentStore
+    from junction.settings import Settings
+    from junction.stores.documents.protocol import DocumentStore
 
 LoadSettings = Callable[[str | None], "Settings"]
 Action = Callable[["DocumentStore", "Settings"], Awaitable[list[Any]]]
@@ -57,10 +57,10 @@ def print_records(records: Sequence[Any], columns: Sequence[str], as_json: bool)
 @asynccontextmanager
 async def admin_stores(settings: Settings) -> AsyncIterator[DocumentStore]:
     """The document store, publishing on the configured change bus; both closed at the end."""
-    from app.security.crypto import cipher_from_settings
-    from app.stores.documents import open_document_store
-    from app.stores.notify import open_change_bus
-    from app.stores.startup_errors import explaining
+    from junction.security.crypto import cipher_from_settings
+    from junction.stores.documents import open_document_store
+    from junction.stores.notify import open_change_bus
+    from junction.stores.startup_errors import explaining
 
     try:
         changes = open_change_bus(settings.stores.cache)
@@ -150,8 +150,8 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     def on_orgs(args: argparse.Namespace) -> int:
-        from app.domain.fields import check_name
-        from app.stores.documents.protocol import OrgPatch
+        from junction.domain.fields import check_name
+        from junction.stores.documents.protocol import OrgPatch
 
         async def action(store: DocumentStore, settings: Settings) -> list[Any]:
             if args.action == "create":
@@ -168,8 +168,8 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
         return _run(load, args, action, ORG_COLUMNS)
 
     def on_keys(args: argparse.Namespace) -> int:
-        from app.domain.fields import validated_key_spec
-        from app.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
+        from junction.domain.fields import validated_key_spec
+        from junction.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
 
         async def action(store: DocumentStore, settings: Settings) -> list[Any]:
             if args.action == "create":
@@ -185,7 +185,7 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
         return _run(load, args, action, columns)
 
     def on_credentials(args: argparse.Namespace) -> int:
-        from app.stores.documents.rotation import reencrypt_all_credentials
+        from junction.stores.documents.rotation import reencrypt_all_credentials
 
         async def action(store: DocumentStore, settings: Settings) -> list[Any]:
             return [Resealed(resealed=await reencrypt_all_credentials(store))]
@@ -201,13 +201,13 @@ def add_admin_commands(commands: Any, load: LoadSettings) -> None:
 
 async def _forget_cached_threads(settings: Settings, org_id: str) -> None:
     """What the API's org deletion also does: the org's threads leave a Redis thread cache."""
-    from app.stores.notify import is_redis_url
+    from junction.stores.notify import is_redis_url
 
     if not is_redis_url(settings.stores.cache):
         return
     import redis.asyncio as redis
 
-    from app.domain.threads.cache import RedisThreadCache
+    from junction.domain.threads.cache import RedisThreadCache
 
     client = redis.Redis.from_url(settings.stores.cache)
     try:

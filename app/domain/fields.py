@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from app.errors import InvalidRequest
+from junction.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from app.domain.keys.schemas import NewKeyBody
-    from app.stores.documents.protocol import NewApiKey
+    from junction.domain.keys.schemas import NewKeyBody
+    from junction.stores.documents.protocol import NewApiKey
 
 #: What the stores hold in a name or model column.
 MAX_NAME_CHARS = 200
@@ -47,7 +47,7 @@ def check_scopes(scopes: list[str], field: str = "scopes") -> list[str]:
 
 
 def validated_key_spec(body: NewKeyBody) -> NewApiKey:
-    from app.stores.documents.protocol import NewApiKey
+    from junction.stores.documents.protocol import NewApiKey
 
     name = check_name(body.name)
     check_scopes(body.scopes)

@@ -7,12 +7,12 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 
-from app.domain.access import could_be_id
-from app.domain.fields import MAX_COUNT, MAX_NAME_CHARS, check_length  # noqa: F401 - used by the controllers
-from app.errors import InvalidRequest, NotFound
-from app.formats.openai import validation_error
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
+from junction.domain.access import could_be_id
+from junction.domain.fields import MAX_COUNT, MAX_NAME_CHARS, check_length  # noqa: F401 - used by the controllers
+from junction.errors import InvalidRequest, NotFound
+from junction.formats.openai import validation_error
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from app.stores.documents.protocol import OrgRepository
-from app.stores.notify import Change, ChangeBus
+from junction.stores.documents.protocol import OrgRepository
+from junction.stores.notify import Change, ChangeBus
 
 V = TypeVar("V")
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import msgspec
 
-from app.domain.http import MAX_COUNT
-from app.errors import InvalidRequest
-from app.pipeline import Gateway
-from app.stores.documents.protocol import Bridge, Org
-from app.traffic.report import Usage, usage_of
+from junction.domain.http import MAX_COUNT
+from junction.errors import InvalidRequest
+from junction.pipeline import Gateway
+from junction.stores.documents.protocol import Bridge, Org
+from junction.traffic.report import Usage, usage_of
 
 
 def check_limits(body: Any) -> None:

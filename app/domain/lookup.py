@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from app.domain.access import org_for
-from app.errors import NotFound
-from app.plugins.protocols import Principal
-from app.stores.documents.protocol import OrgRepository
+from junction.domain.access import org_for
+from junction.errors import NotFound
+from junction.plugins.protocols import Principal
+from junction.stores.documents.protocol import OrgRepository
 
 T = TypeVar("T")
 

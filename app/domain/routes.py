@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.bridges.chat import SubmitBridgeJob, bridge_chat_routes
-from app.domain.bridges.controllers import bridge_routes
-from app.domain.credentials.controllers import credential_routes
-from app.domain.keys.controllers import key_routes
-from app.domain.orgs.controllers import org_routes
-from app.domain.responses.controllers import responses_routes
-from app.domain.services import Domain
-from app.domain.threads.controllers import thread_routes
-from app.domain.tools.controllers import tool_routes
-from app.pipeline import Gateway
+from junction.domain.bridges.chat import SubmitBridgeJob, bridge_chat_routes
+from junction.domain.bridges.controllers import bridge_routes
+from junction.domain.credentials.controllers import credential_routes
+from junction.domain.keys.controllers import key_routes
+from junction.domain.orgs.controllers import org_routes
+from junction.domain.responses.controllers import responses_routes
+from junction.domain.services import Domain
+from junction.domain.threads.controllers import thread_routes
+from junction.domain.tools.controllers import tool_routes
+from junction.pipeline import Gateway
 
 
 def domain_routes(gateway: Gateway, domain: Domain,

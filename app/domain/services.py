@@ -1,5 +1,5 @@
 """The tenancy services over the document store: org credentials, bridges and threads, with the
-per-worker caches that the change bus keeps honest. The :class:`~app.runtime.Runtime` builds one
+per-worker caches that the change bus keeps honest. The :class:`~junction.runtime.Runtime` builds one
 :class:`Domain` per process, hands its services to the plugins, and starts it after the stores
 (and closes it before them)."""
 
@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain.bridges.service import BridgeService
-from app.domain.credentials.resolver import OrgCredentials
-from app.domain.invalidation import cache_ttl
-from app.domain.rag.service import KnowledgeService
-from app.domain.threads.history import ThreadHistory
-from app.settings import Settings
-from app.stores.documents.protocol import DocumentStore
-from app.stores.notify import ChangeBus
+from junction.domain.bridges.service import BridgeService
+from junction.domain.credentials.resolver import OrgCredentials
+from junction.domain.invalidation import cache_ttl
+from junction.domain.rag.service import KnowledgeService
+from junction.domain.threads.history import ThreadHistory
+from junction.settings import Settings
+from junction.stores.documents.protocol import DocumentStore
+from junction.stores.notify import ChangeBus
 
 
 @dataclass(slots=True)

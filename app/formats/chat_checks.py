@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.schemas.chat import ChatRequest
+from junction.errors import InvalidRequest
+from junction.schemas.chat import ChatRequest
 
 #: The largest output-token limit accepted: an int32, the largest any provider's API takes.
 MAX_OUTPUT_TOKENS = 2**31 - 1
@@ -58,7 +58,7 @@ def check_ranges(request: ChatRequest, prefix: str = "") -> None:
 def check_bridge_params(params: dict[str, Any]) -> None:
     """A bridge's ``params`` must be valid chat request fields (types and ranges); names the
     offending one as ``params.<field>``. Unknown names pass: they travel as extra fields."""
-    from app.formats.openai import validation_error
+    from junction.formats.openai import validation_error
 
     probe = {**params, **_PROBE}
     try:

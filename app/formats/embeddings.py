@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.json_body import decode_upstream, splice_fields
-from app.formats.openai import validation_error
-from app.schemas.embeddings import EMBEDDING_REQUEST_FIELDS, EmbeddingRequest, EmbeddingResponse
+from junction.errors import InvalidRequest
+from junction.formats.json_body import decode_upstream, splice_fields
+from junction.formats.openai import validation_error
+from junction.schemas.embeddings import EMBEDDING_REQUEST_FIELDS, EmbeddingRequest, EmbeddingResponse
 
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(EmbeddingRequest)

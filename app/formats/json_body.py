@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.errors import InvalidRequest, UpstreamError
+from junction.errors import InvalidRequest, UpstreamError
 
 T = TypeVar("T")
 

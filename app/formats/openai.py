@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from app.errors import InvalidRequest, JunctionError, UpstreamError, error_body
-from app.formats.chat_checks import check_ranges
-from app.formats.json_body import decode_upstream, option_fields, splice_fields
-from app.formats.openai_passthrough import (
+from junction.errors import InvalidRequest, JunctionError, UpstreamError, error_body
+from junction.formats.chat_checks import check_ranges
+from junction.formats.json_body import decode_upstream, option_fields, splice_fields
+from junction.formats.openai_passthrough import (
     keep_message_extras,
     openai_only,
     outgoing_message,
     refuse_openai_only,
 )
-from app.schemas.chat import (
+from junction.schemas.chat import (
     CHAT_REQUEST_FIELDS,
     ChatRequest,
     ChatResponse,
@@ -31,7 +31,7 @@ from app.schemas.chat import (
     ToolCall,
     Usage,
 )
-from app.schemas.stream import (
+from junction.schemas.stream import (
     Finish,
     KeepAlive,
     ReasoningDelta,

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.schemas.chat import MESSAGE_FIELDS, PART_FIELDS, ChatRequest, Message
+from junction.errors import InvalidRequest
+from junction.schemas.chat import MESSAGE_FIELDS, PART_FIELDS, ChatRequest, Message
 
 _encoder = msgspec.json.Encoder()
 #: Chat fields whose OpenAI-only forms (custom tools, ``allowed_tools``) travel verbatim to OpenAI.

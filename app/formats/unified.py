@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
-from app.schemas.stream import (
+from junction.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     RefusalDelta,

@@ -1,6 +1,6 @@
 """The Anthropic Messages ingress: ``POST /v1/messages`` (JSON and SSE) for any configured model.
 
-Errors get Anthropic's error shape from :mod:`app.errors` (chosen by this path); an error after the
+Errors get Anthropic's error shape from :mod:`junction.errors` (chosen by this path); an error after the
 stream has started is sent as Anthropic's ``event: error``, which the SDKs raise.
 """
 
@@ -13,12 +13,12 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.formats.anthropic.client_request import decode_messages_request
-from app.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
-from app.ingress.openai import SSE_HEADERS, caller, new_call
-from app.ingress.streaming import relay
-from app.pipeline import Gateway
-from app.schemas.stream import StreamEvent
+from junction.formats.anthropic.client_request import decode_messages_request
+from junction.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
+from junction.ingress.openai import SSE_HEADERS, caller, new_call
+from junction.ingress.streaming import relay
+from junction.pipeline import Gateway
+from junction.schemas.stream import StreamEvent
 
 
 def message_events(events: AsyncIterator[StreamEvent], writer: MessageStreamWriter) -> AsyncIterator[bytes]:

@@ -7,9 +7,9 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.formats.embeddings import decode_embedding_request, encode_embedding_response
-from app.ingress.openai import caller, new_call
-from app.pipeline import Gateway
+from junction.formats.embeddings import decode_embedding_request, encode_embedding_response
+from junction.ingress.openai import caller, new_call
+from junction.pipeline import Gateway
 
 
 def embeddings_routes(gateway: Gateway) -> list[HTTPRouteHandler]:

@@ -22,14 +22,14 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Receive, Scope, Send
 
-from app.body_guard import read_body
-from app.errors import JunctionError, error_body, error_for_http_exception, log_server_error, unexpected_error
-from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response
-from app.ingress.openai import SSE_HEADERS, sse_body
-from app.pipeline import Gateway
-from app.plugins.call import Call
-from app.request_id import REQUEST_ID_HEADER, request_id
-from app.settings import Settings
+from junction.body_guard import read_body
+from junction.errors import JunctionError, error_body, error_for_http_exception, log_server_error, unexpected_error
+from junction.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response
+from junction.ingress.openai import SSE_HEADERS, sse_body
+from junction.pipeline import Gateway
+from junction.plugins.call import Call
+from junction.request_id import REQUEST_ID_HEADER, request_id
+from junction.settings import Settings
 
 PATH = "/v1/chat/completions"
 _JSON = (b"content-type", b"application/json")

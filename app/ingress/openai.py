@@ -9,14 +9,14 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.errors import NotFound
-from app.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
-from app.ingress.streaming import relay
-from app.pipeline import Gateway
-from app.plugins.call import Call
-from app.plugins.protocols import InferenceRequest, Principal
-from app.request_id import request_id
-from app.routing.catalog import ModelCatalog, ModelEntry, ModelList
+from junction.errors import NotFound
+from junction.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response, error_event
+from junction.ingress.streaming import relay
+from junction.pipeline import Gateway
+from junction.plugins.call import Call
+from junction.plugins.protocols import InferenceRequest, Principal
+from junction.request_id import request_id
+from junction.routing.catalog import ModelCatalog, ModelEntry, ModelList
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 

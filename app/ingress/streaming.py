@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from app.errors import JunctionError
+from junction.errors import JunctionError
 
 log = logging.getLogger("junction.ingress")
 

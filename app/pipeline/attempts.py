@@ -11,14 +11,14 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
-from app.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamUnavailable
-from app.pipeline.chain import attempt_chain
-from app.plugins.call import Call
-from app.plugins.protocols import Deployment, EmbeddingsAdapter
-from app.plugins.stages import AttemptAnswer, OpenedStream, RoutingPolicy, require_model
-from app.routing.router import Router
-from app.schemas.embeddings import EmbeddingRequest
-from app.schemas.stream import StreamEvent, UsageReport
+from junction.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamUnavailable
+from junction.pipeline.chain import attempt_chain
+from junction.plugins.call import Call
+from junction.plugins.protocols import Deployment, EmbeddingsAdapter
+from junction.plugins.stages import AttemptAnswer, OpenedStream, RoutingPolicy, require_model
+from junction.routing.router import Router
+from junction.schemas.embeddings import EmbeddingRequest
+from junction.schemas.stream import StreamEvent, UsageReport
 
 
 class AttemptLoop:

@@ -10,7 +10,7 @@ so the gateway can close them innermost first when the client goes away: each st
 ``finally`` then runs exactly once, after the layers inside it.
 
 Observers: a chain may be composed with an ``observe`` function (see
-:class:`~app.plugins.stages.StageObserver`), handed each stage's ``enter`` / ``handle`` /
+:class:`~junction.plugins.stages.StageObserver`), handed each stage's ``enter`` / ``handle`` /
 ``stream`` method once, here, and returning what the chain calls instead (e.g. the tracing
 plugin's span per stage). Without one the chain holds the stages' own methods: nothing per call.
 """
@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from app.errors import JunctionError
-from app.plugins.call import Call
-from app.plugins.protocols import Deployment
-from app.plugins.stages import AttemptAnswer, Next, NextAttempt, NextStream, Reply, overridden
-from app.schemas.stream import StreamEvent
+from junction.errors import JunctionError
+from junction.plugins.call import Call
+from junction.plugins.protocols import Deployment
+from junction.plugins.stages import AttemptAnswer, Next, NextAttempt, NextStream, Reply, overridden
+from junction.schemas.stream import StreamEvent
 
 Opener = Callable[[Call], Awaitable[AsyncIterator[StreamEvent]]]
 #: ``observe(stage, method name, bound method)`` → the callable the chain uses for it.

@@ -1,7 +1,7 @@
 """The gateway: authentication, then every call through the ordered stages to the attempt loop.
 
 Ingresses call :meth:`Gateway.authenticate` before reading the body (unauthenticated bodies are
-never parsed), build a :class:`~app.plugins.call.Call`, then :meth:`Gateway.complete`,
+never parsed), build a :class:`~junction.plugins.call.Call`, then :meth:`Gateway.complete`,
 :meth:`Gateway.embed` or :meth:`Gateway.open_stream`.
 """
 
@@ -11,18 +11,18 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from app.errors import AuthenticationFailed, InvalidRequest, JunctionError
-from app.pipeline.attempts import AttemptLoop
-from app.pipeline.chain import Observe, json_chain, stream_chain
-from app.plugins.call import Call
-from app.plugins.manager import LoadedPlugins
-from app.plugins.protocols import Principal
-from app.plugins.stages import RoutingPolicy, StageObserver, overridden, require_scope
-from app.routing.router import Router
-from app.schemas.chat import ChatResponse
-from app.schemas.embeddings import EmbeddingResponse
-from app.schemas.stream import StreamEvent
-from app.settings import Settings
+from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError
+from junction.pipeline.attempts import AttemptLoop
+from junction.pipeline.chain import Observe, json_chain, stream_chain
+from junction.plugins.call import Call
+from junction.plugins.manager import LoadedPlugins
+from junction.plugins.protocols import Principal
+from junction.plugins.stages import RoutingPolicy, StageObserver, overridden, require_scope
+from junction.routing.router import Router
+from junction.schemas.chat import ChatResponse
+from junction.schemas.embeddings import EmbeddingResponse
+from junction.schemas.stream import StreamEvent
+from junction.settings import Settings
 
 log = logging.getLogger("junction.pipeline")
 

@@ -2,12 +2,12 @@
 
 Plugin authors need only this package::
 
-    from app.plugins import hookimpl, ProviderSpec, MiddlewareSpec, Stage, StagePlacement, Call
+    from junction.plugins import hookimpl, ProviderSpec, MiddlewareSpec, Stage, StagePlacement, Call
 """
 
-from app.plugins.call import Attempt, Call, CallState, Outcome
-from app.plugins.hookspecs import hookimpl, hookspec
-from app.plugins.protocols import (
+from junction.plugins.call import Attempt, Call, CallState, Outcome
+from junction.plugins.hookspecs import hookimpl, hookspec
+from junction.plugins.protocols import (
     PHASES,
     Authenticator,
     Deployment,
@@ -24,7 +24,7 @@ from app.plugins.protocols import (
     StagePlacement,
     UpstreamTarget,
 )
-from app.plugins.stages import (
+from junction.plugins.stages import (
     AttemptAnswer,
     Next,
     NextAttempt,

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from app.errors import AuthenticationFailed, JunctionError
-from app.plugins.protocols import Deployment, InferenceRequest, Principal
-from app.plugins.store_batch import StoreBatch
-from app.schemas.chat import Usage
+from junction.errors import AuthenticationFailed, JunctionError
+from junction.plugins.protocols import Deployment, InferenceRequest, Principal
+from junction.plugins.store_batch import StoreBatch
+from junction.schemas.chat import Usage
 
 if TYPE_CHECKING:
-    from app.plugins.stages import Reply
+    from junction.plugins.stages import Reply
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class Call:
 
     ``principal`` is required: a call nobody is accountable for is refused (401) when it is
     built. With ``auth.disabled = true`` the gateway passes its documented
-    :data:`~app.pipeline.gateway.AUTH_DISABLED_PRINCIPAL`.
+    :data:`~junction.pipeline.gateway.AUTH_DISABLED_PRINCIPAL`.
     """
 
     request_id: str
@@ -171,7 +171,7 @@ class Call:
         return self._state
 
     def store_batch(self, redis: Any) -> StoreBatch:
-        """This call's batch of shared-store commands (see :mod:`app.plugins.store_batch`):
+        """This call's batch of shared-store commands (see :mod:`junction.plugins.store_batch`):
         admission stages queue on it, the first layer that needs a result flushes it."""
         if self._store_batch is None:
             self._store_batch = StoreBatch(redis)

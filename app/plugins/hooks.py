@@ -7,8 +7,8 @@ from typing import Any
 
 import pluggy
 
-from app.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
-from app.plugins.vectors import VectorIndexSpec
+from junction.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
+from junction.plugins.vectors import VectorIndexSpec
 
 
 class PluginHooks:

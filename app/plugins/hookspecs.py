@@ -2,9 +2,9 @@
 
 Hooks are small, synchronous and run once, at start-up, while the app is being assembled. They
 *register* things; per-request behaviour lives in the async objects they register (see
-:mod:`app.plugins.protocols` and :mod:`app.plugins.stages`). An implementation may accept fewer
+:mod:`junction.plugins.protocols` and :mod:`junction.plugins.stages`). An implementation may accept fewer
 arguments than its spec, so specs can grow without breaking plugins. Only
-:class:`app.plugins.hooks.PluginHooks` calls them.
+:class:`junction.plugins.hooks.PluginHooks` calls them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import pluggy
 
-from app.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
-from app.plugins.vectors import VectorIndexSpec
+from junction.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
+from junction.plugins.vectors import VectorIndexSpec
 
 PROJECT_NAME = "junction"
 
@@ -48,8 +48,8 @@ class JunctionHookSpecs:
         :param register: call it once with a :class:`MiddlewareSpec` whose ``name`` equals the
             plugin's entry-point name (its config table is ``[middleware.<name>]``). The object its
             ``create`` returns is placed by the Protocols it satisfies: an
-            :class:`~app.plugins.protocols.Authenticator`, a :class:`~app.plugins.stages.Stage`
-            (where ``spec.stage`` places it) and/or a :class:`~app.plugins.stages.RoutingPolicy`.
+            :class:`~junction.plugins.protocols.Authenticator`, a :class:`~junction.plugins.stages.Stage`
+            (where ``spec.stage`` places it) and/or a :class:`~junction.plugins.stages.RoutingPolicy`.
         :return: nothing; results are ignored.
         """
 
@@ -63,7 +63,7 @@ class JunctionHookSpecs:
 
         :param register: call it once per route handler, controller or router.
         :param context: what the routes may use: ``context.authenticate(headers)`` (the gateway's
-            own authentication; then :func:`app.plugins.stages.require_scope`), the created
+            own authentication; then :func:`junction.plugins.stages.require_scope`), the created
             plugin objects by name (``context.components``), the shared services
             (``context.services``) and, for built-ins that drive the admin services as the admin
             API does (the ``admin-ui`` console), the composition root (``context.runtime``).
@@ -86,12 +86,12 @@ class JunctionHookSpecs:
 
     @hookspec
     def register_vector_indexes(self, register: Callable[[VectorIndexSpec], None]) -> None:
-        """Register vector indexes for RAG collections (see :mod:`app.plugins.vectors`).
+        """Register vector indexes for RAG collections (see :mod:`junction.plugins.vectors`).
 
         Called once at start-up for the plugin of the ``junction.vector_indexes`` entry-point group
         that ``[knowledge] index`` selects (every one of them for ``auto``).
 
-        :param register: call it once with a :class:`~app.plugins.vectors.VectorIndexSpec` whose
+        :param register: call it once with a :class:`~junction.plugins.vectors.VectorIndexSpec` whose
             ``name`` equals the plugin's entry-point name; ``[knowledge.indexes.<name>]`` is its
             config table.
         :return: nothing; results are ignored.

@@ -1,7 +1,7 @@
 """Discovers plugins from entry points, applies the config, and builds what they register.
 
 Nothing here runs at import time: :func:`load_plugins` is called by the
-:class:`~app.runtime.Runtime` (and by the ``junction plugins`` command) with the validated
+:class:`~junction.runtime.Runtime` (and by the ``junction plugins`` command) with the validated
 settings, and returns a fresh manager each time.
 """
 
@@ -17,11 +17,11 @@ from typing import Any, Literal
 import msgspec
 import pluggy
 
-from app.errors import ConfigError
-from app.plugins.ordering import resolve_order
-from app.plugins.hooks import PluginHooks
-from app.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
-from app.plugins.protocols import (
+from junction.errors import ConfigError
+from junction.plugins.ordering import resolve_order
+from junction.plugins.hooks import PluginHooks
+from junction.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
+from junction.plugins.protocols import (
     Authenticator,
     MiddlewareConfig,
     MiddlewareSpec,
@@ -32,8 +32,8 @@ from app.plugins.protocols import (
     RouteContext,
     StagePlacement,
 )
-from app.plugins.stages import RoutingPolicy, is_stage
-from app.settings import Settings, describe_validation_error
+from junction.plugins.stages import RoutingPolicy, is_stage
+from junction.settings import Settings, describe_validation_error
 
 Kind = Literal["provider", "middleware"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 
-from app.errors import ConfigError
-from app.plugins.protocols import PHASES, StagePlacement
+from junction.errors import ConfigError
+from junction.plugins.protocols import PHASES, StagePlacement
 
 
 def resolve_order(placements: Mapping[str, StagePlacement], override: Sequence[str] | None = None) -> list[str]:

@@ -2,8 +2,8 @@
 
 Specs are plain data handed to the ``register`` callback of a start-up hook. The objects their
 ``create`` callables build do the per-request work, asynchronously. The pipeline's own contracts
-(the :class:`~app.plugins.call.Call`, stages, routing policies) are in :mod:`app.plugins.call` and
-:mod:`app.plugins.stages`.
+(the :class:`~junction.plugins.call.Call`, stages, routing policies) are in :mod:`junction.plugins.call` and
+:mod:`junction.plugins.stages`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
-from app.schemas.stream import StreamEvent
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from junction.schemas.stream import StreamEvent
 
 if TYPE_CHECKING:
-    from app.plugins.call import Call
-    from app.pricing import ModelPrice, PriceBook
-    from app.plugins.services import (
+    from junction.plugins.call import Call
+    from junction.pricing import ModelPrice, PriceBook
+    from junction.plugins.services import (
         BridgeCalls,
         BridgeExpander,
         CredentialSource,
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
         UpstreamClients,
         UsageLedger,
     )
-    from app.settings import Settings
-    from app.stores.documents.protocol import DocumentStore
-    from app.stores.notify import ChangeBus
+    from junction.settings import Settings
+    from junction.stores.documents.protocol import DocumentStore
+    from junction.stores.notify import ChangeBus
 
 
 #: What a call asks for: a chat request, or an embeddings request (``call.endpoint`` tells which).
@@ -85,7 +85,7 @@ class MiddlewareConfig(PluginConfig):
 class PluginContext:
     """The shared services of the process, handed to every ``create`` callable.
 
-    The :class:`~app.runtime.Runtime` builds one per process and starts every service before any
+    The :class:`~junction.runtime.Runtime` builds one per process and starts every service before any
     plugin's ``start`` (and closes them after every plugin's ``close``). Each is ``None`` when the
     plugins are only being listed (``junction plugins``), or when the configuration has none.
     """
@@ -99,7 +99,7 @@ class PluginContext:
     #: when that is a ``redis://`` URL: limits, caches and counters use it, never a pool of their own.
     redis: Any | None = None
     #: One connection to that Redis that pipelines the per-call store batches of every plugin
-    #: (:class:`~app.stores.redis_pipeline.PipelinedRedis`: admissions, settles, cache fills);
+    #: (:class:`~junction.stores.redis_pipeline.PipelinedRedis`: admissions, settles, cache fills);
     #: set whenever ``redis`` is.
     redis_pipeline: Any | None = None
     #: SQL engines by store name (``"documents"``, ``"metrics"``), built once per process.
@@ -130,7 +130,7 @@ class RouteContext:
     #: The objects the enabled plugins' ``create`` returned, by plugin name.
     components: Mapping[str, object]
     services: PluginContext
-    #: The composition root (:class:`app.runtime.Runtime`: gateway, domain services, usage ledger,
+    #: The composition root (:class:`junction.runtime.Runtime`: gateway, domain services, usage ledger,
     #: jobs), for a built-in plugin that drives the admin services as the admin API does (the admin
     #: console); ``None`` where no app is being served.
     runtime: Any | None = None
@@ -164,7 +164,7 @@ class ProviderSpec:
     create: Callable[[Any, PluginContext], ProviderAdapter]
     api_key_env: str | None = None
     needs_api_key: bool = True
-    #: What the provider's models cost (see :mod:`app.pricing`; built-ins ship ``prices.toml``).
+    #: What the provider's models cost (see :mod:`junction.pricing`; built-ins ship ``prices.toml``).
     prices: Sequence[ModelPrice] = ()
 
 
@@ -173,8 +173,8 @@ class MiddlewareSpec:
     """A pipeline behaviour, as registered by ``register_middleware``.
 
     The object ``create(config, context)`` returns is placed by what it is: an
-    :class:`Authenticator`, a :class:`~app.plugins.stages.Stage` (then ``stage`` says where it
-    sits), a :class:`~app.plugins.stages.RoutingPolicy` (used when ``[routing] policy`` names this
+    :class:`Authenticator`, a :class:`~junction.plugins.stages.Stage` (then ``stage`` says where it
+    sits), a :class:`~junction.plugins.stages.RoutingPolicy` (used when ``[routing] policy`` names this
     plugin), or several of these.
     """
 
@@ -262,13 +262,13 @@ class ProviderAdapter(Protocol):
     async def close(self) -> None: ...
 
     async def complete(self, request: ChatRequest, target: UpstreamTarget) -> ChatResponse:
-        """Answer a non-streaming request, or raise a :class:`~app.errors.JunctionError`."""
+        """Answer a non-streaming request, or raise a :class:`~junction.errors.JunctionError`."""
         ...
 
     def stream(self, request: ChatRequest, target: UpstreamTarget) -> AsyncIterator[StreamEvent]:
         """Yield the unified events of a streamed answer, starting with ``StreamStart``.
 
-        Errors before the first event raise :class:`~app.errors.JunctionError`. Closing the
+        Errors before the first event raise :class:`~junction.errors.JunctionError`. Closing the
         iterator early must close the upstream connection.
         """
         ...
@@ -284,7 +284,7 @@ class EmbeddingsAdapter(Protocol):
     finds it by ``isinstance``; ``POST /v1/embeddings`` to a provider without it is a 400."""
 
     async def embed(self, request: EmbeddingRequest, target: UpstreamTarget) -> EmbeddingResponse:
-        """Embed ``request.input`` with ``target.model``, or raise a :class:`~app.errors.JunctionError`
+        """Embed ``request.input`` with ``target.model``, or raise a :class:`~junction.errors.JunctionError`
         (a 400 naming the field for input the provider cannot take, e.g. token arrays)."""
         ...
 
@@ -293,6 +293,6 @@ class EmbeddingsAdapter(Protocol):
 class Authenticator(Protocol):
     async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
         """Return who is calling, or ``None`` when these headers carry no credential this
-        authenticator understands. Raise :class:`~app.errors.AuthenticationFailed` for a
+        authenticator understands. Raise :class:`~junction.errors.AuthenticationFailed` for a
         credential it recognises as its own but rejects."""
         ...

@@ -8,8 +8,8 @@ import msgspec
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.ingress.openai import caller
-from app.pipeline import Gateway
+from junction.ingress.openai import caller
+from junction.pipeline import Gateway
 
 
 class PluginListing(msgspec.Struct, omit_defaults=True):

@@ -1,7 +1,7 @@
-"""The services a :class:`~app.plugins.protocols.PluginContext` offers, as Protocols.
+"""The services a :class:`~junction.plugins.protocols.PluginContext` offers, as Protocols.
 
 Plugins reach the gateway's own machinery (bridges, org credentials, shared clients) only through
-these, never by importing ``app.domain`` or ``app.runtime``: the Runtime satisfies them.
+these, never by importing ``junction.domain`` or ``junction.runtime``: the Runtime satisfies them.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from app.plugins.call import Call
-    from app.plugins.protocols import Deployment, Principal, ProviderConfig
-    from app.schemas.chat import ChatRequest, ChatResponse
-    from app.stores.documents.protocol import ResolvedBridge
-    from app.stores.metrics.events import UsageEvent
-    from app.upstream.http import ErrorMapper, UpstreamClient
+    from junction.plugins.call import Call
+    from junction.plugins.protocols import Deployment, Principal, ProviderConfig
+    from junction.schemas.chat import ChatRequest, ChatResponse
+    from junction.stores.documents.protocol import ResolvedBridge
+    from junction.stores.metrics.events import UsageEvent
+    from junction.upstream.http import ErrorMapper, UpstreamClient
 
 
 #: ``model`` prefix of a bridge call (``bridge/<id-or-slug>``), expanded by the BridgeExpander.
@@ -33,7 +33,7 @@ class BridgeExpander(Protocol):
 
 
 class BridgeCalls(Protocol):
-    """Bridges calling bridges (connected bridges, :mod:`app.agents.connected`)."""
+    """Bridges calling bridges (connected bridges, :mod:`junction.agents.connected`)."""
 
     async def resolve(self, org_id: str, id_or_slug: str) -> ResolvedBridge:
         """The org's bridge and the config calls use (cached); NotFound otherwise."""

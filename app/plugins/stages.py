@@ -1,13 +1,13 @@
 """The contracts of the request pipeline: stages, and the routing policy of the attempt loop.
 
 A call runs through the stages like an onion, outermost first, in the order
-:class:`~app.plugins.protocols.StagePlacement` and ``[pipeline] order`` resolve; the innermost
+:class:`~junction.plugins.protocols.StagePlacement` and ``[pipeline] order`` resolve; the innermost
 layer is the attempt loop, which tries deployments in the order the :class:`RoutingPolicy` gives
 and tells it how each attempt went. A stage defines any of four methods (subclass :class:`Stage`
 to inherit pass-throughs for the others; a method left as inherited costs nothing per call):
 
 * ``enter(call)`` runs before the inner layers, for JSON answers and streams alike: refuse by
-  raising a :class:`~app.errors.JunctionError`, or rewrite ``call.request``. The cheapest kind.
+  raising a :class:`~junction.errors.JunctionError`, or rewrite ``call.request``. The cheapest kind.
 * ``handle(call, next)`` wraps a JSON answer (chat or embeddings): ``reply = await next(call)``
   inside ``try``/``finally`` runs the ``finally`` exactly once, however the call ends.
 * ``stream(call, next)`` wraps a stream: an async generator that iterates ``next(call)`` and
@@ -29,12 +29,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.errors import PermissionDenied
-from app.plugins.call import Attempt, Call
-from app.plugins.protocols import Deployment, Principal
-from app.schemas.chat import ChatResponse
-from app.schemas.embeddings import EmbeddingResponse
-from app.schemas.stream import StreamEvent
+from junction.errors import PermissionDenied
+from junction.plugins.call import Attempt, Call
+from junction.plugins.protocols import Deployment, Principal
+from junction.schemas.chat import ChatResponse
+from junction.schemas.embeddings import EmbeddingResponse
+from junction.schemas.stream import StreamEvent
 
 #: A JSON answer: a chat completion or an embeddings response.
 Reply = ChatResponse | EmbeddingResponse

@@ -6,11 +6,11 @@ upstream. Awaited one by one that is a round trip per plugin; queued here it is 
 first layer that needs a result — a cache stage for its lookup, else the attempt loop just before
 the first attempt — awaits :meth:`StoreBatch.flush`. The flush sends everything queued as one
 pipeline, then runs every callback in queue order; a callback may record state on the call or
-raise a :class:`~app.errors.JunctionError` (a refusal). Every callback runs even when an earlier
+raise a :class:`~junction.errors.JunctionError` (a refusal). Every callback runs even when an earlier
 one refused (a budget whose reservation was made must know it, to refund it); the first refusal is
 raised after them.
 
-Each queued command carries the :class:`~app.plugins.store_guard.StoreGuard` of its plugin: a
+Each queued command carries the :class:`~junction.plugins.store_guard.StoreGuard` of its plugin: a
 command whose guard is open is not queued (the plugin hears :class:`StoreUnavailable` at once),
 the flush waits at most the longest timeout of the queued guards, and when the store fails every
 queued guard trips and every callback receives :class:`StoreUnavailable` instead of a result, to
@@ -23,11 +23,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from app.errors import JunctionError
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.errors import JunctionError
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 
 #: Queues one command on a pipeline (e.g. ``lambda pipe: pipe.eval(SCRIPT, 1, key, *args)``): the
-#: plugins' batches go through :class:`~app.stores.redis_pipeline.PipelinedRedis`, which sends
+#: plugins' batches go through :class:`~junction.stores.redis_pipeline.PipelinedRedis`, which sends
 #: ``eval`` as EVALSHA; a redis-py client's pipeline works too.
 Command = Callable[[Any], object]
 #: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.

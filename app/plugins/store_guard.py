@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from app.errors import ServiceUnavailable
-from app.plugins.protocols import MiddlewareConfig
+from junction.errors import ServiceUnavailable
+from junction.plugins.protocols import MiddlewareConfig
 
 T = TypeVar("T")
 log = logging.getLogger("junction.store_guard")

@@ -1,5 +1,5 @@
 """Loads the vector index ``[knowledge] index`` names from the ``junction.vector_indexes``
-entry-point group (see :mod:`app.plugins.vectors`). Nothing runs at import time."""
+entry-point group (see :mod:`junction.plugins.vectors`). Nothing runs at import time."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pluggy
 
-from app.errors import ConfigError
-from app.plugins.hooks import PluginHooks
-from app.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
-from app.plugins.manager import EntryPointSource, installed_entry_points
-from app.plugins.vectors import IndexedVector, VectorHit, VectorIndex, VectorIndexSpec, VectorQuery
-from app.settings import describe_validation_error
+from junction.errors import ConfigError
+from junction.plugins.hooks import PluginHooks
+from junction.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
+from junction.plugins.manager import EntryPointSource, installed_entry_points
+from junction.plugins.vectors import IndexedVector, VectorHit, VectorIndex, VectorIndexSpec, VectorQuery
+from junction.settings import describe_validation_error
 
 if TYPE_CHECKING:
-    from app.plugins.protocols import PluginContext
-    from app.stores.documents.knowledge import Collection
+    from junction.plugins.protocols import PluginContext
+    from junction.stores.documents.knowledge import Collection
 
 GROUP = "junction.vector_indexes"
 AUTO = "auto"

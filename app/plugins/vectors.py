@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.plugins.protocols import PluginConfig
+from junction.plugins.protocols import PluginConfig
 
 if TYPE_CHECKING:
-    from app.plugins.protocols import PluginContext
-    from app.stores.documents.knowledge import Collection
+    from junction.plugins.protocols import PluginContext
+    from junction.stores.documents.knowledge import Collection
 
 
 class VectorIndexConfig(PluginConfig):

@@ -8,8 +8,8 @@ import time
 
 import msgspec
 
-from app.errors import JunctionError
-from app.plugins.protocols import ProviderAdapter
+from junction.errors import JunctionError
+from junction.plugins.protocols import ProviderAdapter
 
 log = logging.getLogger("junction.models")
 

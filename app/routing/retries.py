@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from app.errors import ConfigError, error_classes
-from app.plugins.call import Attempt, Call
-from app.plugins.protocols import Deployment, MiddlewareConfig
-from app.plugins.stages import Retry
+from junction.errors import ConfigError, error_classes
+from junction.plugins.call import Attempt, Call
+from junction.plugins.protocols import Deployment, MiddlewareConfig
+from junction.plugins.stages import Retry
 
 #: The class this module gives an upstream's "your prompt is longer than my context window".
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"

@@ -1,15 +1,15 @@
 """Resolves a request's ``model`` into its candidate deployments: ``provider/model``, or an alias
 from ``[models]`` with weighted deployments and fallbacks. The order they are tried in is the
-routing policy's (:class:`~app.plugins.stages.RoutingPolicy`)."""
+routing policy's (:class:`~junction.plugins.stages.RoutingPolicy`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-from app.errors import ConfigError, InvalidRequest, NotFound
-from app.plugins.protocols import Deployment, ProviderAdapter, UpstreamTarget
-from app.settings import DeploymentSettings, ModelAliasSettings
+from junction.errors import ConfigError, InvalidRequest, NotFound
+from junction.plugins.protocols import Deployment, ProviderAdapter, UpstreamTarget
+from junction.settings import DeploymentSettings, ModelAliasSettings
 
 _RESOLVED_CACHE_LIMIT = 4096
 #: ...and at most this many characters of names: model names come from clients, so the cache is

@@ -1,7 +1,7 @@
 """Embeddings requests and responses in Junction's unified model (the OpenAI Embeddings shape).
 
 Providers with an embeddings endpoint translate these to and from their own wire format; see
-:class:`app.plugins.protocols.EmbeddingsAdapter`.
+:class:`junction.plugins.protocols.EmbeddingsAdapter`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from app.errors import InvalidRequest
+from junction.errors import InvalidRequest
 
 
 class _Model(msgspec.Struct, omit_defaults=True, kw_only=True):

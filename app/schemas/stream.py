@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from app.schemas.chat import Usage
+from junction.schemas.chat import Usage
 
 
 class _Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
@@ -75,7 +75,7 @@ class StreamDone(_Event, tag="done"):
 
 class ToolActivity(_Event, tag="tool_activity"):
     """The gateway's tool loop ran a server-side tool between two model calls (see
-    :mod:`app.agents`). Not the model's output: the OpenAI ingress writes it as an SSE comment,
+    :mod:`junction.agents`). Not the model's output: the OpenAI ingress writes it as an SSE comment,
     which SDKs ignore; other formats leave it out."""
 
     round: int

@@ -23,9 +23,9 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.errors import ConfigError, JunctionError
-from app.security.private_files import create_private_file_once
-from app.settings import Settings
+from junction.errors import ConfigError, JunctionError
+from junction.security.private_files import create_private_file_once
+from junction.settings import Settings
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

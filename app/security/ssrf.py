@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from app.errors import InvalidRequest
+from junction.errors import InvalidRequest
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # shared address space; Alibaba's metadata lives here
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),

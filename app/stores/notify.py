@@ -24,8 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.errors import ConfigError, JunctionError
-from app.stores.startup_errors import StoreUnreachable, redacted
+from junction.errors import ConfigError, JunctionError
+from junction.stores.startup_errors import StoreUnreachable, redacted
 
 log = logging.getLogger("junction.stores.notify")
 

@@ -1,7 +1,7 @@
 """One Redis connection that pipelines the per-call store batches of every plugin.
 
 The admission stages (rate limits, budgets, the response cache lookup) send one batch of commands
-per call (:mod:`app.plugins.store_batch`), and settles ride on later batches. Through redis-py each
+per call (:mod:`junction.plugins.store_batch`), and settles ride on later batches. Through redis-py each
 batch checked a connection out of the pool, built a ``Pipeline``, packed it, and parsed every reply
 through its retry, observability and callback layers: about 120 µs of CPU per batch in this
 worker, more than the round trip itself (raw: ~10 µs). Here one connection carries every batch:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.security.private_files import private_sqlite_file
+from junction.security.private_files import private_sqlite_file
 
 
 def open_engine(url: str, **options: Any) -> AsyncEngine:

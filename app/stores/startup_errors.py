@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from app.errors import ConfigError
+from junction.errors import ConfigError
 
 
 class StoreUnreachable(ConfigError):

@@ -4,7 +4,7 @@ A provider package brings a fake upstream that speaks its provider's protocol an
 :class:`ConformanceUpstream`; the kit starts it, starts a real ``junction serve`` with the provider
 pointed at it, and drives the gateway with the official ``openai`` SDK::
 
-    from app.testing.conformance import ProviderConformance
+    from junction.testing.conformance import ProviderConformance
     from my_provider_tests.fake import FakeAcme
 
     class TestAcmeConformance(ProviderConformance):
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from app.testing.conformance_embeddings import EmbeddingsConformance
-from app.testing.scripted_upstream import (
+from junction.testing.conformance_embeddings import EmbeddingsConformance
+from junction.testing.scripted_upstream import (
     PIXEL_DATA_URL,
     ConformanceUpstream,
     Reply,
@@ -35,7 +35,7 @@ from app.testing.scripted_upstream import (
     ToolCallReply,
     hold_until_disconnected,
 )
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 
 __all__ = ["ConformanceUpstream", "ProviderConformance", "Reply", "SeenRequest", "ToolCallReply",
            "UPSTREAM_KEY", "hold_until_disconnected"]
@@ -99,7 +99,7 @@ def collect_tool_calls(stream: Any) -> tuple[dict[int, dict[str, str]], int, lis
 class ProviderConformance(EmbeddingsConformance):
     """Subclass as ``Test<Something>`` and set the attributes below; pytest collects the rest.
     Embeddings: set ``supports_embeddings = True`` and ``embedding_model`` (see
-    :class:`~app.testing.conformance_embeddings.EmbeddingsConformance`)."""
+    :class:`~junction.testing.conformance_embeddings.EmbeddingsConformance`)."""
 
     #: The provider's entry-point name (its config table and model prefix).
     provider: ClassVar[str]

@@ -1,5 +1,5 @@
 """The embeddings part of the conformance kit, mixed into
-:class:`~app.testing.conformance.ProviderConformance`.
+:class:`~junction.testing.conformance.ProviderConformance`.
 
 A provider either has embeddings (``supports_embeddings = True`` and an ``embedding_model`` its
 fake serves) or it does not, and then ``POST /v1/embeddings`` to it must be a clear 400. The

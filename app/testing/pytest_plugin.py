@@ -3,7 +3,7 @@ server helpers available to any package's tests. Importing it has no side effect
 
 It is loaded into every pytest run of an environment where Junction is installed, so it imports
 nothing heavy: the kit itself is imported by the test modules that use it
-(``from app.testing.conformance import ProviderConformance``).
+(``from junction.testing.conformance import ProviderConformance``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "conformance: Junction's provider conformance suite (app.testing.conformance)")
+        "markers", "conformance: Junction's provider conformance suite (junction.testing.conformance)")
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def junction_server(tmp_path: Path) -> Iterator[Callable[..., JunctionProcess]]:
 
     Every process started through it is stopped when the test ends.
     """
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
 
     started: list[JunctionProcess] = []
 

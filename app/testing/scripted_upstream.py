@@ -83,7 +83,7 @@ class SeenRequest:
 class ConformanceUpstream(Protocol):
     """The small interface the kit needs from a provider's fake upstream.
 
-    The fake is a real HTTP server (see :class:`app.testing.upstream.FakeUpstream`) that validates
+    The fake is a real HTTP server (see :class:`junction.testing.upstream.FakeUpstream`) that validates
     requests like the real API, answers in the real protocol, and offers these controls.
     """
 

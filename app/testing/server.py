@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from app.testing.upstream import free_port
+from junction.testing.upstream import free_port
 
 
 class JunctionProcess:
@@ -36,7 +36,7 @@ class JunctionProcess:
     def start(self, timeout: float = 30.0) -> JunctionProcess:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--config", str(self.config_path),
+            [sys.executable, "-m", "junction.cli", "serve", "--config", str(self.config_path),
              "--port", str(self.port), "--workers", str(self.workers)],
             cwd=self.directory, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -15,10 +15,10 @@ from typing import Annotated
 
 import msgspec
 
-from app.plugins.call import Call
-from app.plugins.protocols import InferenceRequest
-from app.plugins.store_guard import GuardedConfig
-from app.schemas.chat import ChatRequest
+from junction.plugins.call import Call
+from junction.plugins.protocols import InferenceRequest
+from junction.plugins.store_guard import GuardedConfig
+from junction.schemas.chat import ChatRequest
 
 _encode = msgspec.json.Encoder().encode
 Tokens = Annotated[int, msgspec.Meta(ge=0)]

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from app.errors import NotFound
-from app.plugins.call import Call
-from app.stores.documents.protocol import ResolvedBridge
+from junction.errors import NotFound
+from junction.plugins.call import Call
+from junction.stores.documents.protocol import ResolvedBridge
 
 Scope = Literal["key", "org", "bridge", "model"]
 BudgetPeriod = Literal["day", "month"]

@@ -8,8 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.plugins.store_guard import StoreUnavailable
-from app.traffic.limits import Limits
+from junction.plugins.store_guard import StoreUnavailable
+from junction.traffic.limits import Limits
 
 
 class LimitUsage(msgspec.Struct, kw_only=True):

@@ -11,7 +11,7 @@ shutdown sends what is queued and waits (bounded) before the store closes.
 
 A settle that cannot reach the store is counted in :attr:`Settler.lost` and logged: its
 reservation then lapses on its own (rate windows after a minute; budget reservations after
-:data:`~app.traffic.ledger.RESERVATION_TTL_MS`).
+:data:`~junction.traffic.ledger.RESERVATION_TTL_MS`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import asyncio
 import logging
 from typing import Any
 
-from app.plugins.store_batch import StoreBatch
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.plugins.store_batch import StoreBatch
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 
 log = logging.getLogger("junction.traffic")
 
 
 class Settler:
     """Queued settles of one plugin (see the module docstring); ``redis`` is the pipelining
-    connection (:class:`~app.stores.redis_pipeline.PipelinedRedis`)."""
+    connection (:class:`~junction.stores.redis_pipeline.PipelinedRedis`)."""
 
     def __init__(self, guard: StoreGuard, redis: Any, delay: float = 0.02) -> None:
         self._guard = guard

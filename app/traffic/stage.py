@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from app.plugins.store_guard import StoreGuard
-from app.traffic.estimate import CallIds, ReservationConfig
-from app.traffic.limits import LimitSource
-from app.schemas.stream import StreamEvent
-from app.traffic.settle import Settler
+from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins.store_guard import StoreGuard
+from junction.traffic.estimate import CallIds, ReservationConfig
+from junction.traffic.limits import LimitSource
+from junction.schemas.stream import StreamEvent
+from junction.traffic.settle import Settler
 
 
 class TrafficStage(Stage):

@@ -17,7 +17,7 @@ from typing import Protocol
 import aiohttp
 import msgspec
 
-from app.errors import (
+from junction.errors import (
     AuthenticationFailed,
     InvalidRequest,
     JunctionError,
@@ -31,10 +31,10 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.plugins.protocols import PluginContext, ProviderConfig
-from app.schemas.stream import StreamDone, StreamEvent
-from app.upstream.redact import header_secrets, redact
-from app.upstream.sse import iter_sse
+from junction.plugins.protocols import PluginContext, ProviderConfig
+from junction.schemas.stream import StreamDone, StreamEvent
+from junction.upstream.redact import header_secrets, redact
+from junction.upstream.sse import iter_sse
 
 
 log = logging.getLogger("junction.upstream")
@@ -329,7 +329,7 @@ def upstream_client(context: PluginContext | None, name: str, config: ProviderCo
 def new_upstream_client(name: str, config: ProviderConfig, map_error: ErrorMapper = error_for_status) -> UpstreamClient:
     """A client on the library ``config.http_client`` names."""
     if config.http_client == "pyreqwest":
-        from app.upstream.reqwest import ReqwestClient
+        from junction.upstream.reqwest import ReqwestClient
 
         return ReqwestClient(name, config, map_error)
     return UpstreamClient(name, config, map_error)

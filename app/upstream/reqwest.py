@@ -16,8 +16,8 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, NetworkError, PyreqwestError, RequestTimeoutError
 from pyreqwest.response import Response
 
-from app.errors import JunctionError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from app.upstream.http import _TAIL_SECONDS, UpstreamClient, _with_extra
+from junction.errors import JunctionError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from junction.upstream.http import _TAIL_SECONDS, UpstreamClient, _with_extra
 
 
 class ReqwestClient(UpstreamClient):

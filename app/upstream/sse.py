@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import msgspec
 
-from app.errors import UpstreamError
+from junction.errors import UpstreamError
 
 
 class SSEEvent(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.admin_ui.conftest import ConsolePage, new_key, new_org
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply
 

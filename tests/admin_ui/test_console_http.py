@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.admin_ui.conftest import console_config, csrf_of, new_key, new_org, signed_in
 from tests.fakes.openai_upstream import FakeOpenAI
 

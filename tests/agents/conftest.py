@@ -10,8 +10,8 @@ import httpx
 import pytest
 import redis
 
-from app.testing.scripted_upstream import Reply, SeenRequest, ToolCallReply
-from app.testing.server import JunctionProcess
+from junction.testing.scripted_upstream import Reply, SeenRequest, ToolCallReply
+from junction.testing.server import JunctionProcess
 from tests.agents.mcp_server import TOKEN as MCP_TOKEN
 from tests.agents.mcp_server import McpTestServer
 from tests.agents.tool_server import ToolServer

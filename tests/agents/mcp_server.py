@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from app.testing.upstream import free_port
+from junction.testing.upstream import free_port
 
 TOKEN = "mcp-token-7"
 

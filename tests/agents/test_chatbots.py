@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.domain.chatbots.tokens import ChatbotClaims, ChatbotTokens
-from app.security.crypto import Cipher, EncryptionKey
+from junction.domain.chatbots.tokens import ChatbotClaims, ChatbotTokens
+from junction.security.crypto import Cipher, EncryptionKey
 from tests.agents.conftest import Upstream
 from tests.tenancy.conftest import ENCRYPTION_KEY, Tenant
 
@@ -156,7 +156,7 @@ def test_tokens_and_limits_hold_across_two_nodes(agents_server: Any, tenant: Ten
                                                  fake_openai: Any, tmp_path: Any) -> None:
     """A second ``junction serve`` on the same stores: it reads the first node's tokens, continues
     the same thread, and the end user's limit counts the requests of both nodes."""
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
     from tests.agents.conftest import MASTER
 
     chatbot(tenant, rpm_per_end_user=3)

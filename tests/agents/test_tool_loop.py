@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.agents.conftest import TOOL_SECRET, Upstream, agent_bridge, register_tool
 from tests.agents.tool_server import ToolBehaviour, ToolServer
 from tests.tenancy.conftest import Tenant

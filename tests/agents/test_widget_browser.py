@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 from tests.agents.conftest import MASTER
 from tests.fakes.openai_upstream import ScriptedReply
 from tests.tenancy.conftest import Tenant

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 
 
 @dataclass

@@ -5,7 +5,7 @@ required ``max_tokens``, user/assistant alternation starting with the user, ``to
 placement and pairing, block shapes, thinking rules) and answers with realistic JSON or SSE:
 thinking blocks with signatures, tool-call JSON split across many ``input_json_delta`` events,
 usage with cache tokens, and Anthropic's error bodies. It also satisfies the conformance kit's
-:class:`~app.testing.scripted_upstream.ConformanceUpstream` interface.
+:class:`~junction.testing.scripted_upstream.ConformanceUpstream` interface.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.testing.scripted_upstream import Reply, SeenRequest, hold_until_disconnected
-from app.testing.upstream import FakeUpstream
+from junction.testing.scripted_upstream import Reply, SeenRequest, hold_until_disconnected
+from junction.testing.upstream import FakeUpstream
 from tests.fakes.anthropic_validation import request_problem
 
 _FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",

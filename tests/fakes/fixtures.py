@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 
 F = TypeVar("F", bound=FakeUpstream)
 

@@ -6,7 +6,7 @@ non-empty parts holding exactly one kind of data, base64 inline data, one functi
 function call of the previous turn, thought signatures sent back on function-call parts) and
 answers with realistic JSON and SSE: text in small pieces, each function call in its own event,
 usage metadata growing as the stream goes. It satisfies the conformance kit's
-:class:`~app.testing.conformance.ConformanceUpstream`.
+:class:`~junction.testing.conformance.ConformanceUpstream`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.testing.conformance import Reply, SeenRequest, hold_until_disconnected
-from app.testing.upstream import FakeUpstream
+from junction.testing.conformance import Reply, SeenRequest, hold_until_disconnected
+from junction.testing.upstream import FakeUpstream
 from tests.fakes.embedding_vectors import fake_vector
 
 _STATUS_NAMES = {

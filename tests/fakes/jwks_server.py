@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 
 
 class FakeJwks(FakeUpstream):

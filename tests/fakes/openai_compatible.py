@@ -1,6 +1,6 @@
 """The fake OpenAI server, made scriptable by the conformance kit and reusable by dialects.
 
-:class:`OpenAICompatibleFake` adds the :class:`~app.testing.conformance.ConformanceUpstream`
+:class:`OpenAICompatibleFake` adds the :class:`~junction.testing.conformance.ConformanceUpstream`
 controls to :class:`FakeOpenAI`, serves under a configurable path prefix, and gives dialect fakes
 (Groq, Mistral, OpenRouter) one hook, :meth:`check_body`, to reject what their real API rejects.
 """
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from app.testing.conformance import Reply, SeenRequest, hold_until_disconnected
+from junction.testing.conformance import Reply, SeenRequest, hold_until_disconnected
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply, openai_error
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 
 
 @dataclass

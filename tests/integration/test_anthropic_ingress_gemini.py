@@ -9,8 +9,8 @@ from typing import Any
 import anthropic
 import pytest
 
-from app.testing.scripted_upstream import Reply, ToolCallReply
-from app.testing.server import JunctionProcess
+from junction.testing.scripted_upstream import Reply, ToolCallReply
+from junction.testing.server import JunctionProcess
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.plugins.provider_gateway import provider_fixtures
 

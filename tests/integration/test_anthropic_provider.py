@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from app.testing.conformance import collect_tool_calls
+from junction.testing.conformance import collect_tool_calls
 from tests.fakes.anthropic_upstream import anthropic_error
 from tests.integration.anthropic_fixtures import (  # noqa: F401 (fixtures)
     ANTHROPIC_UPSTREAM_KEY,

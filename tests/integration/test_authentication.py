@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 
 CHAT = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}

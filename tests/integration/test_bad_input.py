@@ -79,7 +79,7 @@ def test_unknown_route_and_wrong_method(http):
 
 
 def test_disabled_provider_is_named(tmp_path, fake_openai):
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
     from tests.conftest import openai_provider_table
 
     config = openai_provider_table(fake_openai, enabled=False)
@@ -114,7 +114,7 @@ def test_model_ids_that_could_escape_a_url_path_are_refused(http, fake_openai, m
 
 
 def test_model_ids_of_every_provider_shape_are_accepted():
-    from app.routing.router import Router
+    from junction.routing.router import Router
     from tests.unit.sample_plugins import EchoAdapter, EchoConfig
 
     router = Router({"p": EchoAdapter(EchoConfig(), None)}, {"p"}, {})

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.errors import ConfigError
-from app.settings import settings_from_mapping
-from app.testing.server import JunctionProcess
+from junction.errors import ConfigError
+from junction.settings import settings_from_mapping
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 
 ALLOWED = "https://app.example.com"

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "junction-echo-provider"
 
@@ -30,7 +30,7 @@ def echo_package():
 
 
 def junction(*args: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "junction.cli", *args], capture_output=True, text=True,
                             cwd=cwd, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing.server import free_port
+from junction.testing.server import free_port
 from tests.stores.conftest import POSTGRES_SERVER, create_postgres_database, drop_postgres_database
 
 KEY = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I="
@@ -24,7 +24,7 @@ def serve(directory: Path, config: str, *flags: str) -> subprocess.CompletedProc
     (directory / "junction.toml").write_text(config, encoding="utf-8")
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("JUNCTION_CONFIG", "JUNCTION_MASTER_KEY")}
-    return subprocess.run([sys.executable, "-m", "app.cli", *flags, "serve", "--port", str(free_port())],
+    return subprocess.run([sys.executable, "-m", "junction.cli", *flags, "serve", "--port", str(free_port())],
                           cwd=directory, env=environment, capture_output=True, text=True, timeout=60)
 
 

@@ -91,7 +91,7 @@ def test_upstream_stream_error_naming_the_credential_is_redacted(http, fake_open
 
 
 def test_redaction_keeps_messages_without_secrets_unchanged():
-    from app.upstream.redact import redact
+    from junction.upstream.redact import redact
 
     assert redact("model gpt-4o does not exist", ("sk-abc",)) == "model gpt-4o does not exist"
     assert redact("bad key gw-abcdef12!", ("gw-abcdef12",)) == "bad key [redacted]!"

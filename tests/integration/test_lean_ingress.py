@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import ScriptedError
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import ScriptedError
 from tests.conftest import openai_provider_table
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

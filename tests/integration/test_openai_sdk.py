@@ -304,7 +304,7 @@ def test_upstream_forbidden_is_a_403(openai_client, fake_openai):
 def test_an_unreadable_model_list_does_not_stop_start_up(fake_openai, tmp_path):
     """An OpenAI-compatible upstream whose /models answers in its own shape is logged and skipped;
     start-up (which fetches every model list) goes on, and chat works."""
-    from app.testing.server import JunctionProcess
+    from junction.testing.server import JunctionProcess
     from tests.conftest import openai_provider_table
 
     fake_openai.fail_next(200, {"object": "list", "models": ["gpt-4o"]})

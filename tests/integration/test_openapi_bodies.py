@@ -10,8 +10,8 @@ import httpx
 import jsonschema
 import pytest
 
-from app.openapi import REQUEST_BODIES
-from app.testing.server import JunctionProcess
+from junction.openapi import REQUEST_BODIES
+from junction.testing.server import JunctionProcess
 
 
 @pytest.fixture(scope="module")

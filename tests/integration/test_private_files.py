@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -51,7 +51,7 @@ def test_junction_migrate_creates_both_sqlite_stores_owner_only(tmp_path):
     config = tmp_path / "junction.toml"
     config.write_text(f'[stores]\ndocuments = "sqlite+aiosqlite:///{tmp_path}/documents.db"\n'
                       f'metrics = "sqlite+aiosqlite:///{tmp_path}/metrics.db"\n', encoding="utf-8")
-    migrated = subprocess.run([sys.executable, "-m", "app.cli", "migrate", "--config", str(config)],
+    migrated = subprocess.run([sys.executable, "-m", "junction.cli", "migrate", "--config", str(config)],
                               capture_output=True, text=True, timeout=120)
     assert migrated.returncode == 0, migrated.stderr
     databases = [path for path in tmp_path.iterdir() if path.name.startswith(("documents.db", "metrics.db"))]

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
-from app.testing.scripted_upstream import Reply, ToolCallReply
-from app.testing.server import JunctionProcess
+from junction.testing.scripted_upstream import Reply, ToolCallReply
+from junction.testing.server import JunctionProcess
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_compatible import OpenAICompatibleFake
@@ -470,7 +470,7 @@ def test_a_cut_answer_is_incomplete(junction: JunctionProcess, client: openai.Op
 
 
 def test_images_reach_every_provider(client: openai.OpenAI, provider: tuple[str, Any]) -> None:
-    from app.testing.scripted_upstream import PIXEL_DATA_URL
+    from junction.testing.scripted_upstream import PIXEL_DATA_URL
 
     model, fake = provider
     fake.queue_reply(Reply(text="A pixel."))

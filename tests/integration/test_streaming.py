@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from app.testing.upstream import ScriptedError
+from junction.testing.upstream import ScriptedError
 from tests.fakes.openai_upstream import ScriptedReply
 
 CHAT = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "go"}], "stream": True}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.testing.upstream import FakeUpstream
+from junction.testing.upstream import FakeUpstream
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 

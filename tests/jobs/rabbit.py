@@ -23,7 +23,7 @@ class WorkerProcess:
         WorkerProcess.count += 1
         self.directory = directory
         self.log_path = directory / f"worker-{WorkerProcess.count}.log"
-        self.args = [sys.executable, "-m", "app.cli", "worker", "--config", str(config_path),
+        self.args = [sys.executable, "-m", "junction.cli", "worker", "--config", str(config_path),
                      "--concurrency", str(concurrency)]
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.jobs.conftest import chat_body, jobs_config
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 from standardwebhooks import Webhook
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.fixtures import fake_fixtures
 from tests.fakes.openai_upstream import FakeOpenAI

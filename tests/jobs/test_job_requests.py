@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.jobs.conftest import chat_body, client, jobs_config, wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.jobs.conftest import (
     STANDARD_WEBHOOKS_SECRET,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.jobs.webhooks import WebhookSender, signature_headers
-from app.security.ssrf import refused_reason
+from junction.domain.jobs.webhooks import WebhookSender, signature_headers
+from junction.security.ssrf import refused_reason
 from tests.jobs.conftest import WebhookReceiver
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.jobs.conftest import (
     STANDARD_WEBHOOKS_SECRET,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.knowledge.conftest import LOCAL_ENV, MASTER, Admin, requires_local_model

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.knowledge.conftest import LOCAL_ENV, MASTER, REDIS_DB, Admin, requires_local_model

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.settings import Settings, settings_from_mapping
-from app.stores.metrics import migrate
+from junction.settings import Settings, settings_from_mapping
+from junction.stores.metrics import migrate
 from tests.stores.conftest import POSTGRES_SERVER
 
 TIMESCALE_SERVER = os.environ.get("JUNCTION_TEST_TIMESCALE_URL")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.schema import latency_bucket
+from junction.stores.metrics.events import UsageEvent
+from junction.stores.metrics.schema import latency_bucket
 
 #: The whole data set's range (UTC).
 D5_D7 = (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 7, tzinfo=UTC))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from app.testing.upstream import free_port
+from junction.testing.upstream import free_port
 
 
 class TcpProxy:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.settings import settings_from_mapping
-from app.stores.metrics.writer import UsageWriter
-from app.testing.server import JunctionProcess
+from junction.settings import settings_from_mapping
+from junction.stores.metrics.writer import UsageWriter
+from junction.testing.server import JunctionProcess
 from tests.metrics.seed import seeded
 
 pytestmark = pytest.mark.slow

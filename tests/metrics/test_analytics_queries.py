@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.stores.metrics.queries import UsageQueries, UsageQuery
-from app.stores.metrics.writer import UsageWriter
+from junction.stores.metrics.queries import UsageQueries, UsageQuery
+from junction.stores.metrics.writer import UsageWriter
 from tests.metrics.seed import seeded
 
 D5, D6, D7 = (datetime(2026, 1, day, tzinfo=UTC) for day in (5, 6, 7))

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.stores.metrics import migrate
-from app.stores.metrics.queries import UsageQueries, UsageQuery
-from app.stores.metrics.writer import UsageWriter
+from junction.stores.metrics import migrate
+from junction.stores.metrics.queries import UsageQueries, UsageQuery
+from junction.stores.metrics.writer import UsageWriter
 from tests.metrics.conftest import NO_TIMESCALE, TIMESCALE_SERVER, call_with_retry, close_backend, open_backend
 from tests.metrics.seed import D5_D7, seeded
 from tests.stores.conftest import PROJECT_ROOT, create_postgres_database, drop_postgres_database, POSTGRES_SERVER
@@ -73,7 +73,7 @@ async def test_junction_migrate_brings_both_stores_up_to_date(tmp_path):
         config = tmp_path / "junction.toml"
         config.write_text(f'[stores]\ndocuments = "{url}"\nmetrics = "{url}"\n', encoding="utf-8")
         environment = {key: value for key, value in os.environ.items() if key != "JUNCTION_CONFIG"}
-        done = subprocess.run([sys.executable, "-m", "app.cli", "migrate", "--config", str(config)],
+        done = subprocess.run([sys.executable, "-m", "junction.cli", "migrate", "--config", str(config)],
                               cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         engine = create_async_engine(url)
@@ -92,7 +92,7 @@ async def test_junction_migrate_brings_both_stores_up_to_date(tmp_path):
 
 
 async def test_a_postgresql_ledger_behind_head_asks_for_junction_migrate(tmp_path):
-    from app.errors import ConfigError
+    from junction.errors import ConfigError
 
     name = await create_postgres_database()
     engine = create_async_engine(f"{POSTGRES_SERVER}/{name}")

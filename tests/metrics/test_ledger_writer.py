@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.stores.metrics.writer import UsageWriter
+from junction.stores.metrics.writer import UsageWriter
 from tests.metrics.seed import event
 from tests.metrics.tcp_proxy import TcpProxy
 

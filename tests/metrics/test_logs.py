@@ -11,8 +11,8 @@ import logging
 import httpx
 import pytest
 
-from app.logs import LoggingSettings, configure_logging
-from app.testing.server import JunctionProcess
+from junction.logs import LoggingSettings, configure_logging
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 
 pytestmark = pytest.mark.slow

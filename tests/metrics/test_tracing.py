@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import FakeUpstream
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import FakeUpstream
 from tests.conftest import openai_provider_table
 
 pytestmark = pytest.mark.slow

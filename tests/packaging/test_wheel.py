@@ -69,7 +69,9 @@ def test_the_wheel_holds_only_the_junction_namespace_and_every_source_file(wheel
         assert expected <= set(names), sorted(expected - set(names))[:5]
     for shipped in ("junction/granian.toml", "junction/junction.example.toml", "junction/migrations/env.py",
                     "junction/migrations/script.py.mako", "junction/migrations/metrics/env.py",
-                    "junction/static/swagger-ui/swagger-ui-bundle.js", "junction/providers/openai/prices.toml"):
+                    "junction/static/swagger-ui/swagger-ui-bundle.js", "junction/providers/openai/prices.toml",
+                    "junction/static/chatbot/widget.js", "junction/middleware/admin_ui/templates/layout.html",
+                    "junction/middleware/admin_ui/static/chart.umd.min.js"):
         assert shipped in names, shipped
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import FakeUpstream
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import FakeUpstream
 from tests.fakes.fixtures import fake_fixtures
 
 

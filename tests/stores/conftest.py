@@ -22,11 +22,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.security.crypto import Cipher, EncryptionKey
-from app.stores.documents import open_document_store
-from app.stores.documents.mongo_store import MongoDocumentStore
-from app.stores.documents.protocol import DocumentStore
-from app.stores.notify import ChangeBus
+from junction.security.crypto import Cipher, EncryptionKey
+from junction.stores.documents import open_document_store
+from junction.stores.documents.mongo_store import MongoDocumentStore
+from junction.stores.documents.protocol import DocumentStore
+from junction.stores.notify import ChangeBus
 from tests.stores.mongomock_shim import mock_database
 
 POSTGRES_SERVER = os.environ.get("JUNCTION_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
@@ -44,7 +44,7 @@ def run_junction_migrate(directory: Path, documents_url: str) -> subprocess.Comp
                       f'metrics = "sqlite+aiosqlite:///{directory / "metrics.db"}"\n', encoding="utf-8")
     environment = {key: value for key, value in os.environ.items() if key != "JUNCTION_CONFIG"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate", "--config", str(config)],
+        [sys.executable, "-m", "junction.cli", "migrate", "--config", str(config)],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.stores.notify import TRUST_SECONDS, RedisChangeBus
-from app.testing.upstream import free_port
+from junction.stores.notify import TRUST_SECONDS, RedisChangeBus
+from junction.testing.upstream import free_port
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import secrets
 
 import pytest
 
-from app.stores.documents.protocol import NewApiKey, ProviderSecret
-from app.stores.notify import EVERYTHING, Change, ChangeNotPublished, MemoryChangeBus, RedisChangeBus
+from junction.stores.documents.protocol import NewApiKey, ProviderSecret
+from junction.stores.notify import EVERYTHING, Change, ChangeNotPublished, MemoryChangeBus, RedisChangeBus
 from tests.stores.conftest import Backend
 from tests.stores.redis_proxy import RedisRelay
 from tests.stores.test_notify import REDIS_URL, wait_for

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.errors import InvalidRequest, NotFound
-from app.security.api_keys import KEY_MARKER
-from app.security.crypto import Cipher, CredentialUnreadable
-from app.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, OrgPatch, ProviderSecret
-from app.stores.documents.rotation import reencrypt_all_credentials
-from app.stores.notify import Change, MemoryChangeBus
+from junction.errors import InvalidRequest, NotFound
+from junction.security.api_keys import KEY_MARKER
+from junction.security.crypto import Cipher, CredentialUnreadable
+from junction.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, OrgPatch, ProviderSecret
+from junction.stores.documents.rotation import reencrypt_all_credentials
+from junction.stores.notify import Change, MemoryChangeBus
 from tests.stores.conftest import NEW_KEY, OLD_KEY, Backend
 from tests.stores.test_document_contract_bridges import next_millisecond
 

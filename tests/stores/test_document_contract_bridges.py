@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from app.errors import Conflict, InvalidRequest, NotFound
-from app.schemas.chat import FunctionCall, FunctionDefinition, Message, ResponseFormat, Tool, ToolCall
-from app.stores.documents.protocol import BridgePatch, BridgeVariable, DocumentStore, NewBridge
+from junction.errors import Conflict, InvalidRequest, NotFound
+from junction.schemas.chat import FunctionCall, FunctionDefinition, Message, ResponseFormat, Tool, ToolCall
+from junction.stores.documents.protocol import BridgePatch, BridgeVariable, DocumentStore, NewBridge
 
 
 async def next_millisecond() -> None:

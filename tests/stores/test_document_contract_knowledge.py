@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.errors import Conflict, NotFound
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection
-from app.stores.documents.protocol import DocumentStore
+from junction.errors import Conflict, NotFound
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection
+from junction.stores.documents.protocol import DocumentStore
 
 
 def _document(org_id: str, collection_id: str, document_id: str, texts: list[str], dims: int = 3,

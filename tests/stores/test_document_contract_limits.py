@@ -3,7 +3,7 @@ every document backend: absent by default, set, read back, cleared with ``None``
 
 from __future__ import annotations
 
-from app.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge, OrgPatch
+from junction.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge, OrgPatch
 
 
 async def test_org_limits_are_set_read_back_and_cleared(store: DocumentStore) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import NotFound
-from app.schemas.chat import Message
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.protocol import DocumentStore
-from app.stores.documents.responses import StoredResponse
+from junction.errors import NotFound
+from junction.schemas.chat import Message
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.protocol import DocumentStore
+from junction.stores.documents.responses import StoredResponse
 
 
 def record(org_id: str | None, **fields: object) -> StoredResponse:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from app.errors import Conflict, InvalidRequest, NotFound
-from app.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge
-from app.stores.documents.tools import EnvRef, NewTool, ToolPatch, ToolView
+from junction.errors import Conflict, InvalidRequest, NotFound
+from junction.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge
+from junction.stores.documents.tools import EnvRef, NewTool, ToolPatch, ToolView
 
 
 def weather(**fields: object) -> NewTool:
@@ -93,7 +93,7 @@ async def test_bridge_agent_fields_round_trip(store: DocumentStore) -> None:
 
 
 async def test_chatbot_fields_and_an_end_users_latest_thread(store: DocumentStore) -> None:
-    from app.stores.documents.protocol import ChatbotSettings
+    from junction.stores.documents.protocol import ChatbotSettings
 
     org = await store.orgs.create("Bots")
     bot = await store.bridges.create(org.id, NewBridge(

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from app.errors import InvalidRequest
-from app.security.crypto import Cipher
-from app.stores.documents.mongo_store import MongoDocumentStore
-from app.stores.documents.protocol import DocumentStore, NewApiKey
+from junction.errors import InvalidRequest
+from junction.security.crypto import Cipher
+from junction.stores.documents.mongo_store import MongoDocumentStore
+from junction.stores.documents.protocol import DocumentStore, NewApiKey
 from tests.stores.conftest import OLD_KEY
 
 # --- times from callers --------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from app.errors import NotFound
-from app.schemas.chat import Message
-from app.stores.documents.protocol import (
+from junction.errors import NotFound
+from junction.schemas.chat import Message
+from junction.stores.documents.protocol import (
     ApiKey,
     Bridge,
     BridgePatch,

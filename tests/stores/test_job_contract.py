@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.domain.jobs.records import Batch, Job, JobFilter, StoredFile, WebhookAttempt
-from app.errors import NotFound
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.protocol import DocumentStore
+from junction.domain.jobs.records import Batch, Job, JobFilter, StoredFile, WebhookAttempt
+from junction.errors import NotFound
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.protocol import DocumentStore
 from tests.stores.conftest import Backend
 
 

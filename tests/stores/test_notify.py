@@ -8,8 +8,8 @@ import secrets
 import pytest
 import redis.asyncio as redis
 
-from app.errors import ConfigError
-from app.stores.notify import Change, MemoryChangeBus, RedisChangeBus, open_change_bus
+from junction.errors import ConfigError
+from junction.stores.notify import Change, MemoryChangeBus, RedisChangeBus, open_change_bus
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -125,7 +125,7 @@ async def test_after_losing_redis_subscribers_are_told_to_drop_everything() -> N
 
 
 async def test_unreachable_redis_stops_start_up_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.stores.notify.START_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr("junction.stores.notify.START_TIMEOUT_SECONDS", 0.5)
     bus = RedisChangeBus("redis://:hunter2@127.0.0.1:1/0")  # nothing listens on port 1
     with pytest.raises(ConfigError, match="stores.cache") as raised:
         await bus.start()

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.errors import NotFound
-from app.security.crypto import Cipher
-from app.stores.documents import open_document_store
-from app.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, ProviderSecret
+from junction.errors import NotFound
+from junction.security.crypto import Cipher
+from junction.stores.documents import open_document_store
+from junction.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, ProviderSecret
 from tests.stores.conftest import OLD_KEY
 
 Write = Callable[[DocumentStore, str], Awaitable[object]]

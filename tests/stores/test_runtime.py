@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from app.errors import ConfigError
-from app.plugins.protocols import ProviderConfig
-from app.runtime import Runtime
-from app.settings import settings_from_mapping
-from app.stores.notify import Change
+from junction.errors import ConfigError
+from junction.plugins.protocols import ProviderConfig
+from junction.runtime import Runtime
+from junction.settings import settings_from_mapping
+from junction.stores.notify import Change
 
 RUNTIME_REDIS_DB = 13
 REDIS_URL = f"redis://127.0.0.1:6379/{RUNTIME_REDIS_DB}"
@@ -78,7 +78,7 @@ async def test_the_built_in_providers_take_their_pooled_clients_from_the_runtime
 
 
 async def test_a_failing_start_closes_what_was_started(tmp_path, monkeypatch):
-    monkeypatch.setattr("app.stores.notify.START_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr("junction.stores.notify.START_TIMEOUT_SECONDS", 0.5)
     broken = settings(tmp_path, cache="redis://127.0.0.1:1/0")  # nothing listens there
     runtime = Runtime(broken)
     with pytest.raises(ConfigError, match=r"stores.cache: redis://127.0.0.1:1/0: cannot subscribe within 0.5s. Start Redis"):

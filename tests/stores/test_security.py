@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ConfigError
-from app.security.api_keys import generate_api_key, hash_api_key, key_prefix, verify_api_key
-from app.security.crypto import (
+from junction.errors import ConfigError
+from junction.security.api_keys import generate_api_key, hash_api_key, key_prefix, verify_api_key
+from junction.security.crypto import (
     KEY_FILE,
     Cipher,
     CredentialUnreadable,
@@ -18,7 +18,7 @@ from app.security.crypto import (
     SealedBlob,
     cipher_from_settings,
 )
-from app.settings import settings_from_mapping
+from junction.settings import settings_from_mapping
 from tests.stores.conftest import NEW_KEY, OLD_KEY
 
 BINDING = b"org_a\x00openai"

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.errors import ConfigError, ServiceUnavailable
-from app.security.crypto import Cipher
-from app.stores.documents import open_document_store
-from app.stores.documents.sql_store import SqlDocumentStore
+from junction.errors import ConfigError, ServiceUnavailable
+from junction.security.crypto import Cipher
+from junction.stores.documents import open_document_store
+from junction.stores.documents.sql_store import SqlDocumentStore
 from tests.stores.conftest import OLD_KEY
 
 

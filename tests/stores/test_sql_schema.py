@@ -14,12 +14,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.errors import ConfigError
-from app.security.crypto import Cipher
-from app.stores.documents import open_document_store
-from app.stores.documents.protocol import NewApiKey
-from app.stores.documents.sql import VERSION_TABLE, metadata
-from app.stores.documents.sql_schema import alembic_config, current_revision, head_revision
+from junction.errors import ConfigError
+from junction.security.crypto import Cipher
+from junction.stores.documents import open_document_store
+from junction.stores.documents.protocol import NewApiKey
+from junction.stores.documents.sql import VERSION_TABLE, metadata
+from junction.stores.documents.sql_schema import alembic_config, current_revision, head_revision
 from tests.stores.conftest import (
     OLD_KEY,
     POSTGRES_SERVER,

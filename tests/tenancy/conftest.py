@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.stores.conftest import create_postgres_database, drop_postgres_database, run_junction_migrate

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import MASTER, Api, new_tenant, tenancy_config
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from app.domain.bridges.service import BridgeService
-from app.errors import InvalidRequest, NotFound
-from app.plugins.protocols import Principal
-from app.security.crypto import Cipher, EncryptionKey
-from app.stores.documents import open_document_store
-from app.stores.documents.protocol import DocumentStore, NewBridge
-from app.stores.notify import RedisChangeBus
+from junction.domain.bridges.service import BridgeService
+from junction.errors import InvalidRequest, NotFound
+from junction.plugins.protocols import Principal
+from junction.security.crypto import Cipher, EncryptionKey
+from junction.stores.documents import open_document_store
+from junction.stores.documents.protocol import DocumentStore, NewBridge
+from junction.stores.notify import RedisChangeBus
 from tests.tenancy.conftest import TENANCY_REDIS_DB
 
 MASTER = Principal(id="master", kind="master", scopes=frozenset({"chat", "admin"}))

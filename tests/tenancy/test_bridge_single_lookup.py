@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from app.asgi import create_app
-from app.settings import settings_from_mapping
+from junction.asgi import create_app
+from junction.settings import settings_from_mapping
 from tests.conftest import UPSTREAM_KEY
 
 MASTER = {"authorization": "Bearer sk-lookup-master"}

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 import redis
 
-from app.stores.documents.protocol import Thread
+from junction.stores.documents.protocol import Thread
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import Api, Tenant, new_tenant
 

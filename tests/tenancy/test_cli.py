@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -44,7 +44,7 @@ cache = "{cache}"
 def junction(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "JUNCTION_CONFIG"}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args, "--config", str(config), "--json"],
+        [sys.executable, "-m", "junction.cli", *args, "--config", str(config), "--json"],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import Api, Tenant, new_tenant
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import free_port
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import free_port
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.stores.conftest import create_postgres_database, drop_postgres_database, run_junction_migrate
 from tests.tenancy.conftest import MASTER, POSTGRES_SERVER, tenancy_config

@@ -248,9 +248,9 @@ def test_a_bridges_fallback_model_is_not_used_for_a_key_not_allowed_it(
 
 
 def test_reprs_of_objects_carrying_secrets_hide_them(tenant: Tenant, master: Api) -> None:
-    from app.domain.keys.schemas import IssuedKeyView
-    from app.plugins import Call, Principal, UpstreamTarget
-    from app.schemas.chat import ChatRequest, Message
+    from junction.domain.keys.schemas import IssuedKeyView
+    from junction.plugins import Call, Principal, UpstreamTarget
+    from junction.schemas.chat import ChatRequest, Message
 
     target = UpstreamTarget(model="gpt-4o-mini", api_key="sk-org-decrypted-secret", base_url="https://x")
     assert "sk-org-decrypted-secret" not in repr(target) and "gpt-4o-mini" in repr(target)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from app.domain.threads.history import ThreadHistory
-from app.schemas.chat import Message
-from app.security.crypto import Cipher, EncryptionKey
-from app.settings import ThreadSettings
-from app.stores.documents import open_document_store
-from app.stores.documents.protocol import DocumentStore
+from junction.domain.threads.history import ThreadHistory
+from junction.schemas.chat import Message
+from junction.security.crypto import Cipher, EncryptionKey
+from junction.settings import ThreadSettings
+from junction.stores.documents import open_document_store
+from junction.stores.documents.protocol import DocumentStore
 
 THREADS_REDIS_DB = 14
 URL = f"redis://127.0.0.1:6379/{THREADS_REDIS_DB}"

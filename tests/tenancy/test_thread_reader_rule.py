@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain.access import check_thread_reader, thread_owner
-from app.errors import NotFound
-from app.plugins.protocols import Principal
-from app.stores.documents.protocol import Thread
+from junction.domain.access import check_thread_reader, thread_owner
+from junction.errors import NotFound
+from junction.plugins.protocols import Principal
+from junction.stores.documents.protocol import Thread
 
 NOW = datetime.now(UTC)
 CHAT = Principal(id="key:k_chat", kind="key", org_id="o", scopes=frozenset({"chat"}))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.test_cli import junction, lines, write_config

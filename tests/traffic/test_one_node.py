@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import MASTER
 from tests.traffic.conftest import (

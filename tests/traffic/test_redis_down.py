@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import free_port
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import free_port
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import MASTER
 from tests.traffic.conftest import Admin, chat, error_of, traffic_config

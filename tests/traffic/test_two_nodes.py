@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from app.schemas.chat import ChatRequest
-from app.testing.server import JunctionProcess
-from app.traffic.estimate import estimate_prompt
+from junction.schemas.chat import ChatRequest
+from junction.testing.server import JunctionProcess
+from junction.traffic.estimate import estimate_prompt
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import MASTER
 from tests.traffic.conftest import (

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from app.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
-from app.pipeline import Gateway
-from app.plugins import Call, Principal, RoutingPolicy
-from app.plugins.manager import LoadedPlugins
-from app.routing.router import Router
-from app.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
-from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
-from app.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, UsageReport
-from app.settings import settings_from_mapping
-from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+from junction.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from junction.pipeline import Gateway
+from junction.plugins import Call, Principal, RoutingPolicy
+from junction.plugins.manager import LoadedPlugins
+from junction.routing.router import Router
+from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
+from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
+from junction.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, UsageReport
+from junction.settings import settings_from_mapping
+from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 
 USER = Principal(id="key:u", kind="key", scopes=frozenset({"chat"}), org_id="org-1")
 

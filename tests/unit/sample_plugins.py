@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.plugins import MiddlewareConfig, MiddlewareSpec, ProviderConfig, ProviderSpec, Stage, StagePlacement, hookimpl
-from app.schemas.chat import ChatResponse, Choice, Message
-from app.schemas.stream import StreamDone, StreamStart, TextDelta
+from junction.plugins import MiddlewareConfig, MiddlewareSpec, ProviderConfig, ProviderSpec, Stage, StagePlacement, hookimpl
+from junction.schemas.chat import ChatResponse, Choice, Message
+from junction.schemas.stream import StreamDone, StreamStart, TextDelta
 
 
 class EchoConfig(ProviderConfig):

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from app.errors import ConfigError, InvalidRequest
-from app.domain.keys.schemas import NewKeyBody
-from app.plugins.manager import load_plugins
-from app.plugins.protocols import Principal
-from app.settings import settings_from_mapping
-from plugins.middleware.admin_ui.forms import decode_form
-from plugins.middleware.admin_ui.sessions import MemorySessions, Session, digest_of
-from app.stores.documents.protocol import OrgPatch
+from junction.errors import ConfigError, InvalidRequest
+from junction.domain.keys.schemas import NewKeyBody
+from junction.plugins.manager import load_plugins
+from junction.plugins.protocols import Principal
+from junction.settings import settings_from_mapping
+from junction.middleware.admin_ui.forms import decode_form
+from junction.middleware.admin_ui.sessions import MemorySessions, Session, digest_of
+from junction.stores.documents.protocol import OrgPatch
 
 MASTER = Principal(id="master", kind="master", scopes=frozenset({"admin", "chat"}))
 

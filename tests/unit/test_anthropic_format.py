@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.errors import (
+from junction.errors import (
     AuthenticationFailed,
     InvalidRequest,
     NotFound,
@@ -19,13 +19,13 @@ from app.errors import (
     UpstreamError,
     UpstreamOverloaded,
 )
-from app.formats.anthropic.client_request import decode_messages_request
-from app.formats.anthropic.client_response import MessageStreamWriter, encode_message_response
-from app.formats.anthropic.upstream_request import OPENING_USER_TURN, encode_messages_request
-from app.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
-from app.formats.openai import decode_chat_request
-from app.schemas.chat import ChatResponse, Usage
-from app.schemas.stream import (
+from junction.formats.anthropic.client_request import decode_messages_request
+from junction.formats.anthropic.client_response import MessageStreamWriter, encode_message_response
+from junction.formats.anthropic.upstream_request import OPENING_USER_TURN, encode_messages_request
+from junction.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
+from junction.formats.openai import decode_chat_request
+from junction.schemas.chat import ChatResponse, Usage
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     StreamDone,
@@ -904,7 +904,7 @@ def test_bad_provider_options_are_refused_naming_them(options, param):
 
 
 def test_openai_encoder_never_sends_provider_options():
-    from app.formats.openai import encode_chat_request
+    from junction.formats.openai import encode_chat_request
 
     request = decode_chat_request(json.dumps(chat(messages=[{"role": "user", "content": "hi"}],
                                                   provider_options={"anthropic": {"top_k": 4}})).encode())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def test_the_routers_cache_of_client_chosen_names_is_bounded_by_size():
-    from app.routing import router as router_module
-    from app.routing.router import Router
+    from junction.routing import router as router_module
+    from junction.routing.router import Router
     from tests.unit.sample_plugins import EchoAdapter, EchoConfig
 
     router = Router({"p": EchoAdapter(EchoConfig(), None)}, {"p"}, {})
@@ -16,7 +16,7 @@ def test_the_routers_cache_of_client_chosen_names_is_bounded_by_size():
 
 
 async def test_an_org_cache_of_caller_chosen_names_is_bounded_by_size():
-    from app.domain.invalidation import OrgCache
+    from junction.domain.invalidation import OrgCache
 
     cache: OrgCache[str] = OrgCache("bridge", None, ttl=300, max_chars=100_000)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.bridges.templating import render
-from app.errors import InvalidRequest
-from app.stores.documents.protocol import BridgeVariable
+from junction.domain.bridges.templating import render
+from junction.errors import InvalidRequest
+from junction.stores.documents.protocol import BridgeVariable
 
 DECLARED = [BridgeVariable(name="name", required=True), BridgeVariable(name="tone", default="friendly")]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
-from app.settings import CONFIG_ENV_VAR, load_settings
-from app.domain.commands import admin_stores
-from app.stores.documents.protocol import ProviderSecret
+from junction.cli import main
+from junction.settings import CONFIG_ENV_VAR, load_settings
+from junction.domain.commands import admin_stores
+from junction.stores.documents.protocol import ProviderSecret
 
 OLD = base64.b64encode(b"o" * 32).decode()
 NEW = base64.b64encode(b"n" * 32).decode()
@@ -109,8 +109,8 @@ def test_credentials_reencrypt_after_a_key_rotation(config: Path, capsys: pytest
 
 
 def test_admin_commands_import_neither_litestar_nor_the_runtime(config: Path) -> None:
-    code = ("import sys; from app.cli import main; main(['orgs', 'list', '--config', sys.argv[1]]); "
-            "print(sorted(m for m in ('litestar', 'app.runtime', 'aiohttp', 'taskiq') if m in sys.modules))")
+    code = ("import sys; from junction.cli import main; main(['orgs', 'list', '--config', sys.argv[1]]); "
+            "print(sorted(m for m in ('litestar', 'junction.runtime', 'aiohttp', 'taskiq') if m in sys.modules))")
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
-from app.settings import CONFIG_ENV_VAR, load_settings
+from junction.cli import main
+from junction.settings import CONFIG_ENV_VAR, load_settings
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from app.cli import main
-from app.plugins.manager import load_plugins
-from app.settings import CONFIG_ENV_VAR, Settings, load_settings, settings_from_mapping
+from junction.cli import main
+from junction.plugins.manager import load_plugins
+from junction.settings import CONFIG_ENV_VAR, Settings, load_settings, settings_from_mapping
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 LOSSY_PROVIDER_TESTS = '''
-from app.testing.conformance import ProviderConformance, Reply
+from junction.testing.conformance import ProviderConformance, Reply
 from tests.fakes.openai_compatible import OpenAICompatibleFake
 
 
@@ -49,10 +49,10 @@ def test_importing_the_pytest_plugin_has_no_side_effects() -> None:
     import sys
 
     before = set(sys.modules)
-    import app.testing.pytest_plugin  # noqa: F401  (already imported by pytest; re-import is a no-op)
+    import junction.testing.pytest_plugin  # noqa: F401  (already imported by pytest; re-import is a no-op)
 
     assert "openai" not in set(sys.modules) - before
-    assert "app.testing.conformance" not in set(sys.modules) - before
+    assert "junction.testing.conformance" not in set(sys.modules) - before
 
 
 def test_junction_server_fixture_and_an_installed_but_unconfigured_provider(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.plugins.hookspecs import JunctionHookSpecs
+from junction.plugins.hookspecs import JunctionHookSpecs
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = [name for name, _ in inspect.getmembers(JunctionHookSpecs, inspect.isfunction)]

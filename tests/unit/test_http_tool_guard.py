@@ -7,9 +7,9 @@ import json
 
 from aiohttp import web
 
-from app.agents.http_tools import HttpToolClient
-from app.stores.documents.common import utc_now
-from app.stores.documents.tools import HttpTool
+from junction.agents.http_tools import HttpToolClient
+from junction.stores.documents.common import utc_now
+from junction.stores.documents.tools import HttpTool
 
 
 def tool(url: str) -> HttpTool:

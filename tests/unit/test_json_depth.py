@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.formats.json_depth import nesting_exceeds
+from junction.formats.json_depth import nesting_exceeds
 
 
 def depth(value: object) -> int:

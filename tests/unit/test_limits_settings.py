@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import ConfigError
-from app.settings import settings_from_mapping
+from junction.errors import ConfigError
+from junction.settings import settings_from_mapping
 
 
 def test_defaults():
@@ -27,7 +27,7 @@ def test_bad_values_name_their_key(table, message):
 
 
 def test_granian_http1_settings_come_from_limits():
-    from app.cli import http1_settings
+    from junction.cli import http1_settings
 
     settings = settings_from_mapping({"limits": {"header_read_timeout_seconds": 2.5, "max_header_bytes": 32768}})
     options = http1_settings(settings, {"keep_alive": True})

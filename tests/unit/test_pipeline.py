@@ -8,12 +8,12 @@ from collections import Counter
 
 import pytest
 
-from app.errors import AuthenticationFailed, PermissionDenied, RateLimited, UpstreamError
-from app.pipeline import AUTH_DISABLED_PRINCIPAL
-from app.plugins import Call, Principal, Stage
-from app.plugins.call import CallState
-from app.schemas.chat import ChatResponse, Choice, Message
-from app.schemas.stream import StreamDone, StreamStart, TextDelta
+from junction.errors import AuthenticationFailed, PermissionDenied, RateLimited, UpstreamError
+from junction.pipeline import AUTH_DISABLED_PRINCIPAL
+from junction.plugins import Call, Principal, Stage
+from junction.plugins.call import CallState
+from junction.schemas.chat import ChatResponse, Choice, Message
+from junction.schemas.stream import StreamDone, StreamStart, TextDelta
 from tests.unit.pipeline_kit import USER, ScriptedProvider, build_gateway, chat_call, embeddings_call
 
 
@@ -262,11 +262,11 @@ async def test_the_attempt_loop_enforces_the_allow_list_whatever_the_stages():
 
 
 async def test_auth_disabled_callers_act_as_the_documented_principal():
-    from app.plugins.manager import LoadedPlugins
-    from app.pipeline import Gateway
-    from app.routing.router import Router
-    from app.settings import settings_from_mapping
-    from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+    from junction.plugins.manager import LoadedPlugins
+    from junction.pipeline import Gateway
+    from junction.routing.router import Router
+    from junction.settings import settings_from_mapping
+    from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 
     settings = settings_from_mapping({"auth": {"disabled": True}})
     gateway = Gateway(settings, LoadedPlugins(infos=[]), Router({}, set(), {}), WeightedPolicy(WeightedConfig()))
@@ -299,7 +299,7 @@ def test_the_call_keeps_the_request_as_received_and_the_callers_org():
 
 
 async def test_a_provider_whose_model_listing_crashes_hides_only_its_own_models():
-    from app.routing.catalog import ModelCatalog
+    from junction.routing.catalog import ModelCatalog
     from tests.unit.sample_plugins import EchoAdapter, EchoConfig
 
     class Crashing(EchoAdapter):

@@ -6,9 +6,9 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from app.errors import ConfigError
-from app.plugins.manager import installed_entry_points, load_plugins
-from app.settings import settings_from_mapping
+from junction.errors import ConfigError
+from junction.plugins.manager import installed_entry_points, load_plugins
+from junction.settings import settings_from_mapping
 
 SAMPLES = "tests.unit.sample_plugins"
 

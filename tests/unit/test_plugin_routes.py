@@ -10,12 +10,12 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from app.asgi import _refuse_taken_paths
-from app.errors import EXCEPTION_HANDLERS, AuthenticationFailed, ConfigError
-from app.plugins import Principal, RouteContext
-from app.plugins.manager import collect_routes
-from app.plugins.protocols import PluginContext
-from app.settings import Settings
+from junction.asgi import _refuse_taken_paths
+from junction.errors import EXCEPTION_HANDLERS, AuthenticationFailed, ConfigError
+from junction.plugins import Principal, RouteContext
+from junction.plugins.manager import collect_routes
+from junction.plugins.protocols import PluginContext
+from junction.settings import Settings
 from tests.unit.test_plugin_manager import load
 
 SAMPLE = EntryPoint("routes-sample", "tests.unit.sample_plugins:routes_sample", "junction.middleware")

@@ -7,12 +7,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.errors import ConfigError
-from app.plugins.manager import load_plugins
-from app.plugins.protocols import PluginContext
-from app.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
-from app.schemas.chat import CompletionTokensDetails, PromptTokensDetails, Usage
-from app.settings import settings_from_mapping
+from junction.errors import ConfigError
+from junction.plugins.manager import load_plugins
+from junction.plugins.protocols import PluginContext
+from junction.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
+from junction.schemas.chat import CompletionTokensDetails, PromptTokensDetails, Usage
+from junction.settings import settings_from_mapping
 
 BUILT_IN_PROVIDERS = ("anthropic", "gemini", "groq", "mistral", "openai", "openrouter")
 
@@ -84,7 +84,7 @@ def test_an_unpriced_model_costs_nothing_known_unless_a_default_is_configured() 
     ({"unpriced": "free"}, "pricing.unpriced"),
 ])
 def test_bad_pricing_config_is_a_start_up_error_naming_the_key(raw: dict, message: str) -> None:
-    from app.runtime import Runtime
+    from junction.runtime import Runtime
 
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("/", "/")):
         Runtime(settings_from_mapping({"auth": {"disabled": True}, "pricing": raw}), with_plugins=False)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.rag.chunking import chunk_text, count_tokens
-from app.domain.rag.extract import extract_text
-from app.errors import InvalidRequest
+from junction.domain.rag.chunking import chunk_text, count_tokens
+from junction.domain.rag.extract import extract_text
+from junction.errors import InvalidRequest
 from tests.knowledge.pdf import pdf_with_text
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from app.plugins.store_batch import StoreBatch
-from app.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
-from app.stores.redis_pipeline import PipelinedRedis
+from junction.plugins.store_batch import StoreBatch
+from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
+from junction.stores.redis_pipeline import PipelinedRedis
 from tests.traffic.test_redis_down import ThrowawayRedis
 
 LIVE = "redis://127.0.0.1:6379/7"

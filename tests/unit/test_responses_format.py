@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from app.errors import InvalidRequest
-from app.formats.responses.request import (
+from junction.errors import InvalidRequest
+from junction.formats.responses.request import (
     decode_responses_request,
     items_to_messages,
     normalize_items,
     seal_metadata,
 )
-from app.formats.responses.stream import ResponseStreamWriter
-from app.schemas.chat import Usage
-from app.schemas.stream import Finish, ReasoningDelta, StreamStart, TextDelta, ToolCallDelta, UsageReport
+from junction.formats.responses.stream import ResponseStreamWriter
+from junction.schemas.chat import Usage
+from junction.schemas.stream import Finish, ReasoningDelta, StreamStart, TextDelta, ToolCallDelta, UsageReport
 
 
 def _request(**fields: object) -> bytes:
@@ -149,7 +149,7 @@ def test_the_stream_opens_and_closes_each_item_in_order() -> None:
 def test_malformed_requests_are_400s_naming_the_field(fields: dict[str, object], param: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
         request = decode_responses_request(_request(**fields))
-        from app.formats.responses.request import to_chat_request
+        from junction.formats.responses.request import to_chat_request
 
         to_chat_request(request, items_to_messages(normalize_items(request)))
     assert raised.value.param == param

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamUnavailable
-from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+from junction.errors import ConfigError, InvalidRequest, UpstreamError, UpstreamUnavailable
+from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
 CHAIN = {"chain": {"deployments": [{"model": "scripted/down"}], "fallbacks": ["scripted/slow", "scripted/ok"]}}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.resources import migrations_dir
-from app.stores.documents import sql_schema
-from app.stores.metrics import migrate as metrics_migrate
+from junction.resources import migrations_dir
+from junction.stores.documents import sql_schema
+from junction.stores.metrics import migrate as metrics_migrate
 
 
 def test_the_heads_read_from_the_files_are_alembics() -> None:

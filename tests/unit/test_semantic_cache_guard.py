@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.middleware.semantic_cache.guard import refusal
+from junction.middleware.semantic_cache.guard import refusal
 
 
 @pytest.mark.parametrize("question, cached", [

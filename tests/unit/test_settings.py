@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import ConfigError
-from app.settings import ensure_master_key, load_settings, settings_from_mapping
+from junction.errors import ConfigError
+from junction.settings import ensure_master_key, load_settings, settings_from_mapping
 
 
 def write(tmp_path, text: str):
@@ -77,7 +77,7 @@ def test_generated_master_key_is_stable_and_private(tmp_path, monkeypatch):
 
 
 def test_relative_sqlite_files_live_in_the_data_directory(tmp_path, monkeypatch):
-    from app.settings import settings_from_mapping
+    from junction.settings import settings_from_mapping
 
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import UpstreamError
-from app.upstream.sse import SSEEvent, iter_sse
+from junction.errors import UpstreamError
+from junction.upstream.sse import SSEEvent, iter_sse
 
 
 async def events(*chunks: bytes) -> list[SSEEvent]:

@@ -7,9 +7,9 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from app.errors import ConfigError
-from app.plugins import StagePlacement
-from app.plugins.ordering import resolve_order
+from junction.errors import ConfigError
+from junction.plugins import StagePlacement
+from junction.plugins.ordering import resolve_order
 from tests.unit.test_plugin_manager import load
 
 

@@ -9,9 +9,9 @@ import secrets
 import pytest
 import redis.asyncio as redis
 
-from app.errors import RateLimited
-from app.plugins import Call, Stage
-from app.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
+from junction.errors import RateLimited
+from junction.plugins import Call, Stage
+from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
 LIVE = "redis://127.0.0.1:6379/6"

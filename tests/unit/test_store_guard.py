@@ -9,7 +9,7 @@ import time
 import pytest
 import redis.asyncio as redis
 
-from app.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
+from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
 
 LIVE = "redis://127.0.0.1:6379/6"
 DEAD = "redis://127.0.0.1:1/0"  # nothing listens on port 1

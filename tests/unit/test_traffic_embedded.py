@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from app.errors import RateLimited
-from app.plugins import Call, Next, PluginContext, Principal, Reply, Stage
-from app.pricing import ModelPrice, PriceBook
-from app.schemas.chat import ChatResponse, Choice, Message, Usage
-from app.settings import settings_from_mapping
-from app.traffic.limits import Limits
-from plugins.middleware.budget.config import BudgetConfig
-from plugins.middleware.budget.stage import BudgetStage
-from plugins.middleware.rate_limit.config import RateLimitConfig
-from plugins.middleware.rate_limit.stage import RateLimitStage
+from junction.errors import RateLimited
+from junction.plugins import Call, Next, PluginContext, Principal, Reply, Stage
+from junction.pricing import ModelPrice, PriceBook
+from junction.schemas.chat import ChatResponse, Choice, Message, Usage
+from junction.settings import settings_from_mapping
+from junction.traffic.limits import Limits
+from junction.middleware.budget.config import BudgetConfig
+from junction.middleware.budget.stage import BudgetStage
+from junction.middleware.rate_limit.config import RateLimitConfig
+from junction.middleware.rate_limit.stage import RateLimitStage
 from tests.unit.pipeline_kit import build_gateway, chat_call
 
 
@@ -98,8 +98,8 @@ async def test_budget_in_memory_reserves_settles_refunds_and_hits_are_free() -> 
     ("budget", BudgetConfig, {"keys": {"budget_period": "week"}}, "middleware.budget.keys.budget_period"),
 ])
 def test_bad_config_stops_start_up_naming_the_key(plugin: str, config_type: type, raw: dict, named: str) -> None:
-    from app.errors import ConfigError
-    from app.plugins.manager import _validate_config
+    from junction.errors import ConfigError
+    from junction.plugins.manager import _validate_config
 
     with pytest.raises(ConfigError) as error:
         _validate_config("middleware", plugin, config_type, raw)
@@ -107,8 +107,8 @@ def test_bad_config_stops_start_up_naming_the_key(plugin: str, config_type: type
 
 
 def test_the_prompt_estimate_is_a_quarter_of_the_json_bytes_plus_four_per_message() -> None:
-    from app.schemas.chat import ChatRequest
-    from app.traffic.estimate import estimate_prompt
+    from junction.schemas.chat import ChatRequest
+    from junction.traffic.estimate import estimate_prompt
 
     request = ChatRequest(model="m", messages=[Message(role="user", content="x" * 400)])
     assert 100 + 4 < estimate_prompt(request) < 100 + 4 + 10  # 400 characters + JSON framing

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import PermissionDenied
-from app.plugins import PluginContext, Principal
-from app.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
-from app.settings import settings_from_mapping
-from app.traffic.limits import Limits
-from plugins.middleware.budget.config import BudgetConfig
-from plugins.middleware.budget.stage import BudgetStage
+from junction.errors import PermissionDenied
+from junction.plugins import PluginContext, Principal
+from junction.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
+from junction.settings import settings_from_mapping
+from junction.traffic.limits import Limits
+from junction.middleware.budget.config import BudgetConfig
+from junction.middleware.budget.stage import BudgetStage
 from tests.unit.pipeline_kit import build_gateway, chat_call
 
 BUDGET = {"budget_usd": 1.0, "budget_period": "day"}

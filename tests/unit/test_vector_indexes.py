@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.errors import ConfigError
-from app.plugins.protocols import PluginContext
-from app.plugins.vector_indexes import FirstAvailable, load_vector_index
-from app.plugins.vectors import VectorQuery
-from app.security.crypto import Cipher, EncryptionKey
-from app.settings import settings_from_mapping
-from app.stores.documents import open_document_store
-from app.stores.documents.common import utc_now
-from app.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection
+from junction.errors import ConfigError
+from junction.plugins.protocols import PluginContext
+from junction.plugins.vector_indexes import FirstAvailable, load_vector_index
+from junction.plugins.vectors import VectorQuery
+from junction.security.crypto import Cipher, EncryptionKey
+from junction.settings import settings_from_mapping
+from junction.stores.documents import open_document_store
+from junction.stores.documents.common import utc_now
+from junction.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection
 from plugins.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
 from tests.unit.vector_index_plugins import ListIndex
 

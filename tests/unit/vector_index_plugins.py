@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.plugins import hookimpl
-from app.plugins.vector_indexes import IndexUnavailable
-from app.plugins.vectors import VectorHit, VectorIndexConfig, VectorIndexSpec
+from junction.plugins import hookimpl
+from junction.plugins.vector_indexes import IndexUnavailable
+from junction.plugins.vectors import VectorHit, VectorIndexConfig, VectorIndexSpec
 
 
 class ListConfig(VectorIndexConfig, kw_only=True):

@@ -9,12 +9,12 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.batches.service import BatchService
-from app.domain.http import caller, decode_body
-from app.domain.jobs.records import Batch
-from app.domain.jobs.service import Webhook, unix
-from app.errors import InvalidRequest
-from app.pipeline import Gateway
+from junction.domain.batches.service import BatchService
+from junction.domain.http import caller, decode_body
+from junction.domain.jobs.records import Batch
+from junction.domain.jobs.service import Webhook, unix
+from junction.errors import InvalidRequest
+from junction.pipeline import Gateway
 
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/jsonl")
 

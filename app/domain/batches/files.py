@@ -15,8 +15,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from app.domain.jobs.records import JobRepository, StoredFile
-from app.stores.documents.jobs_common import file_not_found
+from junction.domain.jobs.records import JobRepository, StoredFile
+from junction.stores.documents.jobs_common import file_not_found
 
 log = logging.getLogger("junction.batches")
 

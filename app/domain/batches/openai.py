@@ -12,14 +12,14 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.batches.controllers import json_response, parse_jsonl
-from app.domain.batches.service import BatchService
-from app.domain.http import caller, check_length, decode_body
-from app.domain.jobs.records import Batch, StoredFile
-from app.domain.jobs.service import check_chat_body, owner_org, reader_org, unix
-from app.errors import InvalidRequest, PayloadTooLarge
-from app.pipeline import Gateway
-from app.stores.documents.common import new_id, utc_now
+from junction.domain.batches.controllers import json_response, parse_jsonl
+from junction.domain.batches.service import BatchService
+from junction.domain.http import caller, check_length, decode_body
+from junction.domain.jobs.records import Batch, StoredFile
+from junction.domain.jobs.service import check_chat_body, owner_org, reader_org, unix
+from junction.errors import InvalidRequest, PayloadTooLarge
+from junction.pipeline import Gateway
+from junction.stores.documents.common import new_id, utc_now
 
 ENDPOINT = "/v1/chat/completions"
 WINDOW_SECONDS = 24 * 3600

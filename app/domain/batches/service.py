@@ -16,15 +16,15 @@ from typing import Any
 
 import msgspec
 
-from app.domain.batches.files import FileStorage
-from app.domain.jobs.delivery import WebhookDelivery
-from app.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
-from app.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
-from app.errors import Conflict, InvalidRequest
-from app.plugins.protocols import Principal
-from app.settings import JobsSettings
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.jobs_common import batch_not_found
+from junction.domain.batches.files import FileStorage
+from junction.domain.jobs.delivery import WebhookDelivery
+from junction.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
+from junction.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
+from junction.errors import Conflict, InvalidRequest
+from junction.plugins.protocols import Principal
+from junction.settings import JobsSettings
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.jobs_common import batch_not_found
 
 log = logging.getLogger("junction.batches")
 

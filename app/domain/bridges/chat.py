@@ -18,20 +18,20 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.agents.loop import ToolTranscript
-from app.domain.access import check_thread_reader, requested_org, thread_owner
-from app.domain.http import caller, decode_body
-from app.domain.services import Domain
-from app.formats.openai import ChunkWriter
-from app.ingress.openai import SSE_HEADERS, sse_body
-from app.pipeline import Gateway, close_streams
-from app.plugins.call import Call
-from app.plugins.protocols import Principal
-from app.plugins.services import BRIDGE_MODEL_PREFIX
-from app.request_id import request_id
-from app.schemas.chat import ChatRequest, FunctionCall, Message, StreamOptions, ToolCall, Usage
-from app.schemas.stream import StreamEvent, TextDelta, ToolCallDelta
-from app.stores.documents.protocol import ResolvedBridge, Thread
+from junction.agents.loop import ToolTranscript
+from junction.domain.access import check_thread_reader, requested_org, thread_owner
+from junction.domain.http import caller, decode_body
+from junction.domain.services import Domain
+from junction.formats.openai import ChunkWriter
+from junction.ingress.openai import SSE_HEADERS, sse_body
+from junction.pipeline import Gateway, close_streams
+from junction.plugins.call import Call
+from junction.plugins.protocols import Principal
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
+from junction.request_id import request_id
+from junction.schemas.chat import ChatRequest, FunctionCall, Message, StreamOptions, ToolCall, Usage
+from junction.schemas.stream import StreamEvent, TextDelta, ToolCallDelta
+from junction.stores.documents.protocol import ResolvedBridge, Thread
 
 THREAD_HEADER = "x-junction-thread-id"
 VERSION_HEADER = "x-junction-bridge-version"

@@ -10,19 +10,19 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.agents.mcp_tools import check_mcp_servers
-from app.domain.access import org_required, requested_org
-from app.domain.chatbots.origins import check_chatbot
-from app.domain.http import caller, check_length, decode_body
-from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.services import Domain
-from app.errors import InvalidRequest, NotFound
-from app.formats.chat_checks import check_bridge_params
-from app.pipeline import Gateway
-from app.plugins.services import BRIDGE_MODEL_PREFIX
-from app.plugins.protocols import Principal
-from app.domain.limits import BridgeView, check_limits
-from app.stores.documents.protocol import (
+from junction.agents.mcp_tools import check_mcp_servers
+from junction.domain.access import org_required, requested_org
+from junction.domain.chatbots.origins import check_chatbot
+from junction.domain.http import caller, check_length, decode_body
+from junction.domain.lookup import first_found, orgs_in_reach
+from junction.domain.services import Domain
+from junction.errors import InvalidRequest, NotFound
+from junction.formats.chat_checks import check_bridge_params
+from junction.pipeline import Gateway
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
+from junction.plugins.protocols import Principal
+from junction.domain.limits import BridgeView, check_limits
+from junction.stores.documents.protocol import (
     Bridge,
     BridgeKnowledge,
     BridgePatch,

@@ -12,20 +12,20 @@ from typing import Any
 
 import msgspec
 
-from app.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
-from app.domain.bridges.templating import render
-from app.domain.invalidation import OrgCache, OrgIdsCache
-from app.domain.rag.context import CONTEXT_HEADER, CONTEXT_VARIABLE, last_user_text
-from app.domain.rag.service import KnowledgeService
-from app.errors import InvalidRequest, NotFound, PermissionDenied
-from app.formats.openai import decode_chat_request
-from app.plugins.call import Call
-from app.plugins.protocols import Principal
-from app.plugins.services import BRIDGE_MODEL_PREFIX
-from app.schemas.chat import ChatRequest, Message
-from app.settings import LimitsSettings
-from app.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
-from app.stores.notify import ChangeBus
+from junction.domain.access import ORG_HEADER, could_be_id, is_unconfined, org_for
+from junction.domain.bridges.templating import render
+from junction.domain.invalidation import OrgCache, OrgIdsCache
+from junction.domain.rag.context import CONTEXT_HEADER, CONTEXT_VARIABLE, last_user_text
+from junction.domain.rag.service import KnowledgeService
+from junction.errors import InvalidRequest, NotFound, PermissionDenied
+from junction.formats.openai import decode_chat_request
+from junction.plugins.call import Call
+from junction.plugins.protocols import Principal
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
+from junction.schemas.chat import ChatRequest, Message
+from junction.settings import LimitsSettings
+from junction.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
+from junction.stores.notify import ChangeBus
 
 #: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).
 VARIABLES_FIELD = "variables"

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest, PayloadTooLarge
-from app.stores.documents.protocol import BridgeVariable
+from junction.errors import InvalidRequest, PayloadTooLarge
+from junction.stores.documents.protocol import BridgeVariable
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}")
 

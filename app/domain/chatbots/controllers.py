@@ -1,7 +1,7 @@
 """Embeddable chatbots: a bridge of ``type = "chatbot"`` talks to a website's end users.
 
 * ``POST /api/v1/chatbots/{slug}/token`` (admin key, server to server) mints a short-lived token
-  for one end user, with fixed variables (see :mod:`app.domain.chatbots.tokens`).
+  for one end user, with fixed variables (see :mod:`junction.domain.chatbots.tokens`).
 * ``POST /api/v1/chatbots/{slug}/messages`` ``{"message", "stream"}`` and ``POST …/reset``, with
   that token only (``Authorization: Bearer cbt_…``): a turn in the end user's own thread (their
   latest; ``reset`` starts a new one), limited to ``chatbot.rpm_per_end_user`` a minute.
@@ -20,18 +20,18 @@ import msgspec
 from litestar import Request, Response, get, post, route
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_required, requested_org, thread_owner
-from app.domain.bridges.chat import THREAD_HEADER, BridgeChatBody, bridge_turn
-from app.domain.chatbots.limits import EndUserLimiter
-from app.domain.chatbots.origins import allowed
-from app.domain.chatbots.tokens import ChatbotClaims, ChatbotTokens
-from app.domain.http import caller, check_length, decode_body
-from app.domain.services import Domain
-from app.errors import AuthenticationFailed, InvalidRequest, JunctionError, NotFound, PermissionDenied
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
-from app.security.crypto import Cipher
-from app.stores.documents.protocol import ResolvedBridge
+from junction.domain.access import org_required, requested_org, thread_owner
+from junction.domain.bridges.chat import THREAD_HEADER, BridgeChatBody, bridge_turn
+from junction.domain.chatbots.limits import EndUserLimiter
+from junction.domain.chatbots.origins import allowed
+from junction.domain.chatbots.tokens import ChatbotClaims, ChatbotTokens
+from junction.domain.http import caller, check_length, decode_body
+from junction.domain.services import Domain
+from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError, NotFound, PermissionDenied
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
+from junction.security.crypto import Cipher
+from junction.stores.documents.protocol import ResolvedBridge
 
 _PREFLIGHT_SECONDS = "600"
 
@@ -72,7 +72,7 @@ def cors_headers(origin: str | None) -> dict[str, str]:
 def chatbot_routes(gateway: Gateway, domain: Domain, cipher: Cipher, redis: Any | None) -> list[HTTPRouteHandler]:
     tokens = ChatbotTokens(cipher)
     limiter = EndUserLimiter(redis)
-    widget = resources.files("app.static.chatbot").joinpath("widget.js").read_bytes()
+    widget = resources.files("junction.static.chatbot").joinpath("widget.js").read_bytes()
 
     async def chatbot_of(org_id: str, slug: str) -> ResolvedBridge:
         try:

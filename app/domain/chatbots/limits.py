@@ -8,7 +8,7 @@ import hashlib
 import time
 from typing import Any
 
-from app.errors import RateLimited
+from junction.errors import RateLimited
 
 
 class EndUserLimiter:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from app.errors import InvalidRequest
-from app.stores.documents.protocol import ChatbotSettings, ResolvedBridge
+from junction.errors import InvalidRequest
+from junction.stores.documents.protocol import ChatbotSettings, ResolvedBridge
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 

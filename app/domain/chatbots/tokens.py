@@ -14,8 +14,8 @@ import time
 
 import msgspec
 
-from app.errors import AuthenticationFailed
-from app.security.crypto import Cipher, CredentialUnreadable, SealedBlob
+from junction.errors import AuthenticationFailed
+from junction.security.crypto import Cipher, CredentialUnreadable, SealedBlob
 
 PREFIX = "cbt_"
 _PURPOSE = b"junction-chatbot-token"

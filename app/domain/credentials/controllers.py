@@ -16,13 +16,13 @@ import msgspec
 from litestar import Request, delete, get, put
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import is_unconfined, org_for
-from app.domain.http import caller, decode_body
-from app.domain.services import Domain
-from app.errors import InvalidRequest, PermissionDenied
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
-from app.stores.documents.protocol import ProviderCredential, ProviderSecret
+from junction.domain.access import is_unconfined, org_for
+from junction.domain.http import caller, decode_body
+from junction.domain.services import Domain
+from junction.errors import InvalidRequest, PermissionDenied
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
+from junction.stores.documents.protocol import ProviderCredential, ProviderSecret
 
 
 class CredentialBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -11,10 +11,10 @@ import dataclasses
 
 import msgspec
 
-from app.domain.invalidation import OrgCache
-from app.plugins.protocols import Deployment
-from app.stores.documents.protocol import CredentialRepository, ProviderSecret
-from app.stores.notify import ChangeBus
+from junction.domain.invalidation import OrgCache
+from junction.plugins.protocols import Deployment
+from junction.stores.documents.protocol import CredentialRepository, ProviderSecret
+from junction.stores.notify import ChangeBus
 
 
 class OrgCredentials:

@@ -14,12 +14,12 @@ from typing import Any
 
 import msgspec
 
-from app.domain.access import ORG_HEADER
-from app.domain.bridges.chat import BridgeChatBody, complete_turn, prepare_turn
-from app.domain.services import Domain
-from app.errors import InvalidRequest
-from app.pipeline.gateway import Gateway
-from app.plugins.protocols import Principal
+from junction.domain.access import ORG_HEADER
+from junction.domain.bridges.chat import BridgeChatBody, complete_turn, prepare_turn
+from junction.domain.services import Domain
+from junction.errors import InvalidRequest
+from junction.pipeline.gateway import Gateway
+from junction.plugins.protocols import Principal
 
 #: Request headers a job runs with, besides every ``x-junction-*`` one but these two (they are
 #: about the submission itself).

@@ -11,14 +11,14 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_for
-from app.domain.bridges.chat import BridgeChatBody
-from app.domain.http import caller, decode_body
-from app.domain.jobs.records import JOB_STATUSES, JobFilter
-from app.domain.jobs.service import JobRequest, JobService, Webhook, job_view
-from app.errors import InvalidRequest
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
+from junction.domain.access import org_for
+from junction.domain.bridges.chat import BridgeChatBody
+from junction.domain.http import caller, decode_body
+from junction.domain.jobs.records import JOB_STATUSES, JobFilter
+from junction.domain.jobs.service import JobRequest, JobService, Webhook, job_view
+from junction.errors import InvalidRequest
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 ASYNC_HEADER = "x-junction-async"

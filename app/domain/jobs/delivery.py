@@ -8,11 +8,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from app.domain.jobs.records import JobRepository, WebhookAttempt, WebhookStatus
-from app.domain.jobs.webhooks import WebhookSender, signature_headers
-from app.errors import InvalidRequest
-from app.settings import JobsSettings
-from app.stores.documents.common import utc_now
+from junction.domain.jobs.records import JobRepository, WebhookAttempt, WebhookStatus
+from junction.domain.jobs.webhooks import WebhookSender, signature_headers
+from junction.errors import InvalidRequest
+from junction.settings import JobsSettings
+from junction.stores.documents.common import utc_now
 
 log = logging.getLogger("junction.jobs.webhooks")
 

@@ -39,7 +39,7 @@ class WebhookAttempt(msgspec.Struct, kw_only=True):
 class Job(msgspec.Struct, kw_only=True):
     id: str
     org_id: str
-    #: The submitting caller (:class:`~app.plugins.protocols.Principal` as JSON builtins): the
+    #: The submitting caller (:class:`~junction.plugins.protocols.Principal` as JSON builtins): the
     #: worker runs the job as this caller, through the same pipeline stages.
     principal: dict[str, Any]
     #: ``chat.completions``.

@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from app.domain.jobs.delivery import WebhookDelivery
-from app.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
-from app.domain.jobs.service import job_view
-from app.errors import JunctionError, ServiceUnavailable
-from app.formats.openai import decode_chat_request, encode_chat_response
-from app.pipeline.gateway import Gateway
-from app.plugins.call import Call
-from app.plugins.protocols import Principal
-from app.settings import JobsSettings
-from app.stores.documents.common import utc_now
+from junction.domain.jobs.delivery import WebhookDelivery
+from junction.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
+from junction.domain.jobs.service import job_view
+from junction.errors import JunctionError, ServiceUnavailable
+from junction.formats.openai import decode_chat_request, encode_chat_response
+from junction.pipeline.gateway import Gateway
+from junction.plugins.call import Call
+from junction.plugins.protocols import Principal
+from junction.settings import JobsSettings
+from junction.stores.documents.common import utc_now
 
 if TYPE_CHECKING:
-    from app.domain.jobs.bridge_jobs import BridgeTurns
+    from junction.domain.jobs.bridge_jobs import BridgeTurns
 
 log = logging.getLogger("junction.jobs")
 

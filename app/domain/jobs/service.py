@@ -6,7 +6,7 @@ in the store. The queue (:class:`JobQueue`) is TaskIQ's — see ``app/worker.py`
 Without an idempotency key the insert and the confirmed publish overlap (the submit waits for the
 slower of the two, not their sum). The message may then reach a worker before the insert
 committed: the message says when it was sent, and the worker waits briefly for such a job (see
-:mod:`app.domain.jobs.runner`); a message whose insert failed is dropped after that wait. With a
+:mod:`junction.domain.jobs.runner`); a message whose insert failed is dropped after that wait. With a
 key the insert comes first, since it may return an earlier job instead of storing this one.
 """
 
@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from app.domain.access import is_unconfined
-from app.domain.jobs.bridge_jobs import carried_headers, is_bridge_request
-from app.domain.jobs.delivery import WebhookDelivery
-from app.domain.jobs.records import Job, JobFilter, JobRepository
-from app.errors import Conflict, InvalidRequest, ServiceUnavailable
-from app.formats.openai import decode_chat_request
-from app.plugins.protocols import Principal
-from app.settings import JobsSettings
-from app.stores.documents.common import new_id, utc_now
+from junction.domain.access import is_unconfined
+from junction.domain.jobs.bridge_jobs import carried_headers, is_bridge_request
+from junction.domain.jobs.delivery import WebhookDelivery
+from junction.domain.jobs.records import Job, JobFilter, JobRepository
+from junction.errors import Conflict, InvalidRequest, ServiceUnavailable
+from junction.formats.openai import decode_chat_request
+from junction.plugins.protocols import Principal
+from junction.settings import JobsSettings
+from junction.stores.documents.common import new_id, utc_now
 
 if TYPE_CHECKING:
-    from app.domain.jobs.bridge_jobs import BridgeTurns
+    from junction.domain.jobs.bridge_jobs import BridgeTurns
 
 #: The org under which jobs of org-less callers (the master key) are kept.
 NO_ORG = ""

@@ -29,8 +29,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from app.errors import InvalidRequest
-from app.security.ssrf import WebhookRefused, check_url, is_ip, literal_refusal, refused_reason
+from junction.errors import InvalidRequest
+from junction.security.ssrf import WebhookRefused, check_url, is_ip, literal_refusal, refused_reason
 
 log = logging.getLogger("junction.jobs.webhooks")
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import msgspec
 
-from app.traffic.report import Usage
-from app.stores.documents.protocol import ApiKey, BudgetPeriod, IssuedApiKey
+from junction.traffic.report import Usage
+from junction.stores.documents.protocol import ApiKey, BudgetPeriod, IssuedApiKey
 
 
 class NewKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

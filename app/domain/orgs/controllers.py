@@ -9,14 +9,14 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import is_unconfined, org_for
-from app.domain.fields import check_name
-from app.domain.http import caller, decode_body
-from app.domain.services import Domain
-from app.errors import PermissionDenied
-from app.pipeline import Gateway
-from app.domain.limits import OrgView, check_limits
-from app.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
+from junction.domain.access import is_unconfined, org_for
+from junction.domain.fields import check_name
+from junction.domain.http import caller, decode_body
+from junction.domain.services import Domain
+from junction.errors import PermissionDenied
+from junction.pipeline import Gateway
+from junction.domain.limits import OrgView, check_limits
+from junction.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
 
 
 class NewOrgBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

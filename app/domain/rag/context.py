@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.schemas.chat import Message
+from junction.errors import InvalidRequest
+from junction.schemas.chat import Message
 
 #: The prompt placeholder prompt mode fills, and the response header listing the chunk ids it used.
 CONTEXT_VARIABLE = "context"

@@ -8,10 +8,10 @@ from typing import Any
 from litestar import Request, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_required, requested_org
-from app.domain.http import caller, decode_body
-from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.rag.schemas import (
+from junction.domain.access import org_required, requested_org
+from junction.domain.http import caller, decode_body
+from junction.domain.lookup import first_found, orgs_in_reach
+from junction.domain.rag.schemas import (
     CollectionBody,
     CollectionView,
     DocumentBody,
@@ -19,11 +19,11 @@ from app.domain.rag.schemas import (
     QueryBody,
     QueryResults,
 )
-from app.domain.rag.service import KnowledgeService
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
-from app.stores.documents.knowledge import Collection
-from app.stores.documents.protocol import OrgRepository
+from junction.domain.rag.service import KnowledgeService
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
+from junction.stores.documents.knowledge import Collection
+from junction.stores.documents.protocol import OrgRepository
 
 BASE = "/api/v1/rag/collections"
 

@@ -12,11 +12,11 @@ import secrets
 import msgspec
 import numpy as np
 
-from app.errors import InvalidRequest, UpstreamError
-from app.pipeline.gateway import Gateway
-from app.plugins.call import Call
-from app.plugins.protocols import Principal
-from app.schemas.embeddings import EmbeddingRequest
+from junction.errors import InvalidRequest, UpstreamError
+from junction.pipeline.gateway import Gateway
+from junction.plugins.call import Call
+from junction.plugins.protocols import Principal
+from junction.schemas.embeddings import EmbeddingRequest
 
 
 class GatewayEmbedder:

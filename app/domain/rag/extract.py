@@ -6,7 +6,7 @@ import io
 import re
 from html.parser import HTMLParser
 
-from app.errors import InvalidRequest
+from junction.errors import InvalidRequest
 
 TEXT_TYPES = ("text/plain", "text/markdown", "text/html", "application/pdf")
 _BLOCK_TAGS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from app.stores.documents.knowledge import Collection
+from junction.stores.documents.knowledge import Collection
 
 
 class CollectionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -1,7 +1,7 @@
 """RAG collections: create, ingest (extract → chunk → embed → store → index), delete and query.
 
 Every method is confined to one org (the store's isolation); embeddings run through the
-gateway's own embeddings path on behalf of the caller (see :mod:`app.domain.rag.embedder`).
+gateway's own embeddings path on behalf of the caller (see :mod:`junction.domain.rag.embedder`).
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ import base64
 import binascii
 import re
 
-from app.domain.http import check_length
-from app.domain.rag.chunking import chunk_text
-from app.domain.rag.extract import extract_text
-from app.domain.rag.schemas import CollectionBody, DocumentBody, IngestedDocument, QueryBody, QueryResult
-from app.domain.rag.context import format_context, tool_query
-from app.errors import InvalidRequest, NotFound, PayloadTooLarge
-from app.plugins.protocols import Principal
-from app.plugins.services import Embedder
-from app.plugins.vectors import IndexedVector, VectorIndex, VectorQuery
-from app.settings import KnowledgeSettings
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.knowledge import Chunk, Collection, KnowledgeDocument, KnowledgeRepository, NewCollection
-from app.stores.documents.protocol import BridgeKnowledge
+from junction.domain.http import check_length
+from junction.domain.rag.chunking import chunk_text
+from junction.domain.rag.extract import extract_text
+from junction.domain.rag.schemas import CollectionBody, DocumentBody, IngestedDocument, QueryBody, QueryResult
+from junction.domain.rag.context import format_context, tool_query
+from junction.errors import InvalidRequest, NotFound, PayloadTooLarge
+from junction.plugins.protocols import Principal
+from junction.plugins.services import Embedder
+from junction.plugins.vectors import IndexedVector, VectorIndex, VectorQuery
+from junction.settings import KnowledgeSettings
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.knowledge import Chunk, Collection, KnowledgeDocument, KnowledgeRepository, NewCollection
+from junction.stores.documents.protocol import BridgeKnowledge
 
 MAX_CHUNK_TOKENS = 8192
 PLACEHOLDER_PATTERN = re.compile(r"\{\{\s*context\s*\}\}")
@@ -171,7 +171,7 @@ class KnowledgeService:
     async def run_tool(self, principal: Principal, org_id: str, knowledge: BridgeKnowledge, arguments: str) -> str:
         """Tool mode: the result of one ``search_knowledge`` call (its JSON arguments), as the tool
         message's content. The server-side tool loop calls this for the bridge's calls of the tool
-        :func:`app.domain.rag.context.tool_definition` describes."""
+        :func:`junction.domain.rag.context.tool_definition` describes."""
         results = await self._bridge_search(principal, org_id, knowledge, tool_query(arguments))
         return format_context(results) or "No passage matches."
 

@@ -19,26 +19,26 @@ from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from app.domain.http import caller
-from app.domain.responses.service import ResponseState
-from app.domain.services import Domain
-from app.errors import InvalidRequest, JunctionError
-from app.formats.responses.output import from_chat_response
-from app.formats.responses.request import (
+from junction.domain.http import caller
+from junction.domain.responses.service import ResponseState
+from junction.domain.services import Domain
+from junction.errors import InvalidRequest, JunctionError
+from junction.formats.responses.output import from_chat_response
+from junction.formats.responses.request import (
     decode_responses_request,
     items_to_messages,
     new_response_id,
     normalize_items,
     to_chat_request,
 )
-from app.formats.responses.stream import ResponseStreamWriter
-from app.formats.responses.wire import DeletedResponse, InputItemList, ResponsesRequest
-from app.ingress.openai import SSE_HEADERS, new_call
-from app.ingress.openai import caller as inference_caller
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
-from app.schemas.chat import Message
-from app.schemas.stream import StreamEvent
+from junction.formats.responses.stream import ResponseStreamWriter
+from junction.formats.responses.wire import DeletedResponse, InputItemList, ResponsesRequest
+from junction.ingress.openai import SSE_HEADERS, new_call
+from junction.ingress.openai import caller as inference_caller
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
+from junction.schemas.chat import Message
+from junction.schemas.stream import StreamEvent
 
 log = logging.getLogger("junction.responses")
 _encoder = msgspec.json.Encoder()

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.access import could_be_id, is_unconfined, org_for, requested_org, thread_owner
-from app.errors import NotFound
-from app.plugins.protocols import Principal
-from app.schemas.chat import Message
-from app.stores.documents.responses import ResponseRepository, StoredResponse, response_not_found
+from junction.domain.access import could_be_id, is_unconfined, org_for, requested_org, thread_owner
+from junction.errors import NotFound
+from junction.plugins.protocols import Principal
+from junction.schemas.chat import Message
+from junction.stores.documents.responses import ResponseRepository, StoredResponse, response_not_found
 
 
 class ResponseState:

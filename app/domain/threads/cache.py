@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from app.stores.documents.protocol import Thread
+from junction.stores.documents.protocol import Thread
 
 log = logging.getLogger("junction.threads")
 

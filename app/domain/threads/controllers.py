@@ -10,12 +10,12 @@ import msgspec
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import check_thread_reader, org_for, requested_org
-from app.domain.http import caller
-from app.errors import NotFound
-from app.domain.services import Domain
-from app.pipeline import Gateway
-from app.schemas.chat import Message
+from junction.domain.access import check_thread_reader, org_for, requested_org
+from junction.domain.http import caller
+from junction.errors import NotFound
+from junction.domain.services import Domain
+from junction.pipeline import Gateway
+from junction.schemas.chat import Message
 
 
 class ThreadView(msgspec.Struct, kw_only=True):

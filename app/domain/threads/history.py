@@ -1,7 +1,7 @@
 """Conversation threads of bridge calls: create, read, append.
 
 With ``[stores] cache = "redis://..."`` threads are also kept in Redis (see
-:mod:`app.domain.threads.cache`), so the next turn of a conversation — on any worker or node —
+:mod:`junction.domain.threads.cache`), so the next turn of a conversation — on any worker or node —
 reads its history without touching the document store. Appends go to the store first (the source
 of truth). With the in-memory default, reads go to the store.
 """
@@ -12,13 +12,13 @@ from typing import Any
 
 import msgspec
 
-from app.domain.threads.cache import RedisThreadCache
-from app.errors import NotFound
-from app.schemas.chat import Message
-from app.settings import ThreadSettings
-from app.stores.documents.protocol import Thread, ThreadRepository
+from junction.domain.threads.cache import RedisThreadCache
+from junction.errors import NotFound
+from junction.schemas.chat import Message
+from junction.settings import ThreadSettings
+from junction.stores.documents.protocol import Thread, ThreadRepository
 
-#: ``provider_metadata`` key of the gateway's notes on a stored tool result (see app.agents.loop).
+#: ``provider_metadata`` key of the gateway's notes on a stored tool result (see junction.agents.loop).
 JUNCTION_NOTES = "junction"
 
 

@@ -1,6 +1,6 @@
 """``/api/v1/tools``: CRUD of the HTTP tools bridges call server-side (``server_tools``). Needs the
 ``admin`` scope; confined to the caller's org (another org's tool is a 404). Header values are
-never returned (see :mod:`app.stores.documents.tools`)."""
+never returned (see :mod:`junction.stores.documents.tools`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_required, requested_org
-from app.domain.http import caller, check_length, decode_body
-from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.services import Domain
-from app.pipeline import Gateway
-from app.plugins.protocols import Principal
-from app.stores.documents.tools import HttpTool, NewTool, ToolPatch, ToolView
+from junction.domain.access import org_required, requested_org
+from junction.domain.http import caller, check_length, decode_body
+from junction.domain.lookup import first_found, orgs_in_reach
+from junction.domain.services import Domain
+from junction.pipeline import Gateway
+from junction.plugins.protocols import Principal
+from junction.stores.documents.tools import HttpTool, NewTool, ToolPatch, ToolView
 
 
 class NewToolBody(NewTool, kw_only=True):

@@ -20,12 +20,12 @@ import msgspec
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import could_be_id, org_for
-from app.domain.http import caller
-from app.errors import InvalidRequest
-from app.pipeline import Gateway
-from app.stores.metrics.queries import BUCKET_SECONDS, UsageGroup, UsagePoint, UsageQuery, UsageStats
-from app.stores.metrics.store import MetricsStore
+from junction.domain.access import could_be_id, org_for
+from junction.domain.http import caller
+from junction.errors import InvalidRequest
+from junction.pipeline import Gateway
+from junction.stores.metrics.queries import BUCKET_SECONDS, UsageGroup, UsagePoint, UsageQuery, UsageStats
+from junction.stores.metrics.store import MetricsStore
 
 GROUPS = {"org": "org_id", "key": "key_id", "bridge": "bridge_id", "provider": "provider", "model": "model"}
 FILTERS = ("org_id", "key_id", "bridge_id", "provider", "model")

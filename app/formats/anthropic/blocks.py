@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.anthropic.wire import (
+from junction.errors import InvalidRequest
+from junction.formats.anthropic.wire import (
     METADATA_KEY,
     Base64Source,
     CacheControl,
@@ -30,7 +30,7 @@ from app.formats.anthropic.wire import (
     ToolUseBlock,
     URLSource,
 )
-from app.schemas.chat import ContentPart, FilePart, ImagePart, Message, RefusalPart, TextPart
+from junction.schemas.chat import ContentPart, FilePart, ImagePart, Message, RefusalPart, TextPart
 
 _arguments_decoder = msgspec.json.Decoder(dict[str, Any])
 _EMPTY_OBJECT = msgspec.Raw(b"{}")

@@ -5,7 +5,7 @@ Anthropic-only request options (``thinking``, ``top_k``, ``service_tier``, ``out
 ``provider_options["anthropic"]``, which only the Anthropic provider applies; for other providers
 the thinking budget or effort is also approximated as a ``reasoning_effort`` tier.
 Thinking blocks, ``is_error`` on tool results and ``cache_control`` travel in ``provider_metadata``
-(see :mod:`app.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
+(see :mod:`junction.formats.anthropic.blocks`), so they reach an Anthropic upstream unchanged.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.anthropic.wire import (
+from junction.errors import InvalidRequest
+from junction.formats.anthropic.wire import (
     FOREIGN_METADATA_PREFIX,
     METADATA_KEY,
     Base64Source,
@@ -33,8 +33,8 @@ from app.formats.anthropic.wire import (
     ToolUseBlock,
     URLSource,
 )
-from app.formats.openai import validation_error
-from app.schemas.chat import (
+from junction.formats.openai import validation_error
+from junction.schemas.chat import (
     ChatRequest,
     ContentPart,
     FilePart,

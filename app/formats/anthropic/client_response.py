@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from app.errors import JunctionError, UpstreamError, error_body
-from app.formats.anthropic.wire import (
+from junction.errors import JunctionError, UpstreamError, error_body
+from junction.formats.anthropic.wire import (
     FOREIGN_METADATA_PREFIX,
     METADATA_KEY,
     STOP_REASONS,
@@ -34,8 +34,8 @@ from app.formats.anthropic.wire import (
     ToolUseBlock,
     anthropic_usage,
 )
-from app.schemas.chat import ChatResponse, Message, Usage
-from app.schemas.stream import (
+from junction.schemas.chat import ChatResponse, Message, Usage
+from junction.schemas.stream import (
     Finish,
     KeepAlive,
     ReasoningDelta,
@@ -184,7 +184,7 @@ class MessageStreamWriter:
             return None
         if isinstance(event, StreamDone):
             return self.finish()
-        if isinstance(event, KeepAlive):  # a slow server-side tool runs (app.agents)
+        if isinstance(event, KeepAlive):  # a slow server-side tool runs (junction.agents)
             return _PING
         return None
 

@@ -26,15 +26,15 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.anthropic.blocks import (
+from junction.errors import InvalidRequest
+from junction.formats.anthropic.blocks import (
     assistant_blocks,
     system_blocks,
     tool_result_block,
     user_blocks,
     with_cache_control,
 )
-from app.formats.anthropic.wire import (
+from junction.formats.anthropic.wire import (
     MessageParam,
     MessagesRequest,
     MetadataParam,
@@ -43,9 +43,9 @@ from app.formats.anthropic.wire import (
     ToolChoiceParam,
     ToolParam,
 )
-from app.formats.json_body import option_fields, splice_fields
-from app.formats.openai_passthrough import refuse_openai_only
-from app.schemas.chat import ChatRequest, Message, NamedToolChoice
+from junction.formats.json_body import option_fields, splice_fields
+from junction.formats.openai_passthrough import refuse_openai_only
+from junction.schemas.chat import ChatRequest, Message, NamedToolChoice
 
 _encoder = msgspec.json.Encoder()
 _thinking_decoder = msgspec.json.Decoder(ThinkingParam)

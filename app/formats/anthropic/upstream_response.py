@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from app.errors import (
+from junction.errors import (
     AuthenticationFailed,
     InvalidRequest,
     JunctionError,
@@ -21,7 +21,7 @@ from app.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
-from app.formats.anthropic.wire import (
+from junction.formats.anthropic.wire import (
     FINISH_REASONS,
     METADATA_KEY,
     AnthropicUsage,
@@ -34,9 +34,9 @@ from app.formats.anthropic.wire import (
     UpstreamMessage,
     unified_usage,
 )
-from app.formats.json_body import decode_upstream
-from app.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall
-from app.schemas.stream import (
+from junction.formats.json_body import decode_upstream
+from junction.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     StreamDone,
@@ -46,7 +46,7 @@ from app.schemas.stream import (
     ToolCallDelta,
     UsageReport,
 )
-from app.upstream.http import error_for_status
+from junction.upstream.http import error_for_status
 
 _message_decoder = msgspec.json.Decoder(UpstreamMessage)
 _event_decoder = msgspec.json.Decoder(UpstreamEvent)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from app.schemas.chat import CompletionTokensDetails, PromptTokensDetails, Usage
+from junction.schemas.chat import CompletionTokensDetails, PromptTokensDetails, Usage
 
 
 class _Wire(msgspec.Struct, omit_defaults=True, kw_only=True):

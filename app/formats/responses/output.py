@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from app.formats.responses.request import new_id, seal_metadata
-from app.formats.responses.wire import (
+from junction.formats.responses.request import new_id, seal_metadata
+from junction.formats.responses.wire import (
     FunctionCallItem,
     IncompleteDetails,
     InputTokensDetails,
@@ -26,7 +26,7 @@ from app.formats.responses.wire import (
     SummaryText,
     empty_usage,
 )
-from app.schemas.chat import ChatResponse, Message, Usage
+from junction.schemas.chat import ChatResponse, Message, Usage
 
 #: Chat finish reasons that leave a response ``incomplete``, and the reason it reports.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}

@@ -1,4 +1,4 @@
-"""A Responses request → the unified :class:`~app.schemas.chat.ChatRequest`.
+"""A Responses request → the unified :class:`~junction.schemas.chat.ChatRequest`.
 
 Input items become unified messages: a run of assistant items (reasoning, text, function calls)
 becomes one assistant message, as every provider wants parallel calls in one turn;
@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.openai import validation_error
-from app.formats.responses.wire import ResponsesRequest
-from app.schemas.chat import (
+from junction.errors import InvalidRequest
+from junction.formats.openai import validation_error
+from junction.formats.responses.wire import ResponsesRequest
+from junction.schemas.chat import (
     ChatRequest,
     ContentPart,
     FilePart,

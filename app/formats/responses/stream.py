@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from app.errors import JunctionError, UpstreamError
-from app.formats.responses.output import finish, shell
-from app.formats.responses.request import _merge, new_id, seal_metadata
-from app.formats.responses.wire import (
+from junction.errors import JunctionError, UpstreamError
+from junction.formats.responses.output import finish, shell
+from junction.formats.responses.request import _merge, new_id, seal_metadata
+from junction.formats.responses.wire import (
     FunctionCallItem,
     MessageItem,
     OutputItem,
@@ -28,8 +28,8 @@ from app.formats.responses.wire import (
     ResponsesRequest,
     SummaryText,
 )
-from app.schemas.chat import FunctionCall, Message, ToolCall, Usage
-from app.schemas.stream import (
+from junction.schemas.chat import FunctionCall, Message, ToolCall, Usage
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     RefusalDelta,

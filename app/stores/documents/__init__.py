@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-from app.errors import ConfigError
-from app.security.crypto import Cipher
-from app.stores.documents.protocol import DocumentStore
-from app.stores.notify import ChangeBus
+from junction.errors import ConfigError
+from junction.security.crypto import Cipher
+from junction.stores.documents.protocol import DocumentStore
+from junction.stores.notify import ChangeBus
 
 SQL_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 MONGO_SCHEMES = ("mongodb", "mongodb+srv")
@@ -27,16 +27,16 @@ def url_scheme(url: str) -> str:
 def open_document_store(url: str, *, cipher: Cipher, changes: ChangeBus | None = None) -> DocumentStore:
     """Build (not connect) the store for a ``[stores] documents`` URL; ``await store.start()`` next.
 
-    ``cipher`` seals provider credentials (see :func:`app.security.crypto.cipher_from_settings`);
+    ``cipher`` seals provider credentials (see :func:`junction.security.crypto.cipher_from_settings`);
     with ``changes``, every mutation is published for hot reload.
     """
     scheme = url_scheme(url)
     if scheme in SQL_SCHEMES:
-        from app.stores.documents.sql_store import SqlDocumentStore
+        from junction.stores.documents.sql_store import SqlDocumentStore
 
         return SqlDocumentStore(url, cipher=cipher, changes=changes)
     if scheme in MONGO_SCHEMES:
-        from app.stores.documents.mongo_store import MongoDocumentStore
+        from junction.stores.documents.mongo_store import MongoDocumentStore
 
         return MongoDocumentStore(url, cipher=cipher, changes=changes)
     raise ConfigError(

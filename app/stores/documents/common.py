@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 
-from app.errors import Conflict, InvalidRequest, NotFound
-from app.schemas.chat import Message
-from app.security.api_keys import generate_api_key, key_prefix, verify_api_key
-from app.security.crypto import Cipher, SealedBlob
-from app.stores.documents.protocol import (
+from junction.errors import Conflict, InvalidRequest, NotFound
+from junction.schemas.chat import Message
+from junction.security.api_keys import generate_api_key, key_prefix, verify_api_key
+from junction.security.crypto import Cipher, SealedBlob
+from junction.stores.documents.protocol import (
     ApiKey,
     Bridge,
     BridgePatch,
@@ -29,7 +29,7 @@ from app.stores.documents.protocol import (
     ResolvedBridge,
     Thread,
 )
-from app.stores.notify import ChangeBus, ChangeNotPublished
+from junction.stores.notify import ChangeBus, ChangeNotPublished
 
 log = logging.getLogger("junction.stores.documents")
 

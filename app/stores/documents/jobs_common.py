@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.errors import NotFound
-from app.security.crypto import Cipher, SealedBlob
-from app.stores.documents.common import seal_secret
-from app.stores.documents.protocol import ProviderSecret
+from junction.errors import NotFound
+from junction.security.crypto import Cipher, SealedBlob
+from junction.stores.documents.common import seal_secret
+from junction.stores.documents.protocol import ProviderSecret
 
 #: What an org's webhook secret is sealed to (beside its org), so it can never be opened as a
 #: provider credential or the other way round.

@@ -14,13 +14,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.errors import NotFound
+from junction.errors import NotFound
 
 
 class NewCollection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str
     embedding_model: str = "local/all-MiniLM-L6-v2"
-    #: Target chunk size and overlap, in tokens (see :mod:`app.domain.rag.chunking`).
+    #: Target chunk size and overlap, in tokens (see :mod:`junction.domain.rag.chunking`).
     chunk_tokens: int = 256
     chunk_overlap: int = 32
 

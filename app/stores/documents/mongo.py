@@ -15,8 +15,8 @@ import msgspec
 from beanie import Document, UpdateResponse
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from app.errors import NotFound
-from app.stores.documents.common import Notifier, as_utc, org_not_found
+from junction.errors import NotFound
+from junction.stores.documents.common import Notifier, as_utc, org_not_found
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
 
@@ -181,7 +181,7 @@ class MongoModels:
                 ]
 
         class ResponseDocument(Document):
-            """A stored Response (see ``app.stores.documents.responses``)."""
+            """A stored Response (see ``junction.stores.documents.responses``)."""
 
             id: str  # type: ignore[assignment]
             org_id: str | None = None
@@ -196,7 +196,7 @@ class MongoModels:
                 indexes = [IndexModel([("org_id", ASCENDING)], name="org")]
 
         class ToolDocument(Document):
-            """An HTTP tool (see ``app.stores.documents.tools``); literal headers only sealed."""
+            """An HTTP tool (see ``junction.stores.documents.tools``); literal headers only sealed."""
 
             id: str  # type: ignore[assignment]
             org_id: str
@@ -222,7 +222,7 @@ class MongoModels:
                 ]
 
         class CollectionDocument(Document):
-            """A RAG collection (see ``app.stores.documents.knowledge``)."""
+            """A RAG collection (see ``junction.stores.documents.knowledge``)."""
 
             id: str  # type: ignore[assignment]
             org_id: str

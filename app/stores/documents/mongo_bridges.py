@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from pymongo.errors import DuplicateKeyError
 
-from app.schemas.chat import Message
-from app.stores.documents.common import (
+from junction.schemas.chat import Message
+from junction.stores.documents.common import (
     Notifier,
     bridge_not_found,
     check_last,
@@ -28,8 +28,8 @@ from app.stores.documents.common import (
     version_fields,
     version_not_found,
 )
-from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
-from app.stores.documents.protocol import (
+from junction.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
+from junction.stores.documents.protocol import (
     Bridge,
     BridgePatch,
     BridgeVersion,

@@ -16,17 +16,17 @@ from pydantic import ConfigDict
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
-from app.security.crypto import Cipher
-from app.stores.documents.common import Notifier, as_utc, open_secret, utc_now
-from app.stores.documents.jobs_common import (
+from junction.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
+from junction.security.crypto import Cipher
+from junction.stores.documents.common import Notifier, as_utc, open_secret, utc_now
+from junction.stores.documents.jobs_common import (
     WEBHOOK_SECRET_BINDING,
     batch_not_found,
     file_not_found,
     job_not_found,
     seal_webhook_secret,
 )
-from app.stores.documents.mongo import require_org
+from junction.stores.documents.mongo import require_org
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
 _OPEN = ["queued", "running"]
@@ -39,7 +39,7 @@ def _ttl() -> IndexModel:
 
 
 class MongoJobModels:
-    """The job collections, defined per store (see :class:`~app.stores.documents.mongo.MongoModels`)."""
+    """The job collections, defined per store (see :class:`~junction.stores.documents.mongo.MongoModels`)."""
 
     def __init__(self) -> None:
         class JobDocument(Document):

@@ -1,4 +1,4 @@
-"""RAG collections, documents and chunks on MongoDB (see :mod:`app.stores.documents.knowledge`).
+"""RAG collections, documents and chunks on MongoDB (see :mod:`junction.stores.documents.knowledge`).
 
 No multi-document transaction: re-ingesting inserts the new chunks first and then removes the
 old ones, so a query meanwhile finds the document's old or new chunks, never none of them.
@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 from beanie import UpdateResponse
 
-from app.errors import Conflict
-from app.stores.documents.common import as_utc, new_id, utc_now
-from app.stores.documents.knowledge import (
+from junction.errors import Conflict
+from junction.stores.documents.common import as_utc, new_id, utc_now
+from junction.stores.documents.knowledge import (
     Chunk,
     Collection,
     KnowledgeDocument,
@@ -21,7 +21,7 @@ from app.stores.documents.knowledge import (
     collection_not_found,
     document_not_found,
 )
-from app.stores.documents.mongo import MongoRepository, require_org, to_record
+from junction.stores.documents.mongo import MongoRepository, require_org, to_record
 
 OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
 

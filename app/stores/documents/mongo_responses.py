@@ -1,10 +1,10 @@
-"""Stored Responses on MongoDB (see :mod:`app.stores.documents.responses`)."""
+"""Stored Responses on MongoDB (see :mod:`junction.stores.documents.responses`)."""
 
 from __future__ import annotations
 
-from app.stores.documents.common import stored_values
-from app.stores.documents.mongo import MongoRepository, require_org
-from app.stores.documents.responses import StoredResponse, response_not_found
+from junction.stores.documents.common import stored_values
+from junction.stores.documents.mongo import MongoRepository, require_org
+from junction.stores.documents.responses import StoredResponse, response_not_found
 
 
 class MongoResponses(MongoRepository):

@@ -10,8 +10,8 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app.security.crypto import Cipher
-from app.stores.documents.common import (
+from junction.security.crypto import Cipher
+from junction.stores.documents.common import (
     org_changes,
     Notifier,
     authenticate_api_key,
@@ -26,13 +26,13 @@ from app.stores.documents.common import (
     seal_secret,
     utc_now,
 )
-from app.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
-from app.stores.documents.mongo_bridges import MongoBridges, MongoThreads
-from app.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
-from app.stores.documents.mongo_knowledge import MongoKnowledge
-from app.stores.documents.mongo_responses import MongoResponses
-from app.stores.documents.mongo_tools import MongoTools
-from app.stores.documents.protocol import (
+from junction.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
+from junction.stores.documents.mongo_bridges import MongoBridges, MongoThreads
+from junction.stores.documents.mongo_jobs import MongoJobModels, MongoJobs
+from junction.stores.documents.mongo_knowledge import MongoKnowledge
+from junction.stores.documents.mongo_responses import MongoResponses
+from junction.stores.documents.mongo_tools import MongoTools
+from junction.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
     NewApiKey,
@@ -41,7 +41,7 @@ from app.stores.documents.protocol import (
     ProviderCredential,
     ProviderSecret,
 )
-from app.stores.notify import ChangeBus
+from junction.stores.notify import ChangeBus
 
 DEFAULT_DATABASE = "junction"
 OLDEST_FIRST = [("created_at", 1), ("_id", 1)]

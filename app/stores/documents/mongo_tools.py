@@ -1,15 +1,15 @@
-"""HTTP tools on MongoDB (see :mod:`app.stores.documents.tools`)."""
+"""HTTP tools on MongoDB (see :mod:`junction.stores.documents.tools`)."""
 
 from __future__ import annotations
 
 import msgspec
 from pymongo.errors import DuplicateKeyError
 
-from app.security.crypto import Cipher
-from app.stores.documents.common import Notifier
-from app.stores.documents.mongo import MongoModels, MongoRepository, require_org
-from app.stores.documents.tools import HttpTool, NewTool, ToolPatch, tool_not_found
-from app.stores.documents.tools_common import new_tool, patched_tool, reveal_headers, tool_name_taken
+from junction.security.crypto import Cipher
+from junction.stores.documents.common import Notifier
+from junction.stores.documents.mongo import MongoModels, MongoRepository, require_org
+from junction.stores.documents.tools import HttpTool, NewTool, ToolPatch, tool_not_found
+from junction.stores.documents.tools_common import new_tool, patched_tool, reveal_headers, tool_name_taken
 
 
 class MongoTools(MongoRepository):

@@ -24,12 +24,12 @@ import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.jobs.records import Job
-from app.errors import ServiceUnavailable
-from app.stores.documents.common import utc_now
+from junction.domain.jobs.records import Job
+from junction.errors import ServiceUnavailable
+from junction.stores.documents.common import utc_now
 
 if TYPE_CHECKING:
-    from app.stores.documents.sql_store import SqlDatabase
+    from junction.stores.documents.sql_store import SqlDatabase
 
 log = logging.getLogger("junction.stores.jobs")
 

@@ -4,9 +4,9 @@ How to use it (for the API, auth and bridge code):
 
 * Build one store at start-up and close it at shutdown::
 
-      from app.security.crypto import cipher_from_settings
-      from app.stores.documents import open_document_store
-      from app.stores.notify import open_change_bus
+      from junction.security.crypto import cipher_from_settings
+      from junction.stores.documents import open_document_store
+      from junction.stores.notify import open_change_bus
 
       changes = open_change_bus(settings.stores.cache)            # memory:// or redis://
       store = open_document_store(settings.stores.documents,
@@ -21,7 +21,7 @@ How to use it (for the API, auth and bridge code):
   to; another org's record is indistinguishable from a missing one (``NotFound``). Pass the
   caller's org (``Principal.org_id``); only the master key may pick any org. The one unconfined
   read is ``keys.authenticate`` / ``keys.find_by_prefix``: the presented key names its own org
-  (verify ``find_by_prefix`` results with :func:`app.security.api_keys.verify_api_key`).
+  (verify ``find_by_prefix`` results with :func:`junction.security.api_keys.verify_api_key`).
   Bridge methods take the bridge's id (``br_…``) or its slug.
 * Errors: missing (or another org's) record or version → ``NotFound``; duplicate slug in an org
   → ``Conflict`` (409); malformed slug or provider name → ``InvalidRequest`` naming the field.
@@ -48,11 +48,11 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from app.domain.jobs.records import JobRepository
-from app.schemas.chat import Message, ResponseFormat, Tool
-from app.stores.documents.knowledge import KnowledgeRepository
-from app.stores.documents.responses import ResponseRepository
-from app.stores.documents.tools import ToolRepository
+from junction.domain.jobs.records import JobRepository
+from junction.schemas.chat import Message, ResponseFormat, Tool
+from junction.stores.documents.knowledge import KnowledgeRepository
+from junction.stores.documents.responses import ResponseRepository
+from junction.stores.documents.tools import ToolRepository
 
 BudgetPeriod = Literal["day", "month"]
 BridgeStatus = Literal["active", "paused"]
@@ -473,20 +473,20 @@ class ThreadRepository(Protocol):
 @runtime_checkable
 class DocumentStore(Protocol):
     """One backend's repositories. ``start`` connects (and on SQLite creates/upgrades the schema);
-    ``close`` releases connections. Build it with :func:`app.stores.documents.open_document_store`."""
+    ``close`` releases connections. Build it with :func:`junction.stores.documents.open_document_store`."""
 
     orgs: OrgRepository
     keys: ApiKeyRepository
     credentials: CredentialRepository
     bridges: BridgeRepository
     threads: ThreadRepository
-    #: Queued jobs, batches, batch files, webhook secrets (app.domain.jobs.records).
+    #: Queued jobs, batches, batch files, webhook secrets (junction.domain.jobs.records).
     jobs: JobRepository
-    #: Stored Responses (see :mod:`app.stores.documents.responses`).
+    #: Stored Responses (see :mod:`junction.stores.documents.responses`).
     responses: ResponseRepository
-    #: HTTP tools bridges call server-side (see :mod:`app.stores.documents.tools`).
+    #: HTTP tools bridges call server-side (see :mod:`junction.stores.documents.tools`).
     tools: ToolRepository
-    #: RAG collections, documents and chunks (see :mod:`app.stores.documents.knowledge`).
+    #: RAG collections, documents and chunks (see :mod:`junction.stores.documents.knowledge`).
     knowledge: KnowledgeRepository
 
     async def start(self) -> None: ...

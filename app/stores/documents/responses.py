@@ -14,8 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from app.errors import NotFound
-from app.schemas.chat import Message
+from junction.errors import NotFound
+from junction.schemas.chat import Message
 
 
 class StoredResponse(msgspec.Struct, kw_only=True):

@@ -1,9 +1,9 @@
 """Encryption key rotation across every org: the step between "add the new key first" and
-"drop the old key" (see :mod:`app.security.crypto`)."""
+"drop the old key" (see :mod:`junction.security.crypto`)."""
 
 from __future__ import annotations
 
-from app.stores.documents.protocol import DocumentStore
+from junction.stores.documents.protocol import DocumentStore
 
 
 async def reencrypt_all_credentials(store: DocumentStore) -> int:

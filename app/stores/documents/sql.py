@@ -255,7 +255,7 @@ webhook_secrets = sa.Table(
 )
 
 #: Stored Responses (``POST /v1/responses`` with ``store``); ``org_id`` is NULL for the master key's
-#: calls that name no org. See :mod:`app.stores.documents.responses`.
+#: calls that name no org. See :mod:`junction.stores.documents.responses`.
 responses = sa.Table(
     "responses",
     metadata,
@@ -268,7 +268,7 @@ responses = sa.Table(
     sa.Column("context", Json, nullable=False),
 )
 
-#: HTTP tools bridges call server-side (see :mod:`app.stores.documents.tools`); literal header
+#: HTTP tools bridges call server-side (see :mod:`junction.stores.documents.tools`); literal header
 #: values only sealed, in ``ciphertext``.
 tools = sa.Table(
     "tools",
@@ -291,7 +291,7 @@ tools = sa.Table(
     sa.UniqueConstraint("org_id", "name"),
 )
 
-#: RAG collections, their documents and chunks (see :mod:`app.stores.documents.knowledge`).
+#: RAG collections, their documents and chunks (see :mod:`junction.stores.documents.knowledge`).
 rag_collections = sa.Table(
     "rag_collections",
     metadata,

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.schemas.chat import Message
-from app.stores.documents.common import (
+from junction.schemas.chat import Message
+from junction.stores.documents.common import (
     Notifier,
     bridge_not_found,
     check_last,
@@ -30,7 +30,7 @@ from app.stores.documents.common import (
     version_fields,
     version_not_found,
 )
-from app.stores.documents.protocol import (
+from junction.stores.documents.protocol import (
     Bridge,
     BridgePatch,
     BridgeVersion,
@@ -38,11 +38,11 @@ from app.stores.documents.protocol import (
     ResolvedBridge,
     Thread,
 )
-from app.stores.documents.sql import bridge_versions, bridges, thread_messages, threads
-from app.stores.documents.sql_repos import SqlRepository, require_org, to_record
+from junction.stores.documents.sql import bridge_versions, bridges, thread_messages, threads
+from junction.stores.documents.sql_repos import SqlRepository, require_org, to_record
 
 if TYPE_CHECKING:
-    from app.stores.documents.sql_store import SqlDatabase
+    from junction.stores.documents.sql_store import SqlDatabase
 
 
 def bridge_ref(org_id: str, id_or_slug: str) -> sa.ColumnElement[bool]:

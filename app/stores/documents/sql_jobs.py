@@ -12,24 +12,24 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
-from app.errors import NotFound
-from app.security.crypto import Cipher
-from app.stores.documents.common import Notifier, open_secret, utc_now
-from app.stores.documents.jobs_common import (
+from junction.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
+from junction.errors import NotFound
+from junction.security.crypto import Cipher
+from junction.stores.documents.common import Notifier, open_secret, utc_now
+from junction.stores.documents.jobs_common import (
     WEBHOOK_SECRET_BINDING,
     batch_not_found,
     file_not_found,
     job_not_found,
     seal_webhook_secret,
 )
-from app.stores.documents.pg_jobs import Outcome, PgJobStatements
-from app.stores.documents.protocol import ProviderSecret
-from app.stores.documents.sql import job_batches, job_files, jobs, webhook_secrets
-from app.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
+from junction.stores.documents.pg_jobs import Outcome, PgJobStatements
+from junction.stores.documents.protocol import ProviderSecret
+from junction.stores.documents.sql import job_batches, job_files, jobs, webhook_secrets
+from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
 
 if TYPE_CHECKING:
-    from app.stores.documents.sql_store import SqlDatabase
+    from junction.stores.documents.sql_store import SqlDatabase
 
 _JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts", "headers")
 _OPEN = ("queued", "running")

@@ -1,4 +1,4 @@
-"""RAG collections, documents and chunks on SQL (see :mod:`app.stores.documents.knowledge`)."""
+"""RAG collections, documents and chunks on SQL (see :mod:`junction.stores.documents.knowledge`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import Conflict
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.knowledge import (
+from junction.errors import Conflict
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.knowledge import (
     Chunk,
     Collection,
     KnowledgeDocument,
@@ -16,8 +16,8 @@ from app.stores.documents.knowledge import (
     collection_not_found,
     document_not_found,
 )
-from app.stores.documents.sql import rag_chunks, rag_collections, rag_documents
-from app.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
+from junction.stores.documents.sql import rag_chunks, rag_collections, rag_documents
+from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
 
 _VECTOR_COLUMNS = (rag_chunks.c.id, rag_chunks.c.collection_id, rag_chunks.c.document_id, rag_chunks.c.org_id,
                    rag_chunks.c.position, sa.literal("").label("text"), rag_chunks.c.metadata,

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import NotFound
-from app.security.crypto import Cipher
-from app.stores.documents.common import (
+from junction.errors import NotFound
+from junction.security.crypto import Cipher
+from junction.stores.documents.common import (
     org_changes,
     Notifier,
     authenticate_api_key,
@@ -26,7 +26,7 @@ from app.stores.documents.common import (
     seal_secret,
     utc_now,
 )
-from app.stores.documents.protocol import (
+from junction.stores.documents.protocol import (
     ApiKey,
     IssuedApiKey,
     NewApiKey,
@@ -35,10 +35,10 @@ from app.stores.documents.protocol import (
     ProviderCredential,
     ProviderSecret,
 )
-from app.stores.documents.sql import api_keys, orgs, provider_credentials
+from junction.stores.documents.sql import api_keys, orgs, provider_credentials
 
 if TYPE_CHECKING:
-    from app.stores.documents.sql_store import SqlDatabase
+    from junction.stores.documents.sql_store import SqlDatabase
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
 

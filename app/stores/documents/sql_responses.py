@@ -1,13 +1,13 @@
-"""Stored Responses on SQL (see :mod:`app.stores.documents.responses`)."""
+"""Stored Responses on SQL (see :mod:`junction.stores.documents.responses`)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.stores.documents.common import stored_values
-from app.stores.documents.responses import StoredResponse, response_not_found
-from app.stores.documents.sql import responses
-from app.stores.documents.sql_repos import SqlRepository, require_org
+from junction.stores.documents.common import stored_values
+from junction.stores.documents.responses import StoredResponse, response_not_found
+from junction.stores.documents.sql import responses
+from junction.stores.documents.sql_repos import SqlRepository, require_org
 
 
 def _in_org(org_id: str | None, response_id: str) -> sa.ColumnElement[bool]:

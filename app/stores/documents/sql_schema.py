@@ -26,10 +26,10 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import ConfigError
-from app.resources import alembic_config as shipped_alembic_config
-from app.resources import migrations_dir
-from app.stores.documents.sql import VERSION_TABLE
+from junction.errors import ConfigError
+from junction.resources import alembic_config as shipped_alembic_config
+from junction.resources import migrations_dir
+from junction.stores.documents.sql import VERSION_TABLE
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -14,19 +14,19 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.errors import ConfigError, ServiceUnavailable
-from app.security.crypto import Cipher
-from app.settings import describe_validation_error
-from app.stores.documents.common import Notifier
-from app.stores.documents.sql_bridges import SqlBridges, SqlThreads
-from app.stores.documents.sql_jobs import SqlJobs
-from app.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
-from app.stores.documents.sql_knowledge import SqlKnowledge
-from app.stores.documents.sql_responses import SqlResponses
-from app.stores.documents.sql_tools import SqlTools
-from app.stores.documents.sql_schema import require_head, upgrade_to_head
-from app.stores.notify import ChangeBus
-from app.stores.sql_engine import open_engine
+from junction.errors import ConfigError, ServiceUnavailable
+from junction.security.crypto import Cipher
+from junction.settings import describe_validation_error
+from junction.stores.documents.common import Notifier
+from junction.stores.documents.sql_bridges import SqlBridges, SqlThreads
+from junction.stores.documents.sql_jobs import SqlJobs
+from junction.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
+from junction.stores.documents.sql_knowledge import SqlKnowledge
+from junction.stores.documents.sql_responses import SqlResponses
+from junction.stores.documents.sql_tools import SqlTools
+from junction.stores.documents.sql_schema import require_head, upgrade_to_head
+from junction.stores.notify import ChangeBus
+from junction.stores.sql_engine import open_engine
 
 log = logging.getLogger("junction.stores.sql")
 

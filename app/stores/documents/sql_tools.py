@@ -1,4 +1,4 @@
-"""HTTP tools on SQL (see :mod:`app.stores.documents.tools`)."""
+"""HTTP tools on SQL (see :mod:`junction.stores.documents.tools`)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.stores.documents.common import Notifier
-from app.stores.documents.sql import tools
-from app.stores.documents.sql_repos import SqlRepository, require_org
-from app.stores.documents.tools import HttpTool, NewTool, ToolPatch, tool_not_found
-from app.stores.documents.tools_common import new_tool, patched_tool, reveal_headers, tool_name_taken
+from junction.stores.documents.common import Notifier
+from junction.stores.documents.sql import tools
+from junction.stores.documents.sql_repos import SqlRepository, require_org
+from junction.stores.documents.tools import HttpTool, NewTool, ToolPatch, tool_not_found
+from junction.stores.documents.tools_common import new_tool, patched_tool, reveal_headers, tool_name_taken
 
 if TYPE_CHECKING:
-    from app.security.crypto import Cipher
-    from app.stores.documents.sql_store import SqlDatabase
+    from junction.security.crypto import Cipher
+    from junction.stores.documents.sql_store import SqlDatabase
 
 
 def _in_org(org_id: str, tool_id: str) -> sa.ColumnElement[bool]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from app.errors import InvalidRequest, NotFound
+from junction.errors import InvalidRequest, NotFound
 
 #: Environment variables a header may reference.
 SECRET_ENV_PREFIX = "JUNCTION_SECRET_"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET
 
-from app.errors import Conflict, InvalidRequest
-from app.security.crypto import Cipher, SealedBlob
-from app.security.ssrf import check_url
-from app.stores.documents.common import new_id, utc_now
-from app.stores.documents.tools import HeaderValue, HttpTool, NewTool, ToolPatch, check_tool, split_headers
+from junction.errors import Conflict, InvalidRequest
+from junction.security.crypto import Cipher, SealedBlob
+from junction.security.ssrf import check_url
+from junction.stores.documents.common import new_id, utc_now
+from junction.stores.documents.tools import HeaderValue, HttpTool, NewTool, ToolPatch, check_tool, split_headers
 
 _headers_encoder = msgspec.json.Encoder()
 _headers_decoder = msgspec.json.Decoder(dict[str, str])

@@ -7,7 +7,7 @@ import msgspec
 
 class UsageEvent(msgspec.Struct, array_like=True, gc=False):
     """A finished call. Fields are in ``usage_events`` column order (see
-    :mod:`app.stores.metrics.schema`), so a row is ``msgspec.structs.astuple(event)`` with
+    :mod:`junction.stores.metrics.schema`), so a row is ``msgspec.structs.astuple(event)`` with
     ``time`` (epoch seconds here) turned into a datetime by the writer. The observe stage builds
     one per call positionally: with 38 fields, keywords cost it several times more."""
 

@@ -20,13 +20,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from app.errors import ConfigError
-from app.settings import Settings
-from app.resources import alembic_config as shipped_alembic_config
-from app.stores.documents.sql_schema import _sqlite_lock_path
-from app.stores.sql_engine import open_engine
-from app.stores.metrics import timescale
-from app.stores.metrics.schema import VERSION_TABLE
+from junction.errors import ConfigError
+from junction.settings import Settings
+from junction.resources import alembic_config as shipped_alembic_config
+from junction.stores.documents.sql_schema import _sqlite_lock_path
+from junction.stores.sql_engine import open_engine
+from junction.stores.metrics import timescale
+from junction.stores.metrics.schema import VERSION_TABLE
 
 
 def alembic_config(**attributes: Any) -> Config:

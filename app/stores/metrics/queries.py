@@ -6,7 +6,7 @@ group, never the events, so it stays fast with tens of millions of events.
 summed here from hours, in UTC); a question across every org that groups and filters by provider
 and model only (the master key's overview) reads the hourly rollup by model, one row per hour and
 model. Percentiles come from the rollups' latency histograms
-(:data:`~app.stores.metrics.schema.LATENCY_BOUNDS_MS`), interpolated within a bucket.
+(:data:`~junction.stores.metrics.schema.LATENCY_BOUNDS_MS`), interpolated within a bucket.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.stores.metrics.schema import (
+from junction.stores.metrics.schema import (
     DIMENSIONS,
     HISTOGRAM_COLUMNS,
     LATENCY_BOUNDS_MS,
@@ -31,7 +31,7 @@ from app.stores.metrics.schema import (
     rollup_hour_model,
     rollup_minute,
 )
-from app.stores.metrics.timescale import AGGREGATES, MODEL_AGGREGATE
+from junction.stores.metrics.timescale import AGGREGATES, MODEL_AGGREGATE
 
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}

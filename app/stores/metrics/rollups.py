@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.schema import (
+from junction.stores.metrics.events import UsageEvent
+from junction.stores.metrics.schema import (
     DIMENSIONS,
     HISTOGRAM_COLUMNS,
     MEASURES,

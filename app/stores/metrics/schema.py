@@ -19,7 +19,7 @@ from bisect import bisect_right
 
 import sqlalchemy as sa
 
-from app.stores.documents.sql import UTCDateTime
+from junction.stores.documents.sql import UTCDateTime
 
 #: Alembic's bookkeeping table for this store (it may share a database with the documents store).
 VERSION_TABLE = "junction_metrics_version"

@@ -33,7 +33,7 @@ class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     hour_rollup_retain_days: int = 730
 
     def check(self, source: str) -> None:
-        from app.errors import ConfigError
+        from junction.errors import ConfigError
 
         for name in ("buffer_size", "batch_size"):
             if getattr(self, name) < 1:

@@ -9,16 +9,16 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import ServiceUnavailable
+from junction.errors import ServiceUnavailable
 
-from app.stores.metrics import migrate, timescale
-from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.queries import UsageQueries
-from app.stores.metrics.writer import UsageWriter
+from junction.stores.metrics import migrate, timescale
+from junction.stores.metrics.events import UsageEvent
+from junction.stores.metrics.queries import UsageQueries
+from junction.stores.metrics.writer import UsageWriter
 
 if TYPE_CHECKING:
-    from app.plugins.services import SqlEngines
-    from app.settings import Settings
+    from junction.plugins.services import SqlEngines
+    from junction.settings import Settings
 
 log = logging.getLogger("junction.metrics")
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from app.stores.metrics.schema import DIMENSIONS, HISTOGRAM_COLUMNS, MODEL_DIMENSIONS
+from junction.stores.metrics.schema import DIMENSIONS, HISTOGRAM_COLUMNS, MODEL_DIMENSIONS
 
 if TYPE_CHECKING:
-    from app.stores.metrics.settings import MetricsSettings
+    from junction.stores.metrics.settings import MetricsSettings
 
 log = logging.getLogger("junction.metrics")
 

@@ -27,10 +27,10 @@ import msgspec
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.stores.metrics import rollups
-from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.schema import EVENT_COLUMNS, usage_events
-from app.stores.metrics.settings import MetricsSettings
+from junction.stores.metrics import rollups
+from junction.stores.metrics.events import UsageEvent
+from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
+from junction.stores.metrics.settings import MetricsSettings
 
 log = logging.getLogger("junction.metrics")
 

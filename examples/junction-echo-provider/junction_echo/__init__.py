@@ -1,7 +1,7 @@
 """An example third-party provider: no network, it echoes the last user message back.
 
 It shows the whole surface a provider plugin needs: a config Struct, an adapter satisfying
-``app.plugins.ProviderAdapter``, and one ``register_providers`` hookimpl.
+``junction.plugins.ProviderAdapter``, and one ``register_providers`` hookimpl.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from app.plugins import PluginContext, ProviderConfig, ProviderSpec, UpstreamTarget, hookimpl
-from app.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
-from app.schemas.stream import Finish, StreamDone, StreamEvent, StreamStart, TextDelta, UsageReport
+from junction.plugins import PluginContext, ProviderConfig, ProviderSpec, UpstreamTarget, hookimpl
+from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage
+from junction.schemas.stream import Finish, StreamDone, StreamEvent, StreamStart, TextDelta, UsageReport
 
 
 class EchoConfig(ProviderConfig):

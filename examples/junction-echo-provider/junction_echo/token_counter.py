@@ -13,7 +13,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from app.plugins import (
+from junction.plugins import (
     Call,
     MiddlewareConfig,
     MiddlewareSpec,
@@ -25,7 +25,7 @@ from app.plugins import (
     hookimpl,
     require_scope,
 )
-from app.schemas.stream import StreamEvent, TextDelta
+from junction.schemas.stream import StreamEvent, TextDelta
 
 
 class TokenCounterConfig(MiddlewareConfig):

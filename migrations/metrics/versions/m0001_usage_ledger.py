@@ -11,8 +11,8 @@ from typing import Any
 
 from alembic import op
 
-from app.stores.metrics import timescale
-from app.stores.metrics.schema import metadata, rollup_hour, rollup_minute, usage_events
+from junction.stores.metrics import timescale
+from junction.stores.metrics.schema import metadata, rollup_hour, rollup_minute, usage_events
 
 revision: str = "m0001_usage_ledger"
 down_revision: str | None = None

@@ -16,15 +16,15 @@ from litestar import Request, Response, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
-from app.errors import JunctionError
-from app.plugins import MiddlewareSpec, PluginContext, RouteContext, hookimpl
-from plugins.middleware.admin_ui.bridges import bridge_routes
-from plugins.middleware.admin_ui.config import AdminUiConfig
-from plugins.middleware.admin_ui.insights import insight_routes
-from plugins.middleware.admin_ui.sessions import MemorySessions, RedisSessions
-from plugins.middleware.admin_ui.signin import signin_routes
-from plugins.middleware.admin_ui.tenancy import tenancy_routes
-from plugins.middleware.admin_ui.web import (
+from junction.errors import JunctionError
+from junction.plugins import MiddlewareSpec, PluginContext, RouteContext, hookimpl
+from junction.middleware.admin_ui.bridges import bridge_routes
+from junction.middleware.admin_ui.config import AdminUiConfig
+from junction.middleware.admin_ui.insights import insight_routes
+from junction.middleware.admin_ui.sessions import MemorySessions, RedisSessions
+from junction.middleware.admin_ui.signin import signin_routes
+from junction.middleware.admin_ui.tenancy import tenancy_routes
+from junction.middleware.admin_ui.web import (
     BASE, SECURITY_HEADERS, TEMPLATES, Console, CsrfRefused, SignInRequired, Ui, login_redirect,
 )
 

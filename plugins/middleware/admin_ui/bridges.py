@@ -1,6 +1,6 @@
 """Console pages for bridges: the draft's editor, versions (a diff between any two, publish and
 roll back), a playground that streams an answer from the draft or a version, and the bridge's
-threads. Checks and scoping are the bridges API's own (:mod:`app.domain.bridges.controllers`)."""
+threads. Checks and scoping are the bridges API's own (:mod:`junction.domain.bridges.controllers`)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Stream
 
-from app.domain.access import org_required
-from app.domain.bridges.controllers import NewBridgeBody, check_model, check_variables
-from app.domain.http import check_length, decode_body
-from app.domain.limits import BridgeView, check_limits
-from app.domain.lookup import first_found, orgs_in_reach
-from app.errors import InvalidRequest, NotFound
-from app.formats.chat_checks import check_bridge_params
-from app.formats.openai import ChunkWriter
-from app.ingress.openai import SSE_HEADERS, sse_body
-from app.plugins.call import Call
-from app.plugins.services import BRIDGE_MODEL_PREFIX
-from app.request_id import request_id
-from app.schemas.chat import ChatRequest, Message, StreamOptions
-from app.stores.documents.protocol import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
-from plugins.middleware.admin_ui.forms import decode_form
-from plugins.middleware.admin_ui.tenancy import LIMIT_FIELDS, done
-from plugins.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf, paged
+from junction.domain.access import org_required
+from junction.domain.bridges.controllers import NewBridgeBody, check_model, check_variables
+from junction.domain.http import check_length, decode_body
+from junction.domain.limits import BridgeView, check_limits
+from junction.domain.lookup import first_found, orgs_in_reach
+from junction.errors import InvalidRequest, NotFound
+from junction.formats.chat_checks import check_bridge_params
+from junction.formats.openai import ChunkWriter
+from junction.ingress.openai import SSE_HEADERS, sse_body
+from junction.plugins.call import Call
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
+from junction.request_id import request_id
+from junction.schemas.chat import ChatRequest, Message, StreamOptions
+from junction.stores.documents.protocol import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
+from junction.middleware.admin_ui.forms import decode_form
+from junction.middleware.admin_ui.tenancy import LIMIT_FIELDS, done
+from junction.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf, paged
 
 JSON_FIELDS = ("variables", "params", "tools", "response_format")
 EDITABLE = ("name", "slug", "model", "prompt", "fallback_model", "status", *JSON_FIELDS, *LIMIT_FIELDS)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from app.plugins.protocols import MiddlewareConfig
+from junction.plugins.protocols import MiddlewareConfig
 
 
 class AdminUiConfig(MiddlewareConfig, kw_only=True, forbid_unknown_fields=True):

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.openai import validation_error
+from junction.errors import InvalidRequest
+from junction.formats.openai import validation_error
 
 T = TypeVar("T")
 

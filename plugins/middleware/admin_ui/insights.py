@@ -19,13 +19,13 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from app.domain.access import org_for
-from app.domain.jobs.records import JOB_STATUSES, JobFilter
-from app.domain.jobs.service import reader_org
-from app.domain.usage.controllers import GROUPS, parse_query
-from app.errors import InvalidRequest
-from app.stores.metrics.queries import UsagePoint, UsageQuery, UsageStats
-from plugins.middleware.admin_ui.web import Session, Ui
+from junction.domain.access import org_for
+from junction.domain.jobs.records import JOB_STATUSES, JobFilter
+from junction.domain.jobs.service import reader_org
+from junction.domain.usage.controllers import GROUPS, parse_query
+from junction.errors import InvalidRequest
+from junction.stores.metrics.queries import UsagePoint, UsageQuery, UsageStats
+from junction.middleware.admin_ui.web import Session, Ui
 
 #: What the explorer can chart, by name: how to read it from a bucket's stats.
 METRICS = {

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from app.plugins.protocols import Principal
+from junction.plugins.protocols import Principal
 
 KEY_PREFIX = "junction:ui:session:"
 

@@ -10,10 +10,10 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect
 
-from app.errors import AuthenticationFailed, PermissionDenied
-from app.plugins.stages import require_scope
-from plugins.middleware.admin_ui.sessions import new_token
-from plugins.middleware.admin_ui.web import (
+from junction.errors import AuthenticationFailed, PermissionDenied
+from junction.plugins.stages import require_scope
+from junction.middleware.admin_ui.sessions import new_token
+from junction.middleware.admin_ui.web import (
     BASE, CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, SignInRequired, Ui, check_csrf, login_redirect,
 )
 

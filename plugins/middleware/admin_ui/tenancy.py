@@ -1,6 +1,6 @@
 """Console pages for orgs, their provider credentials, and API keys. Each handler does what the
 matching admin API route does, with the same checks (imported from the API's modules) and the same
-org scoping (:mod:`app.domain.access`)."""
+org scoping (:mod:`junction.domain.access`)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect
 
-from app.domain.access import is_unconfined, org_for, org_required
-from app.domain.credentials.controllers import CredentialBody, checked_secret
-from app.domain.keys.controllers import check_within_issuer, validated_key_spec
-from app.domain.keys.schemas import NewKeyBody
-from app.domain.limits import OrgView, check_limits, usage
-from app.domain.lookup import first_found, orgs_in_reach
-from app.domain.fields import check_name
-from app.domain.orgs.controllers import NewOrgBody
-from app.errors import InvalidRequest, PermissionDenied
-from app.stores.documents.protocol import OrgPatch
-from plugins.middleware.admin_ui.forms import decode_form, only
-from plugins.middleware.admin_ui.web import Ui, page_url, paged
+from junction.domain.access import is_unconfined, org_for, org_required
+from junction.domain.credentials.controllers import CredentialBody, checked_secret
+from junction.domain.keys.controllers import check_within_issuer, validated_key_spec
+from junction.domain.keys.schemas import NewKeyBody
+from junction.domain.limits import OrgView, check_limits, usage
+from junction.domain.lookup import first_found, orgs_in_reach
+from junction.domain.fields import check_name
+from junction.domain.orgs.controllers import NewOrgBody
+from junction.errors import InvalidRequest, PermissionDenied
+from junction.stores.documents.protocol import OrgPatch
+from junction.middleware.admin_ui.forms import decode_form, only
+from junction.middleware.admin_ui.web import Ui, page_url, paged
 
 LIMIT_FIELDS = ("rpm", "tpm", "budget_usd", "budget_period")
 

@@ -2,7 +2,7 @@
 still valid, CSRF on every mutation), the security headers, HTML rendering and HTML error pages.
 
 Pages act as the signed-in principal through the same access rules as the admin API
-(:mod:`app.domain.access`): an org admin's session reaches its own org only, and another org's
+(:mod:`junction.domain.access`): an org admin's session reaches its own org only, and another org's
 record is "not found", exactly as the API answers.
 """
 
@@ -21,11 +21,11 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
-from app.domain.access import could_be_id, is_unconfined
-from app.errors import NotFound
-from app.plugins.protocols import Principal
-from plugins.middleware.admin_ui.config import AdminUiConfig
-from plugins.middleware.admin_ui.sessions import Session, SessionStore, digest_of, new_token
+from junction.domain.access import could_be_id, is_unconfined
+from junction.errors import NotFound
+from junction.plugins.protocols import Principal
+from junction.middleware.admin_ui.config import AdminUiConfig
+from junction.middleware.admin_ui.sessions import Session, SessionStore, digest_of, new_token
 
 BASE = "/ui"
 SESSION_COOKIE = "junction_ui"

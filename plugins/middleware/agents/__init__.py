@@ -1,4 +1,4 @@
-"""The ``agents`` stage: the tool loop (:mod:`app.agents.loop`) around the attempt loop. A bridge
+"""The ``agents`` stage: the tool loop (:mod:`junction.agents.loop`) around the attempt loop. A bridge
 call whose bridge lists ``server_tools`` gets them offered to the model, and runs them when the
 model calls them, round after round. Other calls pass straight through: the stage hands them the
 inner layers themselves, with no frame of its own."""
@@ -7,13 +7,13 @@ from typing import Annotated
 
 import msgspec
 
-from app.agents.connected import ConnectedBridges
-from app.agents.http_tools import HttpToolClient
-from app.agents.loop import ToolLoop
-from app.agents.mcp_tools import McpTools
-from app.agents.toolbox import HttpTools, ToolAdder, Toolbox, ToolCatalog
-from app.domain.invalidation import cache_ttl
-from app.plugins import (
+from junction.agents.connected import ConnectedBridges
+from junction.agents.http_tools import HttpToolClient
+from junction.agents.loop import ToolLoop
+from junction.agents.mcp_tools import McpTools
+from junction.agents.toolbox import HttpTools, ToolAdder, Toolbox, ToolCatalog
+from junction.domain.invalidation import cache_ttl
+from junction.plugins import (
     Call,
     MiddlewareConfig,
     MiddlewareSpec,

@@ -15,14 +15,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.auth import presented_key
-from app.domain.invalidation import cache_ttl, current_ttl
-from app.errors import AuthenticationFailed
-from app.plugins import PluginContext, Principal
-from app.security.api_keys import key_prefix, verify_api_key
-from app.stores.documents.protocol import ApiKey
-from app.stores.notify import Change
-from plugins.middleware.api_keys.config import ApiKeysConfig
+from junction.auth import presented_key
+from junction.domain.invalidation import cache_ttl, current_ttl
+from junction.errors import AuthenticationFailed
+from junction.plugins import PluginContext, Principal
+from junction.security.api_keys import key_prefix, verify_api_key
+from junction.stores.documents.protocol import ApiKey
+from junction.stores.notify import Change
+from junction.middleware.api_keys.config import ApiKeysConfig
 
 log = logging.getLogger("junction.api_keys")
 

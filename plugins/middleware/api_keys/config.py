@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.plugins import MiddlewareConfig
+from junction.plugins import MiddlewareConfig
 
 
 class ApiKeysConfig(MiddlewareConfig):

@@ -2,8 +2,8 @@
 allow-list names. A bridge call's model is checked once the bridge is expanded (by the
 ``bridges`` stage), and the attempt loop checks the routed model once more, whatever the order."""
 
-from app.plugins import Call, MiddlewareConfig, MiddlewareSpec, Stage, StagePlacement, hookimpl, require_model, require_scope
-from app.plugins.services import BRIDGE_MODEL_PREFIX
+from junction.plugins import Call, MiddlewareConfig, MiddlewareSpec, Stage, StagePlacement, hookimpl, require_model, require_scope
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
 
 
 class AuthorizeStage(Stage):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from app.traffic.estimate import ReservationConfig
+from junction.traffic.estimate import ReservationConfig
 
 
 class ScopeBudget(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -7,13 +7,13 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from app.errors import PermissionDenied, RateLimited
-from app.plugins import Call, PluginContext
-from app.plugins.call import CLIENT_CLOSED
-from app.plugins.store_guard import StoreUnavailable
-from app.pricing import ModelPrice, PriceBook
-from app.traffic.estimate import prompt_tokens
-from app.traffic.ledger import (
+from junction.errors import PermissionDenied, RateLimited
+from junction.plugins import Call, PluginContext
+from junction.plugins.call import CLIENT_CLOSED
+from junction.plugins.store_guard import StoreUnavailable
+from junction.pricing import ModelPrice, PriceBook
+from junction.traffic.estimate import prompt_tokens
+from junction.traffic.ledger import (
     NANO,
     RESERVE,
     SETTLE,
@@ -26,10 +26,10 @@ from app.traffic.ledger import (
     reserve_args,
     settle_args,
 )
-from app.traffic.limits import Limits
-from app.traffic.report import BudgetUsage, Usage
-from app.traffic.stage import TrafficStage
-from plugins.middleware.budget.config import BudgetConfig, ScopeBudget
+from junction.traffic.limits import Limits
+from junction.traffic.report import BudgetUsage, Usage
+from junction.traffic.stage import TrafficStage
+from junction.middleware.budget.config import BudgetConfig, ScopeBudget
 
 
 class Hold:

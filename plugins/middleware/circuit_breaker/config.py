@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from app.errors import ConfigError, error_classes
-from app.plugins.store_guard import GuardedConfig
-from app.routing.retries import DEFAULT_RETRY_ON
+from junction.errors import ConfigError, error_classes
+from junction.plugins.store_guard import GuardedConfig
+from junction.routing.retries import DEFAULT_RETRY_ON
 
 
 class CircuitBreakerConfig(GuardedConfig, kw_only=True):

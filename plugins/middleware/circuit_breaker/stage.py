@@ -8,11 +8,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-from app.errors import JunctionError, UpstreamOverloaded
-from app.plugins import AttemptAnswer, Call, Deployment, NextAttempt, PluginContext, Stage
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
-from plugins.middleware.circuit_breaker.config import CircuitBreakerConfig
-from plugins.middleware.circuit_breaker.stores import (
+from junction.errors import JunctionError, UpstreamOverloaded
+from junction.plugins import AttemptAnswer, Call, Deployment, NextAttempt, PluginContext, Stage
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
+from junction.middleware.circuit_breaker.stores import (
     CLOSED,
     MAX_TRACKED,
     OPEN,

@@ -1,16 +1,16 @@
 """The ``cost-first`` routing policy: an alias's cheapest deployment first, by the price table
 (``[pricing]`` and the providers' ``prices.toml``): input plus output USD per million tokens, the
 output weighted by ``output_weight``; a deployment without a price goes last; equal prices keep
-the configured order. Then the fallbacks, with the shared retry rules (:mod:`app.routing.retries`).
+the configured order. Then the fallbacks, with the shared retry rules (:mod:`junction.routing.retries`).
 """
 
 from __future__ import annotations
 
 import math
 
-from app.plugins import Call, Deployment, MiddlewareSpec, PluginContext, hookimpl
-from app.pricing import PriceBook
-from app.routing.retries import RetryConfig, RetryingPolicy
+from junction.plugins import Call, Deployment, MiddlewareSpec, PluginContext, hookimpl
+from junction.pricing import PriceBook
+from junction.routing.retries import RetryConfig, RetryingPolicy
 
 
 class CostFirstConfig(RetryConfig):

@@ -24,11 +24,11 @@ from joserfc.errors import (
     MissingClaimError,
 )
 
-from app.auth import presented_key
-from app.errors import AuthenticationFailed, ConfigError
-from app.plugins import PluginContext, Principal
-from plugins.middleware.jwt.config import JwtConfig
-from plugins.middleware.jwt.keys import JwksKeys, VerificationKey, static_keys
+from junction.auth import presented_key
+from junction.errors import AuthenticationFailed, ConfigError
+from junction.plugins import PluginContext, Principal
+from junction.middleware.jwt.config import JwtConfig
+from junction.middleware.jwt.keys import JwksKeys, VerificationKey, static_keys
 
 #: A token naming no ``kid`` is tried against at most this many compatible keys.
 MAX_KEYS_TRIED = 8

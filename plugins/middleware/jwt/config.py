@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from app.plugins import MiddlewareConfig
+from junction.plugins import MiddlewareConfig
 
 
 class JwtConfig(MiddlewareConfig):

@@ -19,7 +19,7 @@ import aiohttp
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 
-from app.errors import ConfigError, UpstreamUnavailable
+from junction.errors import ConfigError, UpstreamUnavailable
 
 log = logging.getLogger("junction.jwt")
 

@@ -1,7 +1,7 @@
 """The ``least-in-flight`` routing policy: an alias's deployment with the fewest calls in flight
 (counted by this worker, from the attempt's start to the end of its answer — a stream's last
 event) goes first, ties drawn by weight; then the others by the same count, then the fallbacks,
-with the shared retry rules (:mod:`app.routing.retries`).
+with the shared retry rules (:mod:`junction.routing.retries`).
 
 It counts through a ``route``-phase stage, so it is off by default; select it with both::
 
@@ -18,7 +18,7 @@ import random
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-from app.plugins import (
+from junction.plugins import (
     AttemptAnswer,
     Call,
     Deployment,
@@ -30,8 +30,8 @@ from app.plugins import (
     StagePlacement,
     hookimpl,
 )
-from app.routing.retries import RetryConfig, RetryingPolicy
-from app.schemas.stream import StreamEvent
+from junction.routing.retries import RetryConfig, RetryingPolicy
+from junction.schemas.stream import StreamEvent
 
 
 class LeastInFlightConfig(RetryConfig):

@@ -3,16 +3,16 @@ weighted moving average of their time to first byte (the whole answer for JSON, 
 of a stream), as this worker measured it; a deployment not measured yet goes first, so each is;
 a failed attempt counts as ``failure_penalty_ms``. With probability ``explore`` the order is
 drawn by weight instead, so a deployment that was slow once is measured again. Then the
-fallbacks, with the shared retry rules (:mod:`app.routing.retries`).
+fallbacks, with the shared retry rules (:mod:`junction.routing.retries`).
 """
 
 from __future__ import annotations
 
 import random
 
-from app.errors import ConfigError
-from app.plugins import Attempt, Call, Deployment, MiddlewareSpec, PluginContext, Retry, hookimpl
-from app.routing.retries import RetryConfig, RetryingPolicy
+from junction.errors import ConfigError
+from junction.plugins import Attempt, Call, Deployment, MiddlewareSpec, PluginContext, Retry, hookimpl
+from junction.routing.retries import RetryConfig, RetryingPolicy
 
 
 class LowestLatencyConfig(RetryConfig):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from app.auth import presented_key
-from app.plugins import MiddlewareConfig, PluginContext, Principal
+from junction.auth import presented_key
+from junction.plugins import MiddlewareConfig, PluginContext, Principal
 
 MASTER_PRINCIPAL = Principal(id="master", kind="master", scopes=frozenset({"chat", "admin"}))
 

@@ -1,6 +1,6 @@
 """``[middleware.metrics]``."""
 
-from app.plugins import MiddlewareConfig
+from junction.plugins import MiddlewareConfig
 
 
 class MetricsConfig(MiddlewareConfig):

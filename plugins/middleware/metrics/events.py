@@ -1,14 +1,14 @@
-"""A finished :class:`~app.plugins.Call` as a usage-ledger row."""
+"""A finished :class:`~junction.plugins.Call` as a usage-ledger row."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from app.plugins import Call, Principal
-from app.pricing import PriceBook
-from app.stores.metrics.events import UsageEvent
-from app.stores.metrics.schema import latency_bucket
+from junction.plugins import Call, Principal
+from junction.pricing import PriceBook
+from junction.stores.metrics.events import UsageEvent
+from junction.stores.metrics.schema import latency_bucket
 
 
 def _text(value: str | None, limit: int = 200) -> str | None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.errors import ConfigError, JunctionError
-from app.logs import current_request
-from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from app.schemas.stream import StreamEvent
-from plugins.middleware.metrics.config import MetricsConfig
-from plugins.middleware.metrics.events import UsageEvents, upstream_ms
-from plugins.middleware.metrics.prometheus import GatewayMetrics
+from junction.errors import ConfigError, JunctionError
+from junction.logs import current_request
+from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.schemas.stream import StreamEvent
+from junction.middleware.metrics.config import MetricsConfig
+from junction.middleware.metrics.events import UsageEvents, upstream_ms
+from junction.middleware.metrics.prometheus import GatewayMetrics
 
 SERVER_TIMING = "server-timing"
 

@@ -1,7 +1,7 @@
 """The ``org-credentials`` stage: each upstream attempt of a call made for an org uses the org's
 own provider key (and base URL) when the org stored one, else the gateway's."""
 
-from app.plugins import (
+from junction.plugins import (
     AttemptAnswer,
     Call,
     Deployment,

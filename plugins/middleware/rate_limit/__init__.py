@@ -3,16 +3,16 @@
 Limits come from the key (its principal), the org's and the bridge's documents, else this
 plugin's config defaults, and ``models`` in its config. Every limit that applies is checked
 and taken at once, atomically, in one Lua script (a sliding-window log, see
-:mod:`app.traffic.windows`), queued on the call's store batch so rate limits, budgets and the
+:mod:`junction.traffic.windows`), queued on the call's store batch so rate limits, budgets and the
 cache lookup cost one Redis round trip before the call. Tokens are reserved as the prompt
 estimate plus the output cap, and settled with the real usage after the answer (in the
 background; a failed call refunds what it did not use). Response-cache hits count as requests
 and use no tokens.
 """
 
-from app.plugins import MiddlewareSpec, StagePlacement, hookimpl
-from plugins.middleware.rate_limit.config import RateLimitConfig
-from plugins.middleware.rate_limit.stage import RateLimitStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
+from junction.middleware.rate_limit.config import RateLimitConfig
+from junction.middleware.rate_limit.stage import RateLimitStage
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from app.traffic.estimate import ReservationConfig
+from junction.traffic.estimate import ReservationConfig
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.errors import RateLimited
-from app.plugins import Call, PluginContext
-from app.plugins.call import CLIENT_CLOSED
-from app.plugins.store_guard import StoreUnavailable
-from app.traffic.estimate import prompt_tokens
-from app.traffic.limits import Limits
-from app.traffic.report import LimitUsage, Usage
-from app.traffic.stage import TrafficStage
-from app.traffic.windows import (
+from junction.errors import RateLimited
+from junction.plugins import Call, PluginContext
+from junction.plugins.call import CLIENT_CLOSED
+from junction.plugins.store_guard import StoreUnavailable
+from junction.traffic.estimate import prompt_tokens
+from junction.traffic.limits import Limits
+from junction.traffic.report import LimitUsage, Usage
+from junction.traffic.stage import TrafficStage
+from junction.traffic.windows import (
     ADMIT,
     SETTLE,
     USAGE,
@@ -26,7 +26,7 @@ from app.traffic.windows import (
     parse_admission,
     settle_args,
 )
-from plugins.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
+from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 
 
 

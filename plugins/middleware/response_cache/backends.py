@@ -18,7 +18,7 @@ from collections import OrderedDict
 from enum import Enum
 from typing import Any
 
-from app.plugins.store_guard import StoreGuard
+from junction.plugins.store_guard import StoreGuard
 
 
 class Found(Enum):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.errors import ConfigError
-from app.plugins.store_guard import GuardedConfig
+from junction.errors import ConfigError
+from junction.plugins.store_guard import GuardedConfig
 
 
 class ResponseCacheConfig(GuardedConfig, kw_only=True):

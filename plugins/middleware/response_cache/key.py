@@ -14,8 +14,8 @@ import hashlib
 
 import msgspec
 
-from app.plugins.call import Call
-from app.schemas.chat import ChatRequest
+from junction.plugins.call import Call
+from junction.schemas.chat import ChatRequest
 
 #: Bumped when the canonical form or the stored entry changes, so old entries are never misread.
 KEY_VERSION = "v1"

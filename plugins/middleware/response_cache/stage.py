@@ -3,7 +3,7 @@ answer a hit in the form asked for, and store a complete successful answer (see 
 docstring for the rules).
 
 With Redis, the store (and the release of a failed leader's lock) is not a round trip of its own:
-it is queued on a :class:`~app.traffic.settle.Settler` and rides the next call's lookup batch, or
+it is queued on a :class:`~junction.traffic.settle.Settler` and rides the next call's lookup batch, or
 goes by itself after the settle delay (20 ms) when no call comes. A miss so costs one round trip
 in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
 and nodes wait for the entry (the FILL script writes it and drops the lock in one step), and this
@@ -21,14 +21,14 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest
-from app.formats.unified import events_response, response_events
-from app.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from app.plugins.store_guard import StoreGuard, StoreUnavailable
-from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
-from app.traffic.settle import Settler
-from plugins.middleware.response_cache.backends import (
+from junction.errors import InvalidRequest
+from junction.formats.unified import events_response, response_events
+from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from junction.traffic.settle import Settler
+from junction.middleware.response_cache.backends import (
     FILL,
     LOOKUP,
     RELEASE,
@@ -38,8 +38,8 @@ from plugins.middleware.response_cache.backends import (
     found,
     remaining_seconds,
 )
-from plugins.middleware.response_cache.config import ResponseCacheConfig
-from plugins.middleware.response_cache.key import cache_key
+from junction.middleware.response_cache.config import ResponseCacheConfig
+from junction.middleware.response_cache.key import cache_key
 
 log = logging.getLogger("junction.response_cache")
 

@@ -21,10 +21,10 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
-from app.errors import InvalidRequest
-from app.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
-from plugins.middleware.semantic_cache.config import SemanticCacheConfig
-from plugins.middleware.semantic_cache.stage import SemanticCacheStage
+from junction.errors import InvalidRequest
+from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
+from junction.middleware.semantic_cache.config import SemanticCacheConfig
+from junction.middleware.semantic_cache.stage import SemanticCacheStage
 
 UNCONFINED = frozenset({"master", "anonymous"})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from app.errors import ConfigError
-from app.plugins.store_guard import GuardedConfig
+from junction.errors import ConfigError
+from junction.plugins.store_guard import GuardedConfig
 
 
 class SemanticCacheConfig(GuardedConfig, kw_only=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from app.plugins.store_guard import StoreGuard
+from junction.plugins.store_guard import StoreGuard
 
 COUNTERS = ("lookups", "hits", "misses", "refused", "shadow_hits", "shadow_agreed", "stored", "skipped")
 

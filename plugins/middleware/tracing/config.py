@@ -1,6 +1,6 @@
 """``[middleware.tracing]`` (off by default: ``enabled = true`` switches it on)."""
 
-from app.plugins import MiddlewareConfig
+from junction.plugins import MiddlewareConfig
 
 
 class TracingConfig(MiddlewareConfig):

@@ -24,11 +24,11 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from app.errors import ConfigError, JunctionError
-from app.plugins import AttemptAnswer, Call, Deployment, Next, NextAttempt, NextStream, PluginContext, Reply, Stage
-from app.schemas.stream import StreamEvent
-from app.upstream.http import upstream_headers
-from plugins.middleware.tracing.config import TracingConfig
+from junction.errors import ConfigError, JunctionError
+from junction.plugins import AttemptAnswer, Call, Deployment, Next, NextAttempt, NextStream, PluginContext, Reply, Stage
+from junction.schemas.stream import StreamEvent
+from junction.upstream.http import upstream_headers
+from junction.middleware.tracing.config import TracingConfig
 
 _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "chat", "embeddings": "embeddings"}
 

@@ -1,10 +1,10 @@
 """The ``weighted`` routing policy, the default: one of an alias's deployments drawn by weight,
 then its other deployments in the order configured, then the fallbacks. Its retry rules
 (``retry_on``, ``max_attempts``, ``retries_per_deployment``, backoff with jitter, ``Retry-After``,
-``deadline_seconds``) are those every built-in policy shares: see :mod:`app.routing.retries`."""
+``deadline_seconds``) are those every built-in policy shares: see :mod:`junction.routing.retries`."""
 
-from app.plugins import MiddlewareSpec, hookimpl
-from plugins.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+from junction.plugins import MiddlewareSpec, hookimpl
+from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 
 
 @hookimpl

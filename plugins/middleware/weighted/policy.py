@@ -1,19 +1,19 @@
 """The weighted routing policy (see the package docstring); its retry rules are the shared ones of
-:mod:`app.routing.retries`."""
+:mod:`junction.routing.retries`."""
 
 from __future__ import annotations
 
 import random
 
-from app.plugins import Deployment, PluginContext
-from app.plugins.call import Call
-from app.routing.retries import DEFAULT_RETRY_ON, RetryConfig, RetryingPolicy
+from junction.plugins import Deployment, PluginContext
+from junction.plugins.call import Call
+from junction.routing.retries import DEFAULT_RETRY_ON, RetryConfig, RetryingPolicy
 
 __all__ = ["DEFAULT_RETRY_ON", "WeightedConfig", "WeightedPolicy"]
 
 
 class WeightedConfig(RetryConfig):
-    """``[middleware.weighted]``: the retry rules (see :class:`~app.routing.retries.RetryConfig`)."""
+    """``[middleware.weighted]``: the retry rules (see :class:`~junction.routing.retries.RetryConfig`)."""
 
 
 class WeightedPolicy(RetryingPolicy):

@@ -1,8 +1,8 @@
 """The Anthropic provider plugin: the Messages API (``POST {base_url}/v1/messages``)."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.anthropic.adapter import AnthropicAdapter, AnthropicConfig
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.anthropic.adapter import AnthropicAdapter, AnthropicConfig
 
 
 @hookimpl

@@ -7,13 +7,13 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from app.formats.anthropic.upstream_request import encode_messages_request
-from app.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
-from app.formats.json_body import decode_upstream
-from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, upstream_client
+from junction.formats.anthropic.upstream_request import encode_messages_request
+from junction.formats.anthropic.upstream_response import EventReader, decode_message_response, map_error
+from junction.formats.json_body import decode_upstream
+from junction.plugins import PluginContext, ProviderConfig, UpstreamTarget
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.stream import StreamEvent
+from junction.upstream.http import ClientLifecycle, upstream_client
 
 
 class AnthropicConfig(ProviderConfig):

@@ -1,10 +1,10 @@
 """The Gemini provider plugin: chat (JSON and SSE), embeddings and the model list of the Gemini
 Developer API (generativelanguage.googleapis.com)."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.gemini.adapter import GeminiAdapter
-from plugins.providers.gemini.config import GeminiConfig
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.gemini.adapter import GeminiAdapter
+from junction.providers.gemini.config import GeminiConfig
 
 
 @hookimpl

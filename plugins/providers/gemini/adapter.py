@@ -8,18 +8,18 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 from urllib.parse import quote
 
-from app.errors import InvalidRequest
-from app.formats.json_body import decode_upstream
-from app.plugins import PluginContext, UpstreamTarget
-from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
-from app.schemas.stream import StreamEvent
-from app.upstream.http import ClientLifecycle, upstream_client
-from plugins.providers.gemini.config import GeminiConfig
-from plugins.providers.gemini.errors import map_gemini_error
-from plugins.providers.gemini.stream import GeminiStreamReader
-from plugins.providers.gemini.translate import gemini_body, to_unified
-from plugins.providers.gemini.wire import (
+from junction.errors import InvalidRequest
+from junction.formats.json_body import decode_upstream
+from junction.plugins import PluginContext, UpstreamTarget
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
+from junction.schemas.stream import StreamEvent
+from junction.upstream.http import ClientLifecycle, upstream_client
+from junction.providers.gemini.config import GeminiConfig
+from junction.providers.gemini.errors import map_gemini_error
+from junction.providers.gemini.stream import GeminiStreamReader
+from junction.providers.gemini.translate import gemini_body, to_unified
+from junction.providers.gemini.wire import (
     BatchEmbedContentsRequest,
     Content,
     EmbedContentRequest,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.plugins import ProviderConfig
+from junction.plugins import ProviderConfig
 
 
 class GeminiConfig(ProviderConfig):

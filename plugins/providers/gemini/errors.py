@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from app.errors import (
+from junction.errors import (
     AuthenticationFailed,
     InvalidRequest,
     JunctionError,
@@ -23,7 +23,7 @@ from app.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
-from plugins.providers.gemini.wire import ErrorEnvelope, Status, error_decoder
+from junction.providers.gemini.wire import ErrorEnvelope, Status, error_decoder
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_NOT_FOUND"})
@@ -81,5 +81,5 @@ def error_from_status(http_status: int, status: Status, headers: Mapping[str, st
 
 def map_gemini_error(provider: str, http_status: int, body: bytes,
                      headers: Mapping[str, str]) -> JunctionError:
-    """The :data:`~app.upstream.http.ErrorMapper` for Gemini."""
+    """The :data:`~junction.upstream.http.ErrorMapper` for Gemini."""
     return error_from_status(http_status, _status_of(body), headers)

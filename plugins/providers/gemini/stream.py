@@ -11,9 +11,9 @@ import time
 import uuid
 from collections import defaultdict
 
-from app.errors import UpstreamError
-from app.formats.json_body import decode_upstream
-from app.schemas.stream import (
+from junction.errors import UpstreamError
+from junction.formats.json_body import decode_upstream
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     StreamDone,
@@ -23,8 +23,8 @@ from app.schemas.stream import (
     ToolCallDelta,
     UsageReport,
 )
-from plugins.providers.gemini.errors import error_from_status
-from plugins.providers.gemini.translate import (
+from junction.providers.gemini.errors import error_from_status
+from junction.providers.gemini.translate import (
     TEXT_SIGNATURE,
     encode_arguments,
     finish_reason,
@@ -32,7 +32,7 @@ from plugins.providers.gemini.translate import (
     signatures_metadata,
     unified_usage,
 )
-from plugins.providers.gemini.wire import GenerateContentResponse, UsageMetadata, response_decoder
+from junction.providers.gemini.wire import GenerateContentResponse, UsageMetadata, response_decoder
 
 
 class GeminiStreamReader:

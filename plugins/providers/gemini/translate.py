@@ -25,10 +25,10 @@ import time
 import uuid
 from typing import Any
 
-from app.errors import InvalidRequest, UpstreamError
-from app.formats.json_body import option_fields, splice_fields
-from app.formats.openai_passthrough import refuse_openai_only
-from app.schemas.chat import (
+from junction.errors import InvalidRequest, UpstreamError
+from junction.formats.json_body import option_fields, splice_fields
+from junction.formats.openai_passthrough import refuse_openai_only
+from junction.schemas.chat import (
     AudioPart,
     ChatRequest,
     ChatResponse,
@@ -43,9 +43,9 @@ from app.schemas.chat import (
     ToolCall,
     Usage,
 )
-from app.schemas.chat import FunctionCall as UnifiedFunctionCall
-from plugins.providers.gemini.config import GeminiConfig
-from plugins.providers.gemini.wire import (
+from junction.schemas.chat import FunctionCall as UnifiedFunctionCall
+from junction.providers.gemini.config import GeminiConfig
+from junction.providers.gemini.wire import (
     Blob,
     Content,
     FileData,

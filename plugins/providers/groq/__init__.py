@@ -1,8 +1,8 @@
 """The Groq provider plugin: Groq's OpenAI-compatible Chat Completions API."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.groq.adapter import GroqAdapter, GroqConfig
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.groq.adapter import GroqAdapter, GroqConfig
 
 
 @hookimpl

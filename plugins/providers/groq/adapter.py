@@ -19,13 +19,13 @@ from typing import ClassVar
 
 import msgspec
 
-from app.errors import InvalidRequest, JunctionError, UpstreamOverloaded
-from app.formats.openai import ChunkReader, encode_chat_request
-from app.plugins import ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, Usage
-from app.schemas.stream import StreamDone, StreamEvent, UsageReport
-from app.upstream.http import error_for_status, upstream_error_message
-from plugins.providers.openai.adapter import OpenAIAdapter
+from junction.errors import InvalidRequest, JunctionError, UpstreamOverloaded
+from junction.formats.openai import ChunkReader, encode_chat_request
+from junction.plugins import ProviderConfig, UpstreamTarget
+from junction.schemas.chat import ChatRequest, Usage
+from junction.schemas.stream import StreamDone, StreamEvent, UsageReport
+from junction.upstream.http import error_for_status, upstream_error_message
+from junction.providers.openai.adapter import OpenAIAdapter
 
 
 class GroqConfig(ProviderConfig):

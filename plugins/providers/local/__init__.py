@@ -4,8 +4,8 @@ machine, with no upstream at all (``local/<name>``). Needs the ``local-embedding
 package. Each worker loads a model once, on its first request, and encodes concurrent requests
 together in batches."""
 
-from app.plugins import ProviderSpec, hookimpl
-from plugins.providers.local.adapter import LocalConfig, LocalEmbeddings
+from junction.plugins import ProviderSpec, hookimpl
+from junction.providers.local.adapter import LocalConfig, LocalEmbeddings
 
 
 @hookimpl

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from app.errors import ConfigError, InvalidRequest
-from app.plugins import PluginContext, ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, ChatResponse
-from app.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, encode_vector
-from app.schemas.stream import StreamEvent
-from plugins.providers.local.batcher import Batcher
+from junction.errors import ConfigError, InvalidRequest
+from junction.plugins import PluginContext, ProviderConfig, UpstreamTarget
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, encode_vector
+from junction.schemas.stream import StreamEvent
+from junction.providers.local.batcher import Batcher
 
 EXTRA_HINT = ("pip install 'junction-gateway[local-embeddings]' (install torch first: pip install "
               "torch --index-url https://download.pytorch.org/whl/cpu keeps it CPU-only)")

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import UpstreamError
+from junction.errors import UpstreamError
 
 log = logging.getLogger("junction.local")
 

@@ -1,8 +1,8 @@
 """The Mistral provider plugin: Mistral's Chat Completions and embeddings APIs."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.mistral.adapter import MistralAdapter, MistralConfig
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.mistral.adapter import MistralAdapter, MistralConfig
 
 
 @hookimpl

@@ -26,17 +26,17 @@ from typing import ClassVar
 
 import msgspec
 
-from app.errors import InvalidRequest, UpstreamError
-from app.formats.embeddings import encode_embedding_request
-from app.formats.json_body import decode_upstream, option_fields, splice_fields
-from app.formats.openai import ChunkReader
-from app.plugins import ProviderConfig, UpstreamTarget
-from app.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, Message
-from app.schemas.embeddings import EmbeddingRequest
-from app.schemas.stream import Finish, StreamEvent, ToolCallDelta
-from plugins.providers.mistral.wire import chunk_decoder, response_decoder
-from plugins.providers.openai.adapter import OpenAIAdapter
-from plugins.providers.openai.embeddings import OpenAIEmbeddings
+from junction.errors import InvalidRequest, UpstreamError
+from junction.formats.embeddings import encode_embedding_request
+from junction.formats.json_body import decode_upstream, option_fields, splice_fields
+from junction.formats.openai import ChunkReader
+from junction.plugins import ProviderConfig, UpstreamTarget
+from junction.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, Message
+from junction.schemas.embeddings import EmbeddingRequest
+from junction.schemas.stream import Finish, StreamEvent, ToolCallDelta
+from junction.providers.mistral.wire import chunk_decoder, response_decoder
+from junction.providers.openai.adapter import OpenAIAdapter
+from junction.providers.openai.embeddings import OpenAIEmbeddings
 
 
 class MistralConfig(ProviderConfig):

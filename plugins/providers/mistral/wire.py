@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
-from app.formats.openai import Chunk, ChunkChoice, Delta
-from app.schemas.chat import ChatResponse, Choice, Message
+from junction.formats.openai import Chunk, ChunkChoice, Delta
+from junction.schemas.chat import ChatResponse, Choice, Message
 
 
 class ContentChunk(msgspec.Struct):

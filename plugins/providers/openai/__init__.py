@@ -1,8 +1,8 @@
 """The OpenAI provider plugin: Chat Completions and embeddings against api.openai.com."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.openai.adapter import OpenAIConfig, OpenAIProvider
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.openai.adapter import OpenAIConfig, OpenAIProvider
 
 
 @hookimpl

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from app.formats.embeddings import decode_embedding_response, encode_embedding_request
-from app.plugins import UpstreamTarget
-from app.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from junction.formats.embeddings import decode_embedding_response, encode_embedding_request
+from junction.plugins import UpstreamTarget
+from junction.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 
 
 class OpenAIEmbeddings:
-    """Mixin for an :class:`~plugins.providers.openai.adapter.OpenAIAdapter` whose API serves
+    """Mixin for an :class:`~junction.providers.openai.adapter.OpenAIAdapter` whose API serves
     OpenAI-shaped embeddings. Mixing it in is what makes a provider an ``EmbeddingsAdapter``, so
     a dialect without embeddings (Groq) simply does not."""
 

@@ -1,8 +1,8 @@
 """The OpenRouter provider plugin: OpenRouter's OpenAI-compatible Chat Completions API."""
 
-from app.plugins import ProviderSpec, hookimpl
-from app.pricing import load_prices
-from plugins.providers.openrouter.adapter import OpenRouterAdapter, OpenRouterConfig
+from junction.plugins import ProviderSpec, hookimpl
+from junction.pricing import load_prices
+from junction.providers.openrouter.adapter import OpenRouterAdapter, OpenRouterConfig
 
 
 @hookimpl

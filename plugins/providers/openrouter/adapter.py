@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from app.formats.openai import ChunkReader
-from app.plugins import ProviderConfig, UpstreamTarget
-from app.schemas.chat import ChatRequest, ChatResponse, Message
-from app.schemas.stream import Finish, ReasoningDelta, StreamEvent
-from plugins.providers.openai.adapter import OpenAIAdapter
+from junction.formats.openai import ChunkReader
+from junction.plugins import ProviderConfig, UpstreamTarget
+from junction.schemas.chat import ChatRequest, ChatResponse, Message
+from junction.schemas.stream import Finish, ReasoningDelta, StreamEvent
+from junction.providers.openai.adapter import OpenAIAdapter
 
 METADATA_KEY = "openrouter"
 DETAILS = "reasoning_details"

@@ -4,8 +4,8 @@ collection's ``revision`` changes (one read every query makes anyway), so every 
 ingestion at once. Exact search is fast enough for collections up to a few hundred thousand
 chunks per worker (see README for measured numbers); beyond that, use pgvector."""
 
-from app.plugins import hookimpl
-from app.plugins.vectors import VectorIndexSpec
+from junction.plugins import hookimpl
+from junction.plugins.vectors import VectorIndexSpec
 from plugins.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ConfigError
-from app.plugins.protocols import PluginContext
-from app.plugins.vectors import IndexedVector, VectorHit, VectorIndexConfig, VectorQuery
-from app.stores.documents.knowledge import Collection
+from junction.errors import ConfigError
+from junction.plugins.protocols import PluginContext
+from junction.plugins.vectors import IndexedVector, VectorHit, VectorIndexConfig, VectorQuery
+from junction.stores.documents.knowledge import Collection
 
 
 class InProcessConfig(VectorIndexConfig, kw_only=True):

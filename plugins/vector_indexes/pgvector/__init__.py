@@ -3,8 +3,8 @@ or the one ``url`` names. Used by ``[knowledge] index = "auto"`` when the docume
 PostgreSQL and the ``vector`` extension is available there; a start-up without it falls back to
 ``in-process`` (``auto``) or stops with a message (``index = "pgvector"``)."""
 
-from app.plugins import hookimpl
-from app.plugins.vectors import VectorIndexSpec
+from junction.plugins import hookimpl
+from junction.plugins.vectors import VectorIndexSpec
 from plugins.vector_indexes.pgvector.index import PgvectorConfig, PgvectorIndex
 
 

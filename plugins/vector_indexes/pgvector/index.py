@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.errors import ConfigError
-from app.plugins.protocols import PluginContext
-from app.plugins.vector_indexes import IndexUnavailable
-from app.plugins.vectors import IndexedVector, VectorHit, VectorIndexConfig, VectorQuery
-from app.stores.documents.knowledge import Collection
-from app.stores.sql_engine import open_engine
+from junction.errors import ConfigError
+from junction.plugins.protocols import PluginContext
+from junction.plugins.vector_indexes import IndexUnavailable
+from junction.plugins.vectors import IndexedVector, VectorHit, VectorIndexConfig, VectorQuery
+from junction.stores.documents.knowledge import Collection
+from junction.stores.sql_engine import open_engine
 
 log = logging.getLogger("junction.knowledge.pgvector")
 MAX_DIMENSIONS = 2000  # pgvector's HNSW limit for the vector type

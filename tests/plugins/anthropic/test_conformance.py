@@ -1,6 +1,6 @@
 """The built-in Anthropic provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.anthropic_upstream import FakeAnthropic
 
 

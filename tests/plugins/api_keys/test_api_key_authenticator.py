@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import AuthenticationFailed
-from app.plugins import PluginContext
-from app.security.crypto import Cipher, EncryptionKey
-from app.settings import AuthSettings, Settings
-from app.stores.documents import open_document_store
-from app.stores.documents.protocol import ApiKey, ApiKeyRepository, DocumentStore, NewApiKey
-from app.stores.notify import MemoryChangeBus
-from plugins.middleware.api_keys.authenticator import ApiKeyAuthenticator
-from plugins.middleware.api_keys.config import ApiKeysConfig
-from plugins.middleware.master_key.authenticator import MasterKeyAuthenticator
+from junction.errors import AuthenticationFailed
+from junction.plugins import PluginContext
+from junction.security.crypto import Cipher, EncryptionKey
+from junction.settings import AuthSettings, Settings
+from junction.stores.documents import open_document_store
+from junction.stores.documents.protocol import ApiKey, ApiKeyRepository, DocumentStore, NewApiKey
+from junction.stores.notify import MemoryChangeBus
+from junction.middleware.api_keys.authenticator import ApiKeyAuthenticator
+from junction.middleware.api_keys.config import ApiKeysConfig
+from junction.middleware.master_key.authenticator import MasterKeyAuthenticator
 
 
 class CountingKeys:

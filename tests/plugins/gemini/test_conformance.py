@@ -1,6 +1,6 @@
 """The Gemini provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.gemini_upstream import FakeGemini
 
 

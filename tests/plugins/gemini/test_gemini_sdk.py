@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from app.testing.conformance import Reply, ToolCallReply
+from junction.testing.conformance import Reply, ToolCallReply
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.plugins.provider_gateway import provider_fixtures

@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from app.errors import (
+from junction.errors import (
     AuthenticationFailed,
     InvalidRequest,
     NotFound,
@@ -15,8 +15,8 @@ from app.errors import (
     UpstreamError,
     UpstreamOverloaded,
 )
-from app.formats.openai import decode_chat_request
-from app.schemas.stream import (
+from junction.formats.openai import decode_chat_request
+from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
     StreamDone,
@@ -25,12 +25,12 @@ from app.schemas.stream import (
     ToolCallDelta,
     UsageReport,
 )
-from app.testing.scripted_upstream import PIXEL_DATA_URL, PIXEL_PNG_BASE64
-from plugins.providers.gemini.config import GeminiConfig
-from plugins.providers.gemini.errors import map_gemini_error
-from plugins.providers.gemini.stream import GeminiStreamReader
-from plugins.providers.gemini.translate import made_up_call_id, to_gemini, to_unified
-from plugins.providers.gemini.wire import encoder, response_decoder
+from junction.testing.scripted_upstream import PIXEL_DATA_URL, PIXEL_PNG_BASE64
+from junction.providers.gemini.config import GeminiConfig
+from junction.providers.gemini.errors import map_gemini_error
+from junction.providers.gemini.stream import GeminiStreamReader
+from junction.providers.gemini.translate import made_up_call_id, to_gemini, to_unified
+from junction.providers.gemini.wire import encoder, response_decoder
 
 CONFIG = GeminiConfig(api_key="k")
 

@@ -1,6 +1,6 @@
 """The Groq provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.groq_upstream import FakeGroq
 
 

@@ -16,11 +16,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from app.errors import AuthenticationFailed, ConfigError
-from app.plugins import PluginContext
-from app.settings import Settings
-from plugins.middleware.jwt.authenticator import JwtAuthenticator
-from plugins.middleware.jwt.config import JwtConfig
+from junction.errors import AuthenticationFailed, ConfigError
+from junction.plugins import PluginContext
+from junction.settings import Settings
+from junction.middleware.jwt.authenticator import JwtAuthenticator
+from junction.middleware.jwt.config import JwtConfig
 from tests.fakes.jwks_server import FakeJwks
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"
@@ -324,8 +324,8 @@ async def test_jwks_never_supplies_hmac_keys(jwks_server: FakeJwks) -> None:
 
 
 async def test_unreachable_jwks_is_a_server_side_error(rsa_key: RSAKey) -> None:
-    from app.errors import UpstreamUnavailable
-    from app.testing.upstream import free_port
+    from junction.errors import UpstreamUnavailable
+    from junction.testing.upstream import free_port
 
     auth = await started(jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json", jwks_timeout_seconds=1)
     try:

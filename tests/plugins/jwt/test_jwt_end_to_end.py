@@ -13,7 +13,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.jwks_server import FakeJwks
 from tests.fakes.openai_upstream import FakeOpenAI

@@ -1,6 +1,6 @@
 """The Mistral provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.mistral_upstream import FakeMistral
 
 

@@ -1,6 +1,6 @@
 """The built-in OpenAI provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.openai_compatible import OpenAICompatibleFake
 
 

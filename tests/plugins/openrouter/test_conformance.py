@@ -1,6 +1,6 @@
 """The OpenRouter provider against the conformance kit."""
 
-from app.testing.conformance import ProviderConformance
+from junction.testing.conformance import ProviderConformance
 from tests.fakes.openrouter_upstream import FakeOpenRouter
 
 

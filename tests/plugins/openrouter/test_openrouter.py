@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from app.testing.conformance import Reply
+from junction.testing.conformance import Reply
 from tests.fakes.openrouter_upstream import FakeOpenRouter
 from tests.plugins.provider_gateway import provider_fixtures
 

@@ -15,8 +15,8 @@ import pytest
 import redis
 from aiohttp import web
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import ScriptedError
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import ScriptedError
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.slow

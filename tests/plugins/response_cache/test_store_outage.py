@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing.server import JunctionProcess
-from app.testing.upstream import free_port
+from junction.testing.server import JunctionProcess
+from junction.testing.upstream import free_port
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = [pytest.mark.slow,

@@ -16,7 +16,7 @@ import pytest
 import redis
 from aiohttp import web
 
-from app.testing.server import JunctionProcess
+from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI, ScriptedReply, openai_error
 
 pytestmark = pytest.mark.slow
