@@ -231,7 +231,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     limit = None
     if exc.status_code == 413:  # Litestar's refusal of a Content-Length above the limit: say which
         handler = request.scope.get("route_handler")
-        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        limit = (handler.resolve_request_max_body_size() if handler is not None
+                 else getattr(request.app, "request_max_body_size", None))
     error = error_for_http_exception(exc, request.method, request.scope["path"], max_body_bytes=limit)
     response = error_response(error, anthropic=_wants_anthropic(request))
     response.status_code = exc.status_code

@@ -107,7 +107,8 @@ class LeanChat:
         except HTTPException as error:
             if started:
                 raise
-            await _send_error(send, error_for_http_exception(error, "POST", PATH), error.status_code, rid)
+            await _send_error(send, error_for_http_exception(error, "POST", PATH, max_body_bytes=self._max_bytes),
+                              error.status_code, rid)
         except Exception as error:
             if started:
                 raise

@@ -183,6 +183,11 @@ class UpstreamClient:
             self._session = None
 
     @property
+    def started(self) -> bool:
+        """Whether ``start`` has run and ``close`` not yet."""
+        return self._session is not None
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise UpstreamUnavailable(f"{self.provider}: HTTP client not started")

@@ -43,6 +43,10 @@ class ReqwestClient(UpstreamClient):
             self._client = None
 
     @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    @property
     def client(self) -> Client:
         if self._client is None:
             raise UpstreamUnavailable(f"{self.provider}: HTTP client not started")

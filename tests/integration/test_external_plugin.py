@@ -93,7 +93,7 @@ def test_its_stage_is_listed_in_the_resolved_order(echo_package, tmp_path):
     pipeline = output.split("PIPELINE", 1)[1].splitlines()[1:]
     # The built-in metrics stage shares the observe phase.
     assert [line.split()[1] for line in pipeline if "metrics" not in line] == [
-        "token-counter", "authorize", "bridges", "org-credentials", "attempts"]
+        "token-counter", "authorize", "bridges", "agents", "org-credentials", "attempts"]
     counter = next(line for line in pipeline if "token-counter" in line)
     assert counter.split()[2] == "observe" and "routing policy: weighted" in pipeline[-1]
 

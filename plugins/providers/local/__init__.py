@@ -10,4 +10,5 @@ from junction.providers.local.adapter import LocalConfig, LocalEmbeddings
 
 @hookimpl
 def register_providers(register):
-    register(ProviderSpec(name="local", config_type=LocalConfig, create=LocalEmbeddings))
+    # The model runs in this process: there is no API key to ask for.
+    register(ProviderSpec(name="local", config_type=LocalConfig, create=LocalEmbeddings, needs_api_key=False))
