@@ -19,7 +19,7 @@ from junction.settings import settings_from_mapping
 from junction.stores.documents import open_document_store
 from junction.stores.documents.common import utc_now
 from junction.stores.documents.knowledge import Chunk, KnowledgeDocument, NewCollection
-from plugins.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
+from junction.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
 from tests.unit.vector_index_plugins import ListIndex
 
 SAMPLES = "tests.unit.vector_index_plugins"

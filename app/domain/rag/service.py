@@ -185,12 +185,10 @@ class KnowledgeService:
 
     async def check_knowledge(self, org_id: str, knowledge: BridgeKnowledge | None, prompt: str) -> None:
         """A bridge's ``knowledge`` names collections of its org, asks for a bounded ``top_k``, and
-        in prompt mode has a ``{{context}}`` to fill."""
+        in prompt mode has a ``{{context}}`` to fill (tool mode: the ``agents`` middleware offers the
+        model ``search_knowledge``, see :mod:`junction.agents.knowledge_tool`)."""
         if knowledge is None:
             return
-        if knowledge.mode == "tool":
-            raise InvalidRequest("knowledge.mode: 'tool' needs the server-side tool loop, which this build "
-                                 "lacks; use 'prompt'", param="knowledge.mode", code="invalid_value")
         self.check_top_k(knowledge.top_k, "knowledge.top_k")
         if not knowledge.collections:
             raise InvalidRequest("knowledge.collections: name at least one collection",
@@ -202,6 +200,6 @@ class KnowledgeService:
                 param = f"knowledge.collections[{index}]"
                 raise InvalidRequest(f"{param}: no collection {collection_id!r} in this org", param=param,
                                      code="collection_not_found") from None
-        if not PLACEHOLDER_PATTERN.search(prompt):
+        if knowledge.mode == "prompt" and not PLACEHOLDER_PATTERN.search(prompt):
             raise InvalidRequest("prompt: knowledge in prompt mode needs a {{context}} placeholder to fill",
                                  param="prompt", code="missing_context_placeholder")

@@ -6,7 +6,7 @@ chunks per worker (see README for measured numbers); beyond that, use pgvector."
 
 from junction.plugins import hookimpl
 from junction.plugins.vectors import VectorIndexSpec
-from plugins.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
+from junction.vector_indexes.in_process.index import InProcessConfig, InProcessIndex
 
 
 @hookimpl

@@ -5,7 +5,7 @@ PostgreSQL and the ``vector`` extension is available there; a start-up without i
 
 from junction.plugins import hookimpl
 from junction.plugins.vectors import VectorIndexSpec
-from plugins.vector_indexes.pgvector.index import PgvectorConfig, PgvectorIndex
+from junction.vector_indexes.pgvector.index import PgvectorConfig, PgvectorIndex
 
 
 @hookimpl
