@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
            *domain_routes(gateway, runtime.domain, partial(submit_bridge_chat, jobs.service)),
            *usage_routes(gateway, runtime.metrics), docs_assets(),
            *chatbot_routes(gateway, runtime.domain, runtime.cipher, runtime.redis),
-           *rag_routes(gateway, runtime.knowledge, runtime.documents.orgs)]
+           *rag_routes(gateway, runtime.knowledge, runtime.documents.orgs, jobs.service.submit_task)]
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context,
                            runtime=runtime)
     added, middleware = collect_routes(plugins, context)

@@ -121,7 +121,7 @@ class Runtime:
                                      redis=self.redis, redis_pipeline=self.redis_pipeline, sql=self.sql,
                                      http=self.http, bridges=self.domain.bridges, credentials=self.domain.credentials,
                                      bridge_calls=self.bridge_calls, pricing=self.pricing, usage=self.metrics,
-                                     embeddings=self.embeddings)
+                                     embeddings=self.embeddings, knowledge=self.knowledge)
         self.plugins: LoadedPlugins | None = None
         self.gateway: Gateway | None = None
         self.catalog: ModelCatalog | None = None

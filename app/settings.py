@@ -175,6 +175,10 @@ class KnowledgeSettings(_Strict):
     max_document_chunks: int = 20_000
     #: The most results a query or a bridge's knowledge may ask for.
     max_top_k: int = 100
+    #: Documents of more characters (text, or decoded bytes) are ingested as a queued job (202 and
+    #: the job's id; its progress on ``GET /api/v1/jobs/{id}``); ``x-junction-async: true`` asks
+    #: for a job whatever the size.
+    async_ingest_chars: int = 200_000
 
 
 class LimitsSettings(_Strict):
@@ -306,7 +310,8 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
     _check_limits(settings)
     _check_jobs(settings)
-    for key in ("embed_batch", "max_document_bytes", "max_document_chunks", "max_top_k"):
+    for key in ("embed_batch", "max_document_bytes", "max_document_chunks", "max_top_k",
+                "async_ingest_chars"):
         if getattr(settings.knowledge, key) < 1:
             raise ConfigError(f"{settings.source}: knowledge.{key}: must be at least 1")
     for name, alias in settings.models.items():

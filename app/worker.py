@@ -27,6 +27,7 @@ from junction.domain.jobs.records import JobFilter, JobRepository
 from junction.domain.jobs.runner import JobRunner
 from junction.domain.jobs.service import JobService
 from junction.domain.jobs.webhooks import WebhookSender
+from junction.domain.rag.ingest_jobs import IngestJobs
 from junction.domain.services import Domain
 from junction.errors import ConfigError, ServiceUnavailable
 from junction.pipeline.gateway import Gateway
@@ -115,6 +116,8 @@ class Jobs:
         self.runner.batch_finished = self.batches.job_finished
         if domain is not None:
             self.runner.bridges = self.service.bridges = BridgeTurns(gateway, domain)
+            if domain.knowledge is not None:
+                self.runner.ingests = IngestJobs(domain.knowledge)
         self.store = store
         self._purger: asyncio.Task[None] | None = None
 

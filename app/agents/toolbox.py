@@ -1,6 +1,8 @@
 """A call's server-side tools, by the name the model calls them: the bridge's HTTP tools
 (``server_tools``, loaded once per worker until they change) and its connected bridges
-(``connected_bridges``, see :mod:`junction.agents.connected`). Each kind satisfies :class:`ServerTool`.
+(``connected_bridges``, see :mod:`junction.agents.connected`), its MCP servers' tools and, for
+knowledge in tool mode, ``search_knowledge`` (:mod:`junction.agents.knowledge_tool`). Each kind
+satisfies :class:`ServerTool`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Protocol
 import msgspec
 
 from junction.agents.http_tools import HttpToolClient, ToolResult, failure
+from junction.agents.knowledge_tool import uses_knowledge_tool
 from junction.domain.bridges.service import CallVariables
 from junction.domain.bridges.templating import check_known
 from junction.domain.invalidation import OrgCache
@@ -173,7 +176,8 @@ class ToolCatalog:
         if resolved is None:
             return None
         config = resolved.config
-        if not (config.server_tools or config.connected_bridges or config.mcp_servers):
+        if not (config.server_tools or config.connected_bridges or config.mcp_servers
+                or uses_knowledge_tool(resolved)):
             return None
         tools: dict[str, ServerTool] = {}
         for kind in self._kinds:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         BridgeExpander,
         CredentialSource,
         Embedder,
+        KnowledgeSearch,
         SqlEngines,
         UpstreamClients,
         UsageLedger,
@@ -118,6 +119,8 @@ class PluginContext:
     #: Embeddings through the gateway's own ``/v1/embeddings`` path (RAG, the semantic cache);
     #: usable once the process started.
     embeddings: Embedder | None = None
+    #: RAG collections searched for a bridge's model (knowledge in tool mode).
+    knowledge: KnowledgeSearch | None = None
 
 
 @dataclass(frozen=True, slots=True)

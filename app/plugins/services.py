@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from junction.plugins.call import Call
     from junction.plugins.protocols import Deployment, Principal, ProviderConfig
     from junction.schemas.chat import ChatRequest, ChatResponse
-    from junction.stores.documents.protocol import ResolvedBridge
+    from junction.stores.documents.protocol import BridgeKnowledge, ResolvedBridge
     from junction.stores.metrics.events import UsageEvent
     from junction.upstream.http import ErrorMapper, UpstreamClient
 
@@ -84,4 +84,14 @@ class Embedder(Protocol):
         """Each text's embedding by ``model`` (``provider/model``, an alias, ``local/<name>``),
         as unit-length little-endian float32 bytes, through the gateway's own embeddings path:
         limits, usage and org credentials apply, on behalf of ``principal`` and ``org_id``."""
+        ...
+
+
+class KnowledgeSearch(Protocol):
+    """A bridge's RAG collections searched for the model (knowledge in tool mode)."""
+
+    async def run_tool(self, principal: Principal, org_id: str, knowledge: BridgeKnowledge,
+                       arguments: str) -> str:
+        """The content of one ``search_knowledge`` result for the tool call's JSON ``arguments``:
+        the best chunks of ``knowledge.collections``, each headed by its chunk id."""
         ...

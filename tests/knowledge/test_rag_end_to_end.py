@@ -6,6 +6,8 @@ in prompt mode sends it upstream; PDF ingestion; re-ingest and delete; org isola
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -116,15 +118,51 @@ def test_a_bridge_in_prompt_mode_sends_the_chunk_upstream(admin, handbook, upstr
     assert len(cited) == 2 and f"[{cited[0]}]" in system["content"]
     top = query(admin, handbook, QUESTION, top_k=1)[0]
     assert cited[0] == top["chunk_id"]
-    # a prompt without {{context}}, a collection of no one, and tool mode (no tool loop yet) are 400s
+    # a prompt without {{context}} and a collection of no one are 400s (in tool mode too)
     for knowledge, prompt, param in [
         ({"collections": [handbook["collection"]]}, "no placeholder", "prompt"),
         ({"collections": ["col_missing"]}, "{{context}}", "knowledge.collections[0]"),
-        ({"collections": [handbook["collection"]], "mode": "tool"}, "{{context}}", "knowledge.mode"),
+        ({"collections": ["col_missing"], "mode": "tool"}, "Search.", "knowledge.collections[0]"),
     ]:
         refused = admin.call("POST", "/api/v1/bridges", {"slug": "bad", "name": "b", "model": "openai/gpt-4o-mini",
                                                          "prompt": prompt, "knowledge": knowledge}, key=handbook["key"])
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+
+
+def test_a_bridge_in_tool_mode_searches_when_its_model_asks(admin, handbook, upstream):
+    bridge = admin.ok("POST", "/api/v1/bridges", {
+        "slug": "librarian", "name": "Librarian", "model": "openai/gpt-4o-mini",
+        "prompt": "Look things up with search_knowledge and cite the ids.",  # no {{context}}: tool mode
+        "knowledge": {"collections": [handbook["collection"]], "mode": "tool", "top_k": 2},
+    }, key=handbook["key"])
+    top = query(admin, handbook, QUESTION, top_k=1)[0]
+    for stream in (False, True):
+        upstream.reset()
+        upstream.script(tool_calls=[{"id": "call_kb", "name": "search_knowledge",
+                                     "arguments": json.dumps({"query": "Zephyr-9 descaling schedule"})}])
+        upstream.script(text=f"Every thirty days [{top['chunk_id']}].")
+        answer = admin.call("POST", f"/api/v1/bridges/{bridge['id']}/chat",
+                            {"user": QUESTION, "stream": stream}, key=handbook["key"])
+        assert answer.status_code == 200, answer.text
+        first, second = [request.json() for request in upstream.requests if request.method == "POST"]
+        assert [tool["function"]["name"] for tool in first["tools"]] == ["search_knowledge"]
+        assert "{{context}}" not in first["messages"][0]["content"] and TARGET not in json.dumps(first)
+        results = [message["content"] for message in second["messages"] if message["role"] == "tool"]
+        assert len(results) == 1
+        assert f"[{top['chunk_id']}]" in results[0] and "every thirty days" in results[0]
+        assert len(re.findall(r"\[ch_\w+\]", results[0])) == 2  # top_k passages, each with its id
+        if stream:
+            chunks = [json.loads(line[6:]) for line in answer.text.split("\n") if line.startswith("data: {")]
+            text = "".join(chunk["choices"][0]["delta"].get("content") or ""
+                           for chunk in chunks if chunk["choices"])
+            assert text == f"Every thirty days [{top['chunk_id']}]."
+        else:
+            body = answer.json()
+            assert body["message"]["content"] == f"Every thirty days [{top['chunk_id']}]."
+            thread = admin.ok("GET", f"/api/v1/threads/{body['thread_id']}", key=handbook["key"])
+            roles = [message["role"] for message in thread["messages"]]
+            assert roles == ["user", "assistant", "tool", "assistant"]
+            assert f"[{top['chunk_id']}]" in thread["messages"][2]["content"]
 
 
 def test_pdf_ingestion_reingest_and_delete(admin, handbook):

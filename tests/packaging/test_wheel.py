@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = {"junction": "app", "junction/providers": "plugins/providers",
-                "junction/middleware": "plugins/middleware", "junction/migrations": "migrations"}
+                "junction/middleware": "plugins/middleware", "junction/migrations": "migrations",
+                "junction/vector_indexes": "plugins/vector_indexes"}
 
 
 @pytest.fixture(scope="module")

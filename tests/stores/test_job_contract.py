@@ -33,14 +33,19 @@ async def test_job_lifecycle_is_conditional_and_org_scoped(store: DocumentStore)
     with pytest.raises(NotFound):
         await store.jobs.get("org_b", job.id)
 
+    await store.jobs.record_progress(job.id, {"done": 1, "total": 9})  # not running yet: ignored
+    assert (await store.jobs.get("org_a", job.id)).progress is None
     started = await store.jobs.begin(job.id)
     assert started is not None and (started.status, started.attempts) == ("running", 1)
+    await store.jobs.record_progress(job.id, {"done": 3, "total": 9})
+    assert (await store.jobs.get("org_a", job.id)).progress == {"done": 3, "total": 9}
     again = await store.jobs.begin(job.id)  # a redelivery counts again
     assert again is not None and again.attempts == 2
     expires = utc_now() + timedelta(hours=1)
     finished = await store.jobs.finish(job.id, "succeeded", result={"id": "c1"}, error=None, expires_at=expires)
     assert finished is not None and finished.status == "succeeded" and finished.result == {"id": "c1"}
     assert finished.expires_at == expires and finished.attempts == 2
+    assert finished.progress == {"done": 3, "total": 9}  # the last progress stays with the outcome
     # The first outcome wins: a second worker's write, or a late cancel, changes nothing.
     assert await store.jobs.finish(job.id, "failed", result=None, error={"message": "x"}, expires_at=expires) is None
     assert (await store.jobs.cancel("org_a", job.id, expires)).status == "succeeded"

@@ -74,6 +74,8 @@ class Job(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     #: When a finished job (and its result) is deleted: ``[jobs] result_ttl_seconds`` after it finished.
     expires_at: datetime | None = None
+    #: How far a long job got, as it reports it (a document's ingestion: ``{"done", "total"}`` chunks).
+    progress: dict[str, Any] | None = None
 
 
 class Batch(msgspec.Struct, kw_only=True):
@@ -164,6 +166,10 @@ class JobRepository(Protocol):
 
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: WebhookStatus) -> None:
         """Append a delivery attempt and set the delivery's status."""
+        ...
+
+    async def record_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        """Set a running job's ``progress``."""
         ...
 
     async def counts(self, batch_id: str) -> dict[str, int]:

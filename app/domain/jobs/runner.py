@@ -23,6 +23,7 @@ import msgspec
 from junction.domain.jobs.delivery import WebhookDelivery
 from junction.domain.jobs.records import FINISHED, Job, JobRepository, WebhookAttempt, WebhookStatus
 from junction.domain.jobs.service import job_view
+from junction.domain.rag.ingest_jobs import INGEST_ENDPOINT
 from junction.errors import JunctionError, ServiceUnavailable
 from junction.formats.openai import decode_chat_request, encode_chat_response
 from junction.pipeline.gateway import Gateway
@@ -33,6 +34,7 @@ from junction.stores.documents.common import utc_now
 
 if TYPE_CHECKING:
     from junction.domain.jobs.bridge_jobs import BridgeTurns
+    from junction.domain.rag.ingest_jobs import IngestJobs
 
 log = logging.getLogger("junction.jobs")
 
@@ -57,6 +59,8 @@ class JobRunner:
         self.delivery = delivery
         #: Runs bridge-turn jobs (set by the composition root).
         self.bridges: BridgeTurns | None = None
+        #: Runs document ingestions (set by the composition root when RAG is there).
+        self.ingests: IngestJobs | None = None
         #: Told the batch id when one of a batch's jobs finished (the batch service finalizes).
         self.batch_finished: Callable[[str], Awaitable[None]] | None = None
 
@@ -118,6 +122,11 @@ class JobRunner:
                 raise ServiceUnavailable("bridge jobs need the bridges of the documents store",
                                          code="bridges_unavailable")
             return await self.bridges.run(principal, job.request, job.headers, job.id)
+        if job.endpoint == INGEST_ENDPOINT:
+            if self.ingests is None:
+                raise ServiceUnavailable("ingestion jobs need RAG collections", code="rag_unavailable")
+            return await self.ingests.run(principal, job.request,
+                                          lambda progress: self.store.record_progress(job.id, progress))
         call = Call(request_id=job.id, endpoint=job.endpoint, principal=principal, headers=job.headers,
                     request=decode_chat_request(msgspec.json.encode(job.request)))
         response = await self.gateway.complete(call)

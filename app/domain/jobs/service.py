@@ -132,6 +132,17 @@ class JobService:
             await self._not_queued(job, queued)
         return job
 
+    async def submit_task(self, principal: Principal, endpoint: str, request: dict[str, Any]) -> Job:
+        """Queue work a route checked itself (``endpoint`` names what the worker runs, e.g. a
+        document's ingestion): no idempotency key, no webhook."""
+        now = utc_now()
+        job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
+                  endpoint=endpoint, request=request, created_at=now, updated_at=now)
+        _, queued = await asyncio.gather(self.store.create(job), self._enqueue(job.id, time.time()))
+        if queued is not None:
+            await self._not_queued(job, queued)
+        return job
+
     async def _enqueue(self, job_id: str, sent_at: float | None) -> BaseException | None:
         try:
             await self.queue.enqueue(job_id, sent_at)
@@ -171,6 +182,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "attempts": job.attempts, "dead_letter": job.dead_letter, "idempotency_key": job.idempotency_key,
         "batch_id": job.batch_id, "created_at": unix(job.created_at), "started_at": unix(job.started_at),
         "finished_at": unix(job.finished_at), "expires_at": unix(job.expires_at), "webhook": None,
+        "progress": job.progress,
     }
     if job.webhook_url is not None:
         view["webhook"] = {

@@ -1,11 +1,14 @@
 """``/api/v1/rag/collections``: an org's collections (``admin`` scope), their documents
-(``admin``) and queries (``chat``). Confined to the caller's org: another org's collection is a 404."""
+(``admin``) and queries (``chat``). Confined to the caller's org: another org's collection is a 404.
+A large document is ingested as a queued job (:mod:`junction.domain.rag.ingest_jobs`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request, delete, get, post
+import msgspec
+from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 
 from junction.domain.access import org_required, requested_org
@@ -19,6 +22,7 @@ from junction.domain.rag.schemas import (
     QueryBody,
     QueryResults,
 )
+from junction.domain.rag.ingest_jobs import INGEST_ENDPOINT, ingest_request
 from junction.domain.rag.service import KnowledgeService
 from junction.pipeline import Gateway
 from junction.plugins.protocols import Principal
@@ -26,9 +30,13 @@ from junction.stores.documents.knowledge import Collection
 from junction.stores.documents.protocol import OrgRepository
 
 BASE = "/api/v1/rag/collections"
+ASYNC_HEADER = "x-junction-async"
+#: Queues a job: ``(principal, endpoint, request) -> job`` (the job service's ``submit_task``).
+SubmitTask = Callable[[Principal, str, dict[str, Any]], Awaitable[Any]]
 
 
-def rag_routes(gateway: Gateway, knowledge: KnowledgeService, orgs: OrgRepository) -> list[HTTPRouteHandler]:
+def rag_routes(gateway: Gateway, knowledge: KnowledgeService, orgs: OrgRepository,
+               submit: SubmitTask | None = None) -> list[HTTPRouteHandler]:
     async def locate(request: Request[Any, Any, Any], principal: Principal, collection_id: str) -> Collection:
         org_ids = await orgs_in_reach(orgs, principal, requested_org(request.query_params, request.headers),
                                       what="collection")
@@ -62,10 +70,17 @@ def rag_routes(gateway: Gateway, knowledge: KnowledgeService, orgs: OrgRepositor
         await knowledge.delete(collection.org_id, collection.id)
 
     @post(f"{BASE}/{{collection_id:str}}/documents", summary="Ingest (or replace) a document", status_code=201)
-    async def ingest(request: Request[Any, Any, Any], collection_id: str) -> IngestedDocument:
+    async def ingest(request: Request[Any, Any, Any],
+                     collection_id: str) -> IngestedDocument | Response[bytes]:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), DocumentBody)
         collection = await locate(request, principal, collection_id)
+        if submit is not None and (request.headers.get(ASYNC_HEADER) == "true" or knowledge.is_large(body)):
+            knowledge.check_document(body)  # a 400/413 now, not a failed job later
+            job = await submit(principal, INGEST_ENDPOINT,
+                               ingest_request(collection.org_id, collection.id, body))
+            return Response(msgspec.json.encode({"id": job.id, "object": "job", "status": job.status}),
+                            status_code=202, media_type="application/json")
         return await knowledge.ingest(principal, collection.org_id, collection.id, body)
 
     @delete(f"{BASE}/{{collection_id:str}}/documents/{{doc_id:str}}", summary="Delete a document and its chunks")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Awaitable, Callable
 
 from junction.domain.http import check_length
 from junction.domain.rag.chunking import chunk_text
@@ -25,6 +26,8 @@ from junction.stores.documents.knowledge import Chunk, Collection, KnowledgeDocu
 from junction.stores.documents.protocol import BridgeKnowledge
 
 MAX_CHUNK_TOKENS = 8192
+#: Told ``(chunks embedded, chunks in all)`` as an ingestion goes.
+Progress = Callable[[int, int], Awaitable[None]]
 PLACEHOLDER_PATTERN = re.compile(r"\{\{\s*context\s*\}\}")
 
 
@@ -67,12 +70,24 @@ class KnowledgeService:
 
     # --- documents ------------------------------------------------------------------------------
 
-    async def ingest(self, principal: Principal, org_id: str, collection_id: str, body: DocumentBody) -> IngestedDocument:
+    def check_document(self, body: DocumentBody) -> str | bytes:
+        """The document's content, when its id and content are acceptable (400/413 otherwise)."""
         check_length("id", body.id)
         if not body.id:
             raise InvalidRequest("id: must not be empty", param="id", code="invalid_value")
+        return self._content(body)
+
+    def is_large(self, body: DocumentBody) -> bool:
+        """Whether ``body`` is ingested as a queued job (``knowledge.async_ingest_chars``)."""
+        size = len(body.text) if body.text is not None else len(body.content_base64 or "") * 3 // 4
+        return size > self._settings.async_ingest_chars
+
+    async def ingest(self, principal: Principal, org_id: str, collection_id: str, body: DocumentBody,
+                     progress: Progress | None = None) -> IngestedDocument:
+        """``progress(done, total)`` is told the chunks embedded after each embeddings batch."""
+        content = self.check_document(body)
         collection = await self._repository.get_collection(org_id, collection_id)
-        text = extract_text(self._content(body), body.content_type)
+        text = extract_text(content, body.content_type)
         pieces = chunk_text(text, collection.chunk_tokens, collection.chunk_overlap)
         if not pieces:
             raise InvalidRequest("the document has no text to index", param="text", code="empty_document")
@@ -85,6 +100,8 @@ class KnowledgeService:
         for start in range(0, len(pieces), batch):
             vectors += await self._embedder.embed(principal, org_id, collection.embedding_model,
                                                   pieces[start:start + batch])
+            if progress is not None:
+                await progress(len(vectors), len(pieces))
         now = utc_now()
         document = KnowledgeDocument(id=body.id, collection_id=collection.id, org_id=org_id, metadata=body.metadata,
                                      chunks=len(pieces), created_at=now, updated_at=now)
@@ -185,12 +202,10 @@ class KnowledgeService:
 
     async def check_knowledge(self, org_id: str, knowledge: BridgeKnowledge | None, prompt: str) -> None:
         """A bridge's ``knowledge`` names collections of its org, asks for a bounded ``top_k``, and
-        in prompt mode has a ``{{context}}`` to fill."""
+        in prompt mode has a ``{{context}}`` to fill (tool mode: the ``agents`` middleware offers the
+        model ``search_knowledge``, see :mod:`junction.agents.knowledge_tool`)."""
         if knowledge is None:
             return
-        if knowledge.mode == "tool":
-            raise InvalidRequest("knowledge.mode: 'tool' needs the server-side tool loop, which this build "
-                                 "lacks; use 'prompt'", param="knowledge.mode", code="invalid_value")
         self.check_top_k(knowledge.top_k, "knowledge.top_k")
         if not knowledge.collections:
             raise InvalidRequest("knowledge.collections: name at least one collection",
@@ -202,6 +217,6 @@ class KnowledgeService:
                 param = f"knowledge.collections[{index}]"
                 raise InvalidRequest(f"{param}: no collection {collection_id!r} in this org", param=param,
                                      code="collection_not_found") from None
-        if not PLACEHOLDER_PATTERN.search(prompt):
+        if knowledge.mode == "prompt" and not PLACEHOLDER_PATTERN.search(prompt):
             raise InvalidRequest("prompt: knowledge in prompt mode needs a {{context}} placeholder to fill",
                                  param="prompt", code="missing_context_placeholder")

@@ -217,6 +217,10 @@ class MongoJobs:
             "$push": {"webhook_attempts": msgspec.to_builtins(attempt)},
             "$set": {"webhook_status": status, "updated_at": utc_now()}})
 
+    async def record_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        await self._jobs.update_one({"_id": job_id, "status": "running"},
+                                    {"$set": {"progress": progress, "updated_at": utc_now()}})
+
     async def counts(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for status in ("queued", "running", *sorted(FINISHED)):

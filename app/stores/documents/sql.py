@@ -202,6 +202,8 @@ jobs = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True, index=True),
     # Request headers the job runs with (migration 0007_job_headers).
     sa.Column("headers", Json, nullable=False, server_default=sa.text("'{}'")),
+    # How far a long job got (migration 0009_job_progress).
+    sa.Column("progress", Json, nullable=True),
     # Same key + same org = same job (NULL keys never collide).
     sa.UniqueConstraint("org_id", "idempotency_key"),
     sa.Index(None, "org_id", "created_at"),

@@ -193,6 +193,11 @@ class SqlJobs(SqlRepository):
             await connection.execute(jobs.update().where(jobs.c.id == job_id).values(
                 webhook_attempts=attempts, webhook_status=status, updated_at=utc_now()))
 
+    async def record_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        async with self._db.begin() as connection:
+            await connection.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status == "running")
+                                     .values(progress=progress, updated_at=utc_now()))
+
     async def counts(self, batch_id: str) -> dict[str, int]:
         query = (sa.select(jobs.c.status, sa.func.count()).where(jobs.c.batch_id == batch_id)
                  .group_by(jobs.c.status))

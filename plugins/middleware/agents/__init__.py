@@ -1,6 +1,7 @@
 """The ``agents`` stage: the tool loop (:mod:`junction.agents.loop`) around the attempt loop. A bridge
-call whose bridge lists ``server_tools`` gets them offered to the model, and runs them when the
-model calls them, round after round. Other calls pass straight through: the stage hands them the
+call whose bridge has server-side tools (``server_tools``, connected bridges, MCP servers, knowledge
+in tool mode) gets them offered to the model, and runs them when the model calls them, round after
+round. Other calls pass straight through: the stage hands them the
 inner layers themselves, with no frame of its own."""
 
 from typing import Annotated
@@ -9,6 +10,7 @@ import msgspec
 
 from junction.agents.connected import ConnectedBridges
 from junction.agents.http_tools import HttpToolClient
+from junction.agents.knowledge_tool import KnowledgeTools
 from junction.agents.loop import ToolLoop
 from junction.agents.mcp_tools import McpTools
 from junction.agents.toolbox import HttpTools, ToolAdder, Toolbox, ToolCatalog
@@ -55,6 +57,8 @@ class AgentStage(Stage):
                                   timeout=config.mcp_timeout_seconds, ttl=config.mcp_list_ttl_seconds))
             if context.bridge_calls is not None:
                 kinds.append(ConnectedBridges(context.bridge_calls, max_depth=config.max_bridge_depth))
+            if context.knowledge is not None:
+                kinds.append(KnowledgeTools(context.knowledge))
             self._catalog = ToolCatalog(kinds)
         self._loop = ToolLoop(keepalive_seconds=config.keepalive_seconds)
 

