@@ -14,8 +14,15 @@ from typing import Any
 
 from junction.domain.commands import add_admin_commands
 from junction.errors import ConfigError
+from junction.settings import (
+    CONFIG_ENV_VAR,
+    CONFIG_FILE,
+    Settings,
+    config_path,
+    ensure_master_key,
+    load_settings,
+)
 from junction.stores.startup_errors import StoreUnreachable
-from junction.settings import CONFIG_ENV_VAR, CONFIG_FILE, Settings, config_path, ensure_master_key, load_settings
 
 GRANIAN_FILE = "granian.toml"
 #: The commented config `junction init` writes, shipped inside the package.
@@ -146,7 +153,6 @@ def _granian_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
 def _check_stores(settings: Settings) -> None:
     """Connect to the shared stores (document database, Redis, RabbitMQ) once, and close again."""
     import asyncio
-
     import logging
 
     import redis.asyncio as redis

@@ -7,9 +7,12 @@ Prints the minimum of 7 rounds, in microseconds per body.
 
 from __future__ import annotations
 
-import json, timeit
+import json
+import timeit
+
 from junction.formats.json_depth import nesting_exceeds
 from junction.formats.openai import decode_chat_request
+
 small = json.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}).encode()
 conv = json.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "user" if i % 2 else "assistant", "content": "some text " * 20} for i in range(100)],
                    "tools": [{"type": "function", "function": {"name": f"f{i}", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}} for i in range(10)]}).encode()

@@ -38,6 +38,8 @@ def main() -> None:
 async def run(calls: int, rounds: int, off: list[str]) -> None:
     import msgspec
 
+    from junction.middleware.metrics.config import MetricsConfig
+    from junction.middleware.metrics.stage import MetricsStage
     from junction.plugins import Call, PluginContext, Principal
     from junction.plugins.call import Attempt
     from junction.pricing import PriceBook, load_prices
@@ -45,8 +47,6 @@ async def run(calls: int, rounds: int, off: list[str]) -> None:
     from junction.settings import settings_from_mapping
     from junction.stores.metrics.store import MetricsStore
     from junction.stores.sql_engine import open_engine
-    from junction.middleware.metrics.config import MetricsConfig
-    from junction.middleware.metrics.stage import MetricsStage
 
     principal = Principal(id="master", kind="master", scopes=frozenset({"chat"}))
     request = msgspec.convert({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 
 from junction.pipeline import Gateway
-from junction.plugins import Call, Principal, PluginContext
+from junction.plugins import Call, PluginContext, Principal
 from junction.plugins.manager import LoadedPlugins, load_plugins
 from junction.routing.router import Router
 from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage

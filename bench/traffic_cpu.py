@@ -38,9 +38,9 @@ CACHE = {"response-cache": {"enabled": True, "key_prefix": "bench:cache:", "loca
 
 
 async def measure(name: str, redis_url: str, calls: int) -> dict[str, float]:
+    from junction.pipeline import Gateway
     from junction.plugins import Call, PluginContext, Principal
     from junction.plugins.manager import LoadedPlugins, load_plugins
-    from junction.pipeline import Gateway
     from junction.pricing import ModelPrice, PriceBook
     from junction.routing.router import Router
     from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Usage

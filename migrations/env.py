@@ -21,8 +21,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from junction.settings import Settings, load_settings
-from junction.stores.sql_engine import run_migrations_online
 from junction.stores.documents.sql import VERSION_TABLE, metadata
+from junction.stores.sql_engine import run_migrations_online
 
 config = context.config
 

@@ -14,7 +14,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
 from junction.formats.anthropic.client_request import decode_messages_request
-from junction.formats.anthropic.client_response import MessageStreamWriter, encode_message_response, error_event
+from junction.formats.anthropic.client_response import (
+    MessageStreamWriter,
+    encode_message_response,
+    error_event,
+)
 from junction.ingress.openai import SSE_HEADERS, caller, new_call
 from junction.ingress.streaming import relay
 from junction.pipeline import Gateway

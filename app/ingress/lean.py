@@ -23,7 +23,13 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Receive, Scope, Send
 
 from junction.body_guard import read_body
-from junction.errors import JunctionError, error_body, error_for_http_exception, log_server_error, unexpected_error
+from junction.errors import (
+    JunctionError,
+    error_body,
+    error_for_http_exception,
+    log_server_error,
+    unexpected_error,
+)
 from junction.formats.openai import ChunkWriter, decode_chat_request, encode_chat_response
 from junction.ingress.openai import SSE_HEADERS, sse_body
 from junction.pipeline import Gateway

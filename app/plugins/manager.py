@@ -18,9 +18,9 @@ import msgspec
 import pluggy
 
 from junction.errors import ConfigError
-from junction.plugins.ordering import resolve_order
 from junction.plugins.hooks import PluginHooks
 from junction.plugins.hookspecs import PROJECT_NAME, JunctionHookSpecs
+from junction.plugins.ordering import resolve_order
 from junction.plugins.protocols import (
     Authenticator,
     MiddlewareConfig,

@@ -20,8 +20,6 @@ from junction.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from junction.schemas.stream import StreamEvent
 
 if TYPE_CHECKING:
-    from junction.plugins.call import Call
-    from junction.pricing import ModelPrice, PriceBook
     from junction.plugins.services import (
         BridgeCalls,
         BridgeExpander,
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
         UpstreamClients,
         UsageLedger,
     )
+    from junction.pricing import ModelPrice, PriceBook
     from junction.settings import Settings
     from junction.stores.documents.protocol import DocumentStore
     from junction.stores.notify import ChangeBus

@@ -12,9 +12,9 @@ from typing import Any
 
 from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from junction.plugins.store_guard import StoreGuard
+from junction.schemas.stream import StreamEvent
 from junction.traffic.estimate import CallIds, ReservationConfig
 from junction.traffic.limits import LimitSource
-from junction.schemas.stream import StreamEvent
 from junction.traffic.settle import Settler
 
 

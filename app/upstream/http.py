@@ -36,7 +36,6 @@ from junction.schemas.stream import StreamDone, StreamEvent
 from junction.upstream.redact import header_secrets, redact
 from junction.upstream.sse import iter_sse
 
-
 log = logging.getLogger("junction.upstream")
 
 #: Extra headers for the upstream requests of the current attempt (a tracing stage sets

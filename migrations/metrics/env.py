@@ -13,8 +13,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from junction.settings import Settings, load_settings
-from junction.stores.sql_engine import run_migrations_online
 from junction.stores.metrics.schema import VERSION_TABLE, metadata
+from junction.stores.sql_engine import run_migrations_online
 
 config = context.config
 

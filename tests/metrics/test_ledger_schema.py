@@ -16,9 +16,20 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from junction.stores.metrics import migrate
 from junction.stores.metrics.queries import UsageQueries, UsageQuery
 from junction.stores.metrics.writer import UsageWriter
-from tests.metrics.conftest import NO_TIMESCALE, TIMESCALE_SERVER, call_with_retry, close_backend, open_backend
+from tests.metrics.conftest import (
+    NO_TIMESCALE,
+    TIMESCALE_SERVER,
+    call_with_retry,
+    close_backend,
+    open_backend,
+)
 from tests.metrics.seed import D5_D7, seeded
-from tests.stores.conftest import PROJECT_ROOT, create_postgres_database, drop_postgres_database, POSTGRES_SERVER
+from tests.stores.conftest import (
+    POSTGRES_SERVER,
+    PROJECT_ROOT,
+    create_postgres_database,
+    drop_postgres_database,
+)
 
 LEDGER_TABLES = {"usage_events", "usage_rollup_minute", "usage_rollup_hour", "usage_rollup_hour_model"}
 

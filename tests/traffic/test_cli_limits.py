@@ -10,8 +10,8 @@ import pytest
 from junction.testing.server import JunctionProcess
 from tests.conftest import openai_provider_table
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.tenancy.test_cli import junction, lines, write_config
 from tests.tenancy.conftest import MASTER
+from tests.tenancy.test_cli import junction, lines, write_config
 from tests.traffic.conftest import Admin, chat, error_of
 
 pytestmark = pytest.mark.slow

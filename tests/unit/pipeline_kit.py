@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from junction.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 from junction.pipeline import Gateway
 from junction.plugins import Call, Principal, RoutingPolicy
 from junction.plugins.manager import LoadedPlugins
@@ -13,7 +14,6 @@ from junction.schemas.chat import ChatRequest, ChatResponse, Choice, Message, Us
 from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 from junction.schemas.stream import Finish, StreamDone, StreamStart, TextDelta, UsageReport
 from junction.settings import settings_from_mapping
-from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 
 USER = Principal(id="key:u", kind="key", scopes=frozenset({"chat"}), org_id="org-1")
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from junction.plugins import MiddlewareConfig, MiddlewareSpec, ProviderConfig, ProviderSpec, Stage, StagePlacement, hookimpl
+from junction.plugins import (
+    MiddlewareConfig,
+    MiddlewareSpec,
+    ProviderConfig,
+    ProviderSpec,
+    Stage,
+    StagePlacement,
+    hookimpl,
+)
 from junction.schemas.chat import ChatResponse, Choice, Message
 from junction.schemas.stream import StreamDone, StreamStart, TextDelta
 

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from junction.errors import ConfigError, InvalidRequest
 from junction.domain.keys.schemas import NewKeyBody
+from junction.errors import ConfigError, InvalidRequest
+from junction.middleware.admin_ui.forms import decode_form
+from junction.middleware.admin_ui.sessions import MemorySessions, Session, digest_of
 from junction.plugins.manager import load_plugins
 from junction.plugins.protocols import Principal
 from junction.settings import settings_from_mapping
-from junction.middleware.admin_ui.forms import decode_form
-from junction.middleware.admin_ui.sessions import MemorySessions, Session, digest_of
 from junction.stores.documents.protocol import OrgPatch
 
 MASTER = Principal(id="master", kind="master", scopes=frozenset({"admin", "chat"}))

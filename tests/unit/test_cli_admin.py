@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from junction.cli import main
-from junction.settings import CONFIG_ENV_VAR, load_settings
 from junction.domain.commands import admin_stores
+from junction.settings import CONFIG_ENV_VAR, load_settings
 from junction.stores.documents.protocol import ProviderSecret
 
 OLD = base64.b64encode(b"o" * 32).decode()

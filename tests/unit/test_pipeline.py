@@ -262,11 +262,11 @@ async def test_the_attempt_loop_enforces_the_allow_list_whatever_the_stages():
 
 
 async def test_auth_disabled_callers_act_as_the_documented_principal():
-    from junction.plugins.manager import LoadedPlugins
+    from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
     from junction.pipeline import Gateway
+    from junction.plugins.manager import LoadedPlugins
     from junction.routing.router import Router
     from junction.settings import settings_from_mapping
-    from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
 
     settings = settings_from_mapping({"auth": {"disabled": True}})
     gateway = Gateway(settings, LoadedPlugins(infos=[]), Router({}, set(), {}), WeightedPolicy(WeightedConfig()))

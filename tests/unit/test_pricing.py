@@ -10,7 +10,7 @@ import pytest
 from junction.errors import ConfigError
 from junction.plugins.manager import load_plugins
 from junction.plugins.protocols import PluginContext
-from junction.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
+from junction.pricing import ModelPrice, PriceBook, PriceSettings, PricingSettings
 from junction.schemas.chat import CompletionTokensDetails, PromptTokensDetails, Usage
 from junction.settings import settings_from_mapping
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 from junction.formats.unified import events_response, response_events
+from junction.middleware.response_cache.config import ResponseCacheConfig
+from junction.middleware.response_cache.stage import ResponseCacheStage
 from junction.plugins import PluginContext
 from junction.schemas.chat import ChatResponse, Choice, FunctionCall, Message, ToolCall, Usage
 from junction.settings import settings_from_mapping
-from junction.middleware.response_cache.config import ResponseCacheConfig
-from junction.middleware.response_cache.stage import ResponseCacheStage
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
 

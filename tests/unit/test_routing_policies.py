@@ -8,16 +8,16 @@ import asyncio
 import pytest
 
 from junction.errors import ConfigError, UpstreamError, UpstreamOverloaded
-from junction.plugins import Attempt, PluginContext
-from junction.pricing import PriceBook
-from junction.routing.retries import CONTEXT_LENGTH_EXCEEDED, classify
-from junction.settings import settings_from_mapping
 from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
 from junction.middleware.circuit_breaker.stage import CircuitBreakerStage
 from junction.middleware.cost_first import CostFirst, CostFirstConfig
 from junction.middleware.least_in_flight import LeastInFlight, LeastInFlightConfig
 from junction.middleware.lowest_latency import LowestLatency, LowestLatencyConfig
 from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+from junction.plugins import Attempt, PluginContext
+from junction.pricing import PriceBook
+from junction.routing.retries import CONTEXT_LENGTH_EXCEEDED, classify
+from junction.settings import settings_from_mapping
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
 PAIR = {"pair": {"deployments": [{"model": "scripted/a"}, {"model": "scripted/b"}], "fallbacks": ["scripted/ok"]}}

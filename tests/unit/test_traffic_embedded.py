@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from junction.errors import RateLimited
+from junction.middleware.budget.config import BudgetConfig
+from junction.middleware.budget.stage import BudgetStage
+from junction.middleware.rate_limit.config import RateLimitConfig
+from junction.middleware.rate_limit.stage import RateLimitStage
 from junction.plugins import Call, Next, PluginContext, Principal, Reply, Stage
 from junction.pricing import ModelPrice, PriceBook
 from junction.schemas.chat import ChatResponse, Choice, Message, Usage
 from junction.settings import settings_from_mapping
 from junction.traffic.limits import Limits
-from junction.middleware.budget.config import BudgetConfig
-from junction.middleware.budget.stage import BudgetStage
-from junction.middleware.rate_limit.config import RateLimitConfig
-from junction.middleware.rate_limit.stage import RateLimitStage
 from tests.unit.pipeline_kit import build_gateway, chat_call
 
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from junction.plugins import PluginContext, Principal
-from junction.pricing import ModelPrice, PriceBook
-from junction.settings import settings_from_mapping
-from junction.stores.redis_pipeline import Command, PipelinedRedis
-from junction.traffic.limits import Limits
 from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage
 from junction.middleware.rate_limit.config import RateLimitConfig
 from junction.middleware.rate_limit.stage import RateLimitStage
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.stage import ResponseCacheStage
+from junction.plugins import PluginContext, Principal
+from junction.pricing import ModelPrice, PriceBook
+from junction.settings import settings_from_mapping
+from junction.stores.redis_pipeline import Command, PipelinedRedis
+from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
 LIVE = "redis://127.0.0.1:6379/7"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from junction.errors import PermissionDenied
-from junction.plugins import PluginContext, Principal
-from junction.pricing import ModelPrice, PriceBook, PricingSettings, PriceSettings
-from junction.settings import settings_from_mapping
-from junction.traffic.limits import Limits
 from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage
+from junction.plugins import PluginContext, Principal
+from junction.pricing import ModelPrice, PriceBook, PriceSettings, PricingSettings
+from junction.settings import settings_from_mapping
+from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import build_gateway, chat_call
 
 BUDGET = {"budget_usd": 1.0, "budget_period": "day"}

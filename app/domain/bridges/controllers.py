@@ -14,14 +14,14 @@ from junction.agents.mcp_tools import check_mcp_servers
 from junction.domain.access import org_required, requested_org
 from junction.domain.chatbots.origins import check_chatbot
 from junction.domain.http import caller, check_length, decode_body
+from junction.domain.limits import BridgeView, check_limits
 from junction.domain.lookup import first_found, orgs_in_reach
 from junction.domain.services import Domain
 from junction.errors import InvalidRequest, NotFound
 from junction.formats.chat_checks import check_bridge_params
 from junction.pipeline import Gateway
-from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.plugins.protocols import Principal
-from junction.domain.limits import BridgeView, check_limits
+from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.stores.documents.protocol import (
     Bridge,
     BridgeKnowledge,
@@ -88,6 +88,54 @@ async def check_knowledge(domain: Domain, org_id: str, knowledge: BridgeKnowledg
         await domain.knowledge.check_knowledge(org_id, knowledge, prompt)
 
 
+def check_new_bridge(gateway: Gateway, body: NewBridgeBody) -> None:
+    """What a new bridge must pass before its org is looked up (the API's and the console's)."""
+    check_length("name", body.name)
+    check_limits(body)
+    check_variables(body.variables)
+    check_bridge_params(body.params)
+    check_model(gateway, "model", body.model)
+    check_model(gateway, "fallback_model", body.fallback_model)
+    check_mcp_servers(body.mcp_servers)
+    check_chatbot(body.chatbot)
+
+
+async def check_new_bridge_references(domain: Domain, org_id: str, body: NewBridgeBody) -> None:
+    """The tools, bridges and collections a new bridge names exist in its org."""
+    await check_references(domain, org_id, body.server_tools, body.connected_bridges)
+    await check_knowledge(domain, org_id, body.knowledge, body.prompt)
+
+
+def check_bridge_patch(gateway: Gateway, change: BridgePatch) -> None:
+    """What an edit must pass before the bridge is looked up (the API's and the console's)."""
+    check_limits(change)
+    if isinstance(change.name, str):
+        check_length("name", change.name)
+    if isinstance(change.variables, list):
+        check_variables(change.variables)
+    if isinstance(change.params, dict):
+        check_bridge_params(change.params)
+    if isinstance(change.model, str):
+        check_model(gateway, "model", change.model)
+    if isinstance(change.fallback_model, str):
+        check_model(gateway, "fallback_model", change.fallback_model)
+    if isinstance(change.mcp_servers, list):
+        check_mcp_servers(change.mcp_servers)
+    if not isinstance(change.chatbot, msgspec.UnsetType):
+        check_chatbot(change.chatbot)
+
+
+async def check_bridge_patch_references(domain: Domain, bridge: Bridge, change: BridgePatch) -> None:
+    """The tools, bridges and collections the edited bridge names exist in its org, and a prompt
+    mode bridge's prompt keeps its ``{{context}}``."""
+    await check_references(domain, bridge.org_id, change.server_tools or None,  # type: ignore[arg-type]
+                           change.connected_bridges or None)  # type: ignore[arg-type]
+    if not (change.knowledge is msgspec.UNSET and change.prompt is msgspec.UNSET):
+        knowledge = bridge.knowledge if change.knowledge is msgspec.UNSET else change.knowledge
+        prompt = bridge.prompt if change.prompt is msgspec.UNSET else change.prompt
+        await check_knowledge(domain, bridge.org_id, knowledge, prompt)  # type: ignore[arg-type]
+
+
 def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     bridges = domain.documents.bridges
     orgs = domain.documents.orgs
@@ -102,22 +150,14 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     async def create_bridge(request: Request[Any, Any, Any]) -> Bridge:
         principal = await caller(gateway, request, "admin")
         body = decode_body(await request.body(), NewBridgeBody)
-        check_length("name", body.name)
-        check_limits(body)
-        check_variables(body.variables)
-        check_bridge_params(body.params)
+        check_new_bridge(gateway, body)
         org_id = org_required(
             principal, requested_org(request.query_params, request.headers, body.org_id), what="org"
         )
-        check_model(gateway, "model", body.model)
-        check_model(gateway, "fallback_model", body.fallback_model)
-        check_mcp_servers(body.mcp_servers)
-        check_chatbot(body.chatbot)
         fields = msgspec.structs.asdict(body)
         fields.pop("org_id")
         await orgs.get(org_id)
-        await check_references(domain, org_id, body.server_tools, body.connected_bridges)
-        await check_knowledge(domain, org_id, body.knowledge, body.prompt)
+        await check_new_bridge_references(domain, org_id, body)
         return await bridges.create(org_id, NewBridge(**fields))
 
     @get("/api/v1/bridges", summary="Bridges in the caller's reach")
@@ -137,28 +177,9 @@ def bridge_routes(gateway: Gateway, domain: Domain) -> list[HTTPRouteHandler]:
     async def update_bridge(request: Request[Any, Any, Any], bridge_id: str) -> Bridge:
         principal = await caller(gateway, request, "admin")
         change = decode_body(await request.body(), BridgePatch)
-        check_limits(change)
-        if isinstance(change.name, str):
-            check_length("name", change.name)
-        if isinstance(change.variables, list):
-            check_variables(change.variables)
-        if isinstance(change.params, dict):
-            check_bridge_params(change.params)
-        if isinstance(change.model, str):
-            check_model(gateway, "model", change.model)
-        if isinstance(change.fallback_model, str):
-            check_model(gateway, "fallback_model", change.fallback_model)
-        if isinstance(change.mcp_servers, list):
-            check_mcp_servers(change.mcp_servers)
-        if not isinstance(change.chatbot, msgspec.UnsetType):
-            check_chatbot(change.chatbot)
+        check_bridge_patch(gateway, change)
         bridge = await locate(request, principal, bridge_id)
-        await check_references(domain, bridge.org_id, change.server_tools or None,  # type: ignore[arg-type]
-                               change.connected_bridges or None)  # type: ignore[arg-type]
-        if not (change.knowledge is msgspec.UNSET and change.prompt is msgspec.UNSET):
-            knowledge = bridge.knowledge if change.knowledge is msgspec.UNSET else change.knowledge
-            prompt = bridge.prompt if change.prompt is msgspec.UNSET else change.prompt
-            await check_knowledge(domain, bridge.org_id, knowledge, prompt)  # type: ignore[arg-type]
+        await check_bridge_patch_references(domain, bridge, change)
         return await bridges.update(bridge.org_id, bridge.id, change)
 
     @delete("/api/v1/bridges/{bridge_id:str}", summary="Delete a bridge, its versions and threads")

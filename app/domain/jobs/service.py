@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec

@@ -12,8 +12,8 @@ from litestar.handlers import HTTPRouteHandler
 from junction.domain.access import is_unconfined, org_required, requested_org
 from junction.domain.fields import validated_key_spec
 from junction.domain.http import caller, decode_body
-from junction.domain.limits import usage
 from junction.domain.keys.schemas import IssuedKeyView, KeyView, NewKeyBody
+from junction.domain.limits import usage
 from junction.domain.lookup import first_found, orgs_in_reach
 from junction.domain.services import Domain
 from junction.errors import PermissionDenied
@@ -21,6 +21,7 @@ from junction.pipeline import Gateway
 from junction.plugins.protocols import Principal
 from junction.stores.documents.common import whole_milliseconds
 from junction.stores.documents.protocol import NewApiKey
+
 
 def check_within_issuer(principal: Principal, spec: NewApiKey) -> None:
     """A confined admin (an org's key or JWT) issues keys with at most its own scopes and models,

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import msgspec
 
-from junction.traffic.report import Usage
 from junction.stores.documents.protocol import ApiKey, BudgetPeriod, IssuedApiKey
+from junction.traffic.report import Usage
 
 
 class NewKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -12,10 +12,10 @@ from litestar.handlers import HTTPRouteHandler
 from junction.domain.access import is_unconfined, org_for
 from junction.domain.fields import check_name
 from junction.domain.http import caller, decode_body
+from junction.domain.limits import OrgView, check_limits
 from junction.domain.services import Domain
 from junction.errors import PermissionDenied
 from junction.pipeline import Gateway
-from junction.domain.limits import OrgView, check_limits
 from junction.stores.documents.protocol import BudgetPeriod, Org, OrgPatch
 
 

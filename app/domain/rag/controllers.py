@@ -14,6 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from junction.domain.access import org_required, requested_org
 from junction.domain.http import caller, decode_body
 from junction.domain.lookup import first_found, orgs_in_reach
+from junction.domain.rag.ingest_jobs import INGEST_ENDPOINT, ingest_request
 from junction.domain.rag.schemas import (
     CollectionBody,
     CollectionView,
@@ -22,7 +23,6 @@ from junction.domain.rag.schemas import (
     QueryBody,
     QueryResults,
 )
-from junction.domain.rag.ingest_jobs import INGEST_ENDPOINT, ingest_request
 from junction.domain.rag.service import KnowledgeService
 from junction.pipeline import Gateway
 from junction.plugins.protocols import Principal

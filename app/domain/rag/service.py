@@ -13,16 +13,22 @@ from collections.abc import Awaitable, Callable
 
 from junction.domain.http import check_length
 from junction.domain.rag.chunking import chunk_text
+from junction.domain.rag.context import format_context, tool_query
 from junction.domain.rag.extract import extract_text
 from junction.domain.rag.schemas import CollectionBody, DocumentBody, IngestedDocument, QueryBody, QueryResult
-from junction.domain.rag.context import format_context, tool_query
 from junction.errors import InvalidRequest, NotFound, PayloadTooLarge
 from junction.plugins.protocols import Principal
 from junction.plugins.services import Embedder
 from junction.plugins.vectors import IndexedVector, VectorIndex, VectorQuery
 from junction.settings import KnowledgeSettings
 from junction.stores.documents.common import new_id, utc_now
-from junction.stores.documents.knowledge import Chunk, Collection, KnowledgeDocument, KnowledgeRepository, NewCollection
+from junction.stores.documents.knowledge import (
+    Chunk,
+    Collection,
+    KnowledgeDocument,
+    KnowledgeRepository,
+    NewCollection,
+)
 from junction.stores.documents.protocol import BridgeKnowledge
 
 MAX_CHUNK_TOKENS = 8192

@@ -12,8 +12,8 @@ from litestar.handlers import HTTPRouteHandler
 
 from junction.domain.access import check_thread_reader, org_for, requested_org
 from junction.domain.http import caller
-from junction.errors import NotFound
 from junction.domain.services import Domain
+from junction.errors import NotFound
 from junction.pipeline import Gateway
 from junction.schemas.chat import Message
 

@@ -16,7 +16,15 @@ from pydantic import ConfigDict
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from junction.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
+from junction.domain.jobs.records import (
+    FINISHED,
+    Batch,
+    Job,
+    JobFilter,
+    JobStatus,
+    StoredFile,
+    WebhookAttempt,
+)
 from junction.security.crypto import Cipher
 from junction.stores.documents.common import Notifier, as_utc, open_secret, utc_now
 from junction.stores.documents.jobs_common import (

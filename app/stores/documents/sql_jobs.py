@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from junction.domain.jobs.records import FINISHED, Batch, Job, JobFilter, JobStatus, StoredFile, WebhookAttempt
+from junction.domain.jobs.records import (
+    FINISHED,
+    Batch,
+    Job,
+    JobFilter,
+    JobStatus,
+    StoredFile,
+    WebhookAttempt,
+)
 from junction.errors import NotFound
 from junction.security.crypto import Cipher
 from junction.stores.documents.common import Notifier, open_secret, utc_now

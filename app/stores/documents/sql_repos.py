@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from junction.errors import NotFound
 from junction.security.crypto import Cipher
 from junction.stores.documents.common import (
-    org_changes,
     Notifier,
     authenticate_api_key,
     check_provider,
@@ -21,6 +20,7 @@ from junction.stores.documents.common import (
     key_not_found,
     new_id,
     open_secret,
+    org_changes,
     org_not_found,
     reseal,
     seal_secret,

@@ -20,11 +20,11 @@ from junction.settings import describe_validation_error
 from junction.stores.documents.common import Notifier
 from junction.stores.documents.sql_bridges import SqlBridges, SqlThreads
 from junction.stores.documents.sql_jobs import SqlJobs
-from junction.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
 from junction.stores.documents.sql_knowledge import SqlKnowledge
+from junction.stores.documents.sql_repos import SqlApiKeys, SqlCredentials, SqlOrgs
 from junction.stores.documents.sql_responses import SqlResponses
-from junction.stores.documents.sql_tools import SqlTools
 from junction.stores.documents.sql_schema import require_head, upgrade_to_head
+from junction.stores.documents.sql_tools import SqlTools
 from junction.stores.notify import ChangeBus
 from junction.stores.sql_engine import open_engine
 

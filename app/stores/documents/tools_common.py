@@ -9,7 +9,14 @@ from junction.errors import Conflict, InvalidRequest
 from junction.security.crypto import Cipher, SealedBlob
 from junction.security.ssrf import check_url
 from junction.stores.documents.common import new_id, utc_now
-from junction.stores.documents.tools import HeaderValue, HttpTool, NewTool, ToolPatch, check_tool, split_headers
+from junction.stores.documents.tools import (
+    HeaderValue,
+    HttpTool,
+    NewTool,
+    ToolPatch,
+    check_tool,
+    split_headers,
+)
 
 _headers_encoder = msgspec.json.Encoder()
 _headers_decoder = msgspec.json.Decoder(dict[str, str])

@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from junction.errors import ConfigError
-from junction.settings import Settings
 from junction.resources import alembic_config as shipped_alembic_config
+from junction.settings import Settings
 from junction.stores.documents.sql_schema import _sqlite_lock_path
-from junction.stores.sql_engine import open_engine
 from junction.stores.metrics import timescale
 from junction.stores.metrics.schema import VERSION_TABLE
+from junction.stores.sql_engine import open_engine
 
 
 def alembic_config(**attributes: Any) -> Config:

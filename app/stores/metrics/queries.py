@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import accumulate
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Literal
 
 import msgspec

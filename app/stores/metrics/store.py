@@ -10,7 +10,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from junction.errors import ServiceUnavailable
-
 from junction.stores.metrics import migrate, timescale
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.queries import UsageQueries

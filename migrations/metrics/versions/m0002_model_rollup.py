@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from alembic import op
 
 from junction.stores.metrics import timescale
-from junction.stores.metrics.schema import HISTOGRAM_COLUMNS, MEASURES, MODEL_DIMENSIONS, metadata, rollup_hour_model
+from junction.stores.metrics.schema import (
+    HISTOGRAM_COLUMNS,
+    MEASURES,
+    MODEL_DIMENSIONS,
+    metadata,
+    rollup_hour_model,
+)
 
 revision: str = "m0002_model_rollup"
 down_revision: str | None = "m0001_usage_ledger"

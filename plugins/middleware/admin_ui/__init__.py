@@ -17,7 +17,6 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from junction.errors import JunctionError
-from junction.plugins import MiddlewareSpec, PluginContext, RouteContext, hookimpl
 from junction.middleware.admin_ui.bridges import bridge_routes
 from junction.middleware.admin_ui.config import AdminUiConfig
 from junction.middleware.admin_ui.insights import insight_routes
@@ -25,8 +24,16 @@ from junction.middleware.admin_ui.sessions import MemorySessions, RedisSessions
 from junction.middleware.admin_ui.signin import signin_routes
 from junction.middleware.admin_ui.tenancy import tenancy_routes
 from junction.middleware.admin_ui.web import (
-    BASE, SECURITY_HEADERS, TEMPLATES, Console, CsrfRefused, SignInRequired, Ui, login_redirect,
+    BASE,
+    SECURITY_HEADERS,
+    TEMPLATES,
+    Console,
+    CsrfRefused,
+    SignInRequired,
+    Ui,
+    login_redirect,
 )
+from junction.plugins import MiddlewareSpec, PluginContext, RouteContext, hookimpl
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("junction.admin_ui")

@@ -13,22 +13,27 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Stream
 
 from junction.domain.access import org_required
-from junction.domain.bridges.controllers import NewBridgeBody, check_model, check_variables
-from junction.domain.http import check_length, decode_body
-from junction.domain.limits import BridgeView, check_limits
+from junction.domain.bridges.controllers import (
+    NewBridgeBody,
+    check_bridge_patch,
+    check_bridge_patch_references,
+    check_new_bridge,
+    check_new_bridge_references,
+)
+from junction.domain.http import decode_body
+from junction.domain.limits import BridgeView
 from junction.domain.lookup import first_found, orgs_in_reach
 from junction.errors import InvalidRequest, NotFound
-from junction.formats.chat_checks import check_bridge_params
 from junction.formats.openai import ChunkWriter
 from junction.ingress.openai import SSE_HEADERS, sse_body
+from junction.middleware.admin_ui.forms import decode_form
+from junction.middleware.admin_ui.tenancy import LIMIT_FIELDS, done
+from junction.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf, paged
 from junction.plugins.call import Call
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.request_id import request_id
 from junction.schemas.chat import ChatRequest, Message, StreamOptions
 from junction.stores.documents.protocol import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
-from junction.middleware.admin_ui.forms import decode_form
-from junction.middleware.admin_ui.tenancy import LIMIT_FIELDS, done
-from junction.middleware.admin_ui.web import CSRF_HEADER, Session, Ui, check_csrf, paged
 
 JSON_FIELDS = ("variables", "params", "tools", "response_format")
 EDITABLE = ("name", "slug", "model", "prompt", "fallback_model", "status", *JSON_FIELDS, *LIMIT_FIELDS)
@@ -78,16 +83,12 @@ def bridge_routes(ui: Ui) -> list[HTTPRouteHandler]:
     async def bridge_create(request: Request[Any, Any, Any]) -> Redirect:
         session, fields = await ui.mutation(request)
         body = decode_form(fields, NewBridgeBody, json=JSON_FIELDS)
-        check_length("name", body.name)
-        check_limits(body)
-        check_variables(body.variables)
-        check_bridge_params(body.params)
+        check_new_bridge(ui.gateway, body)
         org_id = org_required(session.principal, body.org_id, what="org")
-        check_model(ui.gateway, "model", body.model)
-        check_model(ui.gateway, "fallback_model", body.fallback_model)
         spec = msgspec.structs.asdict(body)
         spec.pop("org_id")
         await orgs.get(org_id)
+        await check_new_bridge_references(ui.runtime.domain, org_id, body)
         bridge = await bridges.create(org_id, NewBridge(**spec))
         return done(f"/bridges/{bridge.id}", "created")
 
@@ -106,18 +107,9 @@ def bridge_routes(ui: Ui) -> list[HTTPRouteHandler]:
         editable = {name: value for name, value in fields.items() if name in EDITABLE}
         change = decode_form(editable, BridgePatch, json=JSON_FIELDS,
                              clearable=("fallback_model", "response_format", *LIMIT_FIELDS))
-        check_limits(change)
-        if isinstance(change.name, str):
-            check_length("name", change.name)
-        if isinstance(change.variables, list):
-            check_variables(change.variables)
-        if isinstance(change.params, dict):
-            check_bridge_params(change.params)
-        if isinstance(change.model, str):
-            check_model(ui.gateway, "model", change.model)
-        if isinstance(change.fallback_model, str):
-            check_model(ui.gateway, "fallback_model", change.fallback_model)
+        check_bridge_patch(ui.gateway, change)
         bridge = await locate(session, bridge_id)
+        await check_bridge_patch_references(ui.runtime.domain, bridge, change)
         await bridges.update(bridge.org_id, bridge.id, change)
         return done(f"/bridges/{bridge.id}", "saved")
 

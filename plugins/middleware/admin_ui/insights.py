@@ -24,8 +24,8 @@ from junction.domain.jobs.records import JOB_STATUSES, JobFilter
 from junction.domain.jobs.service import reader_org
 from junction.domain.usage.controllers import GROUPS, parse_query
 from junction.errors import InvalidRequest
-from junction.stores.metrics.queries import UsagePoint, UsageQuery, UsageStats
 from junction.middleware.admin_ui.web import Session, Ui
+from junction.stores.metrics.queries import UsagePoint, UsageQuery, UsageStats
 
 #: What the explorer can chart, by name: how to read it from a bucket's stats.
 METRICS = {

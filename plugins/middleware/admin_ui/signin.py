@@ -11,11 +11,18 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect
 
 from junction.errors import AuthenticationFailed, PermissionDenied
-from junction.plugins.stages import require_scope
 from junction.middleware.admin_ui.sessions import new_token
 from junction.middleware.admin_ui.web import (
-    BASE, CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, SignInRequired, Ui, check_csrf, login_redirect,
+    BASE,
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    SignInRequired,
+    Ui,
+    check_csrf,
+    login_redirect,
 )
+from junction.plugins.stages import require_scope
 
 
 def signin_routes(ui: Ui) -> list[HTTPRouteHandler]:

@@ -23,9 +23,9 @@ from litestar.response import Redirect
 
 from junction.domain.access import could_be_id, is_unconfined
 from junction.errors import NotFound
-from junction.plugins.protocols import Principal
 from junction.middleware.admin_ui.config import AdminUiConfig
 from junction.middleware.admin_ui.sessions import Session, SessionStore, digest_of, new_token
+from junction.plugins.protocols import Principal
 
 BASE = "/ui"
 SESSION_COOKIE = "junction_ui"

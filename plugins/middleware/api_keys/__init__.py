@@ -2,9 +2,9 @@
 looked up by prefix in the document store, verified by hash, cached in process and dropped from
 the cache by change notifications (revocation reaches every worker within a second)."""
 
-from junction.plugins import MiddlewareSpec, hookimpl
 from junction.middleware.api_keys.authenticator import ApiKeyAuthenticator
 from junction.middleware.api_keys.config import ApiKeysConfig
+from junction.plugins import MiddlewareSpec, hookimpl
 
 
 @hookimpl

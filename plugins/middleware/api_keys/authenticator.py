@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from junction.auth import presented_key
 from junction.domain.invalidation import cache_ttl, current_ttl
 from junction.errors import AuthenticationFailed
+from junction.middleware.api_keys.config import ApiKeysConfig
 from junction.plugins import PluginContext, Principal
 from junction.security.api_keys import key_prefix, verify_api_key
 from junction.stores.documents.protocol import ApiKey
 from junction.stores.notify import Change
-from junction.middleware.api_keys.config import ApiKeysConfig
 
 log = logging.getLogger("junction.api_keys")
 

@@ -2,7 +2,16 @@
 allow-list names. A bridge call's model is checked once the bridge is expanded (by the
 ``bridges`` stage), and the attempt loop checks the routed model once more, whatever the order."""
 
-from junction.plugins import Call, MiddlewareConfig, MiddlewareSpec, Stage, StagePlacement, hookimpl, require_model, require_scope
+from junction.plugins import (
+    Call,
+    MiddlewareConfig,
+    MiddlewareSpec,
+    Stage,
+    StagePlacement,
+    hookimpl,
+    require_model,
+    require_scope,
+)
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
 
 

@@ -2,7 +2,16 @@
 prompt with the call's variables, its params under the caller's, its model and fallback), and
 the caller must be allowed the bridge's model."""
 
-from junction.plugins import Call, MiddlewareConfig, MiddlewareSpec, PluginContext, Stage, StagePlacement, hookimpl, require_model
+from junction.plugins import (
+    Call,
+    MiddlewareConfig,
+    MiddlewareSpec,
+    PluginContext,
+    Stage,
+    StagePlacement,
+    hookimpl,
+    require_model,
+)
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.schemas.chat import ChatRequest
 

@@ -7,9 +7,9 @@ the real usage at the price of the deployment that answered (in the background);
 costs what it used (usually nothing). Refusals are 429 ``budget_exceeded``. Cache hits cost $0.
 """
 
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from junction.errors import PermissionDenied, RateLimited
+from junction.middleware.budget.config import BudgetConfig, ScopeBudget
 from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
 from junction.plugins.store_guard import StoreUnavailable
@@ -20,8 +21,8 @@ from junction.traffic.ledger import (
     USAGE,
     Ledger,
     MemoryLedgers,
-    Reservation,
     Periods,
+    Reservation,
     parse_reservation,
     reserve_args,
     settle_args,
@@ -29,7 +30,6 @@ from junction.traffic.ledger import (
 from junction.traffic.limits import Limits
 from junction.traffic.report import BudgetUsage, Usage
 from junction.traffic.stage import TrafficStage
-from junction.middleware.budget.config import BudgetConfig, ScopeBudget
 
 
 class Hold:

@@ -18,9 +18,9 @@ script call that counts it and answers the new state. Redis slow or down: ``on_s
 plugin's own timeout and store breaker.
 """
 
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
 from junction.middleware.circuit_breaker.stage import CircuitBreakerStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl

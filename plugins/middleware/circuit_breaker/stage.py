@@ -9,8 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from junction.errors import JunctionError, UpstreamOverloaded
-from junction.plugins import AttemptAnswer, Call, Deployment, NextAttempt, PluginContext, Stage
-from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
 from junction.middleware.circuit_breaker.stores import (
     CLOSED,
@@ -20,6 +18,8 @@ from junction.middleware.circuit_breaker.stores import (
     MemoryBreakers,
     RedisBreakers,
 )
+from junction.plugins import AttemptAnswer, Call, Deployment, NextAttempt, PluginContext, Stage
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 
 log = logging.getLogger("junction.circuit_breaker")
 

@@ -1,9 +1,9 @@
 """The ``jwt`` authenticator: bearer JSON Web Tokens signed with a shared secret (HS*), configured
 public keys or a JWKS endpoint (RS*/PS*/ES*/EdDSA). Off unless ``[middleware.jwt]`` enables it."""
 
-from junction.plugins import MiddlewareSpec, hookimpl
 from junction.middleware.jwt.authenticator import JwtAuthenticator
 from junction.middleware.jwt.config import JwtConfig
+from junction.plugins import MiddlewareSpec, hookimpl
 
 
 @hookimpl

@@ -26,9 +26,9 @@ from joserfc.errors import (
 
 from junction.auth import presented_key
 from junction.errors import AuthenticationFailed, ConfigError
-from junction.plugins import PluginContext, Principal
 from junction.middleware.jwt.config import JwtConfig
 from junction.middleware.jwt.keys import JwksKeys, VerificationKey, static_keys
+from junction.plugins import PluginContext, Principal
 
 #: A token naming no ``kid`` is tried against at most this many compatible keys.
 MAX_KEYS_TRIED = 8

@@ -1,7 +1,7 @@
 """The ``master-key`` authenticator: the operator's master key grants full access."""
 
-from junction.plugins import MiddlewareConfig, MiddlewareSpec, hookimpl
 from junction.middleware.master_key.authenticator import MasterKeyAuthenticator
+from junction.plugins import MiddlewareConfig, MiddlewareSpec, hookimpl
 
 
 @hookimpl

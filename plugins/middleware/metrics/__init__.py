@@ -7,9 +7,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
 from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.stage import MetricsStage
+from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

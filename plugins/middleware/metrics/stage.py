@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 from junction.errors import ConfigError, JunctionError
 from junction.logs import current_request
-from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from junction.schemas.stream import StreamEvent
 from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.events import UsageEvents, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
+from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.schemas.stream import StreamEvent
 
 SERVER_TIMING = "server-timing"
 

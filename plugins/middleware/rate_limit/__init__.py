@@ -10,9 +10,9 @@ background; a failed call refunds what it did not use). Response-cache hits coun
 and use no tokens.
 """
 
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 from junction.middleware.rate_limit.config import RateLimitConfig
 from junction.middleware.rate_limit.stage import RateLimitStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from junction.errors import RateLimited
+from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
 from junction.plugins.store_guard import StoreUnavailable
@@ -26,8 +27,6 @@ from junction.traffic.windows import (
     parse_admission,
     settle_args,
 )
-from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
-
 
 
 class Taken:

@@ -14,9 +14,9 @@ process's memory.
   Answers say ``x-junction-cache: hit | miss | bypass`` (and ``age`` on a hit).
 """
 
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.stage import ResponseCacheStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl

@@ -23,11 +23,6 @@ import msgspec
 
 from junction.errors import InvalidRequest
 from junction.formats.unified import events_response, response_events
-from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from junction.plugins.store_guard import StoreGuard, StoreUnavailable
-from junction.schemas.chat import ChatRequest, ChatResponse
-from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
-from junction.traffic.settle import Settler
 from junction.middleware.response_cache.backends import (
     FILL,
     LOOKUP,
@@ -40,6 +35,11 @@ from junction.middleware.response_cache.backends import (
 )
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.key import cache_key
+from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from junction.traffic.settle import Settler
 
 log = logging.getLogger("junction.response_cache")
 

@@ -22,9 +22,9 @@ import msgspec
 from litestar import Request, get
 
 from junction.errors import InvalidRequest
-from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
 from junction.middleware.semantic_cache.config import SemanticCacheConfig
 from junction.middleware.semantic_cache.stage import SemanticCacheStage
+from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
 
 UNCONFINED = frozenset({"master", "anonymous"})
 

@@ -17,13 +17,13 @@ import numpy as np
 
 from junction.errors import ConfigError, JunctionError
 from junction.formats.unified import events_response, response_events
+from junction.middleware.semantic_cache.config import SemanticCacheConfig
+from junction.middleware.semantic_cache.guard import refusal
+from junction.middleware.semantic_cache.store import Entry, MemoryEntries, RedisEntries, Sample
 from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 from junction.schemas.chat import ChatRequest, ChatResponse, Message
 from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
-from junction.middleware.semantic_cache.config import SemanticCacheConfig
-from junction.middleware.semantic_cache.guard import refusal
-from junction.middleware.semantic_cache.store import Entry, MemoryEntries, RedisEntries, Sample
 
 log = logging.getLogger("junction.semantic_cache")
 

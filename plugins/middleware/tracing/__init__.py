@@ -1,9 +1,9 @@
 """The ``tracing`` plugin: OpenTelemetry spans per call and per upstream attempt, exported over
 OTLP/HTTP (see stage.py). Off by default."""
 
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 from junction.middleware.tracing.config import TracingConfig
 from junction.middleware.tracing.stage import TracingStage
+from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl

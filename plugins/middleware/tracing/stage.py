@@ -25,10 +25,20 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from junction.errors import ConfigError, JunctionError
-from junction.plugins import AttemptAnswer, Call, Deployment, Next, NextAttempt, NextStream, PluginContext, Reply, Stage
+from junction.middleware.tracing.config import TracingConfig
+from junction.plugins import (
+    AttemptAnswer,
+    Call,
+    Deployment,
+    Next,
+    NextAttempt,
+    NextStream,
+    PluginContext,
+    Reply,
+    Stage,
+)
 from junction.schemas.stream import StreamEvent
 from junction.upstream.http import upstream_headers
-from junction.middleware.tracing.config import TracingConfig
 
 _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "chat", "embeddings": "embeddings"}
 

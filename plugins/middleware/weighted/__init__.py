@@ -3,8 +3,8 @@ then its other deployments in the order configured, then the fallbacks. Its retr
 (``retry_on``, ``max_attempts``, ``retries_per_deployment``, backoff with jitter, ``Retry-After``,
 ``deadline_seconds``) are those every built-in policy shares: see :mod:`junction.routing.retries`."""
 
-from junction.plugins import MiddlewareSpec, hookimpl
 from junction.middleware.weighted.policy import WeightedConfig, WeightedPolicy
+from junction.plugins import MiddlewareSpec, hookimpl
 
 
 @hookimpl

@@ -11,10 +11,6 @@ from urllib.parse import quote
 from junction.errors import InvalidRequest
 from junction.formats.json_body import decode_upstream
 from junction.plugins import PluginContext, UpstreamTarget
-from junction.schemas.chat import ChatRequest, ChatResponse
-from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
-from junction.schemas.stream import StreamEvent
-from junction.upstream.http import ClientLifecycle, upstream_client
 from junction.providers.gemini.config import GeminiConfig
 from junction.providers.gemini.errors import map_gemini_error
 from junction.providers.gemini.stream import GeminiStreamReader
@@ -29,6 +25,10 @@ from junction.providers.gemini.wire import (
     model_page_decoder,
     response_decoder,
 )
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, encode_vector
+from junction.schemas.stream import StreamEvent
+from junction.upstream.http import ClientLifecycle, upstream_client
 
 #: Model-list pages are read until this many, so a misbehaving endpoint cannot loop forever.
 _MAX_MODEL_PAGES = 20

@@ -13,16 +13,6 @@ from collections import defaultdict
 
 from junction.errors import UpstreamError
 from junction.formats.json_body import decode_upstream
-from junction.schemas.stream import (
-    Finish,
-    ReasoningDelta,
-    StreamDone,
-    StreamEvent,
-    StreamStart,
-    TextDelta,
-    ToolCallDelta,
-    UsageReport,
-)
 from junction.providers.gemini.errors import error_from_status
 from junction.providers.gemini.translate import (
     TEXT_SIGNATURE,
@@ -33,6 +23,16 @@ from junction.providers.gemini.translate import (
     unified_usage,
 )
 from junction.providers.gemini.wire import GenerateContentResponse, UsageMetadata, response_decoder
+from junction.schemas.stream import (
+    Finish,
+    ReasoningDelta,
+    StreamDone,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 
 
 class GeminiStreamReader:

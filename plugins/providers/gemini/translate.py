@@ -28,22 +28,6 @@ from typing import Any
 from junction.errors import InvalidRequest, UpstreamError
 from junction.formats.json_body import option_fields, splice_fields
 from junction.formats.openai_passthrough import refuse_openai_only
-from junction.schemas.chat import (
-    AudioPart,
-    ChatRequest,
-    ChatResponse,
-    Choice,
-    CompletionTokensDetails,
-    FilePart,
-    ImagePart,
-    Message,
-    NamedToolChoice,
-    PromptTokensDetails,
-    TextPart,
-    ToolCall,
-    Usage,
-)
-from junction.schemas.chat import FunctionCall as UnifiedFunctionCall
 from junction.providers.gemini.config import GeminiConfig
 from junction.providers.gemini.wire import (
     Blob,
@@ -63,6 +47,22 @@ from junction.providers.gemini.wire import (
     UsageMetadata,
     encoder,
 )
+from junction.schemas.chat import (
+    AudioPart,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    CompletionTokensDetails,
+    FilePart,
+    ImagePart,
+    Message,
+    NamedToolChoice,
+    PromptTokensDetails,
+    TextPart,
+    ToolCall,
+    Usage,
+)
+from junction.schemas.chat import FunctionCall as UnifiedFunctionCall
 
 METADATA_KEY = "gemini"
 SIGNATURES = "thought_signatures"

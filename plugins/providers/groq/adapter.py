@@ -22,10 +22,10 @@ import msgspec
 from junction.errors import InvalidRequest, JunctionError, UpstreamOverloaded
 from junction.formats.openai import ChunkReader, encode_chat_request
 from junction.plugins import ProviderConfig, UpstreamTarget
+from junction.providers.openai.adapter import OpenAIAdapter
 from junction.schemas.chat import ChatRequest, Usage
 from junction.schemas.stream import StreamDone, StreamEvent, UsageReport
 from junction.upstream.http import error_for_status, upstream_error_message
-from junction.providers.openai.adapter import OpenAIAdapter
 
 
 class GroqConfig(ProviderConfig):

@@ -9,10 +9,16 @@ import msgspec
 
 from junction.errors import ConfigError, InvalidRequest
 from junction.plugins import PluginContext, ProviderConfig, UpstreamTarget
-from junction.schemas.chat import ChatRequest, ChatResponse
-from junction.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, encode_vector
-from junction.schemas.stream import StreamEvent
 from junction.providers.local.batcher import Batcher
+from junction.schemas.chat import ChatRequest, ChatResponse
+from junction.schemas.embeddings import (
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    encode_vector,
+)
+from junction.schemas.stream import StreamEvent
 
 EXTRA_HINT = ("pip install 'junction-gateway[local-embeddings]' (install torch first: pip install "
               "torch --index-url https://download.pytorch.org/whl/cpu keeps it CPU-only)")

@@ -31,12 +31,12 @@ from junction.formats.embeddings import encode_embedding_request
 from junction.formats.json_body import decode_upstream, option_fields, splice_fields
 from junction.formats.openai import ChunkReader
 from junction.plugins import ProviderConfig, UpstreamTarget
-from junction.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, Message
-from junction.schemas.embeddings import EmbeddingRequest
-from junction.schemas.stream import Finish, StreamEvent, ToolCallDelta
 from junction.providers.mistral.wire import chunk_decoder, response_decoder
 from junction.providers.openai.adapter import OpenAIAdapter
 from junction.providers.openai.embeddings import OpenAIEmbeddings
+from junction.schemas.chat import CHAT_REQUEST_FIELDS, ChatRequest, ChatResponse, Message
+from junction.schemas.embeddings import EmbeddingRequest
+from junction.schemas.stream import Finish, StreamEvent, ToolCallDelta
 
 
 class MistralConfig(ProviderConfig):

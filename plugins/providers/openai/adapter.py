@@ -11,10 +11,10 @@ import msgspec
 from junction.formats.json_body import decode_upstream
 from junction.formats.openai import ChunkReader, decode_chat_response, encode_chat_request
 from junction.plugins import PluginContext, ProviderConfig, UpstreamTarget
+from junction.providers.openai.embeddings import OpenAIEmbeddings
 from junction.schemas.chat import ChatRequest, ChatResponse
 from junction.schemas.stream import StreamEvent
 from junction.upstream.http import ClientLifecycle, ErrorMapper, error_for_status, upstream_client
-from junction.providers.openai.embeddings import OpenAIEmbeddings
 
 
 class OpenAIConfig(ProviderConfig):

@@ -21,9 +21,9 @@ import msgspec
 
 from junction.formats.openai import ChunkReader
 from junction.plugins import ProviderConfig, UpstreamTarget
+from junction.providers.openai.adapter import OpenAIAdapter
 from junction.schemas.chat import ChatRequest, ChatResponse, Message
 from junction.schemas.stream import Finish, ReasoningDelta, StreamEvent
-from junction.providers.openai.adapter import OpenAIAdapter
 
 METADATA_KEY = "openrouter"
 DETAILS = "reasoning_details"

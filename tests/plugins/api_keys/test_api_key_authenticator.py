@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from junction.errors import AuthenticationFailed
+from junction.middleware.api_keys.authenticator import ApiKeyAuthenticator
+from junction.middleware.api_keys.config import ApiKeysConfig
+from junction.middleware.master_key.authenticator import MasterKeyAuthenticator
 from junction.plugins import PluginContext
 from junction.security.crypto import Cipher, EncryptionKey
 from junction.settings import AuthSettings, Settings
 from junction.stores.documents import open_document_store
 from junction.stores.documents.protocol import ApiKey, ApiKeyRepository, DocumentStore, NewApiKey
 from junction.stores.notify import MemoryChangeBus
-from junction.middleware.api_keys.authenticator import ApiKeyAuthenticator
-from junction.middleware.api_keys.config import ApiKeysConfig
-from junction.middleware.master_key.authenticator import MasterKeyAuthenticator
 
 
 class CountingKeys:

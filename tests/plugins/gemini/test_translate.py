@@ -16,6 +16,11 @@ from junction.errors import (
     UpstreamOverloaded,
 )
 from junction.formats.openai import decode_chat_request
+from junction.providers.gemini.config import GeminiConfig
+from junction.providers.gemini.errors import map_gemini_error
+from junction.providers.gemini.stream import GeminiStreamReader
+from junction.providers.gemini.translate import made_up_call_id, to_gemini, to_unified
+from junction.providers.gemini.wire import encoder, response_decoder
 from junction.schemas.stream import (
     Finish,
     ReasoningDelta,
@@ -26,11 +31,6 @@ from junction.schemas.stream import (
     UsageReport,
 )
 from junction.testing.scripted_upstream import PIXEL_DATA_URL, PIXEL_PNG_BASE64
-from junction.providers.gemini.config import GeminiConfig
-from junction.providers.gemini.errors import map_gemini_error
-from junction.providers.gemini.stream import GeminiStreamReader
-from junction.providers.gemini.translate import made_up_call_id, to_gemini, to_unified
-from junction.providers.gemini.wire import encoder, response_decoder
 
 CONFIG = GeminiConfig(api_key="k")
 

@@ -8,9 +8,9 @@ import json
 import openai
 import pytest
 
+from junction.providers.groq.adapter import GroqChunkReader
 from junction.schemas.stream import StreamDone, UsageReport
 from junction.testing.server import JunctionProcess
-from junction.providers.groq.adapter import GroqChunkReader
 from tests.fakes.groq_upstream import FakeGroq
 from tests.plugins.provider_gateway import provider_fixtures, sdk
 

@@ -17,10 +17,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from junction.errors import AuthenticationFailed, ConfigError
-from junction.plugins import PluginContext
-from junction.settings import Settings
 from junction.middleware.jwt.authenticator import JwtAuthenticator
 from junction.middleware.jwt.config import JwtConfig
+from junction.plugins import PluginContext
+from junction.settings import Settings
 from tests.fakes.jwks_server import FakeJwks
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!!"

@@ -8,8 +8,8 @@ import re
 import openai
 import pytest
 
-from junction.schemas.stream import ToolCallDelta
 from junction.providers.mistral.adapter import MistralChunkReader, mistral_tool_call_id
+from junction.schemas.stream import ToolCallDelta
 from tests.fakes.embedding_vectors import fake_vector
 from tests.fakes.mistral_upstream import FakeMistral
 from tests.plugins.provider_gateway import provider_fixtures
