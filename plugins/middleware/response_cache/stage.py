@@ -11,12 +11,11 @@ worker keeps the entry in memory at once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -36,6 +35,7 @@ from junction.middleware.response_cache.backends import (
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.key import cache_key
 from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins.background import BackgroundWork
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 from junction.schemas.chat import ChatRequest, ChatResponse
 from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
@@ -84,7 +84,8 @@ class ResponseCacheStage(Stage):
         if context.redis is not None:
             self.pipeline.load(LOOKUP, FILL, RELEASE)
             self._settler = Settler(self.guard, self.pipeline)
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Stores, counts and releases run after the answer went out.
+        self.background = BackgroundWork(log, "storing a cached answer")
         #: With Redis, entries recently found or stored here: key -> (kept until, monotonic; entry).
         self._local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._local_seconds = config.local_seconds if context.redis is not None else 0.0
@@ -92,8 +93,7 @@ class ResponseCacheStage(Stage):
     async def close(self) -> None:
         if self._settler is not None:  # queued stores and releases go before the store closes
             await self._settler.drain()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.background.drain()
 
     # --- the two ways in --------------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class ResponseCacheStage(Stage):
         self._keep(plan.key, data, plan.ttl)
         backend = self.backend
         if isinstance(backend, MemoryCache):
-            self._background(backend.fill(plan.key, plan.token, data, plan.ttl))
+            self.background.start(backend.fill(plan.key, plan.token, data, plan.ttl))
             return
         assert self._settler is not None
         self._settler.add(FILL, backend.keys(plan.key), [data, plan.ttl * 1000, plan.token])
@@ -273,23 +273,11 @@ class ResponseCacheStage(Stage):
             return
         backend = self.backend
         if isinstance(backend, MemoryCache):
-            self._background(backend.release(plan.key, plan.token))
+            self.background.start(backend.release(plan.key, plan.token))
             return
         assert self._settler is not None
         self._settler.add(RELEASE, backend.keys(plan.key)[1:], [plan.token])
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Stores and releases run after the answer went out: they cost the client nothing."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            if isinstance(error, StoreUnavailable):
-                return  # the guard logged it when it opened
-            log.error("storing a cached answer failed", exc_info=error)
 
 
 def _complete(response: ChatResponse) -> bool:

@@ -4,13 +4,11 @@ near-miss guard lets through, and store complete answers that call no tool."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -21,6 +19,7 @@ from junction.middleware.semantic_cache.config import SemanticCacheConfig
 from junction.middleware.semantic_cache.guard import refusal
 from junction.middleware.semantic_cache.store import Entry, MemoryEntries, RedisEntries, Sample
 from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins.background import BackgroundWork
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 from junction.schemas.chat import ChatRequest, ChatResponse, Message
 from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
@@ -77,11 +76,11 @@ class SemanticCacheStage(Stage):
         self.store: RedisEntries | MemoryEntries = (
             RedisEntries(context.redis, config.key_prefix, self.guard) if context.redis is not None
             else MemoryEntries(config.memory_max_scopes))
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Stores, counts and releases run after the answer went out.
+        self.background = BackgroundWork(log, "semantic-cache: background work")
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.background.drain()
 
     # --- the two ways in ------------------------------------------------------------------------
 
@@ -172,7 +171,7 @@ class SemanticCacheStage(Stage):
         if refused is not None:
             counts["refused"] = 1
             headers[REFUSED_HEADER] = refused
-        self._background(self.store.count(call.org_id or "-", counts))
+        self.background.start(self.store.count(call.org_id or "-", counts))
         return plan
 
     def _match(self, plan: Plan, entries: list[Entry]) -> str | None:
@@ -205,13 +204,13 @@ class SemanticCacheStage(Stage):
         if not complete or answer_calls_tools(response):
             return
         if plan.hit is not None:  # shadow mode: measure, keep the entry that was (nearly) served
-            self._background(self._measure(call, plan, response))
+            self.background.start(self._measure(call, plan, response))
             return
         answer = _answers.encode(response)
         if len(answer) > self.config.max_entry_bytes:
             return
         entry = Entry(stored_at=time.time(), question=plan.question, vector=plan.vector, answer=answer)
-        self._background(self.store.add(plan.scope, entry, self.config.ttl_seconds,
+        self.background.start(self.store.add(plan.scope, entry, self.config.ttl_seconds,
                                         self.config.max_entries_per_scope))
 
     async def _measure(self, call: Call, plan: Plan, fresh: ChatResponse) -> None:
@@ -232,18 +231,6 @@ class SemanticCacheStage(Stage):
                                             agreed=agreed, answer_similarity=round(similarity, 4)),
                                 self.config.samples_kept)
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Counting, storing and measuring run after the answer went out."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            if isinstance(error, StoreUnavailable):
-                return  # the guard logged it when it opened
-            log.error("semantic-cache: background work failed", exc_info=error)
 
 
 def _text(response: ChatResponse) -> str:
