@@ -157,6 +157,10 @@ class JobsSettings(_Strict):
     sweep_interval_seconds: float = 60.0
     #: A batch finalizing this long without progress lost its worker: another one finishes it.
     finalize_timeout_seconds: float = 120.0
+    #: A job is stored first and published to the queue after the 202 (an outbox). One still not
+    #: confirmed by the queue this long after it was stored (its server died first, or the queue
+    #: was down) is published by a sweep.
+    publish_timeout_seconds: float = 30.0
 
 
 class KnowledgeSettings(_Strict):
@@ -344,7 +348,7 @@ def _check_jobs(settings: Settings) -> None:
     for name in ("retry_backoff_seconds", "webhook_backoff_seconds", "webhook_timeout_seconds"):
         if getattr(jobs, name) < 0:
             raise ConfigError(f"{settings.source}: jobs.{name}: must not be negative")
-    for name in ("sweep_interval_seconds", "finalize_timeout_seconds"):
+    for name in ("sweep_interval_seconds", "finalize_timeout_seconds", "publish_timeout_seconds"):
         if getattr(jobs, name) <= 0:
             raise ConfigError(f"{settings.source}: jobs.{name}: must be > 0")
     if not jobs.queue_name.strip():

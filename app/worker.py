@@ -23,6 +23,7 @@ from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 from junction.domain.batches.service import BatchService
 from junction.domain.jobs.bridge_jobs import BridgeTurns
 from junction.domain.jobs.delivery import WebhookDelivery
+from junction.domain.jobs.outbox import Outbox
 from junction.domain.jobs.records import JobFilter, JobRepository
 from junction.domain.jobs.runner import JobRunner
 from junction.domain.jobs.service import JobService
@@ -42,6 +43,8 @@ TASK_NAME = "junction.jobs.run"
 AMQP_SCHEMES = ("amqp", "amqps")
 #: Seconds before a job whose outcome could not be stored goes back on the queue.
 REQUEUE_DELAY = 1.0
+#: Seconds a closing process waits for its outbox to publish what it accepted.
+DRAIN_SECONDS = 5.0
 
 
 async def connect_broker(broker: AsyncBroker, url: str) -> None:
@@ -111,8 +114,9 @@ class Jobs:
         self.runner = JobRunner(jobs, store, gateway, self.delivery)
         self.broker = build_broker(settings, worker=worker)
         self.queue = TaskiqJobQueue(self.broker, self.runner)
-        self.service = JobService(jobs, store, self.queue, self.delivery)
-        self.batches = BatchService(jobs, store, self.queue, self.delivery)
+        self.outbox = Outbox(self.queue, store, jobs.publish_timeout_seconds)
+        self.service = JobService(jobs, store, self.outbox, self.delivery)
+        self.batches = BatchService(jobs, store, self.outbox, self.delivery)
         self.runner.batch_finished = self.batches.job_finished
         if domain is not None:
             self.runner.bridges = self.service.bridges = BridgeTurns(gateway, domain)
@@ -128,29 +132,36 @@ class Jobs:
         except ConfigError:
             await self.webhooks.close()
             raise
-        if self.embedded or self.worker:
-            self._purger = asyncio.create_task(self._sweep_forever())
         if self.embedded and (self.settings.server.workers or 1) == 1:
             # With several Granian workers each would queue the same jobs again: recovery is
-            # for the single-process embedded default (use RabbitMQ beyond it).
+            # for the single-process embedded default (use RabbitMQ beyond it). Before the first
+            # sweep, which would publish the queued ones a second time.
             await self._requeue_unfinished()
+        if self.embedded or self.worker:
+            self._purger = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
             self._purger = None
         try:
+            await self.outbox.drain(DRAIN_SECONDS)
             await self.broker.shutdown()
         finally:
             await self.webhooks.close()
 
     async def _requeue_unfinished(self) -> None:
         for status in ("queued", "running"):
-            for job in await self.store.list(None, JobFilter(status=status, limit=100_000)):
-                await self.queue.enqueue(job.id)
+            found = [job.id for job in await self.store.list(None, JobFilter(status=status, limit=100_000))]
+            for job_id in found:
+                await self.queue.enqueue(job_id)
+            if found:
+                await self.store.published(found)
 
     async def sweep(self) -> None:
-        """Expired jobs, batches and files (``files_dir`` too) deleted; stalled finalizations taken over."""
+        """Jobs their server stored but did not publish in time published; expired jobs, batches
+        and files (``files_dir`` too) deleted; stalled finalizations taken over."""
+        await self.outbox.sweep()
         now = utc_now()
         await self.batches.files.sweep(now)
         gone = await self.store.purge_expired(now)

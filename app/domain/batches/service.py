@@ -9,7 +9,6 @@ sweeping worker takes it over (:meth:`BatchService.recover_finalizing`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -19,7 +18,8 @@ import msgspec
 from junction.domain.batches.files import FileStorage
 from junction.domain.jobs.delivery import WebhookDelivery
 from junction.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
-from junction.domain.jobs.service import JobQueue, check_chat_body, owner_org, reader_org
+from junction.domain.jobs.outbox import Outbox
+from junction.domain.jobs.service import check_chat_body, owner_org, reader_org
 from junction.errors import Conflict, InvalidRequest
 from junction.plugins.protocols import Principal
 from junction.settings import JobsSettings
@@ -28,8 +28,6 @@ from junction.stores.documents.jobs_common import batch_not_found
 
 log = logging.getLogger("junction.batches")
 
-#: Jobs of a batch published to the queue at once.
-ENQUEUE_CHUNK = 500
 #: Stalled batches one sweep takes over at most (the next sweep takes the rest).
 RECOVER_AT_ONCE = 100
 #: Statuses a batch is still running in.
@@ -37,11 +35,11 @@ RUNNING = ("in_progress", "cancelling")
 
 
 class BatchService:
-    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
+    def __init__(self, settings: JobsSettings, store: JobRepository, outbox: Outbox,
                  delivery: WebhookDelivery) -> None:
         self.settings = settings
         self.store = store
-        self.queue = queue
+        self.outbox = outbox
         self.delivery = delivery
         self.files = FileStorage(store, settings.files_dir)
 
@@ -69,13 +67,12 @@ class BatchService:
         who = msgspec.to_builtins(principal)
         jobs = [Job(id=new_id("job"), org_id=batch.org_id, principal=who, endpoint="chat.completions",
                     request=body, batch_id=batch.id, batch_index=index,
-                    custom_id=custom_ids[index] if custom_ids else None, created_at=now, updated_at=now)
+                    custom_id=custom_ids[index] if custom_ids else None, created_at=now, updated_at=now,
+                    publish_by=now + self.outbox.timeout)
                 for index, body in enumerate(requests)]
         await self.store.create_batch(batch)
         await self.store.create_many(jobs)
-        # Publishes in flight together: the broker confirms them as a group, not one by one.
-        for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            await asyncio.gather(*(self.queue.enqueue(job.id) for job in jobs[start:start + ENQUEUE_CHUNK]))
+        self.outbox.add([job.id for job in jobs])  # published after the 202, in groups
         return batch
 
     async def get(self, principal: Principal, batch_id: str, kind: str) -> Batch:

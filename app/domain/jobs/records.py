@@ -76,6 +76,10 @@ class Job(msgspec.Struct, kw_only=True):
     expires_at: datetime | None = None
     #: How far a long job got, as it reports it (a document's ingestion: ``{"done", "total"}`` chunks).
     progress: dict[str, Any] | None = None
+    #: Set while the job is in the outbox: stored, its message not yet confirmed by the queue. Past
+    #: this time a sweep publishes it (its server died before it could); cleared once published,
+    #: and when a worker starts the job.
+    publish_by: datetime | None = None
 
 
 class Batch(msgspec.Struct, kw_only=True):
@@ -150,6 +154,15 @@ class JobRepository(Protocol):
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
         """Store the outcome unless the job already has one: the job as stored by this call, or
         ``None`` when it had an outcome already (or is missing)."""
+        ...
+
+    async def published(self, job_ids: list[str]) -> None:
+        """The jobs' messages are confirmed by the queue: take them out of the outbox."""
+        ...
+
+    async def claim_unpublished(self, now: datetime, lease_until: datetime, limit: int) -> list[str]:
+        """Queued jobs whose ``publish_by`` passed, at most ``limit``: move their ``publish_by`` to
+        ``lease_until`` (so one of several sweepers takes each) and return their ids."""
         ...
 
     async def cancel(self, org_id: str | None, job_id: str, expires_at: datetime) -> Job:

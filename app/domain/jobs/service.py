@@ -1,20 +1,14 @@
 """Submitting, reading and cancelling jobs (the API side), and the queue they travel on.
 
-A job is stored (status ``queued``) and its id put on the queue; the worker finds everything else
-in the store. The queue (:class:`JobQueue`) is TaskIQ's — see ``app/worker.py``.
-
-Without an idempotency key the insert and the confirmed publish overlap (the submit waits for the
-slower of the two, not their sum). The message may then reach a worker before the insert
-committed: the message says when it was sent, and the worker waits briefly for such a job (see
-:mod:`junction.domain.jobs.runner`); a message whose insert failed is dropped after that wait. With a
-key the insert comes first, since it may return an earlier job instead of storing this one.
+A job is stored (status ``queued``) and the submit answered once that insert committed; its id
+is then put on the queue off the request path, by the process's outbox
+(:mod:`junction.domain.jobs.outbox`), and the worker finds everything else in the store. The queue
+(:class:`JobQueue`) is TaskIQ's — see ``app/worker.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +19,7 @@ from junction.domain.access import is_unconfined
 from junction.domain.jobs.bridge_jobs import carried_headers, is_bridge_request
 from junction.domain.jobs.delivery import WebhookDelivery
 from junction.domain.jobs.records import Job, JobFilter, JobRepository
-from junction.errors import Conflict, InvalidRequest, ServiceUnavailable
+from junction.errors import Conflict, InvalidRequest
 from junction.formats.openai import decode_chat_request
 from junction.plugins.protocols import Principal
 from junction.settings import JobsSettings
@@ -33,6 +27,7 @@ from junction.stores.documents.common import new_id, utc_now
 
 if TYPE_CHECKING:
     from junction.domain.jobs.bridge_jobs import BridgeTurns
+    from junction.domain.jobs.outbox import Outbox
 
 #: The org under which jobs of org-less callers (the master key) are kept.
 NO_ORG = ""
@@ -81,11 +76,11 @@ def check_chat_body(body: dict[str, Any], param: str = "request") -> None:
 
 
 class JobService:
-    def __init__(self, settings: JobsSettings, store: JobRepository, queue: JobQueue,
+    def __init__(self, settings: JobsSettings, store: JobRepository, outbox: Outbox,
                  delivery: WebhookDelivery) -> None:
         self.settings = settings
         self.store = store
-        self.queue = queue
+        self.outbox = outbox
         self.delivery = delivery
         #: Bridge turns as jobs (set by the composition root when bridges are there).
         self.bridges: BridgeTurns | None = None
@@ -114,22 +109,14 @@ class JobService:
         job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
                   endpoint=endpoint, request=body.request, idempotency_key=key, request_hash=digest,
                   webhook_url=webhook_url, webhook_status="pending" if webhook_url else None, headers=carried,
-                  created_at=now, updated_at=now)
-        if key is None:
-            # A failed insert raises here; its message, if sent, finds no job and is dropped.
-            _, queued = await asyncio.gather(self.store.create(job), self._enqueue(job.id, time.time()))
-            if queued is not None:
-                await self._not_queued(job, queued)
-            return job
+                  created_at=now, updated_at=now, publish_by=now + self.outbox.timeout)
         stored = await self.store.create(job)
         if stored.id != job.id:
             if stored.request_hash != digest:
                 raise Conflict("idempotency_key: already used with a different request body",
                                param="idempotency_key", code="idempotency_key_reused")
-            return stored  # the same submission again: the same job, not a second one
-        queued = await self._enqueue(job.id, None)
-        if queued is not None:
-            await self._not_queued(job, queued)
+            return stored  # the same submission again: the same job (published by its first submit)
+        self.outbox.add([job.id])
         return job
 
     async def submit_task(self, principal: Principal, endpoint: str, request: dict[str, Any]) -> Job:
@@ -137,28 +124,11 @@ class JobService:
         document's ingestion): no idempotency key, no webhook."""
         now = utc_now()
         job = Job(id=new_id("job"), org_id=owner_org(principal), principal=msgspec.to_builtins(principal),
-                  endpoint=endpoint, request=request, created_at=now, updated_at=now)
-        _, queued = await asyncio.gather(self.store.create(job), self._enqueue(job.id, time.time()))
-        if queued is not None:
-            await self._not_queued(job, queued)
+                  endpoint=endpoint, request=request, created_at=now, updated_at=now,
+                  publish_by=now + self.outbox.timeout)
+        await self.store.create(job)
+        self.outbox.add([job.id])
         return job
-
-    async def _enqueue(self, job_id: str, sent_at: float | None) -> BaseException | None:
-        try:
-            await self.queue.enqueue(job_id, sent_at)
-        except Exception as error:  # the broker's own errors vary (aiormq, aio-pika, OSError)
-            return error
-        return None
-
-    async def _not_queued(self, job: Job, error: BaseException) -> None:
-        """Not queued, so it would never run: say so on the record and to the client."""
-        await self.store.finish(job.id, "failed", result=None, error={
-            "message": "the job queue was unavailable; the job was not queued", "type": "service_unavailable",
-            "param": None, "code": "queue_unavailable"}, expires_at=utc_now() + timedelta(
-                seconds=self.settings.result_ttl_seconds))
-        raise ServiceUnavailable("the job queue is unavailable; submit again shortly (with a new "
-                                 "idempotency key)", code="queue_unavailable",
-                                 headers={"Retry-After": "1"}) from error
 
     async def get(self, principal: Principal, job_id: str) -> Job:
         return await self.store.get(reader_org(principal), job_id)

@@ -63,6 +63,9 @@ class MongoJobModels:
                                name="org_idempotency_key"),
                     IndexModel([("org_id", ASCENDING), ("created_at", DESCENDING)], name="org_created"),
                     IndexModel([("batch_id", ASCENDING), ("status", ASCENDING)], name="batch_status"),
+                    # The sweep's "not published in time" probe: only jobs still in the outbox.
+                    IndexModel([("publish_by", ASCENDING)], name="outbox",
+                               partialFilterExpression={"publish_by": {"$type": "date"}}),
                     _ttl(),
                 ]
 
@@ -183,7 +186,7 @@ class MongoJobs:
             now = utc_now()
             found = await self._jobs.find_one_and_update(
                 {"_id": job_id, "status": {"$in": _OPEN}},
-                {"$set": {"status": "running", "started_at": now, "updated_at": now},
+                {"$set": {"status": "running", "started_at": now, "updated_at": now, "publish_by": None},
                  "$inc": {"attempts": 1}},
                 return_document=ReturnDocument.AFTER)
             if found is not None:
@@ -193,6 +196,22 @@ class MongoJobs:
             if found is None or found["status"] not in _OPEN:
                 break
         return None if found is None else _record(found, Job)
+
+    async def published(self, job_ids: list[str]) -> None:
+        await self._jobs.update_many({"_id": {"$in": job_ids}, "publish_by": {"$ne": None}},
+                                     {"$set": {"publish_by": None}})
+
+    async def claim_unpublished(self, now: datetime, lease_until: datetime, limit: int) -> list[str]:
+        due = {"status": "queued", "publish_by": {"$lte": now}}
+        found = await self._jobs.find(due, {"_id": 1}).limit(limit).to_list(None)
+        claimed = []
+        for document in found:
+            # Conditional on ``publish_by`` still being due: of two sweepers only one moves it.
+            moved = await self._jobs.update_one({"_id": document["_id"], **due},
+                                                {"$set": {"publish_by": lease_until}})
+            if moved.matched_count:
+                claimed.append(document["_id"])
+        return claimed
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
@@ -207,8 +226,8 @@ class MongoJobs:
     async def cancel(self, org_id: str | None, job_id: str, expires_at: datetime) -> Job:
         now = utc_now()
         query = {**_visible(org_id, now), "_id": job_id, "status": {"$in": _OPEN}}
-        await self._jobs.update_one(query, {"$set": {"status": "cancelled", "finished_at": now,
-                                                     "updated_at": now, "expires_at": expires_at}})
+        await self._jobs.update_one(query, {"$set": {"status": "cancelled", "finished_at": now, "updated_at": now,
+                                                     "expires_at": expires_at, "publish_by": None}})
         return await self.get(org_id, job_id)
 
     async def any_open(self, batch_id: str) -> bool:
@@ -217,7 +236,8 @@ class MongoJobs:
     async def cancel_batch(self, batch_id: str, expires_at: datetime) -> int:
         now = utc_now()
         done = await self._jobs.update_many({"batch_id": batch_id, "status": "queued"}, {"$set": {
-            "status": "cancelled", "finished_at": now, "updated_at": now, "expires_at": expires_at}})
+            "status": "cancelled", "finished_at": now, "updated_at": now, "expires_at": expires_at,
+            "publish_by": None}})
         return int(done.modified_count)
 
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: str) -> None:

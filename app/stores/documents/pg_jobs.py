@@ -1,5 +1,6 @@
-"""The hot statements of queued jobs on PostgreSQL, grouped: a job's insert at submit, its start
-and its outcome in a worker, and the batch "anything still open?" probe.
+"""The hot statements of queued jobs on PostgreSQL, grouped: a job's insert at submit, its leaving
+the outbox once published, its start and its outcome in a worker, and the batch "anything still
+open?" probe.
 
 Every one of them is one statement however many jobs it carries: callers that arrive while a
 statement is in flight wait for the next one, which takes them all (group commit: one fsync for
@@ -39,7 +40,7 @@ _INSERT = ("INSERT INTO jobs SELECT * FROM jsonb_populate_recordset(NULL::jobs, 
 # The claimed jobs as updated, and the others (finished, or claimed by nobody) as they are: the
 # second SELECT sees the statement's snapshot, i.e. the rows before the UPDATE.
 _BEGIN = (f"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $2, "
-          f"updated_at = $2 WHERE id = ANY($1::text[]) AND status IN {_OPEN} RETURNING jobs.*) "
+          f"updated_at = $2, publish_by = NULL WHERE id = ANY($1::text[]) AND status IN {_OPEN} RETURNING jobs.*) "
           "SELECT to_jsonb(claimed.*)::text FROM claimed UNION ALL SELECT to_jsonb(jobs.*)::text FROM jobs "
           "WHERE id = ANY($1::text[]) AND id NOT IN (SELECT id FROM claimed)")
 _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.error, "
@@ -47,6 +48,7 @@ _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.erro
            "FROM jsonb_to_recordset($1::text::jsonb) AS u(id text, status text, result jsonb, error jsonb, "
            "dead_letter boolean, expires_at timestamptz) "
            f"WHERE jobs.id = u.id AND jobs.status IN {_OPEN} RETURNING to_jsonb(jobs.*)::text")
+_PUBLISHED = "UPDATE jobs SET publish_by = NULL WHERE id = ANY($1::text[]) AND publish_by IS NOT NULL"
 _OPEN_BATCHES = f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id = ANY($1::text[]) AND status IN {_OPEN}"
 
 #: What a dead or restarted server's connection raises (a shutdown, a reset socket, a closed one,
@@ -86,10 +88,11 @@ class PgJobStatements:
         self._driver: asyncpg.Connection | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._insert = _Lane(self._flush_insert)
+        self._published = _Lane(self._flush_published)
         self._begin = _Lane(self._flush_begin)
         self._finish = _Lane(self._flush_finish)
         self._open = _Lane(self._flush_open)
-        self._lanes = (self._insert, self._begin, self._finish, self._open)
+        self._lanes = (self._insert, self._published, self._begin, self._finish, self._open)
 
     # --- what the repository calls --------------------------------------------------------------
 
@@ -97,6 +100,9 @@ class PgJobStatements:
         """Insert ``job``; ``False`` when a row with its id or idempotency key exists already."""
         inserted: bool = await self._submit(self._insert, job)
         return inserted
+
+    async def published(self, job_ids: list[str]) -> None:
+        await self._submit(self._published, job_ids)
 
     async def begin(self, job_id: str) -> Job | None:
         found: Job | None = await self._submit(self._begin, job_id)
@@ -183,6 +189,11 @@ class PgJobStatements:
     async def _flush_insert(driver: asyncpg.Connection, records: list[Job]) -> list[bool]:
         inserted = {row[0] for row in await driver.fetch(_INSERT, _encoder.encode(records).decode())}
         return [record.id in inserted for record in records]
+
+    @staticmethod
+    async def _flush_published(driver: asyncpg.Connection, groups: list[list[str]]) -> list[None]:
+        await driver.execute(_PUBLISHED, list({job_id for group in groups for job_id in group}))
+        return [None] * len(groups)
 
     @staticmethod
     async def _flush_begin(driver: asyncpg.Connection, job_ids: list[str]) -> list[Job | None]:

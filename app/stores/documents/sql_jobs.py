@@ -141,7 +141,8 @@ class SqlJobs(SqlRepository):
                 # is read as it is.
                 row = (await connection.execute(
                     jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
-                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
+                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now,
+                            publish_by=None)
                     .returning(*jobs.c))).first()
                 if row is not None:
                     break
@@ -150,6 +151,21 @@ class SqlJobs(SqlRepository):
                 if row is None or row.status not in _OPEN:
                     break
         return None if row is None else to_record(row, Job)
+
+    async def published(self, job_ids: list[str]) -> None:
+        if self._hot is not None:
+            return await self._hot.published(job_ids)
+        async with self._single() as connection:
+            await connection.execute(jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.publish_by.is_not(None))
+                                     .values(publish_by=None))
+
+    async def claim_unpublished(self, now: datetime, lease_until: datetime, limit: int) -> list[str]:
+        due = sa.and_(jobs.c.publish_by <= now, jobs.c.status == "queued")
+        # Conditional on ``publish_by`` still being due: of two sweepers only one moves a row.
+        query = (jobs.update().where(jobs.c.id.in_(sa.select(jobs.c.id).where(due).limit(limit)), due)
+                 .values(publish_by=lease_until).returning(jobs.c.id))
+        async with self._single() as connection:
+            return [row[0] for row in await connection.execute(query)]
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
@@ -170,7 +186,8 @@ class SqlJobs(SqlRepository):
             await connection.execute(
                 jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN),
                                     *_visible(jobs, org_id, now))
-                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
+                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at,
+                        publish_by=None))
         return await self.get(org_id, job_id)
 
     async def any_open(self, batch_id: str) -> bool:
@@ -185,7 +202,8 @@ class SqlJobs(SqlRepository):
         async with self._db.begin() as connection:
             done = await connection.execute(
                 jobs.update().where(jobs.c.batch_id == batch_id, jobs.c.status == "queued")
-                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
+                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at,
+                        publish_by=None))
         return int(done.rowcount or 0)
 
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: str) -> None:
