@@ -1,16 +1,22 @@
 """Queued-jobs benchmark: submit latency, end-to-end jobs/s with one worker, a 10,000-line batch.
 
-    python bench/jobs.py [--jobs 2000] [--batch 10000] [--documents URL] [--concurrency 64]
+    python bench/jobs.py [--jobs 3000] [--submits 1000] [--batch 10000] [--base /work/main] [--rounds 1]
 
 Starts the fixed-response upstream (bench/upstream.py), ``junction serve`` (one Granian worker)
 and one ``junction worker`` on the machine's RabbitMQ (a queue of its own, deleted at the end),
-with the documents store on a fresh PostgreSQL database (created, migrated, dropped at the end;
-``--documents URL`` names another, e.g. a SQLite file). Prints:
+with the documents store on a fresh PostgreSQL database (created, migrated by the code under test,
+dropped at the end; ``--documents URL`` names another, e.g. a SQLite file). Prints:
 
-* submit latency: ``POST /api/v1/jobs`` one at a time on a keep-alive connection (p50/p99);
-* end to end: jobs submitted by 32 concurrent clients, from the first submit to the last outcome
-  stored (the jobs table's own timestamps);
+* submit latency: ``POST /api/v1/jobs`` one at a time on a keep-alive connection (p50/p95/p99),
+  before the worker starts and while it runs the jobs, with the server's CPU per submit;
+* end to end: ``--jobs`` jobs submitted on ``--clients`` keep-alive connections, jobs/s from the
+  first job stored to the last outcome stored (the jobs table's own timestamps), with the CPU per
+  job of the server, the worker, the upstream and this client;
 * a batch of ``--batch`` lines through ``POST /api/v1/batches``, its progress as it goes.
+
+The client is a raw HTTP/1.1 one on uvloop (tens of µs per request, its CPU printed): the numbers
+are the gateway's, not an HTTP library's. ``--base DIR`` runs the same rounds with the checkout in
+DIR (its ``.venv``), alternating with this one, and prints both side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
+import os
+import resource
 import secrets
 import signal
 import statistics
@@ -25,15 +34,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 from run import free_port, wait_until_up
 
 KEY = "sk-bench"
@@ -44,10 +53,13 @@ BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process used so far (Linux): its cost, whatever else loads the host."""
-    import os
-
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -55,123 +67,121 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-async def submit_latency(url: str, count: int) -> list[float]:
+class Http:
+    """One keep-alive HTTP/1.1 connection, requests written by hand (answers with content-length)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.head = f"host: 127.0.0.1\r\nauthorization: Bearer {KEY}\r\n".encode()
+
+    async def __aenter__(self) -> Http:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.writer.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        length = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body) if body else b""
+        self.writer.write(b"%s %s HTTP/1.1\r\n%s%s\r\n%s" % (method.encode(), path.encode(), self.head, length, body))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        size = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                size = int(line[15:])
+        return status, await self.reader.readexactly(size) if size else b""
+
+
+SUBMIT = json.dumps({"request": BODY}).encode()
+
+
+async def submit_latency(port: int, count: int) -> list[float]:
     timings = []
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
+    async with Http(port) as http:
         for _ in range(count):
             started = time.perf_counter()
-            response = await http.post("/api/v1/jobs", json={"request": BODY})
+            status, answer = await http.request("POST", "/api/v1/jobs", SUBMIT)
             timings.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 202, response.text
+            assert status == 202, answer
     return timings
 
 
-async def read_latency(url: str, count: int) -> list[float]:
+async def read_latency(port: int, count: int) -> list[float]:
     """The floor of this host: a GET of one job (the same authentication, one indexed read)."""
     timings = []
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
-        job_id = (await http.get("/api/v1/jobs", params={"limit": "1"})).json()["data"][0]["id"]
+    async with Http(port) as http:
+        job_id = json.loads((await http.request("GET", "/api/v1/jobs?limit=1"))[1])["data"][0]["id"]
         for _ in range(count):
             started = time.perf_counter()
-            response = await http.get(f"/api/v1/jobs/{job_id}")
+            status, answer = await http.request("GET", f"/api/v1/jobs/{job_id}")
             timings.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.text
+            assert status == 200, answer
     return timings
 
 
-async def wait_finished(documents: str, expected: int, since: float, timeout: float = 600) -> tuple[int, float]:
-    """Poll the jobs table until ``expected`` jobs created since ``since`` finished; returns the
-    count and the seconds from the first created to the last finished."""
+async def poll(documents: str, query: str, done: Any, timeout: float = 900) -> Any:
     engine = create_async_engine(documents)
-    query = sa.text("SELECT count(*), min(created_at), max(finished_at) FROM jobs WHERE status = 'succeeded' "
-                    "AND batch_id IS NULL AND created_at >= :since")
-    deadline = time.monotonic() + timeout
-    from datetime import UTC, datetime
-
-    cutoff = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
-    try:
-        while time.monotonic() < deadline:
-            async with engine.connect() as connection:
-                done, first, last = (await connection.execute(query, {"since": cutoff})).one()
-            if done >= expected:
-                # PostgreSQL hands back datetimes, SQLite (a plain text query) ISO strings.
-                first, last = (value if isinstance(value, datetime) else datetime.fromisoformat(value)
-                               for value in (first, last))
-                return done, (last - first).total_seconds()
-            await asyncio.sleep(0.2)
-    finally:
-        await engine.dispose()
-    raise SystemExit(f"only {done} of {expected} jobs finished in {timeout}s")
-
-
-async def wait_drained(documents: str, timeout: float = 120) -> None:
-    """Until no job is queued or running (the previous step's jobs are done)."""
-    engine = create_async_engine(documents)
-    query = sa.text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             async with engine.connect() as connection:
-                if not await connection.scalar(query):
-                    return
-            await asyncio.sleep(0.2)
+                row = (await connection.execute(sa.text(query))).one()
+            if done(row):
+                return row
+            await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
+    raise SystemExit(f"timed out polling: {query}")
 
 
-async def end_to_end(url: str, documents: str, count: int) -> tuple[float, float]:
-    since = time.time() - 1
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(count):
-        queue.put_nowait(index)
+async def end_to_end(port: int, documents: str, count: int, clients: int) -> tuple[float, float]:
+    """Submit ``count`` jobs on ``clients`` connections; returns (submits/s, jobs/s end to end)."""
+    remaining = [count]
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=60) as http:
-            while not queue.empty():
-                queue.get_nowait()
-                response = await http.post("/api/v1/jobs", json={"request": BODY})
-                assert response.status_code == 202, response.text
+        async with Http(port) as http:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                status, answer = await http.request("POST", "/api/v1/jobs", SUBMIT)
+                assert status == 202, answer
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(32)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     submitted = time.perf_counter() - started
-    done, seconds = await wait_finished(documents, count, since)
-    return count / submitted, done / seconds
+    first, last, _ = await poll(
+        documents, "SELECT min(created_at), max(finished_at), sum(CASE WHEN status = 'succeeded' THEN 0 ELSE 1 END) "
+                   "FROM jobs WHERE batch_id IS NULL AND id NOT IN (SELECT id FROM bench_before)",
+        lambda row: row[2] == 0)
+    # PostgreSQL hands back datetimes, SQLite (a plain text query) ISO strings.
+    first, last = (value if isinstance(value, datetime) else datetime.fromisoformat(value) for value in (first, last))
+    return count / submitted, count / (last - first).total_seconds()
 
 
-async def batch(url: str, size: int) -> None:
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=300) as http:
+async def batch(port: int, size: int) -> float:
+    async with Http(port) as http:
         started = time.perf_counter()
-        response = await http.post("/api/v1/batches", json={"requests": [BODY] * size})
-        assert response.status_code == 202, response.text
-        batch_id = response.json()["id"]
-        print(f"  batch of {size} accepted in {time.perf_counter() - started:.2f}s")
+        status, answer = await http.request("POST", "/api/v1/batches", json.dumps({"requests": [BODY] * size}).encode())
+        assert status == 202, answer
+        batch_id = json.loads(answer)["id"]
+        print(f"    batch of {size} accepted in {time.perf_counter() - started:.2f}s")
         while True:
-            view = (await http.get(f"/api/v1/batches/{batch_id}", params={"results": "false"})).json()
+            view = json.loads((await http.request("GET", f"/api/v1/batches/{batch_id}?results=false"))[1])
             counts = view["counts"]
-            print(f"  {time.perf_counter() - started:6.1f}s  {view['status']:<11} progress {view['progress']:.3f}  "
+            print(f"    {time.perf_counter() - started:6.1f}s  {view['status']:<11} progress {view['progress']:.3f}  "
                   f"succeeded {counts['succeeded']:>6}  running {counts['running']:>3}  queued {counts['queued']:>6}")
             if view["status"] == "completed":
                 break
             await asyncio.sleep(1.0)
-        elapsed = time.perf_counter() - started
-        print(f"  batch completed in {elapsed:.1f}s ({size / elapsed:.0f} items/s)")
+    elapsed = time.perf_counter() - started
+    print(f"    batch completed in {elapsed:.1f}s ({size / elapsed:.0f} items/s)")
+    return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--submits", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--documents", help="documents store URL (default: a fresh PostgreSQL database)")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy the server and the worker through the submit "
-                                                         "and end-to-end runs (raw stacks into DIR)")
-    args = parser.parse_args()
-    root = Path(__file__).resolve().parent.parent
-    created = None
-    if args.documents is None:
-        created = asyncio.run(_create_database())
+def run(args: argparse.Namespace, side: str, python: str) -> dict[str, float]:
+    """One round with the code ``python`` imports ``junction`` from."""
+    created = asyncio.run(_admin_create()) if args.documents is None else None
+    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:
         documents = args.documents or f"{POSTGRES}/{created}"
         upstream_port, port = free_port(), free_port()
@@ -193,47 +203,67 @@ encryption_keys = [{{ id = "bench", key = "{base64.b64encode(secrets.token_bytes
 queue_name = "{queue}"
 max_batch_requests = {max(args.batch, 1)}
 """, encoding="utf-8")
+        subprocess.run([python, "-m", "junction.cli", "migrate", "--config", str(config)], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes = [
             subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]),
-            subprocess.Popen([sys.executable, "-m", "junction.cli", "serve", "--config", str(config), "--port", str(port),
-                              "--workers", "1"], cwd=directory, stderr=subprocess.DEVNULL),
+            subprocess.Popen([python, "-m", "junction.cli", "serve", "--config", str(config), "--port", str(port),
+                              "--workers", "1"], cwd=directory, stderr=(Path(directory) / "serve.log").open("wb")),
         ]
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_up(f"{url}/healthz")
-            asyncio.run(submit_latency(url, 50))  # warm-up
+            try:
+                wait_until_up(f"http://127.0.0.1:{port}/healthz")
+            except SystemExit:
+                print((Path(directory) / "serve.log").read_text()[-3000:])
+                raise
+            server = _granian_worker(processes[1].pid)
+            print(f"  [{side}] load average {_load()}")
+            _uv(submit_latency(port, 100))  # warm-up
             # Before the worker starts: the submit alone, without a worker competing for this
             # host's CPUs (in production workers run elsewhere).
-            alone = asyncio.run(submit_latency(url, args.submits))
-            reads = asyncio.run(read_latency(url, args.submits))
-            print(f"submit latency over {args.submits} sequential POST /api/v1/jobs, no worker consuming yet: "
-                  f"p50 {statistics.median(alone):.2f} ms, p99 {percentile(alone, 0.99):.2f} ms; "
-                  f"then GET /api/v1/jobs/{{id}}, as many: p50 {statistics.median(reads):.2f} ms")
+            before = cpu_seconds(server)
+            alone = _uv(submit_latency(port, args.submits))
+            results["submit_cpu_ms"] = (cpu_seconds(server) - before) / args.submits * 1000
+            reads = _uv(read_latency(port, args.submits))
+            results.update(submit_p50=statistics.median(alone), submit_p95=percentile(alone, 0.95),
+                           read_p50=statistics.median(reads))
+            print(f"  [{side}] submit, {args.submits} sequential POST /api/v1/jobs, no worker yet: p50 "
+                  f"{results['submit_p50']:.2f} ms, p95 {results['submit_p95']:.2f} ms, p99 "
+                  f"{percentile(alone, 0.99):.2f} ms; server CPU {results['submit_cpu_ms']:.2f} ms per submit; "
+                  f"GET /api/v1/jobs/{{id}} p50 {results['read_p50']:.2f} ms")
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "junction.cli", "worker", "--config", str(config), "--concurrency",
-                 str(args.concurrency)], cwd=directory, stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(root),
-                                                                                       **_environ()}))
-            asyncio.run(wait_drained(documents))
-            server_pid = _granian_worker(processes[1].pid)
-            spies = _spy(args.profile, {"server": server_pid, "worker": processes[2].pid}) if args.profile else []
-            before = cpu_seconds(server_pid)
-            timings = asyncio.run(submit_latency(url, args.submits))
-            server_cpu = (cpu_seconds(server_pid) - before) / args.submits * 1000
-            print(f"submit latency over {args.submits} sequential POST /api/v1/jobs, the worker running them: "
-                  f"p50 {statistics.median(timings):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms "
-                  f"(server CPU {server_cpu:.2f} ms per submit)")
-            asyncio.run(wait_drained(documents))
-            worker_before = cpu_seconds(processes[2].pid)
-            submits, jobs_per_second = asyncio.run(end_to_end(url, documents, args.jobs))
-            worker_cpu = (cpu_seconds(processes[2].pid) - worker_before) / args.jobs * 1000
-            print(f"end to end, {args.jobs} jobs, one worker (concurrency {args.concurrency}): "
-                  f"{jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s); worker CPU {worker_cpu:.2f} ms "
-                  f"per job, i.e. {1000 / worker_cpu:.0f} jobs/s per core")
+                [python, "-m", "junction.cli", "worker", "--config", str(config), "--concurrency",
+                 str(args.concurrency)], cwd=directory, stderr=subprocess.DEVNULL))
+            worker = processes[2].pid
+            _uv(poll(documents, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')",
+                     lambda row: row[0] == 0))
+            spies = _spy(args.profile, side, {"server": server, "worker": worker}) if args.profile else []
+            timings = _uv(submit_latency(port, args.submits))
+            results.update(busy_p50=statistics.median(timings), busy_p95=percentile(timings, 0.95))
+            print(f"  [{side}] submit, the worker running the jobs: p50 {results['busy_p50']:.2f} ms, "
+                  f"p95 {results['busy_p95']:.2f} ms")
+            _uv(poll(documents, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')",
+                     lambda row: row[0] == 0))
+            _uv(_mark_before(documents))
+            pids = {"server": server, "worker": worker, "upstream": processes[0].pid}
+            cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            client_cpu = own_cpu()
+            backends = _uv(_backend_cpu(documents, {}))
+            submits, jobs_per_second = _uv(end_to_end(port, documents, args.jobs, args.clients))
+            per_job = {name: (cpu_seconds(pid) - cpu[name]) / args.jobs * 1000 for name, pid in pids.items()}
+            per_job["client"] = (own_cpu() - client_cpu) / args.jobs * 1000
+            if backends is not None:
+                per_job["postgres"] = sum(_uv(_backend_cpu(documents, backends)).values()) / args.jobs * 1000
+            results.update(e2e=jobs_per_second, submitted=submits, **{f"{name}_ms": ms for name, ms in per_job.items()})
+            print(f"  [{side}] end to end, {args.jobs} jobs on {args.clients} connections, one worker (concurrency "
+                  f"{args.concurrency}): {jobs_per_second:.0f} jobs/s (submitted at {submits:.0f}/s); CPU per "
+                  "job: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_job.items()) +
+                  f"; load average {_load()}")
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
             if args.batch:
-                asyncio.run(batch(url, args.batch))
+                results["batch_s"] = _uv(batch(port, args.batch))
         finally:
             for process in reversed(processes):
                 process.terminate()
@@ -243,6 +273,86 @@ max_batch_requests = {max(args.batch, 1)}
             finally:
                 if created is not None:
                     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--submits", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64, help="the worker's concurrency")
+    parser.add_argument("--clients", type=int, default=32, help="connections submitting the end-to-end jobs")
+    parser.add_argument("--documents", help="documents store URL (default: a fresh PostgreSQL database)")
+    parser.add_argument("--base", metavar="DIR", help="also run the checkout in DIR (its .venv), alternating")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server and the worker through the submit "
+                                                         "and end-to-end runs (raw stacks into DIR)")
+    args = parser.parse_args()
+    sides = [("this", sys.executable)]
+    if args.base:
+        sides.insert(0, ("base", str(Path(args.base).resolve() / ".venv" / "bin" / "python")))
+    table: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
+    for number in range(args.rounds):
+        for name, python in sides:
+            print(f"round {number + 1}, {name} ({python})")
+            table[name].append(run(args, name, python))
+    columns = [("submit_p50", "submit p50 ms"), ("submit_p95", "p95"), ("submit_cpu_ms", "server CPU/submit"),
+               ("busy_p50", "p50 w/ worker"), ("e2e", "e2e jobs/s"), ("server_ms", "CPU/job server"),
+               ("worker_ms", "worker"), ("postgres_ms", "postgres"), ("upstream_ms", "upstream"),
+               ("client_ms", "client"),
+               ("batch_s", "batch s")]
+    print("\n" + " | ".join(["side"] + [title for _, title in columns]))
+    for name, rounds in table.items():
+        for results in rounds:
+            print(" | ".join([name] + [f"{results[key]:.2f}" if key in results else "-" for key, _ in columns]))
+    print(f"load average at the end: {_load()}")
+
+
+def _uv(coroutine: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def _backend_cpu(documents: str, since: dict[int, float]) -> dict[int, float] | None:
+    """CPU seconds of the PostgreSQL backends serving this database (minus ``since``); ``None``
+    for another database (their CPU is not told apart)."""
+    if not documents.startswith("postgresql"):
+        return None
+    engine = create_async_engine(documents)
+    try:
+        async with engine.connect() as connection:
+            pids = (await connection.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ))).scalars().all()
+    finally:
+        await engine.dispose()
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = cpu_seconds(pid) - since.get(pid, 0.0)
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+async def _mark_before(documents: str) -> None:
+    """Remember the jobs already there: the end-to-end count is of the new ones."""
+    engine = create_async_engine(documents)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("DROP TABLE IF EXISTS bench_before"))
+            await connection.execute(sa.text("CREATE TABLE bench_before AS SELECT id FROM jobs"))
+    finally:
+        await engine.dispose()
 
 
 async def _admin(statement: str) -> None:
@@ -254,17 +364,9 @@ async def _admin(statement: str) -> None:
         await engine.dispose()
 
 
-async def _create_database() -> str:
-    """A fresh database at the newest schema (what ``junction migrate`` does)."""
-    from junction.stores.documents.sql_schema import upgrade_to_head
-
+async def _admin_create() -> str:
     name = f"junction_bench_{secrets.token_hex(4)}"
     await _admin(f'CREATE DATABASE "{name}"')
-    engine = create_async_engine(f"{POSTGRES}/{name}")
-    try:
-        await upgrade_to_head(engine)
-    finally:
-        await engine.dispose()
     return name
 
 
@@ -275,18 +377,12 @@ def _granian_worker(parent: int) -> int:
     return int(found[0]) if found else parent
 
 
-def _spy(directory: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+def _spy(directory: str, side: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
     Path(directory).mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).parent / "py-spy"
     return [subprocess.Popen([str(py_spy), "record", "--nonblocking", "-r", "200", "-f", "raw", "-p", str(pid),
-                              "-o", str(Path(directory) / f"{name}.txt")], stdout=subprocess.DEVNULL)
+                              "-o", str(Path(directory) / f"{side}-{name}.txt")], stdout=subprocess.DEVNULL)
             for name, pid in pids.items()]
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 async def _delete_queue(name: str) -> None:
