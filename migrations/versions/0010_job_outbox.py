@@ -1,6 +1,6 @@
-"""Jobs are published to the queue after their insert committed (a transactional outbox):
-``jobs.publish_by`` is set until the queue confirmed the job's message, and past it a sweep
-publishes the job (its server died before it could).
+"""Jobs are published to the queue after their insert committed (a transactional outbox): a
+``job_outbox`` row per job stored but not yet confirmed by the queue, inserted with the job and
+deleted once published; past its ``publish_by`` a sweep publishes the job (its server died first).
 
 Revision ID: 0010_job_outbox
 Revises: 0009_job_progress
@@ -19,13 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(sa.Column("publish_by", sa.DateTime(timezone=True), nullable=True))
-    op.create_index("ix_jobs_publish_by", "jobs", ["publish_by"], postgresql_where=sa.text("publish_by IS NOT NULL"),
-                    sqlite_where=sa.text("publish_by IS NOT NULL"))
+    op.create_table(
+        "job_outbox",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("publish_by", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_job_outbox_publish_by", "job_outbox", ["publish_by"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_publish_by", table_name="jobs")
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("publish_by")
+    op.drop_index("ix_job_outbox_publish_by", table_name="job_outbox")
+    op.drop_table("job_outbox")

@@ -76,9 +76,9 @@ class Job(msgspec.Struct, kw_only=True):
     expires_at: datetime | None = None
     #: How far a long job got, as it reports it (a document's ingestion: ``{"done", "total"}`` chunks).
     progress: dict[str, Any] | None = None
-    #: Set while the job is in the outbox: stored, its message not yet confirmed by the queue. Past
-    #: this time a sweep publishes it (its server died before it could); cleared once published,
-    #: and when a worker starts the job.
+    #: At submit: the job goes into the outbox (stored, its message not yet confirmed by the
+    #: queue), and past this time a sweep publishes it (its server died before it could). The
+    #: outbox is the store's business (SQL: the ``job_outbox`` table); reads need not carry it.
     publish_by: datetime | None = None
 
 

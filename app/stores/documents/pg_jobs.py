@@ -35,12 +35,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("junction.stores.jobs")
 
 _OPEN = "('queued', 'running')"
-_INSERT = ("INSERT INTO jobs SELECT * FROM jsonb_populate_recordset(NULL::jobs, $1::text::jsonb) "
-           "ON CONFLICT DO NOTHING RETURNING id")
+# The jobs inserted, and those of them with a ``publish_by`` into the outbox, in one statement.
+_INSERT = ("WITH inserted AS (INSERT INTO jobs SELECT * FROM jsonb_populate_recordset(NULL::jobs, $1::text::jsonb) "
+           "ON CONFLICT DO NOTHING RETURNING id), "
+           "outbox AS (INSERT INTO job_outbox (id, publish_by) SELECT r.id, r.publish_by FROM "
+           "jsonb_to_recordset($1::text::jsonb) AS r(id text, publish_by timestamptz) JOIN inserted USING (id) "
+           "WHERE r.publish_by IS NOT NULL) SELECT id FROM inserted")
 # The claimed jobs as updated, and the others (finished, or claimed by nobody) as they are: the
 # second SELECT sees the statement's snapshot, i.e. the rows before the UPDATE.
 _BEGIN = (f"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $2, "
-          f"updated_at = $2, publish_by = NULL WHERE id = ANY($1::text[]) AND status IN {_OPEN} RETURNING jobs.*) "
+          f"updated_at = $2 WHERE id = ANY($1::text[]) AND status IN {_OPEN} RETURNING jobs.*) "
           "SELECT to_jsonb(claimed.*)::text FROM claimed UNION ALL SELECT to_jsonb(jobs.*)::text FROM jobs "
           "WHERE id = ANY($1::text[]) AND id NOT IN (SELECT id FROM claimed)")
 _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.error, "
@@ -48,7 +52,7 @@ _FINISH = ("UPDATE jobs SET status = u.status, result = u.result, error = u.erro
            "FROM jsonb_to_recordset($1::text::jsonb) AS u(id text, status text, result jsonb, error jsonb, "
            "dead_letter boolean, expires_at timestamptz) "
            f"WHERE jobs.id = u.id AND jobs.status IN {_OPEN} RETURNING to_jsonb(jobs.*)::text")
-_PUBLISHED = "UPDATE jobs SET publish_by = NULL WHERE id = ANY($1::text[]) AND publish_by IS NOT NULL"
+_PUBLISHED = "DELETE FROM job_outbox WHERE id = ANY($1::text[])"
 _OPEN_BATCHES = f"SELECT DISTINCT batch_id FROM jobs WHERE batch_id = ANY($1::text[]) AND status IN {_OPEN}"
 
 #: What a dead or restarted server's connection raises (a shutdown, a reset socket, a closed one,

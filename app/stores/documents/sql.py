@@ -204,16 +204,11 @@ jobs = sa.Table(
     sa.Column("headers", Json, nullable=False, server_default=sa.text("'{}'")),
     # How far a long job got (migration 0009_job_progress).
     sa.Column("progress", Json, nullable=True),
-    # The outbox: set until the job's message is confirmed by the queue (migration 0010_job_outbox).
-    sa.Column("publish_by", UTCDateTime, nullable=True),
     # Same key + same org = same job (NULL keys never collide).
     sa.UniqueConstraint("org_id", "idempotency_key"),
     sa.Index(None, "org_id", "created_at"),
     # A batch's progress counts and its results in order.
     sa.Index(None, "batch_id", "status"),
-    # The sweep's "not published in time" probe: only the few rows still in the outbox.
-    sa.Index("ix_jobs_publish_by", "publish_by", postgresql_where=sa.text("publish_by IS NOT NULL"),
-             sqlite_where=sa.text("publish_by IS NOT NULL")),
 )
 
 job_batches = sa.Table(
@@ -237,6 +232,16 @@ job_batches = sa.Table(
     sa.Column("cancelled_at", UTCDateTime, nullable=True),
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Index(None, "org_id", "created_at"),
+)
+
+# The outbox (migration 0010_job_outbox): a row per job stored but not yet confirmed by the queue,
+# inserted with the job and deleted once published. A table of its own, so clearing it deletes a
+# small row instead of writing the job's wide one again (while a worker is updating it).
+job_outbox = sa.Table(
+    "job_outbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("publish_by", UTCDateTime, nullable=False, index=True),
 )
 
 job_files = sa.Table(

@@ -33,7 +33,7 @@ from junction.stores.documents.jobs_common import (
 )
 from junction.stores.documents.pg_jobs import Outcome, PgJobStatements
 from junction.stores.documents.protocol import ProviderSecret
-from junction.stores.documents.sql import job_batches, job_files, jobs, webhook_secrets
+from junction.stores.documents.sql import job_batches, job_files, job_outbox, jobs, webhook_secrets
 from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
 
 if TYPE_CHECKING:
@@ -43,6 +43,13 @@ _JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts", "hea
 _OPEN = ("queued", "running")
 #: Rows per INSERT statement when a batch's jobs are stored (well under every driver's limit).
 _INSERT_CHUNK = 500
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    """The ``jobs`` row of a job (``publish_by`` lives in ``job_outbox``)."""
+    values = row_values(job, _JOB_JSON)
+    del values["publish_by"]
+    return values
 
 
 def _visible(table: sa.Table, org_id: str | None, now: datetime) -> list[sa.ColumnElement[bool]]:
@@ -79,9 +86,11 @@ class SqlJobs(SqlRepository):
                 return job
             return await self._by_idempotency_key(job)
         try:
-            async with self._single() as connection:
+            async with self._db.begin() as connection:
                 # Values as parameters, not .values(): the compiled statement is then cached.
-                await connection.execute(jobs.insert(), [row_values(job, _JOB_JSON)])
+                await connection.execute(jobs.insert(), [_job_row(job)])
+                if job.publish_by is not None:
+                    await connection.execute(job_outbox.insert(), [{"id": job.id, "publish_by": job.publish_by}])
             return job
         except IntegrityError:
             if job.idempotency_key is None:
@@ -100,8 +109,11 @@ class SqlJobs(SqlRepository):
     async def create_many(self, records: list[Job]) -> None:
         async with self._db.begin() as connection:
             for start in range(0, len(records), _INSERT_CHUNK):
-                rows = [row_values(job, _JOB_JSON) for job in records[start:start + _INSERT_CHUNK]]
-                await connection.execute(jobs.insert(), rows)
+                chunk = records[start:start + _INSERT_CHUNK]
+                await connection.execute(jobs.insert(), [_job_row(job) for job in chunk])
+                outbox = [{"id": job.id, "publish_by": job.publish_by} for job in chunk if job.publish_by is not None]
+                if outbox:
+                    await connection.execute(job_outbox.insert(), outbox)
 
     async def get(self, org_id: str | None, job_id: str) -> Job:
         query = sa.select(jobs).where(jobs.c.id == job_id, *_visible(jobs, org_id, utc_now()))
@@ -141,8 +153,7 @@ class SqlJobs(SqlRepository):
                 # is read as it is.
                 row = (await connection.execute(
                     jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN))
-                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now,
-                            publish_by=None)
+                    .values(status="running", attempts=jobs.c.attempts + 1, started_at=now, updated_at=now)
                     .returning(*jobs.c))).first()
                 if row is not None:
                     break
@@ -156,16 +167,21 @@ class SqlJobs(SqlRepository):
         if self._hot is not None:
             return await self._hot.published(job_ids)
         async with self._single() as connection:
-            await connection.execute(jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.publish_by.is_not(None))
-                                     .values(publish_by=None))
+            await connection.execute(job_outbox.delete().where(job_outbox.c.id.in_(job_ids)))
 
     async def claim_unpublished(self, now: datetime, lease_until: datetime, limit: int) -> list[str]:
-        due = sa.and_(jobs.c.publish_by <= now, jobs.c.status == "queued")
+        due = job_outbox.c.publish_by <= now
+        queued = sa.exists().where(jobs.c.id == job_outbox.c.id, jobs.c.status == "queued")
         # Conditional on ``publish_by`` still being due: of two sweepers only one moves a row.
-        query = (jobs.update().where(jobs.c.id.in_(sa.select(jobs.c.id).where(due).limit(limit)), due)
-                 .values(publish_by=lease_until).returning(jobs.c.id))
-        async with self._single() as connection:
-            return [row[0] for row in await connection.execute(query)]
+        claim = (job_outbox.update()
+                 .where(job_outbox.c.id.in_(sa.select(job_outbox.c.id).where(due, queued).limit(limit)), due)
+                 .values(publish_by=lease_until).returning(job_outbox.c.id))
+        async with self._db.begin() as connection:
+            claimed = [row[0] for row in await connection.execute(claim)]
+            # Rows of jobs no longer queued (started after a publish whose row outlived it,
+            # cancelled, or gone): nothing to publish.
+            await connection.execute(job_outbox.delete().where(due, ~queued))
+        return claimed
 
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
@@ -186,8 +202,7 @@ class SqlJobs(SqlRepository):
             await connection.execute(
                 jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(_OPEN),
                                     *_visible(jobs, org_id, now))
-                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at,
-                        publish_by=None))
+                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
         return await self.get(org_id, job_id)
 
     async def any_open(self, batch_id: str) -> bool:
@@ -202,8 +217,7 @@ class SqlJobs(SqlRepository):
         async with self._db.begin() as connection:
             done = await connection.execute(
                 jobs.update().where(jobs.c.batch_id == batch_id, jobs.c.status == "queued")
-                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at,
-                        publish_by=None))
+                .values(status="cancelled", finished_at=now, updated_at=now, expires_at=expires_at))
         return int(done.rowcount or 0)
 
     async def record_webhook(self, job_id: str, attempt: WebhookAttempt, status: str) -> None:
