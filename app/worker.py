@@ -23,7 +23,7 @@ from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 from junction.domain.batches.service import BatchService
 from junction.domain.jobs.bridge_jobs import BridgeTurns
 from junction.domain.jobs.delivery import WebhookDelivery
-from junction.domain.jobs.outbox import Outbox
+from junction.domain.jobs.outbox import PER_MESSAGE, Outbox
 from junction.domain.jobs.records import JobFilter, JobRepository
 from junction.domain.jobs.runner import JobRunner
 from junction.domain.jobs.service import JobService
@@ -40,6 +40,7 @@ from junction.stores.startup_errors import StoreUnreachable, explaining, redacte
 log = logging.getLogger("junction.worker")
 
 TASK_NAME = "junction.jobs.run"
+TASK_MANY = "junction.jobs.run_many"
 AMQP_SCHEMES = ("amqp", "amqps")
 #: Seconds before a job whose outcome could not be stored goes back on the queue.
 REQUEUE_DELAY = 1.0
@@ -77,9 +78,41 @@ def build_broker(settings: Settings, *, worker: bool) -> AsyncBroker:
 
 
 class TaskiqJobQueue:
-    """:class:`~junction.domain.jobs.service.JobQueue` on a TaskIQ broker."""
+    """:class:`~junction.domain.jobs.service.JobQueue` on a TaskIQ broker.
 
-    def __init__(self, broker: AsyncBroker, runner: JobRunner) -> None:
+    A message carries the ids of up to ``PER_MESSAGE`` jobs (``junction.jobs.run_many``; the
+    outbox groups the jobs stored meanwhile): the per-message work of the broker, aio-pika and
+    TaskIQ, on both sides, is shared by them. It is acknowledged once every one of its jobs has its
+    outcome stored; a redelivered message reruns only its jobs without one. At most
+    ``concurrency`` jobs run at once, however they arrived. ``junction.jobs.run`` (one id) is
+    still consumed, for messages sent by older servers.
+    """
+
+    def __init__(self, broker: AsyncBroker, runner: JobRunner, concurrency: int) -> None:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def run_one(job_id: str) -> bool:
+            """Run one job of a message; ``False`` when its outcome could not be stored."""
+            async with slots:
+                try:
+                    await runner.run(job_id)
+                except ServiceUnavailable:
+                    log.warning("job %s: the document store is unavailable; queued again", job_id)
+                    return False
+            return True
+
+        async def run_jobs(job_ids: list[str]) -> None:
+            outcomes = await asyncio.gather(*(run_one(job_id) for job_id in job_ids), return_exceptions=True)
+            again = [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True) if outcome is False]
+            if again:
+                # Their outcomes could not be stored: a message with them goes back on the queue
+                # before this one is acknowledged, so they are neither lost nor stuck.
+                await asyncio.sleep(REQUEUE_DELAY)
+                await self._many.kiq(again)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome  # after the others finished: TaskIQ logs it, as for one job
+
         async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()],
                           sent_at: float | None = None) -> None:
             try:
@@ -92,6 +125,10 @@ class TaskiqJobQueue:
                 await context.requeue()
 
         self._task = broker.register_task(run_job, task_name=TASK_NAME)
+        self._many = broker.register_task(run_jobs, task_name=TASK_MANY)
+
+    async def enqueue_many(self, job_ids: list[str]) -> None:
+        await self._many.kiq(job_ids)
 
     async def enqueue(self, job_id: str, sent_at: float | None = None) -> None:
         if sent_at is None:
@@ -113,7 +150,7 @@ class Jobs:
         self.delivery = WebhookDelivery(jobs, store, self.webhooks)
         self.runner = JobRunner(jobs, store, gateway, self.delivery)
         self.broker = build_broker(settings, worker=worker)
-        self.queue = TaskiqJobQueue(self.broker, self.runner)
+        self.queue = TaskiqJobQueue(self.broker, self.runner, jobs.concurrency)
         self.outbox = Outbox(self.queue, store, jobs.publish_timeout_seconds)
         self.service = JobService(jobs, store, self.outbox, self.delivery)
         self.batches = BatchService(jobs, store, self.outbox, self.delivery)
@@ -153,8 +190,8 @@ class Jobs:
     async def _requeue_unfinished(self) -> None:
         for status in ("queued", "running"):
             found = [job.id for job in await self.store.list(None, JobFilter(status=status, limit=100_000))]
-            for job_id in found:
-                await self.queue.enqueue(job_id)
+            for start in range(0, len(found), PER_MESSAGE):
+                await self.queue.enqueue_many(found[start:start + PER_MESSAGE])
             if found:
                 await self.store.published(found)
 

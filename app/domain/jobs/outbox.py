@@ -2,8 +2,9 @@
 
 A submit stores the job with ``publish_by`` set (``[jobs] publish_timeout_seconds`` ahead) and
 answers as soon as that one insert committed; the queue is not on the request path. Each process
-has one :class:`Outbox` task that publishes the ids handed to it in groups (the publishes of a
-group are in flight together, so the broker confirms them together); the confirmed ones are taken
+has one :class:`Outbox` task that publishes the ids handed to it in groups (up to ``PER_MESSAGE``
+ids a message, the messages of a group in flight together, so the broker confirms them
+together); the confirmed ones are taken
 out of the outbox a moment later (``CLEAR_AFTER``), many in one statement. A publish that fails is
 retried by the same task, with backoff, while the process lives.
 
@@ -26,8 +27,11 @@ from junction.stores.documents.common import utc_now
 
 log = logging.getLogger("junction.jobs.outbox")
 
-#: Publishes in flight together (one group of confirms, one statement clearing the outbox).
+#: Jobs published together (their messages in flight at once, confirmed together).
 GROUP = 500
+#: Job ids one message carries at most: the per-message costs (broker, aio-pika, TaskIQ, the
+#: acknowledgement) shared, while the jobs of a large batch still spread over several workers.
+PER_MESSAGE = 16
 #: Seconds before a failed publish is tried again, doubling up to ``RETRY_MAX``.
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
@@ -92,10 +96,13 @@ class Outbox:
     async def _publish(self, job_ids: list[str]) -> list[str]:
         """Publish ``job_ids`` together and clear the confirmed ones from the outbox; returns the
         ids whose publish failed."""
-        outcomes = await asyncio.gather(*(self.queue.enqueue(job_id) for job_id in job_ids),
+        messages = [job_ids[start:start + PER_MESSAGE] for start in range(0, len(job_ids), PER_MESSAGE)]
+        outcomes = await asyncio.gather(*(self.queue.enqueue_many(message) for message in messages),
                                         return_exceptions=True)
-        sent = [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True) if outcome is None]
-        failed = [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True) if outcome is not None]
+        sent = [job_id for message, outcome in zip(messages, outcomes, strict=True) if outcome is None
+                for job_id in message]
+        failed = [job_id for message, outcome in zip(messages, outcomes, strict=True) if outcome is not None
+                  for job_id in message]
         if failed:
             error = next(outcome for outcome in outcomes if outcome is not None)
             if isinstance(error, asyncio.CancelledError):

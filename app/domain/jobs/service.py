@@ -39,6 +39,10 @@ class JobQueue(Protocol):
         seconds) tells the worker the job may not be stored yet when the message arrives."""
         ...
 
+    async def enqueue_many(self, job_ids: list[str]) -> None:
+        """Put these jobs on the queue in one message (durably)."""
+        ...
+
 
 class JobRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /api/v1/jobs``."""
