@@ -8,6 +8,7 @@ The server is then SIGKILLed; a worker's sweep publishes the stored jobs."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import signal
 import threading
@@ -84,6 +85,17 @@ def relay() -> Iterator[HeldRelay]:
     relay.stop()
 
 
+def _kill_with_children(server: JunctionProcess) -> None:
+    """SIGKILL ``junction serve`` and its Granian worker (the process that answered the 202s)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        os.kill(int(child), signal.SIGKILL)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+
+
 async def _messages_on(queue: str) -> int:
     import aio_pika
 
@@ -119,9 +131,7 @@ def test_jobs_accepted_by_a_server_killed_before_publishing_run_exactly_once(
                     assert time.monotonic() - started < 2.0  # not waiting for the held broker
                     accepted.append(response.json()["id"])
             time.sleep(0.3)
-            assert first.process is not None
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait(timeout=10)
+            _kill_with_children(first)
         assert asyncio.run(_messages_on(queue)) == 0  # nothing was published before the kill
         with second, WorkerProcess(second.directory, second.config_path), client(second.url) as http:
             jobs = [wait_for(http, job_id, timeout=30) for job_id in accepted]
