@@ -94,8 +94,8 @@ class Outbox:
             delay = min(delay * 2, RETRY_MAX)
 
     async def _publish(self, job_ids: list[str]) -> list[str]:
-        """Publish ``job_ids`` together and clear the confirmed ones from the outbox; returns the
-        ids whose publish failed."""
+        """Publish ``job_ids`` together and have the confirmed ones cleared from the outbox soon;
+        returns the ids whose publish failed."""
         messages = [job_ids[start:start + PER_MESSAGE] for start in range(0, len(job_ids), PER_MESSAGE)]
         outcomes = await asyncio.gather(*(self.queue.enqueue_many(message) for message in messages),
                                         return_exceptions=True)
@@ -107,8 +107,9 @@ class Outbox:
             error = next(outcome for outcome in outcomes if outcome is not None)
             if isinstance(error, asyncio.CancelledError):
                 raise error
-            log.warning("publishing %d jobs failed (%s: %s); trying again", len(failed), type(error).__name__,
-                        error)
+            # The type only: a broker error's text may carry its URL, credentials included.
+            log.warning("publishing %d jobs failed (%s); trying again (a sweep's: at its next lease)",
+                        len(failed), type(error).__name__)
         if sent:
             self._confirmed.extend(sent)
             if self._clearer is None or self._clearer.done():
