@@ -40,13 +40,13 @@ _SUMMED = (*MEASURES, *HISTOGRAM_COLUMNS)
 _RESULT_TYPES = {"cost_usd": sa.Float, "latency_ms_sum": sa.Float}
 
 
-class LatencyStats(msgspec.Struct):
+class LatencyStats(msgspec.Struct, gc=False):
     avg: float | None
     p50: float | None
     p95: float | None
 
 
-class UsageStats(msgspec.Struct):
+class UsageStats(msgspec.Struct, gc=False):
     requests: int
     errors: int
     error_rate: float | None
@@ -63,13 +63,13 @@ class UsageStats(msgspec.Struct):
     latency_ms: LatencyStats
 
 
-class UsagePoint(msgspec.Struct):
+class UsagePoint(msgspec.Struct, gc=False):
     bucket: datetime
     group: dict[str, str | None]
     stats: UsageStats
 
 
-class UsageGroup(msgspec.Struct):
+class UsageGroup(msgspec.Struct, gc=False):
     group: dict[str, str | None]
     stats: UsageStats
 
@@ -145,10 +145,11 @@ class UsageQueries:
         # 30-day hourly series is thousands of points, so this loop is kept to the bare calls.
         rows.sort(key=itemgetter(*range(offset)))
         names = query.group_by
+        sums = [row[offset:] for row in rows]
         series = [UsagePoint(_aware(row[0]), {name: value or None for name, value in zip(names, row[1:offset])},
-                             stats_of(row[offset:])) for row in rows]
+                             stats_of(values)) for row, values in zip(rows, sums)]
         # Columns summed with zip/sum (C loops).
-        total = [sum(column) for column in zip(*(row[offset:] for row in rows))] if rows else [0] * len(_SUMMED)
+        total = [sum(column) for column in zip(*sums)] if sums else [0] * len(_SUMMED)
         return stats_of(total), series
 
     async def groups(self, query: UsageQuery) -> tuple[UsageStats, list[UsageGroup]]:
