@@ -102,7 +102,7 @@ async def run(server: str, count: int, batch: int) -> None:
         print(f"{branch}: {rows} events committed in {elapsed:.2f}s = {rows / elapsed:,.0f} events/s "
               f"(record() took {recorded / count * 1e6:.2f} us/event; batch {batch}; dropped {writer.dropped}); "
               f"CPU per event: writer process {client_cpu / rows * 1e6:.1f} us, PostgreSQL backends "
-              f"{server_cpu / rows * 1e6:.1f} us")
+              f"{server_cpu / rows * 1e6:.1f} us; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     finally:
         await engine.dispose()
         await setup.dispose()
