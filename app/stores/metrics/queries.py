@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any, Literal
 
 import msgspec
@@ -39,13 +40,13 @@ _SUMMED = (*MEASURES, *HISTOGRAM_COLUMNS)
 _RESULT_TYPES = {"cost_usd": sa.Float, "latency_ms_sum": sa.Float}
 
 
-class LatencyStats(msgspec.Struct):
+class LatencyStats(msgspec.Struct, gc=False):
     avg: float | None
     p50: float | None
     p95: float | None
 
 
-class UsageStats(msgspec.Struct):
+class UsageStats(msgspec.Struct, gc=False):
     requests: int
     errors: int
     error_rate: float | None
@@ -62,13 +63,13 @@ class UsageStats(msgspec.Struct):
     latency_ms: LatencyStats
 
 
-class UsagePoint(msgspec.Struct):
+class UsagePoint(msgspec.Struct, gc=False):
     bucket: datetime
     group: dict[str, str | None]
     stats: UsageStats
 
 
-class UsageGroup(msgspec.Struct):
+class UsageGroup(msgspec.Struct, gc=False):
     group: dict[str, str | None]
     stats: UsageStats
 
@@ -110,7 +111,8 @@ class UsageQueries:
             return self._tables["hour_model"]
         return self._tables["hour"]
 
-    async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
+    def statement(self, query: UsageQuery, *, by_bucket: bool) -> sa.Select[Any]:
+        """The SQL that sums ``query``'s rollup rows (per bucket too when ``by_bucket``)."""
         table = self.table(query)
         dims = [sa.func.coalesce(table.c[dimension], "").label(dimension) for dimension in query.group_by]
         # Integer columns sum to bigint; bigint sums (tokens) come back as numeric, whose decoding
@@ -126,32 +128,28 @@ class UsageQueries:
             statement = statement.where(table.c.org_id.in_(query.orgs))
         if keys:
             statement = statement.group_by(*keys)
+        return statement
+
+    async def _rows(self, query: UsageQuery, *, by_bucket: bool) -> list[Any]:
+        statement = self.statement(query, by_bucket=by_bucket)
         async with self._engine.connect() as connection:
             return list((await connection.execute(statement)).all())
 
     async def series(self, query: UsageQuery) -> tuple[UsageStats, list[UsagePoint]]:
         """Totals over the range, and one point per bucket and group (oldest first)."""
         rows = await self._rows(query, by_bucket=True)
-        width = BUCKET_SECONDS[query.bucket]
         offset = 1 + len(query.group_by)
-        # One row per rollup bucket and group; days are summed here from hours. Columns are
-        # summed with zip/sum (C loops): a 30-day hourly series is thousands of rows of 52 sums.
-        merged: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
-        for row in rows:
-            start = int(_aware(row[0]).timestamp() // width) * width
-            key = (start, *row[1:offset])
-            found = merged.get(key)
-            if found is None:
-                merged[key] = [row[offset:]]
-            else:
-                found.append(row[offset:])
-        series = []
-        for key in sorted(merged):
-            parts = merged[key]
-            values = parts[0] if len(parts) == 1 else [sum(column) for column in zip(*parts)]
-            series.append(UsagePoint(bucket=datetime.fromtimestamp(key[0], UTC),
-                                     group=_group(query.group_by, key[1:]), stats=stats_of(values)))
-        total = [sum(column) for column in zip(*(row[offset:] for row in rows))] if rows else [0] * len(_SUMMED)
+        if query.bucket == "day":
+            rows = _days(rows, offset)  # summed here from hours, in UTC
+        # Otherwise the SQL grouped by the rollup's own bucket: one row per point already. A
+        # 30-day hourly series is thousands of points, so this loop is kept to the bare calls.
+        rows.sort(key=itemgetter(*range(offset)))
+        names = query.group_by
+        sums = [row[offset:] for row in rows]
+        series = [UsagePoint(_aware(row[0]), {name: value or None for name, value in zip(names, row[1:offset])},
+                             stats_of(values)) for row, values in zip(rows, sums)]
+        # Columns summed with zip/sum (C loops).
+        total = [sum(column) for column in zip(*sums)] if sums else [0] * len(_SUMMED)
         return stats_of(total), series
 
     async def groups(self, query: UsageQuery) -> tuple[UsageStats, list[UsageGroup]]:
@@ -170,6 +168,22 @@ class UsageQueries:
         return stats_of(total), groups
 
 
+def _days(rows: Sequence[Any], offset: int) -> list[tuple[Any, ...]]:
+    """Hourly rows (bucket, *group, *sums) summed per UTC day and group."""
+    width = BUCKET_SECONDS["day"]
+    merged: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
+    for row in rows:
+        key = (int(_aware(row[0]).timestamp() // width) * width, *row[1:offset])
+        found = merged.get(key)
+        if found is None:
+            merged[key] = [row[offset:]]
+        else:
+            found.append(row[offset:])
+    return [(datetime.fromtimestamp(key[0], UTC), *key[1:],
+             *(parts[0] if len(parts) == 1 else [sum(column) for column in zip(*parts)]))
+            for key, parts in merged.items()]
+
+
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
@@ -183,32 +197,31 @@ _AT = {measure: index for index, measure in enumerate(MEASURES)}
  _LATENCY_SUM) = (_AT[measure] for measure in (
     "requests", "errors", "cache_hits", "priced_requests", "input_tokens", "output_tokens", "cached_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "latency_ms_sum"))
+_HISTOGRAM_AT = len(MEASURES)
 
 
 def stats_of(values: Sequence[float]) -> UsageStats:
-    """The stats of one row of sums (measures, then the histogram); called per point, so by index."""
-    histogram = values[len(MEASURES):]
+    """The stats of one row of sums (measures, then the histogram); called per point, so by
+    index and positionally (fields in :class:`UsageStats` order)."""
+    histogram = values[_HISTOGRAM_AT:]
     cumulative = list(accumulate(histogram))
     requests = int(values[_REQUESTS])
     errors, hits = int(values[_ERRORS]), int(values[_CACHE_HITS])
     return UsageStats(
-        requests=requests,
-        errors=errors,
-        error_rate=errors / requests if requests else None,
-        cache_hits=hits,
-        cache_hit_rate=hits / requests if requests else None,
-        input_tokens=int(values[_INPUT]),
-        output_tokens=int(values[_OUTPUT]),
-        cached_tokens=int(values[_CACHED]),
-        cache_write_tokens=int(values[_CACHE_WRITE]),
-        reasoning_tokens=int(values[_REASONING]),
-        cost_usd=round(float(values[_COST]), 10),
-        unpriced_requests=requests - int(values[_PRICED]),
-        latency_ms=LatencyStats(
-            avg=round(values[_LATENCY_SUM] / requests, 3) if requests else None,
-            p50=percentile(histogram, 0.50, cumulative),
-            p95=percentile(histogram, 0.95, cumulative),
-        ),
+        requests,
+        errors,
+        errors / requests if requests else None,
+        hits,
+        hits / requests if requests else None,
+        int(values[_INPUT]),
+        int(values[_OUTPUT]),
+        int(values[_CACHED]),
+        int(values[_CACHE_WRITE]),
+        int(values[_REASONING]),
+        round(float(values[_COST]), 10),
+        requests - int(values[_PRICED]),
+        LatencyStats(round(values[_LATENCY_SUM] / requests, 3) if requests else None,
+                     percentile(histogram, 0.50, cumulative), percentile(histogram, 0.95, cumulative)),
     )
 
 

@@ -2,14 +2,16 @@
 
 ``record`` is all a call pays: an append to a deque (or, when the buffer is full, a counted
 drop). A background task takes a batch when ``batch_size`` events wait or ``flush_seconds``
-after the first one arrived: ``COPY`` through asyncpg on PostgreSQL, a multi-row insert on SQLite,
-plus the rollup upserts on the branches that keep rollups, in one transaction. On PostgreSQL two
-batches are in flight at once (on two connections), so building and encoding one overlaps the
-database's work on the other; SQLite, one writer at a time, takes one. A batch that failed is
-tried again first, with doubling backoff while the database is down; events arriving meanwhile
-fill the buffer up to its bound (batches in flight or waiting count) and are dropped (counted,
-logged) past it. ``close`` flushes what is left, retrying for up to ``shutdown_seconds``; whatever
-still cannot be written is logged with its count.
+after the first one arrived. On PostgreSQL a batch is one binary ``COPY`` into ``usage_events``
+and nothing else: the database keeps the rollups (a trigger on the plain branch, continuous
+aggregates on TimescaleDB), so the writer's only per-event work is handing the row to asyncpg's
+encoder. SQLite gets a multi-row insert plus the rollup upserts summed here, in one transaction.
+On PostgreSQL several batches are in flight at once (on as many connections), so the database
+works on some while the next is encoded; SQLite, one writer at a time, takes one. A batch that
+failed is tried again first, with doubling backoff while the database is down; events arriving
+meanwhile fill the buffer up to its bound (batches in flight or waiting count) and are dropped
+(counted, logged) past it. ``close`` flushes what is left, retrying for up to
+``shutdown_seconds``; whatever still cannot be written is logged with its count.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ _SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)})
 
 #: Consecutive refusals (not connection failures) of one batch before it is dropped.
 _REJECTED_ATTEMPTS = 5
-#: Batches written at once, by dialect (SQLite has one writer at a time).
-_IN_FLIGHT = {"postgresql": 2}
+#: Batches written at once, by dialect (SQLite has one writer at a time). On PostgreSQL the
+#: database's share of a batch (indexes, rollup trigger) is several times the writer's, so three
+#: keep both cores of a small host busy.
+_IN_FLIGHT = {"postgresql": 3}
 
 
 def _refused_rows(error: Exception) -> bool:
@@ -89,6 +93,7 @@ class UsageWriter:
         #: Run before each write until it succeeds once (the store's schema check and detection).
         self._prepare = prepare
         self._settings = settings
+        #: SQLite only: sum and upsert the rollups with each batch (PostgreSQL keeps its own).
         self.keeps_rollups = keeps_rollups
         self._buffer: deque[UsageEvent] = deque()
         #: Batches that failed, with their count of refusals, tried again before the buffer.
@@ -229,11 +234,11 @@ class UsageWriter:
                 # events (never corrupt anything), as a crash of the gateway loses its buffer.
                 await connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 driver = (await connection.get_raw_connection()).driver_connection
-                rows = [(as_datetime(event.time), *_astuple(event)[1:]) for event in batch]
+                # The rollups follow in the database (see the module docstring): only the rows.
+                stamp, utc = datetime.fromtimestamp, UTC
+                rows = [(stamp(event.time, utc), *_astuple(event)[1:]) for event in batch]
                 await driver.copy_records_to_table(  # type: ignore[union-attr]
                     usage_events.name, records=rows, columns=EVENT_COLUMNS)
-                if self.keeps_rollups:  # (TimescaleDB: the continuous aggregates follow by themselves)
-                    await rollups.add_postgres(driver, batch, as_datetime)
             else:
                 if self.keeps_rollups:
                     await rollups.add(connection, batch, _sqlite_text)
