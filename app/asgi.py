@@ -31,7 +31,7 @@ from junction.ingress.embeddings import embeddings_routes
 from junction.ingress.lean import PATH as LEAN_PATH
 from junction.ingress.lean import LeanChat
 from junction.ingress.openai import openai_routes
-from junction.logs import AccessLog, configure_logging
+from junction.logs import AccessLog, configure_logging, flush_logs
 from junction.openapi import describe_request_bodies, docs_assets, openapi_config
 from junction.plugins.manager import collect_routes
 from junction.plugins.protocols import RouteContext
@@ -115,7 +115,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
-        on_shutdown=[runtime.close],
+        on_shutdown=[runtime.close, flush_logs],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(junction.__version__),
         cors_config=_cors(settings),
