@@ -47,7 +47,7 @@ run() { # name url key model stream_model
   # Requests per second of the serving processes' CPU (all workers summed): what N workers give on
   # N free cores; on this 2-core host the second worker shares CPU 1 with wrk and nginx, so their
   # RPS cannot show it.
-  echo "SCALE $name requests_per_cpu_second=$(awk -v u=$us 'BEGIN{printf "%.0f", u > 0 ? 1e6 / u : 0}') serving_processes=$(echo $CPU_PIDS | wc -w)"
+  echo "SCALE $name requests_per_cpu_second=$(awk -v u=$us 'BEGIN{printf "%.0f", (u > 0 ? 1e6 / u : 0)}') serving_processes=$(echo $CPU_PIDS | wc -w)"
   if [ "$STREAM" = 1 ] && [ -n "${5:-}" ]; then
     export BENCH_MODEL=$5 BENCH_STREAM=1
     s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
