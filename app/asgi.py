@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
+from litestar.plugins import PluginProtocol
 from litestar.types import Receive, Scope, Send
 
 import junction
@@ -29,7 +31,7 @@ from junction.ingress.embeddings import embeddings_routes
 from junction.ingress.lean import PATH as LEAN_PATH
 from junction.ingress.lean import LeanChat
 from junction.ingress.openai import openai_routes
-from junction.logs import AccessLog, configure_logging
+from junction.logs import AccessLog, configure_logging, flush_logs
 from junction.openapi import describe_request_bodies, docs_assets, openapi_config
 from junction.plugins.manager import collect_routes
 from junction.plugins.protocols import RouteContext
@@ -60,6 +62,19 @@ class JunctionApp(Litestar):
     """Litestar, with ``POST /v1/chat/completions`` answered first by the lean path when it is on."""
 
     lean: LeanChat | None = None
+
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        """Litestar's default plugins, less its pydantic and attrs ones unless something loaded
+        imported those libraries: our routes use msgspec, and a route can only annotate with a
+        pydantic or attrs type from a module that imported it. Importing them for nothing is
+        ~9 MB of every worker (Litestar adds them whenever they are installed)."""
+        if "pydantic" in sys.modules or "attrs" in sys.modules or "attr" in sys.modules:
+            return Litestar._get_default_plugins(plugins)
+        from litestar.plugins.core import MsgspecDIPlugin
+
+        plugins.append(MsgspecDIPlugin())
+        return plugins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         lean = self.lean
@@ -100,7 +115,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
-        on_shutdown=[runtime.close],
+        on_shutdown=[runtime.close, flush_logs],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(junction.__version__),
         cors_config=_cors(settings),

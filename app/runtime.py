@@ -30,7 +30,6 @@ from junction.settings import Settings
 from junction.stores.documents import SQL_SCHEMES, open_document_store, url_scheme
 from junction.stores.metrics.store import MetricsStore
 from junction.stores.notify import is_redis_url, open_change_bus
-from junction.stores.redis_pipeline import PipelinedRedis
 from junction.stores.sql_engine import open_engine
 from junction.stores.startup_errors import explain
 from junction.upstream.http import ErrorMapper, UpstreamClient, error_for_status, new_upstream_client
@@ -93,7 +92,7 @@ class Runtime:
         """``provisional``: built only to validate the config, so nothing is written (no key file)."""
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
-        self.redis_pipeline = PipelinedRedis(settings.stores.cache) if self.redis is not None else None
+        self.redis_pipeline = _pipelined_redis(settings.stores.cache) if self.redis is not None else None
         try:
             self.changes = open_change_bus(settings.stores.cache, self.redis)
         except ValueError as error:
@@ -190,6 +189,13 @@ class Runtime:
     def probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
         """Readiness pings of the stores this process keeps open (``/readyz``)."""
         return {"documents": self.documents.ping, "cache": self.changes.ping}
+
+
+def _pipelined_redis(url: str) -> Any:
+    # Imported here: redis-py (with what it imports) is ~8 MB a worker without a Redis cache never needs.
+    from junction.stores.redis_pipeline import PipelinedRedis
+
+    return PipelinedRedis(url)
 
 
 def _shared_redis(url: str) -> Any | None:

@@ -1,5 +1,7 @@
-"""The TaskIQ side of queued jobs, kept thin: the broker for ``[stores] queue``, the one task
-(``junction.jobs.run``: run a job by id), and ``junction worker``.
+"""Queued jobs in one process (:class:`Jobs`, built by the Runtime), and ``junction worker``. The
+TaskIQ side — the broker for ``[stores] queue`` and its tasks (run jobs by id, up to
+``PER_MESSAGE`` to a message) — is :mod:`junction.jobs_broker`, imported once the process queues
+or runs a job.
 
 * ``amqp://`` / ``amqps://``: taskiq-aio-pika on RabbitMQ — a durable quorum queue
   (``[jobs] queue_name``), persistent messages, and a message is acknowledged only after its task
@@ -16,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Annotated
-
-from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
+from typing import Any
 
 from junction.domain.batches.service import BatchService
 from junction.domain.jobs.bridge_jobs import BridgeTurns
@@ -35,106 +35,61 @@ from junction.pipeline.gateway import Gateway
 from junction.settings import Settings
 from junction.stores.documents import url_scheme
 from junction.stores.documents.common import utc_now
-from junction.stores.startup_errors import StoreUnreachable, explaining, redacted
 
 log = logging.getLogger("junction.worker")
 
-TASK_NAME = "junction.jobs.run"
-TASK_MANY = "junction.jobs.run_many"
 AMQP_SCHEMES = ("amqp", "amqps")
-#: Seconds before a job whose outcome could not be stored goes back on the queue.
-REQUEUE_DELAY = 1.0
 #: Seconds a closing process waits for its outbox to publish what it accepted.
 DRAIN_SECONDS = 5.0
 
 
-async def connect_broker(broker: AsyncBroker, url: str) -> None:
-    """``broker.startup()``; a queue that cannot be reached is a ConfigError naming its URL."""
-    try:
-        with explaining("queue", url):
-            await broker.startup()
-    except StoreUnreachable:
-        raise
-    except Exception as error:  # noqa: BLE001 - every broker's connect error: reported, not swallowed
-        raise StoreUnreachable(
-            f"stores.queue: {redacted(url)}: cannot connect to the queue ({type(error).__name__}). "
-            "Start RabbitMQ, or fix the URL") from error
+class JobQueue:
+    """The process's :class:`~junction.domain.jobs.service.JobQueue`: the TaskIQ broker
+    (:mod:`junction.jobs_broker`) behind it is built when first needed. RabbitMQ is connected at
+    start (an unreachable queue stops start-up, and ``junction worker`` consumes it); the embedded
+    in-memory queue only once a job is queued, so a worker that never queues one never imports
+    TaskIQ."""
 
+    def __init__(self, settings: Settings, runner: JobRunner, *, worker: bool) -> None:
+        self._settings = settings
+        self._runner = runner
+        self._worker = worker
+        self._queue: Any = None  # a jobs_broker.TaskiqJobQueue once built
+        self._building = asyncio.Lock()
 
-def build_broker(settings: Settings, *, worker: bool) -> AsyncBroker:
-    url, jobs = settings.stores.queue, settings.jobs
-    scheme = url_scheme(url)
-    if scheme == "memory":
-        return InMemoryBroker(max_async_tasks=jobs.concurrency)
-    if scheme not in AMQP_SCHEMES:
-        raise ConfigError(f"stores.queue: unsupported URL scheme {scheme!r}; use memory:// or amqp://")
-    from taskiq_aio_pika import AioPikaBroker, Exchange, Queue
+    @property
+    def broker(self) -> Any:
+        return self._queue.broker if self._queue is not None else None
 
-    broker = AioPikaBroker(url, qos=jobs.concurrency, exchange=Exchange(name=jobs.queue_name),
-                           task_queues=[Queue(name=jobs.queue_name)],
-                           dead_letter_queue=Queue(name=f"{jobs.queue_name}.dead_letter"))
-    broker.is_worker_process = worker
-    return broker
-
-
-class TaskiqJobQueue:
-    """:class:`~junction.domain.jobs.service.JobQueue` on a TaskIQ broker.
-
-    A message carries the ids of up to ``PER_MESSAGE`` jobs (``junction.jobs.run_many``; the
-    outbox groups the jobs stored meanwhile): the per-message work of the broker, aio-pika and
-    TaskIQ, on both sides, is shared by them. It is acknowledged once every one of its jobs has its
-    outcome stored; a redelivered message reruns only its jobs without one. At most
-    ``concurrency`` jobs run at once, however they arrived. ``junction.jobs.run`` (one id) is
-    still consumed, for messages sent by older servers.
-    """
-
-    def __init__(self, broker: AsyncBroker, runner: JobRunner, concurrency: int) -> None:
-        slots = asyncio.Semaphore(concurrency)
-
-        async def run_one(job_id: str) -> bool:
-            """Run one job of a message; ``False`` when its outcome could not be stored."""
-            async with slots:
-                try:
-                    await runner.run(job_id)
-                except ServiceUnavailable:
-                    log.warning("job %s: the document store is unavailable; queued again", job_id)
-                    return False
-            return True
-
-        async def run_jobs(job_ids: list[str]) -> None:
-            outcomes = await asyncio.gather(*(run_one(job_id) for job_id in job_ids), return_exceptions=True)
-            again = [job_id for job_id, outcome in zip(job_ids, outcomes, strict=True) if outcome is False]
-            if again:
-                # Their outcomes could not be stored: a message with them goes back on the queue
-                # before this one is acknowledged, so they are neither lost nor stuck.
-                await asyncio.sleep(REQUEUE_DELAY)
-                await self._many.kiq(again)
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome  # after the others finished: TaskIQ logs it, as for one job
-
-        async def run_job(job_id: str, context: Annotated[Context, TaskiqDepends()],
-                          sent_at: float | None = None) -> None:
-            try:
-                await runner.run(job_id, sent_at)
-            except ServiceUnavailable:
-                # The outcome could not be stored: a copy goes back on the queue before this
-                # message is acknowledged, so the job is neither lost nor stuck.
-                log.warning("job %s: the document store is unavailable; queued again", job_id)
-                await asyncio.sleep(REQUEUE_DELAY)
-                await context.requeue()
-
-        self._task = broker.register_task(run_job, task_name=TASK_NAME)
-        self._many = broker.register_task(run_jobs, task_name=TASK_MANY)
-
-    async def enqueue_many(self, job_ids: list[str]) -> None:
-        await self._many.kiq(job_ids)
+    async def start(self) -> None:
+        if url_scheme(self._settings.stores.queue) != "memory":
+            await self._connected()
 
     async def enqueue(self, job_id: str, sent_at: float | None = None) -> None:
-        if sent_at is None:
-            await self._task.kiq(job_id)
-        else:
-            await self._task.kiq(job_id, sent_at=sent_at)
+        queue = self._queue or await self._connected()
+        await queue.enqueue(job_id, sent_at)
+
+    async def enqueue_many(self, job_ids: list[str]) -> None:
+        queue = self._queue or await self._connected()
+        await queue.enqueue_many(job_ids)
+
+    async def close(self) -> None:
+        if self._queue is not None:
+            await self._queue.broker.shutdown()
+
+    async def connected_broker(self) -> Any:
+        """The broker, connected (``junction worker`` consumes from it)."""
+        return (await self._connected()).broker
+
+    async def _connected(self) -> Any:
+        async with self._building:
+            if self._queue is None:
+                from junction.jobs_broker import TaskiqJobQueue, build_broker, connect_broker
+
+                broker = build_broker(self._settings, worker=self._worker)
+                await connect_broker(broker, self._settings.stores.queue)
+                self._queue = TaskiqJobQueue(broker, self._runner, self._settings.jobs.concurrency)
+            return self._queue
 
 
 class Jobs:
@@ -149,8 +104,7 @@ class Jobs:
         self.webhooks = WebhookSender(jobs.allow_private_webhooks, jobs.webhook_timeout_seconds)
         self.delivery = WebhookDelivery(jobs, store, self.webhooks)
         self.runner = JobRunner(jobs, store, gateway, self.delivery)
-        self.broker = build_broker(settings, worker=worker)
-        self.queue = TaskiqJobQueue(self.broker, self.runner, jobs.concurrency)
+        self.queue = JobQueue(settings, self.runner, worker=worker)
         self.outbox = Outbox(self.queue, store, jobs.publish_timeout_seconds)
         self.service = JobService(jobs, store, self.outbox, self.delivery)
         self.batches = BatchService(jobs, store, self.outbox, self.delivery)
@@ -165,7 +119,7 @@ class Jobs:
     async def start(self) -> None:
         await self.webhooks.start()
         try:
-            await connect_broker(self.broker, self.settings.stores.queue)
+            await self.queue.start()
         except ConfigError:
             await self.webhooks.close()
             raise
@@ -183,7 +137,7 @@ class Jobs:
             self._purger = None
         try:
             await self.outbox.drain(DRAIN_SECONDS)
-            await self.broker.shutdown()
+            await self.queue.close()
         finally:
             await self.webhooks.close()
 
@@ -243,7 +197,8 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, finish.set)
-        receiver = Receiver(runtime.jobs.broker, max_async_tasks=settings.jobs.concurrency, run_startup=False)
+        broker = await runtime.jobs.queue.connected_broker()
+        receiver = Receiver(broker, max_async_tasks=settings.jobs.concurrency, run_startup=False)
         log.info("worker consuming %s with concurrency %d", settings.jobs.queue_name, settings.jobs.concurrency)
         await receiver.listen(finish)
     finally:

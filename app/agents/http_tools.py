@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 
-from junction.domain.jobs.webhooks import GuardedResolver
 from junction.schemas.chat import Usage
 from junction.security.ssrf import WebhookRefused, literal_refusal
 from junction.stores.documents.tools import HttpTool
+
+if TYPE_CHECKING:
+    import aiohttp
 
 _encoder = msgspec.json.Encoder()
 
@@ -51,9 +52,14 @@ class HttpToolClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._allow_private), use_dns_cache=False,
-                                         limit=256)
-        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        """Nothing to open yet: the pool (and aiohttp) comes with the first tool call."""
+
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            from junction.security.resolver import guarded_session
+
+            self._session = guarded_session(self._allow_private, limit=256)
+        return self._session
 
     async def close(self) -> None:
         if self._session is not None:
@@ -61,8 +67,9 @@ class HttpToolClient:
             self._session = None
 
     async def call(self, tool: HttpTool, secrets: dict[str, str], arguments: dict[str, Any]) -> ToolResult:
+        import aiohttp
+
         started = time.perf_counter()
-        assert self._session is not None, "HttpToolClient.start() first"
         if not self._allow_private and (reason := literal_refusal(urlsplit(tool.url).hostname or "")):
             return failure(f"tool URL refused: {reason}", started)
         headers = dict(secrets)
@@ -80,7 +87,7 @@ class HttpToolClient:
             headers["content-type"] = "application/json"
         try:
             async with asyncio.timeout(tool.timeout_seconds):
-                async with self._session.request(tool.method, tool.url, headers=headers, allow_redirects=False,
+                async with self._pool().request(tool.method, tool.url, headers=headers, allow_redirects=False,
                                                  **options) as response:
                     body = await response.content.read(self._max_result_chars * 4 + 4)
                     status = response.status

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 import msgspec
 
 from junction.agents.http_tools import ToolResult, failure
-from junction.domain.jobs.webhooks import GuardedResolver
 from junction.errors import InvalidRequest, UpstreamError
 from junction.plugins.call import Call
 from junction.schemas.chat import FunctionDefinition, Tool
@@ -74,6 +73,8 @@ class McpConnection:
         host = parts.hostname or ""
         reason = literal_refusal(host)
         if reason is None:
+            from junction.security.resolver import GuardedResolver
+
             try:
                 await GuardedResolver(False).resolve(host, parts.port or 0, socket.AF_UNSPEC)
             except WebhookRefused as refused:

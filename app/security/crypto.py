@@ -18,10 +18,9 @@ import binascii
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from junction.errors import ConfigError, JunctionError
 from junction.security.private_files import create_private_file_once
@@ -63,23 +62,36 @@ class Cipher:
             if len(key.material) != KEY_BYTES:
                 raise ConfigError(f"security.encryption_keys: key {key.id!r} must be {KEY_BYTES} bytes")
         self.newest_key_id = keys[0].id
-        self._aeads = {key.id: AESGCM(key.material) for key in keys}
+        self._keys = {key.id: key.material for key in keys}
+        self._aeads: dict[str, Any] = {}
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> SealedBlob:
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aeads[self.newest_key_id].encrypt(nonce, plaintext, associated_data)
+        sealed = self._aead(self.newest_key_id).encrypt(nonce, plaintext, associated_data)
         return SealedBlob(key_id=self.newest_key_id, blob=nonce + sealed)
 
     def open(self, sealed: SealedBlob, associated_data: bytes) -> bytes:
-        aead = self._aeads.get(sealed.key_id)
-        if aead is None:
+        if sealed.key_id not in self._keys:
             raise CredentialUnreadable(
                 f"credential sealed with encryption key {sealed.key_id!r}, which is not configured"
             )
+        aead = self._aead(sealed.key_id)
+        from cryptography.exceptions import InvalidTag
+
         try:
             return aead.decrypt(sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:], associated_data)
         except InvalidTag:
             raise CredentialUnreadable("stored credential failed authentication (altered or moved)") from None
+
+    def _aead(self, key_id: str) -> Any:
+        # Built on first use, and cryptography imported then: its OpenSSL is ~8 MB of a worker that
+        # may never open a stored credential.
+        aead = self._aeads.get(key_id)
+        if aead is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            aead = self._aeads[key_id] = AESGCM(self._keys[key_id])
+        return aead
 
     def is_current(self, key_id: str) -> bool:
         return key_id == self.newest_key_id

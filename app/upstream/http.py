@@ -1,6 +1,8 @@
 """One pooled HTTP client per provider, and the mapping of upstream failures to our errors.
 
-aiohttp is used because it measured faster than httpx on the gateway benchmark (bench/README.md).
+:class:`UpstreamClient` is the aiohttp client (``http_client = "aiohttp"``; the default pyreqwest
+one in reqwest.py derives from it). aiohttp is imported when such a client starts, not with this
+module: a worker on pyreqwest does without its ~9 MB.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import aiohttp
 import msgspec
 
 from junction.errors import (
@@ -35,6 +36,9 @@ from junction.plugins.protocols import PluginContext, ProviderConfig
 from junction.schemas.stream import StreamDone, StreamEvent
 from junction.upstream.redact import header_secrets, redact
 from junction.upstream.sse import iter_sse
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("junction.upstream")
 
@@ -169,6 +173,8 @@ class UpstreamClient:
         """Open the pool; a no-op when it is open (the Runtime and the adapter may both ask)."""
         if self._session is not None:
             return
+        import aiohttp
+
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300,
                                          keepalive_timeout=60, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout,
@@ -280,6 +286,8 @@ class UpstreamClient:
         """Back to the pool after a complete stream. Its end (the chunked terminator) may trail the
         last event by a moment: wait for it briefly, rather than drop a kept-alive connection and
         make the next request pay a new TCP and TLS handshake."""
+        import aiohttp
+
         if not response.content.at_eof():
             try:
                 async with asyncio.timeout(_TAIL_SECONDS):
@@ -314,6 +322,8 @@ class UpstreamClient:
             raise self._transport_error(error) from error
 
     def _transport_error(self, error: BaseException) -> JunctionError:
+        import aiohttp  # loaded by start()
+
         if isinstance(error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
         if isinstance(error, aiohttp.ClientConnectionError):

@@ -105,9 +105,8 @@ class ReqwestClient(UpstreamClient):
             return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
         if isinstance(error, (ConnectError, NetworkError)):
             return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
-        if isinstance(error, PyreqwestError):
-            return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
-        return super()._transport_error(error)
+        # (not super()'s: that one knows aiohttp's errors, and aiohttp is not loaded here)
+        return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
 
 
 async def _drain(response: Response) -> None:

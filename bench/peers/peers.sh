@@ -39,10 +39,15 @@ run() { # name url key model stream_model
   code=$(curl -s -o $W/probe.json -w '%{http_code}' -XPOST "$url" -H "Authorization: Bearer $3" -H 'content-type: application/json' -d "{\"model\":\"$4\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
   [ "$code" = 200 ] || { echo "RESULT $name probe failed: HTTP $code $(head -c 200 $W/probe.json)"; return; }
   taskset -c 1 wrk -t1 -c1 -d1s -s "$HERE/chat.lua" "$url" >/dev/null  # warm-up
-  a=$(taskset -c 1 wrk -t1 -c1 -d${D1}s -s "$HERE/chat.lua" "$url" | grep RESULT)
+  local s0=$(cpu_ticks); a=$(taskset -c 1 wrk -t1 -c1 -d${D1}s -s "$HERE/chat.lua" "$url" | grep RESULT); local s1=$(cpu_ticks)
   local t0=$(cpu_ticks); b=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT); local t1=$(cpu_ticks)
-  local n=$(echo "$b" | grep -o 'requests=[0-9]*' | cut -d= -f2)
-  echo "RESULT $name c1: ${a#RESULT } | c32: ${b#RESULT } cpu_us_per_req=$(awk -v d=$((t1 - t0)) -v n=$n -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}')"
+  local n=$(echo "$b" | grep -o 'requests=[0-9]*' | cut -d= -f2) n1=$(echo "$a" | grep -o 'requests=[0-9]*' | cut -d= -f2)
+  local us=$(awk -v d=$((t1 - t0)) -v n=$n -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}')
+  echo "RESULT $name c1: ${a#RESULT } cpu_us_per_req=$(awk -v d=$((s1 - s0)) -v n=$n1 -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}') | c32: ${b#RESULT } cpu_us_per_req=$us"
+  # Requests per second of the serving processes' CPU (all workers summed): what N workers give on
+  # N free cores; on this 2-core host the second worker shares CPU 1 with wrk and nginx, so their
+  # RPS cannot show it.
+  echo "SCALE $name requests_per_cpu_second=$(awk -v u=$us 'BEGIN{printf "%.0f", (u > 0 ? 1e6 / u : 0)}') serving_processes=$(echo $CPU_PIDS | wc -w)"
   if [ "$STREAM" = 1 ] && [ -n "${5:-}" ]; then
     export BENCH_MODEL=$5 BENCH_STREAM=1
     s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
@@ -72,7 +77,7 @@ junction() { # name extra_toml workers cpus
     local url=http://127.0.0.1:$J_PORT/v1/chat/completions
     if [ $kind = plain ]; then
       jp=$(ss -ltnp "sport = :$J_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
-      echo "RSS $name idle: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB (serving processes $jp)"; CPU_PIDS=$jp
+      echo "RSS $name idle: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $jp; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB (serving processes $jp)"; CPU_PIDS=$jp
       STREAM=0 run $name $url $KEY openai/gpt-4o-mini
       echo "RSS $name after load: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB"
     else

@@ -11,7 +11,8 @@ The guard: http(s) only; every address the host resolves to must be public (not 
 private, link-local, CGNAT, multicast, reserved or a cloud metadata address) unless
 ``[jobs] allow_private_webhooks``; the connection goes to the addresses that were checked — the
 check lives in the connector's resolver, so there is no second lookup an attacker's DNS could
-answer differently — and redirects are not followed.
+answer differently — and redirects are not followed. (The resolver is in
+:mod:`junction.security.resolver`; aiohttp is imported with the first delivery or check.)
 """
 
 from __future__ import annotations
@@ -22,36 +23,16 @@ import hmac
 import logging
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-
 from junction.errors import InvalidRequest
-from junction.security.ssrf import WebhookRefused, check_url, is_ip, literal_refusal, refused_reason
+from junction.security.ssrf import WebhookRefused, check_url, is_ip, literal_refusal
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("junction.jobs.webhooks")
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like the default resolver, then refuses the host unless every address is allowed."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = ThreadedResolver()
-        self._allow_private = allow_private
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        if not self._allow_private:
-            for entry in found:
-                reason = refused_reason(entry["host"])
-                if reason is not None:
-                    raise WebhookRefused(f"webhook host {host!r} resolves to {reason}")
-        return found
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 def standard_webhooks_key(secret: str) -> bytes:
@@ -84,10 +65,14 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._allow_private), use_dns_cache=False,
-                                         limit=64)
-        self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                              timeout=aiohttp.ClientTimeout(total=self._timeout))
+        """Nothing to open yet: the pool is made by the first delivery (most processes send none)."""
+
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            from junction.security.resolver import guarded_session
+
+            self._session = guarded_session(self._allow_private, limit=64, timeout=self._timeout)
+        return self._session
 
     async def close(self) -> None:
         if self._session is not None:
@@ -104,6 +89,8 @@ class WebhookSender:
         try:
             reason = literal_refusal(host)
             if reason is None and not is_ip(host):
+                from junction.security.resolver import GuardedResolver
+
                 await GuardedResolver(False).resolve(host, 0, socket.AF_UNSPEC)
         except WebhookRefused as refused:
             reason = str(refused)
@@ -117,7 +104,8 @@ class WebhookSender:
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
         """POST once: ``(status, None)`` when the receiver answered, ``(None, error)`` otherwise.
         A 2xx is a delivery; anything else (a redirect included: none is followed) is a failure."""
-        assert self._session is not None, "WebhookSender.start() first"
+        import aiohttp
+
         try:
             check_url(url)
         except InvalidRequest as error:
@@ -127,7 +115,7 @@ class WebhookSender:
             if reason is not None:
                 return None, f"refused: {reason}"
         try:
-            async with self._session.post(url, data=body, allow_redirects=False,
+            async with self._pool().post(url, data=body, allow_redirects=False,
                                           headers={**headers, "content-type": "application/json",
                                                    "user-agent": "junction-webhooks"}) as response:
                 await response.read()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 
 import msgspec
-import numpy as np
 
 from junction.errors import InvalidRequest, UpstreamError
 from junction.pipeline.gateway import Gateway
@@ -49,6 +48,8 @@ class GatewayEmbedder:
 
 
 def unit_vector(values: list[float]) -> bytes:
+    import numpy as np  # here: a serving worker that embeds nothing never loads numpy
+
     vector = np.asarray(values, dtype="<f4")
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype("<f4").tobytes()

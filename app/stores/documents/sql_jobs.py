@@ -31,7 +31,6 @@ from junction.stores.documents.jobs_common import (
     job_not_found,
     seal_webhook_secret,
 )
-from junction.stores.documents.pg_jobs import Outcome, PgJobStatements
 from junction.stores.documents.protocol import ProviderSecret
 from junction.stores.documents.sql import job_batches, job_files, job_outbox, jobs, webhook_secrets
 from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
@@ -59,12 +58,19 @@ def _visible(table: sa.Table, org_id: str | None, now: datetime) -> list[sa.Colu
     return clauses
 
 
+def _pg_statements(database: SqlDatabase) -> Any:
+    # Imported for PostgreSQL only: asyncpg is ~3 MB of a worker on SQLite.
+    from junction.stores.documents.pg_jobs import PgJobStatements
+
+    return PgJobStatements(database)
+
+
 class SqlJobs(SqlRepository):
     def __init__(self, database: SqlDatabase, notify: Notifier, cipher: Cipher) -> None:
         super().__init__(database, notify)
         self._cipher = cipher
         #: PostgreSQL: the per-job statements grouped on one connection (SQLite: as written below).
-        self._hot = None if database.is_sqlite else PgJobStatements(database)
+        self._hot = None if database.is_sqlite else _pg_statements(database)
 
     async def close(self) -> None:
         if self._hot is not None:
@@ -186,6 +192,8 @@ class SqlJobs(SqlRepository):
     async def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None,
                      error: dict[str, Any] | None, expires_at: datetime, dead_letter: bool = False) -> Job | None:
         if self._hot is not None:
+            from junction.stores.documents.pg_jobs import Outcome
+
             return await self._hot.finish(Outcome(job_id, status, result, error, dead_letter, expires_at))
         now = utc_now()
         async with self._single() as connection:

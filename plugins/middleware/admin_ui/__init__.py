@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from litestar import Request, Response, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
@@ -26,7 +25,6 @@ from junction.middleware.admin_ui.tenancy import tenancy_routes
 from junction.middleware.admin_ui.web import (
     BASE,
     SECURITY_HEADERS,
-    TEMPLATES,
     Console,
     CsrfRefused,
     SignInRequired,
@@ -44,10 +42,7 @@ def create_console(config: AdminUiConfig, context: PluginContext) -> Console:
     if context.redis is None and (context.settings.server.workers or 1) > 1:
         log.warning("admin-ui: console sessions are kept per worker (no Redis cache store), so a "
                     "sign-in holds only on the worker that served it; set [stores] cache to a redis:// URL")
-    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    templates.globals["base"] = BASE
-    return Console(config=config, sessions=sessions, templates=templates)
+    return Console(config=config, sessions=sessions)
 
 
 @hookimpl

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
@@ -26,6 +25,9 @@ from junction.errors import NotFound
 from junction.middleware.admin_ui.config import AdminUiConfig
 from junction.middleware.admin_ui.sessions import Session, SessionStore, digest_of, new_token
 from junction.plugins.protocols import Principal
+
+if TYPE_CHECKING:
+    import jinja2
 
 BASE = "/ui"
 SESSION_COOKIE = "junction_ui"
@@ -74,7 +76,20 @@ class Console:
 
     config: AdminUiConfig
     sessions: SessionStore
-    templates: jinja2.Environment
+    _templates: jinja2.Environment | None = field(default=None, init=False)
+
+    @property
+    def templates(self) -> jinja2.Environment:
+        """Built (and Jinja imported) when the console first renders a page: every worker has
+        this plugin, few ever serve a page of it."""
+        if self._templates is None:
+            import jinja2
+
+            self._templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                                 undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                                 lstrip_blocks=True)
+            self._templates.globals["base"] = BASE
+        return self._templates
 
     def render(self, name: str, http_status: int = 200, **values: Any) -> Response[str]:
         html = self.templates.get_template(name).render(**values)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
-import numpy as np
 
 from junction.errors import ConfigError, JunctionError
 from junction.formats.unified import events_response, response_events
@@ -177,6 +176,8 @@ class SemanticCacheStage(Stage):
     def _match(self, plan: Plan, entries: list[Entry]) -> str | None:
         """Set ``plan.hit`` to the most similar fresh entry above the threshold that the guard lets
         through; returns the guard's reason when it refused a closer one."""
+        import numpy as np  # here, not at import: every worker imports this module, few enable the stage
+
         if not entries:
             return None
         oldest = time.time() - self.config.ttl_seconds
@@ -215,6 +216,8 @@ class SemanticCacheStage(Stage):
 
     async def _measure(self, call: Call, plan: Plan, fresh: ChatResponse) -> None:
         """Would the shadow hit have been right? Compare the cached answer with the fresh one."""
+        import numpy as np
+
         assert plan.hit is not None
         cached_text, fresh_text = _text(_answer.decode(plan.hit.answer)), _text(fresh)
         if cached_text == fresh_text:

@@ -6,14 +6,15 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from junction.errors import ConfigError
 from junction.plugins.protocols import PluginContext
 from junction.plugins.vectors import IndexedVector, VectorHit, VectorIndexConfig, VectorQuery
 from junction.stores.documents.knowledge import Collection
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class InProcessConfig(VectorIndexConfig, kw_only=True):
@@ -60,6 +61,8 @@ class InProcessIndex:
         self._loaded.pop(collection.id, None)
 
     async def search(self, collection: Collection, query: VectorQuery) -> list[VectorHit]:
+        import numpy as np  # here, not at import: workers that never search a collection do without it
+
         loaded = await self._vectors(collection)
         if not loaded.ids:
             return []
@@ -81,6 +84,8 @@ class InProcessIndex:
         return loaded
 
     async def _load(self, collection: Collection) -> _Loaded:
+        import numpy as np
+
         chunks = await self._store.vectors(collection.org_id, collection.id)
         dimensions = collection.dimensions or 0
         matrix = np.frombuffer(b"".join(chunk.embedding for chunk in chunks), dtype="<f4")
@@ -94,6 +99,8 @@ class InProcessIndex:
 
 
 def _best(loaded: _Loaded, vector: np.ndarray, query: VectorQuery) -> list[VectorHit]:
+    import numpy as np
+
     scores = loaded.matrix @ vector
     if query.filter:
         wanted = query.filter.items()

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -40,6 +39,8 @@ class PgvectorConfig(VectorIndexConfig, kw_only=True):
 
 
 def _literal(vector: bytes) -> str:
+    import numpy as np  # here: a serving worker that searches nothing never loads numpy
+
     return "[" + ",".join(f"{value:.7g}" for value in np.frombuffer(vector, dtype="<f4").tolist()) + "]"
 
 
