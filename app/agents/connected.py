@@ -22,7 +22,7 @@ from junction.errors import InvalidRequest, JunctionError, NotFound
 from junction.plugins.call import Call
 from junction.plugins.services import BRIDGE_MODEL_PREFIX, BridgeCalls
 from junction.schemas.chat import ChatRequest, ChatResponse, FunctionDefinition, Message, Tool
-from junction.stores.documents.protocol import ResolvedBridge
+from junction.stores.documents.bridges import ResolvedBridge
 
 if TYPE_CHECKING:
     from junction.agents.toolbox import ServerTool

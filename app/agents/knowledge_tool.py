@@ -17,7 +17,7 @@ from junction.errors import JunctionError
 from junction.plugins.call import Call
 from junction.plugins.services import KnowledgeSearch
 from junction.schemas.chat import Tool
-from junction.stores.documents.protocol import BridgeKnowledge, ResolvedBridge
+from junction.stores.documents.bridges import BridgeKnowledge, ResolvedBridge
 
 if TYPE_CHECKING:
     from junction.agents.toolbox import ServerTool

@@ -26,7 +26,7 @@ from junction.errors import InvalidRequest, UpstreamError
 from junction.plugins.call import Call
 from junction.schemas.chat import FunctionDefinition, Tool
 from junction.security.ssrf import WebhookRefused, check_url, literal_refusal
-from junction.stores.documents.protocol import McpServer, ResolvedBridge
+from junction.stores.documents.bridges import McpServer, ResolvedBridge
 from junction.stores.documents.tools import SECRET_ENV_PREFIX
 
 if TYPE_CHECKING:

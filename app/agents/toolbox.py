@@ -21,7 +21,7 @@ from junction.domain.invalidation import OrgCache
 from junction.errors import InvalidRequest
 from junction.plugins.call import Call
 from junction.schemas.chat import ChatRequest, FunctionDefinition, Tool
-from junction.stores.documents.protocol import ResolvedBridge
+from junction.stores.documents.bridges import ResolvedBridge
 from junction.stores.documents.tools import HttpTool, ToolRepository
 from junction.stores.notify import ChangeBus
 

@@ -12,7 +12,8 @@ import msgspec
 from junction.domain.http import MAX_COUNT
 from junction.errors import InvalidRequest
 from junction.pipeline import Gateway
-from junction.stores.documents.protocol import Bridge, Org
+from junction.stores.documents.bridges import Bridge
+from junction.stores.documents.protocol import Org
 from junction.traffic.report import Usage, usage_of
 
 

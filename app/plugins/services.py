@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from junction.plugins.call import Call
     from junction.plugins.protocols import Deployment, Principal, ProviderConfig
     from junction.schemas.chat import ChatRequest, ChatResponse
-    from junction.stores.documents.protocol import BridgeKnowledge, ResolvedBridge
+    from junction.stores.documents.bridges import BridgeKnowledge, ResolvedBridge
     from junction.stores.metrics.events import UsageEvent
     from junction.upstream.http import ErrorMapper, UpstreamClient
 

@@ -17,7 +17,7 @@ import msgspec
 
 from junction.errors import NotFound
 from junction.plugins.call import Call
-from junction.stores.documents.protocol import ResolvedBridge
+from junction.stores.documents.bridges import ResolvedBridge
 
 Scope = Literal["key", "org", "bridge", "model"]
 BudgetPeriod = Literal["day", "month"]

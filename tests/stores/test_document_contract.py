@@ -13,7 +13,8 @@ import pytest
 from junction.errors import InvalidRequest, NotFound
 from junction.security.api_keys import KEY_MARKER
 from junction.security.crypto import Cipher, CredentialUnreadable
-from junction.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, OrgPatch, ProviderSecret
+from junction.stores.documents.bridges import NewBridge
+from junction.stores.documents.protocol import DocumentStore, NewApiKey, OrgPatch, ProviderSecret
 from junction.stores.documents.rotation import reencrypt_all_credentials
 from junction.stores.notify import Change, MemoryChangeBus
 from tests.stores.conftest import NEW_KEY, OLD_KEY, Backend

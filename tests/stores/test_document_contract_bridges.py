@@ -8,7 +8,8 @@ import pytest
 
 from junction.errors import Conflict, InvalidRequest, NotFound
 from junction.schemas.chat import FunctionCall, FunctionDefinition, Message, ResponseFormat, Tool, ToolCall
-from junction.stores.documents.protocol import BridgePatch, BridgeVariable, DocumentStore, NewBridge
+from junction.stores.documents.bridges import BridgePatch, BridgeVariable, NewBridge
+from junction.stores.documents.protocol import DocumentStore
 
 
 async def next_millisecond() -> None:

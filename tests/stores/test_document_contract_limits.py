@@ -3,7 +3,8 @@ every document backend: absent by default, set, read back, cleared with ``None``
 
 from __future__ import annotations
 
-from junction.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge, OrgPatch
+from junction.stores.documents.bridges import BridgePatch, NewBridge
+from junction.stores.documents.protocol import DocumentStore, OrgPatch
 
 
 async def test_org_limits_are_set_read_back_and_cleared(store: DocumentStore) -> None:

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from junction.errors import Conflict, InvalidRequest, NotFound
-from junction.stores.documents.protocol import BridgePatch, DocumentStore, NewBridge
+from junction.stores.documents.bridges import BridgePatch, NewBridge
+from junction.stores.documents.protocol import DocumentStore
 from junction.stores.documents.tools import EnvRef, NewTool, ToolPatch, ToolView
 
 
@@ -93,7 +94,7 @@ async def test_bridge_agent_fields_round_trip(store: DocumentStore) -> None:
 
 
 async def test_chatbot_fields_and_an_end_users_latest_thread(store: DocumentStore) -> None:
-    from junction.stores.documents.protocol import ChatbotSettings
+    from junction.stores.documents.bridges import ChatbotSettings
 
     org = await store.orgs.create("Bots")
     bot = await store.bridges.create(org.id, NewBridge(

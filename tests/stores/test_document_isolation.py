@@ -15,14 +15,12 @@ import pytest
 
 from junction.errors import NotFound
 from junction.schemas.chat import Message
+from junction.stores.documents.bridges import Bridge, BridgePatch, NewBridge
 from junction.stores.documents.protocol import (
     ApiKey,
-    Bridge,
-    BridgePatch,
     DocumentStore,
     IssuedApiKey,
     NewApiKey,
-    NewBridge,
     Org,
     ProviderSecret,
     Thread,

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from junction.errors import NotFound
 from junction.security.crypto import Cipher
 from junction.stores.documents import open_document_store
-from junction.stores.documents.protocol import DocumentStore, NewApiKey, NewBridge, ProviderSecret
+from junction.stores.documents.bridges import NewBridge
+from junction.stores.documents.protocol import DocumentStore, NewApiKey, ProviderSecret
 from tests.stores.conftest import OLD_KEY
 
 Write = Callable[[DocumentStore, str], Awaitable[object]]

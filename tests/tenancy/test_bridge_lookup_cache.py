@@ -20,7 +20,8 @@ from junction.errors import InvalidRequest, NotFound
 from junction.plugins.protocols import Principal
 from junction.security.crypto import Cipher, EncryptionKey
 from junction.stores.documents import open_document_store
-from junction.stores.documents.protocol import DocumentStore, NewBridge
+from junction.stores.documents.bridges import NewBridge
+from junction.stores.documents.protocol import DocumentStore
 from junction.stores.notify import RedisChangeBus
 from tests.tenancy.conftest import TENANCY_REDIS_DB
 

@@ -6,7 +6,7 @@ import pytest
 
 from junction.domain.bridges.templating import render
 from junction.errors import InvalidRequest
-from junction.stores.documents.protocol import BridgeVariable
+from junction.stores.documents.bridges import BridgeVariable
 
 DECLARED = [BridgeVariable(name="name", required=True), BridgeVariable(name="tone", default="friendly")]
 

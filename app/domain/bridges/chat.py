@@ -31,7 +31,8 @@ from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.request_id import request_id
 from junction.schemas.chat import ChatRequest, FunctionCall, Message, StreamOptions, ToolCall, Usage
 from junction.schemas.stream import StreamEvent, TextDelta, ToolCallDelta
-from junction.stores.documents.protocol import ResolvedBridge, Thread
+from junction.stores.documents.bridges import ResolvedBridge
+from junction.stores.documents.protocol import Thread
 
 THREAD_HEADER = "x-junction-thread-id"
 VERSION_HEADER = "x-junction-bridge-version"

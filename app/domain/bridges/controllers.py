@@ -22,7 +22,7 @@ from junction.formats.chat_checks import check_bridge_params
 from junction.pipeline import Gateway
 from junction.plugins.protocols import Principal
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
-from junction.stores.documents.protocol import (
+from junction.stores.documents.bridges import (
     Bridge,
     BridgeKnowledge,
     BridgePatch,

@@ -24,7 +24,8 @@ from junction.plugins.protocols import Principal
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.schemas.chat import ChatRequest, Message
 from junction.settings import LimitsSettings
-from junction.stores.documents.protocol import BridgeRepository, OrgRepository, ResolvedBridge
+from junction.stores.documents.bridges import BridgeRepository, ResolvedBridge
+from junction.stores.documents.protocol import OrgRepository
 from junction.stores.notify import ChangeBus
 
 #: Request field carrying the template variables on ``/v1/chat/completions`` (not sent upstream).

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from junction.errors import InvalidRequest, PayloadTooLarge
-from junction.stores.documents.protocol import BridgeVariable
+from junction.stores.documents.bridges import BridgeVariable
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}")
 

@@ -31,7 +31,7 @@ from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError,
 from junction.pipeline import Gateway
 from junction.plugins.protocols import Principal
 from junction.security.crypto import Cipher
-from junction.stores.documents.protocol import ResolvedBridge
+from junction.stores.documents.bridges import ResolvedBridge
 
 _PREFLIGHT_SECONDS = "600"
 

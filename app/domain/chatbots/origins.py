@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from junction.errors import InvalidRequest
-from junction.stores.documents.protocol import ChatbotSettings, ResolvedBridge
+from junction.stores.documents.bridges import ChatbotSettings, ResolvedBridge
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 

@@ -21,6 +21,7 @@ from junction.plugins.protocols import Principal
 from junction.plugins.services import Embedder
 from junction.plugins.vectors import IndexedVector, VectorIndex, VectorQuery
 from junction.settings import KnowledgeSettings
+from junction.stores.documents.bridges import BridgeKnowledge
 from junction.stores.documents.common import new_id, utc_now
 from junction.stores.documents.knowledge import (
     Chunk,
@@ -29,7 +30,6 @@ from junction.stores.documents.knowledge import (
     KnowledgeRepository,
     NewCollection,
 )
-from junction.stores.documents.protocol import BridgeKnowledge
 
 MAX_CHUNK_TOKENS = 8192
 #: Told ``(chunks embedded, chunks in all)`` as an ingestion goes.

@@ -15,18 +15,14 @@ from junction.errors import Conflict, InvalidRequest, NotFound
 from junction.schemas.chat import Message
 from junction.security.api_keys import generate_api_key, key_prefix, verify_api_key
 from junction.security.crypto import Cipher, SealedBlob
+from junction.stores.documents.bridges import Bridge, BridgePatch, BridgeVersion, NewBridge, ResolvedBridge
 from junction.stores.documents.protocol import (
     ApiKey,
-    Bridge,
-    BridgePatch,
-    BridgeVersion,
     IssuedApiKey,
     NewApiKey,
-    NewBridge,
     OrgPatch,
     ProviderCredential,
     ProviderSecret,
-    ResolvedBridge,
     Thread,
 )
 from junction.stores.notify import ChangeBus, ChangeNotPublished

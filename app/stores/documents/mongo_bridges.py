@@ -8,6 +8,7 @@ import msgspec
 from pymongo.errors import DuplicateKeyError
 
 from junction.schemas.chat import Message
+from junction.stores.documents.bridges import Bridge, BridgePatch, BridgeVersion, NewBridge, ResolvedBridge
 from junction.stores.documents.common import (
     Notifier,
     bridge_not_found,
@@ -29,14 +30,7 @@ from junction.stores.documents.common import (
     version_not_found,
 )
 from junction.stores.documents.mongo import MongoModels, MongoRepository, require_org, to_record
-from junction.stores.documents.protocol import (
-    Bridge,
-    BridgePatch,
-    BridgeVersion,
-    NewBridge,
-    ResolvedBridge,
-    Thread,
-)
+from junction.stores.documents.protocol import Thread
 
 
 def bridge_filter(org_id: str, id_or_slug: str) -> dict[str, Any]:

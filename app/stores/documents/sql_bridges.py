@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.schemas.chat import Message
+from junction.stores.documents.bridges import Bridge, BridgePatch, BridgeVersion, NewBridge, ResolvedBridge
 from junction.stores.documents.common import (
     Notifier,
     bridge_not_found,
@@ -30,14 +31,7 @@ from junction.stores.documents.common import (
     version_fields,
     version_not_found,
 )
-from junction.stores.documents.protocol import (
-    Bridge,
-    BridgePatch,
-    BridgeVersion,
-    NewBridge,
-    ResolvedBridge,
-    Thread,
-)
+from junction.stores.documents.protocol import Thread
 from junction.stores.documents.sql import bridge_versions, bridges, thread_messages, threads
 from junction.stores.documents.sql_repos import SqlRepository, require_org, to_record
 

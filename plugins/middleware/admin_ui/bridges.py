@@ -33,7 +33,7 @@ from junction.plugins.call import Call
 from junction.plugins.services import BRIDGE_MODEL_PREFIX
 from junction.request_id import request_id
 from junction.schemas.chat import ChatRequest, Message, StreamOptions
-from junction.stores.documents.protocol import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
+from junction.stores.documents.bridges import Bridge, BridgeConfig, BridgePatch, NewBridge, ResolvedBridge
 
 JSON_FIELDS = ("variables", "params", "tools", "response_format")
 EDITABLE = ("name", "slug", "model", "prompt", "fallback_model", "status", *JSON_FIELDS, *LIMIT_FIELDS)
