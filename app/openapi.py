@@ -68,7 +68,7 @@ REQUEST_BODIES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/admin/orgs/{org_id}/credentials/{provider}"):
         ".domain.credentials.controllers:CredentialBody",
     ("POST", "/api/v1/bridges"): ".domain.bridges.controllers:NewBridgeBody",
-    ("PATCH", "/api/v1/bridges/{bridge_id}"): ".stores.documents.protocol:BridgePatch",
+    ("PATCH", "/api/v1/bridges/{bridge_id}"): ".stores.documents.bridges:BridgePatch",
     ("POST", "/api/v1/bridges/{bridge_id}/chat"): ".domain.bridges.chat:BridgeChatBody",
 }
 
