@@ -16,8 +16,8 @@ before (bench/unique.lua), so each traffic call is a miss: admission, lookup and
 round trip, the upstream call, then the store and the settles queued for later round trips.
 
 ``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
-of Junction (its source first on ``PYTHONPATH``, this checkout's virtualenv), for a before/after
-of a change in the same run.
+of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
+``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
 
 By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
 so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
@@ -40,6 +40,7 @@ from pathlib import Path
 import redis
 from cache import wrk_unique
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+from traffic_cpu import interpreter
 
 # Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
 # Redis at all) would make the traffic side look free.
@@ -69,11 +70,10 @@ def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str,
     config.write_text(
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
-    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", str(config),
+    python, env = interpreter(source) if source is not None else (sys.executable, dict(os.environ))
+    process = subprocess.Popen(pinned(0, [python, "-m", "junction.cli", "serve", "--config", str(config),
                                           "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "JUNCTION_MASTER_KEY": KEY,
-                                    **({"PYTHONPATH": str(source.resolve())} if source else {})})
+                               cwd=workdir, stderr=subprocess.DEVNULL, env={**env, "JUNCTION_MASTER_KEY": KEY})
     return process, port
 
 

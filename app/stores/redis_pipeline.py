@@ -5,15 +5,29 @@ per call (:mod:`junction.plugins.store_batch`), and settles ride on later batche
 batch checked a connection out of the pool, built a ``Pipeline``, packed it, and parsed every reply
 through its retry, observability and callback layers: about 120 µs of CPU per batch in this
 worker, more than the round trip itself (raw: ~10 µs). Here one connection carries every batch:
-``execute`` writes the batch's commands at once (no lock, no checkout: Redis answers in order, so
+``execute`` packs the batch's commands at once (no lock, no checkout: Redis answers in order, so
 the replies of the batch that went first come first) and waits on a single future that the
 connection's protocol resolves when the batch's last reply is parsed. Concurrent batches share the
-socket and the reads of its replies without coalescing anything by hand.
+socket and the reads of its replies, and the batches sent in one turn of the event loop go out in
+one write (a system call costs about as much as the rest of a batch).
 
 Scripts go as ``EVALSHA``: ``pipe.eval(SOURCE, ...)`` is sent by its SHA1, and every script seen is
 loaded (``SCRIPT LOAD``) when a connection opens, so a restarted or replaced Redis has them before
 the first batch. Should a script still be missing (``SCRIPT FLUSH``), its ``NOSCRIPT`` replies are
 sent again as ``EVAL`` in a second round trip (a script that answered ``NOSCRIPT`` did not run).
+
+Prepared scripts: a command whose keys and leading arguments do not change from call to call (a
+rate-limit window set, a budget's ledgers) is packed once (:meth:`PipelinedRedis.prepare`) and
+sent as ``(prepared, *rest)``: only ``rest`` is packed per call.
+
+Deferred commands (settles, cache stores): :meth:`PipelinedRedis.defer` queues a command on the
+connection, not on a plugin: the next batch carries every deferred command, whoever queued it, so
+under load they cost no write of their own; when no batch comes within ``settle_delay`` seconds
+they go by themselves, all in one write.
+
+Timeouts: a batch's ``timeout`` is watched by one timer per connection (armed at the oldest
+unanswered batch's deadline), not a timer per batch: a batch past its deadline fails with
+``TimeoutError`` and its replies are read and dropped when they come.
 
 Failures: a refused connection raises ``OSError``; a lost one fails every batch in flight with
 ``ConnectionError`` and the next batch reconnects. A caller that stops waiting (its timeout)
@@ -29,8 +43,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -39,6 +53,18 @@ from redis.exceptions import NoScriptError, ResponseError
 STALE_SECONDS = 1.0
 
 Command = tuple[Any, ...]
+#: Receives a deferred command's reply, or the exception that stood in for it.
+OnReply = Callable[[Any], None]
+
+
+class Prepared:
+    """A script call whose keys and leading arguments are packed once (see the module docstring):
+    send it as ``(prepared, *rest)`` with ``rest`` the remaining ``rest`` arguments."""
+
+    __slots__ = ("head", "source", "fixed")
+
+    def __init__(self, head: bytes, source: str, fixed: tuple[Any, ...]) -> None:
+        self.head, self.source, self.fixed = head, source, fixed
 
 
 class PipelinedRedis:
@@ -69,6 +95,12 @@ class PipelinedRedis:
         self._scripts: dict[str, bytes] = {}
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
+        #: Seconds a deferred command waits for a batch to ride before it goes by itself.
+        self.settle_delay = 0.02
+        self._deferred: list[tuple[Command, OnReply]] = []
+        self._deferred_since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     def pipeline(self, transaction: bool = False) -> RecordedBatch:
         """A recorder with redis-py's pipeline surface (``pipe.eval(...)``, ``pipe.incr(...)``):
@@ -88,20 +120,104 @@ class PipelinedRedis:
             sha = self._scripts[script] = hashlib.sha1(script.encode()).hexdigest().encode()
         return sha
 
-    async def execute(self, commands: list[Command]) -> list[Any]:
-        """Send ``commands`` (EVALSHA for scripts) and return their replies, in order."""
+    def prepare(self, script: str, keys: list[str], fixed: list[Any], rest: int) -> Prepared:
+        """``EVALSHA script`` with these ``keys`` and leading arguments ``fixed``, packed now; each
+        call adds ``rest`` more arguments (see :class:`Prepared`)."""
+        head = _pack([("EVALSHA", self.sha(script), len(keys), *keys, *fixed)])
+        count = 3 + len(keys) + len(fixed)
+        head = b"*%d" % (count + rest) + head[head.index(b"\r\n"):]
+        return Prepared(head, script, (len(keys), *keys, *fixed))
+
+    def defer(self, command: Command, on_reply: OnReply) -> None:
+        """Send ``command`` with the next batch, or by itself after ``settle_delay`` seconds
+        (see the module docstring); ``on_reply`` hears its reply."""
+        if not self._deferred:
+            loop = asyncio.get_running_loop()
+            self._deferred_since = loop.time()
+            if self._timer is None:
+                self._timer = loop.call_later(self.settle_delay, self._when_due)
+        self._deferred.append((command, on_reply))
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred)
+
+    def _when_due(self) -> None:
+        # One timer per delay at most: a batch that took the queue leaves it set, and when it
+        # fires it sends only what has waited the whole delay, else waits for that turn.
+        self._timer = None
+        if not self._deferred:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._deferred_since + self.settle_delay - loop.time()
+        if wait > 0.001:
+            self._timer = loop.call_later(wait, self._when_due)
+            return
+        self._send_deferred()
+
+    def _send_deferred(self) -> None:
+        if not self._deferred:
+            return
+        task = asyncio.get_running_loop().create_task(self.execute([]))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled():
+            task.exception()  # heard by the deferred commands' callbacks already
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Send the deferred commands now and wait (at most ``timeout`` seconds) for their replies."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._send_deferred()
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=timeout)
+
+    async def execute(self, commands: list[Command], timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` (EVALSHA for scripts), and the deferred ones, and return the replies
+        of ``commands``, in order. ``timeout``: seconds before the batch fails (``TimeoutError``)."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            commands = commands + [command for command, _ in deferred]
+        elif not commands:
+            return []
+        else:
+            deferred = []  # not the live queue: what is deferred meanwhile waits for the next batch
+        try:
+            replies = await self._execute(commands, timeout)
+        except Exception as error:
+            for _, on_reply in deferred:
+                on_reply(error)
+            raise
+        if deferred:
+            count = len(commands) - len(deferred)
+            for (_, on_reply), reply in zip(deferred, replies[count:], strict=True):
+                on_reply(reply)
+            del replies[count:]
+        return replies
+
+    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        replies = await connection.send(commands)
-        missing = [index for index, reply in enumerate(replies)
-                   if isinstance(reply, NoScriptError) and commands[index][0] == "EVALSHA"]
+        replies = await connection.send(commands, timeout)
+        missing = [index for index, reply in enumerate(replies) if type(reply) is NoScriptError]
         if missing:  # the script cache was flushed: send those again with their source
-            sources = {sha: source for source, sha in self._scripts.items()}
-            again = [("EVAL", sources[commands[index][1]], *commands[index][2:]) for index in missing]
-            for index, reply in zip(missing, await connection.send(again), strict=True):
+            again = [self._with_source(commands[index]) for index in missing]
+            for index, reply in zip(missing, await connection.send(again, timeout), strict=True):
                 replies[index] = reply
         return replies
+
+    def _with_source(self, command: Command) -> Command:
+        first = command[0]
+        if type(first) is Prepared:
+            return ("EVAL", first.source, *first.fixed, *command[1:])
+        sources = {sha: source for source, sha in self._scripts.items()}
+        return ("EVAL", sources[command[1]], *command[2:])
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Open the connection (and load the known scripts) now rather than on the first batch."""
@@ -121,7 +237,7 @@ class PipelinedRedis:
             else:
                 _, connection = await loop.create_connection(_Connection, self._host, self._port, ssl=self._ssl)
             loading = [("SCRIPT", "LOAD", source) for source in self._scripts]
-            for reply in await connection.send(self._hello + loading):
+            for reply in await connection.send(self._hello + loading, None):
                 if isinstance(reply, ResponseError):
                     raise ConnectionError(f"Redis refused the connection's set-up: {reply}")
         except BaseException as error:
@@ -138,6 +254,9 @@ class PipelinedRedis:
             self._connecting = None
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._connection is not None:
             self._connection.abort(ConnectionError("the Redis connection was closed"))
             self._connection = None
@@ -165,6 +284,12 @@ class RecordedBatch:
 
         return record
 
+    def take(self) -> Command:
+        """The one command recorded since the last ``take`` (a store batch's callable command)."""
+        (command,) = self._commands
+        self._commands = []
+        return command
+
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         if raise_on_error:
             raise ValueError("a pipelined batch returns errors in place (raise_on_error=False)")
@@ -173,12 +298,11 @@ class RecordedBatch:
 
 
 class _Batch:
-    __slots__ = ("count", "replies", "future", "sent")
+    __slots__ = ("count", "replies", "future", "sent", "deadline")
 
-    def __init__(self, count: int, future: asyncio.Future[list[Any]]) -> None:
-        self.count, self.future = count, future
+    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent: float, deadline: float) -> None:
+        self.count, self.future, self.sent, self.deadline = count, future, sent, deadline
         self.replies: list[Any] = []
-        self.sent = time.monotonic()
 
 
 class _Connection(asyncio.Protocol):
@@ -189,6 +313,9 @@ class _Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self._waiting: deque[_Batch] = deque()
         self.closed = False
+        self._watch: asyncio.TimerHandle | None = None
+        #: Packed batches not yet written: every batch sent in one turn of the loop goes in one write.
+        self._unwritten: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -203,26 +330,63 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         while self._waiting:
             future = self._waiting.popleft().future
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # retrieved here: a caller that gave up never reads it
 
-    async def send(self, commands: list[Command]) -> list[Any]:
+    async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
         if self.closed or self._transport is None:
             raise ConnectionError("the Redis connection is closed")
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        batch = _Batch(len(commands), future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        now = loop.time()
+        batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER)
         self._waiting.append(batch)
-        self._transport.write(_pack(commands))
+        if self._watch is None and timeout is not None:
+            self._watch = loop.call_at(batch.deadline, self._check_deadlines)
+        if not self._unwritten:
+            loop.call_soon(self._write)
+        self._unwritten.append(_pack(commands))
         try:
             return await future
         except asyncio.CancelledError:
             head = self._waiting[0] if self._waiting else None
-            if head is not None and time.monotonic() - head.sent > STALE_SECONDS:
+            if head is not None and loop.time() - head.sent > STALE_SECONDS:
                 self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
             raise
+
+    def _write(self) -> None:
+        # A write is a system call (on loopback TCP, about the cost of the rest of a batch):
+        # batches of concurrent calls made in the same turn of the loop share one.
+        unwritten, self._unwritten = self._unwritten, []
+        if not self.closed and self._transport is not None:
+            self._transport.write(unwritten[0] if len(unwritten) == 1 else b"".join(unwritten))
+
+    def _check_deadlines(self) -> None:
+        """Fail the batches past their deadline (their replies are dropped when they come); a
+        connection whose oldest batch is unanswered after :data:`STALE_SECONDS` is closed."""
+        self._watch = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        following = _NEVER
+        for batch in self._waiting:
+            if batch.future.done():
+                continue
+            if batch.deadline <= now:
+                batch.future.set_exception(TimeoutError("Redis did not answer in time"))
+                batch.future.exception()  # retrieved: its caller may have gone
+            else:
+                following = min(following, batch.deadline)
+        if self._waiting and now - self._waiting[0].sent > STALE_SECONDS:
+            self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
+            return
+        if following < _NEVER:
+            self._watch = loop.call_at(following, self._check_deadlines)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
@@ -244,6 +408,10 @@ class _Connection(asyncio.Protocol):
             return
         if position:
             del buffer[:position]
+
+
+#: The deadline of a batch sent without a timeout.
+_NEVER = float("inf")
 
 
 class _Incomplete(Exception):
@@ -292,7 +460,12 @@ def _pack(commands: list[Command]) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     for command in commands:
-        append(b"*%d\r\n" % len(command))
+        first = command[0]
+        if type(first) is Prepared:
+            append(first.head)
+            command = command[1:]
+        else:
+            append(b"*%d\r\n" % len(command))
         for arg in command:
             kind = type(arg)
             if kind is bytes:
@@ -305,5 +478,7 @@ def _pack(commands: list[Command]) -> bytes:
                 value = repr(arg).encode()
             else:
                 raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
-            append(b"$%d\r\n%s\r\n" % (len(value), value))
+            append(b"$%d\r\n" % len(value))
+            append(value)
+            append(b"\r\n")
     return b"".join(parts)

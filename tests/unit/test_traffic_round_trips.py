@@ -1,7 +1,8 @@
 """Rate limit, budget and response cache together against the real Redis (DB 7, random keys), in a
 real pipeline with a scripted provider: a cache miss costs one Redis round trip before the
 upstream call and none after it: the stored answer, the settles of both admission stages ride
-the next call's batch, or go by themselves after the settle delay when no call comes."""
+the next call's batch, or go by themselves, all in one write, after the settle delay when no
+call comes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from junction.middleware.response_cache.stage import ResponseCacheStage
 from junction.plugins import PluginContext, Principal
 from junction.pricing import ModelPrice, PriceBook
 from junction.settings import settings_from_mapping
-from junction.stores.redis_pipeline import Command, PipelinedRedis
+from junction.stores.redis_pipeline import Command, PipelinedRedis, Prepared
 from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
@@ -34,9 +35,10 @@ class CountingPipeline(PipelinedRedis):
         super().__init__(url)
         self.round_trips: list[list[str]] = []
 
-    async def execute(self, commands: list[Command]) -> list[Any]:
-        self.round_trips.append([str(command[0]) for command in commands])
-        return await super().execute(commands)
+    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
+        self.round_trips.append(["EVALSHA" if type(command[0]) is Prepared else str(command[0])
+                                 for command in commands])
+        return await super()._execute(commands, timeout)
 
 
 def principal() -> Principal:
@@ -56,8 +58,7 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
     stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
               BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
               ResponseCacheStage(cache_config, context)]
-    for stage in stages:  # a settle delay no loaded test machine outlasts between two calls
-        stage._settler._delay = 1.0
+    pipeline.settle_delay = 1.0  # a settle delay no loaded test machine outlasts between two calls
     provider = ScriptedProvider()
     gateway = build_gateway(stages, provider=provider)
     caller = principal()
@@ -77,9 +78,9 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         assert len(stored) == 1  # the first answer; the second call's lock is held until its own store
 
         # No call comes: the second call's settles and store go by themselves after the settle
-        # delay (each plugin's queue in a round trip of its own).
+        # delay, in one round trip (one queue per connection, not per plugin).
         await asyncio.sleep(1.3)
-        assert pipeline.round_trips[2:] == [["EVALSHA"]] * 3
+        assert pipeline.round_trips[2:] == [["EVALSHA"] * 3]
         other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
         again = chat_call(text="second question", principal=caller)
         await build_gateway([other_worker], provider=provider).complete(again)
