@@ -39,11 +39,13 @@ OnResult = Callable[[Any], None]
 class StoreBatch:
     """The commands the stages of one call queued (see the module docstring)."""
 
-    __slots__ = ("_redis", "_queued")
+    __slots__ = ("_redis", "_queued", "_timeout")
 
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._queued: list[tuple[StoreGuard, Command, OnResult]] = []
+        #: The longest timeout of the queued commands' guards.
+        self._timeout = 0.0
 
     def queue(self, guard: StoreGuard, command: Command, on_result: OnResult) -> None:
         """Queue ``command`` for the next flush. When ``guard`` is open (the store is out),
@@ -53,6 +55,8 @@ class StoreBatch:
             on_result(StoreUnavailable(guard.name))
             return
         self._queued.append((guard, command, on_result))
+        if guard.timeout > self._timeout:
+            self._timeout = guard.timeout
 
     @property
     def pending(self) -> bool:
@@ -63,7 +67,7 @@ class StoreBatch:
         if not self._queued:
             return
         queued, self._queued = self._queued, []
-        timeout = max(guard.timeout for guard, _, _ in queued)
+        timeout, self._timeout = self._timeout, 0.0
         redis = self._redis
         try:
             if isinstance(redis, PipelinedRedis):  # its own deadline, no timer per batch

@@ -23,7 +23,8 @@ sent as ``(prepared, *rest)``: only ``rest`` is packed per call.
 Deferred commands (settles, cache stores): :meth:`PipelinedRedis.defer` queues a command on the
 connection, not on a plugin: the next batch carries every deferred command, whoever queued it, so
 under load they cost no write of their own; when no batch comes within ``settle_delay`` seconds
-they go by themselves, all in one write.
+they go by themselves, all in one write. When nothing is in flight at all (one call at a time),
+they go at once instead: a batch that carried them would wait in Redis for them to run.
 
 Timeouts: a batch's ``timeout`` is watched by one timer per connection (armed at the oldest
 unanswered batch's deadline), not a timer per batch: a batch past its deadline fails with
@@ -97,6 +98,8 @@ class PipelinedRedis:
         self._connecting: asyncio.Future[_Connection] | None = None
         #: Seconds a deferred command waits for a batch to ride before it goes by itself.
         self.settle_delay = 0.02
+        #: Send deferred commands at once when no batch is in flight (see :meth:`_when_idle`).
+        self.send_when_idle = True
         self._deferred: list[tuple[Command, OnReply]] = []
         self._deferred_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -136,7 +139,17 @@ class PipelinedRedis:
             self._deferred_since = loop.time()
             if self._timer is None:
                 self._timer = loop.call_later(self.settle_delay, self._when_due)
+            if self.send_when_idle:
+                loop.call_soon(self._when_idle)
         self._deferred.append((command, on_reply))
+
+    def _when_idle(self) -> None:
+        # Nothing in flight (one call at a time, say): no batch is coming soon to carry the
+        # deferred commands, and one that did would wait for them in Redis. Sent now, they run
+        # there while the client reads its answer, off the next call's round trip.
+        connection = self._connection
+        if self._deferred and connection is not None and connection.idle:
+            self._send_deferred()
 
     @property
     def deferred(self) -> int:
@@ -360,6 +373,11 @@ class _Connection(asyncio.Protocol):
                 self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
             raise
 
+    @property
+    def idle(self) -> bool:
+        """No batch is waiting for its replies or for its write."""
+        return not self._waiting and not self._unwritten and not self.closed
+
     def _write(self) -> None:
         # A write is a system call (on loopback TCP, about the cost of the rest of a batch):
         # batches of concurrent calls made in the same turn of the loop share one.
@@ -441,10 +459,19 @@ def _parse(buffer: bytearray, position: int) -> tuple[Any, int]:
         size = int(buffer[position + 1:end])
         if size < 0:
             return None, end + 2
-        items, position = [], end + 2
+        items: list[Any] = []
+        position = end + 2
+        find = buffer.find
         for _ in range(size):
-            item, position = _parse(buffer, position)
-            items.append(item)
+            if position < len(buffer) and buffer[position] == 58:  # an integer, inline (the scripts' answers)
+                end = find(b"\r\n", position)
+                if end < 0:
+                    raise _INCOMPLETE
+                items.append(int(buffer[position + 1:end]))
+                position = end + 2
+            else:
+                item, position = _parse(buffer, position)
+                items.append(item)
         return items, position
     if kind == 43:  # '+' simple string
         return bytes(buffer[position + 1:end]), end + 2
