@@ -123,13 +123,16 @@ class PipelinedRedis:
             sha = self._scripts[script] = hashlib.sha1(script.encode()).hexdigest().encode()
         return sha
 
-    def prepare(self, script: str, keys: list[str], fixed: list[Any], rest: int) -> Prepared:
+    def prepare(self, script: str, keys: list[str], fixed: list[Any], rest: int,
+                numkeys: int | None = None) -> Prepared:
         """``EVALSHA script`` with these ``keys`` and leading arguments ``fixed``, packed now; each
-        call adds ``rest`` more arguments (see :class:`Prepared`)."""
-        head = _pack([("EVALSHA", self.sha(script), len(keys), *keys, *fixed)])
+        call adds ``rest`` more arguments (see :class:`Prepared`). ``numkeys``: when the call's
+        own arguments begin with keys (none given here), how many keys there are in all."""
+        numkeys = len(keys) if numkeys is None else numkeys
+        head = _pack([("EVALSHA", self.sha(script), numkeys, *keys, *fixed)])
         count = 3 + len(keys) + len(fixed)
         head = b"*%d" % (count + rest) + head[head.index(b"\r\n"):]
-        return Prepared(head, script, (len(keys), *keys, *fixed))
+        return Prepared(head, script, (numkeys, *keys, *fixed))
 
     def defer(self, command: Command, on_reply: OnReply) -> None:
         """Send ``command`` with the next batch, or by itself after ``settle_delay`` seconds
@@ -139,7 +142,8 @@ class PipelinedRedis:
             self._deferred_since = loop.time()
             if self._timer is None:
                 self._timer = loop.call_later(self.settle_delay, self._when_due)
-            if self.send_when_idle:
+            connection = self._connection
+            if self.send_when_idle and connection is not None and connection.idle:
                 loop.call_soon(self._when_idle)
         self._deferred.append((command, on_reply))
 
@@ -505,7 +509,12 @@ def _pack(commands: list[Command]) -> bytes:
                 value = repr(arg).encode()
             else:
                 raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
-            append(b"$%d\r\n" % len(value))
+            size = len(value)
+            append(_SIZES[size] if size < 512 else b"$%d\r\n" % size)
             append(value)
             append(b"\r\n")
     return b"".join(parts)
+
+
+#: Bulk string headers of the common sizes, made once (formatting bytes is slow).
+_SIZES = tuple(b"$%d\r\n" % size for size in range(512))
