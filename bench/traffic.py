@@ -173,6 +173,8 @@ def main() -> None:
                 results[name]["p99_ms"].append(one["p99_ms"])
                 cpu = cpu_seconds(pids[name])
                 rps = load(url, 32, args.seconds, key=key)["rps"]
+                if not rps:
+                    raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s at 32 connections")
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
