@@ -163,7 +163,8 @@ def main() -> None:
         load = wrk_unique if args.cache else wrk
         for port in ports.values():
             load(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
-        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": [], "hit_p50_ms": []} for name in ports}
+        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": [], "hit_p50_ms": []}
+                   for name in ports}
         pids = {name: process.pid for name, process in zip(ports, processes[-len(ports):])}
         for round_ in range(args.rounds):
             for name in list(ports) if round_ % 2 == 0 else list(reversed(ports)):
@@ -174,12 +175,14 @@ def main() -> None:
                 cpu = cpu_seconds(pids[name])
                 rps = load(url, 32, args.seconds, key=key)["rps"]
                 if not rps:
-                    raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s at 32 connections")
+                    raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s "
+                                     "at 32 connections")
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
                 if args.cache and name != "plain":  # the same request again and again: cache hits
-                    results[name]["hit_p50_ms"].append(wrk(url, 1, args.seconds, body=HIT_BODY, key=key)["p50_ms"])
+                    hits = wrk(url, 1, args.seconds, body=HIT_BODY, key=key)
+                    results[name]["hit_p50_ms"].append(hits["p50_ms"])
     finally:
         forget(args.redis)
         for process in processes:
@@ -201,8 +204,8 @@ def main() -> None:
               f"CPU {medians[other]['cpu_us'] - medians['plain']['cpu_us']:+.1f} us/request")
         if args.cache:
             hit = medians[other]["hit_p50_ms"]
-            print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, miss {medians[other]['p50_ms']:.3f} ms, "
-                  f"hit {hit:.3f} ms (target: hit < plain)   hit rounds: "
+            print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, "
+                  f"miss {medians[other]['p50_ms']:.3f} ms, hit {hit:.3f} ms (target: hit < plain)   hit rounds: "
                   + "  ".join(f"{value:.3f}" for value in results[other]["hit_p50_ms"]))
 
 

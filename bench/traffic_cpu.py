@@ -11,7 +11,8 @@ plugins off), ``limits`` (rate-limit + budget: four windows and two budgets), ``
 Redis, no worker memory). Prints per configuration the median over rounds of the process's CPU µs
 per call with 32 calls in flight, and the p50 wall µs of one call at a time; ``--base DIR`` also
 runs every configuration from another checkout (its source first on ``PYTHONPATH``), rounds
-interleaved, for a before/after of a change (run by ``DIR/.venv/bin/python``: see :func:`interpreter`).
+interleaved, for a before/after of a change (run by ``DIR/.venv/bin/python``: see
+:func:`interpreter`).
 """
 
 from __future__ import annotations

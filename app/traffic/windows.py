@@ -4,7 +4,8 @@
 weighs 1) and tokens (each entry weighs the call's reservation, later its real usage). Each
 window keeps a sorted set of ``<call>:<amount>`` members scored by their time, and the sum of
 their amounts. In Redis one log per scope serves both: its entries are the requests (counted
-with ZCARD) and carry the tokens (summed beside it), so a call adds one entry per scope. Admission drops the entries older than the window, then admits the call only if
+with ZCARD) and carry the tokens (summed beside it), so a call adds one entry per scope.
+Admission drops the entries older than the window, then admits the call only if
 ``total + amount <= limit`` *in every window that applies* (key, org, bridge, model; requests and
 tokens), and only then adds it to all of them: all or nothing, atomic in one script.
 

@@ -2,8 +2,8 @@
 token windows with the real usage after it.
 
 What a caller's limits make (the windows, their Redis keys, the admission script's call packed
-once) is a :class:`RatePlan`, kept per caller, org, bridge and model (:class:`~junction.traffic.limits.Plans`):
-a call only adds its id and token estimate."""
+once) is a :class:`RatePlan`, kept per caller, org, bridge and model
+(:class:`~junction.traffic.limits.Plans`): a call only adds its id and token estimate."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ class RatePlan:
     def __init__(self, windows: list[Window], at: dict[int, int], admit: Any, settle: Any) -> None:
         self.windows, self.at, self.admit, self.settle = windows, at, admit, settle
         self.tokens = any(window.unit == "tokens" for window in windows)
-        self.by_unit = [((f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}", f"x-ratelimit-reset-{unit}"),
+        self.by_unit = [((f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}",
+                          f"x-ratelimit-reset-{unit}"),
                          [(index, window.limit, str(window.limit)) for index, window in enumerate(windows)
                           if window.unit == unit]) for unit in UNITS]
 
@@ -170,7 +171,8 @@ class RateLimitStage(TrafficStage):
             windows = [window for window in taken.plan.windows if window.unit == "tokens"]
             self._memory.settle(windows, taken.id, used)
             return
-        self._settler.add((taken.plan.settle, f"{taken.id}:{taken.tokens}", f"{taken.id}:{used}", used - taken.tokens))
+        entry = f"{taken.id}:{taken.tokens}"
+        self._settler.add((taken.plan.settle, entry, f"{taken.id}:{used}", used - taken.tokens))
 
     # --- the admin API's report -----------------------------------------------------------------
 

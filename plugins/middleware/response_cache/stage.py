@@ -4,8 +4,8 @@ docstring for the rules).
 
 With Redis, the store (and the release of a failed leader's lock) is not a round trip of its own:
 it is deferred on the worker's pipelining connection (:class:`~junction.traffic.settle.Settler`) and
-rides the next call's batch, or goes by itself after the settle delay (20 ms) when no call comes. A miss so costs one round trip
-in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
+rides the next call's batch, or goes by itself after the settle delay (20 ms) when no call comes.
+A miss so costs one round trip in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
 and nodes wait for the entry (the FILL script writes it and drops the lock in one step), and this
 worker keeps the entry in memory at once."""
 
