@@ -13,11 +13,13 @@ RPS, <= +0.25 ms on the c=1 p50).
 
 ``--cache`` turns the response cache on too (Redis) and makes every request one never asked
 before (bench/unique.lua), so each traffic call is a miss: admission, lookup and lock in one
-round trip, the upstream call, then the store and the settles queued for later round trips.
+round trip, the upstream call, then the store and the settles queued for later round trips. Each
+round then also measures the c=1 p50 of one request repeated (cache hits, limits still checked),
+printed beside the plain and miss p50s.
 
 ``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
-of Junction (its source first on ``PYTHONPATH``, this checkout's virtualenv), for a before/after
-of a change in the same run.
+of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
+``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
 
 By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
 so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
@@ -40,6 +42,7 @@ from pathlib import Path
 import redis
 from cache import wrk_unique
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+from traffic_cpu import interpreter
 
 # Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
 # Redis at all) would make the traffic side look free.
@@ -54,6 +57,8 @@ enabled = true
 prefix = "bench:budget"
 store_timeout_seconds = 10.0
 """
+#: The request the hit rows repeat (answered from the cache after the first time).
+HIT_BODY = '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello, traffic cache!"}]}'
 CACHE = """
 [middleware.response-cache]
 enabled = true
@@ -69,11 +74,10 @@ def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str,
     config.write_text(
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
-    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", str(config),
+    python, env = interpreter(source) if source is not None else (sys.executable, dict(os.environ))
+    process = subprocess.Popen(pinned(0, [python, "-m", "junction.cli", "serve", "--config", str(config),
                                           "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "JUNCTION_MASTER_KEY": KEY,
-                                    **({"PYTHONPATH": str(source.resolve())} if source else {})})
+                               cwd=workdir, stderr=subprocess.DEVNULL, env={**env, "JUNCTION_MASTER_KEY": KEY})
     return process, port
 
 
@@ -159,7 +163,8 @@ def main() -> None:
         load = wrk_unique if args.cache else wrk
         for port in ports.values():
             load(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
-        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": []} for name in ports}
+        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": [], "hit_p50_ms": []}
+                   for name in ports}
         pids = {name: process.pid for name, process in zip(ports, processes[-len(ports):])}
         for round_ in range(args.rounds):
             for name in list(ports) if round_ % 2 == 0 else list(reversed(ports)):
@@ -169,16 +174,24 @@ def main() -> None:
                 results[name]["p99_ms"].append(one["p99_ms"])
                 cpu = cpu_seconds(pids[name])
                 rps = load(url, 32, args.seconds, key=key)["rps"]
+                if not rps:
+                    raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s "
+                                     "at 32 connections")
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
+                if args.cache and name != "plain":  # the same request again and again: cache hits
+                    hits = wrk(url, 1, args.seconds, body=HIT_BODY, key=key)
+                    results[name]["hit_p50_ms"].append(hits["p50_ms"])
     finally:
         forget(args.redis)
         for process in processes:
             process.terminate()
             process.wait()
-    medians = {name: {metric: statistics.median(values) for metric, values in metrics.items()}
+    medians = {name: {metric: statistics.median(values) if values else 0.0 for metric, values in metrics.items()}
                for name, metrics in results.items()}
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for other in [name for name in ports if name != "plain"]:
         for metric in ("rps_32", "p50_ms", "p99_ms", "cpu_us"):
             plain, traffic = medians["plain"][metric], medians[other][metric]
@@ -187,7 +200,13 @@ def main() -> None:
                   f"   rounds plain/{other}: {rounds}")
         ratio = medians[other]["rps_32"] / medians["plain"]["rps_32"]
         added = medians[other]["p50_ms"] - medians["plain"]["p50_ms"]
-        print(f"{other} RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms)")
+        print(f"{other} RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms); "
+              f"CPU {medians[other]['cpu_us'] - medians['plain']['cpu_us']:+.1f} us/request")
+        if args.cache:
+            hit = medians[other]["hit_p50_ms"]
+            print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, "
+                  f"miss {medians[other]['p50_ms']:.3f} ms, hit {hit:.3f} ms (target: hit < plain)   hit rounds: "
+                  + "  ".join(f"{value:.3f}" for value in results[other]["hit_p50_ms"]))
 
 
 if __name__ == "__main__":

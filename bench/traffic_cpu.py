@@ -11,7 +11,8 @@ plugins off), ``limits`` (rate-limit + budget: four windows and two budgets), ``
 Redis, no worker memory). Prints per configuration the median over rounds of the process's CPU µs
 per call with 32 calls in flight, and the p50 wall µs of one call at a time; ``--base DIR`` also
 runs every configuration from another checkout (its source first on ``PYTHONPATH``), rounds
-interleaved, for a before/after of a change.
+interleaved, for a before/after of a change (run by ``DIR/.venv/bin/python``: see
+:func:`interpreter`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,16 @@ async def measure(name: str, redis_url: str, calls: int) -> dict[str, float]:
     return {"cpu_us": cpu_us, "p50_us": statistics.median(latencies) * 1e6}
 
 
+def interpreter(source: Path) -> tuple[str, dict[str, str]]:
+    """The Python that runs ``source``'s Junction, and its environment. The package is installed
+    editable (``junction`` maps to that checkout's ``app/``), so another checkout is only run by its
+    own virtualenv; ``PYTHONPATH`` alone would import this checkout's code under both names."""
+    own = source / ".venv" / "bin" / "python"
+    if source.resolve() != HERE.parent.resolve() and own.exists():
+        return str(own), dict(os.environ)
+    return sys.executable, {**os.environ, "PYTHONPATH": str(source)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
@@ -153,8 +164,8 @@ def main() -> None:
             order = list(sources) if round_ % 2 == 0 else list(reversed(sources))
             for side in order:
                 for name in ["none", *(name for name in args.configs if name != "none")]:
-                    env = {**os.environ, "PYTHONPATH": str(sources[side])}
-                    output = subprocess.run(pinned(0, [sys.executable, __file__, "--one", name, "--redis", url,
+                    python, env = interpreter(sources[side])
+                    output = subprocess.run(pinned(0, [python, __file__, "--one", name, "--redis", url,
                                                        "--calls", str(args.calls)]),
                                             env=env, capture_output=True, text=True, check=True).stdout
                     results.setdefault((side, name), []).append(json.loads(output.splitlines()[-1]))

@@ -25,11 +25,13 @@ from typing import Any
 
 from junction.errors import JunctionError
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
+from junction.stores.redis_pipeline import PipelinedRedis
 
 #: Queues one command on a pipeline (e.g. ``lambda pipe: pipe.eval(SCRIPT, 1, key, *args)``): the
 #: plugins' batches go through :class:`~junction.stores.redis_pipeline.PipelinedRedis`, which sends
-#: ``eval`` as EVALSHA; a redis-py client's pipeline works too.
-Command = Callable[[Any], object]
+#: ``eval`` as EVALSHA; a redis-py client's pipeline works too. With a ``PipelinedRedis`` a command
+#: may also be the command itself, a tuple (e.g. ``(prepared, call_id, amount)``): nothing to call.
+Command = Callable[[Any], object] | tuple[Any, ...]
 #: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.
 OnResult = Callable[[Any], None]
 
@@ -37,11 +39,13 @@ OnResult = Callable[[Any], None]
 class StoreBatch:
     """The commands the stages of one call queued (see the module docstring)."""
 
-    __slots__ = ("_redis", "_queued")
+    __slots__ = ("_redis", "_queued", "_timeout")
 
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._queued: list[tuple[StoreGuard, Command, OnResult]] = []
+        #: The longest timeout of the queued commands' guards.
+        self._timeout = 0.0
 
     def queue(self, guard: StoreGuard, command: Command, on_result: OnResult) -> None:
         """Queue ``command`` for the next flush. When ``guard`` is open (the store is out),
@@ -51,6 +55,8 @@ class StoreBatch:
             on_result(StoreUnavailable(guard.name))
             return
         self._queued.append((guard, command, on_result))
+        if guard.timeout > self._timeout:
+            self._timeout = guard.timeout
 
     @property
     def pending(self) -> bool:
@@ -61,18 +67,25 @@ class StoreBatch:
         if not self._queued:
             return
         queued, self._queued = self._queued, []
-        pipe = self._redis.pipeline(transaction=False)
-        for _, command, _ in queued:
-            command(pipe)
-        timeout = max(guard.timeout for guard, _, _ in queued)
+        timeout, self._timeout = self._timeout, 0.0
+        redis = self._redis
         try:
-            async with asyncio.timeout(timeout):
-                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if isinstance(redis, PipelinedRedis):  # its own deadline, no timer per batch
+                pipe = redis.pipeline()
+                commands = [command if type(command) is tuple else _recorded(pipe, command)
+                            for _, command, _ in queued]
+                results: list[Any] = await redis.execute(commands, timeout)
+            else:
+                pipe = redis.pipeline(transaction=False)
+                for _, command, _ in queued:
+                    command(pipe)  # type: ignore[operator]
+                async with asyncio.timeout(timeout):
+                    results = await pipe.execute(raise_on_error=False)
         except (OSError, TimeoutError, ConnectionError, _redis_error()) as error:
             for guard, _, _ in queued:
                 guard.trip(error)
             unavailable = [StoreUnavailable(guard.name) for guard, _, _ in queued]
-            results = unavailable  # type: ignore[assignment]
+            results = unavailable
         else:
             for guard, _, _ in queued:
                 guard.answered()
@@ -84,6 +97,11 @@ class StoreBatch:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal
+
+
+def _recorded(pipe: Any, command: Any) -> tuple[Any, ...]:
+    command(pipe)
+    return pipe.take()
 
 
 def _redis_error() -> type[BaseException]:

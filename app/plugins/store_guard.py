@@ -59,7 +59,7 @@ class StoreGuard:
 
     @property
     def healthy(self) -> bool:
-        return self._clock() >= self._open_until
+        return not self._open_until or self._clock() >= self._open_until  # no clock read while closed
 
     async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
         """``await operation()`` within the timeout; :class:`StoreUnavailable` when it fails,

@@ -5,15 +5,30 @@ per call (:mod:`junction.plugins.store_batch`), and settles ride on later batche
 batch checked a connection out of the pool, built a ``Pipeline``, packed it, and parsed every reply
 through its retry, observability and callback layers: about 120 µs of CPU per batch in this
 worker, more than the round trip itself (raw: ~10 µs). Here one connection carries every batch:
-``execute`` writes the batch's commands at once (no lock, no checkout: Redis answers in order, so
+``execute`` packs the batch's commands at once (no lock, no checkout: Redis answers in order, so
 the replies of the batch that went first come first) and waits on a single future that the
 connection's protocol resolves when the batch's last reply is parsed. Concurrent batches share the
-socket and the reads of its replies without coalescing anything by hand.
+socket and the reads of its replies, and the batches sent in one turn of the event loop go out in
+one write (a system call costs about as much as the rest of a batch).
 
 Scripts go as ``EVALSHA``: ``pipe.eval(SOURCE, ...)`` is sent by its SHA1, and every script seen is
 loaded (``SCRIPT LOAD``) when a connection opens, so a restarted or replaced Redis has them before
 the first batch. Should a script still be missing (``SCRIPT FLUSH``), its ``NOSCRIPT`` replies are
 sent again as ``EVAL`` in a second round trip (a script that answered ``NOSCRIPT`` did not run).
+
+Prepared scripts: a command whose keys and leading arguments do not change from call to call (a
+rate-limit window set, a budget's ledgers) is packed once (:meth:`PipelinedRedis.prepare`) and
+sent as ``(prepared, *rest)``: only ``rest`` is packed per call.
+
+Deferred commands (settles, cache stores): :meth:`PipelinedRedis.defer` queues a command on the
+connection, not on a plugin: the next batch carries every deferred command, whoever queued it, so
+under load they cost no write of their own; when no batch comes within ``settle_delay`` seconds
+they go by themselves, all in one write. When nothing is in flight at all (one call at a time),
+they go at once instead: a batch that carried them would wait in Redis for them to run.
+
+Timeouts: a batch's ``timeout`` is watched by one timer per connection (armed at the oldest
+unanswered batch's deadline), not a timer per batch: a batch past its deadline fails with
+``TimeoutError`` and its replies are read and dropped when they come.
 
 Failures: a refused connection raises ``OSError``; a lost one fails every batch in flight with
 ``ConnectionError`` and the next batch reconnects. A caller that stops waiting (its timeout)
@@ -29,16 +44,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-import time
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-#: A batch unanswered for this long when a caller gives up on it marks the connection as hung.
-STALE_SECONDS = 1.0
+from junction.stores.redis_protocol import STALE_SECONDS, Command, Prepared, Connection, pack
 
-Command = tuple[Any, ...]
+__all__ = ["STALE_SECONDS", "Command", "OnReply", "PipelinedRedis", "Prepared", "RecordedBatch"]
+
+#: Receives a deferred command's reply, or the exception that stood in for it.
+OnReply = Callable[[Any], None]
 
 
 class PipelinedRedis:
@@ -67,8 +83,16 @@ class PipelinedRedis:
         self._hello = hello
         #: Script source -> SHA1 (hex, as bytes), for every script sent so far.
         self._scripts: dict[str, bytes] = {}
-        self._connection: _Connection | None = None
-        self._connecting: asyncio.Future[_Connection] | None = None
+        self._connection: Connection | None = None
+        self._connecting: asyncio.Future[Connection] | None = None
+        #: Seconds a deferred command waits for a batch to ride before it goes by itself.
+        self.settle_delay = 0.02
+        #: Send deferred commands at once when no batch is in flight (see :meth:`_when_idle`).
+        self.send_when_idle = True
+        self._deferred: list[tuple[Command, OnReply]] = []
+        self._deferred_since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     def pipeline(self, transaction: bool = False) -> RecordedBatch:
         """A recorder with redis-py's pipeline surface (``pipe.eval(...)``, ``pipe.incr(...)``):
@@ -88,20 +112,118 @@ class PipelinedRedis:
             sha = self._scripts[script] = hashlib.sha1(script.encode()).hexdigest().encode()
         return sha
 
-    async def execute(self, commands: list[Command]) -> list[Any]:
-        """Send ``commands`` (EVALSHA for scripts) and return their replies, in order."""
+    def prepare(self, script: str, keys: list[str], fixed: list[Any], rest: int,
+                numkeys: int | None = None) -> Prepared:
+        """``EVALSHA script`` with these ``keys`` and leading arguments ``fixed``, packed now; each
+        call adds ``rest`` more arguments (see :class:`Prepared`). ``numkeys``: when the call's
+        own arguments begin with keys (none given here), how many keys there are in all."""
+        numkeys = len(keys) if numkeys is None else numkeys
+        head = pack([("EVALSHA", self.sha(script), numkeys, *keys, *fixed)])
+        count = 3 + len(keys) + len(fixed)
+        head = b"*%d" % (count + rest) + head[head.index(b"\r\n"):]
+        return Prepared(head, script, (numkeys, *keys, *fixed))
+
+    def defer(self, command: Command, on_reply: OnReply) -> None:
+        """Send ``command`` with the next batch, or by itself after ``settle_delay`` seconds
+        (see the module docstring); ``on_reply`` hears its reply."""
+        if not self._deferred:
+            loop = asyncio.get_running_loop()
+            self._deferred_since = loop.time()
+            if self._timer is None:
+                self._timer = loop.call_later(self.settle_delay, self._when_due)
+            connection = self._connection
+            if self.send_when_idle and connection is not None and connection.idle:
+                loop.call_soon(self._when_idle)
+        self._deferred.append((command, on_reply))
+
+    def _when_idle(self) -> None:
+        # Nothing in flight (one call at a time, say): no batch is coming soon to carry the
+        # deferred commands, and one that did would wait for them in Redis. Sent now, they run
+        # there while the client reads its answer, off the next call's round trip.
+        connection = self._connection
+        if self._deferred and connection is not None and connection.idle:
+            self._send_deferred()
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred)
+
+    def _when_due(self) -> None:
+        # One timer per delay at most: a batch that took the queue leaves it set, and when it
+        # fires it sends only what has waited the whole delay, else waits for that turn.
+        self._timer = None
+        if not self._deferred:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._deferred_since + self.settle_delay - loop.time()
+        if wait > 0.001:
+            self._timer = loop.call_later(wait, self._when_due)
+            return
+        self._send_deferred()
+
+    def _send_deferred(self) -> None:
+        if not self._deferred:
+            return
+        task = asyncio.get_running_loop().create_task(self.execute([]))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled():
+            task.exception()  # heard by the deferred commands' callbacks already
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Send the deferred commands now and wait (at most ``timeout`` seconds) for their replies."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._send_deferred()
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=timeout)
+
+    async def execute(self, commands: list[Command], timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` (EVALSHA for scripts), and the deferred ones, and return the replies
+        of ``commands``, in order. ``timeout``: seconds before the batch fails (``TimeoutError``)."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            commands = commands + [command for command, _ in deferred]
+        elif not commands:
+            return []
+        else:
+            deferred = []  # not the live queue: what is deferred meanwhile waits for the next batch
+        try:
+            replies = await self._execute(commands, timeout)
+        except Exception as error:
+            for _, on_reply in deferred:
+                on_reply(error)
+            raise
+        if deferred:
+            count = len(commands) - len(deferred)
+            for (_, on_reply), reply in zip(deferred, replies[count:], strict=True):
+                on_reply(reply)
+            del replies[count:]
+        return replies
+
+    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        replies = await connection.send(commands)
-        missing = [index for index, reply in enumerate(replies)
-                   if isinstance(reply, NoScriptError) and commands[index][0] == "EVALSHA"]
+        replies = await connection.send(commands, timeout)
+        missing = [index for index, reply in enumerate(replies) if type(reply) is NoScriptError]
         if missing:  # the script cache was flushed: send those again with their source
-            sources = {sha: source for source, sha in self._scripts.items()}
-            again = [("EVAL", sources[commands[index][1]], *commands[index][2:]) for index in missing]
-            for index, reply in zip(missing, await connection.send(again), strict=True):
+            again = [self._with_source(commands[index]) for index in missing]
+            for index, reply in zip(missing, await connection.send(again, timeout), strict=True):
                 replies[index] = reply
         return replies
+
+    def _with_source(self, command: Command) -> Command:
+        first = command[0]
+        if type(first) is Prepared:
+            return ("EVAL", first.source, *first.fixed, *command[1:])
+        sources = {sha: source for source, sha in self._scripts.items()}
+        return ("EVAL", sources[command[1]], *command[2:])
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Open the connection (and load the known scripts) now rather than on the first batch."""
@@ -109,19 +231,19 @@ class PipelinedRedis:
             async with asyncio.timeout(timeout):
                 await self._connect()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         if self._connecting is not None:
             return await asyncio.shield(self._connecting)
         loop = asyncio.get_running_loop()
         self._connecting = loop.create_future()
-        connection: _Connection | None = None
+        connection: Connection | None = None
         try:
             if self._path is not None:
-                _, connection = await loop.create_unix_connection(_Connection, self._path, ssl=self._ssl)
+                _, connection = await loop.create_unix_connection(Connection, self._path, ssl=self._ssl)
             else:
-                _, connection = await loop.create_connection(_Connection, self._host, self._port, ssl=self._ssl)
+                _, connection = await loop.create_connection(Connection, self._host, self._port, ssl=self._ssl)
             loading = [("SCRIPT", "LOAD", source) for source in self._scripts]
-            for reply in await connection.send(self._hello + loading):
+            for reply in await connection.send(self._hello + loading, None):
                 if isinstance(reply, ResponseError):
                     raise ConnectionError(f"Redis refused the connection's set-up: {reply}")
         except BaseException as error:
@@ -138,6 +260,9 @@ class PipelinedRedis:
             self._connecting = None
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._connection is not None:
             self._connection.abort(ConnectionError("the Redis connection was closed"))
             self._connection = None
@@ -165,145 +290,14 @@ class RecordedBatch:
 
         return record
 
+    def take(self) -> Command:
+        """The one command recorded since the last ``take`` (a store batch's callable command)."""
+        (command,) = self._commands
+        self._commands = []
+        return command
+
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         if raise_on_error:
             raise ValueError("a pipelined batch returns errors in place (raise_on_error=False)")
         commands, self._commands = self._commands, []
         return await self._owner.execute(commands) if commands else []
-
-
-class _Batch:
-    __slots__ = ("count", "replies", "future", "sent")
-
-    def __init__(self, count: int, future: asyncio.Future[list[Any]]) -> None:
-        self.count, self.future = count, future
-        self.replies: list[Any] = []
-        self.sent = time.monotonic()
-
-
-class _Connection(asyncio.Protocol):
-    """One socket to Redis: batches written in order, replies parsed and handed out in order."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._waiting: deque[_Batch] = deque()
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._fail(ConnectionError(f"the Redis connection was lost: {error or 'closed by the server'}"))
-
-    def abort(self, error: Exception) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-        self._fail(error)
-
-    def _fail(self, error: Exception) -> None:
-        self.closed = True
-        while self._waiting:
-            future = self._waiting.popleft().future
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # retrieved here: a caller that gave up never reads it
-
-    async def send(self, commands: list[Command]) -> list[Any]:
-        if self.closed or self._transport is None:
-            raise ConnectionError("the Redis connection is closed")
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        batch = _Batch(len(commands), future)
-        self._waiting.append(batch)
-        self._transport.write(_pack(commands))
-        try:
-            return await future
-        except asyncio.CancelledError:
-            head = self._waiting[0] if self._waiting else None
-            if head is not None and time.monotonic() - head.sent > STALE_SECONDS:
-                self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
-            raise
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        position, waiting = 0, self._waiting
-        try:
-            while waiting and position < len(buffer):
-                reply, position = _parse(buffer, position)
-                batch = waiting[0]
-                batch.replies.append(reply)
-                if len(batch.replies) == batch.count:
-                    waiting.popleft()
-                    if not batch.future.done():  # not abandoned by its caller
-                        batch.future.set_result(batch.replies)
-        except _Incomplete:
-            pass
-        except (ValueError, IndexError) as error:
-            self.abort(ConnectionError(f"unreadable reply from Redis: {error}"))
-            return
-        if position:
-            del buffer[:position]
-
-
-class _Incomplete(Exception):
-    """The buffer ends inside a reply: wait for more bytes."""
-
-
-_INCOMPLETE = _Incomplete()
-
-
-def _parse(buffer: bytearray, position: int) -> tuple[Any, int]:
-    """One RESP2 reply at ``position``: (reply, position after it)."""
-    end = buffer.find(b"\r\n", position)
-    if end < 0:
-        raise _INCOMPLETE
-    kind = buffer[position]
-    if kind == 58:  # ':' integer
-        return int(buffer[position + 1:end]), end + 2
-    if kind == 36:  # '$' bulk string
-        size = int(buffer[position + 1:end])
-        if size < 0:
-            return None, end + 2
-        start, stop = end + 2, end + 2 + size
-        if stop + 2 > len(buffer):
-            raise _INCOMPLETE
-        return bytes(buffer[start:stop]), stop + 2
-    if kind == 42:  # '*' array
-        size = int(buffer[position + 1:end])
-        if size < 0:
-            return None, end + 2
-        items, position = [], end + 2
-        for _ in range(size):
-            item, position = _parse(buffer, position)
-            items.append(item)
-        return items, position
-    if kind == 43:  # '+' simple string
-        return bytes(buffer[position + 1:end]), end + 2
-    if kind == 45:  # '-' error
-        message = buffer[position + 1:end].decode("utf-8", "replace")
-        error_class = NoScriptError if message.startswith("NOSCRIPT") else ResponseError
-        return error_class(message), end + 2
-    raise ValueError(f"unknown reply type {chr(kind)!r}")
-
-
-def _pack(commands: list[Command]) -> bytes:
-    """RESP arrays of bulk strings, every command of the batch in one buffer."""
-    parts: list[bytes] = []
-    append = parts.append
-    for command in commands:
-        append(b"*%d\r\n" % len(command))
-        for arg in command:
-            kind = type(arg)
-            if kind is bytes:
-                value = arg
-            elif kind is str:
-                value = arg.encode()
-            elif kind is int:
-                value = b"%d" % arg
-            elif kind is float:
-                value = repr(arg).encode()
-            else:
-                raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
-            append(b"$%d\r\n%s\r\n" % (len(value), value))
-    return b"".join(parts)

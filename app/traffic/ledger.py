@@ -24,38 +24,49 @@ RESERVATION_TTL_MS = 15 * 60 * 1000
 
 _NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
 
+# KEYS: per ledger, its hash (spent, reserved) and its reservations. ARGV: the reservations'
+# lifetime (ms); per ledger its cap and when its keys expire (ms since the epoch, 0: never); then
+# the call's id and its reservation. The fixed arguments come first so a ledger set's call is packed
+# once (PipelinedRedis.prepare). Lapsed reservations are dropped only when they could change the
+# answer (the call does not fit with them): they are rare (a node died mid-call), and until then
+# they only make the check stricter. Expiries are set when a key is made, not on every call.
 RESERVE = _NOW + """
-local call, ttl = ARGV[1], tonumber(ARGV[2])
 local n = #KEYS / 2
+local ttl = tonumber(ARGV[1])
+local call, amount = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
 local refused = 0
 local state = {}
 for i = 1, n do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local cap, amount = tonumber(ARGV[3 * i]), tonumber(ARGV[1 + 3 * i])
-  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  if #lapsed > 0 then
-    local freed = 0
-    for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-    redis.call('HINCRBY', h, 'reserved', 0 - freed)
-  end
+  local cap = tonumber(ARGV[2 * i])
   local values = redis.call('HMGET', h, 'spent', 'reserved')
   local spent, reserved = tonumber(values[1] or '0'), tonumber(values[2] or '0')
-  state[i] = {spent, reserved}
-  if refused == 0 and spent + reserved + amount > cap then refused = i end
+  if spent + reserved + amount > cap then
+    local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+    if #lapsed > 0 then
+      local freed = 0
+      for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
+      redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+      redis.call('HINCRBY', h, 'reserved', 0 - freed)
+      reserved = reserved - freed
+    end
+    if refused == 0 and spent + reserved + amount > cap then refused = i end
+  end
+  state[i] = {spent, reserved, values[1] == false and values[2] == false}
 end
 local out = {refused}
 for i = 1, n do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local amount, expires = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i])
   if refused == 0 then
-    redis.call('ZADD', z, now + ttl, call .. ':' .. amount)
-    redis.call('HINCRBY', h, 'reserved', amount)
-    state[i][2] = state[i][2] + amount
+    local expires = tonumber(ARGV[2 * i + 1])
+    redis.call('ZADD', z, now + ttl, call .. ':' .. ARGV[3 + 2 * n])
+    redis.call('HINCRBY', h, 'reserved', ARGV[3 + 2 * n])
     if expires > 0 then
-      redis.call('PEXPIREAT', h, expires)
-      redis.call('PEXPIREAT', z, expires)
+      if state[i][3] then redis.call('PEXPIREAT', h, expires) end
+      -- Nothing reserved: the set was empty, so Redis had deleted it and ZADD made a new one.
+      if state[i][2] == 0 then redis.call('PEXPIREAT', z, expires) end
     end
+    state[i][2] = state[i][2] + amount
   end
   out[#out + 1] = state[i][1]
   out[#out + 1] = state[i][2]
@@ -65,6 +76,7 @@ return out
 
 # Amounts go back to Redis as the strings they came in, or as ``0 - x``: Lua formats a number
 # with "%.14g" (exponents from 1e14) and a negated zero as "-0", which INCRBY refuses.
+# KEYS: the call's ledgers (hash, reservations). ARGV: its reservation's member, the amount, the cost.
 SETTLE = """
 local member, reserved, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, #KEYS / 2 do
@@ -75,10 +87,19 @@ end
 return 0
 """
 
-USAGE = """
+# KEYS: per ledger, its hash and reservations (lapsed ones are dropped first: a report is exact).
+USAGE = _NOW + """
 local out = {}
-for i = 1, #KEYS do
-  local values = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #lapsed > 0 then
+    local freed = 0
+    for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    redis.call('HINCRBY', h, 'reserved', 0 - freed)
+  end
+  local values = redis.call('HMGET', h, 'spent', 'reserved')
   out[#out + 1] = tonumber(values[1] or '0')
   out[#out + 1] = tonumber(values[2] or '0')
 end
@@ -139,26 +160,20 @@ class Reservation:
     reserved: list[int]
 
 
-def reserve_args(ledgers: Sequence[Ledger], call: str) -> tuple[list[str], list[object]]:
+def ledger_fixed(ledgers: Sequence[Ledger]) -> tuple[list[str], list[int]]:
+    """RESERVE's keys and fixed arguments for ``ledgers`` (the call adds its id and amount)."""
     keys: list[str] = []
-    args: list[object] = [call, RESERVATION_TTL_MS]
+    args: list[int] = [RESERVATION_TTL_MS]
     for ledger in ledgers:
         keys += (ledger.stem + ":h", ledger.stem + ":z")
         end = ledger.period_end
-        args += (ledger.cap, ledger.amount, int((end + timedelta(days=1)).timestamp() * 1000) if end else 0)
+        args += (ledger.cap, int((end + timedelta(days=1)).timestamp() * 1000) if end else 0)
     return keys, args
 
 
 def parse_reservation(raw: Sequence[object]) -> Reservation:
     values = [int(value) for value in raw]  # type: ignore[call-overload]
     return Reservation(refused=values[0] - 1 if values[0] else None, spent=values[1::2], reserved=values[2::2])
-
-
-def settle_args(ledgers: Sequence[Ledger], call: str, reserved: int, cost: int) -> tuple[list[str], list[object]]:
-    keys: list[str] = []
-    for ledger in ledgers:
-        keys += (ledger.stem + ":h", ledger.stem + ":z")
-    return keys, [f"{call}:{reserved}", reserved, cost]
 
 
 @dataclass(slots=True)

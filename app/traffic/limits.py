@@ -5,13 +5,19 @@ back to the plugin's configured default for that scope.
 Org limits are read from the document store once per worker and kept until a change to the org
 arrives on the change bus (or after a TTL, the safety net): no store read per call. A bridge's
 limits come with the bridge the ``bridges`` stage already resolved for the call.
+
+What a stage makes of a call's limits (its windows or ledgers, their Redis keys, the script
+call packed once) is kept too, in a :class:`Plans` cache keyed by everything it was made from
+(:meth:`LimitSource.plan_key`: the caller's id and limits, the org, the bridge's limits, the
+model): a new key, a changed bridge or another model is another entry, and a change to an org
+(or every change, after a gap on the bus) empties the cache, as does the org entry's TTL.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Hashable, Mapping
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -20,6 +26,7 @@ from junction.plugins.call import Call
 from junction.stores.documents.bridges import ResolvedBridge
 
 Scope = Literal["key", "org", "bridge", "model"]
+P = TypeVar("P")
 BudgetPeriod = Literal["day", "month"]
 
 
@@ -59,6 +66,31 @@ class LimitSource:
         self._orgs: dict[str, tuple[float, Limits]] = {}
         self._generation = 0
         self._unsubscribe: Any = None
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every change to an org's limits this source heard of."""
+        return self._generation
+
+    @staticmethod
+    def plan_key(call: Call, *extra: Hashable) -> tuple[Hashable, ...]:
+        """What a plan made from the call's limits depends on: the caller and its own limits,
+        the org, the bridge and its limits (the org's limits are read through this source, whose
+        changes empty the :class:`Plans`), and ``extra`` (the model, ...)."""
+        principal = call.principal
+        bridge = None
+        if call.bridge_id is not None:
+            resolved = call.state.get(ResolvedBridge)
+            if resolved is not None:
+                record = resolved.bridge
+                bridge = (record.rpm, record.tpm, record.budget_usd, record.budget_period)
+        return (principal.id, principal.kind, principal.rpm, principal.tpm, principal.budget_usd,
+                principal.budget_period, call.org_id, call.bridge_id, bridge, *extra)
+
+    def org_expires(self, org_id: str | None) -> float:
+        """When the cached limits of ``org_id`` are read again (monotonic); now + TTL without one."""
+        entry = self._orgs.get(org_id) if org_id is not None else None
+        return entry[0] if entry is not None else time.monotonic() + ORG_TTL_SECONDS
 
     def start(self) -> None:
         if self._changes is not None and self._unsubscribe is None:
@@ -115,3 +147,34 @@ class LimitSource:
                 self._orgs.clear()
             self._orgs[org_id] = (time.monotonic() + ORG_TTL_SECONDS, limits)
         return limits
+
+
+class Plans(Generic[P]):
+    """A stage's plans by :meth:`LimitSource.plan_key` (see the module docstring); bounded."""
+
+    __slots__ = ("_source", "_plans", "_generation", "_limit")
+
+    def __init__(self, source: LimitSource, limit: int = 10_000) -> None:
+        self._source = source
+        self._plans: dict[tuple[Hashable, ...], tuple[float, P]] = {}
+        self._generation = source.generation
+        self._limit = limit
+
+    def get(self, key: tuple[Hashable, ...]) -> P | None:
+        if self._generation != self._source.generation:
+            self._plans.clear()
+            self._generation = self._source.generation
+            return None
+        entry = self._plans.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[Hashable, ...], plan: P, expires: float, generation: int) -> None:
+        """Keep ``plan`` until ``expires`` (monotonic), unless the limits changed while it was
+        made (``generation``: the source's when the making began)."""
+        if generation != self._source.generation:
+            return
+        if len(self._plans) >= self._limit:
+            self._plans.clear()
+        self._plans[key] = (expires, plan)

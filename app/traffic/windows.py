@@ -3,7 +3,9 @@
 **Algorithm: a sliding-window log with a running total**, the same for requests (each entry
 weighs 1) and tokens (each entry weighs the call's reservation, later its real usage). Each
 window keeps a sorted set of ``<call>:<amount>`` members scored by their time, and the sum of
-their amounts. Admission drops the entries older than the window, then admits the call only if
+their amounts. In Redis one log per scope serves both: its entries are the requests (counted
+with ZCARD) and carry the tokens (summed beside it), so a call adds one entry per scope.
+Admission drops the entries older than the window, then admits the call only if
 ``total + amount <= limit`` *in every window that applies* (key, org, bridge, model; requests and
 tokens), and only then adds it to all of them: all or nothing, atomic in one script.
 
@@ -30,62 +32,81 @@ _RETRY_SCAN = 256
 #: Redis's own clock, so nodes whose clocks differ still share one timeline.
 _NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
 
+# One log per scope (key, org, bridge, model) holds both kinds: requests are its entries (ZCARD),
+# tokens the running total beside it. KEYS: per scope, the log and its token total. ARGV: the
+# window (ms); per scope its rpm and tpm (-1: none); then the call's id and token reservation.
+# The fixed arguments come first so a scope set's call is packed once (PipelinedRedis.prepare).
+# Answers: the refused window (0: none; 2i-1 requests, 2i tokens of scope i), the ms until the
+# call would fit, and per scope its request count, token total and ms until its oldest entry ages out.
 ADMIT = _NOW + """
-local window, call = tonumber(ARGV[2]), ARGV[3]
+local window = tonumber(ARGV[1])
 local n = #KEYS / 2
-local out = {0, 0}
-local totals = {}
+local call, tokens = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
+local refused, retry = 0, 0
+local counts, totals = {}, {}
 for i = 1, n do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, amount = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
   local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
   if #old > 0 then
     local freed = 0
     for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
-    redis.call('DECRBY', t, freed)
+    if freed > 0 then redis.call('DECRBY', t, freed) end
   end
+  local count = redis.call('ZCARD', z)
   local total = tonumber(redis.call('GET', t) or '0')
-  totals[i] = total
-  if out[1] == 0 and total + amount > limit then
-    out[1] = i
-    local need, retry = total + amount - limit, window
-    if amount <= limit then
-      local entries = redis.call('ZRANGE', z, 0, SCAN, 'WITHSCORES')
-      local freed = 0
-      for j = 1, #entries, 2 do
-        freed = freed + tonumber(string.match(entries[j], ':(%d+)$'))
-        if freed >= need then retry = tonumber(entries[j + 1]) + window - now; break end
+  counts[i], totals[i] = count, total
+  if refused == 0 then
+    local rpm, tpm = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+    if rpm >= 0 and count + 1 > rpm then
+      refused, retry = 2 * i - 1, window
+      if rpm > 0 then  -- room for one more once the (count + 1 - rpm)-th oldest entry ages out
+        local entry = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
+        if entry[2] then retry = tonumber(entry[2]) + window - now end
+      end
+    elseif tpm >= 0 and total + tokens > tpm then
+      refused, retry = 2 * i, window
+      if tokens <= tpm then
+        local need, freed = total + tokens - tpm, 0
+        local entries = redis.call('ZRANGE', z, 0, SCAN, 'WITHSCORES')
+        for j = 1, #entries, 2 do
+          freed = freed + tonumber(string.match(entries[j], ':(%d+)$'))
+          if freed >= need then retry = tonumber(entries[j + 1]) + window - now; break end
+        end
       end
     end
-    out[2] = retry
   end
 end
+local out = {refused, retry}
+local member = call .. ':' .. tokens
 for i = 1, n do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local amount = tonumber(ARGV[3 + 2 * i])
-  if out[1] == 0 then
-    redis.call('ZADD', z, now, call .. ':' .. amount)
-    redis.call('INCRBY', t, amount)
+  if refused == 0 then
+    redis.call('ZADD', z, now, member)
     redis.call('PEXPIRE', z, window)
+    -- The total lives exactly as long as the log (a purge must find it): expired together.
+    if tokens > 0 then redis.call('INCRBY', t, tokens) end
     redis.call('PEXPIRE', t, window)
-    totals[i] = totals[i] + amount
+    counts[i], totals[i] = counts[i] + 1, totals[i] + tokens
   end
   local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  out[#out + 1] = counts[i]
   out[#out + 1] = totals[i]
   out[#out + 1] = (first[2] and (tonumber(first[2]) + window - now)) or 0
 end
 return out
 """.replace("SCAN", str(_RETRY_SCAN - 1))
 
+# KEYS: the call's logs and token totals. ARGV: its entry, the entry with the tokens it used,
+# the difference. An entry keeps its place (its time): it still counts as a request.
 SETTLE = """
-local old, new, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local old, new = ARGV[1], ARGV[2]
 for i = 1, #KEYS / 2 do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
   local score = redis.call('ZSCORE', z, old)
   if score then
     redis.call('ZREM', z, old)
-    if ARGV[4] == '1' then redis.call('ZADD', z, score, new) end
+    redis.call('ZADD', z, score, new)
     redis.call('INCRBY', t, ARGV[3])
   end
 end
@@ -103,6 +124,8 @@ class Window:
     stem: str
     limit: int
     amount: int
+    #: Which of the plan's scopes (its log in Redis) the window belongs to.
+    scope_index: int = 0
 
 
 @dataclass(slots=True)
@@ -117,26 +140,17 @@ class Admission:
     resets_ms: list[int]
 
 
-def admit_args(windows: Sequence[Window], call: str, now_ms: int) -> tuple[list[str], list[object]]:
-    keys: list[str] = []
-    args: list[object] = [now_ms, WINDOW_MS, call]
-    for window in windows:
-        keys += (window.stem + ":z", window.stem + ":t")
-        args += (window.limit, window.amount)
-    return keys, args
-
-
-def parse_admission(raw: Sequence[object]) -> Admission:
+def parse_admission(raw: Sequence[object], windows: Sequence[Window], at: dict[int, int]) -> Admission:
+    """ADMIT's answer for ``windows`` (in the plan's order); ``at`` maps the script's window number
+    (2i-1: requests, 2i: tokens of scope i) to the index in ``windows``."""
     values = [int(value) for value in raw]  # type: ignore[call-overload]
-    return Admission(refused=values[0] - 1 if values[0] else None, retry_ms=values[1],
-                     totals=values[2::2], resets_ms=values[3::2])
-
-
-def settle_args(windows: Sequence[Window], call: str, reserved: int, used: int) -> tuple[list[str], list[object]]:
-    keys: list[str] = []
+    totals, resets = [], []
     for window in windows:
-        keys += (window.stem + ":z", window.stem + ":t")
-    return keys, [f"{call}:{reserved}", f"{call}:{used}", used - reserved, 1 if used > 0 else 0]
+        base = 2 + 3 * window.scope_index
+        totals.append(values[base] if window.unit == "requests" else values[base + 1])
+        resets.append(values[base + 2])
+    return Admission(refused=at[values[0]] if values[0] else None, retry_ms=values[1], totals=totals,
+                     resets_ms=resets)
 
 
 @dataclass(slots=True)
@@ -211,15 +225,12 @@ class MemoryWindows:
         return found
 
 
+# KEYS: a scope's log and token total. Answers its requests and tokens of the last window.
 USAGE = _NOW + """
 local window = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS / 2 do
-  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
-  local freed = 0
-  for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
-  out[i] = tonumber(redis.call('GET', t) or '0') - freed
-end
-return out
+local z, t = KEYS[1], KEYS[2]
+local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
+local freed = 0
+for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
+return {redis.call('ZCOUNT', z, '(' .. (now - window), '+inf'), tonumber(redis.call('GET', t) or '0') - freed}
 """

@@ -23,6 +23,7 @@ from tests.traffic.conftest import (
     Admin,
     chat,
     error_of,
+    eventually,
     fire,
     flushed,
     traffic_config,
@@ -146,3 +147,29 @@ def test_overspend_stays_within_what_in_flight_calls_add_beyond_their_reservatio
         refused = chat(nodes[0], key, text=TEXT, max_tokens=1)
         assert refused.status_code == 429 and error_of(refused)["code"] == "budget_exceeded"
     assert math.isclose(admin.key_usage(key_id)["budget"]["remaining_usd"], max(cap - spent, 0), abs_tol=1e-9)
+
+
+def test_an_org_limit_changed_through_the_admin_api_applies_on_both_nodes(nodes: list[str]) -> None:
+    """Each worker keeps what a caller's limits make (windows, ledgers, packed script calls):
+    a change to the org through either node empties it on every node, so the next requests
+    there are checked against the new limits."""
+    admin = Admin(nodes[0])
+    org_id = admin.org("changing", rpm=1000, budget_usd=100.0, budget_period="day")
+    _, key = admin.key(org_id)
+    for base in nodes:  # both nodes now hold the plan made from rpm 1000
+        answered = chat(base, key)
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-ratelimit-limit-requests"] == "1000"
+
+    admin.call("PATCH", f"/api/v1/admin/orgs/{org_id}", {"rpm": 2})  # two requests already made
+    for base in nodes:
+        refused = eventually(lambda base=base: (r := chat(base, key)).status_code == 429 and r, seconds=5)
+        assert refused, f"{base} still admits past the new org limit"
+        assert error_of(refused)["param"] == "org.rpm" and "org limit of 2 requests" in error_of(refused)["message"]
+
+    Admin(nodes[1]).call("PATCH", f"/api/v1/admin/orgs/{org_id}", {"rpm": 500, "budget_usd": 1e-9})
+    for base in nodes:  # the budget now refuses what the request limit admits
+        refused = eventually(lambda base=base: (r := chat(base, key)).status_code == 429
+                             and error_of(r)["code"] == "budget_exceeded" and r, seconds=5)
+        assert refused, f"{base} does not apply the new org budget"
+        assert error_of(refused)["param"] == "org.budget_usd"

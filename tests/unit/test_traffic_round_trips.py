@@ -1,7 +1,8 @@
 """Rate limit, budget and response cache together against the real Redis (DB 7, random keys), in a
 real pipeline with a scripted provider: a cache miss costs one Redis round trip before the
 upstream call and none after it: the stored answer, the settles of both admission stages ride
-the next call's batch, or go by themselves after the settle delay when no call comes."""
+the next call's batch, or go by themselves, all in one write, after the settle delay when no
+call comes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from junction.middleware.response_cache.stage import ResponseCacheStage
 from junction.plugins import PluginContext, Principal
 from junction.pricing import ModelPrice, PriceBook
 from junction.settings import settings_from_mapping
-from junction.stores.redis_pipeline import Command, PipelinedRedis
+from junction.stores.redis_pipeline import Command, PipelinedRedis, Prepared
 from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
@@ -34,9 +35,10 @@ class CountingPipeline(PipelinedRedis):
         super().__init__(url)
         self.round_trips: list[list[str]] = []
 
-    async def execute(self, commands: list[Command]) -> list[Any]:
-        self.round_trips.append([str(command[0]) for command in commands])
-        return await super().execute(commands)
+    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
+        self.round_trips.append(["EVALSHA" if type(command[0]) is Prepared else str(command[0])
+                                 for command in commands])
+        return await super()._execute(commands, timeout)
 
 
 def principal() -> Principal:
@@ -56,8 +58,8 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
     stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
               BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
               ResponseCacheStage(cache_config, context)]
-    for stage in stages:  # a settle delay no loaded test machine outlasts between two calls
-        stage._settler._delay = 1.0
+    pipeline.settle_delay = 1.0  # a settle delay no loaded test machine outlasts between two calls
+    pipeline.send_when_idle = False  # as under load: another call's batch is always in flight
     provider = ScriptedProvider()
     gateway = build_gateway(stages, provider=provider)
     caller = principal()
@@ -77,9 +79,9 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         assert len(stored) == 1  # the first answer; the second call's lock is held until its own store
 
         # No call comes: the second call's settles and store go by themselves after the settle
-        # delay (each plugin's queue in a round trip of its own).
+        # delay, in one round trip (one queue per connection, not per plugin).
         await asyncio.sleep(1.3)
-        assert pipeline.round_trips[2:] == [["EVALSHA"]] * 3
+        assert pipeline.round_trips[2:] == [["EVALSHA"] * 3]
         other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
         again = chat_call(text="second question", principal=caller)
         await build_gateway([other_worker], provider=provider).complete(again)
@@ -88,6 +90,44 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
         assert spent.budget is not None and spent.budget.reserved_usd == 0  # both settled
         assert spent.budget.spent_usd > 0
+    finally:
+        for stage in stages:
+            await stage.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pipeline.aclose()
+
+
+async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
+    """With nothing in flight no batch is coming to carry the settles, and one that did would wait
+    in Redis for them: they go in one write right after the call, and the next call's round trip
+    carries its own admission only."""
+    client = redis.Redis.from_url(LIVE)
+    pipeline = CountingPipeline(LIVE)
+    pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
+    book = PriceBook()
+    book.add_provider_prices("scripted", [ModelPrice(model="ok", input=1.0, output=1.0)])
+    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
+                            redis=client, redis_pipeline=pipeline, pricing=book)
+    prefix = f"round-trips-{secrets.token_hex(4)}"
+    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
+              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
+              ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0), context)]
+    gateway = build_gateway(stages, provider=ScriptedProvider())
+    caller = principal()
+    try:
+        await gateway.complete(chat_call(text="first question", principal=caller))
+        for _ in range(100):  # the settles' write follows the call within a turn of the loop
+            if len(pipeline.round_trips) > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pipeline.round_trips == [["EVALSHA"] * 3, ["EVALSHA"] * 3]  # admission; settles and store
+        await gateway.complete(chat_call(text="second question", principal=caller))
+        assert pipeline.round_trips[2] == ["EVALSHA"] * 3  # the second admission alone
+        spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
+        assert spent.budget is not None and spent.budget.spent_usd > 0  # the first call settled
     finally:
         for stage in stages:
             await stage.close()

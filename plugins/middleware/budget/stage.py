@@ -1,9 +1,16 @@
 """The budget stage: reserve the expected cost in every budget that applies before the call,
-settle the real cost after it."""
+settle the real cost after it.
+
+What a caller's budgets make (the ledgers of the current periods, their Redis keys, the
+reservation script's call packed once, the candidate deployments' prices) is a
+:class:`BudgetPlan`, kept per caller, org, bridge and model (:class:`~junction.traffic.limits.Plans`)
+until the org's limits are read again or the UTC day ends: a call only adds its id and amount."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,23 +30,58 @@ from junction.traffic.ledger import (
     MemoryLedgers,
     Periods,
     Reservation,
+    ledger_fixed,
     parse_reservation,
-    reserve_args,
-    settle_args,
 )
-from junction.traffic.limits import Limits
+from junction.traffic.limits import Limits, LimitSource, Plans
 from junction.traffic.report import BudgetUsage, Usage
 from junction.traffic.stage import TrafficStage
 
 
+class BudgetPlan:
+    """The budgets of one caller, org, bridge and model: the ledgers of the current periods
+    (amounts 0: each call has its own), the prices of the deployments the call may reach
+    (``None``: unpriced), and in Redis the reservation and settle scripts' calls packed with
+    their keys and caps (``None`` without Redis)."""
+
+    __slots__ = ("ledgers", "prices", "reserve", "settle", "answering")
+
+    def __init__(self, ledgers: list[Ledger], prices: list[tuple[str, ModelPrice | None]], reserve: Any,
+                 settle: Any) -> None:
+        self.ledgers, self.prices, self.reserve, self.settle = ledgers, prices, reserve, settle
+        #: Prices of the deployments that answered, by ``provider/model`` (for settling).
+        self.answering: dict[str, ModelPrice | None] = {}
+
+
+#: The plan of a call no budget applies to.
+NO_BUDGETS = BudgetPlan([], [], None, None)
+
+
 class Hold:
-    """What the call reserved: its id in the ledgers, the ledgers, the amount (nano-USD), and
-    the price it was reserved at (the dearest of the call's candidate deployments)."""
+    """What the call reserved: its id in the ledgers, its plan, the amount (nano-USD), and the
+    price it was reserved at (the dearest of the call's candidate deployments). Hears the
+    reservation's answer (no closure per call)."""
 
-    __slots__ = ("call", "ledgers", "amount", "price")
+    __slots__ = ("stage", "call", "id", "plan", "amount", "price")
 
-    def __init__(self, call: str, ledgers: list[Ledger], amount: int, price: ModelPrice) -> None:
-        self.call, self.ledgers, self.amount, self.price = call, ledgers, amount, price
+    def __init__(self, stage: BudgetStage, call: Call, id: str, plan: BudgetPlan, amount: int,
+                 price: ModelPrice) -> None:
+        self.stage, self.id, self.plan, self.amount, self.price = stage, id, plan, amount, price
+        self.call: Call | None = call
+
+    @property
+    def ledgers(self) -> list[Ledger]:
+        return self.plan.ledgers
+
+    def __call__(self, result: Any) -> None:
+        stage = self.stage
+        if isinstance(result, BaseException):
+            if not isinstance(result, StoreUnavailable):
+                stage._guard.trip(result)
+            if stage._guard.on_error == "closed":
+                raise stage._guard.refusal()
+            return
+        stage._reserved(self, parse_reservation(result))
 
 
 class BudgetStage(TrafficStage):
@@ -54,6 +96,7 @@ class BudgetStage(TrafficStage):
         self._aliases: dict[str, list[str]] = {
             name: [d.model for d in alias.deployments] + list(alias.fallbacks)
             for name, alias in context.settings.models.items()}
+        self._plans: Plans[BudgetPlan] = Plans(self._limits)
 
     # --- before the call ----------------------------------------------------------------------
 
@@ -66,15 +109,44 @@ class BudgetStage(TrafficStage):
         return Ledger(scope, f"{self._prefix}:{scope}:{scope_id}:{label}",
                       int(round((limits.budget_usd or 0.0) * NANO)), amount, end)
 
-    def _price(self, call: Call, prompt: int, output: int) -> tuple[ModelPrice, int]:
-        """The dearest price among the deployments the call may reach, and the reservation."""
+    def _labels(self, call: Call) -> list[str]:
         labels = list(self._aliases.get(call.request.model, (call.request.model,)))
         if call.fallback_model:
             labels += self._aliases.get(call.fallback_model, [call.fallback_model])
+        return labels
+
+    def _label_price(self, label: str) -> ModelPrice | None:
+        provider, _, model = label.partition("/")
+        return self._book.price_or_default(provider, model)
+
+    async def plan(self, call: Call) -> BudgetPlan:
+        key = LimitSource.plan_key(call, call.request.model, call.fallback_model)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        generation = self._limits.generation
+        scopes = await self._scopes(call)
+        if not scopes:
+            plan = NO_BUDGETS
+        else:
+            ledgers = [self._ledger(scope, scope_id, limits, 0) for scope, scope_id, limits in scopes]
+            prices = [(label, self._label_price(label)) for label in self._labels(call)]
+            reserve = settle = None
+            if self._pipeline is not None:
+                keys, fixed = ledger_fixed(ledgers)
+                reserve = self._pipeline.prepare(RESERVE, keys, fixed, 2)
+                settle = self._pipeline.prepare(SETTLE, keys, [], 3)
+            plan = BudgetPlan(ledgers, prices, reserve, settle)
+        # Periods end at UTC midnight: a plan (its ledgers' period labels) does not outlive the day.
+        day_ends = time.monotonic() + 86_400 - time.time() % 86_400
+        self._plans.put(key, plan, min(self._limits.org_expires(call.org_id), day_ends), generation)
+        return plan
+
+    @staticmethod
+    def _price(plan: BudgetPlan, prompt: int, output: int) -> tuple[ModelPrice, int]:
+        """The dearest price among the deployments the call may reach, and the reservation."""
         best: tuple[ModelPrice, float] | None = None
-        for label in labels:
-            provider, _, model = label.partition("/")
-            price = self._book.price_or_default(provider, model)
+        for label, price in plan.prices:
             if price is None:
                 raise PermissionDenied(
                     f"model {label!r} has no price and a budget applies to this call; price it in "
@@ -87,31 +159,20 @@ class BudgetStage(TrafficStage):
         return best[0], math.ceil(best[1] * NANO)
 
     async def enter(self, call: Call) -> None:
-        scopes = await self._scopes(call)
-        if not scopes:
+        plan = await self.plan(call)
+        if plan is NO_BUDGETS:
             return
-        price, amount = self._price(call, prompt_tokens(call), self._config.output_cap(call))
-        ledgers = [self._ledger(scope, scope_id, limits, amount) for scope, scope_id, limits in scopes]
-        hold = Hold(self._ids.new(), ledgers, amount, price)
-
-        def on_result(result: Any) -> None:
-            if isinstance(result, BaseException):
-                if not isinstance(result, StoreUnavailable):
-                    self._guard.trip(result)
-                if self._guard.on_error == "closed":
-                    raise self._guard.refusal()
-                return
-            self._reserved(call, hold, parse_reservation(result))
-
+        price, amount = self._price(plan, prompt_tokens(call), self._config.output_cap(call))
+        hold = Hold(self, call, self._ids.new(), plan, amount, price)
         if self._memory is not None:
-            self._reserved(call, hold, self._memory.reserve(ledgers, hold.call))
+            ledgers = [dataclasses.replace(ledger, amount=amount) for ledger in plan.ledgers]
+            self._reserved(hold, self._memory.reserve(ledgers, hold.id))
             return
-        keys, args = reserve_args(ledgers, hold.call)
-        batch = call.store_batch(self._pipeline)
-        self._settler.ride(batch)  # earlier calls' settles share this round trip
-        batch.queue(self._guard, lambda pipe: pipe.eval(RESERVE, len(keys), *keys, *args), on_result)
+        call.store_batch(self._pipeline).queue(self._guard, (plan.reserve, hold.id, amount), hold)
 
-    def _reserved(self, call: Call, hold: Hold, reservation: Reservation) -> None:
+    def _reserved(self, hold: Hold, reservation: Reservation) -> None:
+        call, hold.call = hold.call, None  # no cycle through the call's state
+        assert call is not None
         if reservation.refused is None:
             call.state[Hold] = hold
             return
@@ -139,9 +200,12 @@ class BudgetStage(TrafficStage):
         outcome = call.outcome
         if outcome is not None and outcome.usage is not None:
             price = hold.price
-            if call.deployment is not None:
-                provider, _, model = call.deployment.partition("/")
-                price = self._book.price_or_default(provider, model) or price
+            label = call.deployment
+            if label is not None:
+                answering = hold.plan.answering
+                if label not in answering:
+                    answering[label] = self._label_price(label)
+                price = answering[label] or price
             return math.ceil(price.cost(outcome.usage) * NANO)
         if outcome is None or outcome.status in (200, CLIENT_CLOSED):
             return hold.amount
@@ -153,10 +217,9 @@ class BudgetStage(TrafficStage):
             return
         cost = self._cost(call, hold)
         if self._memory is not None:
-            self._memory.settle(hold.ledgers, hold.call, cost)
+            self._memory.settle(hold.ledgers, hold.id, cost)
             return
-        keys, args = settle_args(hold.ledgers, hold.call, hold.amount, cost)
-        self._settler.add(SETTLE, keys, args)
+        self._settler.add((hold.plan.settle, f"{hold.id}:{hold.amount}", hold.amount, cost))
 
     # --- the admin API's report -----------------------------------------------------------------
 
@@ -168,8 +231,8 @@ class BudgetStage(TrafficStage):
         if self._memory is not None:
             spent, reserved = self._memory.usage([ledger.stem])[0]
         else:
-            key = ledger.stem + ":h"
-            spent, reserved = (int(v) for v in await self._guard.run(lambda: self._redis.eval(USAGE, 1, key)))
+            keys = [ledger.stem + ":h", ledger.stem + ":z"]
+            spent, reserved = (int(v) for v in await self._guard.run(lambda: self._redis.eval(USAGE, 2, *keys)))
         return Usage(budget=BudgetUsage(
             limit_usd=limits.budget_usd, period=limits.budget_period, resets_at=ledger.period_end,
             spent_usd=spent / NANO, reserved_usd=reserved / NANO,

@@ -1,9 +1,13 @@
 """The rate-limit stage: check and take every window that applies before the call, settle the
-token windows with the real usage after it."""
+token windows with the real usage after it.
+
+What a caller's limits make (the windows, their Redis keys, the admission script's call packed
+once) is a :class:`RatePlan`, kept per caller, org, bridge and model
+(:class:`~junction.traffic.limits.Plans`): a call only adds its id and token estimate."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
 from typing import Any
 
 from junction.errors import RateLimited
@@ -12,7 +16,7 @@ from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
 from junction.plugins.store_guard import StoreUnavailable
 from junction.traffic.estimate import prompt_tokens
-from junction.traffic.limits import Limits
+from junction.traffic.limits import Limits, LimitSource, Plans
 from junction.traffic.report import LimitUsage, Usage
 from junction.traffic.stage import TrafficStage
 from junction.traffic.windows import (
@@ -23,19 +27,48 @@ from junction.traffic.windows import (
     Admission,
     MemoryWindows,
     Window,
-    admit_args,
     parse_admission,
-    settle_args,
 )
+
+UNITS = ("requests", "tokens")
+
+
+class RatePlan:
+    """The windows of one caller, org, bridge and model, in Redis: the admission and settle
+    scripts' calls packed with their keys and limits (``None`` without Redis), and per unit the
+    indexes of its windows and their limits as header values."""
+
+    __slots__ = ("windows", "at", "tokens", "admit", "settle", "by_unit")
+
+    def __init__(self, windows: list[Window], at: dict[int, int], admit: Any, settle: Any) -> None:
+        self.windows, self.at, self.admit, self.settle = windows, at, admit, settle
+        self.tokens = any(window.unit == "tokens" for window in windows)
+        self.by_unit = [((f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}",
+                          f"x-ratelimit-reset-{unit}"),
+                         [(index, window.limit, str(window.limit)) for index, window in enumerate(windows)
+                          if window.unit == unit]) for unit in UNITS]
+
+
+#: The plan of a call no window applies to.
+NO_WINDOWS = RatePlan([], {}, None, None)
 
 
 class Taken:
-    """What the call took: its id in the windows, its token windows and token reservation."""
+    """What the call took: its id in the windows, its plan and token reservation. Hears the
+    admission's answer (no closure per call)."""
 
-    __slots__ = ("call", "token_windows", "tokens")
+    __slots__ = ("stage", "call", "id", "plan", "tokens")
 
-    def __init__(self, call: str, token_windows: list[Window], tokens: int) -> None:
-        self.call, self.token_windows, self.tokens = call, token_windows, tokens
+    def __init__(self, stage: RateLimitStage, call: Call, id: str, plan: RatePlan, tokens: int) -> None:
+        self.stage, self.id, self.plan, self.tokens = stage, id, plan, tokens
+        self.call: Call | None = call
+
+    def __call__(self, result: Any) -> None:
+        stage = self.stage
+        if isinstance(result, BaseException):
+            stage._unavailable(result)
+            return
+        stage._admitted(self, parse_admission(result, self.plan.windows, self.plan.at))
 
 
 class RateLimitStage(TrafficStage):
@@ -45,6 +78,7 @@ class RateLimitStage(TrafficStage):
         self._memory = MemoryWindows() if context.redis is None else None
         self._defaults = {scope: _limits(getattr(config, scope)) for scope in ("keys", "orgs", "bridges")}
         self._models = {model: _limits(limits) for model, limits in config.models.items()}
+        self._plans: Plans[RatePlan] = Plans(self._limits)
 
     # --- before the call ----------------------------------------------------------------------
 
@@ -56,34 +90,48 @@ class RateLimitStage(TrafficStage):
             found.append(("model", call.request.model, model))
         return [entry for entry in found if entry[2].rpm is not None or entry[2].tpm is not None]
 
-    async def enter(self, call: Call) -> None:
+    async def plan(self, call: Call) -> RatePlan:
+        key = LimitSource.plan_key(call, call.request.model)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        generation = self._limits.generation
         windows: list[Window] = []
-        tokens = -1
-        for scope, scope_id, limits in await self.scopes(call):
+        at: dict[int, int] = {}
+        keys: list[str] = []
+        fixed: list[int] = [WINDOW_MS]
+        for index, (scope, scope_id, limits) in enumerate(await self.scopes(call)):
             stem = f"{self._prefix}:{scope}:{scope_id}"
             if limits.rpm is not None:
-                windows.append(Window(scope, "requests", stem + ":r", limits.rpm, 1))
+                at[2 * index + 1] = len(windows)
+                windows.append(Window(scope, "requests", stem + ":r", limits.rpm, 1, index))
             if limits.tpm is not None:
-                if tokens < 0:
-                    tokens = prompt_tokens(call) + self._config.output_cap(call)
-                windows.append(Window(scope, "tokens", stem + ":t", limits.tpm, tokens))
+                at[2 * index + 2] = len(windows)
+                windows.append(Window(scope, "tokens", stem + ":t", limits.tpm, 0, index))
+            keys += (stem + ":log", stem + ":tok")
+            fixed += (_or_none(limits.rpm), _or_none(limits.tpm))
         if not windows:
+            plan = NO_WINDOWS
+        elif self._pipeline is None:
+            plan = RatePlan(windows, at, None, None)
+        else:
+            plan = RatePlan(windows, at, self._pipeline.prepare(ADMIT, keys, fixed, 2),
+                            self._pipeline.prepare(SETTLE, keys, [], 3))
+        self._plans.put(key, plan, self._limits.org_expires(call.org_id), generation)
+        return plan
+
+    async def enter(self, call: Call) -> None:
+        plan = await self.plan(call)
+        if plan is NO_WINDOWS:
             return
-        taken = Taken(self._ids.new(), [w for w in windows if w.unit == "tokens"], max(tokens, 0))
-
-        def on_result(result: Any) -> None:
-            if isinstance(result, BaseException):
-                self._unavailable(result)
-                return
-            self._admitted(call, windows, taken, parse_admission(result))
-
+        tokens = prompt_tokens(call) + self._config.output_cap(call) if plan.tokens else 0
+        taken = Taken(self, call, self._ids.new(), plan, tokens)
         if self._memory is not None:
-            self._admitted(call, windows, taken, self._memory.admit(windows, taken.call))
+            windows = [dataclasses.replace(window, amount=tokens) if window.unit == "tokens" else window
+                       for window in plan.windows]
+            self._admitted(taken, self._memory.admit(windows, taken.id))
             return
-        keys, args = admit_args(windows, taken.call, 0)
-        batch = call.store_batch(self._pipeline)
-        self._settler.ride(batch)  # earlier calls' settles share this round trip
-        batch.queue(self._guard, lambda pipe: pipe.eval(ADMIT, len(keys), *keys, *args), on_result)
+        call.store_batch(self._pipeline).queue(self._guard, (plan.admit, taken.id, tokens), taken)
 
     def _unavailable(self, error: BaseException) -> None:
         if not isinstance(error, StoreUnavailable):  # the script itself failed: count it as the store's
@@ -91,35 +139,40 @@ class RateLimitStage(TrafficStage):
         if self._guard.on_error == "closed":
             raise self._guard.refusal()
 
-    def _admitted(self, call: Call, windows: Sequence[Window], taken: Taken, admission: Admission) -> None:
-        headers = _headers(windows, admission)
+    def _admitted(self, taken: Taken, admission: Admission) -> None:
+        call, taken.call = taken.call, None  # no cycle through the call's state
+        assert call is not None
+        headers = call.response_headers
         if admission.refused is not None:
-            window = windows[admission.refused]
+            headers = {}
+        _headers(taken.plan, admission, headers)
+        if admission.refused is not None:
+            window = taken.plan.windows[admission.refused]
             retry = max(1, -(-admission.retry_ms // 1000))
-            what = "requests" if window.unit == "requests" else "tokens"
-            detail = (f" (this request needs {window.amount} tokens)" if window.unit == "tokens" else "")
+            what = window.unit
+            detail = f" (this request needs {taken.tokens} tokens)" if what == "tokens" else ""
             raise RateLimited(
                 f"rate limit exceeded: {window.scope} limit of {window.limit} {what} per minute{detail}; "
                 f"retry after {retry} s",
                 code="rate_limit_exceeded", param=f"{window.scope}.{'rpm' if what == 'requests' else 'tpm'}",
                 headers={**headers, "Retry-After": str(retry)})
-        call.response_headers.update(headers)
         call.state[Taken] = taken
 
     # --- after the call -----------------------------------------------------------------------
 
     def _settle(self, call: Call) -> None:
         taken = call.state.get(Taken)
-        if taken is None or not taken.token_windows:
+        if taken is None or not taken.plan.tokens:
             return
         used = _tokens_used(call, taken.tokens)
         if used == taken.tokens:
             return
         if self._memory is not None:
-            self._memory.settle(taken.token_windows, taken.call, used)
+            windows = [window for window in taken.plan.windows if window.unit == "tokens"]
+            self._memory.settle(windows, taken.id, used)
             return
-        keys, args = settle_args(taken.token_windows, taken.call, taken.tokens, used)
-        self._settler.add(SETTLE, keys, args)
+        entry = f"{taken.id}:{taken.tokens}"
+        self._settler.add((taken.plan.settle, entry, f"{taken.id}:{used}", used - taken.tokens))
 
     # --- the admin API's report -----------------------------------------------------------------
 
@@ -127,17 +180,20 @@ class RateLimitStage(TrafficStage):
         """Use of the last minute against the limits of one key, org or bridge."""
         limits = own.over(self._defaults[scope + "s"])
         stem = f"{self._prefix}:{scope}:{scope_id}"
-        stems = [stem + ":r", stem + ":t"]
         if self._memory is not None:
-            used = self._memory.totals(stems)
+            used = self._memory.totals([stem + ":r", stem + ":t"])
         else:
-            keys = [part for s in stems for part in (s + ":z", s + ":t")]
-            used = [int(v) for v in await self._guard.run(lambda: self._redis.eval(USAGE, len(keys), *keys, WINDOW_MS))]
+            keys = [stem + ":log", stem + ":tok"]
+            used = [int(v) for v in await self._guard.run(lambda: self._redis.eval(USAGE, 2, *keys, WINDOW_MS))]
         return Usage(requests=LimitUsage.of(limits.rpm, used[0]), tokens=LimitUsage.of(limits.tpm, used[1]))
 
 
 def _limits(settings: ScopeLimits) -> Limits:
     return Limits(rpm=settings.rpm, tpm=settings.tpm)
+
+
+def _or_none(limit: int | None) -> int:
+    return -1 if limit is None else limit
 
 
 def _tokens_used(call: Call, reserved: int) -> int:
@@ -153,20 +209,18 @@ def _tokens_used(call: Call, reserved: int) -> int:
     return 0
 
 
-def _headers(windows: Sequence[Window], admission: Admission) -> dict[str, str]:
+def _headers(plan: RatePlan, admission: Admission, headers: dict[str, str]) -> None:
     """``x-ratelimit-*``: for requests and for tokens, the window with the least room left."""
-    headers: dict[str, str] = {}
-    for unit in ("requests", "tokens"):
-        tightest = None
-        for index, window in enumerate(windows):
-            if window.unit != unit:
-                continue
-            remaining = max(window.limit - admission.totals[index], 0)
-            if tightest is None or remaining < tightest[1]:
-                tightest = (window, remaining, admission.resets_ms[index])
-        if tightest is not None:
-            window, remaining, reset_ms = tightest
-            headers[f"x-ratelimit-limit-{unit}"] = str(window.limit)
-            headers[f"x-ratelimit-remaining-{unit}"] = str(remaining)
-            headers[f"x-ratelimit-reset-{unit}"] = f"{max(reset_ms, 0) / 1000:g}s"
-    return headers
+    totals, resets = admission.totals, admission.resets_ms
+    for (limit_name, remaining_name, reset_name), windows in plan.by_unit:
+        if not windows:
+            continue
+        best = None
+        for index, limit, shown in windows:
+            remaining = limit - totals[index]
+            if best is None or remaining < best[0]:
+                best = (remaining, index, shown)
+        remaining, index, shown = best  # type: ignore[misc]
+        headers[limit_name] = shown
+        headers[remaining_name] = str(max(remaining, 0))
+        headers[reset_name] = f"{max(resets[index], 0) / 1000:g}s"

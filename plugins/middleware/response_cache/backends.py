@@ -73,15 +73,29 @@ class RedisCache:
         self.prefix = prefix
         self.guard = guard
         self._poll = redis.register_script(POLL)
+        self._lookup = self._fill = self._release = None
+
+    def shas(self, pipeline: Any) -> None:
+        """Send the scripts through ``pipeline`` (a PipelinedRedis), packed once up to their keys."""
+        self._lookup = pipeline.prepare(LOOKUP, [], [], 4, numkeys=2)
+        self._fill = pipeline.prepare(FILL, [], [], 5, numkeys=2)
+        self._release = pipeline.prepare(RELEASE, [], [], 2, numkeys=1)
 
     def keys(self, key: str) -> list[str]:
         entry = self.prefix + key
         return [entry, entry + ":lock"]
 
-    def lookup_command(self, key: str, token: str, lock_seconds: float) -> Any:
+    def lookup_command(self, key: str, token: str, lock_seconds: float) -> tuple[Any, ...]:
         """The lookup, to queue on the call's store batch (one round trip with the admission stages)."""
-        keys, args = self.keys(key), [token, max(1, int(lock_seconds * 1000))]
-        return lambda pipe: pipe.eval(LOOKUP, 2, *keys, *args)  # sent as EVALSHA (PipelinedRedis)
+        entry = self.prefix + key
+        return (self._lookup, entry, entry + ":lock", token, max(1, int(lock_seconds * 1000)))
+
+    def fill_command(self, key: str, data: bytes, ttl_seconds: int, token: str) -> tuple[Any, ...]:
+        entry = self.prefix + key
+        return (self._fill, entry, entry + ":lock", data, ttl_seconds * 1000, token)
+
+    def release_command(self, key: str, token: str) -> tuple[Any, ...]:
+        return (self._release, self.prefix + key + ":lock", token)
 
     async def follow(self, key: str, seconds: float) -> tuple[Found, bytes | None]:
         """Poll for the leader's entry: every 5 ms at first, backing off to 100 ms."""

@@ -3,16 +3,15 @@ answer a hit in the form asked for, and store a complete successful answer (see 
 docstring for the rules).
 
 With Redis, the store (and the release of a failed leader's lock) is not a round trip of its own:
-it is queued on a :class:`~junction.traffic.settle.Settler` and rides the next call's lookup batch, or
-goes by itself after the settle delay (20 ms) when no call comes. A miss so costs one round trip
-in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
+it is deferred on the worker's pipelining connection (:class:`~junction.traffic.settle.Settler`) and
+rides the next call's batch, or goes by itself after the settle delay (20 ms) when no call comes.
+A miss so costs one round trip in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
 and nodes wait for the entry (the FILL script writes it and drops the lock in one step), and this
 worker keeps the entry in memory at once."""
 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -39,6 +38,7 @@ from junction.plugins.background import BackgroundWork
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
 from junction.schemas.chat import ChatRequest, ChatResponse
 from junction.schemas.stream import Finish, StreamDone, StreamEvent, UsageReport
+from junction.traffic.estimate import CallIds
 from junction.traffic.settle import Settler
 
 log = logging.getLogger("junction.response_cache")
@@ -84,6 +84,10 @@ class ResponseCacheStage(Stage):
         if context.redis is not None:
             self.pipeline.load(LOOKUP, FILL, RELEASE)
             self._settler = Settler(self.guard, self.pipeline)
+            assert isinstance(self.backend, RedisCache)
+            self.backend.shas(self.pipeline)
+        #: Lock tokens: unique across workers and nodes without a random draw per call.
+        self._tokens = CallIds()
         #: Stores, counts and releases run after the answer went out.
         self.background = BackgroundWork(log, "storing a cached answer")
         #: With Redis, entries recently found or stored here: key -> (kept until, monotonic; entry).
@@ -172,7 +176,7 @@ class ResponseCacheStage(Stage):
             call.response_headers[CACHE_HEADER] = "bypass"
             return None
         single_flight = self.config.single_flight_seconds > 0 and ttl > 0
-        plan = Plan(cache_key(call, request), secrets.token_hex(8) if single_flight else "", ttl, lookup)
+        plan = Plan(cache_key(call, request), self._tokens.new() if single_flight else "", ttl, lookup)
         try:
             if lookup:
                 await self._lookup(call, plan)
@@ -203,10 +207,8 @@ class ResponseCacheStage(Stage):
             await call.flush_store()  # what admission stages queued still goes, and may refuse
             plan.found, plan.entry = Found.HIT, local[1]
             return
-        # On the admission stages' round trip, with the stores queued since the last one.
+        # On the admission stages' round trip (which carries the stores deferred since the last one).
         batch = call.store_batch(self.pipeline)
-        assert self._settler is not None
-        self._settler.ride(batch)
         heard: list[Any] = []
         batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
                     heard.append)
@@ -266,7 +268,7 @@ class ResponseCacheStage(Stage):
             self.background.start(backend.fill(plan.key, plan.token, data, plan.ttl))
             return
         assert self._settler is not None
-        self._settler.add(FILL, backend.keys(plan.key), [data, plan.ttl * 1000, plan.token])
+        self._settler.add(backend.fill_command(plan.key, data, plan.ttl, plan.token))
 
     def _release(self, plan: Plan) -> None:
         if not plan.token:
@@ -276,7 +278,7 @@ class ResponseCacheStage(Stage):
             self.background.start(backend.release(plan.key, plan.token))
             return
         assert self._settler is not None
-        self._settler.add(RELEASE, backend.keys(plan.key)[1:], [plan.token])
+        self._settler.add(backend.release_command(plan.key, plan.token))
 
 
 

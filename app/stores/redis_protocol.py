@@ -1,0 +1,236 @@
+"""The wire side of :mod:`junction.stores.redis_pipeline`: one socket to Redis (an asyncio
+protocol) that writes batches in order, parses RESP2 replies and hands each batch its own, and
+the packing of commands (with :class:`Prepared` heads packed once).
+
+Replies are integers, ``bytes``, ``None``, lists, and ``redis.exceptions.ResponseError`` instances
+in place of error replies (errors stay with their own command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+#: A batch unanswered for this long when a caller gives up on it marks the connection as hung.
+STALE_SECONDS = 1.0
+
+Command = tuple[Any, ...]
+
+
+class Prepared:
+    """A script call whose keys and leading arguments are packed once (see the module docstring):
+    send it as ``(prepared, *rest)`` with ``rest`` the remaining ``rest`` arguments."""
+
+    __slots__ = ("head", "source", "fixed")
+
+    def __init__(self, head: bytes, source: str, fixed: tuple[Any, ...]) -> None:
+        self.head, self.source, self.fixed = head, source, fixed
+
+
+class _Batch:
+    __slots__ = ("count", "replies", "future", "sent", "deadline")
+
+    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent: float, deadline: float) -> None:
+        self.count, self.future, self.sent, self.deadline = count, future, sent, deadline
+        self.replies: list[Any] = []
+
+
+class Connection(asyncio.Protocol):
+    """One socket to Redis: batches written in order, replies parsed and handed out in order."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiting: deque[_Batch] = deque()
+        self.closed = False
+        self._watch: asyncio.TimerHandle | None = None
+        #: Packed batches not yet written: every batch sent in one turn of the loop goes in one write.
+        self._unwritten: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._fail(ConnectionError(f"the Redis connection was lost: {error or 'closed by the server'}"))
+
+    def abort(self, error: Exception) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        while self._waiting:
+            future = self._waiting.popleft().future
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # retrieved here: a caller that gave up never reads it
+
+    async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
+        if self.closed or self._transport is None:
+            raise ConnectionError("the Redis connection is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        now = loop.time()
+        batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER)
+        self._waiting.append(batch)
+        if self._watch is None and timeout is not None:
+            self._watch = loop.call_at(batch.deadline, self._check_deadlines)
+        if not self._unwritten:
+            loop.call_soon(self._write)
+        self._unwritten.append(pack(commands))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            head = self._waiting[0] if self._waiting else None
+            if head is not None and loop.time() - head.sent > STALE_SECONDS:
+                self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
+            raise
+
+    @property
+    def idle(self) -> bool:
+        """No batch is waiting for its replies or for its write."""
+        return not self._waiting and not self._unwritten and not self.closed
+
+    def _write(self) -> None:
+        # A write is a system call (on loopback TCP, about the cost of the rest of a batch):
+        # batches of concurrent calls made in the same turn of the loop share one.
+        unwritten, self._unwritten = self._unwritten, []
+        if not self.closed and self._transport is not None:
+            self._transport.write(unwritten[0] if len(unwritten) == 1 else b"".join(unwritten))
+
+    def _check_deadlines(self) -> None:
+        """Fail the batches past their deadline (their replies are dropped when they come); a
+        connection whose oldest batch is unanswered after :data:`STALE_SECONDS` is closed."""
+        self._watch = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        following = _NEVER
+        for batch in self._waiting:
+            if batch.future.done():
+                continue
+            if batch.deadline <= now:
+                batch.future.set_exception(TimeoutError("Redis did not answer in time"))
+                batch.future.exception()  # retrieved: its caller may have gone
+            else:
+                following = min(following, batch.deadline)
+        if self._waiting and now - self._waiting[0].sent > STALE_SECONDS:
+            self.abort(ConnectionError("Redis stopped answering; the connection was closed"))
+            return
+        if following < _NEVER:
+            self._watch = loop.call_at(following, self._check_deadlines)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        position, waiting = 0, self._waiting
+        try:
+            while waiting and position < len(buffer):
+                reply, position = _parse(buffer, position)
+                batch = waiting[0]
+                batch.replies.append(reply)
+                if len(batch.replies) == batch.count:
+                    waiting.popleft()
+                    if not batch.future.done():  # not abandoned by its caller
+                        batch.future.set_result(batch.replies)
+        except _Incomplete:
+            pass
+        except (ValueError, IndexError) as error:
+            self.abort(ConnectionError(f"unreadable reply from Redis: {error}"))
+            return
+        if position:
+            del buffer[:position]
+
+
+#: The deadline of a batch sent without a timeout.
+_NEVER = float("inf")
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside a reply: wait for more bytes."""
+
+
+_INCOMPLETE = _Incomplete()
+
+
+def _parse(buffer: bytearray, position: int) -> tuple[Any, int]:
+    """One RESP2 reply at ``position``: (reply, position after it)."""
+    end = buffer.find(b"\r\n", position)
+    if end < 0:
+        raise _INCOMPLETE
+    kind = buffer[position]
+    if kind == 58:  # ':' integer
+        return int(buffer[position + 1:end]), end + 2
+    if kind == 36:  # '$' bulk string
+        size = int(buffer[position + 1:end])
+        if size < 0:
+            return None, end + 2
+        start, stop = end + 2, end + 2 + size
+        if stop + 2 > len(buffer):
+            raise _INCOMPLETE
+        return bytes(buffer[start:stop]), stop + 2
+    if kind == 42:  # '*' array
+        size = int(buffer[position + 1:end])
+        if size < 0:
+            return None, end + 2
+        items: list[Any] = []
+        position = end + 2
+        find = buffer.find
+        for _ in range(size):
+            if position < len(buffer) and buffer[position] == 58:  # an integer, inline (the scripts' answers)
+                end = find(b"\r\n", position)
+                if end < 0:
+                    raise _INCOMPLETE
+                items.append(int(buffer[position + 1:end]))
+                position = end + 2
+            else:
+                item, position = _parse(buffer, position)
+                items.append(item)
+        return items, position
+    if kind == 43:  # '+' simple string
+        return bytes(buffer[position + 1:end]), end + 2
+    if kind == 45:  # '-' error
+        message = buffer[position + 1:end].decode("utf-8", "replace")
+        error_class = NoScriptError if message.startswith("NOSCRIPT") else ResponseError
+        return error_class(message), end + 2
+    raise ValueError(f"unknown reply type {chr(kind)!r}")
+
+
+def pack(commands: list[Command]) -> bytes:
+    """RESP arrays of bulk strings, every command of the batch in one buffer."""
+    parts: list[bytes] = []
+    append = parts.append
+    for command in commands:
+        first = command[0]
+        if type(first) is Prepared:
+            append(first.head)
+            command = command[1:]
+        else:
+            append(b"*%d\r\n" % len(command))
+        for arg in command:
+            kind = type(arg)
+            if kind is bytes:
+                value = arg
+            elif kind is str:
+                value = arg.encode()
+            elif kind is int:
+                value = b"%d" % arg
+            elif kind is float:
+                value = repr(arg).encode()
+            else:
+                raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
+            size = len(value)
+            append(_SIZES[size] if size < 512 else b"$%d\r\n" % size)
+            append(value)
+            append(b"\r\n")
+    return b"".join(parts)
+
+
+#: Bulk string headers of the common sizes, made once (formatting bytes is slow).
+_SIZES = tuple(b"$%d\r\n" % size for size in range(512))
