@@ -24,13 +24,26 @@ RESERVATION_TTL_MS = 15 * 60 * 1000
 
 _NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
 
+# Drops a ledger's lapsed reservations (their calls' nodes died) and returns how much they held.
+_PURGE = """
+local function purge(h, z)
+  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #lapsed == 0 then return 0 end
+  local freed = 0
+  for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  redis.call('HINCRBY', h, 'reserved', 0 - freed)
+  return freed
+end
+"""
+
 # KEYS: per ledger, its hash (spent, reserved) and its reservations. ARGV: the reservations'
 # lifetime (ms); per ledger its cap and when its keys expire (ms since the epoch, 0: never); then
 # the call's id and its reservation. The fixed arguments come first so a ledger set's call is packed
 # once (PipelinedRedis.prepare). Lapsed reservations are dropped only when they could change the
 # answer (the call does not fit with them): they are rare (a node died mid-call), and until then
 # they only make the check stricter. Expiries are set when a key is made, not on every call.
-RESERVE = _NOW + """
+RESERVE = _NOW + _PURGE + """
 local n = #KEYS / 2
 local ttl = tonumber(ARGV[1])
 local call, amount = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
@@ -42,14 +55,7 @@ for i = 1, n do
   local values = redis.call('HMGET', h, 'spent', 'reserved')
   local spent, reserved = tonumber(values[1] or '0'), tonumber(values[2] or '0')
   if spent + reserved + amount > cap then
-    local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-    if #lapsed > 0 then
-      local freed = 0
-      for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
-      redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-      redis.call('HINCRBY', h, 'reserved', 0 - freed)
-      reserved = reserved - freed
-    end
+    reserved = reserved - purge(h, z)
     if refused == 0 and spent + reserved + amount > cap then refused = i end
   end
   state[i] = {spent, reserved, values[1] == false and values[2] == false}
@@ -88,17 +94,11 @@ return 0
 """
 
 # KEYS: per ledger, its hash and reservations (lapsed ones are dropped first: a report is exact).
-USAGE = _NOW + """
+USAGE = _NOW + _PURGE + """
 local out = {}
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  if #lapsed > 0 then
-    local freed = 0
-    for j = 1, #lapsed do freed = freed + tonumber(string.match(lapsed[j], ':(%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-    redis.call('HINCRBY', h, 'reserved', 0 - freed)
-  end
+  purge(h, z)
   local values = redis.call('HMGET', h, 'spent', 'reserved')
   out[#out + 1] = tonumber(values[1] or '0')
   out[#out + 1] = tonumber(values[2] or '0')
