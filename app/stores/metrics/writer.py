@@ -26,7 +26,7 @@ import msgspec
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from junction.stores.metrics import rollups
+from junction.stores.metrics import rollups, sqlite_ledger
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
 from junction.stores.metrics.settings import MetricsSettings
@@ -35,9 +35,6 @@ log = logging.getLogger("junction.metrics")
 
 _astuple = msgspec.structs.astuple
 _DROP_LOG_SECONDS = 10.0
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-_SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
 
 
 #: Consecutive refusals (not connection failures) of one batch before it is dropped.
@@ -57,29 +54,6 @@ def _refused_rows(error: Exception) -> bool:
 
 def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _sqlite_text(epoch: float) -> str:
-    return as_datetime(epoch).strftime(_SQLITE_TIME)
-
-
-def sqlite_times(batch: list[UsageEvent]) -> list[str]:
-    """The events' times as SQLAlchemy stores them on SQLite (naive UTC text), formatting each
-    second once: a batch's events share their seconds, and ``strftime`` per event cost more
-    than inserting it."""
-    times = []
-    second, prefix = None, ""
-    for event in batch:
-        epoch = event.time
-        whole = int(epoch // 1)
-        micros = round((epoch - whole) * 1e6)
-        if micros >= 1_000_000:  # rounds up into the next second: format it whole
-            times.append(_sqlite_text(epoch))
-            continue
-        if whole != second:
-            second, prefix = whole, as_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
-        times.append(f"{prefix}.{micros:06d}")
-    return times
 
 
 class UsageWriter:
@@ -235,9 +209,4 @@ class UsageWriter:
                 if self.keeps_rollups:  # (TimescaleDB: the continuous aggregates follow by themselves)
                     await rollups.add_postgres(driver, batch, as_datetime)
             else:
-                if self.keeps_rollups:
-                    await rollups.add(connection, batch, _sqlite_text)
-                # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
-                # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
-                rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
-                await connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]
+                await sqlite_ledger.write(connection, batch, self.keeps_rollups)
