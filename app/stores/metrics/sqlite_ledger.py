@@ -73,13 +73,17 @@ def _statement(rows: int, literals: tuple[str | None, ...]) -> str:
     return _INSERT + ", ".join([row] * rows)
 
 
-def statements(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """``rows`` (in column order) as ``(statement, parameters)`` pairs of at most :data:`CHUNK` rows."""
-    start, total, size = 0, len(rows), CHUNK
+def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``batch`` as ``(statement, parameters)`` pairs of at most :data:`CHUNK` rows each."""
+    times = sqlite_times(batch)
+    start, total, size = 0, len(batch), CHUNK
     while start < total:
         while size > total - start:
             size //= 2
-        columns = list(zip(*rows[start:start + size]))
+        # Column by column (straight from the events' tuples): what a chunk's rows share is seen
+        # with one ``count`` per column.
+        columns: list[Sequence[Any]] = list(zip(*map(_astuple, batch[start:start + size])))
+        columns[0] = times[start:start + size]  # the time as text, not epoch seconds
         start += size
         literals: list[str | None] = []
         bound: list[Sequence[Any]] = []
@@ -102,6 +106,5 @@ async def write(connection: AsyncConnection, batch: Sequence[UsageEvent], keeps_
         await rollups.add(connection, batch, as_text)
     # The driver's own statements with plain tuples: SQLAlchemy's per-row processing cost more
     # than the insert itself.
-    rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
-    for statement, parameters in statements(rows):
+    for statement, parameters in statements(batch):
         await connection.exec_driver_sql(statement, parameters)
