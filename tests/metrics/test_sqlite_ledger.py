@@ -40,6 +40,7 @@ async def test_every_column_reads_back_as_recorded(tmp_path):
         writer = UsageWriter(backend.engine, backend.settings.metrics)
         batch = varied(CHUNK + 45)  # a full chunk, then chunks of 32, 8, 4 and 1 rows
         await writer.write(batch)
+        await writer.close()
     finally:
         await close_backend(backend, None)
     database = sqlite3.connect(tmp_path / "metrics.db")

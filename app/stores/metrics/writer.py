@@ -60,6 +60,8 @@ class UsageWriter:
     def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
                  prepare: Callable[[], Awaitable[None]] | None = None) -> None:
         self._engine = engine
+        #: A ledger in a SQLite file is written on a connection and thread of its own.
+        self._sqlite = sqlite_ledger.SqliteLedger.of(engine)
         #: Run before each write until it succeeds once (the store's schema check and detection).
         self._prepare = prepare
         self._settings = settings
@@ -121,6 +123,8 @@ class UsageWriter:
             except TimeoutError:
                 pass  # cancelled by wait_for; what is left is reported below
             self._task = None
+        if self._sqlite is not None:
+            self._sqlite.close()
         if self.dropped > self._dropped_logged:
             log.warning("usage ledger: %d usage event(s) dropped in total (buffer full)", self.dropped)
         if self.pending:
@@ -196,6 +200,9 @@ class UsageWriter:
         """Write ``batch`` (events and, where kept, rollups) in one transaction."""
         if self._prepare is not None:
             await self._prepare()
+        if self._sqlite is not None:
+            await self._sqlite.write(batch, self.keeps_rollups)
+            return
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # Opens the transaction COPY and the upserts join. Not waiting for the commit's
