@@ -14,6 +14,12 @@ the insert itself costs SQLite, for two reasons this module avoids:
   switch with the serving thread per row, on a busy worker. Here a chunk of up to :data:`CHUNK`
   rows is one statement. Chunks are powers of two long, so the statements of a few shapes are
   prepared once and reused.
+* **Binding, again.** SQLite takes its connection's mutex for every parameter bound; with ~30
+  bound per row that was a fifth of the insert. A column that holds one value in every row of a
+  chunk (most do: the principal, endpoint, model, prices of a busy key) is bound once for the
+  chunk, ``INSERT … SELECT ?, column1, … FROM (VALUES …)``, and only the varying columns per
+  row: 2.1 → 1.3 µs per event in process. Each set of constant columns is a statement shape of
+  its own, prepared on first use (about 2 ms for 256 rows) and then cached.
 
 And a ledger in a file is written by :class:`SqliteLedger`: a plain ``sqlite3`` connection on a
 thread of its own, handed each batch's statements at once. Through SQLAlchemy and aiosqlite every
@@ -50,7 +56,7 @@ _VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 CHUNK = 1 << min(8, (_VARIABLES // len(EVENT_COLUMNS)).bit_length() - 1)
 #: Positions of the boolean columns (``fallback_used``, ``cache_hit``, ``stream``).
 _BOOLEANS = frozenset(index for index, field in enumerate(msgspec.structs.fields(UsageEvent)) if field.type is bool)
-_INSERT = f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) VALUES "
+_INSERT = f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) SELECT "
 
 
 def as_text(epoch: float) -> str:
@@ -76,11 +82,28 @@ def sqlite_times(batch: Sequence[UsageEvent]) -> list[str]:
     return times
 
 
-@lru_cache(maxsize=256)
-def _statement(rows: int, literals: tuple[str | None, ...]) -> str:
-    """``INSERT`` of ``rows`` rows; column ``i`` is ``literals[i]`` in every row, or bound when ``None``."""
-    row = "(" + ", ".join("?" if literal is None else literal for literal in literals) + ")"
-    return _INSERT + ", ".join([row] * rows)
+#: Statement shapes kept prepared (by ``_statement``'s cache and the connection's alike).
+_SHAPES = 256
+
+
+@lru_cache(maxsize=_SHAPES)
+def _statement(rows: int, shape: tuple[str | None, ...]) -> str:
+    """``INSERT`` of ``rows`` rows: column ``i`` is ``shape[i]`` in every row (a literal, or ``?``:
+    one parameter for the whole chunk), or is taken from the ``VALUES`` rows when ``None``.
+
+    The chunk's constants are parameters, not literals, so a statement's text depends only on
+    *which* columns are constant, and few shapes are prepared; their ``?`` come first in the text,
+    so they are bound first."""
+    varying = 0
+    selected = []
+    for part in shape:
+        if part is None:
+            varying += 1
+            selected.append(f"column{varying}")
+        else:
+            selected.append(part)
+    row = "(" + ", ".join(["?"] * varying) + ")"
+    return _INSERT + ", ".join(selected) + " FROM (VALUES " + ", ".join([row] * rows) + ")"
 
 
 def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ...]]]:
@@ -95,19 +118,22 @@ def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ..
         columns: list[Sequence[Any]] = list(zip(*map(_astuple, batch[start:start + size])))
         columns[0] = times[start:start + size]  # the time as text, not epoch seconds
         start += size
-        literals: list[str | None] = []
-        bound: list[Sequence[Any]] = []
-        for index, column in enumerate(columns):
+        shape: list[str | None] = [None]  # the time always varies: a chunk of ``size`` rows has a VALUES row each
+        constants: list[Any] = []
+        varying: list[Sequence[Any]] = [columns[0]]
+        for index in range(1, len(columns)):
+            column = columns[index]
             first = column[0]
-            if (first is None or first is True or first is False) and column.count(first) == size:
-                literals.append("NULL" if first is None else "1" if first else "0")
-            elif index in _BOOLEANS:
-                literals.append(None)
-                bound.append(list(map(int, column)))
+            if column.count(first) == size:
+                if first is None or first is True or first is False:
+                    shape.append("NULL" if first is None else "1" if first else "0")
+                else:
+                    shape.append("?")
+                    constants.append(first)
             else:
-                literals.append(None)
-                bound.append(column)
-        yield _statement(size, tuple(literals)), tuple(chain.from_iterable(zip(*bound)))
+                shape.append(None)
+                varying.append(list(map(int, column)) if index in _BOOLEANS else column)
+        yield _statement(size, tuple(shape)), (*constants, *chain.from_iterable(zip(*varying)))
 
 
 async def write(connection: AsyncConnection, batch: Sequence[UsageEvent], keeps_rollups: bool) -> None:
@@ -150,7 +176,8 @@ class SqliteLedger:
         if connection is None:
             # Autocommit mode: the transaction is the explicit one below. As the store's own
             # connections (store.tuned): write-ahead log, no fsync per commit.
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                         cached_statements=_SHAPES)
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             self._connection = connection
