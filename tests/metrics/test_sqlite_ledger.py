@@ -1,6 +1,7 @@
 """The embedded ledger's inserts: chunks of several rows per statement, with the columns that are
-NULL (or one boolean) across a chunk written as literals. Every column of every row must read
-back as recorded, whatever mix of empty and set values the chunks hold."""
+NULL (or one boolean) across a chunk written as literals and the other constant ones bound once.
+Every column of every row must read back as recorded, whatever mix of empty, constant and varying
+values the chunks hold."""
 
 from __future__ import annotations
 
