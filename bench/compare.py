@@ -69,8 +69,9 @@ def tree_cpu_seconds(root: int) -> float:
 
 def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> dict[str, dict[str, list[float]]]:
     """Serve both ``sides`` at once in front of one upstream and alternate wrk between them,
-    ABBA; every round's RPS and CPU µs per request at 32 connections and p50/p99 at one, per side."""
-    first, second = sides
+    ABBA (more sides: in order, then reversed); every round's RPS and CPU µs per request at 32
+    connections and p50/p99 at one, per side."""
+    order = list(sides)
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
     ports: dict[str, int] = {}
@@ -86,7 +87,7 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> d
         results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "cpu_us": [], "p50_ms": [], "p99_ms": []}
                                                       for name in ports}
         for round_ in range(rounds):
-            for name in (first, second) if round_ % 2 == 0 else (second, first):
+            for name in order if round_ % 2 == 0 else order[::-1]:
                 url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
                 one = wrk(url, 1, seconds)
                 results[name]["p50_ms"].append(one["p50_ms"])

@@ -7,8 +7,9 @@ inflates least; the bench/compare.py A/B measures the whole gateway.
 
     python bench/metrics_stage.py [--root CHECKOUT] [--calls 30000] [--rounds 2] [--off ledger,prometheus,server_timing]
 
-``--root`` imports another checkout's code (e.g. a ``git worktree`` of the commit before), for
-before/after numbers from the same run of this script (run it once per checkout, interleaved).
+``--root`` runs another checkout's code (e.g. a ``git worktree`` of the commit before), with its
+own ``.venv`` when it has one, for before/after numbers from the same run of this script (run it
+once per checkout, interleaved).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--off", default="", help="comma-separated [middleware.metrics] parts to switch off")
     args = parser.parse_args()
+    python = args.root.resolve() / ".venv" / "bin" / "python"
+    if python.exists() and Path(sys.executable).absolute() != python.absolute():
+        # ``junction`` is an editable install: a checkout's code is what its own venv imports.
+        os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
     # Before prometheus_client is first imported: it picks its value store then.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="junction-bench-prom-")
     sys.path.insert(0, str(args.root.resolve()))
@@ -93,6 +98,8 @@ async def run(calls: int, rounds: int, off: list[str]) -> None:
                 await run_one(call)
                 if index % 1000 == 999:
                     await asyncio.sleep(0)  # let the writer take batches, as between requests
+            if hasattr(stage, "drain"):  # calls kept by the stage until its next drain
+                stage.drain()
             while store.writer is not None and store.writer.pending:
                 await asyncio.sleep(0.01)
             results[name].append((time.process_time() - began) / calls * 1e6)

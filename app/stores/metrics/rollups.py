@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import (
@@ -90,11 +89,11 @@ _SQLITE_UPSERTS = {table.name: _sqlite_upsert(table.name, dimensions)
                                              (rollup_hour_model, MODEL_DIMENSIONS))}
 
 
-async def add(connection: AsyncConnection, events: Sequence[UsageEvent], bucket_text: Any) -> None:
-    """SQLite: sum ``events`` here and upsert the sums (plain tuples through the driver, as the
-    events: SQLAlchemy's per-statement and per-row work cost more than the upserts themselves).
-    ``bucket_text(epoch)``: a bucket as SQLAlchemy stores datetimes on SQLite."""
-    for table, _dimensions, sums in rollup_sums(events):
-        # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
-        rows = [(bucket_text(key[0]), *key[1:], *values) for key, values in sorted(sums.items())]
-        await connection.exec_driver_sql(_SQLITE_UPSERTS[table.name], rows)  # type: ignore[arg-type]
+def sqlite_upserts(events: Sequence[UsageEvent], bucket_text: Any) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """SQLite: ``events`` summed here, as one upsert statement and its rows per rollup table
+    (plain tuples for the driver's ``executemany``). ``bucket_text(epoch)``: a bucket as
+    SQLAlchemy stores datetimes on SQLite."""
+    # Sorted: concurrent writers (workers, nodes) lock rows in the same order, never deadlock.
+    return [(_SQLITE_UPSERTS[table.name], [(bucket_text(key[0]), *key[1:], *values) for key, values in sorted(sums.items())])
+            for table, _dimensions, sums in rollup_sums(events)]
+

@@ -28,7 +28,7 @@ import msgspec
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from junction.stores.metrics import rollups
+from junction.stores.metrics import sqlite_ledger
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
 from junction.stores.metrics.settings import MetricsSettings
@@ -37,9 +37,6 @@ log = logging.getLogger("junction.metrics")
 
 _astuple = msgspec.structs.astuple
 _DROP_LOG_SECONDS = 10.0
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-_SQLITE_INSERT = (f"INSERT INTO {usage_events.name} ({', '.join(EVENT_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
 
 
 #: Consecutive refusals (not connection failures) of one batch before it is dropped.
@@ -63,33 +60,12 @@ def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _sqlite_text(epoch: float) -> str:
-    return as_datetime(epoch).strftime(_SQLITE_TIME)
-
-
-def sqlite_times(batch: list[UsageEvent]) -> list[str]:
-    """The events' times as SQLAlchemy stores them on SQLite (naive UTC text), formatting each
-    second once: a batch's events share their seconds, and ``strftime`` per event cost more
-    than inserting it."""
-    times = []
-    second, prefix = None, ""
-    for event in batch:
-        epoch = event.time
-        whole = int(epoch // 1)
-        micros = round((epoch - whole) * 1e6)
-        if micros >= 1_000_000:  # rounds up into the next second: format it whole
-            times.append(_sqlite_text(epoch))
-            continue
-        if whole != second:
-            second, prefix = whole, as_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
-        times.append(f"{prefix}.{micros:06d}")
-    return times
-
-
 class UsageWriter:
     def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
                  prepare: Callable[[], Awaitable[None]] | None = None) -> None:
         self._engine = engine
+        #: A ledger in a SQLite file is written on a connection and thread of its own.
+        self._sqlite = sqlite_ledger.SqliteLedger.of(engine)
         #: Run before each write until it succeeds once (the store's schema check and detection).
         self._prepare = prepare
         self._settings = settings
@@ -152,6 +128,8 @@ class UsageWriter:
             except TimeoutError:
                 pass  # cancelled by wait_for; what is left is reported below
             self._task = None
+        if self._sqlite is not None:
+            self._sqlite.close()
         if self.dropped > self._dropped_logged:
             log.warning("usage ledger: %d usage event(s) dropped in total (buffer full)", self.dropped)
         if self.pending:
@@ -227,6 +205,9 @@ class UsageWriter:
         """Write ``batch`` (events and, where kept, rollups) in one transaction."""
         if self._prepare is not None:
             await self._prepare()
+        if self._sqlite is not None:
+            await self._sqlite.write(batch, self.keeps_rollups)
+            return
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # Opens the transaction COPY and the upserts join. Not waiting for the commit's
@@ -240,9 +221,4 @@ class UsageWriter:
                 await driver.copy_records_to_table(  # type: ignore[union-attr]
                     usage_events.name, records=rows, columns=EVENT_COLUMNS)
             else:
-                if self.keeps_rollups:
-                    await rollups.add(connection, batch, _sqlite_text)
-                # The driver's executemany with plain tuples: SQLAlchemy's per-row processing cost
-                # more than the insert itself. Times as SQLAlchemy stores them on SQLite (naive UTC).
-                rows = [(stamp, *_astuple(event)[1:]) for stamp, event in zip(sqlite_times(batch), batch)]
-                await connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]
+                await sqlite_ledger.write(connection, batch, self.keeps_rollups)

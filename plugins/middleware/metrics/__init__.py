@@ -25,13 +25,12 @@ def register_routes(register, context: RouteContext):
     stage = context.components.get("metrics")
     if not isinstance(stage, MetricsStage) or stage.prometheus is None:
         return
-    prometheus = stage.prometheus
     require_key = stage.config.metrics_require_key
 
     @get("/metrics", summary="Prometheus metrics (every worker's)", include_in_schema=False)
     async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         if require_key:
             require_scope(await context.authenticate(request.headers), "admin")
-        return Response(prometheus.exposition(), media_type=CONTENT_TYPE)
+        return Response(stage.exposition(), media_type=CONTENT_TYPE)
 
     register(metrics)

@@ -1,11 +1,11 @@
-"""A finished :class:`~junction.plugins.Call` as a usage-ledger row."""
+"""A finished :class:`~junction.plugins.Call` as the metrics stage keeps it, and as a usage-ledger row."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from junction.plugins import Call, Principal
+from junction.plugins import Attempt, Call, Outcome, Principal
 from junction.pricing import PriceBook
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import latency_bucket
@@ -20,18 +20,34 @@ def _text(value: str | None, limit: int = 200) -> str | None:
     return value.replace("\x00", "")[:limit]
 
 
-def deployment_of(call: Call) -> str | None:
-    """``provider/model`` that answered, else the one tried last, else none (refused early)."""
-    if call.deployment is not None:
-        return call.deployment
+#: A finished call as the metrics stage keeps it until its next drain: a plain tuple of what
+#: the call already holds, since building it is all a call pays. In order: ``finished`` (epoch
+#: seconds it ended), ``latency`` (ms, the outcome's, or without one the time so far),
+#: ``outcome`` (``None``: not a JunctionError, the gateway answers 500), ``deployment`` (that
+#: answered, else tried last, else ``None``), ``attempts``, ``request_id``, ``org_id``,
+#: ``principal``, ``bridge_id``, ``bridge_version``, ``thread_id``, ``endpoint``,
+#: ``requested_model`` (as the client sent it), ``fallback_used``, ``first_byte_ms``,
+#: ``cache_hit``, ``stream``.
+Finished = tuple[float, float, Outcome | None, str | None, list[Attempt], str, str | None, Principal, str | None,
+                 int | None, str | None, str, str | None, bool, float | None, bool, bool]
+
+
+def finished(call: Call) -> Finished:
+    outcome = call.outcome
+    deployment = call.deployment
     attempts = call.attempts
-    return attempts[-1].deployment if attempts else None
+    if deployment is None and attempts:
+        deployment = attempts[-1].deployment
+    return (time.time(), outcome.latency_ms if outcome is not None else call.elapsed_ms(), outcome, deployment,
+            attempts, call.request_id, call.org_id, call.principal, call.bridge_id, call.bridge_version,
+            call.thread_id, call.endpoint, getattr(call.received, "model", None), call.fallback_used,
+            call.first_byte_ms, call.cache_hit, call.stream)
 
 
-def upstream_ms(call: Call) -> float:
+def upstream_ms(attempts: list[Attempt]) -> float:
     """Time spent waiting on upstreams: every attempt's, to its end (or, still running, so far)."""
     total = 0.0
-    for attempt in call.attempts:
+    for attempt in attempts:
         spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
         if spent is not None:
             total += spent
@@ -78,21 +94,26 @@ class UsageEvents:
                 self._principals[cache_key] = known
         return known
 
-    def build(self, call: Call) -> UsageEvent:
-        outcome = call.outcome
-        if outcome is None:  # not a JunctionError: the gateway answers 500
-            status, latency, usage, error_class, error_code = 500, call.elapsed_ms(), None, "server_error", None
+    def cost(self, call: Finished) -> float | None:
+        """The call's cost in USD, when its usage and price are known (as :meth:`build` records it)."""
+        outcome = call[2]
+        usage = outcome.usage if outcome is not None else None
+        if usage is None:
+            return None
+        price = self._deployment(call[3])[3]
+        return price.cost(usage) if price is not None else None
+
+    def build(self, call: Finished) -> UsageEvent:
+        (finished_at, latency, outcome, deployment, attempts, request_id, org_id, principal, bridge_id,
+         bridge_version, thread_id, endpoint, requested_model, fallback_used, first_byte_ms, cache_hit,
+         stream) = call
+        if outcome is None:
+            status, usage, error_class, error_code = 500, None, "server_error", None
         else:
-            status, latency, usage = outcome.status, outcome.latency_ms, outcome.usage
+            status, usage = outcome.status, outcome.usage
             error_class, error_code = outcome.error_class, outcome.error_code
-        attempts = call.attempts
-        deployment = call.deployment
-        if deployment is None and attempts:
-            deployment = attempts[-1].deployment
         provider, model, deployment_text, price = self._deployment(deployment)
-        principal = call.principal
         key_id, user_id, principal_id = self._principal(principal)
-        stream = call.stream
         if usage is not None:
             details = usage.prompt_tokens_details
             input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens
@@ -102,23 +123,23 @@ class UsageEvents:
             input_tokens = output_tokens = cached = reasoning = cache_write = None
         priced = price is not None and usage is not None
         return UsageEvent(  # positionally, in column order (keywords cost several times more)
-            time.time() - latency / 1000,  # time
-            call.request_id,  # request_id
-            _text(call.org_id),  # org_id
+            finished_at - latency / 1000,  # time
+            request_id,  # request_id
+            _text(org_id),  # org_id
             key_id,  # key_id
             user_id,  # user_id
             principal.kind,  # principal_kind
             principal_id,  # principal_id
-            _text(call.bridge_id),  # bridge_id
-            call.bridge_version,  # bridge_version
-            _text(call.thread_id),  # thread_id
-            _text(call.endpoint, 64),  # endpoint
-            _text(getattr(call.received, "model", None)),  # requested_model
+            _text(bridge_id),  # bridge_id
+            bridge_version,  # bridge_version
+            _text(thread_id),  # thread_id
+            _text(endpoint, 64),  # endpoint
+            _text(requested_model),  # requested_model
             provider,  # provider
             model,  # model
             deployment_text,  # deployment
             len(attempts),  # attempts
-            call.fallback_used,  # fallback_used
+            fallback_used,  # fallback_used
             status,  # status
             _text(error_class, 64),  # error_class
             _text(error_code, 64),  # error_code
@@ -135,9 +156,9 @@ class UsageEvents:
             price.reasoning if priced else None,  # price_reasoning
             price.since if priced else None,  # price_since
             latency,  # latency_ms
-            call.first_byte_ms if stream else None,  # ttft_ms
-            upstream_ms(call) if attempts else None,  # upstream_ms
+            first_byte_ms if stream else None,  # ttft_ms
+            upstream_ms(attempts) if attempts else None,  # upstream_ms
             latency_bucket(latency),  # latency_bucket
-            call.cache_hit,  # cache_hit
+            cache_hit,  # cache_hit
             stream,  # stream
         )

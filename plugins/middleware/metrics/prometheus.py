@@ -14,11 +14,13 @@ directory before any worker starts, so each worker's samples go to files there a
 (answered by any worker) sums them (prometheus_client's multiprocess mode). Without it (an app
 built in-process, e.g. by tests), the process's own registry is served.
 
-A call's samples are added to plain in-process sums (a list index and an add each); every
-``flush_seconds`` (and before this worker answers ``/metrics``, and at shutdown) the sums are
-written to prometheus_client's values in one go: in multiprocess mode each value write is a
-locked write to a memory-mapped file, ten of them per call would cost more than the rest of the
-plugin. So another worker's calls reach ``/metrics`` within ``flush_seconds``.
+The metrics stage hands finished calls over in batches (:meth:`GatewayMetrics.add`, at each of
+its drains); they are added to plain in-process sums, histograms counted per bucket once per
+batch. Every ``flush_seconds`` (and before this worker answers ``/metrics``, and at shutdown) the
+sums are written to prometheus_client's values in one go: in multiprocess mode each value write
+is a locked write to a memory-mapped file, ten of them per call would cost more than the rest of
+the plugin. So another worker's calls reach ``/metrics`` within ``flush_seconds`` (plus the
+stage's drain interval).
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from bisect import bisect_left
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from junction.middleware.metrics.events import deployment_of
-from junction.plugins import Attempt, Call
+from junction.middleware.metrics.events import Finished
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
@@ -50,21 +52,37 @@ log = logging.getLogger("junction.metrics")
 
 
 class _Histogram:
-    """A labelled histogram child's observations since the last flush."""
+    """A labelled histogram child's observations since the last flush: a drain appends its
+    values (:meth:`add`), then :meth:`fold` counts them per bucket at once (sorted, one bisect per
+    bound rather than one per value)."""
 
-    __slots__ = ("bounds", "child", "counts", "total")
+    __slots__ = ("add", "bounds", "child", "counts", "total", "values")
 
     def __init__(self, child: Any) -> None:
         self.child = child
-        self.bounds = child._upper_bounds[:-1]  # the last is +Inf: bisect lands past the others
+        self.bounds = child._upper_bounds[:-1]  # the last is +Inf: whatever lies past the others
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
+        self.values: list[float] = []
+        self.add = self.values.append
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # Prometheus buckets: value <= bound
-        self.total += value
+    def fold(self) -> None:
+        values = self.values
+        if not values:
+            return
+        values.sort()
+        counts = self.counts
+        below = 0
+        for index, bound in enumerate(self.bounds):
+            upto = bisect_right(values, bound)  # Prometheus buckets: value <= bound
+            counts[index] += upto - below
+            below = upto
+        counts[-1] += len(values) - below
+        self.total += sum(values)
+        values.clear()
 
     def flush(self) -> None:
+        self.fold()
         counts = self.counts
         if not any(counts):
             return
@@ -108,6 +126,10 @@ class _Series:
     output_tokens: _Histogram
     cost: _Counter
     cache_hits: _Counter
+
+    def fold(self) -> None:
+        for part in (self.duration, self.ttft, self.input_tokens, self.output_tokens):
+            part.fold()
 
     def flush(self) -> None:
         for part in (self.duration, self.requests, self.ttft, self.input_tokens, self.output_tokens,
@@ -187,31 +209,52 @@ class GatewayMetrics:
         for attempt in self._attempts.values():
             attempt.flush()
 
-    def observe(self, call: Call, cost: float | None) -> None:
-        outcome = call.outcome
-        status = outcome.status if outcome is not None else 500
-        error_type = "" if status < 400 else (outcome.error_class if outcome is not None else "server_error") or ""
-        key = (call.endpoint, deployment_of(call), status // 100, error_type)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = self._new_series(*key)
-        latency = (outcome.latency_ms if outcome is not None else call.elapsed_ms()) / 1000
-        series.duration.observe(latency)
-        series.requests.inc()
-        if call.stream and call.first_byte_ms is not None:
-            series.ttft.observe(call.first_byte_ms / 1000)
-        usage = outcome.usage if outcome is not None else None
-        if usage is not None:
-            series.input_tokens.observe(usage.prompt_tokens)
-            series.output_tokens.observe(usage.completion_tokens)
-        if cost:
-            series.cost.inc(cost)
-        if call.cache_hit:
-            series.cache_hits.inc()
-        if outcome is not None and outcome.error_code in REFUSAL_CODES:
-            self.refusals.labels(outcome.error_code).inc()
-        for attempt in call.attempts:
-            self._attempt(attempt)
+    def add(self, calls: Iterable[tuple[Finished, float | None]]) -> None:
+        """Add finished calls (with their cost, when known) to the samples; the histograms count
+        them per bucket here, once per drain."""
+        series_of = self._series
+        attempts_of = self._attempts
+        for call, cost in calls:
+            (_, latency, outcome, deployment, attempts, _, _, _, _, _, _, endpoint, _, _, first_byte_ms,
+             cache_hit, stream) = call
+            if outcome is None:
+                status, error_type, usage, code = 500, "server_error", None, None
+            else:
+                status, usage, code = outcome.status, outcome.usage, outcome.error_code
+                error_type = "" if status < 400 else outcome.error_class or ""
+            key = (endpoint, deployment, status // 100, error_type)
+            series = series_of.get(key)
+            if series is None:
+                series = series_of[key] = self._new_series(*key)
+            series.duration.add(latency / 1000)
+            series.requests.total += 1
+            if stream and first_byte_ms is not None:
+                series.ttft.add(first_byte_ms / 1000)
+            if usage is not None:
+                series.input_tokens.add(usage.prompt_tokens)
+                series.output_tokens.add(usage.completion_tokens)
+            if cost:
+                series.cost.total += cost
+            if cache_hit:
+                series.cache_hits.total += 1
+            if code in REFUSAL_CODES:
+                self.refusals.labels(code).inc()
+            for attempt in attempts:
+                spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
+                if spent is None:
+                    continue
+                outcome_label = "ok" if attempt.status == 200 else (
+                    attempt.error_code if attempt.error_code == "circuit_open" else attempt.error_class or "error")
+                child = attempts_of.get((attempt.deployment, outcome_label))
+                if child is None:
+                    provider, _, model = attempt.deployment.partition("/")
+                    child = attempts_of[(attempt.deployment, outcome_label)] = _Histogram(
+                        self.upstream.labels(provider, model, outcome_label))
+                child.add(spent / 1000)
+        for series in series_of.values():
+            series.fold()
+        for child in attempts_of.values():
+            child.fold()
 
     def _new_series(self, endpoint: str, deployment: str | None, status_class: int, error_type: str) -> _Series:
         provider, _, model = (deployment or "/").partition("/")
@@ -224,19 +267,6 @@ class GatewayMetrics:
             output_tokens=_Histogram(self.tokens.labels(operation, provider, model, "output")),
             cost=_Counter(self.cost.labels(provider, model)),
             cache_hits=_Counter(self.cache_hits.labels(endpoint)))
-
-    def _attempt(self, attempt: Attempt) -> None:
-        spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
-        if spent is None:
-            return
-        outcome = "ok" if attempt.ok else (attempt.error_code if attempt.error_code == "circuit_open"
-                                           else attempt.error_class or "error")
-        key = (attempt.deployment, outcome)
-        child = self._attempts.get(key)
-        if child is None:
-            provider, _, model = attempt.deployment.partition("/")
-            child = self._attempts[key] = _Histogram(self.upstream.labels(provider, model, outcome))
-        child.observe(spent / 1000)
 
     def breaker_state(self, deployment: str, state: int) -> None:
         """For a circuit-breaker plugin: report a deployment's state (0 closed, 1 half-open, 2 open)."""

@@ -1,27 +1,45 @@
 """The ``metrics`` observe stage: it sees every call whole (refusals included) and, once the call
-has ended, queues its usage-ledger row and records its Prometheus samples. Per call that is a
-row built from the Call and an append to the writer's buffer; the database is never awaited.
-It also sets ``Server-Timing`` on inference answers (errors included)."""
+has ended, keeps it as a small tuple (:data:`~junction.middleware.metrics.events.Finished`):
+that, and ``Server-Timing`` on inference answers (errors included), is all a call pays.
+
+Every :data:`DRAIN_SECONDS` a background task drains the kept calls, a slice at a time with the
+event loop's other work in between: each becomes a usage-ledger row queued on the writer (the
+database is never awaited) and is added to the Prometheus samples, whose histograms are counted
+per batch. What the two share (status, deployment, price) is worked out once per call. ``/metrics``
+drains first, so the answering worker's own calls show at once; shutdown drains everything before
+the writer's final flush. The kept calls are bounded: past :data:`MAX_KEPT` (the drain cannot keep
+up: the loop is starved) a call drains them on the spot.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from junction.errors import ConfigError, JunctionError
 from junction.logs import current_request
 from junction.middleware.metrics.config import MetricsConfig
-from junction.middleware.metrics.events import UsageEvents, upstream_ms
+from junction.middleware.metrics.events import Finished, UsageEvents, finished, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
 from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
 from junction.schemas.stream import StreamEvent
 
 SERVER_TIMING = "server-timing"
+#: How often kept calls become ledger rows and samples.
+DRAIN_SECONDS = 0.1
+#: Calls drained between two yields to the event loop (a fraction of a millisecond of work).
+SLICE = 128
+#: Calls kept at most; past it they are drained at once, by the call that found the list full.
+MAX_KEPT = 16_384
+
+log = logging.getLogger("junction.metrics")
 
 
 def server_timing(call: Call) -> str:
     """``gateway;dur=…, upstream;dur=…`` (ms): the gateway's own share and the upstreams'."""
     total = call.elapsed_ms()
-    upstream = upstream_ms(call)
+    upstream = upstream_ms(call.attempts)
     return f"gateway;dur={max(total - upstream, 0.0):.2f}, upstream;dur={upstream:.2f}"
 
 
@@ -35,12 +53,25 @@ class MetricsStage(Stage):
             raise ConfigError("middleware.metrics.prometheus_flush_seconds: must be > 0")
         self.prometheus = GatewayMetrics(config.prometheus_flush_seconds) if config.prometheus else None
         self._timing = config.server_timing
+        self._keeps = self._ledger is not None or self.prometheus is not None
+        self._kept: list[Finished] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self._keeps:
+            self._drainer = asyncio.create_task(self._drain_every(), name="junction-metrics-drain")
         if self.prometheus is not None:
             await self.prometheus.start()
 
     async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            try:
+                await self._drainer
+            except asyncio.CancelledError:
+                pass  # the cancel just made
+            self._drainer = None
+        self.drain()
         if self.prometheus is not None:
             await self.prometheus.close()
 
@@ -79,20 +110,60 @@ class MetricsStage(Stage):
         if request is not None:  # the access line names the deployment and org
             request.model = call.deployment or getattr(call.received, "model", None)
             request.org_id = call.org_id
-        cost = None
-        if self._ledger is not None:
-            event = self._events.build(call)
-            cost = event.cost_usd
-            if not self._ledger.record(event) and self.prometheus is not None:
-                self.prometheus.dropped.inc()
-        elif self.prometheus is not None and self._pricing is not None and call.outcome is not None:
-            deployment = call.deployment
-            if deployment is not None:
-                provider, _, model = deployment.partition("/")
-                priced = self._pricing.cost(provider, model, call.outcome.usage)
-                cost = priced[0] if priced is not None else None
-        if self.prometheus is not None:
-            self.prometheus.observe(call, cost)
+        if self._keeps:
+            kept = self._kept
+            kept.append(finished(call))
+            if len(kept) >= MAX_KEPT:
+                self.drain()
+
+    def drain(self) -> None:
+        """Every kept call into the ledger's buffer and the Prometheus samples, now."""
+        kept, self._kept = self._kept, []
+        if kept:
+            self._add(kept)
+
+    async def _drain_every(self) -> None:
+        while True:
+            await asyncio.sleep(DRAIN_SECONDS)
+            first = True
+            while self._kept:
+                if not first:
+                    await asyncio.sleep(0)  # the requests waiting meanwhile go first
+                first = False
+                # From the list itself, not a copy: a close that cancels this meanwhile drains the rest.
+                kept = self._kept
+                batch = kept[:SLICE]
+                del kept[:SLICE]
+                try:
+                    self._add(batch)
+                except Exception:  # a bug in one batch: say so, go on with the next ones
+                    log.exception("recording %d finished call(s) in the metrics failed", len(batch))
+
+    def _add(self, calls: list[Finished]) -> None:
+        ledger, prometheus, events = self._ledger, self.prometheus, self._events
+        if ledger is not None:
+            build, record = events.build, ledger.record
+            costs: list[float | None] = []
+            dropped = 0
+            for call in calls:
+                event = build(call)
+                costs.append(event.cost_usd)
+                if not record(event):
+                    dropped += 1
+            if dropped and prometheus is not None:
+                prometheus.dropped.inc(dropped)
+        elif prometheus is not None and self._pricing is not None:
+            costs = [events.cost(call) for call in calls]
+        else:
+            costs = [None] * len(calls)
+        if prometheus is not None:
+            prometheus.add(zip(calls, costs))
+
+    def exposition(self) -> bytes:
+        """``/metrics``: this worker's calls so far included."""
+        assert self.prometheus is not None
+        self.drain()
+        return self.prometheus.exposition()
 
     def breaker_state(self, deployment: str, state: int) -> None:
         """The seam for a circuit-breaker plugin (reached as ``context.components["metrics"]`` in
