@@ -376,7 +376,9 @@ def _granian_worker(parent: int) -> int:
     """The Granian worker process serving requests (a child of ``junction serve``)."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
     found = children.read_text().split() if children.exists() else []
-    return int(found[0]) if found else parent
+    # Workers are spawned, so multiprocessing's resource tracker is a child too: not the server.
+    workers = [pid for pid in found if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return int(workers[0]) if workers else parent
 
 
 def _spy(directory: str, side: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:

@@ -154,7 +154,9 @@ def main() -> None:
         traffic = TRAFFIC + (CACHE if args.cache else "")
         sides = [("plain", "memory://", "", None), ("traffic", args.redis, traffic, None)]
         if args.base is not None:
-            sides.append(("base", args.redis, traffic, args.base))
+            # First: the shared documents file is then made at the base's schema, and this
+            # checkout's newer migrations move it forward (an older checkout cannot open a newer one).
+            sides.insert(0, ("base", args.redis, traffic, args.base))
         for name, cache, extra, source in sides:
             process, ports[name] = start_gateway(workdir, upstream_port, cache, extra, source)
             processes.append(process)
