@@ -55,6 +55,15 @@ class JunctionProcess:
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
+    def worker_pids(self) -> list[int]:
+        """The Granian worker processes serving requests (Linux). Workers are spawned, so
+        multiprocessing's resource tracker is a child of ``junction serve`` too: not a worker."""
+        assert self.process is not None
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in children
+                if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()] or [pid]
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

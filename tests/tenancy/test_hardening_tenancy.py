@@ -10,19 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from junction.testing.server import JunctionProcess
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.tenancy.conftest import Api, Tenant, new_tenant
 
 pytestmark = pytest.mark.slow
-
-
-def worker_pids(server: JunctionProcess) -> list[int]:
-    """The Granian worker processes under ``junction serve``."""
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in children] or [pid]
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -46,7 +37,7 @@ def make_bridge(tenant: Tenant, slug: str, **fields) -> httpx.Response:
 def test_bridge_prompt_amplification_is_refused_before_rendering(tenant, tenancy_server, fake_openai: FakeOpenAI):
     created = make_bridge(tenant, "amplifier", prompt="{{a}}" * 2000, variables=[{"name": "a"}])
     assert created.status_code == 201, created.text
-    (worker,) = worker_pids(tenancy_server)
+    (worker,) = tenancy_server.worker_pids()
     before = peak_rss_kib(worker)
     started = time.monotonic()
     response = tenant.chat_key.chat("bridge/amplifier", variables={"a": "x" * 100_000})
