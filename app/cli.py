@@ -8,13 +8,13 @@ import os
 import shutil
 import sys
 import tempfile
-import tomllib
 import traceback
 from pathlib import Path
 from typing import Any
 
 from junction.domain.commands import add_admin_commands
 from junction.errors import ConfigError
+from junction.granian_config import granian_file, granian_options, http1_settings
 from junction.settings import (
     CONFIG_ENV_VAR,
     CONFIG_FILE,
@@ -25,72 +25,8 @@ from junction.settings import (
 )
 from junction.stores.startup_errors import StoreUnreachable
 
-GRANIAN_FILE = "granian.toml"
 #: The commented config `junction init` writes, shipped inside the package.
 EXAMPLE_CONFIG = "junction.example.toml"
-_GRANIAN_ENUMS = {
-    "interface": "Interfaces",
-    "loop": "Loops",
-    "http": "HTTPModes",
-    "runtime_mode": "RuntimeModes",
-    "task_impl": "TaskImpl",
-    "log_level": "LogLevels",
-}
-
-
-def granian_file() -> Path | None:
-    """granian.toml from the working directory, else the one shipped in the package."""
-    from junction.resources import default_granian_file
-
-    local = Path.cwd() / GRANIAN_FILE
-    return local if local.is_file() else default_granian_file()
-
-
-def granian_options(path: Path | None) -> dict[str, Any]:
-    import inspect
-
-    from granian import Granian, constants, log
-
-    if path is None:
-        return {}
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("granian", {})
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    accepted = set(inspect.signature(Granian.__init__).parameters) - {"self", "target", "factory"}
-    options: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in accepted:
-            raise ConfigError(f"{path}: granian.{key}: unknown Granian option")
-        enum_name = _GRANIAN_ENUMS.get(key)
-        if enum_name:
-            enum = getattr(constants, enum_name, None) or getattr(log, enum_name)
-            try:
-                value = enum(value)
-            except ValueError:
-                allowed = ", ".join(item.value for item in enum)
-                raise ConfigError(f"{path}: granian.{key}: {value!r} is not one of {allowed}") from None
-        options[key] = value
-    return options
-
-
-def http1_settings(settings: Settings, table: Any = None) -> Any:
-    """Granian's HTTP/1 settings: ``[granian.http1_settings]`` of granian.toml if any, with the
-    header limits of ``[limits]`` (a slow or idle client is dropped after
-    ``header_read_timeout_seconds``: hyper's header timer also runs while a kept-alive connection
-    waits for its next request; headers beyond ``max_header_bytes`` are refused with 431)."""
-    from granian.http import HTTP1Settings
-
-    if isinstance(table, HTTP1Settings):
-        base = table
-    else:
-        try:
-            base = HTTP1Settings(**(table or {}))
-        except TypeError as error:
-            raise ConfigError(f"granian.http1_settings: {error}") from None
-    base.header_read_timeout = int(settings.limits.header_read_timeout_seconds * 1000)
-    base.max_buffer_size = settings.limits.max_header_bytes
-    return base
 
 
 def _load(config: str | None) -> Settings:
@@ -163,11 +99,11 @@ def _check_stores(settings: Settings) -> None:
 
     import redis.asyncio as redis
 
+    from junction.jobs_broker import build_broker, connect_broker
     from junction.runtime import Runtime
     from junction.stores.documents import url_scheme
     from junction.stores.notify import is_redis_url
     from junction.stores.startup_errors import explaining
-    from junction.jobs_broker import build_broker, connect_broker
 
     async def check() -> None:
         if is_redis_url(settings.stores.cache):  # at once, rather than the change bus's retries

@@ -27,7 +27,7 @@ def test_bad_values_name_their_key(table, message):
 
 
 def test_granian_http1_settings_come_from_limits():
-    from junction.cli import http1_settings
+    from junction.granian_config import http1_settings
 
     settings = settings_from_mapping({"limits": {"header_read_timeout_seconds": 2.5, "max_header_bytes": 32768}})
     options = http1_settings(settings, {"keep_alive": True})
