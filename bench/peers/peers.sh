@@ -51,7 +51,7 @@ run() { # name url key model stream_model
   if [ "$STREAM" = 1 ] && [ -n "${5:-}" ]; then
     export BENCH_MODEL=$5 BENCH_STREAM=1
     s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
-    t=$(taskset -c 1 python3 "$HERE/ttfb.py" "$url" --key "$3" --model "$5" | grep TTFB)
+    t=$(taskset -c 1 python3 "$HERE/../ttfb.py" "$url" --format line --key "$3" --model "$5" | grep TTFB)
     echo "STREAM $name c32: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
   fi
 }
@@ -104,7 +104,7 @@ run_stream_only() { # name url
   export BENCH_KEY=$KEY BENCH_MODEL=openai/gpt-4o-mini BENCH_STREAM=1
   taskset -c 1 wrk -t1 -c4 -d1s -s "$HERE/chat.lua" "$2" >/dev/null  # warm-up
   s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$2" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
-  t=$(taskset -c 1 python3 "$HERE/ttfb.py" "$2" --key $KEY --model openai/gpt-4o-mini | grep TTFB)
+  t=$(taskset -c 1 python3 "$HERE/../ttfb.py" "$2" --format line --key $KEY | grep TTFB)
   echo "STREAM $1 c32: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
 }
 LEAN='|[middleware.metrics]|enabled = false|[logging]|access_log = false'
@@ -114,7 +114,7 @@ for t in $targets; do case $t in
     STREAM=0 run direct http://127.0.0.1:$UP_PORT/v1/chat/completions none gpt-4o-mini
     [ "$STREAM" = 1 ] && { BENCH_KEY=none; export BENCH_KEY BENCH_MODEL=x BENCH_STREAM=1
       s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" http://127.0.0.1:$UP_PORT/stream/v1/chat/completions | grep RESULT | sed 's/.*rps=\([0-9.]*\).*/\1/')
-      t2=$(taskset -c 1 python3 "$HERE/ttfb.py" http://127.0.0.1:$UP_PORT/stream/v1/chat/completions | grep TTFB)
+      t2=$(taskset -c 1 python3 "$HERE/../ttfb.py" http://127.0.0.1:$UP_PORT/stream/v1/chat/completions --format line | grep TTFB)
       echo "STREAM direct c32: chunks_per_s=$(awk -v r=$s 'BEGIN{printf "%.0f", r*204}') streams_per_s=$s | c1: ${t2#TTFB }"; } ;;
   tensorzero)
     [ -x $W/venv-tz/bin/python ] || { python3 -m venv $W/venv-tz && $W/venv-tz/bin/pip -q install tensorzero==2026.6.0 >$W/tz-install.log 2>&1; }
