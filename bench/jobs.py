@@ -41,6 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from junction.testing.server import serving_workers
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import free_port, wait_until_up
@@ -218,7 +220,7 @@ max_batch_requests = {max(args.batch, 1)}
             except SystemExit:
                 print((Path(directory) / "serve.log").read_text()[-3000:])
                 raise
-            server = _granian_worker(processes[1].pid)
+            server = serving_workers(processes[1].pid)[0]
             print(f"  [{side}] load average {_load()}")
             _uv(submit_latency(port, 100))  # warm-up
             # Before the worker starts: the submit alone, without a worker competing for this
@@ -370,15 +372,6 @@ async def _admin_create() -> str:
     name = f"junction_bench_{secrets.token_hex(4)}"
     await _admin(f'CREATE DATABASE "{name}"')
     return name
-
-
-def _granian_worker(parent: int) -> int:
-    """The Granian worker process serving requests (a child of ``junction serve``)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children")
-    found = children.read_text().split() if children.exists() else []
-    # Workers are spawned, so multiprocessing's resource tracker is a child too: not the server.
-    workers = [pid for pid in found if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    return int(workers[0]) if workers else parent
 
 
 def _spy(directory: str, side: str, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:

@@ -13,6 +13,15 @@ from pathlib import Path
 from junction.testing.upstream import free_port
 
 
+def serving_workers(serve_pid: int) -> list[int]:
+    """The Granian workers under the ``junction serve`` process ``serve_pid`` (Linux), or that
+    process itself without any. Workers are spawned, so multiprocessing's resource tracker is a
+    child too: not a worker."""
+    children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
+    return [int(child) for child in children
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()] or [serve_pid]
+
+
 class JunctionProcess:
     """``with JunctionProcess(tmp_path, config_toml) as server:`` → ``server.url``, ``server.key``."""
 
@@ -56,13 +65,9 @@ class JunctionProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
     def worker_pids(self) -> list[int]:
-        """The Granian worker processes serving requests (Linux). Workers are spawned, so
-        multiprocessing's resource tracker is a child of ``junction serve`` too: not a worker."""
+        """The Granian worker processes serving requests (Linux)."""
         assert self.process is not None
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(child) for child in children
-                if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()] or [pid]
+        return serving_workers(self.process.pid)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
