@@ -177,10 +177,11 @@ class Call:
             self._store_batch = StoreBatch(redis)
         return self._store_batch
 
-    async def flush_store(self) -> None:
-        """Send the queued store commands, if any (one round trip); may raise a stage's refusal."""
+    async def flush_store(self, hit: bool = False) -> None:
+        """Send the queued store commands, if any (one round trip); may raise a stage's refusal.
+        ``hit``: the call is answered from a cache (see :mod:`junction.plugins.store_batch`)."""
         if self._store_batch is not None and self._store_batch.pending:
-            await self._store_batch.flush()
+            await self._store_batch.flush(hit)
 
     def opened(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Record a stream a layer of this call made, for the gateway to close; returns it."""

@@ -10,6 +10,12 @@ raise a :class:`~junction.errors.JunctionError` (a refusal). Every callback runs
 one refused (a budget whose reservation was made must know it, to refund it); the first refusal is
 raised after them.
 
+A command may name what to send instead when the call is already known to be answered from a
+cache when the batch goes (a response cache's hit kept in the worker's memory): ``hit=None`` sends
+nothing (a budget: hits are free, so nothing is reserved and nothing refunded), ``hit=(command,
+on_result)`` sends that (a rate limit: the request counts, with no tokens). The cache stage says so
+with ``flush(hit=True)``.
+
 Each queued command carries the :class:`~junction.plugins.store_guard.StoreGuard` of its plugin: a
 command whose guard is open is not queued (the plugin hears :class:`StoreUnavailable` at once),
 the flush waits at most the longest timeout of the queued guards, and when the store fails every
@@ -34,6 +40,8 @@ from junction.stores.redis_pipeline import PipelinedRedis
 Command = Callable[[Any], object] | tuple[Any, ...]
 #: Receives the command's result, or the StoreUnavailable that stood in for it; may raise a refusal.
 OnResult = Callable[[Any], None]
+#: ``StoreBatch.queue``'s default ``hit``: a known cache hit sends the command as it is.
+SAME: Any = object()
 
 
 class StoreBatch:
@@ -43,18 +51,20 @@ class StoreBatch:
 
     def __init__(self, redis: Any) -> None:
         self._redis = redis
-        self._queued: list[tuple[StoreGuard, Command, OnResult]] = []
+        self._queued: list[tuple[StoreGuard, Command, OnResult, Any]] = []
         #: The longest timeout of the queued commands' guards.
         self._timeout = 0.0
 
-    def queue(self, guard: StoreGuard, command: Command, on_result: OnResult) -> None:
-        """Queue ``command`` for the next flush. When ``guard`` is open (the store is out),
-        ``on_result`` receives :class:`StoreUnavailable` now instead."""
+    def queue(self, guard: StoreGuard, command: Command, on_result: OnResult,
+              hit: tuple[Command, OnResult] | None = SAME) -> None:
+        """Queue ``command`` for the next flush; ``hit``: what goes instead when the flush is
+        a known cache hit's (see the module docstring). When ``guard`` is open (the store is
+        out), ``on_result`` receives :class:`StoreUnavailable` now instead."""
         if not guard.healthy:
             guard.skipped += 1
             on_result(StoreUnavailable(guard.name))
             return
-        self._queued.append((guard, command, on_result))
+        self._queued.append((guard, command, on_result, hit))
         if guard.timeout > self._timeout:
             self._timeout = guard.timeout
 
@@ -62,35 +72,42 @@ class StoreBatch:
     def pending(self) -> bool:
         return bool(self._queued)
 
-    async def flush(self) -> None:
-        """Send what is queued in one round trip and hand out the results (no-op when empty)."""
+    async def flush(self, hit: bool = False) -> None:
+        """Send what is queued in one round trip and hand out the results (no-op when empty);
+        ``hit``: the call is answered from a cache (each command's ``hit`` variant goes)."""
         if not self._queued:
             return
         queued, self._queued = self._queued, []
+        if hit:
+            queued = [entry if entry[3] is SAME else (entry[0], *entry[3], None)
+                      for entry in queued if entry[3] is not None]
+            if not queued:
+                self._timeout = 0.0
+                return
         timeout, self._timeout = self._timeout, 0.0
         redis = self._redis
         try:
             if isinstance(redis, PipelinedRedis):  # its own deadline, no timer per batch
                 pipe = redis.pipeline()
                 commands = [command if type(command) is tuple else _recorded(pipe, command)
-                            for _, command, _ in queued]
+                            for _, command, _, _ in queued]
                 results: list[Any] = await redis.execute(commands, timeout)
             else:
                 pipe = redis.pipeline(transaction=False)
-                for _, command, _ in queued:
+                for _, command, _, _ in queued:
                     command(pipe)  # type: ignore[operator]
                 async with asyncio.timeout(timeout):
                     results = await pipe.execute(raise_on_error=False)
         except (OSError, TimeoutError, ConnectionError, _redis_error()) as error:
-            for guard, _, _ in queued:
+            for guard, _, _, _ in queued:
                 guard.trip(error)
-            unavailable = [StoreUnavailable(guard.name) for guard, _, _ in queued]
+            unavailable = [StoreUnavailable(guard.name) for guard, _, _, _ in queued]
             results = unavailable
         else:
-            for guard, _, _ in queued:
+            for guard, _, _, _ in queued:
                 guard.answered()
         refusal: JunctionError | None = None
-        for (_, _, on_result), result in zip(queued, results, strict=True):
+        for (_, _, on_result, _), result in zip(queued, results, strict=True):
             try:
                 on_result(result)
             except JunctionError as error:

@@ -136,3 +136,57 @@ async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_r
             await client.delete(*keys)
         await client.aclose()
         await pipeline.aclose()
+
+
+async def test_a_hit_from_the_workers_memory_is_one_command_and_leaves_nothing_to_settle() -> None:
+    """Hits are free for budgets and take no tokens: a hit this worker keeps in memory sends only
+    its request admission (no budget reservation to refund, no tokens to settle) and queues no
+    settle, while the request still counts."""
+    client = redis.Redis.from_url(LIVE)
+    pipeline = CountingPipeline(LIVE)
+    pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
+    book = PriceBook()
+    book.add_provider_prices("scripted", [ModelPrice(model="ok", input=1.0, output=1.0)])
+    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
+                            redis=client, redis_pipeline=pipeline, pricing=book)
+    prefix = f"round-trips-{secrets.token_hex(4)}"
+    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
+              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
+              ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=30), context)]
+    provider = ScriptedProvider()
+    gateway = build_gateway(stages, provider=provider)
+    caller = principal()
+    limits = Limits(rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
+    try:
+        await gateway.complete(chat_call(text="same question", principal=caller))
+        for _ in range(100):  # the miss's settles and store go right after it
+            if len(pipeline.round_trips) > 1:
+                break
+            await asyncio.sleep(0.01)
+        before = (await stages[1].usage("key", caller.id, limits)).budget
+        tokens_before = (await stages[0].usage("key", caller.id, limits)).tokens
+        trips = len(pipeline.round_trips)
+
+        hit = chat_call(text="same question", principal=caller)
+        await gateway.complete(hit)
+        assert hit.response_headers["x-junction-cache"] == "hit"
+        assert provider.log == ["provider:ok"]
+        await asyncio.sleep(0.1)  # an idle send would have gone by now
+        assert pipeline.round_trips[trips:] == [["EVALSHA"]]  # the request admission alone
+        assert pipeline.deferred == 0  # nothing to settle
+
+        after = (await stages[1].usage("key", caller.id, limits)).budget
+        assert before is not None and after is not None
+        assert (after.spent_usd, after.reserved_usd) == (before.spent_usd, 0)
+        used = await stages[0].usage("key", caller.id, limits)
+        assert used.requests is not None and used.requests.used == 2  # the hit counted as a request
+        assert used.tokens is not None and tokens_before is not None
+        assert used.tokens.used == tokens_before.used  # and took no tokens
+    finally:
+        for stage in stages:
+            await stage.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pipeline.aclose()

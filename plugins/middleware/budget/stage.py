@@ -168,7 +168,9 @@ class BudgetStage(TrafficStage):
             ledgers = [dataclasses.replace(ledger, amount=amount) for ledger in plan.ledgers]
             self._reserved(hold, self._memory.reserve(ledgers, hold.id))
             return
-        call.store_batch(self._pipeline).queue(self._guard, (plan.reserve, hold.id, amount), hold)
+        # Hits are free: a call known to be a cache hit when the batch goes reserves nothing (and
+        # so has nothing to refund). A hit found in Redis by the same batch is refunded instead.
+        call.store_batch(self._pipeline).queue(self._guard, (plan.reserve, hold.id, amount), hold, None)
 
     def _reserved(self, hold: Hold, reservation: Reservation) -> None:
         call, hold.call = hold.call, None  # no cycle through the call's state

@@ -14,6 +14,7 @@ from junction.errors import RateLimited
 from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
+from junction.plugins.store_batch import SAME
 from junction.plugins.store_guard import StoreUnavailable
 from junction.traffic.estimate import prompt_tokens
 from junction.traffic.limits import Limits, LimitSource, Plans
@@ -69,6 +70,11 @@ class Taken:
             stage._unavailable(result)
             return
         stage._admitted(self, parse_admission(result, self.plan.windows, self.plan.at))
+
+    def hit(self, result: Any) -> None:
+        """Hears the admission of a known cache hit (sent with no tokens)."""
+        self.tokens = 0
+        self(result)
 
 
 class RateLimitStage(TrafficStage):
@@ -131,7 +137,10 @@ class RateLimitStage(TrafficStage):
                        for window in plan.windows]
             self._admitted(taken, self._memory.admit(windows, taken.id))
             return
-        call.store_batch(self._pipeline).queue(self._guard, (plan.admit, taken.id, tokens), taken)
+        # A known cache hit (the cache stage found it in its worker's memory) counts as a request
+        # and takes no tokens: nothing to settle after it.
+        hit = ((plan.admit, taken.id, 0), taken.hit) if tokens else SAME
+        call.store_batch(self._pipeline).queue(self._guard, (plan.admit, taken.id, tokens), taken, hit)
 
     def _unavailable(self, error: BaseException) -> None:
         if not isinstance(error, StoreUnavailable):  # the script itself failed: count it as the store's

@@ -204,7 +204,9 @@ class ResponseCacheStage(Stage):
             return
         local = self._local.get(plan.key) if self._local_seconds else None
         if local is not None and local[0] > time.monotonic():
-            await call.flush_store()  # what admission stages queued still goes, and may refuse
+            # What admission stages queued still goes (a known hit's variant: a request, no
+            # tokens, no budget reservation), and may refuse.
+            await call.flush_store(hit=True)
             plan.found, plan.entry = Found.HIT, local[1]
             return
         # On the admission stages' round trip (which carries the stores deferred since the last one).
