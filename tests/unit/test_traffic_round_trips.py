@@ -10,8 +10,10 @@ import asyncio
 import secrets
 from typing import Any
 
+import pytest
 import redis.asyncio as redis
 
+from junction.errors import RateLimited
 from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage
 from junction.middleware.rate_limit.config import RateLimitConfig
@@ -182,6 +184,43 @@ async def test_a_hit_from_the_workers_memory_is_one_command_and_leaves_nothing_t
         assert used.requests is not None and used.requests.used == 2  # the hit counted as a request
         assert used.tokens is not None and tokens_before is not None
         assert used.tokens.used == tokens_before.used  # and took no tokens
+    finally:
+        for stage in stages:
+            await stage.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pipeline.aclose()
+
+
+async def test_a_refused_call_gives_back_the_single_flight_lock_its_lookup_took() -> None:
+    """The cache lookup rides the admission's round trip, so it runs even when the rate limit
+    refuses the call: the lock it took must be given back, or identical calls from callers with
+    room would wait on a leader that never goes upstream."""
+    client = redis.Redis.from_url(LIVE)
+    pipeline = CountingPipeline(LIVE)
+    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
+                            redis=client, redis_pipeline=pipeline)
+    prefix = f"round-trips-{secrets.token_hex(4)}"
+    cache = ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0,
+                                                   single_flight_seconds=5.0), context)
+    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context), cache]
+    provider = ScriptedProvider()
+    gateway = build_gateway(stages, provider=provider)
+    limited = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}), rpm=1)
+    try:
+        await gateway.complete(chat_call(text="first", principal=limited))
+        with pytest.raises(RateLimited):
+            await gateway.complete(chat_call(text="shared question", principal=limited))
+        await pipeline.drain()
+        assert [key async for key in client.scan_iter(f"{prefix}:cache:*:lock")] == []
+        other = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}))
+        started = asyncio.get_running_loop().time()
+        same = chat_call(text="shared question", principal=other)
+        await gateway.complete(same)
+        assert same.response_headers["x-junction-cache"] == "miss"
+        assert asyncio.get_running_loop().time() - started < 2.0  # led at once, did not wait 5 s
     finally:
         for stage in stages:
             await stage.close()

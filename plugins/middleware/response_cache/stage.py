@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from junction.errors import InvalidRequest
+from junction.errors import InvalidRequest, JunctionError
 from junction.formats.unified import events_response, response_events
 from junction.middleware.response_cache.backends import (
     FILL,
@@ -214,7 +214,14 @@ class ResponseCacheStage(Stage):
         heard: list[Any] = []
         batch.queue(self.guard, backend.lookup_command(plan.key, plan.token, self.config.single_flight_seconds),
                     heard.append)
-        await call.flush_store()  # may raise an admission stage's refusal: it propagates
+        try:
+            await call.flush_store()  # may raise an admission stage's refusal: it propagates
+        except JunctionError:
+            # The lookup ran in the same batch: a refused call that took the single-flight lock
+            # gives it back, or identical calls would wait on a leader that never goes upstream.
+            if heard and not isinstance(heard[0], BaseException) and found(heard[0])[0] is Found.LEAD:
+                self._release(plan)
+            raise
         result = heard[0]
         if isinstance(result, StoreUnavailable):
             raise result
