@@ -1,6 +1,6 @@
 """Rate limits and budgets on (against Redis) vs the same gateway with them off, A/B at once.
 
-    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3] [--base DIR]
+    python bench/traffic.py [--rounds 6] [--seconds 8] [--redis redis://127.0.0.1:6379/3] [--base DIR] [--unix]
 
 Both gateways run from this checkout, one Granian worker each pinned to CPU 0, in front of one
 fixed upstream, sharing one SQLite documents file so one API key works on both. The key and its
@@ -20,6 +20,9 @@ printed beside the plain and miss p50s.
 ``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
 of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
 ``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
+
+``--unix``: the gateways reach that private ``redis-server`` through its Unix socket instead of
+loopback TCP (the deployment to recommend where Redis runs on the gateway's host).
 
 By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
 so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead
@@ -137,16 +140,20 @@ def main() -> None:
                         "redis-server pinned to CPU 1 beside the upstream and wrk")
     parser.add_argument("--cache", action="store_true", help="the response cache on too, every request a miss")
     parser.add_argument("--base", type=Path, help="also serve the traffic config from this checkout (before/after)")
+    parser.add_argument("--unix", action="store_true", help="the gateways reach the private redis-server through "
+                        "its Unix socket (unix://...) instead of TCP on 127.0.0.1")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
     if args.redis is None:
         redis_port = free_port()
+        socket = workdir / "redis.sock"
         processes.append(subprocess.Popen(pinned(1, ["redis-server", "--port", str(redis_port), "--save", "",
-                                                     "--appendonly", "no", "--dir", str(workdir)]),
+                                                     "--appendonly", "no", "--dir", str(workdir),
+                                                     "--unixsocket", str(socket), "--unixsocketperm", "700"]),
                                           stdout=subprocess.DEVNULL))
-        args.redis = f"redis://127.0.0.1:{redis_port}/0"
+        args.redis = f"unix://{socket}?db=0" if args.unix else f"redis://127.0.0.1:{redis_port}/0"
         wait_for_redis(args.redis)
     forget(args.redis)
     ports: dict[str, int] = {}
