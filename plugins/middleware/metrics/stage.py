@@ -149,14 +149,10 @@ class MetricsStage(Stage):
     def _add(self, calls: list[Finished]) -> None:
         ledger, prometheus, events = self._ledger, self.prometheus, self._events
         if ledger is not None:
-            build, record = events.build, ledger.record
-            costs: list[float | None] = []
-            dropped = 0
-            for call in calls:
-                event = build(call)
-                costs.append(event.cost_usd)
-                if not record(event):
-                    dropped += 1
+            build = events.build
+            rows = [build(call) for call in calls]
+            costs: list[float | None] = [row.cost_usd for row in rows]
+            dropped = len(rows) - ledger.record_many(rows)
             if dropped and prometheus is not None:
                 prometheus.dropped.inc(dropped)
         elif prometheus is not None and self._pricing is not None:
