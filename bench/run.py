@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -28,24 +29,24 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def free_port() -> int:
-    """A free TCP port: any the kernel picks, or one of ``JUNCTION_BENCH_PORTS`` (``20000-20999``)
-    when set (a shared host whose users keep to their own ranges)."""
-    import random
+    """A free local port; inside ``JUNCTION_BENCH_PORTS`` (``low-high``) when set, so benches run
+    side by side on a shared host stay in the range each was given."""
     import socket
 
     span = os.environ.get("JUNCTION_BENCH_PORTS")
     candidates = [0]
     if span:
-        low, high = (int(part) for part in span.split("-"))
-        candidates = random.sample(range(low, high + 1), min(64, high - low + 1))
+        low, _, high = span.partition("-")
+        candidates = list(range(int(low), int(high) + 1))
+        random.shuffle(candidates)
     for port in candidates:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                continue
+                continue  # taken
             return sock.getsockname()[1]
-    raise SystemExit(f"no free port in JUNCTION_BENCH_PORTS={span}")
+    raise RuntimeError(f"no free port in JUNCTION_BENCH_PORTS={span}")
 
 
 def pinned(cpu: int, command: list[str]) -> list[str]:

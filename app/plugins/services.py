@@ -73,6 +73,11 @@ class UsageLedger(Protocol):
         it)."""
         ...
 
+    def record_many(self, events: list[UsageEvent]) -> int:
+        """Queue rows as :meth:`record` does, in one go; how many were accepted (the rest were
+        dropped, counted)."""
+        ...
+
     @property
     def dropped(self) -> int:
         """Events dropped by this process since it started."""

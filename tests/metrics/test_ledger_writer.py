@@ -14,6 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from junction.settings import settings_from_mapping
+from junction.stores.metrics import migrate
+from junction.stores.metrics.settings import MetricsSettings
 from junction.stores.metrics.writer import UsageWriter
 from tests.metrics.seed import event
 from tests.metrics.tcp_proxy import TcpProxy
@@ -137,3 +140,28 @@ async def test_rows_the_database_refuses_are_dropped_not_retried_forever(postgre
         await writer.close()
     assert writer.dropped == 1
     assert any("refused 1 event(s) 5 times" in record.getMessage() for record in caplog.records)
+
+
+async def test_record_many_keeps_the_bound_and_counts_what_it_drops(tmp_path, caplog):
+    """The metrics stage hands a drain's rows over at once: as many as the buffer has room for
+    are queued and written, the rest dropped and counted, and a closed writer takes none."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    settings = msgspec.structs.replace(MetricsSettings(), batch_size=10, flush_seconds=0.05, buffer_size=25)
+    await migrate.upgrade(engine, settings_from_mapping({}))
+    writer = UsageWriter(engine, settings)
+    caplog.set_level(logging.WARNING, logger="junction.metrics")
+    # Not started yet: nothing is taken out, so the buffer fills.
+    assert writer.record_many(events(20)) == 20
+    assert writer.record_many(events(8)) == 5 and writer.dropped == 3
+    assert writer.record_many(events(4)) == 0 and writer.dropped == 7
+    assert any("buffer full" in record.getMessage() and "dropped 3 usage event" in record.getMessage()
+               for record in caplog.records)
+    await writer.start()
+    await wait_until(lambda: _is(writer.written == 25))
+    assert writer.record_many(events(3)) == 3  # room again; a trickle is flushed by time
+    await wait_until(lambda: _is(writer.written == 28))
+    await writer.close()
+    assert writer.record_many(events(2)) == 0 and writer.dropped == 9
+    async with engine.connect() as connection:
+        assert (await connection.exec_driver_sql("SELECT count(*) FROM usage_events")).scalar() == 28
+    await engine.dispose()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -64,21 +64,26 @@ def as_text(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime(_TIME)
 
 
-def sqlite_times(batch: Sequence[UsageEvent]) -> list[str]:
-    """The events' times as :func:`as_text` writes them, formatting each second once: a batch's
-    events share their seconds, and ``strftime`` per event cost more than inserting it."""
-    times = []
-    second, prefix = None, ""
-    for event in batch:
-        epoch = event.time
-        whole = int(epoch // 1)
-        micros = round((epoch - whole) * 1e6)
-        if micros >= 1_000_000:  # rounds up into the next second: format it whole
-            times.append(as_text(epoch))
-            continue
+def sqlite_times(epochs: Iterable[float]) -> list[str]:
+    """Times (epoch seconds) as :func:`as_text` writes them, formatting each second once: a
+    batch's events share their seconds, and ``strftime`` per event cost more than inserting it.
+    (Per event on the serving worker: one ``%`` into the second's own template.)"""
+    times: list[str] = []
+    append = times.append
+    second, template = None, ""
+    for epoch in epochs:
+        whole = int(epoch)  # epoch seconds are positive: int() is floor
+        micros = round((epoch - whole) * 1e6)  # as datetime.fromtimestamp rounds
         if whole != second:
-            second, prefix = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        times.append(f"{prefix}.{micros:06d}")
+            if micros >= 1_000_000:  # rounds up into the next second: format it whole
+                append(as_text(epoch))
+                continue
+            second = whole
+            template = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S") + ".%06d"
+        elif micros >= 1_000_000:
+            append(as_text(epoch))
+            continue
+        append(template % micros)
     return times
 
 
@@ -108,7 +113,7 @@ def _statement(rows: int, shape: tuple[str | None, ...]) -> str:
 
 def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """``batch`` as ``(statement, parameters)`` pairs of at most :data:`CHUNK` rows each."""
-    times = sqlite_times(batch)
+    times = sqlite_times([event.time for event in batch])
     start, total, size = 0, len(batch), CHUNK
     while start < total:
         while size > total - start:

@@ -106,6 +106,13 @@ class MetricsStore:
             return False
         return writer.record(event)
 
+    def record_many(self, events: list[UsageEvent]) -> int:
+        """Queue events (see :meth:`UsageWriter.record_many`); how many were accepted."""
+        writer = self.writer
+        if writer is None:
+            return 0
+        return writer.record_many(events)
+
     @property
     def dropped(self) -> int:
         return self.writer.dropped if self.writer is not None else 0

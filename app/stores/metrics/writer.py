@@ -106,8 +106,24 @@ class UsageWriter:
             self._wake.set()
         return True
 
-    def _drop(self, why: str) -> None:
-        self.dropped += 1
+    def record_many(self, events: list[UsageEvent]) -> int:
+        """Queue ``events`` as :meth:`record` would, one by one, in one go (the metrics stage
+        hands over a drain's worth at a time); returns how many were accepted, the rest were
+        dropped (counted)."""
+        buffer = self._buffer
+        before = len(buffer)
+        room = 0 if self._closing else self._bound - before - self._held
+        accepted = events if len(events) <= room else events[:max(room, 0)]
+        if accepted:
+            buffer.extend(accepted)
+            if before == 0 or before < self._batch <= len(buffer):
+                self._wake.set()
+        if len(accepted) < len(events):
+            self._drop("writer closed" if self._closing else "buffer full", len(events) - len(accepted))
+        return len(accepted)
+
+    def _drop(self, why: str, count: int = 1) -> None:
+        self.dropped += count
         now = time.monotonic()
         if now - self._drop_logged_at >= _DROP_LOG_SECONDS:
             log.warning("usage ledger: %s (%d events waiting; database slow or down?): dropped %d "
