@@ -52,16 +52,19 @@ class ModelPrice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         """The USD cost of ``usage`` at this price. ``prompt_tokens`` includes cached and
         cache-written tokens and ``completion_tokens`` includes reasoning tokens (OpenAI's
         convention, which every provider's usage is translated to)."""
-        cached = usage.cached_tokens
         details = usage.prompt_tokens_details
         written = (details.cache_creation_tokens or 0) if details else 0
-        reasoning = usage.reasoning_tokens
-        fresh_input = max(usage.prompt_tokens - cached - written, 0)
-        plain_output = max(usage.completion_tokens - reasoning, 0)
-        total = (fresh_input * self.input
+        return self.tokens_cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, written,
+                                usage.reasoning_tokens)
+
+    def tokens_cost(self, prompt: int, completion: int, cached: int, written: int, reasoning: int) -> float:
+        """:meth:`cost` from the token counts in hand (the ledger row has them already)."""
+        fresh_input = prompt - cached - written
+        plain_output = completion - reasoning
+        total = ((fresh_input if fresh_input > 0 else 0) * self.input
                  + cached * _or(self.cached_input, self.input)
                  + written * _or(self.cache_write, self.input)
-                 + plain_output * self.output
+                 + (plain_output if plain_output > 0 else 0) * self.output
                  + reasoning * _or(self.reasoning, self.output))
         return total * _PER_TOKEN
 

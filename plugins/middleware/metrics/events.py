@@ -7,7 +7,7 @@ from bisect import bisect_right
 from typing import Any
 
 from junction.plugins import Attempt, Call, Outcome, Principal
-from junction.pricing import _PER_TOKEN, PriceBook
+from junction.pricing import PriceBook
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import LATENCY_BOUNDS_MS
 
@@ -155,18 +155,10 @@ class UsageEvents:
                 if spent is not None:
                     upstream += spent
         if price is not None and usage is not None:
-            # ModelPrice.cost(usage), term for term (so to the last bit), from the tokens in hand:
-            # through the price's own method it was a third of building the row.
+            cost = price.tokens_cost(input_tokens, output_tokens, cached, cache_write, reasoning)
             price_input, price_output = price.input, price.output
             price_cached, price_write, price_reasoning, since = (price.cached_input, price.cache_write,
                                                                  price.reasoning, price.since)
-            fresh_input = input_tokens - cached - cache_write
-            plain_output = output_tokens - reasoning
-            cost = ((fresh_input if fresh_input > 0 else 0) * price_input
-                    + cached * (price_input if price_cached is None else price_cached)
-                    + cache_write * (price_input if price_write is None else price_write)
-                    + (plain_output if plain_output > 0 else 0) * price_output
-                    + reasoning * (price_output if price_reasoning is None else price_reasoning)) * _PER_TOKEN
         else:
             cost = price_input = price_output = price_cached = price_write = price_reasoning = since = None
         return UsageEvent(  # positionally, in column order (keywords cost several times more)
