@@ -78,6 +78,7 @@ class LeanChat:
         try:
             principal = await self._gateway.authenticate(headers)  # before the body is read
             length = headers.get("content-length")
+            announced = None
             if length is not None:
                 try:
                     announced = int(length)
@@ -85,7 +86,7 @@ class LeanChat:
                     raise ClientException(f"Invalid content-length: {length!r}") from None
                 if announced > self._max_bytes:
                     raise RequestEntityTooLarge
-            body = await read_body(receive, self._max_bytes, self._timeout, self._max_depth)
+            body = await read_body(receive, self._max_bytes, self._timeout, self._max_depth, announced)
             chat = decode_chat_request(body)
             call = Call(request_id=rid.decode(), endpoint="chat.completions", principal=principal,
                         request=chat, headers=headers)
@@ -137,11 +138,17 @@ async def _stream(chunks: Any, receive: Receive, send: Send) -> None:
     assert task is not None
     gone = False
 
-    def disconnected(waiter: asyncio.Future[Any]) -> None:
-        nonlocal gone
-        if not waiter.cancelled() and waiter.exception() is None and waiter.result()["type"] == "http.disconnect":
+    def disconnected(done: asyncio.Future[Any]) -> None:
+        nonlocal gone, waiter
+        if done.cancelled() or done.exception() is not None:
+            return
+        kind = done.result()["type"]
+        if kind == "http.disconnect":
             gone = True
             task.cancel()
+        elif kind == "http.request":  # the body's end, not read (read_body stops at Content-Length)
+            waiter = asyncio.ensure_future(receive())
+            waiter.add_done_callback(disconnected)
 
     waiter = asyncio.ensure_future(receive())
     waiter.add_done_callback(disconnected)
