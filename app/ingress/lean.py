@@ -79,20 +79,25 @@ class LeanChat:
             return False
         self._in_flight += 1
         try:
-            await self._answer(scope, headers, receive, send)
-            if self._in_flight == 1 and _YIELD_CPU is not None:
-                # The response is with Granian's I/O thread now, which was just woken to write
-                # it; what is left here (the access line, the task's teardown) can wait. When
-                # that thread shares this core, yielding lets it write first instead of after
-                # us (measured: c=1, one core, ~25 µs sooner per response). Only when no other
+            answered = await self._answer(scope, headers, receive, send)
+            if answered and self._in_flight == 1 and _YIELD_CPU is not None:
+                # The answer is with Granian's I/O thread now, which was just woken to write it;
+                # what is left here (the access line, the task's teardown) can wait. When that
+                # thread shares this core, yielding lets it write first instead of after us
+                # (measured: c=1, one core, ~25 µs sooner per response). Only when no other
                 # request is in flight: under load it would break up the I/O thread's batches
-                # (measured: +35% CPU per request at c=32 when done every time).
+                # (measured: +35% CPU per request at c=32 when done every time). Only after a
+                # whole answer: after an error the body may be unread, and the connection is
+                # then closed once this task ends; yielding first would send the response ahead
+                # of that close, and a client could reuse the connection in between
+                # (tests/integration/test_bad_input.py::test_huge_body_is_413 saw it).
                 _YIELD_CPU()
         finally:
             self._in_flight -= 1
         return True
 
-    async def _answer(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send) -> bool:
+        """Respond; True for a whole (non-streamed) answer, its request body read to the end."""
         rid = request_id(scope).encode()
         started = False
         try:
@@ -117,7 +122,7 @@ class LeanChat:
                 await send({"type": "http.response.start", "status": 200, "headers": start})
                 await _stream(sse_body(events, ChunkWriter(include_usage=chat.wants_usage_in_stream)),
                               receive, send)
-                return
+                return False
             answer = encode_chat_response(await self._gateway.complete(call))
             extra = call.response_headers
             start = [*_encoded(extra)] if extra else []
@@ -125,7 +130,7 @@ class LeanChat:
             started = True
             await send({"type": "http.response.start", "status": 200, "headers": start})
             await send({"type": "http.response.body", "body": answer, "more_body": False})
-            return
+            return True
         except JunctionError as error:
             if started:
                 raise
@@ -140,6 +145,7 @@ class LeanChat:
             if started:
                 raise
             await _send_error(send, unexpected_error("POST", PATH, error), 500, rid)
+        return False
 
 
 async def _send_error(send: Send, error: JunctionError, status: int, rid: bytes) -> None:
