@@ -52,9 +52,17 @@ class _WholeBody:
         return {"type": "http.request", "body": body, "more_body": False}
 
 
-async def read_body(receive: Receive, max_bytes: int, timeout: float, max_depth: int) -> bytes:
+async def read_body(receive: Receive, max_bytes: int, timeout: float, max_depth: int,
+                    announced: int | None = None) -> bytes:
     """The whole request body, within ``timeout`` seconds and ``max_bytes``, nested no deeper than
-    ``max_depth``; raises the client's error otherwise (the lean chat route calls it directly)."""
+    ``max_depth``; raises the client's error otherwise (the lean chat route calls it directly).
+
+    ``announced``: the request's Content-Length, if the caller checked it. The body is then whole
+    once that many bytes arrived, so the final (empty, ``more_body: False``) message is not awaited:
+    Granian marks every data frame ``more_body``, and each ``receive`` is a round trip through its
+    I/O and GIL threads (measured: 31 → 24.5 context switches per request at c=1). The server
+    enforces Content-Length, so no more bytes can follow; a later ``receive`` (a stream waiting
+    for the client to go away) gets that empty message first."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -73,7 +81,7 @@ async def read_body(receive: Receive, max_bytes: int, timeout: float, max_depth:
                             f"request body: larger than server.max_body_bytes ({max_bytes} bytes)",
                             code="body_too_large")
                     chunks.append(chunk)
-                if not message.get("more_body", False):
+                if not message.get("more_body", False) or size == announced:
                     break
     except TimeoutError:
         raise RequestTimeout(
