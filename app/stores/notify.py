@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +46,16 @@ HEARTBEAT_SECONDS = 0.25
 class Change(msgspec.Struct, frozen=True):
     kind: str
     id: str
+
+
+class _Notice(msgspec.Struct, frozen=True):
+    """A change as it travels on the channel, with the bus that published it (``origin``): that bus
+    told its own subscribers already, so it skips the echo. Nodes of older versions ignore
+    ``origin`` and send none (``""``: everyone delivers it)."""
+
+    kind: str
+    id: str
+    origin: str = ""
 
 
 #: Delivered after a possible gap in notifications: every cache should be dropped.
@@ -155,7 +166,9 @@ class RedisChangeBus:
         self._confirmed = 0.0
         self._distrust_logged = False
         self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder(Change)
+        self._decoder = msgspec.json.Decoder(_Notice)
+        #: Marks this bus's own notices on the channel (see :class:`_Notice`).
+        self._origin = secrets.token_hex(8)
 
     async def start(self) -> None:
         if self._shared is not None:
@@ -216,13 +229,15 @@ class RedisChangeBus:
         from redis.exceptions import RedisError
 
         assert self._redis is not None, "RedisChangeBus.publish before start()"
-        change = Change(kind, id)
+        # Our own subscribers first, at once, not when the channel echoes it: the same client's
+        # next request, served by this worker, must not find what this change dropped (a bridge
+        # created after a lookup of its slug was cached as a miss answered 404 until the echo).
+        await self._subscribers.deliver(Change(kind, id))
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                await self._redis.publish(self.channel, self._encoder.encode(change))
+                await self._redis.publish(self.channel, self._encoder.encode(_Notice(kind, id, self._origin)))
         except (RedisError, OSError, TimeoutError) as error:
-            # Our own workers can still be told now; everyone else hears "*" once Redis is back.
-            await self._subscribers.deliver(change)
+            # Everyone else hears "*" once Redis is back.
             self._announce_gap()
             raise ChangeNotPublished(
                 f"change {kind}/{id} not published on {self.channel} ({type(error).__name__}: {error})"
@@ -277,11 +292,12 @@ class RedisChangeBus:
                     if message.get("type") != "message":
                         continue
                     try:
-                        change = self._decoder.decode(message["data"])
+                        notice = self._decoder.decode(message["data"])
                     except msgspec.DecodeError:
                         log.warning("ignoring malformed change notification on %s", self.channel)
                         continue
-                    await self._subscribers.deliver(change)
+                    if notice.origin != self._origin:  # our own were delivered when published
+                        await self._subscribers.deliver(Change(notice.kind, notice.id))
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 log.warning("change bus lost Redis (%s); reconnecting", error)
                 self._report_distrust("subscription lost")

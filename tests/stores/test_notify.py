@@ -82,6 +82,29 @@ async def test_a_change_published_on_one_node_reaches_another_within_a_second() 
         await listener.close()
 
 
+async def test_the_publishers_own_subscribers_hear_a_change_before_publish_returns_and_only_once() -> None:
+    """A read right after a write on the same worker must not find what the write's change drops
+    (a bridge created after its slug was looked up answered 404 until the channel's echo came)."""
+    channel = f"junction:test:{secrets.token_hex(4)}"
+    publisher, listener = RedisChangeBus(REDIS_URL, channel), RedisChangeBus(REDIS_URL, channel)
+    await publisher.start()
+    await listener.start()
+    try:
+        heard_here: list[Change] = []
+        heard_elsewhere: list[Change] = []
+        publisher.subscribe(heard_here.append)
+        listener.subscribe(heard_elsewhere.append)
+        await publisher.publish("bridge", "org_1/slug")
+        assert heard_here == [Change("bridge", "org_1/slug")]  # no waiting for the channel
+        await wait_for(heard_elsewhere, 1, timeout=1.0)
+        await listener.publish("key", "key_1")  # its echo reaches the publisher after ours would have
+        await wait_for(heard_here, 2, timeout=1.0)
+        assert heard_here == [Change("bridge", "org_1/slug"), Change("key", "key_1")]  # ours not twice
+    finally:
+        await publisher.close()
+        await listener.close()
+
+
 async def test_malformed_messages_on_the_channel_are_skipped() -> None:
     channel = f"junction:test:{secrets.token_hex(4)}"
     bus = RedisChangeBus(REDIS_URL, channel)
