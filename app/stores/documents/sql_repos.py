@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.errors import NotFound
 from junction.security.crypto import Cipher
@@ -38,6 +37,8 @@ from junction.stores.documents.protocol import (
 from junction.stores.documents.sql import api_keys, orgs, provider_credentials
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from junction.stores.documents.sql_store import SqlDatabase
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
