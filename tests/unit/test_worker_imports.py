@@ -22,6 +22,7 @@ import pytest
 NOT_IN_A_WORKER = (
     "redis",  # with redis-py's OpenTelemetry, psutil and cryptography imports: ~10 MB
     "sqlalchemy.orm",  # SQLAlchemy's asyncio package imports it for AsyncSession: ~6 MB
+    "sqlalchemy.dialects.postgresql",  # JSONB, and every PostgreSQL driver's module: ~2 MB
     "alembic",
     "pydantic",
     "numpy",
