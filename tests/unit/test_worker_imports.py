@@ -24,6 +24,12 @@ NOT_IN_A_WORKER = (
     "sqlalchemy.orm",  # SQLAlchemy's asyncio package imports it for AsyncSession: ~6 MB
     "sqlalchemy.dialects.postgresql",  # JSONB, and every PostgreSQL driver's module: ~2 MB
     "alembic",
+    # off by default or not configured: their modules load when they are turned on
+    "junction.middleware.budget.stage",
+    "junction.middleware.rate_limit.stage",
+    "junction.middleware.response_cache.stage",
+    "junction.middleware.circuit_breaker.stage",
+    "junction.providers.gemini.adapter",
     "pydantic",
     "numpy",
     "jinja2",
