@@ -70,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
         # to validate the config, and a fork would carry all of that into every worker's memory
         # (about 10 MB of RSS each, measured). Python 3.14's default makes Granian spawn anyway.
         multiprocessing.set_start_method("spawn", force=True)
+        _worker_allocator_settings()
         Granian("junction.asgi:create_app_from_environment", factory=True, **options).serve()
     finally:
         if metrics_dir is not None:
@@ -177,6 +178,15 @@ def _say_which_providers(plugins: Any) -> None:
 def _print_warnings(plugins: Any) -> None:
     for warning in plugins.warnings:
         print(f"junction: warning: {warning}", file=sys.stderr)
+
+
+def _worker_allocator_settings() -> None:
+    """Environment the spawned workers start with (an operator's own value wins). pyreqwest's
+    mimalloc commits its 1 GiB arena reservation eagerly, and the kernel backs the touched part with
+    transparent huge pages: 8 MB of RSS in every idle worker for well under 1 MB in use. Committing
+    on demand keeps it at what is used (measured: idle RSS −7 MB per worker, CPU per request
+    unchanged)."""
+    os.environ.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
 
 
 def _prometheus_multiprocess_dir() -> str | None:

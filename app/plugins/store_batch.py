@@ -26,12 +26,12 @@ fail open or closed as its plugin is configured.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from junction.errors import JunctionError
 from junction.plugins.store_guard import StoreGuard, StoreUnavailable
-from junction.stores.redis_pipeline import PipelinedRedis
 
 #: Queues one command on a pipeline (e.g. ``lambda pipe: pipe.eval(SCRIPT, 1, key, *args)``): the
 #: plugins' batches go through :class:`~junction.stores.redis_pipeline.PipelinedRedis`, which sends
@@ -87,7 +87,7 @@ class StoreBatch:
         timeout, self._timeout = self._timeout, 0.0
         redis = self._redis
         try:
-            if isinstance(redis, PipelinedRedis):  # its own deadline, no timer per batch
+            if _pipelined(redis):  # its own deadline, no timer per batch
                 pipe = redis.pipeline()
                 commands = [command if type(command) is tuple else _recorded(pipe, command)
                             for _, command, _, _ in queued]
@@ -114,6 +114,14 @@ class StoreBatch:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal
+
+
+def _pipelined(redis: Any) -> bool:
+    """Whether ``redis`` is a :class:`~junction.stores.redis_pipeline.PipelinedRedis`, without
+    importing that module (it imports redis-py, ~10 MB of every serving worker that has no Redis):
+    a PipelinedRedis exists only once its module was imported."""
+    module = sys.modules.get("junction.stores.redis_pipeline")
+    return module is not None and isinstance(redis, module.PipelinedRedis)
 
 
 def _recorded(pipe: Any, command: Any) -> tuple[Any, ...]:

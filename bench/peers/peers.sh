@@ -79,7 +79,7 @@ junction() { # name extra_toml workers cpus
       jp=$(ss -ltnp "sport = :$J_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
       echo "RSS $name idle: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $jp; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB (serving processes $jp)"; CPU_PIDS=$jp
       STREAM=0 run $name $url $KEY openai/gpt-4o-mini
-      echo "RSS $name after load: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB"
+      echo "RSS $name after load: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $jp; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB"
     else
       STREAM=1 BENCH_KEY=$KEY run_stream_only $name $url
     fi

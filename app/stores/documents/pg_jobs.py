@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.domain.jobs.records import Job
 from junction.errors import ServiceUnavailable
 from junction.stores.documents.common import utc_now
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from junction.stores.documents.sql_store import SqlDatabase
 
 log = logging.getLogger("junction.stores.jobs")

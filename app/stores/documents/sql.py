@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 #: Alembic's bookkeeping table for this store, so another store's migrations can share a database.
 VERSION_TABLE = "junction_documents_version"
@@ -46,7 +46,23 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
+class _Json(sa.TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL. What ``sa.JSON().with_variant(JSONB(), "postgresql")`` was, but
+    the PostgreSQL dialect package (~2 MB of RSS, all its drivers' modules) is imported only once a
+    PostgreSQL engine compiles or runs a statement, not in every SQLite-served worker."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+Json: Any = _Json()
 Id = sa.String(40)
 
 

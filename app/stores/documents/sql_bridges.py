@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.schemas.chat import Message
 from junction.stores.documents.bridges import Bridge, BridgePatch, BridgeVersion, NewBridge, ResolvedBridge
@@ -36,6 +35,8 @@ from junction.stores.documents.sql import bridge_versions, bridges, thread_messa
 from junction.stores.documents.sql_repos import SqlRepository, require_org, to_record
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from junction.stores.documents.sql_store import SqlDatabase
 
 

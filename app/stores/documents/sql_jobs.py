@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.domain.jobs.records import (
     FINISHED,
@@ -36,6 +35,8 @@ from junction.stores.documents.sql import job_batches, job_files, job_outbox, jo
 from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from junction.stores.documents.sql_store import SqlDatabase
 
 _JOB_JSON = ("principal", "request", "result", "error", "webhook_attempts", "headers")

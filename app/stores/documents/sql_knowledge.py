@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.errors import Conflict
 from junction.stores.documents.common import new_id, utc_now
@@ -18,6 +19,9 @@ from junction.stores.documents.knowledge import (
 )
 from junction.stores.documents.sql import rag_chunks, rag_collections, rag_documents
 from junction.stores.documents.sql_repos import SqlRepository, require_org, row_values, to_record
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _VECTOR_COLUMNS = (rag_chunks.c.id, rag_chunks.c.collection_id, rag_chunks.c.document_id, rag_chunks.c.org_id,
                    rag_chunks.c.position, sa.literal("").label("text"), rag_chunks.c.metadata,

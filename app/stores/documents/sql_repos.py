@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from junction.errors import NotFound
 from junction.security.crypto import Cipher
@@ -38,6 +36,8 @@ from junction.stores.documents.protocol import (
 from junction.stores.documents.sql import api_keys, orgs, provider_credentials
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from junction.stores.documents.sql_store import SqlDatabase
 
 RecordT = TypeVar("RecordT", bound=msgspec.Struct)
@@ -210,7 +210,10 @@ class SqlCredentials(SqlRepository):
             "created_at": now,
             "updated_at": now,
         }
-        dialect = postgresql if self._db.engine.dialect.name == "postgresql" else sqlite
+        if self._db.engine.dialect.name == "postgresql":  # that dialect's modules only where it is used
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect
         statement = dialect.insert(provider_credentials).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[provider_credentials.c.org_id, provider_credentials.c.provider],

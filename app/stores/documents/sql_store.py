@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from junction.errors import ConfigError, ServiceUnavailable
 from junction.security.crypto import Cipher
@@ -27,6 +26,9 @@ from junction.stores.documents.sql_schema import require_head, upgrade_to_head
 from junction.stores.documents.sql_tools import SqlTools
 from junction.stores.notify import ChangeBus
 from junction.stores.sql_engine import open_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("junction.stores.sql")
 

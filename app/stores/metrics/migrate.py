@@ -15,7 +15,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from junction.errors import ConfigError
@@ -29,6 +28,7 @@ from junction.stores.sql_engine import open_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def alembic_config(**attributes: Any) -> Config:

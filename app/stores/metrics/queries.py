@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from junction.stores.metrics.schema import (
     DIMENSIONS,
@@ -33,6 +32,9 @@ from junction.stores.metrics.schema import (
     rollup_minute,
 )
 from junction.stores.metrics.timescale import AGGREGATES, MODEL_AGGREGATE
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 Bucket = Literal["minute", "hour", "day"]
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}

@@ -39,14 +39,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from junction.stores.metrics import rollups
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _astuple = msgspec.structs.astuple
 _TIME = "%Y-%m-%d %H:%M:%S.%f"

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from junction.errors import ServiceUnavailable
 from junction.stores.metrics import migrate, timescale
@@ -16,6 +15,8 @@ from junction.stores.metrics.queries import UsageQueries
 from junction.stores.metrics.writer import UsageWriter
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from junction.plugins.services import SqlEngines
     from junction.settings import Settings
 

@@ -23,15 +23,18 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from junction.stores.metrics import sqlite_ledger
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
 from junction.stores.metrics.settings import MetricsSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("junction.metrics")
 

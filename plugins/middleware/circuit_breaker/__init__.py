@@ -19,11 +19,18 @@ plugin's own timeout and store breaker.
 """
 
 from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
-from junction.middleware.circuit_breaker.stage import CircuitBreakerStage
 from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="circuit-breaker", config_type=CircuitBreakerConfig, create=CircuitBreakerStage,
+    register(MiddlewareSpec(name="circuit-breaker", config_type=CircuitBreakerConfig, create=_create,
                             enabled_by_default=False, stage=StagePlacement(phase="route")))
+
+
+def _create(config, context):
+    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
+    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
+    from junction.middleware.circuit_breaker.stage import CircuitBreakerStage
+
+    return CircuitBreakerStage(config, context)

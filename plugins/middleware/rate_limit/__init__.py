@@ -11,11 +11,18 @@ and use no tokens.
 """
 
 from junction.middleware.rate_limit.config import RateLimitConfig
-from junction.middleware.rate_limit.stage import RateLimitStage
 from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="rate-limit", config_type=RateLimitConfig, create=RateLimitStage,
+    register(MiddlewareSpec(name="rate-limit", config_type=RateLimitConfig, create=_create,
                             enabled_by_default=False, stage=StagePlacement(phase="admission")))
+
+
+def _create(config, context):
+    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
+    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
+    from junction.middleware.rate_limit.stage import RateLimitStage
+
+    return RateLimitStage(config, context)

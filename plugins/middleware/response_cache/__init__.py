@@ -15,11 +15,18 @@ process's memory.
 """
 
 from junction.middleware.response_cache.config import ResponseCacheConfig
-from junction.middleware.response_cache.stage import ResponseCacheStage
 from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="response-cache", config_type=ResponseCacheConfig, create=ResponseCacheStage,
+    register(MiddlewareSpec(name="response-cache", config_type=ResponseCacheConfig, create=_create,
                             enabled_by_default=False, stage=StagePlacement(phase="cache")))
+
+
+def _create(config, context):
+    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
+    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
+    from junction.middleware.response_cache.stage import ResponseCacheStage
+
+    return ResponseCacheStage(config, context)
