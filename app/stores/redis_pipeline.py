@@ -49,7 +49,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from junction.stores.redis_protocol import STALE_SECONDS, Command, Prepared, Connection, pack
+from junction.stores.redis_protocol import STALE_SECONDS, Command, Connection, Prepared, pack
 
 __all__ = ["STALE_SECONDS", "Command", "OnReply", "PipelinedRedis", "Prepared", "RecordedBatch"]
 

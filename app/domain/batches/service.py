@@ -17,8 +17,8 @@ import msgspec
 
 from junction.domain.batches.files import FileStorage
 from junction.domain.jobs.delivery import WebhookDelivery
-from junction.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
 from junction.domain.jobs.outbox import Outbox
+from junction.domain.jobs.records import Batch, Job, JobFilter, JobRepository, StoredFile
 from junction.domain.jobs.service import check_chat_body, owner_org, reader_org
 from junction.errors import Conflict, InvalidRequest
 from junction.plugins.protocols import Principal
