@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError
+from junction.logs import current_request
 from junction.pipeline.attempts import AttemptLoop
 from junction.pipeline.chain import Observe, json_chain, stream_chain
 from junction.plugins.call import Call
@@ -102,12 +103,18 @@ class Gateway:
     async def complete(self, call: Call) -> ChatResponse:
         call.require_principal()  # a Call refuses to be built without one; this catches a reset
         self.check_limits(call)
-        return await self._json(call)  # type: ignore[return-value]
+        try:
+            return await self._json(call)  # type: ignore[return-value]
+        finally:
+            _name_in_access_line(call)
 
     async def embed(self, call: Call) -> EmbeddingResponse:
         call.require_principal()
         self.check_limits(call)
-        return await self._json(call)  # type: ignore[return-value]
+        try:
+            return await self._json(call)  # type: ignore[return-value]
+        finally:
+            _name_in_access_line(call)
 
     async def open_stream(self, call: Call) -> AsyncIterator[StreamEvent]:
         """Start a stream and return its events. Everything that fails before the first event
@@ -118,7 +125,10 @@ class Gateway:
         if not self._stream_stages:
             # The attempt loop's own stream has its first event in hand (or raised): nothing to
             # prime, and it is the only layer to close.
-            return await self._open(call)
+            try:
+                return await self._open(call)
+            finally:
+                _name_in_access_line(call)
         try:
             events = await self._open(call)
             first = await anext(events)
@@ -129,7 +139,18 @@ class Gateway:
                 call.failed(error)
             await close_streams(call)
             raise
+        finally:
+            _name_in_access_line(call)
         return _relay(call, first, events)
+
+
+def _name_in_access_line(call: Call) -> None:
+    """The request's access line names the deployment that answered (else the model asked for) and
+    the org, whatever plugins are on (set once the answer or the stream's first event is in)."""
+    request = current_request()
+    if request is not None:
+        request.model = call.deployment or getattr(call.received, "model", None)
+        request.org_id = call.org_id
 
 
 def stage_observers(plugins: LoadedPlugins) -> Observe | None:

@@ -19,8 +19,12 @@ pytestmark = pytest.mark.slow
 SECRET_TEXT = "SECRET-PROMPT-TEXT-1234"
 
 
-def test_json_access_lines_name_the_request_and_never_secrets(fake_openai_server, tmp_path):
+@pytest.mark.parametrize("metrics", ["on", "off"])
+def test_json_access_lines_name_the_request_and_never_secrets(fake_openai_server, tmp_path, metrics):
+    """The line names the model (and org, for an org's key) whether or not the metrics plugin is on."""
     config = openai_provider_table(fake_openai_server) + '[logging]\nformat = "json"\n'
+    if metrics == "off":
+        config += "[middleware.metrics]\nenabled = false\n"
     with JunctionProcess(tmp_path, config) as server:
         headers = {"authorization": f"Bearer {server.key}"}
         chat = httpx.post(f"{server.url}/v1/chat/completions", headers={**headers, "x-request-id": "trace-42"},

@@ -18,7 +18,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from junction.errors import ConfigError, JunctionError
-from junction.logs import current_request
 from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.events import Finished, UsageEvents, finished
 from junction.middleware.metrics.prometheus import GatewayMetrics
@@ -113,10 +112,6 @@ class MetricsStage(Stage):
             self._finished(call)
 
     def _finished(self, call: Call) -> None:
-        request = current_request()
-        if request is not None:  # the access line names the deployment and org
-            request.model = call.deployment or getattr(call.received, "model", None)
-            request.org_id = call.org_id
         if self._keeps:
             kept = self._kept
             kept.append(finished(call))
