@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,12 +46,21 @@ class CountingPipeline(PipelinedRedis):
         return await super()._execute(commands, timeout)
 
 
-def principal() -> Principal:
-    return Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}),
-                     rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
+@dataclass
+class World:
+    """Real Redis (its own key prefix), the counting pipeline and the three traffic stages."""
+
+    client: Any
+    pipeline: CountingPipeline
+    context: PluginContext
+    prefix: str
+    stages: list[Any]
 
 
-async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -> None:
+@asynccontextmanager
+async def traffic_world(cache: dict[str, Any], budget: bool = True) -> AsyncIterator[World]:
+    """Rate limit, budget (unless ``budget`` is false) and response cache (``cache``: its config's
+    fields besides the key prefix) on live Redis; every key they made is deleted afterwards."""
     client = redis.Redis.from_url(LIVE)
     pipeline = CountingPipeline(LIVE)
     book = PriceBook()
@@ -56,16 +68,37 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
     context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
                             redis=client, redis_pipeline=pipeline, pricing=book)
     prefix = f"round-trips-{secrets.token_hex(4)}"
-    cache_config = ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0)
-    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
-              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
-              ResponseCacheStage(cache_config, context)]
-    pipeline.settle_delay = 1.0  # a settle delay no loaded test machine outlasts between two calls
-    pipeline.send_when_idle = False  # as under load: another call's batch is always in flight
-    provider = ScriptedProvider()
-    gateway = build_gateway(stages, provider=provider)
-    caller = principal()
+    stages: list[Any] = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context)]
+    if budget:
+        stages.append(BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context))
+    stages.append(ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", **cache), context))
     try:
+        yield World(client, pipeline, context, prefix, stages)
+    finally:
+        for stage in stages:
+            await stage.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await pipeline.aclose()
+
+
+def principal() -> Principal:
+    return Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}),
+                     rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
+
+
+async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -> None:
+    async with traffic_world({"local_seconds": 0}) as world:
+        client, pipeline, context, prefix = world.client, world.pipeline, world.context, world.prefix
+        stages = world.stages
+        cache_config = ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0)
+        pipeline.settle_delay = 1.0  # a settle delay no loaded test machine outlasts between two calls
+        pipeline.send_when_idle = False  # as under load: another call's batch is always in flight
+        provider = ScriptedProvider()
+        gateway = build_gateway(stages, provider=provider)
+        caller = principal()
         first = chat_call(text="first question", principal=caller)
         await gateway.complete(first)
         assert first.response_headers["x-junction-cache"] == "miss"
@@ -92,34 +125,17 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
         assert spent.budget is not None and spent.budget.reserved_usd == 0  # both settled
         assert spent.budget.spent_usd > 0
-    finally:
-        for stage in stages:
-            await stage.close()
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await pipeline.aclose()
 
 
 async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
     """With nothing in flight no batch is coming to carry the settles, and one that did would wait
     in Redis for them: they go in one write right after the call, and the next call's round trip
     carries its own admission only."""
-    client = redis.Redis.from_url(LIVE)
-    pipeline = CountingPipeline(LIVE)
-    pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
-    book = PriceBook()
-    book.add_provider_prices("scripted", [ModelPrice(model="ok", input=1.0, output=1.0)])
-    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
-                            redis=client, redis_pipeline=pipeline, pricing=book)
-    prefix = f"round-trips-{secrets.token_hex(4)}"
-    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
-              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
-              ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0), context)]
-    gateway = build_gateway(stages, provider=ScriptedProvider())
-    caller = principal()
-    try:
+    async with traffic_world({"local_seconds": 0}) as world:
+        pipeline, stages = world.pipeline, world.stages
+        pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
+        gateway = build_gateway(stages, provider=ScriptedProvider())
+        caller = principal()
         await gateway.complete(chat_call(text="first question", principal=caller))
         for _ in range(100):  # the settles' write follows the call within a turn of the loop
             if len(pipeline.round_trips) > 1:
@@ -130,36 +146,19 @@ async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_r
         assert pipeline.round_trips[2] == ["EVALSHA"] * 3  # the second admission alone
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
         assert spent.budget is not None and spent.budget.spent_usd > 0  # the first call settled
-    finally:
-        for stage in stages:
-            await stage.close()
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await pipeline.aclose()
 
 
 async def test_a_hit_from_the_workers_memory_is_one_command_and_leaves_nothing_to_settle() -> None:
     """Hits are free for budgets and take no tokens: a hit this worker keeps in memory sends only
     its request admission (no budget reservation to refund, no tokens to settle) and queues no
     settle, while the request still counts."""
-    client = redis.Redis.from_url(LIVE)
-    pipeline = CountingPipeline(LIVE)
-    pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
-    book = PriceBook()
-    book.add_provider_prices("scripted", [ModelPrice(model="ok", input=1.0, output=1.0)])
-    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
-                            redis=client, redis_pipeline=pipeline, pricing=book)
-    prefix = f"round-trips-{secrets.token_hex(4)}"
-    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context),
-              BudgetStage(BudgetConfig(prefix=f"{prefix}:budget"), context),
-              ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=30), context)]
-    provider = ScriptedProvider()
-    gateway = build_gateway(stages, provider=provider)
-    caller = principal()
-    limits = Limits(rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
-    try:
+    async with traffic_world({"local_seconds": 30}) as world:
+        pipeline, stages = world.pipeline, world.stages
+        pipeline.settle_delay = 5.0  # longer than the test: only the idle send can explain a write
+        provider = ScriptedProvider()
+        gateway = build_gateway(stages, provider=provider)
+        caller = principal()
+        limits = Limits(rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
         await gateway.complete(chat_call(text="same question", principal=caller))
         for _ in range(100):  # the miss's settles and store go right after it
             if len(pipeline.round_trips) > 1:
@@ -184,32 +183,17 @@ async def test_a_hit_from_the_workers_memory_is_one_command_and_leaves_nothing_t
         assert used.requests is not None and used.requests.used == 2  # the hit counted as a request
         assert used.tokens is not None and tokens_before is not None
         assert used.tokens.used == tokens_before.used  # and took no tokens
-    finally:
-        for stage in stages:
-            await stage.close()
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await pipeline.aclose()
 
 
 async def test_a_refused_call_gives_back_the_single_flight_lock_its_lookup_took() -> None:
     """The cache lookup rides the admission's round trip, so it runs even when the rate limit
     refuses the call: the lock it took must be given back, or identical calls from callers with
     room would wait on a leader that never goes upstream."""
-    client = redis.Redis.from_url(LIVE)
-    pipeline = CountingPipeline(LIVE)
-    context = PluginContext(settings=settings_from_mapping({"auth": {"master_key": "unused"}}),
-                            redis=client, redis_pipeline=pipeline)
-    prefix = f"round-trips-{secrets.token_hex(4)}"
-    cache = ResponseCacheStage(ResponseCacheConfig(key_prefix=f"{prefix}:cache:", local_seconds=0,
-                                                   single_flight_seconds=5.0), context)
-    stages = [RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl"), context), cache]
-    provider = ScriptedProvider()
-    gateway = build_gateway(stages, provider=provider)
-    limited = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}), rpm=1)
-    try:
+    async with traffic_world({"local_seconds": 0, "single_flight_seconds": 5.0}, budget=False) as world:
+        client, pipeline, prefix, stages = world.client, world.pipeline, world.prefix, world.stages
+        provider = ScriptedProvider()
+        gateway = build_gateway(stages, provider=provider)
+        limited = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}), rpm=1)
         await gateway.complete(chat_call(text="first", principal=limited))
         with pytest.raises(RateLimited):
             await gateway.complete(chat_call(text="shared question", principal=limited))
@@ -221,11 +205,3 @@ async def test_a_refused_call_gives_back_the_single_flight_lock_its_lookup_took(
         await gateway.complete(same)
         assert same.response_headers["x-junction-cache"] == "miss"
         assert asyncio.get_running_loop().time() - started < 2.0  # led at once, did not wait 5 s
-    finally:
-        for stage in stages:
-            await stage.close()
-        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await pipeline.aclose()
