@@ -76,15 +76,12 @@ def sqlite_times(epochs: Iterable[float]) -> list[str]:
     for epoch in epochs:
         whole = int(epoch)  # epoch seconds are positive: int() is floor
         micros = round((epoch - whole) * 1e6)  # as datetime.fromtimestamp rounds
-        if whole != second:
-            if micros >= 1_000_000:  # rounds up into the next second: format it whole
-                append(as_text(epoch))
-                continue
-            second = whole
-            template = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S") + ".%06d"
-        elif micros >= 1_000_000:
+        if micros >= 1_000_000:  # rounds up into the next second: format it whole
             append(as_text(epoch))
             continue
+        if whole != second:
+            second = whole
+            template = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S") + ".%06d"
         append(template % micros)
     return times
 

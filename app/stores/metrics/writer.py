@@ -100,19 +100,12 @@ class UsageWriter:
     def record(self, event: UsageEvent) -> bool:
         """Queue ``event``; ``False`` when the buffer is full (or the writer closed) and it was
         dropped (counted)."""
-        buffer = self._buffer
-        if len(buffer) + self._held >= self._bound or self._closing:
-            self._drop("writer closed" if self._closing else "buffer full")
-            return False
-        buffer.append(event)
-        if len(buffer) == 1 or len(buffer) == self._batch:
-            self._wake.set()
-        return True
+        return self.record_many([event]) == 1
 
     def record_many(self, events: list[UsageEvent]) -> int:
-        """Queue ``events`` as :meth:`record` would, one by one, in one go (the metrics stage
-        hands over a drain's worth at a time); returns how many were accepted, the rest were
-        dropped (counted)."""
+        """Queue ``events`` in order while the buffer has room (the metrics stage hands over a
+        drain's worth at a time); returns how many were accepted: the rest were dropped (counted,
+        logged), as were all of them once the writer is closing."""
         buffer = self._buffer
         before = len(buffer)
         room = 0 if self._closing else self._bound - before - self._held

@@ -147,13 +147,6 @@ class UsageEvents:
             reasoning = (details.reasoning_tokens or 0) if details is not None else 0
         else:
             input_tokens = output_tokens = cached = reasoning = cache_write = None
-        upstream = None
-        if attempts:
-            upstream = 0.0
-            for attempt in attempts:  # as upstream_ms (inline: this runs per call)
-                spent = attempt.latency_ms if attempt.latency_ms is not None else attempt.ttfb_ms
-                if spent is not None:
-                    upstream += spent
         if price is not None and usage is not None:
             cost = price.tokens_cost(input_tokens, output_tokens, cached, cache_write, reasoning)
             price_input, price_output = price.input, price.output
@@ -196,7 +189,7 @@ class UsageEvents:
             since,  # price_since
             latency,  # latency_ms
             first_byte_ms if stream else None,  # ttft_ms
-            upstream,  # upstream_ms
+            upstream_ms(attempts) if attempts else None,  # upstream_ms
             bucket(bounds, latency),  # latency_bucket (schema.latency_bucket, inline)
             cache_hit,  # cache_hit
             stream,  # stream
