@@ -23,6 +23,7 @@ from junction.plugins.protocols import (
     RouteContext,
     StagePlacement,
     UpstreamTarget,
+    created_on_demand,
 )
 from junction.plugins.stages import (
     AttemptAnswer,
@@ -69,6 +70,7 @@ __all__ = [
     "StageObserver",
     "StagePlacement",
     "UpstreamTarget",
+    "created_on_demand",
     "hookimpl",
     "hookspec",
     "require_model",

@@ -8,6 +8,7 @@ Specs are plain data handed to the ``register`` callback of a start-up hook. The
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -188,6 +189,19 @@ class MiddlewareSpec:
     #: The object only backs the plugin's own routes (``register_routes``, e.g. the admin console):
     #: it need be none of Authenticator, Stage, RoutingPolicy, and takes no part in calls.
     routes_only: bool = False
+
+
+def created_on_demand(target: str) -> Callable[[Any, PluginContext], Any]:
+    """A spec's ``create`` that imports ``target`` (``"package.module:Class"``) only when it is
+    called, then calls it with ``(config, context)``: a plugin that is registered but off (or a
+    provider not configured) then adds nothing to a serving worker's memory, where each module it
+    would import costs every worker (``junction serve`` spawns them fresh)."""
+    module, _, name = target.partition(":")
+
+    def create(config: Any, context: PluginContext) -> Any:
+        return getattr(importlib.import_module(module), name)(config, context)
+
+    return create
 
 
 # --- per-request data -----------------------------------------------------------------------------

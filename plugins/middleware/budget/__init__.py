@@ -8,19 +8,12 @@ costs what it used (usually nothing). Refusals are 429 ``budget_exceeded``. Cach
 """
 
 from junction.middleware.budget.config import BudgetConfig
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
+from junction.plugins import MiddlewareSpec, StagePlacement, created_on_demand, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="budget", config_type=BudgetConfig, create=_create,
+    register(MiddlewareSpec(name="budget", config_type=BudgetConfig,
+                            create=created_on_demand("junction.middleware.budget.stage:BudgetStage"),
                             enabled_by_default=False,
                             stage=StagePlacement(phase="admission", after=("rate-limit",))))
-
-
-def _create(config, context):
-    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
-    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
-    from junction.middleware.budget.stage import BudgetStage
-
-    return BudgetStage(config, context)

@@ -19,18 +19,11 @@ plugin's own timeout and store breaker.
 """
 
 from junction.middleware.circuit_breaker.config import CircuitBreakerConfig
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
+from junction.plugins import MiddlewareSpec, StagePlacement, created_on_demand, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="circuit-breaker", config_type=CircuitBreakerConfig, create=_create,
+    register(MiddlewareSpec(name="circuit-breaker", config_type=CircuitBreakerConfig,
+                            create=created_on_demand("junction.middleware.circuit_breaker.stage:CircuitBreakerStage"),
                             enabled_by_default=False, stage=StagePlacement(phase="route")))
-
-
-def _create(config, context):
-    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
-    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
-    from junction.middleware.circuit_breaker.stage import CircuitBreakerStage
-
-    return CircuitBreakerStage(config, context)

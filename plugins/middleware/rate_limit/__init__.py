@@ -11,18 +11,11 @@ and use no tokens.
 """
 
 from junction.middleware.rate_limit.config import RateLimitConfig
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
+from junction.plugins import MiddlewareSpec, StagePlacement, created_on_demand, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="rate-limit", config_type=RateLimitConfig, create=_create,
+    register(MiddlewareSpec(name="rate-limit", config_type=RateLimitConfig,
+                            create=created_on_demand("junction.middleware.rate_limit.stage:RateLimitStage"),
                             enabled_by_default=False, stage=StagePlacement(phase="admission")))
-
-
-def _create(config, context):
-    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
-    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
-    from junction.middleware.rate_limit.stage import RateLimitStage
-
-    return RateLimitStage(config, context)

@@ -15,18 +15,11 @@ process's memory.
 """
 
 from junction.middleware.response_cache.config import ResponseCacheConfig
-from junction.plugins import MiddlewareSpec, StagePlacement, hookimpl
+from junction.plugins import MiddlewareSpec, StagePlacement, created_on_demand, hookimpl
 
 
 @hookimpl
 def register_middleware(register):
-    register(MiddlewareSpec(name="response-cache", config_type=ResponseCacheConfig, create=_create,
+    register(MiddlewareSpec(name="response-cache", config_type=ResponseCacheConfig,
+                            create=created_on_demand("junction.middleware.response_cache.stage:ResponseCacheStage"),
                             enabled_by_default=False, stage=StagePlacement(phase="cache")))
-
-
-def _create(config, context):
-    # The stage's module (and what it imports) only once the plugin is enabled: off by default, so
-    # every serving worker would otherwise import it for nothing (issue 17: idle RSS per worker).
-    from junction.middleware.response_cache.stage import ResponseCacheStage
-
-    return ResponseCacheStage(config, context)
