@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from typing import Any
 
 from junction.plugins import Attempt, Call, Outcome, Principal
 from junction.pricing import PriceBook
 from junction.stores.metrics.events import UsageEvent
-from junction.stores.metrics.schema import LATENCY_BOUNDS_MS
+from junction.stores.metrics.schema import latency_bucket
 
 
 def _text(value: str | None, limit: int = 200) -> str | None:
@@ -60,6 +59,14 @@ def upstream_ms(attempts: list[Attempt]) -> float:
 _CACHED = 4096
 
 
+#: ``(deployment, endpoint, model asked for)``, and what the ledger's columns hold of them:
+#: ``(provider, model, deployment, price, endpoint, requested model)``.
+_RouteKey = tuple[str | None, str, str | None]
+_Route = tuple[str | None, str | None, str | None, Any, str, str | None]
+#: ``(key id, user id, principal id, org id)`` as the ledger holds them.
+_Ids = tuple[str | None, str | None, str, str | None]
+
+
 class UsageEvents:
     """Builds a finished call's ledger row. What repeats from call to call is worked out once and
     kept: per (deployment, endpoint, model asked for) the provider, model, price and the columns'
@@ -69,10 +76,8 @@ class UsageEvents:
     def __init__(self, pricing: PriceBook | None) -> None:
         self._pricing = pricing
         self._deployments: dict[str | None, tuple[str | None, str | None, str | None, Any]] = {}
-        self._routes: dict[tuple[str | None, str, str | None], tuple[str | None, str | None, str | None, Any, str,
-                                                                      str | None]] = {}
-        self._principals: dict[tuple[str, str | None, str, str | None],
-                               tuple[str | None, str | None, str, str | None]] = {}
+        self._routes: dict[_RouteKey, _Route] = {}
+        self._principals: dict[tuple[str, str | None, str, str | None], _Ids] = {}
 
     def _deployment(self, deployment: str | None) -> tuple[str | None, str | None, str | None, Any]:
         """``(provider, model, deployment, price)`` of a ``provider/model``."""
@@ -88,8 +93,7 @@ class UsageEvents:
                 self._deployments[deployment] = known
         return known
 
-    def _route(self, key: tuple[str | None, str, str | None]) -> tuple[str | None, str | None, str | None, Any, str,
-                                                                     str | None]:
+    def _route(self, key: _RouteKey) -> _Route:
         """``(provider, model, deployment, price, endpoint, requested model)`` as the ledger holds
         them, of a ``(deployment, endpoint, requested model)``."""
         known = self._routes.get(key)
@@ -100,7 +104,7 @@ class UsageEvents:
                 self._routes[key] = known
         return known
 
-    def _principal(self, principal: Principal, org_id: str | None) -> tuple[str | None, str | None, str, str | None]:
+    def _principal(self, principal: Principal, org_id: str | None) -> _Ids:
         """``(key id, user id, principal id, org id)`` as the ledger holds them."""
         cache_key = (principal.id, principal.user_id, principal.kind, org_id)
         known = self._principals.get(cache_key)
@@ -120,7 +124,7 @@ class UsageEvents:
         price = self._deployment(call[3])[3]
         return price.cost(usage) if price is not None else None
 
-    def build(self, call: Finished, bucket: Any = bisect_right, bounds: tuple[float, ...] = LATENCY_BOUNDS_MS) -> UsageEvent:
+    def build(self, call: Finished) -> UsageEvent:
         (finished_at, latency, outcome, deployment, attempts, request_id, org_id, principal, bridge_id,
          bridge_version, thread_id, endpoint, requested_model, fallback_used, first_byte_ms, cache_hit,
          stream) = call
@@ -138,13 +142,9 @@ class UsageEvents:
         key_id, user_id, principal_id, org_text = self._principal(principal, org_id)
         if usage is not None:
             input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens
+            cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
             details = usage.prompt_tokens_details
-            if details is not None:
-                cached, cache_write = details.cached_tokens or 0, details.cache_creation_tokens or 0
-            else:
-                cached = cache_write = 0
-            details = usage.completion_tokens_details
-            reasoning = (details.reasoning_tokens or 0) if details is not None else 0
+            cache_write = (details.cache_creation_tokens or 0) if details is not None else 0
         else:
             input_tokens = output_tokens = cached = reasoning = cache_write = None
         if price is not None and usage is not None:
@@ -190,7 +190,7 @@ class UsageEvents:
             latency,  # latency_ms
             first_byte_ms if stream else None,  # ttft_ms
             upstream_ms(attempts) if attempts else None,  # upstream_ms
-            bucket(bounds, latency),  # latency_bucket (schema.latency_bucket, inline)
+            latency_bucket(latency),  # latency_bucket
             cache_hit,  # cache_hit
             stream,  # stream
         )
