@@ -22,7 +22,7 @@ of Junction (run by that checkout's own ``.venv``: the package is installed edit
 ``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
 
 ``--unix``: the gateways reach that private ``redis-server`` through its Unix socket instead of
-loopback TCP (the deployment to recommend where Redis runs on the gateway's host).
+loopback TCP (where Redis runs on the gateway's host; it measured no better than TCP here).
 
 By default the bench starts its own ``redis-server`` (pinned to CPU 1, with wrk and the upstream),
 so other users of a shared Redis do not skew the numbers; ``--redis URL`` uses that one instead

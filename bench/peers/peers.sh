@@ -55,6 +55,9 @@ run() { # name url key model stream_model
     echo "STREAM $name c32: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
   fi
 }
+memory() { # pids: their RSS and PSS
+  echo "$(for p in $1; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $1; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB"
+}
 junction() { # name extra_toml workers cpus
   local name=$1 extra=$2 workers=$3 cpus=$4
   for kind in plain stream; do
@@ -77,9 +80,9 @@ junction() { # name extra_toml workers cpus
     local url=http://127.0.0.1:$J_PORT/v1/chat/completions
     if [ $kind = plain ]; then
       jp=$(ss -ltnp "sport = :$J_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
-      echo "RSS $name idle: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $jp; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB (serving processes $jp)"; CPU_PIDS=$jp
+      echo "RSS $name idle: $(memory "$jp") (serving processes $jp)"; CPU_PIDS=$jp
       STREAM=0 run $name $url $KEY openai/gpt-4o-mini
-      echo "RSS $name after load: $(for p in $jp; do ps -o rss= -p $p; done | tr -s ' \n' ' ') KB, PSS: $(for p in $jp; do awk '/^Pss:/{printf "%s ", $2}' /proc/$p/smaps_rollup; done)KB"
+      echo "RSS $name after load: $(memory "$jp")"
     else
       STREAM=1 BENCH_KEY=$KEY run_stream_only $name $url
     fi
