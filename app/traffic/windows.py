@@ -38,24 +38,45 @@ _NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.flo
 # The fixed arguments come first so a scope set's call is packed once (PipelinedRedis.prepare).
 # Answers: the refused window (0: none; 2i-1 requests, 2i tokens of scope i), the ms until the
 # call would fit, and per scope its request count, token total and ms until its oldest entry ages out.
+#
+# Each redis.call costs about a microsecond, so the common case makes few: one read of the two
+# oldest entries tells whether any aged out (usually none, or one per call under steady load)
+# and gives the reset header; only when both aged out is the log scanned for the rest. Expiries
+# are renewed (to two windows ahead) when a key is new or would lapse within a window, not on
+# every call: a key so always outlives its newest entry by a window.
 ADMIT = _NOW + """
 local window = tonumber(ARGV[1])
+local edge = now - window
 local n = #KEYS / 2
 local call, tokens = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
 local refused, retry = 0, 0
-local counts, totals = {}, {}
+local counts, totals, firsts, renew = {}, {}, {}, {}
 for i = 1, n do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
-  if #old > 0 then
-    local freed = 0
-    for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
-    if freed > 0 then redis.call('DECRBY', t, freed) end
+  local head = redis.call('ZRANGE', z, 0, 1, 'WITHSCORES')
+  local stored = redis.call('GET', t)
+  local total = tonumber(stored or '0')
+  local first = head[2] and tonumber(head[2])
+  if first and first <= edge then
+    local aged, freed = 1, tonumber(string.match(head[1], ':(%d+)$'))
+    first = head[4] and tonumber(head[4])
+    if first and first <= edge then  -- more than one aged out: find them all
+      local old = redis.call('ZRANGEBYSCORE', z, '-inf', edge)
+      aged, freed = #old, 0
+      for k = 1, aged do freed = freed + tonumber(string.match(old[k], ':(%d+)$')) end
+      local entry = redis.call('ZRANGE', z, aged, aged, 'WITHSCORES')
+      first = entry[2] and tonumber(entry[2])
+    end
+    redis.call('ZREMRANGEBYRANK', z, 0, aged - 1)
+    if stored and freed > 0 then
+      redis.call('DECRBY', t, freed)
+      total = total - freed
+    end
   end
   local count = redis.call('ZCARD', z)
-  local total = tonumber(redis.call('GET', t) or '0')
-  counts[i], totals[i] = count, total
+  -- A new log (or one a purge emptied: Redis dropped it) has no expiry yet, nor a new total.
+  renew[i] = count == 0 or (not stored and tokens > 0) or redis.call('PTTL', z) < window
+  counts[i], totals[i], firsts[i] = count, total, first
   if refused == 0 then
     local rpm, tpm = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
     if rpm >= 0 and count + 1 > rpm then
@@ -80,33 +101,37 @@ end
 local out = {refused, retry}
 local member = call .. ':' .. tokens
 for i = 1, n do
-  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
   if refused == 0 then
+    local z, t = KEYS[2 * i - 1], KEYS[2 * i]
     redis.call('ZADD', z, now, member)
-    redis.call('PEXPIRE', z, window)
-    -- The total lives exactly as long as the log (a purge must find it): expired together.
     if tokens > 0 then redis.call('INCRBY', t, tokens) end
-    redis.call('PEXPIRE', t, window)
+    if renew[i] then
+      -- Both lapse at the same moment (a purge must find the total), two windows ahead.
+      redis.call('PEXPIREAT', z, now + 2 * window)
+      redis.call('PEXPIREAT', t, now + 2 * window)
+    end
     counts[i], totals[i] = counts[i] + 1, totals[i] + tokens
+    firsts[i] = firsts[i] or now
   end
-  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
   out[#out + 1] = counts[i]
   out[#out + 1] = totals[i]
-  out[#out + 1] = (first[2] and (tonumber(first[2]) + window - now)) or 0
+  out[#out + 1] = (firsts[i] and (firsts[i] + window - now)) or 0
 end
 return out
 """.replace("SCAN", str(_RETRY_SCAN - 1))
 
 # KEYS: the call's logs and token totals. ARGV: its entry, the entry with the tokens it used,
-# the difference. An entry keeps its place (its time): it still counts as a request.
+# the difference. An entry keeps its place (its time): it still counts as a request. The new entry
+# goes in before the old one leaves: emptied, a log would be dropped by Redis and come back without
+# its expiry (kept for ever, and its total lapsing without it).
 SETTLE = """
 local old, new = ARGV[1], ARGV[2]
 for i = 1, #KEYS / 2 do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
   local score = redis.call('ZSCORE', z, old)
   if score then
-    redis.call('ZREM', z, old)
     redis.call('ZADD', z, score, new)
+    redis.call('ZREM', z, old)
     redis.call('INCRBY', t, ARGV[3])
   end
 end
