@@ -11,8 +11,11 @@ import msgspec
 import pytest
 
 from junction.stores.metrics.schema import EVENT_COLUMNS, HISTOGRAM_COLUMNS, latency_bucket
+from junction.settings import settings_from_mapping
 from junction.stores.metrics.sqlite_ledger import CHUNK, as_text
+from junction.stores.metrics.store import SQLITE_PAGE_SIZE, MetricsStore
 from junction.stores.metrics.writer import UsageWriter
+from junction.stores.sql_engine import open_engine
 from tests.metrics.conftest import close_backend, open_backend
 from tests.metrics.seed import event
 
@@ -113,3 +116,39 @@ def _per_bucket(counted: list) -> list[int]:
         cell = (tuple(value or "" for value in key), latency)
         cells[cell] = cells.get(cell, 0) + count
     return list(cells.values())
+
+
+class _Engines:
+    """The one engine of ``url``, as the Runtime's SqlEngines hands it to the store."""
+
+    def __init__(self, url: str) -> None:
+        self.opened = open_engine(url)
+
+    def engine(self, _store: str):  # type: ignore[no-untyped-def]
+        return self.opened
+
+
+async def _store_round_trip(path) -> int:
+    """Start a metrics store on the ledger file ``path``, write a few events, close it; the
+    file's page size."""
+    settings = settings_from_mapping({"stores": {"metrics": f"sqlite+aiosqlite:///{path}"}})
+    engines = _Engines(settings.stores.metrics)
+    store = MetricsStore(settings, engines)  # type: ignore[arg-type]
+    await store.start()
+    assert store.record_many(varied(10)) == 10
+    await store.close()
+    await engines.opened.dispose()
+    database = sqlite3.connect(path)
+    try:
+        assert database.execute("SELECT count(*) FROM usage_events").fetchone() == (10,)
+        return database.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        database.close()
+
+
+async def test_a_new_ledger_file_gets_large_pages_an_old_one_keeps_its_own(tmp_path):
+    assert await _store_round_trip(tmp_path / "new.db") == SQLITE_PAGE_SIZE == 16384
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("CREATE TABLE made_before (id INTEGER)")  # a file of SQLite's default 4096-byte pages
+    old.close()
+    assert await _store_round_trip(tmp_path / "old.db") == 4096
