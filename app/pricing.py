@@ -61,20 +61,19 @@ class ModelPrice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         """:meth:`cost` from the token counts in hand (the ledger row has them already)."""
         fresh_input = prompt - cached - written
         plain_output = completion - reasoning
-        total = ((fresh_input if fresh_input > 0 else 0) * self.input
-                 + cached * _or(self.cached_input, self.input)
-                 + written * _or(self.cache_write, self.input)
-                 + (plain_output if plain_output > 0 else 0) * self.output
-                 + reasoning * _or(self.reasoning, self.output))
+        # Unset rates fall back inline: the ledger prices every call, and a helper call per rate
+        # was a third of this.
+        price_in, price_out = self.input, self.output
+        total = ((fresh_input if fresh_input > 0 else 0) * price_in
+                 + cached * (price_in if self.cached_input is None else self.cached_input)
+                 + written * (price_in if self.cache_write is None else self.cache_write)
+                 + (plain_output if plain_output > 0 else 0) * price_out
+                 + reasoning * (price_out if self.reasoning is None else self.reasoning))
         return total * _PER_TOKEN
 
     def estimate(self, input_tokens: int, output_tokens: int) -> float:
         """The USD cost of a call before it ran: every prompt token fresh, every output token plain."""
         return (input_tokens * self.input + output_tokens * self.output) * _PER_TOKEN
-
-
-def _or(value: float | None, fallback: float) -> float:
-    return fallback if value is None else value
 
 
 class PriceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

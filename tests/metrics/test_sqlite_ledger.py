@@ -8,10 +8,14 @@ from __future__ import annotations
 import sqlite3
 
 import msgspec
+import pytest
 
-from junction.stores.metrics.schema import EVENT_COLUMNS
+from junction.stores.metrics.schema import EVENT_COLUMNS, HISTOGRAM_COLUMNS, latency_bucket
+from junction.settings import settings_from_mapping
 from junction.stores.metrics.sqlite_ledger import CHUNK, as_text
+from junction.stores.metrics.store import SQLITE_PAGE_SIZE, MetricsStore
 from junction.stores.metrics.writer import UsageWriter
+from junction.stores.sql_engine import open_engine
 from tests.metrics.conftest import close_backend, open_backend
 from tests.metrics.seed import event
 
@@ -58,3 +62,93 @@ async def test_every_column_reads_back_as_recorded(tmp_path):
         assert [type(value) for value in row] == [int if type(value) is bool else type(value) for value in want]
     assert (requests, errors, priced) == (len(batch), sum(item.status >= 400 for item in batch),
                                           sum(item.cost_usd is not None for item in batch))
+
+
+async def test_rollups_equal_the_events_summed_in_sql(tmp_path):
+    """The writer sums each chunk of events into the rollups: a chunk of one bucket, org, key and
+    model at once, a mixed one (or one across a minute's end) event by event. Either way every
+    rollup row equals its events summed by SQLite itself."""
+    uniform = [msgspec.structs.replace(item, request_id=f"u-{index}", time=BASE + 45 + index * 0.1,
+                                       latency_ms=5.0 + index % 9 * 40, latency_bucket=latency_bucket(5.0 + index % 9 * 40),
+                                       status=502 if index % 17 == 0 else 200)
+               for index, item in enumerate([event("org-u", "ku", "openai/gpt-4o", 0.0, 200, (3, 4), 0.002, 1.0)] * 600)]
+    backend, _ = await open_backend("sqlite", tmp_path)
+    try:
+        writer = UsageWriter(backend.engine, backend.settings.metrics)
+        await writer.write(varied(CHUNK + 45))
+        await writer.write(uniform)  # three chunks of 256, 256, 64... rows; the second crosses 10:01:00
+        await writer.close()
+    finally:
+        await close_backend(backend, None)
+    dimensions = "org_id, key_id, bridge_id, provider, model"
+    measures = ("requests, errors, cache_hits, priced_requests, input_tokens, output_tokens, cached_tokens, "
+                "cache_write_tokens, reasoning_tokens, cost_usd, latency_ms_sum")
+    database = sqlite3.connect(tmp_path / "metrics.db")
+    try:
+        rollup = database.execute(f"SELECT bucket, {dimensions}, {measures} FROM usage_rollup_minute "
+                                  f"ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
+        wanted = database.execute(
+            "SELECT substr(time, 1, 17) || '00.000000', coalesce(org_id, ''), coalesce(key_id, ''), "
+            "coalesce(bridge_id, ''), coalesce(provider, ''), coalesce(model, ''), count(*), "
+            "sum(status >= 400), sum(cache_hit), count(cost_usd), total(input_tokens), total(output_tokens), "
+            "total(cached_tokens), total(cache_write_tokens), total(reasoning_tokens), total(cost_usd), "
+            "total(latency_ms) FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
+        histogram = database.execute(f"SELECT {', '.join(HISTOGRAM_COLUMNS)} FROM usage_rollup_minute "
+                                     f"ORDER BY bucket, {dimensions}").fetchall()
+        counted = database.execute(
+            f"SELECT substr(time, 1, 17), {dimensions}, latency_bucket, count(*) FROM usage_events "
+            f"GROUP BY 1, 2, 3, 4, 5, 6, 7").fetchall()
+    finally:
+        database.close()
+    assert len(rollup) == len(wanted) > 3
+    for row, want in zip(rollup, wanted):
+        assert row[:10] == want[:10]  # bucket, dimensions and counts: exact
+        assert row[10:] == pytest.approx(want[10:])
+    assert sum(map(sum, histogram)) == sum(count for *_, count in counted) == len(varied(CHUNK + 45)) + len(uniform)
+    assert sorted(filter(None, (value for row in histogram for value in row))) == sorted(
+        _per_bucket(counted))
+
+
+def _per_bucket(counted: list) -> list[int]:
+    """The histogram's non-zero cells, from (minute, dimensions..., latency bucket, count) rows."""
+    cells: dict = {}
+    for *key, latency, count in counted:
+        cell = (tuple(value or "" for value in key), latency)
+        cells[cell] = cells.get(cell, 0) + count
+    return list(cells.values())
+
+
+class _Engines:
+    """The one engine of ``url``, as the Runtime's SqlEngines hands it to the store."""
+
+    def __init__(self, url: str) -> None:
+        self.opened = open_engine(url)
+
+    def engine(self, _store: str):  # type: ignore[no-untyped-def]
+        return self.opened
+
+
+async def _store_round_trip(path) -> int:
+    """Start a metrics store on the ledger file ``path``, write a few events, close it; the
+    file's page size."""
+    settings = settings_from_mapping({"stores": {"metrics": f"sqlite+aiosqlite:///{path}"}})
+    engines = _Engines(settings.stores.metrics)
+    store = MetricsStore(settings, engines)  # type: ignore[arg-type]
+    await store.start()
+    assert store.record_many(varied(10)) == 10
+    await store.close()
+    await engines.opened.dispose()
+    database = sqlite3.connect(path)
+    try:
+        assert database.execute("SELECT count(*) FROM usage_events").fetchone() == (10,)
+        return database.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        database.close()
+
+
+async def test_a_new_ledger_file_gets_large_pages_an_old_one_keeps_its_own(tmp_path):
+    assert await _store_round_trip(tmp_path / "new.db") == SQLITE_PAGE_SIZE == 16384
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("CREATE TABLE made_before (id INTEGER)")  # a file of SQLite's default 4096-byte pages
+    old.close()
+    assert await _store_round_trip(tmp_path / "old.db") == 4096

@@ -110,8 +110,10 @@ def _statement(rows: int, shape: tuple[str | None, ...]) -> str:
     return _INSERT + ", ".join(selected) + " FROM (VALUES " + ", ".join([row] * rows) + ")"
 
 
-def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """``batch`` as ``(statement, parameters)`` pairs of at most :data:`CHUNK` rows each."""
+def statements(batch: Sequence[UsageEvent],
+               minutes: rollups.Sums | None = None) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``batch`` as ``(statement, parameters)`` pairs of at most :data:`CHUNK` rows each; with
+    ``minutes``, each chunk is also added to those per-minute rollup sums (from the same columns)."""
     times = sqlite_times([event.time for event in batch])
     start, total, size = 0, len(batch), CHUNK
     while start < total:
@@ -120,6 +122,9 @@ def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ..
         # Column by column (straight from the events' tuples): what a chunk's rows share is seen
         # with one ``count`` per column.
         columns: list[Sequence[Any]] = list(zip(*map(_astuple, batch[start:start + size])))
+        constant = [column.count(column[0]) == size for column in columns]
+        if minutes is not None:
+            rollups.add_columns(minutes, columns, constant)
         columns[0] = times[start:start + size]  # the time as text, not epoch seconds
         start += size
         shape: list[str | None] = [None]  # the time always varies: a chunk of ``size`` rows has a VALUES row each
@@ -127,8 +132,8 @@ def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ..
         varying: list[Sequence[Any]] = [columns[0]]
         for index in range(1, len(columns)):
             column = columns[index]
-            first = column[0]
-            if column.count(first) == size:
+            if constant[index]:
+                first = column[0]
                 if first is None or first is True or first is False:
                     shape.append("NULL" if first is None else "1" if first else "0")
                 else:
@@ -143,11 +148,12 @@ def statements(batch: Sequence[UsageEvent]) -> Iterator[tuple[str, tuple[Any, ..
 async def write(connection: AsyncConnection, batch: Sequence[UsageEvent], keeps_rollups: bool) -> None:
     """Insert ``batch`` (and add it to the rollups) through SQLAlchemy, inside ``connection``'s
     transaction: a ledger that is not a file (``sqlite://`` in memory)."""
-    if keeps_rollups:
-        for statement, rows in rollups.sqlite_upserts(batch, as_text):
-            await connection.exec_driver_sql(statement, rows)  # type: ignore[arg-type]
-    for statement, parameters in statements(batch):
+    minutes: rollups.Sums | None = {} if keeps_rollups else None
+    for statement, parameters in statements(batch, minutes):
         await connection.exec_driver_sql(statement, parameters)
+    if minutes:
+        for statement, rows in rollups.sqlite_upserts(minutes, as_text):
+            await connection.exec_driver_sql(statement, rows)  # type: ignore[arg-type]
 
 
 class SqliteLedger:
@@ -168,11 +174,12 @@ class SqliteLedger:
         return cls(database)
 
     async def write(self, batch: Sequence[UsageEvent], keeps_rollups: bool) -> None:
-        upserts = rollups.sqlite_upserts(batch, as_text) if keeps_rollups else []
+        minutes: rollups.Sums | None = {} if keeps_rollups else None
         inserts = []
-        for chunk in statements(batch):  # a chunk at a time, the event loop's other work in between
+        for chunk in statements(batch, minutes):  # a chunk at a time, the event loop's other work in between
             inserts.append(chunk)
             await asyncio.sleep(0)
+        upserts = rollups.sqlite_upserts(minutes, as_text) if minutes else []
         await asyncio.get_running_loop().run_in_executor(self._thread, self._write, upserts, inserts)
 
     def _write(self, upserts: list[tuple[str, list[tuple[Any, ...]]]], inserts: list[tuple[str, tuple[Any, ...]]]) -> None:

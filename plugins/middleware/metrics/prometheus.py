@@ -128,10 +128,13 @@ class _Series:
     cache_hits: _Counter
 
     def fold(self) -> None:
+        # Every call adds one duration: the requests are counted here, per batch.
+        self.requests.total += len(self.duration.values)
         for part in (self.duration, self.ttft, self.input_tokens, self.output_tokens):
             part.fold()
 
     def flush(self) -> None:
+        self.fold()
         for part in (self.duration, self.requests, self.ttft, self.input_tokens, self.output_tokens,
                      self.cost, self.cache_hits):
             part.flush()
@@ -226,8 +229,7 @@ class GatewayMetrics:
             series = series_of.get(key)
             if series is None:
                 series = series_of[key] = self._new_series(*key)
-            series.duration.add(latency / 1000)
-            series.requests.total += 1
+            series.duration.add(latency / 1000)  # and a request: _Series.fold counts them
             if stream and first_byte_ms is not None:
                 series.ttft.add(first_byte_ms / 1000)
             if usage is not None:
