@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from bisect import bisect_right as _bucket
 from typing import Any
 
 from junction.plugins import Attempt, Call, Outcome, Principal
 from junction.pricing import PriceBook
 from junction.stores.metrics.events import UsageEvent
-from junction.stores.metrics.schema import LATENCY_BOUNDS_MS
+from junction.stores.metrics.schema import latency_bucket
 
 
 def _text(value: str | None, limit: int = 200) -> str | None:
@@ -153,25 +152,14 @@ class UsageEvents:
         price = route[3]
         if usage is not None:
             input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens
+            cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
             details = usage.prompt_tokens_details
-            if details is None:
-                cached = cache_write = 0
-            else:
-                cached, cache_write = details.cached_tokens or 0, details.cache_creation_tokens or 0
-            completion = usage.completion_tokens_details
-            reasoning = (completion.reasoning_tokens or 0) if completion is not None else 0
+            cache_write = (details.cache_creation_tokens or 0) if details is not None else 0
             cost = None if price is None else price.tokens_cost(input_tokens, output_tokens, cached, cache_write,
                                                                 reasoning)
         else:
             input_tokens = output_tokens = cached = reasoning = cache_write = cost = None
         prices = route[6] if cost is not None else _NO_PRICE
-        if len(attempts) == 1:  # upstream_ms() of one attempt
-            attempt = attempts[0]
-            upstream = attempt.latency_ms
-            if upstream is None:
-                upstream = attempt.ttfb_ms or 0.0
-        else:
-            upstream = upstream_ms(attempts) if attempts else None
         return UsageEvent(  # positionally, in column order (keywords cost several times more)
             finished_at - latency / 1000,  # time
             request_id,  # request_id
@@ -202,8 +190,8 @@ class UsageEvents:
             *prices,  # price_input, price_output, price_cached_input, price_cache_write, price_reasoning, price_since
             latency,  # latency_ms
             first_byte_ms if stream else None,  # ttft_ms
-            upstream,  # upstream_ms
-            _bucket(LATENCY_BOUNDS_MS, latency),  # latency_bucket (as schema.latency_bucket)
+            upstream_ms(attempts) if attempts else None,  # upstream_ms
+            latency_bucket(latency),  # latency_bucket
             cache_hit,  # cache_hit
             stream,  # stream
         )
