@@ -10,7 +10,7 @@ import sqlite3
 import msgspec
 
 from junction.stores.metrics.schema import EVENT_COLUMNS
-from junction.stores.metrics.sqlite_ledger import CHUNK, as_text
+from junction.stores.metrics.sqlite_ledger import CHUNK, SqliteLedger, as_text
 from junction.stores.metrics.writer import UsageWriter
 from tests.metrics.conftest import close_backend, open_backend
 from tests.metrics.seed import event
@@ -58,3 +58,18 @@ async def test_every_column_reads_back_as_recorded(tmp_path):
         assert [type(value) for value in row] == [int if type(value) is bool else type(value) for value in want]
     assert (requests, errors, priced) == (len(batch), sum(item.status >= 400 for item in batch),
                                           sum(item.cost_usd is not None for item in batch))
+
+
+async def test_the_writer_connection_keeps_a_small_page_cache(tmp_path):
+    """The ledger's writer thread is in every serving worker: its SQLite page cache is what it
+    keeps of that worker's memory once requests are recorded (issue 17)."""
+    backend, _ = await open_backend("sqlite", tmp_path)
+    try:
+        ledger = SqliteLedger(str(tmp_path / "metrics.db"))
+        await ledger.write(varied(10), keeps_rollups=True)
+        assert ledger._connection is not None
+        (cache,) = ledger._connection.execute("PRAGMA cache_size").fetchone()
+        assert -256 <= cache < 0  # at most 256 KiB (SQLite's default is 2,000 KiB)
+        ledger.close()
+    finally:
+        await close_backend(backend, None)
