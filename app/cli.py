@@ -1,20 +1,18 @@
-"""``junction`` command line: serve, worker, plugins, migrate."""
+"""``junction`` command line: serve, worker, plugins, migrate.
+
+Every Granian worker ``junction serve`` spawns imports this module again (its ``__main__`` is the
+console script), so what only a command needs is imported inside that command: argparse, the admin
+commands and the like would otherwise sit in every worker's memory (issue 17: idle RSS per worker).
+"""
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
-import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from junction.domain.commands import add_admin_commands
 from junction.errors import ConfigError
-from junction.granian_config import granian_file, granian_options, http1_settings
 from junction.settings import (
     CONFIG_ENV_VAR,
     CONFIG_FILE,
@@ -23,7 +21,9 @@ from junction.settings import (
     ensure_master_key,
     load_settings,
 )
-from junction.stores.startup_errors import StoreUnreachable
+
+if TYPE_CHECKING:
+    import argparse
 
 #: The commented config `junction init` writes, shipped inside the package.
 EXAMPLE_CONFIG = "junction.example.toml"
@@ -39,6 +39,9 @@ def _load(config: str | None) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    import multiprocessing
+    import shutil
+
     from granian import Granian
 
     from junction.asgi import create_app
@@ -79,6 +82,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _granian_options(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from junction.granian_config import granian_file, granian_options, http1_settings
+
     options = granian_options(granian_file())
     options.setdefault("interface", "asgi")
     for option, flag, configured in (("address", args.host, settings.server.host),
@@ -201,6 +206,8 @@ def _prometheus_multiprocess_dir() -> str | None:
         for stale in Path(configured).glob("*.db"):
             stale.unlink()
         return None
+    import tempfile
+
     created = tempfile.mkdtemp(prefix="junction-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
     return created
@@ -287,6 +294,10 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from junction.domain.commands import add_admin_commands
+
     parser = argparse.ArgumentParser(prog="junction", description="Junction AI gateway")
     parser.add_argument("--version", action="version", version=f"junction {_version()}")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks of start-up errors")
@@ -346,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as error:
+        from junction.stores.startup_errors import StoreUnreachable
+
         if args.debug:
+            import traceback
+
             traceback.print_exception(error)
         what = "cannot start" if isinstance(error, StoreUnreachable) else "configuration error"
         print(f"junction: {what}: {error.message}", file=sys.stderr)

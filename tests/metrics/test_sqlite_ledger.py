@@ -12,7 +12,7 @@ import pytest
 
 from junction.stores.metrics.schema import EVENT_COLUMNS, HISTOGRAM_COLUMNS, latency_bucket
 from junction.settings import settings_from_mapping
-from junction.stores.metrics.sqlite_ledger import CHUNK, as_text
+from junction.stores.metrics.sqlite_ledger import CHUNK, SqliteLedger, as_text
 from junction.stores.metrics.store import SQLITE_PAGE_SIZE, MetricsStore
 from junction.stores.metrics.writer import UsageWriter
 from junction.stores.sql_engine import open_engine
@@ -152,3 +152,18 @@ async def test_a_new_ledger_file_gets_large_pages_an_old_one_keeps_its_own(tmp_p
     old.execute("CREATE TABLE made_before (id INTEGER)")  # a file of SQLite's default 4096-byte pages
     old.close()
     assert await _store_round_trip(tmp_path / "old.db") == 4096
+
+
+async def test_the_writer_connection_keeps_a_small_page_cache(tmp_path):
+    """The ledger's writer thread is in every serving worker: its SQLite page cache is what it
+    keeps of that worker's memory once requests are recorded (issue 17)."""
+    backend, _ = await open_backend("sqlite", tmp_path)
+    try:
+        ledger = SqliteLedger(str(tmp_path / "metrics.db"))
+        await ledger.write(varied(10), keeps_rollups=True)
+        assert ledger._connection is not None
+        (cache,) = ledger._connection.execute("PRAGMA cache_size").fetchone()
+        assert -256 <= cache < 0  # at most 256 KiB (SQLite's default is 2,000 KiB)
+        ledger.close()
+    finally:
+        await close_backend(backend, None)

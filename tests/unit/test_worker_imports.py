@@ -35,6 +35,9 @@ NOT_IN_A_WORKER = (
     "jinja2",
     "taskiq",
     "aiohttp",
+    # the command line's own: the worker's __main__ imports junction.cli, not its commands
+    "argparse",
+    "junction.domain.commands",
 )
 
 _UPGRADE = """
