@@ -10,8 +10,8 @@ import sqlite3
 import msgspec
 import pytest
 
-from junction.stores.metrics.schema import EVENT_COLUMNS, HISTOGRAM_COLUMNS, latency_bucket
 from junction.settings import settings_from_mapping
+from junction.stores.metrics.schema import EVENT_COLUMNS, HISTOGRAM_COLUMNS, latency_bucket
 from junction.stores.metrics.sqlite_ledger import CHUNK, SqliteLedger, as_text
 from junction.stores.metrics.store import SQLITE_PAGE_SIZE, MetricsStore
 from junction.stores.metrics.writer import UsageWriter
