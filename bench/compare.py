@@ -103,14 +103,24 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> d
     return results
 
 
+def paired_change(before: list[float], after: list[float]) -> tuple[float, float, float]:
+    """The median, lowest and highest of the per-round changes from ``before`` to ``after``. Both
+    sides of a round run back to back, so a round's change is free of the host's drift from round
+    to round, which on a shared host moves one side's own medians by more than the change itself."""
+    changes = sorted(b / a - 1 for a, b in zip(before, after) if a)
+    return statistics.median(changes), changes[0], changes[-1]
+
+
 def report(results: dict[str, dict[str, list[float]]]) -> None:
-    """Medians, the change from the first side to the second, and every round."""
+    """Medians, the change from the first side to the second (of the medians, and paired round by
+    round: see :func:`paired_change`), and every round."""
     first, second = results
     for metric in ("rps_32", "cpu_us", "p50_ms", "p99_ms"):
         a, b = (statistics.median(results[name][metric]) for name in (first, second))
         rounds = "  ".join(f"{x:.3f}/{y:.3f}" for x, y in zip(results[first][metric], results[second][metric]))
-        print(f"{metric:7} {first} {a:9.3f}  {second} {b:9.3f}  ({(b - a) / a:+.1%})   "
-              f"rounds {first}/{second}: {rounds}")
+        median, low, high = paired_change(results[first][metric], results[second][metric])
+        print(f"{metric:7} {first} {a:9.3f}  {second} {b:9.3f}  ({(b - a) / a:+.1%}; paired {median:+.1%}, "
+              f"rounds {low:+.1%}..{high:+.1%})   rounds {first}/{second}: {rounds}")
 
 
 def main() -> None:
