@@ -5,7 +5,8 @@ POST of a small JSON body and reading the JSON answer, against bench/upstream.py
     taskset -c 0 python bench/http_clients.py --port 9100
 Prints µs per request, sequential (latency) and with 32 concurrent requests (throughput), and the
 process's CPU time per request at 32 concurrent (all threads: a Rust client's runtime included),
-the figure that holds on a busy host.
+the figure that holds on a busy host. The ``J-…`` rows are Junction's own clients
+(``http_client`` = httptools, pyreqwest, aiohttp), through the path every provider adapter takes.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ async def main() -> None:
                 return bytes(await response.bytes())
 
             await measure("pyreqwest", pyreqwest_post, args.requests)
+
+    # Junction's own clients (app/upstream), the whole path a provider adapter takes: the pool
+    # slot, the request, the answer's status and body.
+    from junction.plugins.protocols import ProviderConfig
+    from junction.upstream.http import new_upstream_client
+
+    for library in ("httptools", "pyreqwest", "aiohttp"):
+        junction_client = new_upstream_client("openai", ProviderConfig(api_key="sk-upstream", http_client=library))
+        await junction_client.start()
+
+        async def junction_post(client=junction_client) -> bytes:
+            return await client.post(url, BODY, HEADERS)
+
+        await measure({"httptools": "J-native", "pyreqwest": "J-reqwest"}.get(library, "J-aiohttp"), junction_post,
+                      args.requests)
+        await junction_client.close()
 
     try:
         import httpx

@@ -342,6 +342,10 @@ def upstream_client(context: PluginContext | None, name: str, config: ProviderCo
 
 def new_upstream_client(name: str, config: ProviderConfig, map_error: ErrorMapper = error_for_status) -> UpstreamClient:
     """A client on the library ``config.http_client`` names."""
+    if config.http_client == "httptools":
+        from junction.upstream.native import NativeClient
+
+        return NativeClient(name, config, map_error)
     if config.http_client == "pyreqwest":
         from junction.upstream.reqwest import ReqwestClient
 

@@ -10,7 +10,8 @@
 #   junction2       defaults, two Granian workers, pinned to CPUs 0 and 1
 #   junction2-lean  lean, two workers
 #   …-litestar      any of these with [server] lean_ingress = false (chat through the Litestar route)
-#   …-aiohttp       the provider on aiohttp instead of pyreqwest
+#   …-aiohttp       the provider on aiohttp instead of the default (httptools, on the event loop)
+#   …-reqwest       the provider on pyreqwest (Rust, its own thread) instead of the default
 #   …-gcN           the gc's generation-0 threshold N (default 700), set at interpreter start
 #   …-rloop/-uvloop/-asyncio, -rusttask/-pytask, -st/-mt, -bpN   Granian knobs over the checkout's granian.toml
 # Env: JUNCTION_ROOT (checkout with .venv; default: this one), JUNCTION_TOML (extra TOML lines, '|'
@@ -63,7 +64,8 @@ junction() { # name extra_toml workers cpus
   for kind in plain stream; do
     base=http://127.0.0.1:$UP_PORT/v1; [ $kind = stream ] && base=http://127.0.0.1:$UP_PORT/stream/v1
     { printf '[auth]\nmaster_key = "%s"\n\n[providers.openai]\napi_key = "sk-upstream"\nbase_url = "%s"\n' $KEY $base
-      [[ $name == *-aiohttp* ]] && echo 'http_client = "aiohttp"' 
+      [[ $name == *-aiohttp* ]] && echo 'http_client = "aiohttp"'
+      [[ $name == *-reqwest* ]] && echo 'http_client = "pyreqwest"' 
       echo "${JUNCTION_TOML:-}${extra}" | tr '|' '\n'; } > $W/junction-$kind.toml
   done
   for kind in plain stream; do

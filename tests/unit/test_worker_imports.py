@@ -35,6 +35,7 @@ NOT_IN_A_WORKER = (
     "jinja2",
     "taskiq",
     "aiohttp",
+    "pyreqwest",  # http_client = "pyreqwest" only (the default client is on the event loop): ~10 MB
     # the command line's own: the worker's __main__ imports junction.cli, not its commands
     "argparse",
     "junction.domain.commands",
