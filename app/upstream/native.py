@@ -367,7 +367,7 @@ class NativeClient(UpstreamClient):
         loop = asyncio.get_running_loop()
         tls = None
         if scheme == "https":
-            if self._tls is None:
+            if self._tls is None:  # the system's CAs (OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR override them)
                 self._tls = ssl.create_default_context()
             tls = self._tls
         async with asyncio.timeout(self.config.connect_timeout):
@@ -396,7 +396,8 @@ class NativeClient(UpstreamClient):
     def _request(method: str, target: bytes, origin: tuple[str, str, int], headers: Mapping[str, str],
                  body: bytes | None) -> bytes:
         scheme, host, port = origin
-        authority = host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        authority = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
         lines = [f"{method} {target.decode('ascii')} HTTP/1.1\r\nhost: {authority}\r\n"]
         for name, value in _with_extra(headers).items():
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:

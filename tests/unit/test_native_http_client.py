@@ -289,3 +289,59 @@ async def test_garbage_from_the_upstream_is_a_protocol_error():
             await http.post(f"{upstream.url}/a", b"{}", {})
         await http.close()
     assert raised.value.code == "upstream_protocol_error"
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "junction test upstream")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "upstream.pem", tmp_path / "upstream.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+async def test_https_upstreams_are_verified_against_the_trusted_cas(tmp_path, monkeypatch):
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    upstream = Upstream(keep_answering)
+    upstream.server = await asyncio.start_server(upstream._serve, "127.0.0.1", 0, ssl=context)
+    url = f"https://127.0.0.1:{upstream.server.sockets[0].getsockname()[1]}/v1/x"
+    try:
+        untrusting = client()  # the system's CAs only: this certificate is nobody's
+        await untrusting.start()
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await untrusting.post(url, b"{}", {})
+        assert "certificate" in refused.value.message.lower()
+        await untrusting.close()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # an operator's own CA bundle
+        trusting = client()
+        await trusting.start()
+        assert await trusting.post(url, b'{"a":1}', {}) == b'{"n":1}'
+        assert await trusting.post(url, b'{"a":2}', {}) == b'{"n":2}'
+        await trusting.close()
+    finally:
+        upstream.server.close()
+        await upstream.server.wait_closed()
+    assert upstream.connections == 1  # one kept-alive connection (the refused handshake never became one)
+    assert [body for _, body in upstream.requests] == [b'{"a":1}', b'{"a":2}']
