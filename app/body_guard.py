@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from junction.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from junction.errors import BODY_LEFT_UNREAD, InvalidRequest, PayloadTooLarge, RequestTimeout
 from junction.formats.json_depth import nesting_exceeds
 from junction.settings import Settings
 
@@ -79,14 +79,14 @@ async def read_body(receive: Receive, max_bytes: int, timeout: float, max_depth:
                     if size > max_bytes:
                         raise PayloadTooLarge(
                             f"request body: larger than server.max_body_bytes ({max_bytes} bytes)",
-                            code="body_too_large")
+                            code="body_too_large", headers={**BODY_LEFT_UNREAD})
                     chunks.append(chunk)
                 if not message.get("more_body", False) or size == announced:
                     break
     except TimeoutError:
         raise RequestTimeout(
             f"request body: not received within limits.body_read_timeout_seconds "
-            f"({timeout:g} s)", code="body_timeout", headers={"connection": "close"}) from None
+            f"({timeout:g} s)", code="body_timeout", headers={**BODY_LEFT_UNREAD}) from None
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if nesting_exceeds(body, max_depth):
         raise InvalidRequest(

@@ -9,6 +9,8 @@ OpenAI error body ``{"error": {"message", "type", "param", "code"}}``, or Anthro
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -176,6 +178,11 @@ class AnthropicErrorEnvelope(msgspec.Struct, tag="error"):
 _encoder = msgspec.json.Encoder()
 
 #: Litestar's own HTTP errors (unknown route, wrong method, body too large...) by status.
+#: Headers of an answer sent while the request's body is left unread (too large, too slow): the
+#: connection closes after it, and the client knows not to send another request on it (a kept
+#: connection would race the server's close: "disconnected without sending a response").
+BODY_LEFT_UNREAD: Mapping[str, str] = MappingProxyType({"connection": "close"})
+
 _HTTP_STATUS_TO_ERROR: dict[int, type[JunctionError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
@@ -247,12 +254,14 @@ def error_for_http_exception(exc: HTTPException, method: str, path: str, *,
         error_class = JunctionError if exc.status_code >= 500 else InvalidRequest
     message = exc.detail or "request failed"
     code = None
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         message = f"no route for {method} {path}"
     elif exc.status_code == 413:
         message = f"request body: larger than server.max_body_bytes ({max_body_bytes} bytes)"
         code = "body_too_large"
-    return error_class(message, code=code, headers=dict(exc.headers or {}))
+        headers.update(BODY_LEFT_UNREAD)
+    return error_class(message, code=code, headers=headers)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

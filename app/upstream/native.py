@@ -17,191 +17,28 @@ answer), never a proxy or a redirect, no content decoding (nothing is asked for)
 finds its kept-alive connection closed by the upstream before any byte of an answer came back is
 sent once more on a new connection (the upstream closed it idle: it never saw the request). A
 stream's body is read with backpressure (the socket stops being read past
-:data:`HIGH_WATER` bytes not yet relayed), and leaving a stream early closes its connection.
+:data:`~junction.upstream.http1.HIGH_WATER` bytes not yet relayed), and leaving a stream early closes its connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
-
-import httptools
+from urllib.parse import quote, urlsplit
 
 from junction.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from junction.upstream.http import _TAIL_SECONDS, UpstreamClient, _with_extra
+from junction.upstream.http1 import Connection, Disconnected
 
 #: Seconds a kept-alive connection may wait unused before it is closed rather than reused.
 IDLE_SECONDS = 60.0
-#: Body bytes received but not yet relayed past which the socket stops being read (a slow client).
-HIGH_WATER = 1 << 20
 #: Parsed URLs kept (a provider's few endpoints; URLs with a model in them stay few too).
 _TARGETS = 1024
-
-
-class _Disconnected(ConnectionError):
-    """The upstream closed the connection before its answer was whole."""
-
-
-class _ReadTimeout(TimeoutError):
-    """No byte from the upstream for ``read_timeout`` seconds."""
-
-
-class _Connection(asyncio.Protocol):
-    """One connection to an origin, carrying one exchange at a time."""
-
-    def __init__(self, origin: tuple[str, str, int]) -> None:
-        self.origin = origin
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        #: The exchange's state: answer head in, answer whole, bytes seen, failure.
-        self.head_done = False
-        self.complete = False
-        self.received = False
-        self.error: BaseException | None = None
-        self.closed = False
-        self.keep_alive = False
-        self.paused = False
-        self.idle_since = 0.0
-        self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_read = 0.0
-        self._loop = asyncio.get_running_loop()
-        #: An answer without a length or chunking ends when the connection does.
-        self._close_delimited = False
-
-    # --- asyncio.Protocol ---------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        if self._timer is not None:  # a wait is on: its deadline moves (see _check_timeout)
-            self._last_read = self._loop.time()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            self._fail(UpstreamError(f"the upstream's answer is not valid HTTP/1.1: {error}",
-                                     code="upstream_protocol_error"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.head_done and self._close_delimited and not self.complete and exc is None:
-            self.on_message_complete()  # its end is the connection's
-            return
-        if not self.complete:
-            self._fail(_Disconnected("the upstream closed the connection before its answer was whole"))
-
-    # --- httptools callbacks ------------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        known = self.headers.get(key)
-        self.headers[key] = text if known is None else f"{known}, {text}"
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        headers = self.headers
-        self._close_delimited = "content-length" not in headers and "transfer-encoding" not in headers
-        self.head_done = True
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self.status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
-            self.headers, self.head_done = {}, False
-            return
-        self.complete = True
-        self.keep_alive = self.parser.should_keep_alive()  # the message's own (reset after it)
-        self._wake()
-
-    # --- one exchange -------------------------------------------------------------------------
-
-    def send(self, request: bytes) -> None:
-        self.status, self.headers, self.buffered = 0, {}, 0
-        self.chunks.clear()
-        self.head_done = self.complete = self.received = self.keep_alive = False
-        self.error = None
-        assert self.transport is not None
-        self.transport.write(request)
-
-    async def wait(self, read_timeout: float) -> None:
-        """Until the parser has more for the caller (the head, a body chunk, the end) or the
-        exchange failed; ``read_timeout`` seconds without a byte from the upstream fail it."""
-        if self.error is not None:
-            raise self.error
-        loop = self._loop
-        self._waiter = waiter = loop.create_future()
-        self._last_read = loop.time()
-        self._timer = loop.call_at(self._last_read + read_timeout, self._check_timeout, read_timeout)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        if self.error is not None:
-            raise self.error
-
-    def _check_timeout(self, read_timeout: float) -> None:
-        # One timer per wait, moved on lazily: a read pushes the deadline without re-arming it.
-        loop = self._loop
-        deadline = self._last_read + read_timeout
-        if loop.time() < deadline:
-            self._timer = loop.call_at(deadline, self._check_timeout, read_timeout)
-            return
-        self._timer = None
-        self._fail(_ReadTimeout(f"no answer from the upstream in {read_timeout:g} s"))
-        self.close()
-
-    def take(self) -> bytes:
-        """The body bytes received so far (reading resumes if it was paused)."""
-        chunks = self.chunks
-        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self.buffered = 0
-        if self.paused and self.transport is not None and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
-        return data
-
-    @property
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def _fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+#: What a request target keeps as it is (RFC 3986 path and query characters, and ``%``).
+_PATH_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 
 
 class NativeClient(UpstreamClient):
@@ -211,7 +48,7 @@ class NativeClient(UpstreamClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._targets: dict[str, tuple[tuple[str, str, int], bytes]] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -270,7 +107,7 @@ class NativeClient(UpstreamClient):
         finally:
             self._release(connection)  # kept only when its answer was read whole
 
-    async def _whole(self, connection: _Connection) -> bytes:
+    async def _whole(self, connection: Connection) -> bytes:
         """The rest of the answer's body, to its end."""
         parts: list[bytes] = []
         while not connection.complete:
@@ -282,7 +119,7 @@ class NativeClient(UpstreamClient):
         parts.append(connection.take())
         return b"".join(parts)
 
-    async def _chunks(self, connection: _Connection) -> AsyncIterator[bytes]:
+    async def _chunks(self, connection: Connection) -> AsyncIterator[bytes]:
         read_timeout = self.config.read_timeout
         try:
             while True:
@@ -298,7 +135,7 @@ class NativeClient(UpstreamClient):
             raise self._transport_error(error) from error
 
     @staticmethod
-    async def _finish(connection: _Connection) -> None:
+    async def _finish(connection: Connection) -> None:
         """After a complete stream, wait briefly for the end of the body (the chunked terminator
         may trail the last event) so the connection can be kept; past the wait it is dropped."""
         if connection.complete:
@@ -312,7 +149,7 @@ class NativeClient(UpstreamClient):
             return
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str],
-                        body: bytes | None) -> _Connection:
+                        body: bytes | None) -> Connection:
         """Send the request on a kept-alive connection (or a new one) and wait for the answer's
         head; the connection is the caller's to :meth:`_release`."""
         origin, target = self._target(url)
@@ -325,7 +162,7 @@ class NativeClient(UpstreamClient):
                 while not connection.head_done:
                     await connection.wait(read_timeout)
                 return connection
-            except _Disconnected:
+            except Disconnected:
                 connection.close()
                 if connection.received:
                     raise
@@ -343,7 +180,7 @@ class NativeClient(UpstreamClient):
             raise
         return connection
 
-    def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
+    def _reuse(self, origin: tuple[str, str, int]) -> Connection | None:
         idle = self._idle.get(origin)
         if not idle:
             return None
@@ -355,14 +192,14 @@ class NativeClient(UpstreamClient):
             connection.close()
         return None
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: Connection) -> None:
         if self._started and connection.reusable:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(connection.origin, []).append(connection)
         else:
             connection.close()
 
-    async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
+    async def _connect(self, origin: tuple[str, str, int]) -> Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         tls = None
@@ -371,7 +208,7 @@ class NativeClient(UpstreamClient):
                 self._tls = ssl.create_default_context()
             tls = self._tls
         async with asyncio.timeout(self.config.connect_timeout):
-            _, connection = await loop.create_connection(lambda: _Connection(origin), host, port, ssl=tls,
+            _, connection = await loop.create_connection(lambda: Connection(origin), host, port, ssl=tls,
                                                          server_hostname=host if tls is not None else None)
         return connection
 
@@ -387,7 +224,10 @@ class NativeClient(UpstreamClient):
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        known = ((scheme, parts.hostname, port), path.encode("ascii", "strict"))
+        # Percent-encoded as a browser would (a client's model name can end up in a path): no space,
+        # control or non-ASCII character reaches the request line; escapes already there are kept.
+        target = quote(path, safe=_PATH_SAFE).encode("ascii")
+        known = ((scheme, parts.hostname, port), target)
         if len(self._targets) < _TARGETS:
             self._targets[url] = known
         return known
@@ -404,11 +244,13 @@ class NativeClient(UpstreamClient):
                 raise InvalidRequest(f"header {name!r}: a line break or colon cannot be sent upstream",
                                      code="invalid_header")
             lines.append(f"{name}: {value}\r\n")
-        if body is not None:
-            lines.append(f"content-length: {len(body)}\r\n\r\n")
-            return "".join(lines).encode("latin-1") + body
-        lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
+        lines.append(f"content-length: {len(body)}\r\n\r\n" if body is not None else "\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest("a header holds a character HTTP/1.1 headers cannot carry (beyond Latin-1)",
+                                 code="invalid_header") from None
+        return head + body if body is not None else head
 
     def _transport_error(self, error: BaseException) -> JunctionError:
         if isinstance(error, JunctionError):

@@ -12,7 +12,8 @@ import pytest
 
 from junction.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from junction.plugins.protocols import ProviderConfig
-from junction.upstream.native import HIGH_WATER, NativeClient
+from junction.upstream.http1 import HIGH_WATER
+from junction.upstream.native import NativeClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Upstream"], Awaitable[None]]
 
@@ -345,3 +346,15 @@ async def test_https_upstreams_are_verified_against_the_trusted_cas(tmp_path, mo
         await upstream.server.wait_closed()
     assert upstream.connections == 1  # one kept-alive connection (the refused handshake never became one)
     assert [body for _, body in upstream.requests] == [b'{"a":1}', b'{"a":2}']
+
+
+async def test_a_path_is_percent_encoded_and_a_header_beyond_latin_1_is_refused():
+    async with Upstream(keep_answering) as upstream:
+        http = client()
+        await http.start()
+        await http.post(f"{upstream.url}/v1/models/gpt 4o ünï:generate?alt=sse&x=%2F", b"{}", {})
+        with pytest.raises(InvalidRequest):
+            await http.post(f"{upstream.url}/a", b"{}", {"x-name": "名前"})
+        await http.close()
+    ((head, _),) = upstream.requests
+    assert head.startswith(b"POST /v1/models/gpt%204o%20%C3%BCn%C3%AF:generate?alt=sse&x=%2F HTTP/1.1\r\n")
