@@ -1,8 +1,8 @@
 """One pooled HTTP client per provider, and the mapping of upstream failures to our errors.
 
-:class:`UpstreamClient` is the aiohttp client (``http_client = "aiohttp"``; the default pyreqwest
-one in reqwest.py derives from it). aiohttp is imported when such a client starts, not with this
-module: a worker on pyreqwest does without its ~9 MB.
+:class:`UpstreamClient` is the aiohttp client (``http_client = "aiohttp"``); the default event-loop
+client (``native.py``) and the pyreqwest one (``reqwest.py``) derive from it. aiohttp is imported
+when such a client starts, not with this module: a worker on another client does without its ~9 MB.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 contract as the aiohttp one in ``http.py`` (pool slots, error mapping, redaction, SSE relay are
 inherited), at about half its CPU per request (``bench/http_clients.py``; README, Performance).
 
-Chosen per provider with ``http_client = "pyreqwest"`` (the default) or ``"aiohttp"``.
+Chosen per provider with ``http_client = "pyreqwest"`` (the default is the event-loop client in
+``native.py``, which needs no thread of its own).
 """
 
 from __future__ import annotations
