@@ -177,12 +177,12 @@ class AnthropicErrorEnvelope(msgspec.Struct, tag="error"):
 
 _encoder = msgspec.json.Encoder()
 
-#: Litestar's own HTTP errors (unknown route, wrong method, body too large...) by status.
 #: Headers of an answer sent while the request's body is left unread (too large, too slow): the
 #: connection closes after it, and the client knows not to send another request on it (a kept
 #: connection would race the server's close: "disconnected without sending a response").
 BODY_LEFT_UNREAD: Mapping[str, str] = MappingProxyType({"connection": "close"})
 
+#: Litestar's own HTTP errors (unknown route, wrong method, body too large...) by status.
 _HTTP_STATUS_TO_ERROR: dict[int, type[JunctionError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
