@@ -154,27 +154,23 @@ class NativeClient(UpstreamClient):
         head; the connection is the caller's to :meth:`_release`."""
         origin, target = self._target(url)
         request = self._request(method, target, origin, headers, body)
-        read_timeout = self.config.read_timeout
         connection = self._reuse(origin)
         if connection is not None:
-            connection.send(request)
             try:
-                while not connection.head_done:
-                    await connection.wait(read_timeout)
-                return connection
+                return await self._sent(connection, request)
             except Disconnected:
-                connection.close()
                 if connection.received:
                     raise
-            except BaseException:
-                connection.close()
-                raise
-            # Closed by the upstream while idle, before it read the request: once more, anew.
-        connection = await self._connect(origin)
+                # Closed by the upstream while idle, before it read the request: once more, anew.
+        return await self._sent(await self._connect(origin), request)
+
+    async def _sent(self, connection: Connection, request: bytes) -> Connection:
+        """``connection`` once ``request`` went on it and the answer's head came back; closed
+        when that fails."""
         connection.send(request)
         try:
             while not connection.head_done:
-                await connection.wait(read_timeout)
+                await connection.wait(self.config.read_timeout)
         except BaseException:
             connection.close()
             raise
