@@ -80,15 +80,14 @@ async def main() -> None:
     from junction.plugins.protocols import ProviderConfig
     from junction.upstream.http import new_upstream_client
 
-    for library in ("httptools", "pyreqwest", "aiohttp"):
+    for label, library in (("J-native", "httptools"), ("J-reqwest", "pyreqwest"), ("J-aiohttp", "aiohttp")):
         junction_client = new_upstream_client("openai", ProviderConfig(api_key="sk-upstream", http_client=library))
         await junction_client.start()
 
         async def junction_post(client=junction_client) -> bytes:
             return await client.post(url, BODY, HEADERS)
 
-        await measure({"httptools": "J-native", "pyreqwest": "J-reqwest"}.get(library, "J-aiohttp"), junction_post,
-                      args.requests)
+        await measure(label, junction_post, args.requests)
         await junction_client.close()
 
     try:
