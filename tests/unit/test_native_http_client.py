@@ -5,8 +5,9 @@ upstream sends and when, and checks what the client sent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -76,14 +77,23 @@ def client(**settings: object) -> NativeClient:
     return NativeClient("openai", ProviderConfig(api_key="sk-secret-upstream", **settings))  # type: ignore[arg-type]
 
 
-async def test_requests_go_as_sent_and_share_one_kept_alive_connection():
-    async with Upstream(keep_answering) as upstream:
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[tuple[Upstream, NativeClient]]:
+    """An upstream running ``handler`` and a started client of it; the client closes first."""
+    async with Upstream(handler) as upstream:
         http = client()
         await http.start()
+        try:
+            yield upstream, http
+        finally:
+            await http.close()
+
+
+async def test_requests_go_as_sent_and_share_one_kept_alive_connection():
+    async with serving(keep_answering) as (upstream, http):
         first = await http.post(f"{upstream.url}/v1/chat/completions?api-version=1", b'{"a":1}',
                                 {"authorization": "Bearer sk-secret-upstream", "content-type": "application/json"})
         second = await http.get(f"{upstream.url}/v1/models", {"authorization": "Bearer sk-secret-upstream"})
-        await http.close()
     assert (first, second) == (b'{"n":1}', b'{"n":2}')
     assert upstream.connections == 1
     (head, body), (get_head, get_body) = upstream.requests
@@ -102,13 +112,10 @@ async def test_a_kept_alive_connection_the_upstream_closed_is_replaced_without_s
             writer.write(answer(b"{}"))
             await writer.drain()  # then the connection closes: an idle timeout upstream
 
-    async with Upstream(answer_once) as upstream:
-        http = client()
-        await http.start()
+    async with serving(answer_once) as (upstream, http):
         assert await http.post(f"{upstream.url}/a", b"1", {}) == b"{}"
         await asyncio.sleep(0.05)  # the close reaches the client, or is still on its way: both must work
         assert await http.post(f"{upstream.url}/b", b"2", {}) == b"{}"
-        await http.close()
     assert upstream.connections == 2
     assert [body for _, body in upstream.requests] == [b"1", b"2"]
 
@@ -119,12 +126,9 @@ async def test_an_answer_cut_mid_body_is_an_error_and_not_retried():
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial\":")
         await writer.drain()
 
-    async with Upstream(cut) as upstream:
-        http = client()
-        await http.start()
+    async with serving(cut) as (upstream, http):
         with pytest.raises(UpstreamUnavailable) as raised:
             await http.post(f"{upstream.url}/a", b"{}", {})
-        await http.close()
     assert raised.value.code == "upstream_unreachable"
     assert len(upstream.requests) == 1
 
@@ -179,12 +183,9 @@ async def test_error_answers_map_to_our_errors_with_retry_after():
                             "429 Too Many Requests", b"Retry-After: 7\r\n"))
         await writer.drain()
 
-    async with Upstream(limited) as upstream:
-        http = client()
-        await http.start()
+    async with serving(limited) as (upstream, http):
         with pytest.raises(RateLimited) as raised:
             await http.post(f"{upstream.url}/a", b"{}", {})
-        await http.close()
     assert "slow down" in raised.value.message
     assert raised.value.headers["Retry-After"] == "7"
 
@@ -195,12 +196,9 @@ async def test_connection_close_and_close_delimited_bodies():
         writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + b"x" * 70_000)
         await writer.drain()
 
-    async with Upstream(closing) as upstream:
-        http = client()
-        await http.start()
+    async with serving(closing) as (upstream, http):
         assert await http.post(f"{upstream.url}/a", b"{}", {}) == b"x" * 70_000
         assert await http.post(f"{upstream.url}/a", b"{}", {}) == b"x" * 70_000
-        await http.close()
     assert upstream.connections == 2
 
 
@@ -211,11 +209,8 @@ async def test_an_interim_answer_is_skipped():
         await writer.drain()
         await upstream.read_request(reader)
 
-    async with Upstream(hints) as upstream:
-        http = client()
-        await http.start()
+    async with serving(hints) as (upstream, http):
         assert await http.post(f"{upstream.url}/a", b"{}", {}) == b'{"ok":true}'
-        await http.close()
 
 
 async def test_a_stream_arrives_as_sent_and_leaving_it_closes_the_connection():
@@ -231,16 +226,13 @@ async def test_a_stream_arrives_as_sent_and_leaving_it_closes_the_connection():
         await writer.drain()
         await upstream.read_request(reader)  # waits for the client's end of the connection
 
-    async with Upstream(streaming) as upstream:
-        http = client()
-        await http.start()
+    async with serving(streaming) as (upstream, http):
         async with http.stream(f"{upstream.url}/a", b"{}", {}) as chunks:
             iterator = aiter(chunks)
             assert await anext(iterator) == b"data: "
             first_seen.set()
             assert await anext(iterator) == b"hello"
         await asyncio.wait_for(upstream.closed_by_client.wait(), 2)
-        await http.close()
 
 
 async def test_a_large_body_arrives_whole_past_the_read_pause():
@@ -252,9 +244,7 @@ async def test_a_large_body_arrives_whole_past_the_read_pause():
             writer.write(answer(payload))
             await writer.drain()
 
-    async with Upstream(large) as upstream:
-        http = client()
-        await http.start()
+    async with serving(large) as (upstream, http):
         assert await http.post(f"{upstream.url}/a", b"{}", {}) == payload
         received = bytearray()
         async with http.stream(f"{upstream.url}/a", b"{}", {}) as chunks:
@@ -262,17 +252,13 @@ async def test_a_large_body_arrives_whole_past_the_read_pause():
                 received += chunk
                 await asyncio.sleep(0.005)  # a slow reader: the socket is paused meanwhile
         assert bytes(received) == payload
-        await http.close()
     assert upstream.connections == 1  # both read whole: the connection was kept
 
 
 async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent():
-    async with Upstream(keep_answering) as upstream:
-        http = client()
-        await http.start()
+    async with serving(keep_answering) as (upstream, http):
         with pytest.raises(InvalidRequest):
             await http.post(f"{upstream.url}/a", b"{}", {"x-bad": "a\r\nx-injected: 1"})
-        await http.close()
     assert upstream.requests == []
 
 
@@ -283,12 +269,9 @@ async def test_garbage_from_the_upstream_is_a_protocol_error():
         await writer.drain()
         await reader.read()
 
-    async with Upstream(garbage) as upstream:
-        http = client()
-        await http.start()
+    async with serving(garbage) as (upstream, http):
         with pytest.raises(UpstreamError) as raised:
             await http.post(f"{upstream.url}/a", b"{}", {})
-        await http.close()
     assert raised.value.code == "upstream_protocol_error"
 
 
@@ -349,12 +332,9 @@ async def test_https_upstreams_are_verified_against_the_trusted_cas(tmp_path, mo
 
 
 async def test_a_path_is_percent_encoded_and_a_header_beyond_latin_1_is_refused():
-    async with Upstream(keep_answering) as upstream:
-        http = client()
-        await http.start()
+    async with serving(keep_answering) as (upstream, http):
         await http.post(f"{upstream.url}/v1/models/gpt 4o ünï:generate?alt=sse&x=%2F", b"{}", {})
         with pytest.raises(InvalidRequest):
             await http.post(f"{upstream.url}/a", b"{}", {"x-name": "名前"})
-        await http.close()
     ((head, _),) = upstream.requests
     assert head.startswith(b"POST /v1/models/gpt%204o%20%C3%BCn%C3%AF:generate?alt=sse&x=%2F HTTP/1.1\r\n")
