@@ -338,3 +338,40 @@ async def test_a_path_is_percent_encoded_and_a_header_beyond_latin_1_is_refused(
             await http.post(f"{upstream.url}/a", b"{}", {"x-name": "名前"})
     ((head, _),) = upstream.requests
     assert head.startswith(b"POST /v1/models/gpt%204o%20%C3%BCn%C3%AF:generate?alt=sse&x=%2F HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("library", ["httptools", "pyreqwest", "aiohttp"])
+async def test_every_client_answers_and_maps_failures_alike(library):
+    """The contract the three ``http_client`` choices share (one mapping of transport failures)."""
+    from junction.upstream.http import new_upstream_client
+
+    async def by_path(reader, writer, upstream):
+        while (request := await upstream.read_request(reader)) is not None:
+            if request[0].startswith(b"POST /limited "):
+                writer.write(answer(b'{"error":{"message":"slow down"}}', "429 Too Many Requests",
+                                    b"retry-after: 7\r\n"))
+            elif request[0].startswith(b"POST /silent "):
+                await reader.read()  # until the client gives up on it
+                return
+            else:
+                writer.write(answer(b'{"ok":true}'))
+            await writer.drain()
+
+    http = new_upstream_client("openai", ProviderConfig(api_key="sk-secret-upstream", http_client=library,
+                                                        read_timeout=0.5, connect_timeout=2))
+    await http.start()
+    try:
+        async with Upstream(by_path) as upstream:
+            assert await http.post(f"{upstream.url}/ok", b"{}", {}) == b'{"ok":true}'
+            with pytest.raises(RateLimited) as limited:
+                await http.post(f"{upstream.url}/limited", b"{}", {})
+            assert limited.value.headers["Retry-After"] == "7"
+            with pytest.raises(UpstreamTimeout) as timed_out:
+                await http.post(f"{upstream.url}/silent", b"{}", {})
+            assert timed_out.value.code == "upstream_timeout"
+            port = upstream.port
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await http.post(f"http://127.0.0.1:{port}/ok", b"{}", {})
+        assert refused.value.code == "upstream_unreachable"
+    finally:
+        await http.close()
