@@ -322,13 +322,23 @@ class UpstreamClient:
             raise self._transport_error(error) from error
 
     def _transport_error(self, error: BaseException) -> JunctionError:
-        import aiohttp  # loaded by start()
-
-        if isinstance(error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        """Our error for a failure to get the upstream's answer at all (one of ours passes as it
+        is): a timeout, the upstream out of reach, else a protocol error. Which of the library's
+        exceptions are which is the client's own (:meth:`_failure_kinds`)."""
+        if isinstance(error, JunctionError):
+            return error
+        timeouts, unreachable = self._failure_kinds()
+        if isinstance(error, timeouts):
             return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
-        if isinstance(error, aiohttp.ClientConnectionError):
+        if isinstance(error, unreachable):
             return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
         return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
+
+    def _failure_kinds(self) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        """The client library's exceptions for (a timeout, an upstream out of reach)."""
+        import aiohttp  # loaded by start()
+
+        return (asyncio.TimeoutError, aiohttp.ServerTimeoutError), (aiohttp.ClientConnectionError,)
 
 
 def upstream_client(context: PluginContext | None, name: str, config: ProviderConfig,

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from junction.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from junction.errors import InvalidRequest, JunctionError, UpstreamUnavailable
 from junction.upstream.http import _TAIL_SECONDS, UpstreamClient, _with_extra
 from junction.upstream.http1 import Connection, Disconnected
 
@@ -248,11 +248,5 @@ class NativeClient(UpstreamClient):
                                  code="invalid_header") from None
         return head + body if body is not None else head
 
-    def _transport_error(self, error: BaseException) -> JunctionError:
-        if isinstance(error, JunctionError):
-            return error
-        if isinstance(error, TimeoutError):
-            return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
-        if isinstance(error, OSError):  # refused, reset, DNS, TLS, closed mid-answer
-            return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
-        return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
+    def _failure_kinds(self) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        return (TimeoutError,), (OSError,)  # OSError: refused, reset, DNS, TLS, closed mid-answer

@@ -17,7 +17,7 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, NetworkError, PyreqwestError, RequestTimeoutError
 from pyreqwest.response import Response
 
-from junction.errors import JunctionError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from junction.errors import JunctionError, UpstreamUnavailable
 from junction.upstream.http import _TAIL_SECONDS, UpstreamClient, _with_extra
 
 
@@ -101,13 +101,8 @@ class ReqwestClient(UpstreamClient):
         except Exception as error:  # cancellation and generator close are BaseExceptions: they pass
             raise self._transport_error(error) from error
 
-    def _transport_error(self, error: BaseException) -> JunctionError:
-        if isinstance(error, (RequestTimeoutError, TimeoutError)):
-            return UpstreamTimeout(f"{self.provider} did not answer in time", code="upstream_timeout")
-        if isinstance(error, (ConnectError, NetworkError)):
-            return UpstreamUnavailable(f"{self.provider} could not be reached: {error}", code="upstream_unreachable")
-        # (not super()'s: that one knows aiohttp's errors, and aiohttp is not loaded here)
-        return UpstreamError(f"{self.provider}: {type(error).__name__}: {error}", code="upstream_protocol_error")
+    def _failure_kinds(self) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+        return (RequestTimeoutError, TimeoutError), (ConnectError, NetworkError)
 
 
 async def _drain(response: Response) -> None:
