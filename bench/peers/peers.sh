@@ -4,6 +4,7 @@
 # Upstream: nginx (127.0.0.1:$UP_PORT): fixed JSON at /v1/chat/completions, a fixed 200-chunk SSE
 # answer at /stream/v1/chat/completions. Gateways pinned to CPU 0 (two-worker Junction: CPUs 0,1);
 # wrk and nginx on CPU 1. Per target: c=1 p50/p99, c=32 RPS; streamed: c=32 chunks/s, c=1 TTFB.
+# Two-worker targets: 64 connections (32 per worker) for the loaded rows.
 # Usage: bench/peers/peers.sh [direct tensorzero junction junction-lean junction2 ...]
 #   junction        defaults (usage ledger on SQLite, Prometheus, access log)
 #   junction-lean   [middleware.metrics] enabled=false, [logging] access_log=false
@@ -41,19 +42,20 @@ run() { # name url key model stream_model
   [ "$code" = 200 ] || { echo "RESULT $name probe failed: HTTP $code $(head -c 200 $W/probe.json)"; return; }
   taskset -c 1 wrk -t1 -c1 -d1s -s "$HERE/chat.lua" "$url" >/dev/null  # warm-up
   local s0=$(cpu_ticks); a=$(taskset -c 1 wrk -t1 -c1 -d${D1}s -s "$HERE/chat.lua" "$url" | grep RESULT); local s1=$(cpu_ticks)
-  local t0=$(cpu_ticks); b=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT); local t1=$(cpu_ticks)
+  local c=${CONNS:-32}
+  local t0=$(cpu_ticks); b=$(taskset -c 1 wrk -t1 -c$c -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT); local t1=$(cpu_ticks)
   local n=$(echo "$b" | grep -o 'requests=[0-9]*' | cut -d= -f2) n1=$(echo "$a" | grep -o 'requests=[0-9]*' | cut -d= -f2)
   local us=$(awk -v d=$((t1 - t0)) -v n=$n -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}')
-  echo "RESULT $name c1: ${a#RESULT } cpu_us_per_req=$(awk -v d=$((s1 - s0)) -v n=$n1 -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}') | c32: ${b#RESULT } cpu_us_per_req=$us"
+  echo "RESULT $name c1: ${a#RESULT } cpu_us_per_req=$(awk -v d=$((s1 - s0)) -v n=$n1 -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", n ? d * 1e6 / hz / n : 0}') | c$c: ${b#RESULT } cpu_us_per_req=$us"
   # Requests per second of the serving processes' CPU (all workers summed): what N workers give on
   # N free cores; on this 2-core host the second worker shares CPU 1 with wrk and nginx, so their
   # RPS cannot show it.
   echo "SCALE $name requests_per_cpu_second=$(awk -v u=$us 'BEGIN{printf "%.0f", (u > 0 ? 1e6 / u : 0)}') serving_processes=$(echo $CPU_PIDS | wc -w)"
   if [ "$STREAM" = 1 ] && [ -n "${5:-}" ]; then
     export BENCH_MODEL=$5 BENCH_STREAM=1
-    s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
+    s=$(taskset -c 1 wrk -t1 -c$c -d${D32}s -s "$HERE/chat.lua" "$url" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
     t=$(taskset -c 1 python3 "$HERE/../ttfb.py" "$url" --format line --key "$3" --model "$5" | grep TTFB)
-    echo "STREAM $name c32: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
+    echo "STREAM $name c$c: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
   fi
 }
 memory() { # pids: their RSS and PSS
@@ -80,13 +82,17 @@ junction() { # name extra_toml workers cpus
     wait_http http://127.0.0.1:$J_PORT/healthz || { tail -5 $W/$name-$kind.log; return; }
     sleep 2
     local url=http://127.0.0.1:$J_PORT/v1/chat/completions
+    # Two workers: 32 connections each, so each batches as one worker does at 32. (Pinning worker i
+    # to CPU i measured no better and varied more: the kernel hashes connections to the workers'
+    # sockets, and the one on CPU 1 shares it with wrk and nginx.)
+    local conns=$((32 * workers))
     if [ $kind = plain ]; then
       jp=$(ss -ltnp "sport = :$J_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
       echo "RSS $name idle: $(memory "$jp") (serving processes $jp)"; CPU_PIDS=$jp
-      STREAM=0 run $name $url $KEY openai/gpt-4o-mini
+      STREAM=0 CONNS=$conns run $name $url $KEY openai/gpt-4o-mini
       echo "RSS $name after load: $(memory "$jp")"
     else
-      STREAM=1 BENCH_KEY=$KEY run_stream_only $name $url
+      STREAM=1 CONNS=$conns BENCH_KEY=$KEY run_stream_only $name $url
     fi
     pkill -P ${pids[-1]} 2>/dev/null; kill ${pids[-1]}; wait ${pids[-1]} 2>/dev/null
     for i in $(seq 1 20); do ss -ltn "sport = :$J_PORT" | grep -q LISTEN || break; sleep 0.5; done
@@ -108,9 +114,10 @@ granian_variant() { # the checkout's granian.toml, with the knobs a target name 
 run_stream_only() { # name url
   export BENCH_KEY=$KEY BENCH_MODEL=openai/gpt-4o-mini BENCH_STREAM=1
   taskset -c 1 wrk -t1 -c4 -d1s -s "$HERE/chat.lua" "$2" >/dev/null  # warm-up
-  s=$(taskset -c 1 wrk -t1 -c32 -d${D32}s -s "$HERE/chat.lua" "$2" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
+  local c=${CONNS:-32}
+  s=$(taskset -c 1 wrk -t1 -c$c -d${D32}s -s "$HERE/chat.lua" "$2" | grep RESULT | sed 's/.*rps=\([0-9.]*\).*non2xx=\([0-9]*\).*/\1 \2/')
   t=$(taskset -c 1 python3 "$HERE/../ttfb.py" "$2" --format line --key $KEY | grep TTFB)
-  echo "STREAM $1 c32: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
+  echo "STREAM $1 c$c: chunks_per_s=$(awk -v r=${s% *} 'BEGIN{printf "%.0f", r*204}') streams_per_s=${s% *} non2xx=${s#* } | c1: ${t#TTFB }"
 }
 LEAN='|[middleware.metrics]|enabled = false|[logging]|access_log = false'
 for t in $targets; do case $t in
