@@ -47,7 +47,11 @@ class AttemptLoop:
     async def open(self, call: Call) -> AsyncIterator[StreamEvent]:
         """The stream of the first deployment that opens one (its first event arrived)."""
         opened = await self.run(call)
-        return call.opened(_relayed(call, opened))  # type: ignore[arg-type]
+        relayed = _relayed(call, opened)
+        # Run into its try: closing it unread (a client gone before the headers went) still
+        # records the call as abandoned and closes the upstream's stream.
+        await anext(relayed)
+        return call.opened(relayed)  # type: ignore[arg-type]
 
     async def run(self, call: Call) -> AttemptAnswer:
         """Try the deployments in the policy's order until one answers: a JSON reply, or an
@@ -107,6 +111,7 @@ async def _relayed(call: Call, opened: OpenedStream) -> AsyncIterator[StreamEven
     attempt = call.attempts[-1]
     usage = None
     try:
+        yield None  # taken by AttemptLoop.open
         event = opened.first
         if isinstance(event, UsageReport):
             usage = event.usage

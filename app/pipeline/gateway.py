@@ -8,7 +8,7 @@ never parsed), build a :class:`~junction.plugins.call.Call`, then :meth:`Gateway
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError
@@ -101,20 +101,26 @@ class Gateway:
                                  f"({limits.max_messages})", param="messages", code="too_many_messages")
 
     async def complete(self, call: Call) -> ChatResponse:
+        """The JSON chain, then the call's hooks (see :meth:`Call.when_answered`). Embeddings too:
+        :meth:`embed`. (One coroutine, no helper: each frame here is resumed at every await inside.)"""
         call.require_principal()  # a Call refuses to be built without one; this catches a reset
         self.check_limits(call)
         try:
-            return await self._json(call)  # type: ignore[return-value]
+            reply = await self._json(call)
+        except JunctionError as error:
+            call.failed(error)
+            call.run_answered(error)
+            raise
+        else:
+            call.answered(reply)
+            call.run_answered(None)
+            return reply  # type: ignore[return-value]
         finally:
+            call.run_ended()
             _name_in_access_line(call)
 
     async def embed(self, call: Call) -> EmbeddingResponse:
-        call.require_principal()
-        self.check_limits(call)
-        try:
-            return await self._json(call)  # type: ignore[return-value]
-        finally:
-            _name_in_access_line(call)
+        return await self.complete(call)  # type: ignore[return-value]
 
     async def open_stream(self, call: Call) -> AsyncIterator[StreamEvent]:
         """Start a stream and return its events. Everything that fails before the first event
@@ -122,26 +128,27 @@ class Gateway:
         error. Closing the returned iterator closes every stage's stream, innermost first."""
         call.require_principal()
         self.check_limits(call)
-        if not self._stream_stages:
-            # The attempt loop's own stream has its first event in hand (or raised): nothing to
-            # prime, and it is the only layer to close.
-            try:
-                return await self._open(call)
-            finally:
-                _name_in_access_line(call)
+        first: StreamEvent | None = None
         try:
             events = await self._open(call)
-            first = await anext(events)
+            if self._stream_stages:  # the attempt loop's own stream has its first event in hand
+                first = await anext(events)
         except StopAsyncIteration:
-            first = None
+            pass
         except BaseException as error:
             if isinstance(error, JunctionError):
                 call.failed(error)
+                call.run_answered(error)
             await close_streams(call)
+            call.run_ended()
             raise
         finally:
             _name_in_access_line(call)
-        return _relay(call, first, events)
+        call.run_answered(None)
+        if self._stream_stages:
+            return await _primed(_relay(call, first, events))
+        # The attempt loop's stream, the only layer: as it is, unless the call ends with hooks.
+        return await _primed(_ending(call, events)) if call.has_end_hooks else events
 
 
 def _name_in_access_line(call: Call) -> None:
@@ -168,8 +175,17 @@ def stage_observers(plugins: LoadedPlugins) -> Observe | None:
     return observe
 
 
+async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncIterator[StreamEvent]:
+    """``stream`` run to its first ``yield``, inside its ``try``: from then on closing it, or the
+    loop collecting it unfinished, runs its ``finally`` (the call's end) even when whoever took
+    it never iterated it (an ingress whose client left before the headers went)."""
+    await anext(stream)
+    return stream
+
+
 async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
     try:
+        yield None  # taken by _primed
         if first is not None:
             yield first
             async for event in events:
@@ -179,6 +195,17 @@ async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[St
         raise
     finally:
         await close_streams(call)
+        call.run_ended()
+
+
+async def _ending(call: Call, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    try:
+        yield None  # taken by _primed
+        async for event in events:
+            yield event
+    finally:
+        await close_streams(call)
+        call.run_ended()
 
 
 async def close_streams(call: Call) -> None:

@@ -5,8 +5,9 @@ keeps its own state for the call in ``call.state[ItsType]``.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from junction.plugins.stages import Reply
 
 T = TypeVar("T")
+
+log = logging.getLogger("junction.pipeline")
 
 #: The status an outcome records when the client went away before the answer was complete
 #: (the convention of nginx and most gateways; never sent, the client is gone).
@@ -150,6 +153,9 @@ class Call:
     open_streams: list[AsyncIterator[Any]] | None = field(default=None, repr=False)
     _state: CallState | None = field(default=None, init=False, repr=False)
     _store_batch: StoreBatch | None = field(default=None, init=False, repr=False)
+    _on_answer: list[Callable[[Call, JunctionError | None], None]] | None = field(default=None, init=False,
+                                                                                  repr=False)
+    _on_end: list[Callable[[Call], None]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.require_principal()
@@ -189,6 +195,52 @@ class Call:
             self.open_streams = []
         self.open_streams.append(stream)
         return stream
+
+    # --- hooks: work at the answer and at the end, without a layer of the pipeline -------------
+
+    def when_answered(self, hook: Callable[[Call, JunctionError | None], None]) -> None:
+        """Have the gateway run ``hook(call, error)`` once the answer is about to go: a JSON
+        reply or a stream's first event (``error`` is None; ``response_headers`` still go out with
+        it), or the error the call failed with before answering (its ``headers`` still go out).
+        Register it before the answer: from ``enter``, or a store batch's callback."""
+        if self._on_answer is None:
+            self._on_answer = [hook]
+        else:
+            self._on_answer.append(hook)
+
+    def when_ended(self, hook: Callable[[Call], None]) -> None:
+        """Have the gateway run ``hook(call)`` once the call is over, however it ended, with its
+        ``outcome`` final: after a JSON answer or an error, once a stream ended or its client left.
+
+        A stage that only needs the end of a call (to settle, to record it) registers this from
+        ``enter`` instead of wrapping the call in ``handle`` and ``stream``: a layer costs every
+        call an await of its own and every streamed event a step, a hook costs a list append."""
+        if self._on_end is None:
+            self._on_end = [hook]
+        else:
+            self._on_end.append(hook)
+
+    @property
+    def has_end_hooks(self) -> bool:
+        return self._on_end is not None
+
+    def run_answered(self, error: JunctionError | None) -> None:
+        """The gateway's: run the :meth:`when_answered` hooks (once)."""
+        hooks, self._on_answer = self._on_answer, None
+        for hook in hooks or ():
+            try:
+                hook(self, error)
+            except Exception:  # one plugin's failing hook must not fail the call or skip the others
+                log.exception("a hook at the answer of call %s failed", self.request_id)
+
+    def run_ended(self) -> None:
+        """The gateway's: run the :meth:`when_ended` hooks (once)."""
+        hooks, self._on_end = self._on_end, None
+        for hook in hooks or ():
+            try:
+                hook(self)
+            except Exception:  # as in run_answered
+                log.exception("a hook at the end of call %s failed", self.request_id)
 
     @property
     def stream(self) -> bool:

@@ -1,18 +1,17 @@
 """What the rate-limit and budget stages share: a store guard, the settle queue, call ids, the
 pipelining Redis connection for their batches, the limit source, and the lifecycle that goes with them
 (start listening for org changes; on close, send queued settles before the store closes), and
-settling once every call has ended, however it ended. A stream that crosses a budget or a token
-limit while running is finished, not cut: its reservation already covered its output cap, and the
-overspend bound (README, *Rate limits and budgets*) holds either way."""
+settling once every call has ended, however it ended: a hook on the call (``Call.when_ended``),
+not a layer around it. A stream that crosses a budget or a token limit while running is
+finished, not cut: its reservation already covered its output cap, and the overspend bound
+(README, *Rate limits and budgets*) holds either way."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
+from junction.plugins import Call, PluginContext, Stage
 from junction.plugins.store_guard import StoreGuard
-from junction.schemas.stream import StreamEvent
 from junction.traffic.estimate import CallIds, ReservationConfig
 from junction.traffic.limits import LimitSource
 from junction.traffic.settle import Settler
@@ -33,6 +32,8 @@ class TrafficStage(Stage):
         self._ids = CallIds()
         self._limits = LimitSource(context)
         self._prefix = prefix
+        #: The end-of-call hook, bound once (not per call): see :meth:`_settle`.
+        self._on_end = self._settle
 
     async def start(self) -> None:
         self._limits.start()
@@ -45,19 +46,7 @@ class TrafficStage(Stage):
     def guard(self) -> StoreGuard:
         return self._guard
 
-    async def handle(self, call: Call, next: Next) -> Reply:
-        try:
-            return await next(call)
-        finally:
-            self._settle(call)
-
-    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in next(call):
-                yield event
-        finally:
-            self._settle(call)
-
     def _settle(self, call: Call) -> None:
-        """Replace the call's reservation with what it used (queued, never awaited here)."""
+        """Replace the call's reservation with what it used (queued, never awaited here): the
+        hook (:meth:`Call.when_ended`) a subclass registers once the call holds a reservation."""
         raise NotImplementedError

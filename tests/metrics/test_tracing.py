@@ -76,24 +76,25 @@ export_delay_ms = 100
             assert call.trace_id.hex() == CLIENT_TRACE and call.parent_span_id.hex() == CLIENT_PARENT
             assert call.name == "chat openai/gpt-4o"
         by_id = {span.span_id: span for span in spans}
-        # Every other stage of the default pipeline, once per call, inside its call's span;
-        # the enter-only stages (authorize, bridges) inside metrics, which wraps the inner layers, and
-        # agents (an enter span, and a handle span around the attempt loop) inside metrics too.
+        # Every other stage of the default pipeline, once per call, inside its call's span: the
+        # enter-only stages (metrics, authorize, bridges: one after the other), and agents (an enter
+        # span, and a handle span around the attempt loop).
         assert sorted(span.name for span in stages) == sorted(
             ["stage metrics", "stage authorize", "stage bridges", "stage agents", "stage agents"] * 2)
         for stage in stages:
             assert _attributes(stage)["junction.stage"] == stage.name.removeprefix("stage ")
         for call in calls:
-            metrics = next(span for span in stages if span.name == "stage metrics" and span.parent_span_id == call.span_id)
-            inner = [span for span in stages if span.parent_span_id == metrics.span_id]
+            inner = [span for span in stages if span.parent_span_id == call.span_id]
             assert sorted(span.name for span in inner) == ["stage agents", "stage agents", "stage authorize",
-                                                            "stage bridges"]
+                                                            "stage bridges", "stage metrics"]
             assert all(call.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano
-                       <= call.end_time_unix_nano for span in [metrics, *inner])
+                       <= call.end_time_unix_nano for span in inner)
+            entered = sorted((span for span in inner if span.name != "stage agents"),
+                             key=lambda span: span.start_time_unix_nano)
+            assert [span.name for span in entered] == ["stage metrics", "stage authorize", "stage bridges"]
         for attempt in attempts:
             parent = by_id[attempt.parent_span_id]  # the innermost open stage span: agents' handle
-            assert parent.name == "stage agents" and by_id[parent.parent_span_id].name == "stage metrics"
-            assert by_id[by_id[parent.parent_span_id].parent_span_id] in calls
+            assert parent.name == "stage agents" and by_id[parent.parent_span_id] in calls
             assert attempt.trace_id.hex() == CLIENT_TRACE
             assert _attributes(attempt)["gen_ai.provider.name"] == "openai"
             assert _attributes(attempt)["gen_ai.request.model"] == "gpt-4o"
@@ -101,12 +102,13 @@ export_delay_ms = 100
         assert _attributes(ok)["gen_ai.usage.input_tokens"] == 11 and _attributes(ok)["gen_ai.usage.output_tokens"] == 7
         failed = next(call for call in calls if call is not ok)
         assert _attributes(failed)["http.response.status_code"] == 503 and "error.type" in _attributes(failed)
-        # The stage the failure passed through says so; the one that had finished before does not.
-        failed_metrics = next(span for span in stages if span.parent_span_id == failed.span_id)
-        failed_stages = {span.name: span for span in stages if span.parent_span_id == failed_metrics.span_id}
-        failed_stages["stage metrics"] = failed_metrics
-        assert failed_stages["stage metrics"].status.code == failed_stages["stage metrics"].status.STATUS_CODE_ERROR
-        assert failed_stages["stage bridges"].status.code != failed_stages["stage bridges"].status.STATUS_CODE_ERROR
+        # The stage the failure passed through says so (agents' handle, around the attempt loop);
+        # those that had finished before (the enters) do not.
+        failed_stages = [span for span in stages if span.parent_span_id == failed.span_id]
+        error = failed_stages[0].status.STATUS_CODE_ERROR
+        assert sorted(span.name for span in failed_stages if span.status.code == error) == ["stage agents"]
+        assert {span.name for span in failed_stages if span.status.code != error} == {
+            "stage metrics", "stage authorize", "stage bridges", "stage agents"}
         # Each upstream request carried its attempt span as the parent.
         sent = [request.headers.get("traceparent") for request in fake_openai_server.requests
                 if request.path == "/v1/chat/completions"]
@@ -144,12 +146,11 @@ stage_spans = {stage_spans}
                 continue
             assert sorted(span.name for span in stages) == [
                 "stage agents", "stage agents", "stage authorize", "stage bridges", "stage metrics"]
-            metrics = next(span for span in stages if span.name == "stage metrics")
-            # The metrics stage's stream span lasts until the stream ended, inside the call's.
-            agents = by_id[attempt.parent_span_id]  # the agents stage's stream span, inside metrics'
-            assert metrics.parent_span_id == call.span_id and agents.name == "stage agents"
-            assert agents.parent_span_id == metrics.span_id
-            assert call.start_time_unix_nano <= metrics.start_time_unix_nano <= attempt.start_time_unix_nano
-            assert attempt.end_time_unix_nano <= metrics.end_time_unix_nano <= call.end_time_unix_nano
+            # The agents stage's stream span lasts until the stream ended, inside the call's.
+            agents = by_id[attempt.parent_span_id]
+            assert agents.name == "stage agents" and agents.parent_span_id == call.span_id
+            assert all(span.parent_span_id == call.span_id for span in stages)
+            assert call.start_time_unix_nano <= agents.start_time_unix_nano <= attempt.start_time_unix_nano
+            assert attempt.end_time_unix_nano <= agents.end_time_unix_nano <= call.end_time_unix_nano
     finally:
         receiver.stop()

@@ -177,6 +177,7 @@ class BudgetStage(TrafficStage):
         assert call is not None
         if reservation.refused is None:
             call.state[Hold] = hold
+            call.when_ended(self._on_end)
             return
         index = reservation.refused
         ledger = hold.ledgers[index]

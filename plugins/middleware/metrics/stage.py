@@ -1,6 +1,8 @@
 """The ``metrics`` observe stage: it sees every call whole (refusals included) and, once the call
 has ended, keeps it as a small tuple (:data:`~junction.middleware.metrics.events.Finished`):
-that, and ``Server-Timing`` on inference answers (errors included), is all a call pays.
+that, and ``Server-Timing`` on inference answers (errors included), is all a call pays. Both
+are hooks its ``enter`` registers on the call (:meth:`Call.when_answered`, :meth:`Call.when_ended`),
+not a layer around it.
 
 Every :data:`DRAIN_SECONDS` a background task drains the kept calls, a slice at a time with the
 event loop's other work in between: each becomes a usage-ledger row queued on the writer (the
@@ -15,14 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 from junction.errors import ConfigError, JunctionError
 from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.events import Finished, UsageEvents, finished, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
-from junction.plugins import Call, Next, NextStream, PluginContext, Reply, Stage
-from junction.schemas.stream import StreamEvent
+from junction.plugins import Call, PluginContext, Stage
 
 SERVER_TIMING = "server-timing"
 _SERVER_TIMING = "gateway;dur=%.2f, upstream;dur=%.2f"
@@ -44,6 +44,12 @@ def server_timing(call: Call) -> str:
     return _SERVER_TIMING % (gateway if gateway > 0.0 else 0.0, upstream)
 
 
+def _timed(call: Call, error: JunctionError | None) -> None:
+    """``Server-Timing`` on the answer, or on the error the call failed with before it. A
+    stream's headers leave with its first event: its timing is the time to that event."""
+    (call.response_headers if error is None else error.headers)[SERVER_TIMING] = server_timing(call)
+
+
 class MetricsStage(Stage):
     def __init__(self, config: MetricsConfig, context: PluginContext) -> None:
         self.config = config
@@ -56,6 +62,7 @@ class MetricsStage(Stage):
         self._timing = config.server_timing
         self._keeps = self._ledger is not None or self.prometheus is not None
         self._kept: list[Finished] = []
+        self._on_end = self._finished  # bound once, not per call
         self._drainer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -76,42 +83,20 @@ class MetricsStage(Stage):
         if self.prometheus is not None:
             await self.prometheus.close()
 
-    async def handle(self, call: Call, next: Next) -> Reply:
-        try:
-            reply = await next(call)
-        except JunctionError as error:
-            if self._timing:
-                error.headers[SERVER_TIMING] = server_timing(call)
-            raise
-        finally:
-            self._finished(call)
+    async def enter(self, call: Call) -> None:
+        # Hooks, not a handle/stream layer around the call: a layer cost every call ~4% of the
+        # plain path's CPU here (bench/metrics_overhead.py, every part off: +4.1% CPU as a layer,
+        # -0.4% as hooks).
         if self._timing:
-            call.response_headers[SERVER_TIMING] = server_timing(call)
-        return reply
-
-    async def stream(self, call: Call, next: NextStream) -> AsyncIterator[StreamEvent]:
-        # The headers leave with the first event: the timing is the time to it.
-        first = True
-        try:
-            async for event in next(call):
-                if first:
-                    first = False
-                    if self._timing:
-                        call.response_headers[SERVER_TIMING] = server_timing(call)
-                yield event
-        except JunctionError as error:
-            if first and self._timing:
-                error.headers[SERVER_TIMING] = server_timing(call)
-            raise
-        finally:
-            self._finished(call)
+            call.when_answered(_timed)
+        if self._keeps:
+            call.when_ended(self._on_end)
 
     def _finished(self, call: Call) -> None:
-        if self._keeps:
-            kept = self._kept
-            kept.append(finished(call))
-            if len(kept) >= MAX_KEPT:
-                self.drain()
+        kept = self._kept
+        kept.append(finished(call))
+        if len(kept) >= MAX_KEPT:
+            self.drain()
 
     def drain(self) -> None:
         """Every kept call into the ledger's buffer and the Prometheus samples, now."""

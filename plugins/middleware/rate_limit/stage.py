@@ -166,6 +166,8 @@ class RateLimitStage(TrafficStage):
                 code="rate_limit_exceeded", param=f"{window.scope}.{'rpm' if what == 'requests' else 'tpm'}",
                 headers={**headers, "Retry-After": str(retry)})
         call.state[Taken] = taken
+        if taken.plan.tokens:  # the token reservation is replaced by the real use at the end
+            call.when_ended(self._on_end)
 
     # --- after the call -----------------------------------------------------------------------
 
