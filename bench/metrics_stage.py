@@ -1,5 +1,5 @@
-"""CPU per call of the ``metrics`` stage, in-process, load-robust: the stage's ``handle`` around
-a trivial inner layer (one answered attempt with usage), with the embedded SQLite ledger (its
+"""CPU per call of the ``metrics`` stage, in-process, load-robust: the stage (its ``enter`` and the
+hooks it registers, run as the gateway runs them) around a trivial inner layer (one answered attempt with usage), with the embedded SQLite ledger (its
 flushes included: the clock runs until the writer has written every row), Prometheus in
 multiprocess mode and Server-Timing, as ``junction serve`` runs them; compared with the inner
 layer alone. CPU time (``process_time``: every thread of the process) is what a busy shared host
@@ -87,7 +87,18 @@ async def run(calls: int, rounds: int, off: list[str]) -> None:
                          PluginContext(settings=settings, usage=store, pricing=pricing))
     if hasattr(stage, "start"):
         await stage.start()
-    sides = {"inner layer alone": inner, "metrics stage": lambda call: stage.handle(call, inner)}
+    async def with_metrics(call: Call) -> object:
+        if not hasattr(call, "run_ended"):  # a checkout before the call hooks: the stage was a layer
+            return await stage.handle(call, inner)
+        # What the gateway does around the chain: the stage's enter registers the call's hooks.
+        await stage.enter(call)
+        reply = await inner(call)
+        call.answered(reply)
+        call.run_answered(None)
+        call.run_ended()
+        return reply
+
+    sides = {"inner layer alone": inner, "metrics stage": with_metrics}
     results: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
         for name, run_one in sides.items():
