@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from junction.errors import InvalidRequest, JunctionError, UpstreamError, UpstreamUnavailable
 from junction.pipeline.chain import attempt_chain
@@ -47,11 +48,9 @@ class AttemptLoop:
     async def open(self, call: Call) -> AsyncIterator[StreamEvent]:
         """The stream of the first deployment that opens one (its first event arrived)."""
         opened = await self.run(call)
-        relayed = _relayed(call, opened)
-        # Run into its try: closing it unread (a client gone before the headers went) still
-        # records the call as abandoned and closes the upstream's stream.
-        await anext(relayed)
-        return call.opened(relayed)  # type: ignore[arg-type]
+        # Primed: closing it unread (a client gone before the headers went) still records the
+        # call as abandoned and closes the upstream's stream.
+        return call.opened(await primed(_relayed(call, opened)))  # type: ignore[arg-type]
 
     async def run(self, call: Call) -> AttemptAnswer:
         """Try the deployments in the policy's order until one answers: a JSON reply, or an
@@ -106,12 +105,20 @@ class AttemptLoop:
         return OpenedStream(first, events)
 
 
+async def primed(stream: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
+    """``stream`` run to its first ``yield`` (a ``None`` it yields for this), inside its ``try``:
+    from then on closing it, or the loop collecting it unfinished, runs its ``finally`` even when
+    whoever took it never iterated it."""
+    await anext(stream)
+    return stream
+
+
 async def _relayed(call: Call, opened: OpenedStream) -> AsyncIterator[StreamEvent]:
     """The upstream's events; the call's outcome (with the usage reported) once they end."""
     attempt = call.attempts[-1]
     usage = None
     try:
-        yield None  # taken by AttemptLoop.open
+        yield None  # taken by primed
         event = opened.first
         if isinstance(event, UsageReport):
             usage = event.usage

@@ -8,12 +8,12 @@ never parsed), build a :class:`~junction.plugins.call.Call`, then :meth:`Gateway
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from junction.errors import AuthenticationFailed, InvalidRequest, JunctionError
 from junction.logs import current_request
-from junction.pipeline.attempts import AttemptLoop
+from junction.pipeline.attempts import AttemptLoop, primed
 from junction.pipeline.chain import Observe, json_chain, stream_chain
 from junction.plugins.call import Call
 from junction.plugins.manager import LoadedPlugins
@@ -146,9 +146,9 @@ class Gateway:
             _name_in_access_line(call)
         call.run_answered(None)
         if self._stream_stages:
-            return await _primed(_relay(call, first, events))
+            return await primed(_relay(call, first, events))
         # The attempt loop's stream, the only layer: as it is, unless the call ends with hooks.
-        return await _primed(_ending(call, events)) if call.has_end_hooks else events
+        return await primed(_ending(call, events)) if call.has_end_hooks else events
 
 
 def _name_in_access_line(call: Call) -> None:
@@ -175,17 +175,9 @@ def stage_observers(plugins: LoadedPlugins) -> Observe | None:
     return observe
 
 
-async def _primed(stream: AsyncGenerator[Any, None]) -> AsyncIterator[StreamEvent]:
-    """``stream`` run to its first ``yield``, inside its ``try``: from then on closing it, or the
-    loop collecting it unfinished, runs its ``finally`` (the call's end) even when whoever took
-    it never iterated it (an ingress whose client left before the headers went)."""
-    await anext(stream)
-    return stream
-
-
 async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
     try:
-        yield None  # taken by _primed
+        yield None  # taken by primed
         if first is not None:
             yield first
             async for event in events:
@@ -200,7 +192,7 @@ async def _relay(call: Call, first: StreamEvent | None, events: AsyncIterator[St
 
 async def _ending(call: Call, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
     try:
-        yield None  # taken by _primed
+        yield None  # taken by primed
         async for event in events:
             yield event
     finally:
