@@ -99,16 +99,21 @@ def _granian_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
 
 
 def _check_stores(settings: Settings) -> None:
-    """Connect to the shared stores (document database, Redis, RabbitMQ) once, and close again."""
+    """Connect to the shared stores (document database, usage ledger, Redis, RabbitMQ) once, and
+    close again."""
     import asyncio
     import logging
 
     import redis.asyncio as redis
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
 
     from junction.jobs_broker import build_broker, connect_broker
     from junction.runtime import Runtime
     from junction.stores.documents import url_scheme
+    from junction.stores.metrics.migrate import require_head
     from junction.stores.notify import is_redis_url
+    from junction.stores.sql_engine import open_engine
     from junction.stores.startup_errors import explaining
 
     async def check() -> None:
@@ -122,6 +127,16 @@ def _check_stores(settings: Settings) -> None:
         if not settings.stores.documents.startswith("sqlite"):  # a local file needs no check here
             async with Runtime(settings, with_plugins=False):
                 pass
+        if not settings.stores.metrics.startswith("sqlite"):
+            # An old schema stops every worker's start (ConfigError): said here once. A server that
+            # does not answer does not stop start-up (the workers buffer usage and say so).
+            engine = open_engine(settings.stores.metrics, poolclass=NullPool, hide_parameters=True)
+            try:
+                await require_head(engine)
+            except (OSError, SQLAlchemyError):
+                pass  # the workers' start logs it, and /readyz says so until it answers
+            finally:
+                await engine.dispose()
         if url_scheme(settings.stores.queue) != "memory":
             broker = build_broker(settings, worker=False)
             await connect_broker(broker, settings.stores.queue)

@@ -52,13 +52,17 @@ def test_a_database_that_does_not_exist(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) <= 5  # the data directory, the master key, the error, the hint
 
 
-async def test_an_unmigrated_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["documents", "metrics"])
+async def test_an_unmigrated_database(tmp_path: Path, store: str) -> None:
+    # The usage ledger's too: its schema check ran only in the workers, each failing its start
+    # with a traceback, and the server exited without saying why in one line.
     name = await create_postgres_database()
     try:
-        result = serve(tmp_path, f'[stores]\ndocuments = "{POSTGRES_SERVER}/{name}"\n' + SHARED_KEYS)
+        result = serve(tmp_path, f'[stores]\n{store} = "{POSTGRES_SERVER}/{name}"\n' + SHARED_KEYS)
     finally:
         await drop_postgres_database(name)
     [line] = error_lines(result)
+    assert line.startswith(f"junction: configuration error: stores.{store}: ")
     assert f"/{name} is at schema revision none" in line and "run `junction migrate` first" in line
     assert len(result.stderr.splitlines()) <= 5
 
