@@ -77,6 +77,22 @@ def test_callers_without_admin_are_refused(api):
     assert api["anonymous"].get("/api/v1/analytics/summary").status_code == 401
 
 
+def test_group_by_given_twice_groups_by_both(api):
+    # It was read as a plain mapping: the last group_by won and the first was dropped silently.
+    twice = api["master"].get("/api/v1/analytics/usage", params=[*RANGE.items(), ("group_by", "model"),
+                                                                 ("group_by", "org")]).json()
+    joined = api["master"].get("/api/v1/analytics/usage", params={**RANGE, "group_by": "model,org"}).json()
+    assert twice["group_by"] == joined["group_by"] == ["model", "org_id"]
+    assert twice["series"] == joined["series"] and twice["series"]
+
+
+def test_another_parameter_given_twice_is_a_400(api):
+    answer = api["master"].get("/api/v1/analytics/usage", params=[("start", "2026-01-05T00:00:00Z"),
+                                                                  ("start", "2026-01-06T00:00:00Z")])
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "start" and "more than once" in answer.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("params, field", [
     ({"bucket": "week"}, "bucket"),
     ({"group_by": "model,user"}, "group_by"),

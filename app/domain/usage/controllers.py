@@ -12,7 +12,7 @@ org's id is a 404). A bad parameter is a 400 naming it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +53,21 @@ class UsageSummary(msgspec.Struct):
 
 def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param, code="invalid_value")
+
+
+def query_parameters(request: Request[Any, Any, Any], skip: Container[str] = ()) -> dict[str, str]:
+    """The query's parameters, one value each: ``group_by`` given more than once is the list of all
+    of them (as ``group_by=a,b``); any other given twice is a 400, not one of them chosen silently."""
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in skip:
+            continue
+        if key in params:
+            if key != "group_by":
+                raise _bad(key, "given more than once")
+            value = f"{params[key]},{value}"
+        params[key] = value
+    return params
 
 
 def _time(params: Mapping[str, str], name: str) -> datetime | None:
@@ -104,7 +119,7 @@ def parse_query(params: Mapping[str, str], orgs: tuple[str, ...] | None, *, now:
 def usage_routes(gateway: Gateway, metrics: MetricsStore) -> list[HTTPRouteHandler]:
     async def scoped(request: Request[Any, Any, Any], default_bucket: str) -> UsageQuery:
         principal = await caller(gateway, request, "admin")
-        params = {key: value for key, value in request.query_params.items()}
+        params = query_parameters(request)
         org = org_for(principal, params.get("org_id") or None, what="org")
         return parse_query(params, None if org is None else (org,), default_bucket=default_bucket)
 

@@ -22,7 +22,7 @@ from litestar.handlers import HTTPRouteHandler
 from junction.domain.access import org_for
 from junction.domain.jobs.records import JOB_STATUSES, JobFilter
 from junction.domain.jobs.service import reader_org
-from junction.domain.usage.controllers import GROUPS, parse_query
+from junction.domain.usage.controllers import GROUPS, parse_query, query_parameters
 from junction.errors import InvalidRequest
 from junction.middleware.admin_ui.web import Session, Ui
 from junction.stores.metrics.queries import UsagePoint, UsageQuery, UsageStats
@@ -117,8 +117,7 @@ def insight_routes(ui: Ui) -> list[HTTPRouteHandler]:
                        since=midnight)
 
     async def explore(session: Session, request: Request[Any, Any, Any]) -> tuple[UsageQuery, list[UsagePoint], Any]:
-        params = {key: value for key, value in request.query_params.items()
-                  if key not in PAGE_PARAMS and value != ""}
+        params = {key: value for key, value in query_parameters(request, PAGE_PARAMS).items() if value != ""}
         query = parse_query(params, scope_of(session, params))
         totals, series = await (await metrics.ready_queries()).series(query)
         return query, series, totals
