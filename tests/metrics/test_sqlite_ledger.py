@@ -167,3 +167,26 @@ async def test_the_writer_connection_keeps_a_small_page_cache(tmp_path):
         ledger.close()
     finally:
         await close_backend(backend, None)
+
+
+def test_a_batch_is_prepared_a_chunk_at_a_time(monkeypatch):
+    # The serving worker's event loop prepares a batch between requests, one chunk per turn: the
+    # times of a whole batch were formatted before its first chunk (2.3 ms at 5,000 events, one
+    # stall in every answer in flight).
+    from junction.stores.metrics import sqlite_ledger
+
+    formatted: list[int] = []
+    real = sqlite_ledger.sqlite_times
+
+    def counting(epochs):  # type: ignore[no-untyped-def]
+        epochs = list(epochs)
+        formatted.append(len(epochs))
+        return real(epochs)
+
+    monkeypatch.setattr(sqlite_ledger, "sqlite_times", counting)
+    batch = varied(4 * CHUNK + 3)
+    chunks = sqlite_ledger.statements(batch)
+    next(chunks)
+    assert formatted == [CHUNK]  # the first chunk's times, no more
+    rest = list(chunks)
+    assert sum(formatted) == len(batch) and max(formatted) <= CHUNK and len(rest) + 1 == len(formatted)
