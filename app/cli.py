@@ -105,7 +105,7 @@ def _check_stores(settings: Settings) -> None:
     import logging
 
     import redis.asyncio as redis
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
     from junction.jobs_broker import build_broker, connect_broker
@@ -130,7 +130,11 @@ def _check_stores(settings: Settings) -> None:
         if not settings.stores.metrics.startswith("sqlite"):
             # An old schema stops every worker's start (ConfigError): said here once. A server that
             # does not answer does not stop start-up (the workers buffer usage and say so).
-            engine = open_engine(settings.stores.metrics, poolclass=NullPool, hide_parameters=True)
+            try:
+                engine = open_engine(settings.stores.metrics, poolclass=NullPool, hide_parameters=True)
+            except (ArgumentError, ValueError) as error:  # a URL SQLAlchemy cannot read (a port not a number)
+                raise ConfigError(f"stores.metrics: not a database URL ({error}); use sqlite+aiosqlite:// or "
+                                  "postgresql+asyncpg://") from None
             try:
                 await require_head(engine)
             except (OSError, SQLAlchemyError):

@@ -67,6 +67,12 @@ async def test_an_unmigrated_database(tmp_path: Path, store: str) -> None:
     assert len(result.stderr.splitlines()) <= 5
 
 
+def test_a_ledger_url_that_does_not_parse(tmp_path: Path) -> None:
+    result = serve(tmp_path, '[stores]\nmetrics = "postgresql+asyncpg://postgres@127.0.0.1:notaport/j"\n')
+    [line] = error_lines(result)
+    assert line.startswith("junction: configuration error: stores.metrics: not a database URL (")
+
+
 @pytest.mark.parametrize(("store", "url", "server"), [
     ("cache", "redis://:hunter2@127.0.0.1:{port}/0", "Redis"),
     ("queue", "amqp://guest:hunter2@127.0.0.1:{port}/", "RabbitMQ"),

@@ -34,6 +34,9 @@ def test_config_env_var_is_used(tmp_path, monkeypatch):
     ("[models.fast]\ndeployments = []\n", "models.fast.deployments: needs at least one deployment"),
     ('[models.fast]\ndeployments = [{ model = "a/b", wieght = 2 }]\n', "models.fast.deployments[0].wieght: unknown key"),
     ("[server\n", "not valid TOML"),
+    # A ledger URL without the async driver failed in every worker with a traceback.
+    ('[stores]\nmetrics = "postgresql://db/junction"\n', "stores.metrics: unsupported URL scheme 'postgresql'; "
+                                                        "use sqlite+aiosqlite:// (embedded) or postgresql+asyncpg://"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
