@@ -4,8 +4,9 @@ message naming the field. No Litestar here: the CLI imports it."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from junction.errors import InvalidRequest
 
@@ -46,17 +47,27 @@ def check_scopes(scopes: list[str], field: str = "scopes") -> list[str]:
     return scopes
 
 
+def check_limits(body: Any) -> None:
+    """An org's, a bridge's or a key's ``rpm``, ``tpm`` (whole, 0 to ``MAX_COUNT``) and
+    ``budget_usd`` (finite, not negative), where set."""
+    for field in ("rpm", "tpm", "budget_usd"):
+        value = getattr(body, field, None)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):  # `--budget-usd nan` was stored as no budget at all
+            raise InvalidRequest(f"{field}: must be a finite number", param=field, code="invalid_value")
+        if value < 0:
+            raise InvalidRequest(f"{field}: must not be negative", param=field, code="invalid_value")
+        if field != "budget_usd" and value > MAX_COUNT:
+            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
+
+
 def validated_key_spec(body: NewKeyBody) -> NewApiKey:
     from junction.stores.documents.protocol import NewApiKey
 
     name = check_name(body.name)
     check_scopes(body.scopes)
-    for field in ("rpm", "tpm", "budget_usd"):
-        value = getattr(body, field)
-        if value is not None and value < 0:
-            raise InvalidRequest(f"{field}: must not be negative", param=field, code="invalid_value")
-        if value is not None and field != "budget_usd" and value > MAX_COUNT:
-            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
+    check_limits(body)
     expires_at = body.expires_at
     if expires_at is not None:
         if expires_at.tzinfo is None:

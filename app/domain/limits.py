@@ -1,32 +1,17 @@
-"""Limits and budgets of orgs and bridges in the admin API: their validation, and the ``usage``
-the single-record GETs show (current use against each limit and budget, as the enabled
+"""Limits and budgets of orgs and bridges in the admin API: the ``usage`` the single-record GETs
+show (current use against each limit and budget, as the enabled
 ``rate-limit`` and ``budget`` plugins count it)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 
-from junction.domain.http import MAX_COUNT
-from junction.errors import InvalidRequest
 from junction.pipeline import Gateway
 from junction.stores.documents.bridges import Bridge
 from junction.stores.documents.protocol import Org
 from junction.traffic.report import Usage, usage_of
-
-
-def check_limits(body: Any) -> None:
-    """``rpm``, ``tpm`` (whole, 0 to 2^31-1) and ``budget_usd`` (finite, not negative), where set."""
-    for field in ("rpm", "tpm", "budget_usd"):
-        value = getattr(body, field, None)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            continue
-        if value < 0 or not math.isfinite(value):
-            raise InvalidRequest(f"{field}: must be a number, not negative", param=field, code="invalid_value")
-        if field != "budget_usd" and value > MAX_COUNT:
-            raise InvalidRequest(f"{field}: must be at most {MAX_COUNT}", param=field, code="invalid_value")
 
 
 async def usage(gateway: Gateway, scope: str, scope_id: str, record: Any) -> Usage | None:

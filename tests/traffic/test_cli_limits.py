@@ -28,6 +28,10 @@ def test_keys_create_sets_limits_that_the_embedded_gateway_enforces(
 
     negative = junction(config, "keys", "create", "--org", org["id"], "--name", "x", "--rpm", "-1")
     assert negative.returncode == 1 and "rpm: must not be negative" in negative.stderr
+    for infinite in ("nan", "inf"):  # were stored as no budget at all
+        refused = junction(config, "keys", "create", "--org", org["id"], "--name", "x", "--budget-usd", infinite)
+        assert refused.returncode == 1 and "budget_usd: must be a finite number" in refused.stderr
+    assert [key["name"] for key in lines(junction(config, "keys", "list", "--org", org["id"]))] == ["svc"]
     unknown = junction(config, "keys", "create", "--org", org["id"], "--name", "x", "--budget-period", "week")
     assert unknown.returncode == 2 and "--budget-period" in unknown.stderr
 

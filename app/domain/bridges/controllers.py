@@ -13,8 +13,9 @@ from litestar.handlers import HTTPRouteHandler
 from junction.agents.mcp_tools import check_mcp_servers
 from junction.domain.access import org_required, requested_org
 from junction.domain.chatbots.origins import check_chatbot
+from junction.domain.fields import check_limits
 from junction.domain.http import caller, check_length, decode_body
-from junction.domain.limits import BridgeView, check_limits
+from junction.domain.limits import BridgeView
 from junction.domain.lookup import first_found, orgs_in_reach
 from junction.domain.services import Domain
 from junction.errors import InvalidRequest, NotFound

@@ -10,9 +10,9 @@ from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 
 from junction.domain.access import is_unconfined, org_for
-from junction.domain.fields import check_name
+from junction.domain.fields import check_limits, check_name
 from junction.domain.http import caller, decode_body
-from junction.domain.limits import OrgView, check_limits
+from junction.domain.limits import OrgView
 from junction.domain.services import Domain
 from junction.errors import PermissionDenied
 from junction.pipeline import Gateway

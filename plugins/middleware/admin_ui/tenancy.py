@@ -12,10 +12,10 @@ from litestar.response import Redirect
 
 from junction.domain.access import is_unconfined, org_for, org_required
 from junction.domain.credentials.controllers import CredentialBody, checked_secret
-from junction.domain.fields import check_name
+from junction.domain.fields import check_limits, check_name
 from junction.domain.keys.controllers import check_within_issuer, validated_key_spec
 from junction.domain.keys.schemas import NewKeyBody
-from junction.domain.limits import OrgView, check_limits, usage
+from junction.domain.limits import OrgView, usage
 from junction.domain.lookup import first_found, orgs_in_reach
 from junction.domain.orgs.controllers import NewOrgBody
 from junction.errors import InvalidRequest, PermissionDenied
