@@ -15,7 +15,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
 
 from junction.errors import ServiceUnavailable
 from junction.plugins.protocols import MiddlewareConfig
@@ -30,10 +32,11 @@ class GuardedConfig(MiddlewareConfig):
     #: Without the store: ``"open"`` lets calls through (unlimited, uncached), ``"closed"``
     #: refuses them with 503 ``store_unavailable``.
     on_store_error: Literal["open", "closed"] = "open"
-    #: Seconds one store call may take before it counts as failed.
-    store_timeout_seconds: float = 0.25
+    #: Seconds one store call may take before it counts as failed. (Not 0 or less: every call
+    #: would fail at once, and with ``"open"`` the plugin would do nothing, silently.)
+    store_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
     #: After a failure, seconds the store is skipped before it is tried again (one probe).
-    store_retry_seconds: float = 5.0
+    store_retry_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
 
 
 class StoreUnavailable(Exception):

@@ -30,13 +30,10 @@ class ResponseCacheConfig(GuardedConfig, kw_only=True):
     local_max_entries: int = 1024
 
     def check(self) -> None:
-        for name in ("ttl_seconds", "max_ttl_seconds", "max_entry_bytes", "memory_max_entries"):
+        for name in ("ttl_seconds", "max_ttl_seconds", "max_entry_bytes", "memory_max_entries", "local_seconds",
+                     "local_max_entries", "single_flight_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"middleware.response-cache.{name}: must be at least 0")
-        if self.local_seconds < 0 or self.local_max_entries < 0:
-            raise ConfigError("middleware.response-cache.local_seconds: must be at least 0")
-        if self.single_flight_seconds < 0:
-            raise ConfigError("middleware.response-cache.single_flight_seconds: must be at least 0")
         for bridge, ttl in self.bridge_ttl_seconds.items():
             if ttl < 0:
                 raise ConfigError(f"middleware.response-cache.bridge_ttl_seconds.{bridge}: must be at least 0")
