@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -64,6 +65,11 @@ class TracingStage(Stage):
     def __init__(self, config: TracingConfig, context: PluginContext) -> None:
         if not 0.0 <= config.sample_ratio <= 1.0:
             raise ConfigError("middleware.tracing.sample_ratio: must be between 0 and 1")
+        # A typo here would only show as export failures in the log, every few seconds, for ever.
+        endpoint = urlsplit(config.endpoint)
+        if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+            raise ConfigError(f"middleware.tracing.endpoint: {config.endpoint!r} is not an http(s) URL of an "
+                              "OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces)")
         self._provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}),
                                         sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)))
         exporter = OTLPSpanExporter(endpoint=config.endpoint, headers=dict(config.headers),

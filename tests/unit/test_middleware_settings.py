@@ -1,6 +1,7 @@
-"""The traffic plugins' settings are checked at start-up, each bad value named by its key: one
-that would quietly switch a plugin off (a store timeout of 0 fails every call, and fail-open then
-lets every call through unlimited) stops start-up instead."""
+"""The traffic and observability plugins' settings are checked at start-up, each bad value named by
+its key: one that would quietly switch a plugin off (a store timeout of 0 fails every call, and
+fail-open then lets every call through unlimited; a tracing endpoint that is not a URL exports
+nothing) stops start-up instead."""
 
 from __future__ import annotations
 
@@ -31,3 +32,11 @@ def test_a_store_timeout_above_zero_and_no_retry_wait_are_accepted():
                                                                     "store_retry_seconds": 0}}})
     loaded = load_plugins(settings, instantiate=False)
     assert loaded.info("rate-limit", "middleware").enabled
+
+
+@pytest.mark.parametrize("endpoint", ["not a url", "127.0.0.1:4318/v1/traces", "grpc://collector:4317"])
+def test_a_tracing_endpoint_that_is_not_an_http_url_stops_start_up(endpoint):
+    settings = settings_from_mapping({"middleware": {"tracing": {"enabled": True, "endpoint": endpoint}}})
+    with pytest.raises(ConfigError) as raised:
+        load_plugins(settings)
+    assert raised.value.message.startswith(f"middleware.tracing.endpoint: {endpoint!r} is not an http(s) URL")
