@@ -114,7 +114,7 @@ def _check_stores(settings: Settings) -> None:
     from junction.stores.metrics.migrate import require_head
     from junction.stores.notify import is_redis_url
     from junction.stores.sql_engine import open_engine
-    from junction.stores.startup_errors import explaining
+    from junction.stores.startup_errors import explain, explaining, refused_by_the_server
 
     async def check() -> None:
         if is_redis_url(settings.stores.cache):  # at once, rather than the change bus's retries
@@ -128,8 +128,9 @@ def _check_stores(settings: Settings) -> None:
             async with Runtime(settings, with_plugins=False):
                 pass
         if not settings.stores.metrics.startswith("sqlite"):
-            # An old schema stops every worker's start (ConfigError): said here once. A server that
-            # does not answer does not stop start-up (the workers buffer usage and say so).
+            # An old schema stops every worker's start (ConfigError): said here once, as a database
+            # or user the server refuses. A server that does not answer does not stop start-up
+            # (the workers buffer usage and say so).
             try:
                 engine = open_engine(settings.stores.metrics, poolclass=NullPool, hide_parameters=True)
             except (ArgumentError, ValueError) as error:  # a URL SQLAlchemy cannot read (a port not a number)
@@ -137,8 +138,10 @@ def _check_stores(settings: Settings) -> None:
                                   "postgresql+asyncpg://") from None
             try:
                 await require_head(engine)
-            except (OSError, SQLAlchemyError):
-                pass  # the workers' start logs it, and /readyz says so until it answers
+            except (OSError, SQLAlchemyError) as error:
+                if refused_by_the_server(error):
+                    raise explain("metrics", settings.stores.metrics, error) or error from error
+                # Not answering: the workers' start logs it, and /readyz says so until it answers.
             finally:
                 await engine.dispose()
         if url_scheme(settings.stores.queue) != "memory":

@@ -44,6 +44,16 @@ def _causes(error: BaseException) -> list[BaseException]:
     return chain
 
 
+#: The driver's errors of a server that answered and refused: waiting will not mend these.
+_REFUSALS = ("InvalidCatalogNameError", "InvalidPasswordError", "InvalidAuthorizationSpecificationError")
+
+
+def refused_by_the_server(error: BaseException) -> bool:
+    """Whether ``error`` says the server answered and refused the URL's database, user or password
+    (not that it could not be reached)."""
+    return any(type(cause).__name__ in _REFUSALS for cause in _causes(error))
+
+
 def explain(store: str, url: str, error: BaseException) -> StoreUnreachable | None:
     """The error to stop start-up with, or ``None`` when ``error`` is not a reachability
     problem this module knows (it is then raised as it is)."""

@@ -42,10 +42,14 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
             or line.startswith("junction: configuration error")]
 
 
-def test_a_database_that_does_not_exist(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["documents", "metrics"])
+def test_a_database_that_does_not_exist(tmp_path: Path, store: str) -> None:
+    # The usage ledger's too: its workers started and buffered usage for ever, warning that a
+    # server which answers "no such database" did not answer.
     url = POSTGRES_SERVER.replace("postgres@", "postgres:hunter2@") + "/junction_no_such_database"
-    result = serve(tmp_path, f'[stores]\ndocuments = "{url}"\n' + SHARED_KEYS)
+    result = serve(tmp_path, f'[stores]\n{store} = "{url}"\n' + SHARED_KEYS)
     [line] = error_lines(result)
+    assert line.startswith(f"junction: cannot start: stores.{store}: ")
     assert "hunter2" not in result.stderr and "postgres:***@" in line
     assert "database 'junction_no_such_database' does not exist" in line
     assert "createdb junction_no_such_database" in line and "junction migrate" in line
