@@ -41,6 +41,8 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     requests: LimitUsage | None = None
     tokens: LimitUsage | None = None
     budget: BudgetUsage | None = None
+    #: The plugins whose store did not answer (e.g. Redis down): their parts are missing, not zero.
+    unavailable: list[str] = []
 
 
 @runtime_checkable
@@ -52,7 +54,8 @@ class UsageReporter(Protocol):
 
 async def usage_of(components: Any, scope: str, scope_id: str, record: Any) -> Usage | None:
     """The merged report of the enabled plugins (``components``: plugin name → object), or
-    ``None`` when neither is enabled. A plugin whose store is out leaves its part out."""
+    ``None`` when neither is enabled. A plugin whose store is out leaves its part out, and is
+    named in ``unavailable``."""
     merged = Usage()
     found = False
     own = Limits.of(record)
@@ -64,6 +67,7 @@ async def usage_of(components: Any, scope: str, scope_id: str, record: Any) -> U
         try:
             part = await reporter.usage(scope, scope_id, own)
         except StoreUnavailable:
+            merged.unavailable.append(name)
             continue
         for field in Usage.__struct_fields__:
             value = getattr(part, field)

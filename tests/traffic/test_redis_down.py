@@ -80,17 +80,17 @@ def node_config(fake: FakeOpenAI, directory: Path, redis_url: str, behaviour: st
 
 @pytest.fixture(scope="module")
 def nodes(throwaway: ThrowawayRedis, fake_openai_server: FakeOpenAI,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, str]]]:
-    """``{"open": (url, key), "closed": (url, key)}``, each key limited to 1000 rpm and $10 a day."""
-    found: dict[str, tuple[str, str]] = {}
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, str, str]]]:
+    """``{"open": (url, key, key id), "closed": (…)}``, each key limited to 1000 rpm and $10 a day."""
+    found: dict[str, tuple[str, str, str]] = {}
     with JunctionProcess(d := tmp_path_factory.mktemp("open"), node_config(
             fake_openai_server, d, throwaway.url, "open"), master_key=MASTER) as opened, \
          JunctionProcess(e := tmp_path_factory.mktemp("closed"), node_config(
             fake_openai_server, e, throwaway.url, "closed"), master_key=MASTER) as closed:
         for name, server in (("open", opened), ("closed", closed)):
             admin = Admin(server.url)
-            _, key = admin.key(admin.org(), rpm=1000, budget_usd=10.0, budget_period="day")
-            found[name] = (server.url, key)
+            key_id, key = admin.key(admin.org(), rpm=1000, budget_usd=10.0, budget_period="day")
+            found[name] = (server.url, key, key_id)
         yield found
 
 
@@ -103,17 +103,18 @@ def timed(base: str, key: str) -> tuple[httpx.Response, float]:
 def test_fail_open_and_closed_with_bounded_latency_while_redis_is_slow_down_and_back(
         throwaway: ThrowawayRedis, nodes: dict[str, tuple[str, str]], fake_openai: FakeOpenAI) -> None:
     for name in ("open", "closed"):  # healthy: limits apply
-        response, _ = timed(*nodes[name])
+        response, _ = timed(*nodes[name][:2])
         assert response.status_code == 200 and response.headers["x-ratelimit-limit-requests"] == "1000"
+    assert "unavailable" not in Admin(nodes["open"][0]).key_usage(nodes["open"][2])
 
     # Slow: Redis sleeps 3 s; each store call gives up after its 0.2 s timeout.
     sleeper = subprocess.Popen(["redis-cli", "-p", str(throwaway.port), "DEBUG", "SLEEP", "3"],
                                stdout=subprocess.DEVNULL)
     time.sleep(0.2)
-    response, took = timed(*nodes["open"])
+    response, took = timed(*nodes["open"][:2])
     assert response.status_code == 200 and "x-ratelimit-limit-requests" not in response.headers
     assert took < BOUND, took
-    response, took = timed(*nodes["closed"])
+    response, took = timed(*nodes["closed"][:2])
     assert response.status_code == 503 and error_of(response)["code"] == "store_unavailable", response.text
     assert int(response.headers["retry-after"]) >= 1 and took < BOUND, took
     sleeper.wait()
@@ -125,19 +126,22 @@ def test_fail_open_and_closed_with_bounded_latency_while_redis_is_slow_down_and_
     stop = time.monotonic() + 2.5  # more than two breaker windows
     while time.monotonic() < stop:
         for name in ("open", "closed"):
-            response, took = timed(*nodes[name])
+            response, took = timed(*nodes[name][:2])
             outcomes[name].append(response.status_code)
             worst = max(worst, took)
     assert set(outcomes["open"]) == {200}, outcomes
     assert set(outcomes["closed"]) == {503}, outcomes
     assert worst < BOUND, worst
+    # The admin API still answers, and says which parts it could not read (not an empty usage).
+    url, _, key_id = nodes["open"]
+    assert Admin(url).key_usage(key_id) == {"unavailable": ["rate-limit", "budget"]}
 
     # Back: after at most one breaker window, limits apply again on both.
     throwaway.start()
     time.sleep(RETRY + 0.2)
     for name in ("open", "closed"):
         def recovered(name: str = name) -> bool:
-            response, _ = timed(*nodes[name])
+            response, _ = timed(*nodes[name][:2])
             return response.status_code == 200 and "x-ratelimit-limit-requests" in response.headers
         deadline = time.monotonic() + 5
         while not recovered() and time.monotonic() < deadline:
