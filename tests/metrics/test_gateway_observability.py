@@ -54,6 +54,7 @@ def served(fake_openai_server, tmp_path_factory) -> Iterator[tuple[JunctionProce
                    and time.monotonic() < deadline):
                 time.sleep(0.05)
             seen["metrics"] = [client.get("/metrics").text for _ in range(4)]
+            seen["metrics_type"] = client.get("/metrics").headers["content-type"]
     finally:
         server.stop()  # SIGTERM: the writer flushes before the workers exit
     seen["log"] = server.output()
@@ -71,6 +72,13 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def _value(samples, name: str, **labels: str) -> float:
     return sum(value for (sample, got), value in samples.items()
                if sample == name and all(dict(got).get(key) == want for key, want in labels.items()))
+
+
+def test_metrics_are_served_as_the_prometheus_text_format(served):
+    _, seen = served
+    # One charset: Litestar added a second one, and Go's MIME parser (Prometheus 3's scraper)
+    # refuses a parameter given twice.
+    assert seen["metrics_type"] == "text/plain; version=0.0.4; charset=utf-8"
 
 
 def test_metrics_sum_both_workers(served):

@@ -31,6 +31,8 @@ def register_routes(register, context: RouteContext):
     async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         if require_key:
             require_scope(await context.authenticate(request.headers), "admin")
-        return Response(stage.exposition(), media_type=CONTENT_TYPE)
+        # As a header: given as the media type, Litestar adds a second charset (a type Go's MIME
+        # parser, and so Prometheus 3's scraper, refuses).
+        return Response(stage.exposition(), headers={"content-type": CONTENT_TYPE})
 
     register(metrics)
