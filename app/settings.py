@@ -285,7 +285,7 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
     if settings.auth.master_key is None and os.environ.get(MASTER_KEY_ENV_VAR):
         settings.auth.master_key = os.environ[MASTER_KEY_ENV_VAR]
     _check_values(settings)
-    settings.metrics.check(settings.source)
+    settings.metrics.check(settings.source, settings.stores.metrics)
     return settings
 
 
@@ -299,15 +299,7 @@ def sqlite_in_data_dir(url: str, data_dir: str) -> str:
     return f"{prefix}:///{os.path.abspath(os.path.join(data_dir, path))}"
 
 
-#: What the usage ledger runs on: SQLite (embedded) or PostgreSQL / TimescaleDB, through these drivers.
-METRICS_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
-
-
 def _check_values(settings: Settings) -> None:
-    scheme = settings.stores.metrics.partition("://")[0]
-    if scheme not in METRICS_SCHEMES:
-        raise ConfigError(f"{settings.source}: stores.metrics: unsupported URL scheme {scheme!r}; use "
-                          "sqlite+aiosqlite:// (embedded) or postgresql+asyncpg:// (PostgreSQL or TimescaleDB)")
     if settings.server.port is not None and not 0 < settings.server.port < 65536:
         raise ConfigError(f"{settings.source}: server.port: must be between 1 and 65535")
     if settings.server.workers is not None and settings.server.workers < 1:

@@ -8,6 +8,8 @@ from typing import Literal
 import msgspec
 
 _INTERVAL = re.compile(r"[1-9][0-9]{0,3} (minute|hour|day|week)s?")
+#: What the usage ledger runs on: SQLite (embedded) or PostgreSQL / TimescaleDB, through these drivers.
+LEDGER_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
 class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -32,8 +34,14 @@ class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     minute_rollup_retain_days: int = 30
     hour_rollup_retain_days: int = 730
 
-    def check(self, source: str) -> None:
+    def check(self, source: str, url: str | None = None) -> None:
+        """These settings, and ``url`` (``[stores] metrics``) when given."""
         from junction.errors import ConfigError
+
+        scheme = (url or "sqlite+aiosqlite://").partition("://")[0]
+        if scheme not in LEDGER_SCHEMES:
+            raise ConfigError(f"{source}: stores.metrics: unsupported URL scheme {scheme!r}; use "
+                              "sqlite+aiosqlite:// (embedded) or postgresql+asyncpg:// (PostgreSQL or TimescaleDB)")
 
         for name in ("buffer_size", "batch_size"):
             if getattr(self, name) < 1:
