@@ -16,6 +16,7 @@ without a trailing date, ``-YYMM`` or ``-latest`` (``gpt-4o-2024-08-06`` → ``g
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -125,6 +126,8 @@ class PriceBook:
         self.unpriced = settings.unpriced
         if settings.unpriced == "default" and settings.default is None:
             raise ConfigError('pricing.default: must be set when pricing.unpriced = "default"')
+        if settings.default is not None:
+            _check_rates("pricing.default", settings.default)
         self.default = _price("*", settings.default) if settings.default is not None else None
         self._shipped: dict[str, list[ModelPrice]] = {}
         self._configured: dict[str, ModelPrice] = {}
@@ -133,6 +136,7 @@ class PriceBook:
             if not provider or not model:
                 raise ConfigError(f"pricing.models.{label}: must be named provider/model")
             _check_date(f"pricing.models.{label}.since", table.since)
+            _check_rates(f"pricing.models.{label}", table)
             self._configured[label] = _price(model, table)
         self._memo: dict[str, ModelPrice | None] = {}
 
@@ -140,6 +144,7 @@ class PriceBook:
         """Add a provider's shipped table (several entries per model: one per price change)."""
         for price in prices:
             _check_date(f"{provider} price of {price.model}.since", price.since)
+            _check_rates(f"{provider} price of {price.model}", price)
             self._shipped.setdefault(f"{provider}/{price.model}", []).append(price)
         for entries in self._shipped.values():
             entries.sort(key=lambda entry: entry.since, reverse=True)
@@ -190,6 +195,19 @@ class PriceBook:
 def _price(model: str, table: PriceSettings) -> ModelPrice:
     return ModelPrice(model=model, input=table.input, output=table.output, cached_input=table.cached_input,
                       cache_write=table.cache_write, reasoning=table.reasoning, since=table.since)
+
+
+#: A price's rates, USD per million tokens.
+_RATES = ("input", "output", "cached_input", "cache_write", "reasoning")
+
+
+def _check_rates(where: str, price: PriceSettings | ModelPrice) -> None:
+    """Every rate set is a finite number, not negative: a negative one would pay a budget back
+    for every call, an infinite one (``1e400`` in TOML) refuse every call."""
+    for name in _RATES:
+        value = getattr(price, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{where}.{name}: must be a finite number, 0 or more (USD per million tokens)")
 
 
 def _check_date(where: str, value: str) -> None:

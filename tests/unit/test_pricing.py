@@ -82,6 +82,11 @@ def test_an_unpriced_model_costs_nothing_known_unless_a_default_is_configured() 
     ({"models": {"openai/x": {"input": 1, "output": 1, "since": "last year"}}}, "pricing.models.openai/x.since"),
     ({"models": {"openai/x": {"input": 1}}}, "pricing.models"),
     ({"unpriced": "free"}, "pricing.unpriced"),
+    # A negative rate paid budgets back for every call; an infinite one (1e400 in TOML) refused all.
+    ({"models": {"openai/x": {"input": -1.0, "output": 1}}}, "pricing.models.openai/x.input: must be a finite number"),
+    ({"default": {"input": 1, "output": float("inf")}}, "pricing.default.output: must be a finite number"),
+    ({"models": {"openai/x": {"input": 1, "output": 1, "reasoning": float("nan")}}},
+     "pricing.models.openai/x.reasoning: must be a finite number"),
 ])
 def test_bad_pricing_config_is_a_start_up_error_naming_the_key(raw: dict, message: str) -> None:
     from junction.runtime import Runtime
