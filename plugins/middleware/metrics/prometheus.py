@@ -5,9 +5,11 @@ exporter does): ``gen_ai_server_request_duration_seconds``,
 ``gen_ai_operation_name``, ``gen_ai_provider_name``, ``gen_ai_request_model``,
 ``gen_ai_token_type`` and ``error_type``; the rest are ``junction_*``.
 
-Labels stay bounded: provider, model (of a deployment that was tried, never the client's raw
-text), operation, endpoint, status class, refusal reason. Never a key, org or user id: those
-questions are answered by the usage ledger in SQL.
+Labels stay bounded: provider, model (of a deployment that was tried), operation, endpoint, status
+class, refusal reason. A deployment's model can be the client's own text (a model a provider
+passes through unpriced), so past :data:`UNKNOWN_MODELS` of those a worker labels the rest
+``other``; a priced model always keeps its name. Never a key, org or user id: those questions are
+answered by the usage ledger in SQL.
 
 Across Granian workers: ``junction serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
 directory before any worker starts, so each worker's samples go to files there and ``/metrics``
@@ -29,7 +31,7 @@ import asyncio
 import logging
 import os
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,10 @@ _OPERATIONS = {"chat.completions": "chat", "messages": "chat", "bridges.chat": "
 #: Refusals by admission stages, by their ``error.code`` (the traffic-control contract).
 REFUSAL_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded"})
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+#: Models without a price a worker labels by name; the next ones are labelled ``other`` (random
+#: model names from one caller made 88 series each, without bound).
+UNKNOWN_MODELS = 100
+OTHER_MODEL = "other"
 
 log = logging.getLogger("junction.metrics")
 
@@ -143,8 +149,13 @@ class _Series:
 class GatewayMetrics:
     """The gateway's metrics, in a registry of their own (no process-global state)."""
 
-    def __init__(self, flush_seconds: float = 1.0) -> None:
+    def __init__(self, flush_seconds: float = 1.0, priced: Callable[[str], bool] | None = None) -> None:
+        """``priced(deployment)``: whether a ``provider/model`` has a price (keeps its own label)."""
         self.flush_seconds = flush_seconds
+        self._priced = priced or (lambda deployment: False)
+        #: Deployment → the one its samples carry (itself, or ``provider/other``); bounded.
+        self._labels: dict[str, str] = {}
+        self._unknown = 0
         self._flusher: asyncio.Task[None] | None = None
         self.registry = registry = CollectorRegistry(auto_describe=True)
         # prometheus_client picks its value store when first imported: multiprocess files only
@@ -225,6 +236,8 @@ class GatewayMetrics:
             else:
                 status, usage, code = outcome.status, outcome.usage, outcome.error_code
                 error_type = "" if status < 400 else outcome.error_class or ""
+            if deployment is not None:
+                deployment = self._labels.get(deployment) or self._label(deployment)
             key = (endpoint, deployment, status // 100, error_type)
             series = series_of.get(key)
             if series is None:
@@ -247,16 +260,28 @@ class GatewayMetrics:
                     continue
                 outcome_label = "ok" if attempt.status == 200 else (
                     attempt.error_code if attempt.error_code == "circuit_open" else attempt.error_class or "error")
-                child = attempts_of.get((attempt.deployment, outcome_label))
+                tried = self._labels.get(attempt.deployment) or self._label(attempt.deployment)
+                child = attempts_of.get((tried, outcome_label))
                 if child is None:
-                    provider, _, model = attempt.deployment.partition("/")
-                    child = attempts_of[(attempt.deployment, outcome_label)] = _Histogram(
+                    provider, _, model = tried.partition("/")
+                    child = attempts_of[(tried, outcome_label)] = _Histogram(
                         self.upstream.labels(provider, model, outcome_label))
                 child.add(spent / 1000)
         for series in series_of.values():
             series.fold()
         for child in attempts_of.values():
             child.fold()
+
+    def _label(self, deployment: str) -> str:
+        """The deployment its samples carry: itself when priced or among the first
+        :data:`UNKNOWN_MODELS` unpriced ones, else ``provider/other``."""
+        priced = self._priced(deployment)
+        if priced or self._unknown < UNKNOWN_MODELS:
+            if not priced:
+                self._unknown += 1
+            self._labels[deployment] = deployment
+            return deployment
+        return f"{deployment.partition('/')[0]}/{OTHER_MODEL}"  # not kept: the map stays bounded
 
     def _new_series(self, endpoint: str, deployment: str | None, status_class: int, error_type: str) -> _Series:
         provider, _, model = (deployment or "/").partition("/")

@@ -58,7 +58,7 @@ class MetricsStage(Stage):
         self._events = UsageEvents(context.pricing)
         if config.prometheus_flush_seconds <= 0:
             raise ConfigError("middleware.metrics.prometheus_flush_seconds: must be > 0")
-        self.prometheus = GatewayMetrics(config.prometheus_flush_seconds) if config.prometheus else None
+        self.prometheus = GatewayMetrics(config.prometheus_flush_seconds, self._priced) if config.prometheus else None
         self._timing = config.server_timing
         self._keeps = self._ledger is not None or self.prometheus is not None
         self._kept: list[Finished] = []
@@ -91,6 +91,10 @@ class MetricsStage(Stage):
             call.when_answered(_timed)
         if self._keeps:
             call.when_ended(self._on_end)
+
+    def _priced(self, deployment: str) -> bool:
+        provider, _, model = deployment.partition("/")
+        return self._pricing is not None and self._pricing.price(provider, model) is not None
 
     def _finished(self, call: Call) -> None:
         kept = self._kept
