@@ -34,11 +34,11 @@ class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     minute_rollup_retain_days: int = 30
     hour_rollup_retain_days: int = 730
 
-    def check(self, source: str, url: str | None = None) -> None:
-        """These settings, and ``url`` (``[stores] metrics``) when given."""
+    def check(self, source: str, url: str) -> None:
+        """These settings, and ``url`` (``[stores] metrics``)."""
         from junction.errors import ConfigError
 
-        scheme = (url or "sqlite+aiosqlite://").partition("://")[0]
+        scheme = url.partition("://")[0]
         if scheme not in LEDGER_SCHEMES:
             raise ConfigError(f"{source}: stores.metrics: unsupported URL scheme {scheme!r}; use "
                               "sqlite+aiosqlite:// (embedded) or postgresql+asyncpg:// (PostgreSQL or TimescaleDB)")
