@@ -126,9 +126,10 @@ class PriceBook:
         self.unpriced = settings.unpriced
         if settings.unpriced == "default" and settings.default is None:
             raise ConfigError('pricing.default: must be set when pricing.unpriced = "default"')
+        self.default: ModelPrice | None = None
         if settings.default is not None:
             _check_rates("pricing.default", settings.default)
-        self.default = _price("*", settings.default) if settings.default is not None else None
+            self.default = _price("*", settings.default)
         self._shipped: dict[str, list[ModelPrice]] = {}
         self._configured: dict[str, ModelPrice] = {}
         for label, table in settings.models.items():
