@@ -98,6 +98,12 @@ class PayloadTooLarge(JunctionError):
     anthropic_type = "request_too_large"
 
 
+#: Whether a client should retry the request, ``"true"`` or ``"false"``: the OpenAI and Anthropic
+#: SDKs obey it over their own rules (which retry every 429). Sent as ``false`` with a refusal
+#: that no retry soon can turn into an answer: they would wait and fail again.
+SHOULD_RETRY = "x-should-retry"
+
+
 class RateLimited(JunctionError):
     status = 429
     error_type = "rate_limit_error"

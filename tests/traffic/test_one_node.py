@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -27,6 +31,8 @@ from tests.traffic.conftest import (
     flushed,
     traffic_config,
 )
+
+BODY: dict[str, Any] = {"model": MODEL, "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
 
 pytestmark = pytest.mark.slow
 
@@ -198,3 +204,72 @@ def test_the_anthropic_ingress_gets_the_same_headers_and_refusals(node: str, adm
     refused = httpx.post(f"{node}/v1/messages", json=body, headers=headers, timeout=20)
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "rate_limit_error"
+
+
+def counted_sdks(node: str, key: str, sent: list[Any]) -> tuple[openai.OpenAI, anthropic.Anthropic]:
+    """The official SDKs as shipped (two retries on a 429 unless told otherwise), each request
+    they send appended to ``sent``."""
+    hooks = {"request": [sent.append]}
+    return (openai.OpenAI(base_url=f"{node}/v1", api_key=key, max_retries=2,
+                          http_client=httpx2.Client(event_hooks=hooks)),
+            anthropic.Anthropic(base_url=node, api_key=key, max_retries=2,
+                                http_client=httpx2.Client(event_hooks=hooks)))
+
+
+def assert_sdks_do_not_retry(node: str, key: str) -> None:
+    sent: list[Any] = []
+    openai_client, anthropic_client = counted_sdks(node, key, sent)
+    with pytest.raises(openai.RateLimitError):
+        openai_client.chat.completions.create(**BODY)
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic_client.messages.create(**BODY)
+    assert len(sent) == 2  # one request each: no retry in vain
+
+
+def test_a_budget_refusal_says_whether_a_retry_can_help(node: str, admin: Admin, fake_openai: FakeOpenAI) -> None:
+    """Held by a call in flight, the room comes back when it ends: Retry-After 1, and the SDKs'
+    own retries may get through. Spent, only the next period helps: x-should-retry false (which
+    the SDKs obey), Retry-After until the reset. More than the whole budget: never."""
+    key_id, key = admin.key(admin.org(), budget_usd=0.001, budget_period="day")  # ~$0.0006 a call reserves
+    fake_openai.script(delay=2.0, prompt_tokens=10, completion_tokens=5)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(chat, node, key, max_tokens=1000)
+        assert eventually(lambda: admin.key_usage(key_id)["budget"]["reserved_usd"] > 0)
+        held = chat(node, key, max_tokens=1000)
+        assert held.status_code == 429 and error_of(held)["code"] == "budget_exceeded"
+        assert held.headers["retry-after"] == "1" and "x-should-retry" not in held.headers
+        assert "held by calls in flight" in error_of(held)["message"]
+        assert slow.result().status_code == 200
+    assert eventually(lambda: admin.key_usage(key_id)["budget"]["reserved_usd"] == 0)
+    fake_openai.script(prompt_tokens=100, completion_tokens=5000)  # $0.003015: past the budget
+    assert chat(node, key, max_tokens=1000).status_code == 200
+    assert eventually(lambda: admin.key_usage(key_id)["budget"]["remaining_usd"] == 0)
+
+    spent = chat(node, key, max_tokens=1000)
+    assert spent.status_code == 429 and spent.headers["x-should-retry"] == "false"
+    assert 1 <= int(spent.headers["retry-after"]) <= 86400
+    assert "held by" not in error_of(spent)["message"] and "spent leaves less" in error_of(spent)["message"]
+    assert_sdks_do_not_retry(node, key)
+
+    _, small = admin.key(admin.org(), budget_usd=0.0001)  # a call with max_tokens 1000 may cost $0.0006
+    never = chat(node, small, max_tokens=1000)
+    assert never.status_code == 429 and never.headers["x-should-retry"] == "false"
+    assert "retry-after" not in never.headers and "lower max_tokens" in error_of(never)["message"]
+    assert chat(node, small, max_tokens=10).status_code == 200
+
+
+def test_a_request_that_can_never_fit_its_limit_is_not_retried(node: str, admin: Admin) -> None:
+    """More tokens than the whole per-minute limit, or a limit of 0 requests: x-should-retry
+    false, no Retry-After (the SDKs would wait a minute and fail again)."""
+    _, key = admin.key(admin.org(), tpm=200)
+    too_big = chat(node, key, max_tokens=1000)
+    assert too_big.status_code == 429 and error_of(too_big)["param"] == "key.tpm"
+    assert too_big.headers["x-should-retry"] == "false" and "retry-after" not in too_big.headers
+    assert "needs" in error_of(too_big)["message"] and "lower max_tokens" in error_of(too_big)["message"]
+    assert_sdks_do_not_retry(node, key)
+    assert chat(node, key, max_tokens=50).status_code == 200
+
+    _, blocked = admin.key(admin.org(), rpm=0)
+    refused = chat(node, blocked)
+    assert refused.status_code == 429 and error_of(refused)["param"] == "key.rpm"
+    assert refused.headers["x-should-retry"] == "false" and "retry-after" not in refused.headers

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from junction.errors import PermissionDenied, RateLimited
+from junction.errors import SHOULD_RETRY, PermissionDenied, RateLimited
 from junction.middleware.budget.config import BudgetConfig, ScopeBudget
 from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
@@ -181,17 +181,27 @@ class BudgetStage(TrafficStage):
             return
         index = reservation.refused
         ledger = hold.ledgers[index]
-        spent, reserved = reservation.spent[index] / NANO, reservation.reserved[index] / NANO
+        spent, reserved = reservation.spent[index], reservation.reserved[index]
         period = "" if ledger.period_end is None else f" this {_period_name(ledger)}"
-        headers = {}
-        if ledger.period_end is not None:
-            seconds = math.ceil((ledger.period_end - datetime.now(UTC)).total_seconds())
-            headers["Retry-After"] = str(max(seconds, 1))
-        raise RateLimited(
-            f"budget exceeded: the {ledger.scope}'s budget is ${ledger.cap / NANO:g}{period}; "
-            f"${spent:.6f} spent and ${reserved:.6f} held by calls in flight leave less than the "
-            f"${hold.amount / NANO:.6f} this request may cost",
-            code="budget_exceeded", param=f"{ledger.scope}.budget_usd", headers=headers)
+        budget = f"the {ledger.scope}'s budget is ${ledger.cap / NANO:g}{period}"
+        cost = f"${hold.amount / NANO:.6f} this request may cost"
+        headers: dict[str, str] = {}
+        if hold.amount > ledger.cap:
+            message = f"budget exceeded: {budget}, less than the {cost} (lower max_tokens, or raise the budget)"
+            headers[SHOULD_RETRY] = "false"
+        elif spent + hold.amount > ledger.cap:
+            # Spent: only the next period frees any of it (and none, without a period).
+            message = (f"budget exceeded: {budget}; ${spent / NANO:.6f} spent leaves less than the {cost}")
+            headers[SHOULD_RETRY] = "false"
+            if ledger.period_end is not None:
+                seconds = math.ceil((ledger.period_end - datetime.now(UTC)).total_seconds())
+                headers["Retry-After"] = str(max(seconds, 1))
+        else:
+            # Held by calls in flight: their reservations go back (mostly) as soon as they end.
+            message = (f"budget exceeded: {budget}; ${spent / NANO:.6f} spent and ${reserved / NANO:.6f} held by "
+                       f"calls in flight leave less than the {cost}; retry when they end")
+            headers["Retry-After"] = "1"
+        raise RateLimited(message, code="budget_exceeded", param=f"{ledger.scope}.budget_usd", headers=headers)
 
     # --- after the call -----------------------------------------------------------------------
 

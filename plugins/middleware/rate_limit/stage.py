@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from junction.errors import RateLimited
+from junction.errors import SHOULD_RETRY, RateLimited
 from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 from junction.plugins import Call, PluginContext
 from junction.plugins.call import CLIENT_CLOSED
@@ -157,14 +157,19 @@ class RateLimitStage(TrafficStage):
         _headers(taken.plan, admission, headers)
         if admission.refused is not None:
             window = taken.plan.windows[admission.refused]
-            retry = max(1, -(-admission.retry_ms // 1000))
             what = window.unit
+            limit = f"rate limit exceeded: {window.scope} limit of {window.limit} {what} per minute"
+            param = f"{window.scope}.{'rpm' if what == 'requests' else 'tpm'}"
+            needed = taken.tokens if what == "tokens" else 1
+            if needed > window.limit:  # never fits, however long the client waits
+                detail = (f"this request needs {needed} tokens (lower max_tokens, or raise the limit)"
+                          if what == "tokens" else "no request is allowed")
+                raise RateLimited(f"{limit}: {detail}", code="rate_limit_exceeded", param=param,
+                                  headers={**headers, SHOULD_RETRY: "false"})
+            retry = max(1, -(-admission.retry_ms // 1000))
             detail = f" (this request needs {taken.tokens} tokens)" if what == "tokens" else ""
-            raise RateLimited(
-                f"rate limit exceeded: {window.scope} limit of {window.limit} {what} per minute{detail}; "
-                f"retry after {retry} s",
-                code="rate_limit_exceeded", param=f"{window.scope}.{'rpm' if what == 'requests' else 'tpm'}",
-                headers={**headers, "Retry-After": str(retry)})
+            raise RateLimited(f"{limit}{detail}; retry after {retry} s", code="rate_limit_exceeded", param=param,
+                              headers={**headers, "Retry-After": str(retry)})
         call.state[Taken] = taken
         if taken.plan.tokens:  # the token reservation is replaced by the real use at the end
             call.when_ended(self._on_end)
