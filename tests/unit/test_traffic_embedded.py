@@ -71,7 +71,7 @@ async def test_request_and_token_windows_in_memory_settle_to_the_real_usage() ->
 
 
 async def test_budget_in_memory_reserves_settles_refunds_and_hits_are_free() -> None:
-    budget = BudgetStage(BudgetConfig(), context())
+    budget = BudgetStage(BudgetConfig(prefix="prod-eu:budget"), context())  # a prefix with dashes
     gateway = build_gateway([budget, CacheHit()])
     limits = {"budget_usd": 0.0001, "budget_period": "day"}  # 100 tokens' worth
     await gateway.complete(call(**limits))  # 6 tokens
@@ -88,6 +88,17 @@ async def test_budget_in_memory_reserves_settles_refunds_and_hits_are_free() -> 
     with pytest.raises(RateLimited) as refused:
         await gateway.complete(big)
     assert refused.value.code == "budget_exceeded" and refused.value.param == "key.budget_usd"
+    # The prompt estimate (15) + 100 is more than the whole budget: no retry can help.
+    assert "is $0.0001 this day, less than the $0.000115 this request" in refused.value.message
+    assert refused.value.headers == {"x-should-retry": "false"}
+    # 95 would fit the budget, not what is spent: only the next day helps, and the SDKs are told so.
+    smaller = call(**limits)
+    smaller.request.max_tokens = 80
+    with pytest.raises(RateLimited) as refused:
+        await gateway.complete(smaller)
+    assert "is $0.0001 this day; $0.000006 spent leaves less" in refused.value.message
+    assert refused.value.headers["x-should-retry"] == "false"
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 86400
 
 
 @pytest.mark.parametrize(("plugin", "config_type", "raw", "named"), [

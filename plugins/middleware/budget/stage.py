@@ -257,4 +257,5 @@ def _limits(settings: ScopeBudget) -> Limits:
 
 
 def _period_name(ledger: Ledger) -> str:
-    return "day" if ledger.stem.count("-") == 2 else "month"
+    # The stem ends with the period's label, 2026-12-03 or 2026-12 (the prefix may hold dashes too).
+    return "day" if ledger.stem.rpartition(":")[2].count("-") == 2 else "month"
