@@ -21,7 +21,8 @@ rate-limit window set, a budget's ledgers) is packed once (:meth:`PipelinedRedis
 sent as ``(prepared, *rest)``: only ``rest`` is packed per call.
 
 Deferred commands (settles, cache stores): :meth:`PipelinedRedis.defer` queues a command on the
-connection, not on a plugin: the next batch carries every deferred command, whoever queued it, so
+connection, not on a plugin: the next batch carries every deferred command, whoever queued it, ahead
+of its own (so its admissions count what the calls that ended used, not what they reserved), so
 under load they cost no write of their own; when no batch comes within ``settle_delay`` seconds
 they go by themselves, all in one write. When nothing is in flight at all (one call at a time),
 they go at once instead: a batch that carried them would wait in Redis for them to run.
@@ -187,8 +188,11 @@ class PipelinedRedis:
         of ``commands``, in order. ``timeout``: seconds before the batch fails (``TimeoutError``)."""
         deferred = self._deferred
         if deferred:
+            # First: what they settle (a call that ended, its reservations and token estimates
+            # replaced by what it used) is then seen by this batch's admissions. Behind them, an
+            # admission would still count calls that are over, and refuse one that fits.
             self._deferred = []
-            commands = commands + [command for command, _ in deferred]
+            commands = [command for command, _ in deferred] + commands
         elif not commands:
             return []
         else:
@@ -200,10 +204,10 @@ class PipelinedRedis:
                 on_reply(error)
             raise
         if deferred:
-            count = len(commands) - len(deferred)
-            for (_, on_reply), reply in zip(deferred, replies[count:], strict=True):
+            count = len(deferred)
+            for (_, on_reply), reply in zip(deferred, replies[:count], strict=True):
                 on_reply(reply)
-            del replies[count:]
+            del replies[:count]
         return replies
 
     async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:

@@ -18,7 +18,7 @@ import redis.asyncio as redis
 
 from junction.errors import RateLimited
 from junction.middleware.budget.config import BudgetConfig
-from junction.middleware.budget.stage import BudgetStage
+from junction.middleware.budget.stage import BudgetStage, Hold
 from junction.middleware.rate_limit.config import RateLimitConfig
 from junction.middleware.rate_limit.stage import RateLimitStage
 from junction.middleware.response_cache.config import ResponseCacheConfig
@@ -27,6 +27,7 @@ from junction.plugins import PluginContext, Principal
 from junction.pricing import ModelPrice, PriceBook
 from junction.settings import settings_from_mapping
 from junction.stores.redis_pipeline import Command, PipelinedRedis, Prepared
+from junction.traffic.ledger import NANO
 from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
 
@@ -84,9 +85,9 @@ async def traffic_world(cache: dict[str, Any], budget: bool = True) -> AsyncIter
         await pipeline.aclose()
 
 
-def principal() -> Principal:
+def principal(budget_usd: float = 100.0) -> Principal:
     return Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}),
-                     rpm=1000, tpm=1_000_000, budget_usd=100.0, budget_period="day")
+                     rpm=1000, tpm=1_000_000, budget_usd=budget_usd, budget_period="day")
 
 
 async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -> None:
@@ -125,6 +126,28 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
         assert spent.budget is not None and spent.budget.reserved_usd == 0  # both settled
         assert spent.budget.spent_usd > 0
+
+
+async def test_the_settles_a_batch_carries_count_before_its_own_admission() -> None:
+    """Under load a call's settles ride the next call's batch: ahead of its admission, so a budget
+    with room for one call at a time admits the next call once the first has ended (behind it,
+    the ended call's reservation still counted and the next call was refused)."""
+    async with traffic_world({"local_seconds": 0}) as world:
+        pipeline = world.pipeline
+        pipeline.settle_delay = 5.0  # longer than the test: the settles wait for the next batch
+        pipeline.send_when_idle = False  # as under load: another call's batch is always in flight
+        gateway = build_gateway(world.stages, provider=ScriptedProvider())
+        probe = chat_call(text="question A", principal=principal())
+        await gateway.complete(probe)
+        reserved = probe.state[Hold].amount  # what a call of this size reserves, in nano-USD
+        caller = principal(budget_usd=1.5 * reserved / NANO)
+        first = chat_call(text="question B", principal=caller)
+        await gateway.complete(first)
+        assert first.state[Hold].amount == reserved
+        second = chat_call(text="question C", principal=caller)
+        await gateway.complete(second)  # admitted: the first call's reservation went back first
+        assert second.outcome is not None and second.outcome.status == 200
+        assert pipeline.round_trips[-1] == ["EVALSHA"] * 6  # the first call's settles and store, then admission
 
 
 async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
