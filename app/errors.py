@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from junction.formats.anthropic.rate_limit_headers import with_anthropic_names
+
 if TYPE_CHECKING:  # Litestar is imported only where a response is made: the CLI never needs it
     from litestar import Request, Response
     from litestar.exceptions import HTTPException
@@ -222,7 +224,7 @@ def error_response(error: JunctionError, *, anthropic: bool = False) -> Response
         content=error_body(error, anthropic=anthropic),
         status_code=error.status,
         media_type="application/json",
-        headers=error.headers,
+        headers=with_anthropic_names(error.headers) if anthropic else error.headers,
     )
 
 

@@ -19,6 +19,7 @@ from junction.formats.anthropic.client_response import (
     encode_message_response,
     error_event,
 )
+from junction.formats.anthropic.rate_limit_headers import with_anthropic_names
 from junction.ingress.openai import SSE_HEADERS, caller, new_call
 from junction.ingress.streaming import relay
 from junction.pipeline import Gateway
@@ -39,9 +40,9 @@ def anthropic_routes(gateway: Gateway) -> list[HTTPRouteHandler]:
         if chat.stream:
             events = await gateway.open_stream(call)
             return Stream(message_events(events, MessageStreamWriter()), media_type="text/event-stream",
-                          headers={**SSE_HEADERS, **call.response_headers})
+                          headers={**SSE_HEADERS, **with_anthropic_names(call.response_headers)})
         response = await gateway.complete(call)
         return Response(encode_message_response(response), media_type="application/json",
-                        headers=call.response_headers)
+                        headers=with_anthropic_names(call.response_headers))
 
     return [messages]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,7 @@ def test_limits_are_validated_and_patchable_through_the_admin_api(admin: Admin) 
 
 
 def test_the_anthropic_ingress_gets_the_same_headers_and_refusals(node: str, admin: Admin) -> None:
-    _, key = admin.key(admin.org(), rpm=1)
+    _, key = admin.key(admin.org(), rpm=1, tpm=100_000)
     body = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
     answered = httpx.post(f"{node}/v1/messages", json=body, headers=headers, timeout=20)
@@ -204,6 +205,15 @@ def test_the_anthropic_ingress_gets_the_same_headers_and_refusals(node: str, adm
     refused = httpx.post(f"{node}/v1/messages", json=body, headers=headers, timeout=20)
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "rate_limit_error"
+    # ... and under Anthropic's names too, the reset as an RFC 3339 time, on answers and refusals.
+    for response in (answered, refused):
+        assert response.headers["anthropic-ratelimit-requests-limit"] == "1"
+        assert response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+        reset = datetime.fromisoformat(response.headers["anthropic-ratelimit-requests-reset"].replace("Z", "+00:00"))
+        assert timedelta(0) < reset - datetime.now(UTC) <= timedelta(seconds=61)
+        assert response.headers["anthropic-ratelimit-tokens-limit"] == "100000"
+    openai_path = chat(node, key)
+    assert "anthropic-ratelimit-requests-limit" not in openai_path.headers
 
 
 def counted_sdks(node: str, key: str, sent: list[Any]) -> tuple[openai.OpenAI, anthropic.Anthropic]:
