@@ -1,7 +1,7 @@
 """Pytest fixtures for a fake upstream, made once here instead of in every test module.
 
 A fake server is started once per scope and reset (recorded requests and scripted replies
-dropped) before each test that asks for it. Assign the returned fixtures to module names::
+dropped) before and after each test that asks for it. Assign the returned fixtures to module names::
 
     fake_openai_server, fake_openai = fake_fixtures(lambda: FakeOpenAI(), scope="session",
                                                     server_name="fake_openai_server", name="fake_openai")
@@ -31,9 +31,12 @@ def fake_fixtures(make: Callable[[], F], *, scope: Literal["session", "module"] 
         fake.stop()
 
     @pytest.fixture(name=name)
-    def fresh(request: pytest.FixtureRequest) -> F:
+    def fresh(request: pytest.FixtureRequest) -> Iterator[F]:
         upstream: F = request.getfixturevalue(server_name)
         upstream.reset()
-        return upstream
+        yield upstream
+        # After it too: replies a test scripted and did not use (calls it expected to be refused)
+        # would answer the calls of a later test that uses the server without resetting it.
+        upstream.reset()
 
     return server, fresh
