@@ -38,8 +38,13 @@ def _out_of_range(param: str, value: float, low: float, high: float) -> InvalidR
     shown = repr(value)
     if len(shown) > 40:
         shown = shown[:40] + "…"
-    return InvalidRequest(f"{param}: {shown} is out of range (must be between {low:g} and {high:g})",
+    return InvalidRequest(f"{param}: {shown} is out of range (must be between {_bound(low)} and {_bound(high)})",
                           param=param, code="invalid_value")
+
+
+def _bound(value: float) -> str:
+    # Whole bounds in full: ``%g`` showed max_tokens' as 2.14748e+09, which reads as a smaller limit.
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def check_ranges(request: ChatRequest, prefix: str = "") -> None:

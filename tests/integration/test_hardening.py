@@ -115,6 +115,15 @@ def test_numeric_parameters_outside_their_documented_range_are_refused(http, fak
     assert fake_openai.requests == []
 
 
+@pytest.mark.parametrize(("field", "value", "bounds"), [
+    ("max_tokens", 10**26, "between 1 and 2147483647"), ("seed", 2**64, f"between {-(2**63)} and {2**63 - 1}"),
+    ("temperature", 2.5, "between 0 and 2"), ("top_p", 1.5, "between 0 and 1"),
+])
+def test_a_range_refusal_states_the_bounds_exactly(http, field, value, bounds):
+    error = http.post("/v1/chat/completions", json={**CHAT, field: value}).json()["error"]
+    assert f"is out of range (must be {bounds})" in error["message"], error
+
+
 def test_logit_bias_outside_its_range_is_refused(http, fake_openai):
     response = http.post("/v1/chat/completions", json={**CHAT, "logit_bias": {"50256": -101}})
     assert response.status_code == 400 and response.json()["error"]["param"] == "logit_bias.50256"
