@@ -21,6 +21,10 @@ printed beside the plain and miss p50s.
 of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
 ``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
 
+``--floor`` adds a gateway whose only plugin sends one bare ``PING`` per call on the store batch
+(bench/round_trip_floor.py, installed as a third-party plugin): what the round trip itself costs
+on this host, the floor under any plugin that checks shared state before the call.
+
 ``--unix``: the gateways reach that private ``redis-server`` through its Unix socket instead of
 loopback TCP (where Redis runs on the gateway's host; it measured no better than TCP here).
 
@@ -43,6 +47,7 @@ import urllib.request
 from pathlib import Path
 
 import redis
+import round_trip_floor
 from cache import wrk_unique
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 from traffic_cpu import interpreter
@@ -71,13 +76,15 @@ store_timeout_seconds = 10.0
 
 
 def start_gateway(workdir: Path, upstream_port: int, cache: str, extra: str,
-                  source: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+                  source: Path | None = None, plugins: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = workdir / f"junction-{port}.toml"
     config.write_text(
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         f'[stores]\ndocuments = "sqlite+aiosqlite:///{workdir}/documents.db"\ncache = "{cache}"\n' + extra)
     python, env = interpreter(source) if source is not None else (sys.executable, dict(os.environ))
+    if plugins is not None:  # a folder of third-party plugins (bench/round_trip_floor.py's)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(plugins), env.get("PYTHONPATH"))))
     process = subprocess.Popen(pinned(0, [python, "-m", "junction.cli", "serve", "--config", str(config),
                                           "--port", str(port), "--workers", "1"]),
                                cwd=workdir, stderr=subprocess.DEVNULL, env={**env, "JUNCTION_MASTER_KEY": KEY})
@@ -142,6 +149,9 @@ def main() -> None:
     parser.add_argument("--base", type=Path, help="also serve the traffic config from this checkout (before/after)")
     parser.add_argument("--unix", action="store_true", help="the gateways reach the private redis-server through "
                         "its Unix socket (unix://...) instead of TCP on 127.0.0.1")
+    parser.add_argument("--floor", action="store_true", help="also serve a gateway whose only plugin sends one "
+                        "bare PING per call on the store batch (bench/round_trip_floor.py): the cost of the round "
+                        "trip itself on this host")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
@@ -159,13 +169,18 @@ def main() -> None:
     ports: dict[str, int] = {}
     try:
         traffic = TRAFFIC + (CACHE if args.cache else "")
-        sides = [("plain", "memory://", "", None), ("traffic", args.redis, traffic, None)]
+        sides: list[tuple[str, str, str, Path | None]] = [("plain", "memory://", "", None),
+                                                          ("traffic", args.redis, traffic, None)]
+        plugins = round_trip_floor.install(workdir / "plugins") if args.floor else None
+        if args.floor:
+            sides.insert(1, ("floor", args.redis, round_trip_floor.CONFIG, None))
         if args.base is not None:
             # First: the shared documents file is then made at the base's schema, and this
             # checkout's newer migrations move it forward (an older checkout cannot open a newer one).
             sides.insert(0, ("base", args.redis, traffic, args.base))
         for name, cache, extra, source in sides:
-            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra, source)
+            process, ports[name] = start_gateway(workdir, upstream_port, cache, extra, source,
+                                                 plugins if name == "floor" else None)
             processes.append(process)
             wait_until_up(f"http://127.0.0.1:{ports[name]}/healthz", timeout=120)  # a loaded host starts slowly
         key = limited_key(ports["traffic"])
@@ -189,7 +204,7 @@ def main() -> None:
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
-                if args.cache and name != "plain":  # the same request again and again: cache hits
+                if args.cache and name not in ("plain", "floor"):  # the same request again and again: cache hits
                     hits = wrk(url, 1, args.seconds, body=HIT_BODY, key=key)
                     results[name]["hit_p50_ms"].append(hits["p50_ms"])
     finally:
@@ -211,7 +226,7 @@ def main() -> None:
         added = medians[other]["p50_ms"] - medians["plain"]["p50_ms"]
         print(f"{other} RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms); "
               f"CPU {medians[other]['cpu_us'] - medians['plain']['cpu_us']:+.1f} us/request")
-        if args.cache:
+        if args.cache and other != "floor":
             hit = medians[other]["hit_p50_ms"]
             print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, "
                   f"miss {medians[other]['p50_ms']:.3f} ms, hit {hit:.3f} ms (target: hit < plain)   hit rounds: "
