@@ -102,11 +102,6 @@ class OrgCache(_Subscriber, Generic[V]):
             loading.add_done_callback(partial(self._loaded, key))
         return await asyncio.shield(loading)  # a caller that gives up leaves the read to the others
 
-    def expires(self, org_id: str, name: str) -> float | None:
-        """When the entry of ``(org_id, name)`` is read again (monotonic); ``None`` without one."""
-        entry = self._entries.get((org_id, name))
-        return None if entry is None else entry[0] + current_ttl(self._changes, self._ttl)
-
     async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[V]]) -> V:
         generation = self._generation
         value = await load()

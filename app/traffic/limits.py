@@ -3,8 +3,7 @@
 back to the plugin's configured default for that scope.
 
 Org limits are read from the document store once per worker and kept until a change to the org
-arrives on the change bus (or after a TTL, the safety net): no store read per call, and one read
-for all the calls that find them expired together (:class:`~junction.domain.invalidation.OrgCache`). A bridge's
+arrives on the change bus (or after a TTL, the safety net): no store read per call. A bridge's
 limits come with the bridge the ``bridges`` stage already resolved for the call.
 
 What a stage makes of a call's limits (its windows or ledgers, their Redis keys, the script
@@ -22,7 +21,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from junction.domain.invalidation import OrgCache
 from junction.errors import NotFound
 from junction.plugins.call import Call
 from junction.stores.documents.bridges import ResolvedBridge
@@ -65,7 +63,7 @@ class LimitSource:
     def __init__(self, context: Any) -> None:
         self._documents = context.documents
         self._changes = context.changes
-        self._orgs: OrgCache[Limits] = OrgCache("org-limits", context.changes, ttl=ORG_TTL_SECONDS)
+        self._orgs: dict[str, tuple[float, Limits]] = {}
         self._generation = 0
         self._unsubscribe: Any = None
 
@@ -91,23 +89,25 @@ class LimitSource:
 
     def org_expires(self, org_id: str | None) -> float:
         """When the cached limits of ``org_id`` are read again (monotonic); now + TTL without one."""
-        expires = self._orgs.expires(org_id, "") if org_id is not None else None
-        return expires if expires is not None else time.monotonic() + ORG_TTL_SECONDS
+        entry = self._orgs.get(org_id) if org_id is not None else None
+        return entry[0] if entry is not None else time.monotonic() + ORG_TTL_SECONDS
 
     def start(self) -> None:
-        self._orgs.start()  # drops an org's limits when it changes (every org's on "*")
         if self._changes is not None and self._unsubscribe is None:
             self._unsubscribe = self._changes.subscribe(self._on_change)
 
     def close(self) -> None:
-        self._orgs.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
 
     def _on_change(self, change: Any) -> None:
-        if change.kind in ("*", "org"):
+        if change.kind == "*":
             self._generation += 1
+            self._orgs.clear()
+        elif change.kind == "org":
+            self._generation += 1
+            self._orgs.pop(change.id, None)
 
     async def scopes(self, call: Call, defaults: Mapping[str, Limits]) -> list[tuple[Scope, str, Limits]]:
         """``(scope, id, limits)`` of the call's key (unless the master key's), org and bridge,
@@ -132,15 +132,21 @@ class LimitSource:
         return Limits.of(resolved.bridge) if resolved is not None else NO_LIMITS
 
     async def org(self, org_id: str) -> Limits:
+        entry = self._orgs.get(org_id)
+        if entry is not None and time.monotonic() < entry[0]:
+            return entry[1]
         if self._documents is None:
             return NO_LIMITS
-        return await self._orgs.get(org_id, "", lambda: self._read_org(org_id))
-
-    async def _read_org(self, org_id: str) -> Limits:
+        generation = self._generation
         try:
-            return Limits.of(await self._documents.orgs.get(org_id))
+            limits = Limits.of(await self._documents.orgs.get(org_id))
         except NotFound:
-            return NO_LIMITS  # the org is gone: its keys fail authentication soon anyway
+            limits = NO_LIMITS  # the org is gone: its keys fail authentication soon anyway
+        if generation == self._generation:
+            if len(self._orgs) >= 100_000:
+                self._orgs.clear()
+            self._orgs[org_id] = (time.monotonic() + ORG_TTL_SECONDS, limits)
+        return limits
 
 
 class Plans(Generic[P]):

@@ -7,7 +7,6 @@ waiters and the next call reads again; a caller that gives up does not cancel th
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -77,26 +76,3 @@ async def test_a_caller_that_gives_up_leaves_the_read_to_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await leaving
     assert await staying == "v1" and store.reads == 1
-
-
-async def test_an_orgs_limits_are_read_once_for_the_calls_that_need_them_together() -> None:
-    """The rate-limit and budget plans of every caller of an org are remade when its limits are
-    re-read (30 s): the calls that do so at once share one read of the org."""
-    from types import SimpleNamespace
-
-    from junction.traffic.limits import ORG_TTL_SECONDS, LimitSource
-
-    reads: list[str] = []
-
-    class Orgs:
-        async def get(self, org_id: str) -> SimpleNamespace:
-            reads.append(org_id)
-            await asyncio.sleep(0.05)
-            return SimpleNamespace(rpm=5, tpm=None, budget_usd=2.0, budget_period="day")
-
-    source = LimitSource(SimpleNamespace(documents=SimpleNamespace(orgs=Orgs()), changes=None))
-    limits = await asyncio.gather(*(source.org("org_1") for _ in range(32)))
-    assert {(found.rpm, found.budget_usd) for found in limits} == {(5, 2.0)} and reads == ["org_1"]
-    assert await source.org("org_1") == limits[0] and reads == ["org_1"]
-    remaining = source.org_expires("org_1") - time.monotonic()
-    assert ORG_TTL_SECONDS - 1 < remaining <= ORG_TTL_SECONDS
