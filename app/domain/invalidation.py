@@ -4,16 +4,13 @@ list of org ids.
 Used for data read on the hot path (provider credentials, bridges): the first request reads the
 store, later ones read memory, and a ``(kind, id)`` change on the bus drops the affected entries in
 every worker. A read racing with a change is not cached (generation check), so a stale value cannot
-be re-inserted after the change that invalidated it. One read per key at a time: the calls that
-find an entry missing or expired together share it.
+be re-inserted after the change that invalidated it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Generic, TypeVar
 
 from junction.stores.documents.protocol import OrgRepository
@@ -85,24 +82,12 @@ class OrgCache(_Subscriber, Generic[V]):
         self._record_id = record_id
         self._entries: dict[tuple[str, str], tuple[float, V]] = {}
         self._generation = 0
-        #: The read in flight per key, shared by every call that wants it meanwhile.
-        self._loading: dict[tuple[str, str], asyncio.Future[V]] = {}
 
     async def get(self, org_id: str, name: str, load: Callable[[], Awaitable[V]]) -> V:
         key = (org_id, name)
         entry = self._entries.get(key)
         if entry is not None and time.monotonic() - entry[0] < current_ttl(self._changes, self._ttl):
             return entry[1]
-        loading = self._loading.get(key)
-        if loading is None:
-            # One store read per key, however many calls wait for it: on the embedded default
-            # entries live a second, and under load every call that found one expired read the
-            # store at once, each with a connection of its own (past the pool's size, a new one).
-            loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
-            loading.add_done_callback(partial(self._loaded, key))
-        return await asyncio.shield(loading)  # a caller that gives up leaves the read to the others
-
-    async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[V]]) -> V:
         generation = self._generation
         value = await load()
         if generation == self._generation:
@@ -110,18 +95,11 @@ class OrgCache(_Subscriber, Generic[V]):
                 self._entries.clear()
                 self._chars = 0
             self._entries[key] = (time.monotonic(), value)
-            self._chars += len(key[0]) + len(key[1])
+            self._chars += len(org_id) + len(name)
         return value
-
-    def _loaded(self, key: tuple[str, str], loading: asyncio.Future[V]) -> None:
-        if self._loading.get(key) is loading:
-            del self._loading[key]
-        if not loading.cancelled():
-            loading.exception()  # retrieved: its waiters have it (and with none left, nobody needs it)
 
     def forget(self, predicate: Callable[[tuple[str, str], V], bool] | None = None) -> None:
         self._generation += 1
-        self._loading.clear()  # a read begun before the change is not shared with calls after it
         if predicate is None:
             self._entries.clear()
             self._chars = 0
