@@ -216,23 +216,19 @@ def test_the_anthropic_ingress_gets_the_same_headers_and_refusals(node: str, adm
     assert "anthropic-ratelimit-requests-limit" not in openai_path.headers
 
 
-def counted_sdks(node: str, key: str, sent: list[Any]) -> tuple[openai.OpenAI, anthropic.Anthropic]:
-    """The official SDKs as shipped (two retries on a 429 unless told otherwise), each request
-    they send appended to ``sent``."""
-    hooks = {"request": [sent.append]}
-    return (openai.OpenAI(base_url=f"{node}/v1", api_key=key, max_retries=2,
-                          http_client=httpx2.Client(event_hooks=hooks)),
-            anthropic.Anthropic(base_url=node, api_key=key, max_retries=2,
-                                http_client=httpx2.Client(event_hooks=hooks)))
-
-
 def assert_sdks_do_not_retry(node: str, key: str) -> None:
+    """The official SDKs as shipped (two retries on a 429 unless told otherwise) send one request
+    each for a refusal that says not to retry."""
     sent: list[Any] = []
-    openai_client, anthropic_client = counted_sdks(node, key, sent)
-    with pytest.raises(openai.RateLimitError):
-        openai_client.chat.completions.create(**BODY)
-    with pytest.raises(anthropic.RateLimitError):
-        anthropic_client.messages.create(**BODY)
+    hooks = {"request": [sent.append]}
+    with openai.OpenAI(base_url=f"{node}/v1", api_key=key, max_retries=2,
+                       http_client=httpx2.Client(event_hooks=hooks)) as openai_client, \
+            anthropic.Anthropic(base_url=node, api_key=key, max_retries=2,
+                                http_client=httpx2.Client(event_hooks=hooks)) as anthropic_client:
+        with pytest.raises(openai.RateLimitError):
+            openai_client.chat.completions.create(**BODY)
+        with pytest.raises(anthropic.RateLimitError):
+            anthropic_client.messages.create(**BODY)
     assert len(sent) == 2  # one request each: no retry in vain
 
 
