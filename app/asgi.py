@@ -32,6 +32,7 @@ from junction.ingress.lean import PATH as LEAN_PATH
 from junction.ingress.lean import LeanChat
 from junction.ingress.openai import openai_routes
 from junction.logs import AccessLog, configure_logging, flush_logs
+from junction.native_threads import NativeThreadPolicy
 from junction.openapi import describe_request_bodies, docs_assets, openapi_config
 from junction.plugins.manager import collect_routes
 from junction.plugins.protocols import RouteContext
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     context = RouteContext(authenticate=gateway.authenticate, components=plugins.by_name, services=runtime.context,
                            runtime=runtime)
     added, middleware = collect_routes(plugins, context)
+    native_threads = NativeThreadPolicy(settings.server.batch_native_threads)
     _refuse_taken_paths(own, added)
     describe_request_bodies(own)
     built = JunctionApp(
@@ -114,8 +116,8 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
         middleware=[DefineMiddleware(BodyGuard, settings=settings), *middleware],
         before_send=[add_request_id_header],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects],
-        on_shutdown=[runtime.close, flush_logs],
+        on_startup=[runtime.start, catalog.warm_up, freeze_startup_objects, native_threads.start],
+        on_shutdown=[native_threads.close, runtime.close, flush_logs],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(junction.__version__),
         cors_config=_cors(settings),
