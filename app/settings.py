@@ -64,8 +64,9 @@ class ServerSettings(_Strict):
     #: Serve ``POST /v1/chat/completions`` on the lean raw-ASGI path (app/ingress/lean.py), same
     #: behaviour as the Litestar route with less work per request; false routes it through Litestar.
     lean_ingress: bool = True
-    #: Run Granian's native threads as ``SCHED_BATCH`` (Linux), so they stop preempting the
-    #: worker's Python thread each time they wake (app/native_threads.py).
+    #: Run the worker's native threads (Granian's runtime, and any a native library starts) as
+    #: ``SCHED_BATCH`` (Linux), so they stop preempting its Python thread each time they wake
+    #: (app/native_threads.py).
     batch_native_threads: bool = True
 
 
