@@ -19,17 +19,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_BATCH") or not Path("/pro
                                 reason="scheduling policies as Linux has them")
 
 
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        for task in Path(f"/proc/{current}/task").iterdir():
-            children = (task / "children").read_text().split()
-            found += map(int, children)
-            stack += map(int, children)
-    return found
-
-
 def _threads(pid: int) -> dict[int, tuple[str, int]]:
     """``tid -> (name, policy)`` of a process's threads."""
     threads = {}
@@ -42,15 +31,10 @@ def _threads(pid: int) -> dict[int, tuple[str, int]]:
 
 
 def _worker(server: JunctionProcess) -> int:
-    """The Granian worker: the process whose threads include the Rust runtime's."""
-    assert server.process is not None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for pid in _descendants(server.process.pid):
-            if any(name.startswith("tokio") for name, _ in _threads(pid).values()):
-                return pid
-        time.sleep(0.1)
-    raise AssertionError("no Granian worker with runtime threads was found")
+    """The one Granian worker (whose runtime threads have started once it answered a request)."""
+    (worker,) = server.worker_pids()
+    assert any(name.startswith("tokio") for name, _ in _threads(worker).values()), _threads(worker)
+    return worker
 
 
 def _chat(server: JunctionProcess) -> None:
@@ -83,5 +67,4 @@ def test_turned_off_every_thread_keeps_the_default_policy(fake_openai_server: Fa
         worker = _worker(server)
         time.sleep(1.5)  # past the first look (0.5 s after start-up) of a policy that were on
         threads = _threads(worker)
-        assert any(name.startswith("tokio") for name, _ in threads.values())
         assert {policy for _, policy in threads.values()} == {os.SCHED_OTHER}, threads
