@@ -31,6 +31,8 @@ import logging
 import os
 import threading
 
+from junction.plugins.background import stop
+
 log = logging.getLogger("junction.native_threads")
 
 #: Seconds after start-up before the first look (the runtime's threads start once it is over).
@@ -74,11 +76,7 @@ class NativeThreadPolicy:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass  # the cancel just made
+            await stop(self._task)
             self._task = None
 
     async def _keep(self) -> None:

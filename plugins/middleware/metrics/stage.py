@@ -23,6 +23,7 @@ from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.events import Finished, UsageEvents, finished, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
 from junction.plugins import Call, PluginContext, Stage
+from junction.plugins.background import stop
 
 SERVER_TIMING = "server-timing"
 _SERVER_TIMING = "gateway;dur=%.2f, upstream;dur=%.2f"
@@ -73,11 +74,7 @@ class MetricsStage(Stage):
 
     async def close(self) -> None:
         if self._drainer is not None:
-            self._drainer.cancel()
-            try:
-                await self._drainer
-            except asyncio.CancelledError:
-                pass  # the cancel just made
+            await stop(self._drainer)
             self._drainer = None
         self.drain()
         if self.prometheus is not None:
