@@ -19,9 +19,10 @@ The runtime starts its threads after the ASGI start-up, and may start more later
 looked up shortly after start-up and again every :data:`RESCAN_SECONDS`. "Native" means every
 thread of the process that Python's ``threading`` does not know: Granian's, and any a native
 library starts (an upstream client's own runtime, say), which wake for I/O the same way. The
-Python thread and the threads Python code starts (the ledger writer, database drivers' threads)
-keep the default policy. ``[server] batch_native_threads = false`` turns this off; it does
-nothing off Linux.
+Python thread and the threads Python code starts (database drivers' threads) are left as they
+are; the embedded ledger's thread sets its own (``SCHED_IDLE``, see
+:mod:`junction.stores.metrics.sqlite_ledger`). ``[server] batch_native_threads = false`` turns
+this off; it does nothing off Linux.
 """
 
 from __future__ import annotations

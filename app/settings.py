@@ -64,9 +64,9 @@ class ServerSettings(_Strict):
     #: Serve ``POST /v1/chat/completions`` on the lean raw-ASGI path (app/ingress/lean.py), same
     #: behaviour as the Litestar route with less work per request; false routes it through Litestar.
     lean_ingress: bool = True
-    #: Run the worker's native threads (Granian's runtime, and any a native library starts) as
-    #: ``SCHED_BATCH`` (Linux), so they stop preempting its Python thread each time they wake
-    #: (app/native_threads.py).
+    #: Run the worker's native threads (Granian's runtime, any a native library starts) as ``SCHED_BATCH``
+    #: and the embedded ledger's thread as ``SCHED_IDLE`` (Linux): they stop preempting its Python thread
+    #: on each wake-up (app/native_threads.py, stores/metrics/sqlite_ledger.py). False: default policies.
     batch_native_threads: bool = True
 
 

@@ -5,6 +5,8 @@ values the chunks hold."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 
 import msgspec
@@ -190,3 +192,56 @@ def test_a_batch_is_prepared_a_chunk_at_a_time(monkeypatch):
     assert formatted == [CHUNK]  # the first chunk's times, no more
     rest = list(chunks)
     assert sum(formatted) == len(batch) and max(formatted) <= CHUNK and len(rest) + 1 == len(formatted)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_batches_are_written_in_idle_time_unless_the_writer_falls_behind(tmp_path):
+    """The ledger's thread shares the serving worker's core: it runs as SCHED_IDLE, so a batch
+    never keeps the event loop from a request. A writer that falls behind (a whole batch more
+    waiting) writes at the default policy, on a thread of its own, so a worker that is never idle
+    still records every call."""
+    backend, _ = await open_backend("sqlite", tmp_path)
+    settings = msgspec.structs.replace(backend.settings.metrics, batch_size=50, flush_seconds=0.05)
+    writer = UsageWriter(backend.engine, settings)
+    await writer.start()
+    ledger = writer._sqlite
+    assert ledger is not None
+    try:
+        writer.record_many(varied(10))  # a trickle: written in idle time
+        await _written(writer, 10)
+        assert ledger._thread.submit(os.sched_getscheduler, 0).result() == os.SCHED_IDLE
+        assert ledger._urgent is None
+        writer.record_many(varied(500))  # ten batches at once: behind
+        await _written(writer, 510)
+        assert ledger._urgent is not None
+        assert ledger._urgent.submit(os.sched_getscheduler, 0).result() == os.SCHED_OTHER
+    finally:
+        await writer.close()
+        await close_backend(backend, None)
+    database = sqlite3.connect(tmp_path / "metrics.db")
+    try:
+        assert database.execute("SELECT count(*) FROM usage_events").fetchone() == (510,)
+    finally:
+        database.close()
+
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_turned_off_the_ledger_thread_keeps_the_default_policy(tmp_path):
+    # [server] batch_native_threads = false: every thread of the worker at the default policy.
+    backend, _ = await open_backend("sqlite", tmp_path)
+    try:
+        writer = UsageWriter(backend.engine, backend.settings.metrics, idle_thread=False)
+        await writer.write(varied(5))
+        assert writer._sqlite is not None
+        assert writer._sqlite._thread.submit(os.sched_getscheduler, 0).result() == os.SCHED_OTHER
+        await writer.close()
+    finally:
+        await close_backend(backend, None)
+
+async def _written(writer: UsageWriter, count: int) -> None:
+    for _ in range(200):
+        if writer.written >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{writer.written} of {count} events written")

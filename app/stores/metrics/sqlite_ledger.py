@@ -28,11 +28,23 @@ statement run, the cursor closed), and their bookkeeping cost the serving thread
 statements' parameters. The statements are prepared on the serving thread (a chunk at a time
 costs it a fraction of a millisecond); SQLite runs them on the ledger's thread, mostly without
 the GIL.
+
+The ledger's thread runs as ``SCHED_IDLE`` (Linux): it shares the serving worker's core, and at
+the default policy a batch (about 4 ms of SQLite at 1,500 events) took that core from the event
+loop as it woke for a request, which then waited for the batch (``perf sched``: the event
+loop's scheduling delay reached 4 ms once a second). Idle, a batch is written in the time the
+worker leaves free, and any thread of the worker that wakes preempts it at once. A worker that
+is never idle must still record every call, so a batch is written on a second thread, at the
+default policy, when the writer falls behind (a whole batch more is waiting) or shuts down: an
+unprivileged thread may enter ``SCHED_IDLE`` but not leave it. ``[server] batch_native_threads =
+false`` keeps the ledger's thread at the default policy too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +63,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 _astuple = msgspec.structs.astuple
+log = logging.getLogger("junction.metrics")
 _TIME = "%Y-%m-%d %H:%M:%S.%f"
 #: Bound parameters one statement may hold (SQLite's default limit: 32766 since 3.32, 999 before).
 _VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
@@ -164,31 +177,54 @@ async def write(connection: AsyncConnection, batch: Sequence[UsageEvent], keeps_
 CACHE_KIB = 256
 
 
+def _yield_the_core() -> None:
+    """Runs first on the ledger's thread: ``SCHED_IDLE`` where Linux has it (see the module docstring)."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as error:  # a sandbox may forbid it: the batches are written at the default policy
+        log.info("the usage ledger's thread keeps the default scheduling policy: %s", error)
+
+
 class SqliteLedger:
     """Writes batches to a ledger file on a thread and connection of its own (see the module's
     docstring); one batch at a time, each in one transaction."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, idle: bool = True) -> None:
         self._path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="junction-ledger")
+        self._idle = idle
+        #: ``idle``: the thread yields the core (see the module docstring); off, the default policy.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="junction-ledger",
+                                          initializer=_yield_the_core if idle else None)
+        #: The default-policy thread of urgent batches, made when the first one comes.
+        self._urgent: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
 
     @classmethod
-    def of(cls, engine: AsyncEngine) -> SqliteLedger | None:
+    def of(cls, engine: AsyncEngine, idle: bool = True) -> SqliteLedger | None:
         """The writer of ``engine``'s ledger when it is a SQLite file, else ``None``."""
         database = engine.url.database
         if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
             return None
-        return cls(database)
+        return cls(database, idle)
 
-    async def write(self, batch: Sequence[UsageEvent], keeps_rollups: bool) -> None:
+    async def write(self, batch: Sequence[UsageEvent], keeps_rollups: bool, urgent: bool = False) -> None:
+        """Write ``batch``; ``urgent`` (the writer is behind, or closing): at the default scheduling
+        policy, not in the worker's idle time only."""
         minutes: rollups.Sums | None = {} if keeps_rollups else None
         inserts = []
         for chunk in statements(batch, minutes):  # a chunk at a time, the event loop's other work in between
             inserts.append(chunk)
             await asyncio.sleep(0)
         upserts = rollups.sqlite_upserts(minutes, as_text) if minutes else []
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, upserts, inserts)
+        thread = self._thread
+        if urgent and self._idle:
+            if self._urgent is None:
+                self._urgent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="junction-ledger-urgent")
+            thread = self._urgent
+        # One batch at a time (the writer's one slot for SQLite): the two threads never use the connection at once.
+        await asyncio.get_running_loop().run_in_executor(thread, self._write, upserts, inserts)
 
     def _write(self, upserts: list[tuple[str, list[tuple[Any, ...]]]], inserts: list[tuple[str, tuple[Any, ...]]]) -> None:
         connection = self._connection
@@ -216,6 +252,8 @@ class SqliteLedger:
         """Close the connection (after the batch in hand, if any) and the thread."""
         self._thread.submit(self._close).result()
         self._thread.shutdown()
+        if self._urgent is not None:
+            self._urgent.shutdown()
 
     def _close(self) -> None:
         if self._connection is not None:

@@ -69,7 +69,8 @@ class MetricsStore:
         detect the branch; a server that does not answer does not stop start-up (``/readyz`` says
         so, calls are buffered and the check runs again before the first write)."""
         engine = self.engine
-        self.writer = UsageWriter(engine, self._settings.metrics, prepare=self._prepare)
+        self.writer = UsageWriter(engine, self._settings.metrics, prepare=self._prepare,
+                                  idle_thread=self._settings.server.batch_native_threads)
         if engine.dialect.name == "sqlite":
             await migrate.upgrade(engine, self._settings)
         try:

@@ -65,10 +65,11 @@ def as_datetime(epoch: float) -> datetime:
 
 class UsageWriter:
     def __init__(self, engine: AsyncEngine, settings: MetricsSettings, *, keeps_rollups: bool = True,
-                 prepare: Callable[[], Awaitable[None]] | None = None) -> None:
+                 prepare: Callable[[], Awaitable[None]] | None = None, idle_thread: bool = True) -> None:
         self._engine = engine
-        #: A ledger in a SQLite file is written on a connection and thread of its own.
-        self._sqlite = sqlite_ledger.SqliteLedger.of(engine)
+        #: A ledger in a SQLite file is written on a connection and thread of its own (``SCHED_IDLE``
+        #: unless ``idle_thread`` is false: ``[server] batch_native_threads``).
+        self._sqlite = sqlite_ledger.SqliteLedger.of(engine, idle_thread)
         #: Run before each write until it succeeds once (the store's schema check and detection).
         self._prepare = prepare
         self._settings = settings
@@ -218,7 +219,9 @@ class UsageWriter:
         if self._prepare is not None:
             await self._prepare()
         if self._sqlite is not None:
-            await self._sqlite.write(batch, self.keeps_rollups)
+            # Behind (a whole batch more waits) or closing: not in the worker's idle time only.
+            urgent = self._closing or len(self._buffer) >= self._batch
+            await self._sqlite.write(batch, self.keeps_rollups, urgent)
             return
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
