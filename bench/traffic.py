@@ -9,7 +9,8 @@ org carry rpm, tpm and a daily budget high enough never to refuse, so every call
 pipelined Redis round trip before the call, and settles both after it. wrk (CPU 1) alternates
 between the two round by round, ABBA. Prints the medians and every round of RPS at 32
 connections and p50/p99 latency at one, and the ratios the issue targets (>= 70% of the plain
-RPS, <= +0.25 ms on the c=1 p50).
+RPS, <= +0.25 ms on the c=1 p50), and the private Redis's CPU per request at 32 connections: what
+the shared store spends on each call, so what one Redis core can carry for every node together.
 
 ``--cache`` turns the response cache on too (Redis) and makes every request one never asked
 before (bench/unique.lua), so each traffic call is a miss: admission, lookup and lock in one
@@ -159,13 +160,17 @@ def main() -> None:
     if args.redis is None:
         redis_port = free_port()
         socket = workdir / "redis.sock"
-        processes.append(subprocess.Popen(pinned(1, ["redis-server", "--port", str(redis_port), "--save", "",
+        redis_server = subprocess.Popen(pinned(1, ["redis-server", "--port", str(redis_port), "--save", "",
                                                      "--appendonly", "no", "--dir", str(workdir),
                                                      "--unixsocket", str(socket), "--unixsocketperm", "700"]),
-                                          stdout=subprocess.DEVNULL))
+                                        stdout=subprocess.DEVNULL)
+        processes.append(redis_server)
         args.redis = f"unix://{socket}?db=0" if args.unix else f"redis://127.0.0.1:{redis_port}/0"
         wait_for_redis(args.redis)
     forget(args.redis)
+    #: The private redis-server's pid, whose CPU per request each side is charged (the shared
+    #: store's cost: what one Redis core can serve for every node).
+    redis_pid = processes[-1].pid if len(processes) > 1 else None
     ports: dict[str, int] = {}
     try:
         traffic = TRAFFIC + (CACHE if args.cache else "")
@@ -187,7 +192,7 @@ def main() -> None:
         load = wrk_unique if args.cache else wrk
         for port in ports.values():
             load(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3, key=key)  # warm-up (key caches, pools)
-        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": [], "hit_p50_ms": []}
+        results = {name: {"rps_32": [], "p50_ms": [], "p99_ms": [], "cpu_us": [], "redis_us": [], "hit_p50_ms": []}
                    for name in ports}
         pids = {name: process.pid for name, process in zip(ports, processes[-len(ports):])}
         for round_ in range(args.rounds):
@@ -197,6 +202,7 @@ def main() -> None:
                 results[name]["p50_ms"].append(one["p50_ms"])
                 results[name]["p99_ms"].append(one["p99_ms"])
                 cpu = cpu_seconds(pids[name])
+                redis_cpu = cpu_seconds(redis_pid) if redis_pid else 0.0
                 rps = load(url, 32, args.seconds, key=key)["rps"]
                 if not rps:
                     raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s "
@@ -204,6 +210,8 @@ def main() -> None:
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
                 results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
+                if redis_pid:
+                    results[name]["redis_us"].append((cpu_seconds(redis_pid) - redis_cpu) / (rps * args.seconds) * 1e6)
                 if args.cache and name not in ("plain", "floor"):  # the same request again and again: cache hits
                     hits = wrk(url, 1, args.seconds, body=HIT_BODY, key=key)
                     results[name]["hit_p50_ms"].append(hits["p50_ms"])
@@ -226,6 +234,9 @@ def main() -> None:
         added = medians[other]["p50_ms"] - medians["plain"]["p50_ms"]
         print(f"{other} RPS = {ratio:.1%} of plain (target >= 70%); c=1 p50 {added:+.3f} ms (target <= +0.25 ms); "
               f"CPU {medians[other]['cpu_us'] - medians['plain']['cpu_us']:+.1f} us/request")
+        if redis_pid:
+            print(f"{other} Redis CPU {medians[other]['redis_us']:.1f} us/request (rounds: "
+                  + "  ".join(f"{value:.1f}" for value in results[other]["redis_us"]) + ")")
         if args.cache and other != "floor":
             hit = medians[other]["hit_p50_ms"]
             print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, "

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from junction.traffic.lua import NOW
+
 Period = Literal["day", "month"]
 NANO = 1_000_000_000
 #: A reservation not settled after this long lapses (its call's node died).
 RESERVATION_TTL_MS = 15 * 60 * 1000
 
-_NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
 
 # Drops a ledger's lapsed reservations (their calls' nodes died) and returns how much they held.
 _PURGE = """
@@ -43,9 +44,11 @@ end
 # once (PipelinedRedis.prepare). Lapsed reservations are dropped only when they could change the
 # answer (the call does not fit with them): they are rare (a node died mid-call), and until then
 # they only make the check stricter. Expiries are set when a key is made, not on every call.
-RESERVE = _NOW + _PURGE + """
+# Commands get strings, not numbers (see junction.traffic.lua).
+RESERVE = NOW + _PURGE + """
 local n = #KEYS / 2
 local ttl = tonumber(ARGV[1])
+local lapses = string.format('%d', now + ttl)
 local call, amount = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
 local refused = 0
 local state = {}
@@ -64,10 +67,10 @@ local out = {refused}
 for i = 1, n do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
   if refused == 0 then
-    local expires = tonumber(ARGV[2 * i + 1])
-    redis.call('ZADD', z, now + ttl, call .. ':' .. ARGV[3 + 2 * n])
+    local expires = ARGV[2 * i + 1]
+    redis.call('ZADD', z, lapses, call .. ':' .. ARGV[3 + 2 * n])
     redis.call('HINCRBY', h, 'reserved', ARGV[3 + 2 * n])
-    if expires > 0 then
+    if expires ~= '0' then
       if state[i][3] then redis.call('PEXPIREAT', h, expires) end
       -- Nothing reserved: the set was empty, so Redis had deleted it and ZADD made a new one.
       if state[i][2] == 0 then redis.call('PEXPIREAT', z, expires) end
@@ -80,21 +83,24 @@ end
 return out
 """
 
-# Amounts go back to Redis as the strings they came in, or as ``0 - x``: Lua formats a number
-# with "%.14g" (exponents from 1e14) and a negated zero as "-0", which INCRBY refuses.
+# Amounts go back to Redis as the strings they came in (whole nano-dollars, never negative), the
+# reservation's with a minus sign before it: a Lua number would be formatted (see
+# junction.traffic.lua), and "-0" is refused by HINCRBY, so nothing is sent for a zero.
 # KEYS: the call's ledgers (hash, reservations). ARGV: its reservation's member, the amount, the cost.
 SETTLE = """
-local member, reserved, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, reserved, cost = ARGV[1], ARGV[2], ARGV[3]
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'reserved', 0 - reserved) end
-  if cost > 0 then redis.call('HINCRBY', h, 'spent', ARGV[3]) end
+  if redis.call('ZREM', z, member) == 1 and reserved ~= '0' then
+    redis.call('HINCRBY', h, 'reserved', '-' .. reserved)
+  end
+  if cost ~= '0' then redis.call('HINCRBY', h, 'spent', cost) end
 end
 return 0
 """
 
 # KEYS: per ledger, its hash and reservations (lapsed ones are dropped first: a report is exact).
-USAGE = _NOW + _PURGE + """
+USAGE = NOW + _PURGE + """
 local out = {}
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]

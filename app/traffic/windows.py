@@ -23,53 +23,58 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from junction.traffic.lua import NOW
+
 #: Length of every window: limits are per minute.
 WINDOW_MS = 60_000
 #: A refusal's Retry-After scans at most this many of the oldest entries to find when enough
 #: ages out; beyond them it answers the whole window (an upper bound).
 _RETRY_SCAN = 256
 
-#: Redis's own clock, so nodes whose clocks differ still share one timeline.
-_NOW = "local clock = redis.call('TIME')\nlocal now = clock[1] * 1000 + math.floor(clock[2] / 1000)\n"
-
 # One log per scope (key, org, bridge, model) holds both kinds: requests are its entries (ZCARD),
 # tokens the running total beside it. KEYS: per scope, the log and its token total. ARGV: the
 # window (ms); per scope its rpm and tpm (-1: none); then the call's id and token reservation.
 # The fixed arguments come first so a scope set's call is packed once (PipelinedRedis.prepare).
 # Answers: the refused window (0: none; 2i-1 requests, 2i tokens of scope i), the ms until the
-# call would fit, and per scope its request count, token total and ms until its oldest entry ages out.
+# call would fit, per scope its request count, token total and ms until its oldest entry ages out,
+# and last the time the call's entries carry (what a settle finds them by).
 #
 # Each redis.call costs about a microsecond, so the common case makes few: one read of the two
 # oldest entries tells whether any aged out (usually none, or one per call under steady load)
 # and gives the reset header; only when both aged out is the log scanned for the rest. Expiries
 # are renewed (to two windows ahead) when a key is new or would lapse within a window, not on
 # every call: a key so always outlives its newest entry by a window.
-ADMIT = _NOW + """
+ADMIT = NOW + """
 local window = tonumber(ARGV[1])
 local edge = now - window
 local n = #KEYS / 2
-local call, tokens = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n])
+local call, tokens, taken = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n]), ARGV[3 + 2 * n]
 local refused, retry = 0, 0
 local counts, totals, firsts, renew = {}, {}, {}, {}
 for i = 1, n do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local head = redis.call('ZRANGE', z, 0, 1, 'WITHSCORES')
+  local head = redis.call('ZRANGE', z, '0', '1', 'WITHSCORES')
   local stored = redis.call('GET', t)
   local total = tonumber(stored or '0')
   local first = head[2] and tonumber(head[2])
   if first and first <= edge then
-    local aged, freed = 1, tonumber(string.match(head[1], ':(%d+)$'))
+    local gone = string.match(head[1], ':(%d+)$')
+    local freed = tonumber(gone)
     first = head[4] and tonumber(head[4])
     if first and first <= edge then  -- more than one aged out: find them all
       local old = redis.call('ZRANGEBYSCORE', z, '-inf', edge)
-      aged, freed = #old, 0
+      local aged = #old
+      freed = 0
       for k = 1, aged do freed = freed + tonumber(string.match(old[k], ':(%d+)$')) end
       local entry = redis.call('ZRANGE', z, aged, aged, 'WITHSCORES')
       first = entry[2] and tonumber(entry[2])
+      redis.call('ZREMRANGEBYRANK', z, 0, aged - 1)
+      gone = freed
+    else  -- the common case under steady load: one entry aged out
+      redis.call('ZREM', z, head[1])
     end
-    redis.call('ZREMRANGEBYRANK', z, 0, aged - 1)
     if stored and freed > 0 then
-      redis.call('DECRBY', t, freed)
+      redis.call('DECRBY', t, gone)
       total = total - freed
     end
   end
@@ -99,12 +104,12 @@ for i = 1, n do
   end
 end
 local out = {refused, retry}
-local member = call .. ':' .. tokens
+local member = call .. ':' .. taken
 for i = 1, n do
   if refused == 0 then
     local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-    redis.call('ZADD', z, now, member)
-    if tokens > 0 then redis.call('INCRBY', t, tokens) end
+    redis.call('ZADD', z, at, member)
+    if tokens > 0 then redis.call('INCRBY', t, taken) end
     if renew[i] then
       -- Both lapse at the same moment (a purge must find the total), two windows ahead.
       redis.call('PEXPIREAT', z, now + 2 * window)
@@ -117,22 +122,25 @@ for i = 1, n do
   out[#out + 1] = totals[i]
   out[#out + 1] = (firsts[i] and (firsts[i] + window - now)) or 0
 end
+out[#out + 1] = now
 return out
 """.replace("SCAN", str(_RETRY_SCAN - 1))
 
 # KEYS: the call's logs and token totals. ARGV: its entry, the entry with the tokens it used,
-# the difference. An entry keeps its place (its time): it still counts as a request. The new entry
-# goes in before the old one leaves: emptied, a log would be dropped by Redis and come back without
-# its expiry (kept for ever, and its total lapsing without it).
+# the difference, and the entry's time (ADMIT's answer). An entry keeps its place (its time): it
+# still counts as a request. The new entry goes in before the old one leaves: emptied, a log would
+# be dropped by Redis and come back without its expiry (kept for ever, and its total lapsing
+# without it). An old entry that is gone already (aged out) takes the new one with it: nothing to
+# settle. Three commands a scope in the common case, no read first (a ZSCORE cost as much as each).
 SETTLE = """
-local old, new = ARGV[1], ARGV[2]
+local old, new, at = ARGV[1], ARGV[2], ARGV[4]
 for i = 1, #KEYS / 2 do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
-  local score = redis.call('ZSCORE', z, old)
-  if score then
-    redis.call('ZADD', z, score, new)
-    redis.call('ZREM', z, old)
+  redis.call('ZADD', z, at, new)
+  if redis.call('ZREM', z, old) == 1 then
     redis.call('INCRBY', t, ARGV[3])
+  else
+    redis.call('ZREM', z, new)
   end
 end
 return 0
@@ -156,13 +164,15 @@ class Window:
 @dataclass(slots=True)
 class Admission:
     """What a window check answered: ``refused`` is the index of the first window the call did
-    not fit (``None``: admitted everywhere), ``retry_ms`` when it would, and per window the total
-    after the check and the milliseconds until its oldest entry ages out."""
+    not fit (``None``: admitted everywhere), ``retry_ms`` when it would, per window the total
+    after the check and the milliseconds until its oldest entry ages out, and the time (ms) the
+    call's entries carry."""
 
     refused: int | None
     retry_ms: int
     totals: list[int]
     resets_ms: list[int]
+    at_ms: int = 0
 
 
 def parse_admission(raw: Sequence[object], windows: Sequence[Window], at: dict[int, int]) -> Admission:
@@ -175,7 +185,7 @@ def parse_admission(raw: Sequence[object], windows: Sequence[Window], at: dict[i
         totals.append(values[base] if window.unit == "requests" else values[base + 1])
         resets.append(values[base + 2])
     return Admission(refused=at[values[0]] if values[0] else None, retry_ms=values[1], totals=totals,
-                     resets_ms=resets)
+                     resets_ms=resets, at_ms=values[-1])
 
 
 @dataclass(slots=True)
@@ -225,7 +235,7 @@ class MemoryWindows:
             for window, log in zip(windows, logs, strict=True):
                 log.entries[call] = (now, window.amount)
                 log.total += window.amount
-        return Admission(refused, retry, [log.total for log in logs], [log.reset_ms(now) for log in logs])
+        return Admission(refused, retry, [log.total for log in logs], [log.reset_ms(now) for log in logs], now)
 
     def settle(self, windows: Sequence[Window], call: str, used: int) -> None:
         for window in windows:
@@ -251,7 +261,7 @@ class MemoryWindows:
 
 
 # KEYS: a scope's log and token total. Answers its requests and tokens of the last window.
-USAGE = _NOW + """
+USAGE = NOW + """
 local window = tonumber(ARGV[1])
 local z, t = KEYS[1], KEYS[2]
 local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)

@@ -39,3 +39,21 @@ async def test_a_lapsed_reservation_frees_its_budget_for_the_next_call_and_in_re
     finally:
         await client.delete(*keys)
         await client.aclose()
+
+
+async def test_settles_of_nothing_reserved_or_nothing_spent_leave_the_ledger_exact() -> None:
+    """A free call reserves 0 and a failed one costs 0: the settle sends nothing for either
+    (Redis refuses to add "-0"), and the rest is still settled."""
+    client = redis.Redis.from_url(LIVE)
+    stem = f"zero-test-{secrets.token_hex(4)}"
+    ledger = Ledger(scope="key", stem=stem, cap=100, amount=0, period_end=None)
+    keys, fixed = ledger_fixed([ledger])
+    try:
+        for call, amount, cost in (("free", 0, 0), ("free-but-charged", 0, 12), ("refunded", 40, 0)):
+            assert parse_reservation(await client.eval(RESERVE, len(keys), *keys, *fixed, call, amount)).refused is None
+            await client.eval(SETTLE, len(keys), *keys, f"{call}:{amount}", amount, cost)
+        assert [int(v) for v in await client.eval(USAGE, len(keys), *keys)] == [12, 0]
+        assert await client.zcard(keys[1]) == 0  # no reservation left behind
+    finally:
+        await client.delete(*keys)
+        await client.aclose()

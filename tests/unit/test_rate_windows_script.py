@@ -62,13 +62,36 @@ async def test_a_log_keeps_its_expiry_when_its_only_entry_is_settled() -> None:
     stem = f"windows-test-{secrets.token_hex(4)}"
     keys = [stem + ":log", stem + ":tok"]
     try:
-        await client.eval(ADMIT, 2, *keys, 60_000, 10, 10_000, "only", 500)
-        await client.eval(SETTLE, 2, *keys, "only:500", "only:120", -380)
-        assert await client.zrange(keys[0], 0, -1) == [b"only:120"]
+        at = int((await client.eval(ADMIT, 2, *keys, 60_000, 10, 10_000, "only", 500))[-1])
+        assert await client.zscore(keys[0], "only:500") == at  # the answer names the entry's time
+        await client.eval(SETTLE, 2, *keys, "only:500", "only:120", -380, at)
+        assert await client.zrange(keys[0], 0, -1, withscores=True) == [(b"only:120", at)]  # kept its place
         assert await client.get(keys[1]) == b"120"
         # Both still lapse, together: a log without its total would be read wrong later.
         log_ttl, total_ttl = await client.pttl(keys[0]), await client.pttl(keys[1])
         assert 60_000 <= log_ttl <= 120_000 and abs(log_ttl - total_ttl) < 50
+    finally:
+        await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_a_settle_that_comes_after_its_entry_aged_out_changes_nothing() -> None:
+    client = redis.Redis.from_url(LIVE)
+    stem = f"windows-test-{secrets.token_hex(4)}"
+    keys = [stem + ":log", stem + ":tok"]
+    try:
+        gone = await admit(client, keys, "gone", 100)
+        await asyncio.sleep(0.35)
+        await admit(client, keys, "kept", 40)  # "gone" aged out: the log holds "kept" alone
+        await client.eval(SETTLE, 2, *keys, "gone:100", "gone:7", -93, gone[-1])
+        # Not brought back (it would count as a request again), and the total not corrected
+        # for tokens that left it when the entry aged out.
+        assert await client.zrange(keys[0], 0, -1) == [b"kept:40"]
+        assert await client.get(keys[1]) == b"40"
+        # A log that has gone whole (expired) is not made again, without an expiry.
+        await client.delete(*keys)
+        await client.eval(SETTLE, 2, *keys, "kept:40", "kept:5", -35, gone[-1])
+        assert await client.exists(*keys) == 0
     finally:
         await client.delete(*keys)
         await client.aclose()

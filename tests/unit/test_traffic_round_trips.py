@@ -108,16 +108,17 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
 
         second = chat_call(text="second question", principal=caller)
         await gateway.complete(second)
-        # The second call's round trip also carried the first one's settles (rate limit: its
-        # tokens; budget: its cost) and its store.
-        assert pipeline.round_trips[1:] == [["EVALSHA"] * 6]
+        # The second call's round trip also carried the first one's store (the entry, then its
+        # lock dropped: plain commands, no script) and its settles (rate limit: its tokens;
+        # budget: its cost).
+        assert pipeline.round_trips[1:] == [["SET", "DEL"] + ["EVALSHA"] * 5]
         stored = [key async for key in client.scan_iter(f"{prefix}:cache:*") if not key.endswith(b":lock")]
         assert len(stored) == 1  # the first answer; the second call's lock is held until its own store
 
         # No call comes: the second call's settles and store go by themselves after the settle
         # delay, in one round trip (one queue per connection, not per plugin).
         await asyncio.sleep(1.3)
-        assert pipeline.round_trips[2:] == [["EVALSHA"] * 3]
+        assert pipeline.round_trips[2:] == [["SET", "DEL", "EVALSHA", "EVALSHA"]]
         other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
         again = chat_call(text="second question", principal=caller)
         await build_gateway([other_worker], provider=provider).complete(again)
@@ -147,7 +148,8 @@ async def test_the_settles_a_batch_carries_count_before_its_own_admission() -> N
         second = chat_call(text="question C", principal=caller)
         await gateway.complete(second)  # admitted: the first call's reservation went back first
         assert second.outcome is not None and second.outcome.status == 200
-        assert pipeline.round_trips[-1] == ["EVALSHA"] * 6  # the first call's settles and store, then admission
+        # the first call's store (entry, lock) and settles, then admission
+        assert pipeline.round_trips[-1] == ["SET", "DEL"] + ["EVALSHA"] * 5
 
 
 async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
@@ -164,7 +166,8 @@ async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_r
             if len(pipeline.round_trips) > 1:
                 break
             await asyncio.sleep(0.01)
-        assert pipeline.round_trips == [["EVALSHA"] * 3, ["EVALSHA"] * 3]  # admission; settles and store
+        # admission; store (entry, lock) and settles
+        assert pipeline.round_trips == [["EVALSHA"] * 3, ["SET", "DEL", "EVALSHA", "EVALSHA"]]
         await gateway.complete(chat_call(text="second question", principal=caller))
         assert pipeline.round_trips[2] == ["EVALSHA"] * 3  # the second admission alone
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))

@@ -55,14 +55,16 @@ NO_WINDOWS = RatePlan([], {}, None, None)
 
 
 class Taken:
-    """What the call took: its id in the windows, its plan and token reservation. Hears the
-    admission's answer (no closure per call)."""
+    """What the call took: its id in the windows, its plan and token reservation, and the time
+    its entries carry (Redis's clock, from the admission). Hears the admission's answer (no
+    closure per call)."""
 
-    __slots__ = ("stage", "call", "id", "plan", "tokens")
+    __slots__ = ("stage", "call", "id", "plan", "tokens", "at")
 
     def __init__(self, stage: RateLimitStage, call: Call, id: str, plan: RatePlan, tokens: int) -> None:
         self.stage, self.id, self.plan, self.tokens = stage, id, plan, tokens
         self.call: Call | None = call
+        self.at = 0
 
     def __call__(self, result: Any) -> None:
         stage = self.stage
@@ -122,7 +124,7 @@ class RateLimitStage(TrafficStage):
             plan = RatePlan(windows, at, None, None)
         else:
             plan = RatePlan(windows, at, self._pipeline.prepare(ADMIT, keys, fixed, 2),
-                            self._pipeline.prepare(SETTLE, keys, [], 3))
+                            self._pipeline.prepare(SETTLE, keys, [], 4))
         self._plans.put(key, plan, self._limits.org_expires(call.org_id), generation)
         return plan
 
@@ -171,6 +173,7 @@ class RateLimitStage(TrafficStage):
             raise RateLimited(f"{limit}{detail}; retry after {retry} s", code="rate_limit_exceeded", param=param,
                               headers={**headers, "Retry-After": str(retry)})
         call.state[Taken] = taken
+        taken.at = admission.at_ms
         if taken.plan.tokens:  # the token reservation is replaced by the real use at the end
             call.when_ended(self._on_end)
 
@@ -188,7 +191,7 @@ class RateLimitStage(TrafficStage):
             self._memory.settle(windows, taken.id, used)
             return
         entry = f"{taken.id}:{taken.tokens}"
-        self._settler.add((taken.plan.settle, entry, f"{taken.id}:{used}", used - taken.tokens))
+        self._settler.add((taken.plan.settle, entry, f"{taken.id}:{used}", used - taken.tokens, taken.at))
 
     # --- the admin API's report -----------------------------------------------------------------
 

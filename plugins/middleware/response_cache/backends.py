@@ -5,9 +5,17 @@ Both offer the same three steps. ``lookup`` answers with the entry (a hit), or m
 the *leader* of that key (it holds the single-flight lock and goes upstream), or a *follower*
 (another caller holds the lock). A follower ``follow``s: it waits, bounded, for the leader's entry,
 and is released at once when the leader gives up the lock without one. The leader ``fill``s the
-entry and drops the lock in one step, or ``release``s the lock when its answer failed. With Redis
-the lookup, the fill and the release are scripts the stage sends on its call's store batch and
-its settle queue (see the stage's docstring); only the follower's polls go on their own.
+entry and drops the lock, or ``release``s the lock when its answer failed. With Redis the lookup
+and the release are scripts and the fill two plain commands, which the stage sends on its call's
+store batch and its settle queue (see the stage's docstring); only the follower's polls go on
+their own.
+
+The fill is no script: a script costs Redis about as much again as the commands it runs (the
+interpreter's set-up, and a reply parsed back into Lua per ``redis.call``), and the fill needs no
+check before it drops the lock. Every lookup and poll reads the entry before the lock, so once the
+entry is written no caller waits on the lock or takes it, whoever holds it. The lock dropped is
+then either the leader's own or, when the leader outlived its lock's lease, a second leader's
+that nobody reads any more (its followers find the entry on their next poll).
 """
 
 from __future__ import annotations
@@ -44,12 +52,6 @@ if entry then return {1, entry} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
 return {4}
 """
-# KEYS: entry, lock. ARGV: entry, ttl ms, lock token.
-FILL = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-return 1
-"""
 # KEYS: lock. ARGV: lock token.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -73,12 +75,11 @@ class RedisCache:
         self.prefix = prefix
         self.guard = guard
         self._poll = redis.register_script(POLL)
-        self._lookup = self._fill = self._release = None
+        self._lookup = self._release = None
 
     def shas(self, pipeline: Any) -> None:
         """Send the scripts through ``pipeline`` (a PipelinedRedis), packed once up to their keys."""
         self._lookup = pipeline.prepare(LOOKUP, [], [], 4, numkeys=2)
-        self._fill = pipeline.prepare(FILL, [], [], 5, numkeys=2)
         self._release = pipeline.prepare(RELEASE, [], [], 2, numkeys=1)
 
     def keys(self, key: str) -> list[str]:
@@ -90,9 +91,14 @@ class RedisCache:
         entry = self.prefix + key
         return (self._lookup, entry, entry + ":lock", token, max(1, int(lock_seconds * 1000)))
 
-    def fill_command(self, key: str, data: bytes, ttl_seconds: int, token: str) -> tuple[Any, ...]:
+    def fill_commands(self, key: str, data: bytes, ttl_seconds: int, token: str) -> list[tuple[Any, ...]]:
+        """Write the entry, then drop the single-flight lock when this caller took it (see the
+        module docstring: no check needed)."""
         entry = self.prefix + key
-        return (self._fill, entry, entry + ":lock", data, ttl_seconds * 1000, token)
+        fill: list[tuple[Any, ...]] = [("SET", entry, data, "PX", ttl_seconds * 1000)]
+        if token:
+            fill.append(("DEL", entry + ":lock"))
+        return fill
 
     def release_command(self, key: str, token: str) -> tuple[Any, ...]:
         return (self._release, self.prefix + key + ":lock", token)

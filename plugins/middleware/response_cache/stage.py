@@ -5,9 +5,9 @@ docstring for the rules).
 With Redis, the store (and the release of a failed leader's lock) is not a round trip of its own:
 it is deferred on the worker's pipelining connection (:class:`~junction.traffic.settle.Settler`) and
 rides the next call's batch, or goes by itself after the settle delay (20 ms) when no call comes.
-A miss so costs one round trip in all. Meanwhile the leader's single-flight lock stays held, so identical calls on other workers
-and nodes wait for the entry (the FILL script writes it and drops the lock in one step), and this
-worker keeps the entry in memory at once."""
+A miss so costs one round trip in all. Meanwhile the leader's single-flight lock stays held, so
+identical calls on other workers and nodes wait for the entry (the store writes it, then drops the
+lock, in one write), and this worker keeps the entry in memory at once."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import msgspec
 from junction.errors import InvalidRequest, JunctionError
 from junction.formats.unified import events_response, response_events
 from junction.middleware.response_cache.backends import (
-    FILL,
     LOOKUP,
     RELEASE,
     Found,
@@ -82,7 +81,7 @@ class ResponseCacheStage(Stage):
             else MemoryCache(config.memory_max_entries))
         self._settler: Settler | None = None
         if context.redis is not None:
-            self.pipeline.load(LOOKUP, FILL, RELEASE)
+            self.pipeline.load(LOOKUP, RELEASE)
             self._settler = Settler(self.guard, self.pipeline)
             assert isinstance(self.backend, RedisCache)
             self.backend.shas(self.pipeline)
@@ -277,7 +276,8 @@ class ResponseCacheStage(Stage):
             self.background.start(backend.fill(plan.key, plan.token, data, plan.ttl))
             return
         assert self._settler is not None
-        self._settler.add(backend.fill_command(plan.key, data, plan.ttl, plan.token))
+        for command in backend.fill_commands(plan.key, data, plan.ttl, plan.token):
+            self._settler.add(command)
 
     def _release(self, plan: Plan) -> None:
         if not plan.token:
