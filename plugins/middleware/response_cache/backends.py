@@ -59,9 +59,14 @@ return 0
 """
 
 
+#: A script's answer code -> what it found: a tuple index, not ``Found(code)``, whose enum lookup
+#: cost more than the rest of reading a lookup's reply (once a call).
+_FOUND = (None, Found.HIT, Found.LEAD, Found.FOLLOW, Found.RELEASED)
+
+
 def found(result: Any) -> tuple[Found, bytes | None]:
     """A LOOKUP/POLL script's reply as (what, entry)."""
-    return Found(int(result[0])), (result[1] if len(result) > 1 else None)
+    return _FOUND[result[0]], (result[1] if len(result) > 1 else None)  # type: ignore[return-value]
 
 
 def remaining_seconds(result: Any) -> float:
