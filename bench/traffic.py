@@ -157,6 +157,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
+    #: The private redis-server's pid, whose CPU per request each side is charged (the shared
+    #: store's cost: what one Redis core can serve for every node); none with ``--redis``.
+    redis_pid: int | None = None
     if args.redis is None:
         redis_port = free_port()
         socket = workdir / "redis.sock"
@@ -165,12 +168,10 @@ def main() -> None:
                                                      "--unixsocket", str(socket), "--unixsocketperm", "700"]),
                                         stdout=subprocess.DEVNULL)
         processes.append(redis_server)
+        redis_pid = redis_server.pid
         args.redis = f"unix://{socket}?db=0" if args.unix else f"redis://127.0.0.1:{redis_port}/0"
         wait_for_redis(args.redis)
     forget(args.redis)
-    #: The private redis-server's pid, whose CPU per request each side is charged (the shared
-    #: store's cost: what one Redis core can serve for every node).
-    redis_pid = processes[-1].pid if len(processes) > 1 else None
     ports: dict[str, int] = {}
     try:
         traffic = TRAFFIC + (CACHE if args.cache else "")
