@@ -175,15 +175,23 @@ class Admission:
     at_ms: int = 0
 
 
+def raw_total(window: Window) -> int:
+    """Where ADMIT's answer holds ``window``'s total after the check (its scope's request count or
+    token total)."""
+    return 2 + 3 * window.scope_index + (0 if window.unit == "requests" else 1)
+
+
+def raw_reset(window: Window) -> int:
+    """Where ADMIT's answer holds the ms until ``window``'s oldest entry ages out."""
+    return 4 + 3 * window.scope_index
+
+
 def parse_admission(raw: Sequence[object], windows: Sequence[Window], at: dict[int, int]) -> Admission:
     """ADMIT's answer for ``windows`` (in the plan's order); ``at`` maps the script's window number
     (2i-1: requests, 2i: tokens of scope i) to the index in ``windows``."""
     values = [int(value) for value in raw]  # type: ignore[call-overload]
-    totals, resets = [], []
-    for window in windows:
-        base = 2 + 3 * window.scope_index
-        totals.append(values[base] if window.unit == "requests" else values[base + 1])
-        resets.append(values[base + 2])
+    totals = [values[raw_total(window)] for window in windows]
+    resets = [values[raw_reset(window)] for window in windows]
     return Admission(refused=at[values[0]] if values[0] else None, retry_ms=values[1], totals=totals,
                      resets_ms=resets, at_ms=values[-1])
 

@@ -19,7 +19,7 @@ import redis.asyncio as redis
 from junction.errors import RateLimited
 from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage, Hold
-from junction.middleware.rate_limit.config import RateLimitConfig
+from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 from junction.middleware.rate_limit.stage import RateLimitStage
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.stage import ResponseCacheStage
@@ -231,3 +231,33 @@ async def test_a_refused_call_gives_back_the_single_flight_lock_its_lookup_took(
         await gateway.complete(same)
         assert same.response_headers["x-junction-cache"] == "miss"
         assert asyncio.get_running_loop().time() - started < 2.0  # led at once, did not wait 5 s
+
+
+async def test_the_headers_show_the_window_with_the_least_room_from_any_scope() -> None:
+    """An admitted call's ``x-ratelimit-*`` headers (read straight from the admission's answer)
+    show, per unit, the window with the least room left: the model's when it is tighter than the
+    key's, the key's otherwise; a refusal shows the same windows."""
+    async with traffic_world({"local_seconds": 0}, budget=False) as world:
+        prefix, context = world.prefix, world.context
+        models = {"scripted/ok": ScopeLimits(rpm=3, tpm=2_000_000)}
+        stage = RateLimitStage(RateLimitConfig(prefix=f"{prefix}:rl2", models=models), context)
+        gateway = build_gateway([stage], provider=ScriptedProvider())
+        caller = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}),
+                           rpm=1000, tpm=50_000)
+        seen = []
+        for text in ("one", "two", "three"):
+            call = chat_call(text=text, principal=caller)
+            await gateway.complete(call)
+            seen.append(call.response_headers)
+        for index, headers in enumerate(seen):
+            assert headers["x-ratelimit-limit-requests"] == "3"  # the model's: 3 against the key's 1000
+            assert headers["x-ratelimit-remaining-requests"] == str(2 - index)
+            assert 59.0 <= float(headers["x-ratelimit-reset-requests"].removesuffix("s")) <= 60.0
+            assert headers["x-ratelimit-limit-tokens"] == "50000"  # the key's: 50,000 against 2,000,000
+            assert 0 < int(headers["x-ratelimit-remaining-tokens"]) < 50_000
+        with pytest.raises(RateLimited) as refused:
+            await gateway.complete(chat_call(text="four", principal=caller))
+        assert refused.value.headers["x-ratelimit-remaining-requests"] == "0"
+        assert refused.value.headers["x-ratelimit-limit-requests"] == "3"
+        assert refused.value.param == "model.rpm"
+        await stage.close()

@@ -81,6 +81,9 @@ class Hold:
             if stage._guard.on_error == "closed":
                 raise stage._guard.refusal()
             return
+        if result[0] == 0:  # reserved in every ledger (the common case): nothing else to read
+            stage._held(self)
+            return
         stage._reserved(self, parse_reservation(result))
 
 
@@ -172,13 +175,17 @@ class BudgetStage(TrafficStage):
         # so has nothing to refund). A hit found in Redis by the same batch is refunded instead.
         call.store_batch(self._pipeline).queue(self._guard, (plan.reserve, hold.id, amount), hold, None)
 
-    def _reserved(self, hold: Hold, reservation: Reservation) -> None:
+    def _held(self, hold: Hold) -> None:
         call, hold.call = hold.call, None  # no cycle through the call's state
         assert call is not None
+        call.state[Hold] = hold
+        call.when_ended(self._on_end)
+
+    def _reserved(self, hold: Hold, reservation: Reservation) -> None:
         if reservation.refused is None:
-            call.state[Hold] = hold
-            call.when_ended(self._on_end)
+            self._held(hold)
             return
+        hold.call = None  # no cycle through the call's state
         index = reservation.refused
         ledger = hold.ledgers[index]
         spent, reserved = reservation.spent[index], reservation.reserved[index]
