@@ -2,14 +2,15 @@
 request: two gateways of this checkout, one with it on and one with it off, run at once in front
 of one fixed upstream; wrk alternates between them round by round (ABBA), as bench/compare.py.
 
-    python bench/metrics_overhead.py [--rounds 6] [--seconds 8] [--workers 1] [--base CHECKOUT]
+    python bench/metrics_overhead.py [--rounds 6] [--seconds 8] [--workers 1] [--base CHECKOUT] [--ledger URL]
 
 ``--base`` adds the same pair from another checkout (e.g. a ``git worktree`` of the commit
 before), all four gateways in one run, for before/after numbers of the overhead itself.
 
-The ledger is the embedded SQLite default; both gateways keep the access log as configured by
-``--access-log`` (on by default, as shipped). The headline: the change of RPS and of CPU µs per
-request (the steadier one on a busy host) from metrics off to on.
+The ledger is the embedded SQLite default, or with ``--ledger URL`` a PostgreSQL / TimescaleDB
+database (migrated first; its server's CPU is not the gateway's, as in production); both gateways
+keep the access log as configured by ``--access-log`` (on by default, as shipped). The headline:
+the change of RPS and of CPU µs per request (the steadier one on a busy host) from metrics off to on.
 """
 
 from __future__ import annotations
@@ -17,9 +18,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from compare import ab, report
+from run import HERE
+
+
+def migrate(url: str) -> None:
+    """Bring the ledger at ``url`` to the newest schema (``junction migrate``), as an admin would
+    before serving on it."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "junction.toml"
+        config.write_text(f'[stores]\nmetrics = "{url}"\n')
+        subprocess.run([sys.executable, "-m", "junction.cli", "migrate", "--config", str(config)], cwd=folder,
+                       check=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
 
 
 def main() -> None:
@@ -31,8 +46,13 @@ def main() -> None:
     parser.add_argument("--on", default="", help="extra [middleware.metrics] lines of the 'on' gateway, "
                                                   "e.g. 'prometheus = false' to measure the ledger alone")
     parser.add_argument("--base", type=Path, help="another checkout whose off/on pair runs alongside")
+    parser.add_argument("--ledger", help="the usage ledger's database (e.g. postgresql+asyncpg://postgres@127.0.0.1/"
+                        "junction_bench_metrics; migrated first) instead of the embedded SQLite file")
     args = parser.parse_args()
     logging = f'[logging]\nformat = "json"\naccess_log = {"true" if args.access_log == "on" else "false"}\n'
+    if args.ledger:
+        logging += f'[stores]\nmetrics = "{args.ledger}"\n'
+        migrate(args.ledger)
     off = logging + "[middleware.metrics]\nenabled = false\n"
     on = logging + "[middleware.metrics]\n" + args.on.replace(";", "\n") + "\n"
     here = Path(__file__).resolve().parent.parent
