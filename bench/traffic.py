@@ -20,7 +20,8 @@ printed beside the plain and miss p50s.
 
 ``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
 of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
-``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run.
+``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run,
+also printed paired round by round (each round's change, and how many rounds the change was ahead).
 
 ``--floor`` adds a gateway whose only plugin sends one bare ``PING`` per call on the store batch
 (bench/round_trip_floor.py, installed as a third-party plugin): what the round trip itself costs
@@ -50,6 +51,7 @@ from pathlib import Path
 import redis
 import round_trip_floor
 from cache import wrk_unique
+from compare import paired_change
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
 from traffic_cpu import interpreter
 
@@ -243,6 +245,18 @@ def main() -> None:
             print(f"{other} c=1 p50: plain {medians['plain']['p50_ms']:.3f} ms, "
                   f"miss {medians[other]['p50_ms']:.3f} ms, hit {hit:.3f} ms (target: hit < plain)   hit rounds: "
                   + "  ".join(f"{value:.3f}" for value in results[other]["hit_p50_ms"]))
+    if "base" in results:
+        # Before/after paired round by round: both ran back to back in each round, so a round's
+        # change is free of the host's drift between rounds (which moved one side's own medians
+        # by more than most changes here).
+        print("traffic against base, paired round by round (median, lowest..highest; rounds traffic ahead):")
+        for metric, better in (("rps_32", 1), ("cpu_us", -1), ("p50_ms", -1), ("hit_p50_ms", -1)):
+            before, after = results["base"][metric], results["traffic"][metric]
+            if not before:
+                continue
+            median, low, high = paired_change(before, after)
+            ahead = sum(1 for b, a in zip(before, after, strict=True) if (a - b) * better > 0)
+            print(f"  {metric:10} {median:+.1%} ({low:+.1%}..{high:+.1%}; {ahead} of {len(before)})")
 
 
 if __name__ == "__main__":
