@@ -18,23 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from compare import ab, report
-from run import HERE
-
-
-def migrate(url: str) -> None:
-    """Bring the ledger at ``url`` to the newest schema (``junction migrate``), as an admin would
-    before serving on it."""
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "junction.toml"
-        config.write_text(f'[stores]\nmetrics = "{url}"\n')
-        subprocess.run([sys.executable, "-m", "junction.cli", "migrate", "--config", str(config)], cwd=folder,
-                       check=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
 
 
 def main() -> None:
@@ -51,8 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     logging = f'[logging]\nformat = "json"\naccess_log = {"true" if args.access_log == "on" else "false"}\n'
     if args.ledger:
+        from junction.settings import settings_from_mapping
+        from junction.stores.metrics.migrate import migrate_url
+
         logging += f'[stores]\nmetrics = "{args.ledger}"\n'
-        migrate(args.ledger)
+        migrate_url(settings_from_mapping({"stores": {"metrics": args.ledger}}))  # as `junction migrate` does
     off = logging + "[middleware.metrics]\nenabled = false\n"
     on = logging + "[middleware.metrics]\n" + args.on.replace(";", "\n") + "\n"
     here = Path(__file__).resolve().parent.parent
