@@ -8,8 +8,10 @@ worker, more than the round trip itself (raw: ~10 µs). Here one connection carr
 ``execute`` packs the batch's commands at once (no lock, no checkout: Redis answers in order, so
 the replies of the batch that went first come first) and waits on a single future that the
 connection's protocol resolves when the batch's last reply is parsed. Concurrent batches share the
-socket and the reads of its replies, and the batches sent in one turn of the event loop go out in
-one write (a system call costs about as much as the rest of a batch).
+socket and the reads of its replies, and the batches sent in one turn of the event loop share
+writes, four batches a write (a system call costs about as much as the rest of a batch; one write
+for a whole convoy of calls kept Redis from starting until the worker had prepared them all:
+:data:`~junction.stores.redis_protocol.WRITE_EVERY`).
 
 Scripts go as ``EVALSHA``: ``pipe.eval(SOURCE, ...)`` is sent by its SHA1, and every script seen is
 loaded (``SCRIPT LOAD``) when a connection opens, so a restarted or replaced Redis has them before
