@@ -9,7 +9,7 @@ worker, more than the round trip itself (raw: ~10 µs). Here one connection carr
 the replies of the batch that went first come first) and waits on a single future that the
 connection's protocol resolves when the batch's last reply is parsed. Concurrent batches share the
 socket and the reads of its replies, and the batches sent in one turn of the event loop share
-writes, four batches a write (a system call costs about as much as the rest of a batch; one write
+writes, eight batches a write (a system call costs about as much as the rest of a batch; one write
 for a whole convoy of calls kept Redis from starting until the worker had prepared them all:
 :data:`~junction.stores.redis_protocol.WRITE_EVERY`).
 
