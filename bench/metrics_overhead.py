@@ -35,15 +35,16 @@ def main() -> None:
     parser.add_argument("--ledger", help="the usage ledger's database (e.g. postgresql+asyncpg://postgres@127.0.0.1/"
                         "junction_bench_metrics; migrated first) instead of the embedded SQLite file")
     args = parser.parse_args()
-    logging = f'[logging]\nformat = "json"\naccess_log = {"true" if args.access_log == "on" else "false"}\n'
+    # What both gateways' configs share (the logging, and the ledger's store when given).
+    shared = f'[logging]\nformat = "json"\naccess_log = {"true" if args.access_log == "on" else "false"}\n'
     if args.ledger:
         from junction.settings import settings_from_mapping
         from junction.stores.metrics.migrate import migrate_url
 
-        logging += f'[stores]\nmetrics = "{args.ledger}"\n'
+        shared += f'[stores]\nmetrics = "{args.ledger}"\n'
         migrate_url(settings_from_mapping({"stores": {"metrics": args.ledger}}))  # as `junction migrate` does
-    off = logging + "[middleware.metrics]\nenabled = false\n"
-    on = logging + "[middleware.metrics]\n" + args.on.replace(";", "\n") + "\n"
+    off = shared + "[middleware.metrics]\nenabled = false\n"
+    on = shared + "[middleware.metrics]\n" + args.on.replace(";", "\n") + "\n"
     here = Path(__file__).resolve().parent.parent
     if args.base is None:
         report(ab({"off": (here, off), "on": (here, on)}, args.rounds, args.seconds, args.workers))
