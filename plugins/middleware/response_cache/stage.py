@@ -6,8 +6,8 @@ With Redis, the store (and the release of a failed leader's lock) is not a round
 it is deferred on the worker's pipelining connection (:class:`~junction.traffic.settle.Settler`) and
 rides the next call's batch, or goes by itself after the settle delay (20 ms) when no call comes.
 A miss so costs one round trip in all. Meanwhile the leader's single-flight lock stays held, so
-identical calls on other workers and nodes wait for the entry (the store writes it, then drops the
-lock, in one write), and this worker keeps the entry in memory at once."""
+identical calls on other workers and nodes wait for the entry (the store writes it over the lock,
+in the entry's own key), and this worker keeps the entry in memory at once."""
 
 from __future__ import annotations
 
@@ -276,8 +276,7 @@ class ResponseCacheStage(Stage):
             self.background.start(backend.fill(plan.key, plan.token, data, plan.ttl))
             return
         assert self._settler is not None
-        for command in backend.fill_commands(plan.key, data, plan.ttl, plan.token):
-            self._settler.add(command)
+        self._settler.add(backend.fill_command(plan.key, data, plan.ttl))
 
     def _release(self, plan: Plan) -> None:
         if not plan.token:
