@@ -63,6 +63,9 @@ class JunctionApp(Litestar):
     """Litestar, with ``POST /v1/chat/completions`` answered first by the lean path when it is on."""
 
     lean: LeanChat | None = None
+    #: HTTP requests this worker is serving now (a lone one lets the Redis connection poll for
+    #: its replies: :meth:`~junction.stores.redis_protocol.Connection._await_lone_reply`).
+    requests_in_flight = 0
 
     @staticmethod
     def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
@@ -78,11 +81,18 @@ class JunctionApp(Litestar):
         return plugins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        lean = self.lean
-        if (lean is not None and scope["type"] == "http" and scope["path"] == LEAN_PATH
-                and scope["method"] == "POST" and await lean.handle(scope, receive, send)):
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        self.requests_in_flight += 1
+        try:
+            lean = self.lean
+            if (lean is not None and scope["path"] == LEAN_PATH and scope["method"] == "POST"
+                    and await lean.handle(scope, receive, send)):
+                return
+            await super().__call__(scope, receive, send)
+        finally:
+            self.requests_in_flight -= 1
 
 
 def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
@@ -126,6 +136,8 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     )
     if settings.server.lean_ingress and not middleware:  # a plugin's ASGI middleware must see every request
         built.lean = LeanChat(gateway, settings)
+    if runtime.redis_pipeline is not None:
+        runtime.redis_pipeline.worker_idle = lambda: built.requests_in_flight <= 1
     return built
 
 

@@ -92,7 +92,8 @@ class Runtime:
         """``provisional``: built only to validate the config, so nothing is written (no key file)."""
         self.settings = settings
         self.redis = _shared_redis(settings.stores.cache)
-        self.redis_pipeline = _pipelined_redis(settings.stores.cache) if self.redis is not None else None
+        self.redis_pipeline = (_pipelined_redis(settings.stores.cache, settings.server.redis_reply_poll_us)
+                               if self.redis is not None else None)
         try:
             self.changes = open_change_bus(settings.stores.cache, self.redis)
         except ValueError as error:
@@ -191,11 +192,11 @@ class Runtime:
         return {"documents": self.documents.ping, "cache": self.changes.ping}
 
 
-def _pipelined_redis(url: str) -> Any:
+def _pipelined_redis(url: str, reply_poll_us: int) -> Any:
     # Imported here: redis-py (with what it imports) is ~8 MB a worker without a Redis cache never needs.
     from junction.stores.redis_pipeline import PipelinedRedis
 
-    return PipelinedRedis(url)
+    return PipelinedRedis(url, reply_poll=reply_poll_us / 1_000_000)
 
 
 def _shared_redis(url: str) -> Any | None:

@@ -68,6 +68,10 @@ class ServerSettings(_Strict):
     #: and the embedded ledger's thread as ``SCHED_IDLE`` (Linux): they stop preempting its Python thread
     #: on each wake-up (app/native_threads.py, stores/metrics/sqlite_ledger.py). False: default policies.
     batch_native_threads: bool = True
+    #: With a Redis cache: µs a worker serving one request polls for the reply of a round trip alone
+    #: in flight before it sleeps (an idle vCPU that halts wakes late: app/stores/redis_protocol.py).
+    #: Off by default: it costs 4-10% RPS at 2-4 connections (README Rate limits). 0: never.
+    redis_reply_poll_us: int = 0
 
 
 class AuthSettings(_Strict):
@@ -316,6 +320,8 @@ def _check_values(settings: Settings) -> None:
                               "(scheme://host[:port], no path) or \"*\"")
     if settings.server.max_body_bytes < 1024:
         raise ConfigError(f"{settings.source}: server.max_body_bytes: must be at least 1024")
+    if not 0 <= settings.server.redis_reply_poll_us <= 10_000:
+        raise ConfigError(f"{settings.source}: server.redis_reply_poll_us: must be between 0 and 10000")
     _check_limits(settings)
     _check_jobs(settings)
     for key in ("embed_batch", "max_document_bytes", "max_document_chunks", "max_top_k",

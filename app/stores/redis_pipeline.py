@@ -63,7 +63,7 @@ OnReply = Callable[[Any], None]
 class PipelinedRedis:
     """The shared pipelining connection of ``[stores] cache`` (see the module docstring)."""
 
-    def __init__(self, url: str, client_name: str = "junction") -> None:
+    def __init__(self, url: str, client_name: str = "junction", reply_poll: float = 0.0) -> None:
         from redis.asyncio.connection import SSLConnection, parse_url
 
         options = parse_url(url)
@@ -92,6 +92,11 @@ class PipelinedRedis:
         self.settle_delay = 0.02
         #: Send deferred commands at once when no batch is in flight (see :meth:`_when_idle`).
         self.send_when_idle = True
+        #: Seconds to poll for the reply of a batch alone in flight before sleeping (0: never;
+        #: see :meth:`~junction.stores.redis_protocol.Connection._await_lone_reply`), and only
+        #: while this says the worker serves nothing else (the app sets it: one request in flight).
+        self.reply_poll = reply_poll
+        self.worker_idle: Callable[[], bool] = lambda: False
         self._deferred: list[tuple[Command, OnReply]] = []
         self._deferred_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -237,6 +242,9 @@ class PipelinedRedis:
             async with asyncio.timeout(timeout):
                 await self._connect()
 
+    def _new_connection(self) -> Connection:
+        return Connection(self.reply_poll, lambda: self.worker_idle())
+
     async def _connect(self) -> Connection:
         if self._connecting is not None:
             return await asyncio.shield(self._connecting)
@@ -245,9 +253,10 @@ class PipelinedRedis:
         connection: Connection | None = None
         try:
             if self._path is not None:
-                _, connection = await loop.create_unix_connection(Connection, self._path, ssl=self._ssl)
+                _, connection = await loop.create_unix_connection(self._new_connection, self._path, ssl=self._ssl)
             else:
-                _, connection = await loop.create_connection(Connection, self._host, self._port, ssl=self._ssl)
+                _, connection = await loop.create_connection(self._new_connection, self._host, self._port,
+                                                             ssl=self._ssl)
             loading = [("SCRIPT", "LOAD", source) for source in self._scripts]
             for reply in await connection.send(self._hello + loading, None):
                 if isinstance(reply, ResponseError):

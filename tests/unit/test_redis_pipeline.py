@@ -2,13 +2,15 @@
 batches share one connection and each gets its own replies, in order, errors in place; scripts
 go by SHA and survive a flushed script cache and a restarted server; a caller that gives up
 leaves the connection in step; a dead store fails every batch, which each guard hears. Against
-the real Redis (DB 7, random keys) and a throwaway ``redis-server`` for what would disturb others."""
+the real Redis (DB 7, random keys) and a throwaway ``redis-server`` for what would disturb others;
+a batch alone in flight polls for its reply, bounded, before the loop sleeps."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,3 +199,40 @@ async def test_a_dead_store_fails_every_batch_and_every_guard_hears_it() -> None
     assert len(heard) == 5 and all(isinstance(value, StoreUnavailable) for value in heard)
     assert all(not guard.healthy and guard.failures == 1 for guard in guards)
     await shared.aclose()
+
+
+async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throwaway: ThrowawayRedis) -> None:
+    """Alone in flight, with the worker serving one request, a batch's write polls for the reply
+    before the loop sleeps: until the reply is there (a fast one ends it at once), for at most
+    ``reply_poll`` (a slow Redis gets the loop back after that). A batch written while another is
+    in flight does not poll, nor one while the worker serves other requests."""
+    shared = PipelinedRedis(throwaway.url, reply_poll=0.2)
+    shared.worker_idle = lambda: True  # the app's: one request in this worker
+    try:
+        await shared.execute([("PING",)])  # connected
+        started = time.perf_counter()
+        assert await shared.execute([("PING",)]) == [b"PONG"]
+        assert time.perf_counter() - started < 0.1  # polled until the reply came, not the whole 200 ms
+
+        slow = asyncio.create_task(shared.execute([("DEBUG", "SLEEP", "0.6")], timeout=5))
+        started = time.perf_counter()
+        await asyncio.sleep(0)  # the batch is packed, its write queued for this turn's end
+        await asyncio.sleep(0)  # the write went, and polled for a reply that takes 600 ms
+        assert 0.19 <= time.perf_counter() - started < 0.5  # 200 ms, then the loop ran on
+
+        started = time.perf_counter()
+        second = asyncio.create_task(shared.execute([("PING",)], timeout=5))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # written behind the slow one: no poll
+        assert time.perf_counter() - started < 0.1
+        assert await slow == [b"OK"] and await second == [b"PONG"]
+
+        shared.worker_idle = lambda: False  # other requests in the worker: never polls
+        slow = asyncio.create_task(shared.execute([("DEBUG", "SLEEP", "0.3")], timeout=5))
+        started = time.perf_counter()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert time.perf_counter() - started < 0.1
+        assert await slow == [b"OK"]
+    finally:
+        await shared.aclose()
