@@ -46,7 +46,8 @@ async def check_store(store: str, url: str, timeout: float = 2.0) -> CheckResult
     if port is None:
         return CheckResult(store, scheme, False, f"unknown scheme {scheme!r}")
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can drop a cancel
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, asyncio.TimeoutError) as error:
         return CheckResult(store, scheme, False, f"{host}:{port} unreachable: {error}")
     writer.close()
@@ -60,7 +61,8 @@ async def run_probe(store: str, url: str, probe: Probe, timeout: float = 2.0) ->
     """A store that is open in this process answers a real round trip (``SELECT 1``, ``PING``)."""
     scheme = urlsplit(url).scheme.split("+", 1)[0]
     try:
-        await asyncio.wait_for(probe(), timeout)
+        async with asyncio.timeout(timeout):
+            await probe()
     except Exception as error:  # any failure means "not ready"; the reason is reported, not raised
         return CheckResult(store, scheme, False, f"{type(error).__name__}: {error}"[:300])
     return CheckResult(store, scheme, True)

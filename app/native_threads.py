@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 
-from junction.plugins.background import stop
+from junction.tasks import stop
 
 log = logging.getLogger("junction.native_threads")
 

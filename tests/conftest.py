@@ -14,8 +14,9 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-test"
 
-#: Every OpenAI-shaped answer the suite receives is checked against OpenAI's OpenAPI document.
-pytest_plugins = ["tests.openapi.plugin"]
+#: Every OpenAI-shaped answer the suite receives is checked against OpenAI's OpenAPI document; a
+#: hung test fails alone, with its asyncio tasks' stacks.
+pytest_plugins = ["tests.openapi.plugin", "tests.hangs"]
 
 
 #: ``fake_openai_server``: the session's fake OpenAI; ``fake_openai``: the same, emptied of recorded

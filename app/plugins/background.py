@@ -11,16 +11,6 @@ from typing import Any
 from junction.plugins.store_guard import StoreUnavailable
 
 
-async def stop(task: asyncio.Task[Any]) -> None:
-    """Cancel a long-running task (a drain or flush loop) and wait until it has ended: its
-    cancellation is the end expected, not an error."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass  # the cancel just made
-
-
 class BackgroundWork:
     """Tasks of one stage. A failure is logged with ``what``, except :class:`StoreUnavailable`,
     which the stage's store guard logged when it opened."""

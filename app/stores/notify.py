@@ -15,7 +15,6 @@ changes — drop all caches",
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import secrets
@@ -27,6 +26,7 @@ import msgspec
 
 from junction.errors import ConfigError, JunctionError
 from junction.stores.startup_errors import StoreUnreachable, redacted
+from junction.tasks import end_if_cancel_dropped, stop
 
 log = logging.getLogger("junction.stores.notify")
 
@@ -217,9 +217,7 @@ class RedisChangeBus:
     async def close(self) -> None:
         for task in (self._listener, self._gap_announcer):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
         self._listener = self._gap_announcer = None
         if self._redis is not None and self._shared is None:
             await self._redis.aclose()
@@ -254,6 +252,7 @@ class RedisChangeBus:
 
         assert self._redis is not None
         while True:
+            end_if_cancel_dropped()
             try:
                 async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
                     await self._redis.publish(self.channel, self._encoder.encode(EVERYTHING))
@@ -273,6 +272,7 @@ class RedisChangeBus:
 
         connected_before = False
         while True:
+            end_if_cancel_dropped()
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -282,6 +282,7 @@ class RedisChangeBus:
                 self._confirm()
                 self._subscribed.set()
                 while True:
+                    end_if_cancel_dropped()
                     message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)
                     if message is None:
                         if not self.trusted():

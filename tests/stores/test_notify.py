@@ -105,6 +105,40 @@ async def test_the_publishers_own_subscribers_hear_a_change_before_publish_retur
         await listener.close()
 
 
+async def test_close_ends_the_listener_even_when_its_cancel_is_swallowed() -> None:
+    """CI hung for its whole 90 minutes in a bus's close(): on Python 3.11 ``asyncio.wait_for`` drops
+    a cancel that arrives as its future completes (redis-py waits on its socket writes so), and the
+    listener ran on. A subscriber that catches the cancel drops it just the same, every time."""
+    channel = f"junction:test:{secrets.token_hex(4)}"
+    publisher, listener = RedisChangeBus(REDIS_URL, channel), RedisChangeBus(REDIS_URL, channel)
+    await publisher.start()
+    await listener.start()
+    in_callback = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def swallows_the_cancel(change: Change) -> None:
+        in_callback.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.append(True)  # and returns, as wait_for does
+
+    listener.subscribe(swallows_the_cancel)
+    try:
+        await publisher.publish("key", "key_1")
+        await asyncio.wait_for(in_callback.wait(), timeout=2.0)
+        started = asyncio.get_running_loop().time()
+        closing = asyncio.ensure_future(listener.close())
+        await asyncio.wait((closing,), timeout=5.0)
+        assert closing.done(), "close() still waits for its listener"
+        closing.result()
+        assert asyncio.get_running_loop().time() - started < 1.0  # the next turn of its loop
+        assert swallowed == [True]
+    finally:
+        await publisher.close()
+        await listener.close()
+
+
 async def test_malformed_messages_on_the_channel_are_skipped() -> None:
     channel = f"junction:test:{secrets.token_hex(4)}"
     bus = RedisChangeBus(REDIS_URL, channel)

@@ -63,7 +63,8 @@ class Outbox:
         left then is published by a sweep."""
         if self._task is not None and not self._task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can drop a cancel
+                    await asyncio.shield(self._task)
             except TimeoutError:
                 log.warning("%d jobs not published at shutdown; a sweep will publish them", len(self._pending))
                 self._task.cancel()

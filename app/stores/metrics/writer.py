@@ -32,6 +32,7 @@ from junction.stores.metrics import sqlite_ledger
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
 from junction.stores.metrics.settings import MetricsSettings
+from junction.tasks import end_if_cancel_dropped, stop
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -136,10 +137,11 @@ class UsageWriter:
         self._closing = True
         self._wake.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, self._settings.shutdown_seconds)
-            except TimeoutError:
-                pass  # cancelled by wait_for; what is left is reported below
+            done, _ = await asyncio.wait((self._task,), timeout=self._settings.shutdown_seconds)
+            if done:
+                self._task.result()
+            else:
+                await stop(self._task)  # what is left is reported below
             self._task = None
         if self._sqlite is not None:
             self._sqlite.close()
@@ -154,6 +156,7 @@ class UsageWriter:
         flushes: set[asyncio.Task[None]] = set()
         try:
             while True:
+                end_if_cancel_dropped()
                 if not self._buffer and not self._retry:
                     if self._closing:
                         if not flushes:
@@ -167,7 +170,8 @@ class UsageWriter:
                     # Give a trickle of events time to become a batch (closing cuts it short).
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._settings.flush_seconds)
+                        async with asyncio.timeout(self._settings.flush_seconds):
+                            await self._wake.wait()
                 await slots.acquire()
                 if self._retry:
                     batch, refusals = self._retry.popleft()

@@ -23,7 +23,7 @@ from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.events import Finished, UsageEvents, finished, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
 from junction.plugins import Call, PluginContext, Stage
-from junction.plugins.background import stop
+from junction.tasks import stop
 
 SERVER_TIMING = "server-timing"
 _SERVER_TIMING = "gateway;dur=%.2f, upstream;dur=%.2f"
