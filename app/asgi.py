@@ -137,7 +137,9 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
     if settings.server.lean_ingress and not middleware:  # a plugin's ASGI middleware must see every request
         built.lean = LeanChat(gateway, settings)
     if runtime.redis_pipeline is not None:
-        runtime.redis_pipeline.worker_idle = lambda: built.requests_in_flight <= 1
+        # One request, waiting on its round trip: poll for the reply (not with none: what is
+        # written after an answer, settles and fills, has nobody waiting for it).
+        runtime.redis_pipeline.serving_one = lambda: built.requests_in_flight == 1
     return built
 
 

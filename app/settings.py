@@ -68,10 +68,11 @@ class ServerSettings(_Strict):
     #: and the embedded ledger's thread as ``SCHED_IDLE`` (Linux): they stop preempting its Python thread
     #: on each wake-up (app/native_threads.py, stores/metrics/sqlite_ledger.py). False: default policies.
     batch_native_threads: bool = True
-    #: With a Redis cache: µs a worker serving one request polls for the reply of a round trip alone
-    #: in flight before it sleeps (an idle vCPU that halts wakes late: app/stores/redis_protocol.py).
-    #: Off by default: it costs 4-10% RPS at 2-4 connections (README Rate limits). 0: never.
-    redis_reply_poll_us: int = 0
+    #: With a Redis cache: µs a worker serving one request polls for the reply of that request's
+    #: round trip, alone in flight, before it sleeps (an idle vCPU that halts wakes late:
+    #: app/stores/redis_protocol.py; README Rate limits). 0: never (a Redis across a network, whose
+    #: replies take longer than this, gains nothing from it).
+    redis_reply_poll_us: int = 100
 
 
 class AuthSettings(_Strict):

@@ -27,6 +27,11 @@ also printed paired round by round (each round's change, and how many rounds the
 (bench/round_trip_floor.py, installed as a third-party plugin): what the round trip itself costs
 on this host, the floor under any plugin that checks shared state before the call.
 
+``--poll-us N`` adds a gateway, "polled": the traffic config with ``[server] redis_reply_poll_us =
+N`` (a worker serving one request polls for its Redis reply before its loop sleeps; the other
+gateways have the default, 100; 0 turns it off). bench/reply_poll.py measures it at 1 to 8
+connections.
+
 ``--unix``: the gateways reach that private ``redis-server`` through its Unix socket instead of
 loopback TCP (where Redis runs on the gateway's host; it measured no better than TCP here).
 
@@ -155,6 +160,8 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="also serve a gateway whose only plugin sends one "
                         "bare PING per call on the store batch (bench/round_trip_floor.py): the cost of the round "
                         "trip itself on this host")
+    parser.add_argument("--poll-us", type=int, default=None, help="also serve the traffic config with [server] "
+                        "redis_reply_poll_us = N, as the side 'polled' (the default is 100; 0: off)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
@@ -182,6 +189,8 @@ def main() -> None:
         plugins = round_trip_floor.install(workdir / "plugins") if args.floor else None
         if args.floor:
             sides.insert(1, ("floor", args.redis, round_trip_floor.CONFIG, None))
+        if args.poll_us is not None:
+            sides.append(("polled", args.redis, traffic + f"\n[server]\nredis_reply_poll_us = {args.poll_us}\n", None))
         if args.base is not None:
             # First: the shared documents file is then made at the base's schema, and this
             # checkout's newer migrations move it forward (an older checkout cannot open a newer one).

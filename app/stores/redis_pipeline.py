@@ -94,9 +94,9 @@ class PipelinedRedis:
         self.send_when_idle = True
         #: Seconds to poll for the reply of a batch alone in flight before sleeping (0: never;
         #: see :meth:`~junction.stores.redis_protocol.Connection._await_lone_reply`), and only
-        #: while this says the worker serves nothing else (the app sets it: one request in flight).
+        #: while this says the worker serves exactly one request (the app sets it).
         self.reply_poll = reply_poll
-        self.worker_idle: Callable[[], bool] = lambda: False
+        self.serving_one: Callable[[], bool] = lambda: False
         self._deferred: list[tuple[Command, OnReply]] = []
         self._deferred_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -243,7 +243,7 @@ class PipelinedRedis:
                 await self._connect()
 
     def _new_connection(self) -> Connection:
-        return Connection(self.reply_poll, lambda: self.worker_idle())
+        return Connection(self.reply_poll, lambda: self.serving_one())
 
     async def _connect(self) -> Connection:
         if self._connecting is not None:

@@ -57,13 +57,13 @@ class Connection(asyncio.Protocol):
     """One socket to Redis: batches written in order, replies parsed and handed out in order.
 
     ``reply_poll``: seconds to poll for the reply of a batch that is alone in flight, when
-    ``worker_idle()`` says the worker serves nothing else, before the loop goes back to sleep (see
+    ``serving_one()`` says the worker serves exactly one request, before the loop sleeps (see
     :meth:`_await_lone_reply`); 0: never."""
 
-    def __init__(self, reply_poll: float = 0.0, worker_idle: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, reply_poll: float = 0.0, serving_one: Callable[[], bool] = lambda: False) -> None:
         self._transport: asyncio.Transport | None = None
         self._reply_poll = reply_poll
-        self._worker_idle = worker_idle
+        self._serving_one = serving_one
         self._poller: select.poll | None = None
         self._loop: asyncio.AbstractEventLoop  # set with the transport (connection_made)
         self._reader = hiredis.Reader(replyError=ResponseError)
@@ -142,19 +142,19 @@ class Connection(asyncio.Protocol):
         unwritten, self._unwritten = self._unwritten, []
         if unwritten and not self.closed and self._transport is not None:
             self._transport.write(unwritten[0] if len(unwritten) == 1 else b"".join(unwritten))
-            if self._poller is not None and len(self._waiting) == 1 and self._worker_idle():
+            if self._poller is not None and len(self._waiting) == 1 and self._serving_one():
                 self._await_lone_reply(self._poller)
 
     def _await_lone_reply(self, poller: select.poll) -> None:
         """Poll for the reply of the one batch in flight, for at most ``reply_poll`` seconds,
-        before returning to the loop (which reads it). With one request in the worker there is
-        nothing else to do: the loop would sleep in its wait, and a CPU that halts when idle (a
-        VM's vCPU) wakes tens of µs after the reply came. A round trip at one call at a time took
-        about 110 µs here that way, 45 polling (README *Rate limits and budgets*). With two or
-        more requests in the worker it would hold up the others' work, so it does not poll then
-        (under load batches overlap anyway); even so a request that arrives meanwhile waits, and
-        at two to four connections that cost 4-10% RPS here: ``[server] redis_reply_poll_us`` is
-        off by default."""
+        before returning to the loop (which reads it). With one request in the worker, waiting for
+        this reply, there is nothing else to do: the loop would sleep in its wait, and a CPU that
+        halts when idle (a VM's vCPU) wakes tens of µs after the reply came. A round trip at one
+        call at a time took about 110 µs here that way, 45 polling (README *Rate limits and
+        budgets*). Not with two or more requests in the worker (it would hold up the others'
+        work; under load batches overlap anyway), nor with none: what is written after an answer
+        went out (settles, a cache fill) has nobody waiting for it, and polling for it held up the
+        next request (4-10% fewer RPS at two to four connections, when it did)."""
         deadline = time.perf_counter() + self._reply_poll
         while not poller.poll(0) and time.perf_counter() < deadline:
             pass

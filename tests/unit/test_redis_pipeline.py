@@ -207,7 +207,7 @@ async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throw
     ``reply_poll`` (a slow Redis gets the loop back after that). A batch written while another is
     in flight does not poll, nor one while the worker serves other requests."""
     shared = PipelinedRedis(throwaway.url, reply_poll=0.2)
-    shared.worker_idle = lambda: True  # the app's: one request in this worker
+    shared.serving_one = lambda: True  # the app's: one request in this worker
     try:
         await shared.execute([("PING",)])  # connected
         started = time.perf_counter()
@@ -227,7 +227,7 @@ async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throw
         assert time.perf_counter() - started < 0.1
         assert await slow == [b"OK"] and await second == [b"PONG"]
 
-        shared.worker_idle = lambda: False  # other requests in the worker: never polls
+        shared.serving_one = lambda: False  # other requests in the worker: never polls
         slow = asyncio.create_task(shared.execute([("DEBUG", "SLEEP", "0.3")], timeout=5))
         started = time.perf_counter()
         await asyncio.sleep(0)
