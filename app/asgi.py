@@ -135,7 +135,7 @@ def create_app(settings: Settings, *, provisional: bool = False) -> Litestar:
         logging_config=None,
     )
     if settings.server.lean_ingress and not middleware:  # a plugin's ASGI middleware must see every request
-        built.lean = LeanChat(gateway, settings)
+        built.lean = LeanChat(gateway, settings, lambda: built.requests_in_flight)
     if runtime.redis_pipeline is not None:
         # One request, waiting on its round trip: poll for the reply (not with none: what is
         # written after an answer, settles and fills, has nobody waiting for it).

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import Any
 
 from litestar.exceptions import ClientException, HTTPException
@@ -62,38 +63,35 @@ def request_headers(scope: Scope) -> dict[str, str]:
 
 
 class LeanChat:
-    """One per app; no per-request state on ``self`` (only the count of requests in flight)."""
+    """One per app; no per-request state on ``self``. ``requests_in_flight``: how many HTTP
+    requests the app is serving now, this one included (``JunctionApp.requests_in_flight``)."""
 
-    def __init__(self, gateway: Gateway, settings: Settings) -> None:
+    def __init__(self, gateway: Gateway, settings: Settings, requests_in_flight: Callable[[], int]) -> None:
         self._gateway = gateway
         self._max_bytes = settings.server.max_body_bytes
         self._timeout = settings.limits.body_read_timeout_seconds
         self._max_depth = settings.limits.max_json_depth
         self._cors = bool(settings.server.cors.allow_origins)
-        self._in_flight = 0
+        self._requests_in_flight = requests_in_flight
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request, or return False (nothing read or sent) for Litestar to answer it."""
         headers = request_headers(scope)
         if headers.get("x-junction-async") == "true" or (self._cors and "origin" in headers):
             return False
-        self._in_flight += 1
-        try:
-            answered = await self._answer(scope, headers, receive, send)
-            if answered and self._in_flight == 1 and _YIELD_CPU is not None:
-                # The answer is with Granian's I/O thread now, which was just woken to write it;
-                # what is left here (the access line, the task's teardown) can wait. When that
-                # thread shares this core, yielding lets it write first instead of after us
-                # (measured: c=1, one core, ~25 µs sooner per response). Only when no other
-                # request is in flight: under load it would break up the I/O thread's batches
-                # (measured: +35% CPU per request at c=32 when done every time). Only after a
-                # whole answer: after an error the body may be unread, and the connection is
-                # then closed once this task ends; yielding first would send the response ahead
-                # of that close, and a client could reuse the connection in between
-                # (tests/integration/test_bad_input.py::test_huge_body_is_413 saw it).
-                _YIELD_CPU()
-        finally:
-            self._in_flight -= 1
+        answered = await self._answer(scope, headers, receive, send)
+        if answered and self._requests_in_flight() == 1 and _YIELD_CPU is not None:
+            # The answer is with Granian's I/O thread now, which was just woken to write it;
+            # what is left here (the access line, the task's teardown) can wait. When that
+            # thread shares this core, yielding lets it write first instead of after us
+            # (measured: c=1, one core, ~25 µs sooner per response). Only when no other
+            # request is in flight: under load it would break up the I/O thread's batches
+            # (measured: +35% CPU per request at c=32 when done every time). Only after a
+            # whole answer: after an error the body may be unread, and the connection is
+            # then closed once this task ends; yielding first would send the response ahead
+            # of that close, and a client could reuse the connection in between
+            # (tests/integration/test_bad_input.py::test_huge_body_is_413 saw it).
+            _YIELD_CPU()
         return True
 
     async def _answer(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send) -> bool:
