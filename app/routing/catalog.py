@@ -59,8 +59,9 @@ class ModelCatalog:
         served from the cache. A slow or failing provider delays start-up by at most
         ``WARM_UP_SECONDS`` and is asked again on the first request."""
         try:
-            await asyncio.wait_for(self.list(), WARM_UP_SECONDS)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(WARM_UP_SECONDS):  # not wait_for: see junction.tasks
+                await self.list()
+        except TimeoutError:
             log.warning("model lists were not all fetched within %.0fs of start-up", WARM_UP_SECONDS)
 
     async def list(self) -> ModelList:

@@ -180,7 +180,8 @@ class RedisChangeBus:
         self._listener = asyncio.create_task(self._listen(), name="junction-change-listener")
         # Return only once subscribed, so a change published right after start() is not missed.
         try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout=START_TIMEOUT_SECONDS)
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):  # not wait_for: see junction.tasks
+                await self._subscribed.wait()
         except TimeoutError:
             await self.close()
             raise StoreUnreachable(
