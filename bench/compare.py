@@ -1,6 +1,6 @@
 """A/B two checkouts of Junction on the same machine at the same time, for before/after numbers.
 
-    python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8]
+    python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8] [--settle 2.5]
     python bench/compare.py --base . --new-config '[middleware.metrics]|enabled = false'   # a config A/B
 
 A checkout runs with its own ``.venv`` when it has one, else this Python's; either way its
@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
@@ -67,10 +68,13 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
-def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> dict[str, dict[str, list[float]]]:
+def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1,
+       settle: float = 0.0) -> dict[str, dict[str, list[float]]]:
     """Serve both ``sides`` at once in front of one upstream and alternate wrk between them,
     ABBA (more sides: in order, then reversed); every round's RPS and CPU µs per request at 32
-    connections and p50/p99 at one, per side."""
+    connections and p50/p99 at one, per side. ``settle``: seconds of idle after each loaded run
+    whose CPU is charged to it too, so what a side defers to its idle time (the usage ledger
+    writes its batches then) is counted; without it, that work can fall between the windows."""
     order = list(sides)
     upstream_port = free_port()
     processes = [subprocess.Popen(pinned(1, [sys.executable, str(HERE / "upstream.py"), "--port", str(upstream_port)]))]
@@ -94,6 +98,8 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1) -> d
                 results[name]["p99_ms"].append(one["p99_ms"])
                 cpu = tree_cpu_seconds(pids[name])
                 loaded = wrk(url, 32, seconds)
+                if settle:
+                    time.sleep(settle)
                 results[name]["cpu_us"].append((tree_cpu_seconds(pids[name]) - cpu) / loaded["requests"] * 1e6)
                 results[name]["rps_32"].append(loaded["rps"])
     finally:
@@ -130,11 +136,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--settle", type=float, default=0.0, help="idle seconds after each loaded run whose CPU "
+                        "counts too (work a side defers to its idle time)")
     parser.add_argument("--base-config", default="", help="TOML added to the base's config ('|' for newlines)")
     parser.add_argument("--new-config", default="", help="TOML added to the new side's config")
     args = parser.parse_args()
     report(ab({"base": (args.base, args.base_config), "new": (args.new, args.new_config)},
-              args.rounds, args.seconds, args.workers))
+              args.rounds, args.seconds, args.workers, args.settle))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ request: two gateways of this checkout, one with it on and one with it off, run 
 of one fixed upstream; wrk alternates between them round by round (ABBA), as bench/compare.py.
 
     python bench/metrics_overhead.py [--rounds 6] [--seconds 8] [--workers 1] [--base CHECKOUT] [--ledger URL]
+                                     [--settle S]
 
 ``--base`` adds the same pair from another checkout (e.g. a ``git worktree`` of the commit
 before), all four gateways in one run, for before/after numbers of the overhead itself.
@@ -11,6 +12,8 @@ The ledger is the embedded SQLite default, or with ``--ledger URL`` a PostgreSQL
 database (migrated first; its server's CPU is not the gateway's, as in production); both gateways
 keep the access log as configured by ``--access-log`` (on by default, as shipped). The headline:
 the change of RPS and of CPU µs per request (the steadier one on a busy host) from metrics off to on.
+``--settle S`` charges each loaded run the CPU of ``S`` idle seconds after it too: the ledger writes
+its batches in the worker's idle time, which otherwise can fall between the measured windows.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--settle", type=float, default=0.0, help="idle seconds after each loaded run whose CPU "
+                        "counts too (the ledger's writes in idle time)")
     parser.add_argument("--access-log", choices=("on", "off"), default="on")
     parser.add_argument("--on", default="", help="extra [middleware.metrics] lines of the 'on' gateway, "
                                                   "e.g. 'prometheus = false' to measure the ledger alone")
@@ -47,10 +52,10 @@ def main() -> None:
     on = shared + "[middleware.metrics]\n" + args.on.replace(";", "\n") + "\n"
     here = Path(__file__).resolve().parent.parent
     if args.base is None:
-        report(ab({"off": (here, off), "on": (here, on)}, args.rounds, args.seconds, args.workers))
+        report(ab({"off": (here, off), "on": (here, on)}, args.rounds, args.seconds, args.workers, args.settle))
         return
     results = ab({"base-off": (args.base, off), "base-on": (args.base, on), "off": (here, off), "on": (here, on)},
-                 args.rounds, args.seconds, args.workers)
+                 args.rounds, args.seconds, args.workers, args.settle)
     print(f"load average {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
     for prefix in ("base-", ""):
         name = "base" if prefix else "this checkout"
