@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from junction.errors import UpstreamError, UpstreamOverloaded
+from junction.errors import JunctionError, UpstreamError, UpstreamOverloaded
 from junction.tasks import end_if_cancel_dropped, stop
 
 log = logging.getLogger("junction.local")
@@ -53,7 +53,7 @@ class Batcher:
             queued = []
             while not self._queue.empty():
                 queued.append(self._queue.get_nowait())
-            _fail(queued)
+            _fail(queued, _closing())
             self._queue = None
         self._closed = True
         if self._executor is not None:
@@ -99,7 +99,7 @@ class Batcher:
                 await self._answer(loop, batch)
                 batch = []
         except asyncio.CancelledError:  # closing: what was taken from the queue fails, not hangs
-            _fail([*batch, *([held] if held is not None else [])])
+            _fail([*batch, *([held] if held is not None else [])], _closing())
             raise
 
     async def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
@@ -110,11 +110,8 @@ class Batcher:
             vectors, tokens = await loop.run_in_executor(self._executor, self._encode, first.model, texts)
         except Exception as error:  # every waiting request hears it; the loop goes on
             log.exception("local embeddings with %s failed", first.model)
-            failure = UpstreamError(f"local model {first.model!r} failed: {type(error).__name__}",
-                                    code="local_model_failed")
-            for request in batch:
-                if not request.done.done():
-                    request.done.set_exception(failure)
+            _fail(batch, UpstreamError(f"local model {first.model!r} failed: {type(error).__name__}",
+                                       code="local_model_failed"))
             return
         start = 0
         for request in batch:
@@ -134,11 +131,11 @@ class Batcher:
         return vectors.tolist(), tokens
 
 
-def _fail(requests: list[_Request]) -> None:
-    """Fail ``requests`` (those not answered yet) because the provider is closing."""
+def _fail(requests: list[_Request], error: JunctionError) -> None:
+    """Fail ``requests`` (those not answered yet, whose callers still wait) with ``error``."""
     for request in requests:
         if not request.done.done():
-            request.done.set_exception(_closing())
+            request.done.set_exception(error)
 
 
 def _closing() -> UpstreamOverloaded:
