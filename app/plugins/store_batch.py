@@ -26,7 +26,6 @@ fail open or closed as its plugin is configured.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +59,7 @@ class StoreBatch:
         """Queue ``command`` for the next flush; ``hit``: what goes instead when the flush is
         a known cache hit's (see the module docstring). When ``guard`` is open (the store is
         out), ``on_result`` receives :class:`StoreUnavailable` now instead."""
-        if not guard.healthy:
+        if guard.open_until and not guard.healthy:
             guard.skipped += 1
             on_result(StoreUnavailable(guard.name))
             return
@@ -87,10 +86,16 @@ class StoreBatch:
         timeout, self._timeout = self._timeout, 0.0
         redis = self._redis
         try:
-            if _pipelined(redis):  # its own deadline, no timer per batch
-                pipe = redis.pipeline()
-                commands = [command if type(command) is tuple else _recorded(pipe, command)
-                            for _, command, _, _ in queued]
+            # A PipelinedRedis (its own deadline, no timer per batch), told by a class attribute:
+            # this module does not import it (redis-py, ~10 MB of a worker that has no Redis).
+            if getattr(redis, "takes_commands", False):
+                commands: list[Any] = []
+                pipe = None
+                for _, command, _, _ in queued:
+                    if type(command) is not tuple:  # a recording callable: through a recorder, made once
+                        pipe = pipe or redis.pipeline()
+                        command = _recorded(pipe, command)
+                    commands.append(command)
                 results: list[Any] = await redis.execute(commands, timeout)
             else:
                 pipe = redis.pipeline(transaction=False)
@@ -105,7 +110,8 @@ class StoreBatch:
             results = unavailable
         else:
             for guard, _, _, _ in queued:
-                guard.answered()
+                if guard.open_until:
+                    guard.answered()
         refusal: JunctionError | None = None
         for (_, _, on_result, _), result in zip(queued, results, strict=True):
             try:
@@ -114,14 +120,6 @@ class StoreBatch:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal
-
-
-def _pipelined(redis: Any) -> bool:
-    """Whether ``redis`` is a :class:`~junction.stores.redis_pipeline.PipelinedRedis`, without
-    importing that module (it imports redis-py, ~10 MB of every serving worker that has no Redis):
-    a PipelinedRedis exists only once its module was imported."""
-    module = sys.modules.get("junction.stores.redis_pipeline")
-    return module is not None and isinstance(redis, module.PipelinedRedis)
 
 
 def _recorded(pipe: Any, command: Any) -> tuple[Any, ...]:

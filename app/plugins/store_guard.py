@@ -46,7 +46,7 @@ class StoreUnavailable(Exception):
 class StoreGuard:
     """Runs one plugin's store calls with a timeout and a breaker of its own (see module doc)."""
 
-    __slots__ = ("name", "on_error", "timeout", "retry_seconds", "_open_until", "failures", "skipped",
+    __slots__ = ("name", "on_error", "timeout", "retry_seconds", "open_until", "failures", "skipped",
                  "_clock")
 
     def __init__(self, name: str, config: GuardedConfig, clock: Callable[[], float] = time.monotonic) -> None:
@@ -54,7 +54,9 @@ class StoreGuard:
         self.on_error = config.on_store_error
         self.timeout = config.store_timeout_seconds
         self.retry_seconds = config.store_retry_seconds
-        self._open_until = 0.0
+        #: While the breaker is open, when (``clock``) the store is tried again; 0.0 while closed.
+        #: Hot paths read it before :attr:`healthy` (a property call) to skip that call.
+        self.open_until = 0.0
         self._clock = clock
         #: Store calls that failed or timed out, and calls that skipped the store while it was out.
         self.failures = 0
@@ -62,12 +64,12 @@ class StoreGuard:
 
     @property
     def healthy(self) -> bool:
-        return not self._open_until or self._clock() >= self._open_until  # no clock read while closed
+        return not self.open_until or self._clock() >= self.open_until  # no clock read while closed
 
     async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
         """``await operation()`` within the timeout; :class:`StoreUnavailable` when it fails,
         times out, or the breaker is open (then ``operation`` is not called at all)."""
-        if self._clock() < self._open_until:
+        if self._clock() < self.open_until:
             self.skipped += 1
             raise StoreUnavailable(self.name)
         try:
@@ -81,15 +83,15 @@ class StoreGuard:
 
     def answered(self) -> None:
         """A store call completed: close the breaker if it was open."""
-        if self._open_until:
+        if self.open_until:
             log.warning("%s: the store answers again; %d calls went without it", self.name, self.skipped)
-            self._open_until = 0.0
+            self.open_until = 0.0
 
     def trip(self, error: BaseException) -> None:
         """A store call failed: skip the store for ``retry_seconds``."""
         self.failures += 1
-        first = self._open_until == 0.0
-        self._open_until = self._clock() + self.retry_seconds
+        first = self.open_until == 0.0
+        self.open_until = self._clock() + self.retry_seconds
         if first:
             log.warning("%s: the store failed (%s: %s); on_store_error=%s for the next %.1f s",
                         self.name, type(error).__name__, error, self.on_error, self.retry_seconds)

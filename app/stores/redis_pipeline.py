@@ -54,14 +54,19 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from junction.stores.redis_protocol import STALE_SECONDS, Command, Connection, Prepared, pack
 
-__all__ = ["STALE_SECONDS", "Command", "OnReply", "PipelinedRedis", "Prepared", "RecordedBatch"]
+__all__ = ["STALE_SECONDS", "Command", "OnFailure", "PipelinedRedis", "Prepared", "RecordedBatch"]
 
-#: Receives a deferred command's reply, or the exception that stood in for it.
-OnReply = Callable[[Any], None]
+#: Hears a deferred command's failure: its error reply, or the exception that failed its batch.
+#: (Not its success: a settle's reply says nothing, and a call per reply cost each batch.)
+OnFailure = Callable[[BaseException], None]
 
 
 class PipelinedRedis:
     """The shared pipelining connection of ``[stores] cache`` (see the module docstring)."""
+
+    #: :meth:`execute` takes commands as tuples (the store batch's test for this class, without
+    #: importing this module: it imports redis-py, ~10 MB of a worker that has no Redis).
+    takes_commands = True
 
     def __init__(self, url: str, client_name: str = "junction", reply_poll: float = 0.0) -> None:
         from redis.asyncio.connection import SSLConnection, parse_url
@@ -97,7 +102,7 @@ class PipelinedRedis:
         #: while this says the worker serves exactly one request (the app sets it).
         self.reply_poll = reply_poll
         self.serving_one: Callable[[], bool] = lambda: False
-        self._deferred: list[tuple[Command, OnReply]] = []
+        self._deferred: list[tuple[Command, OnFailure]] = []
         self._deferred_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -131,9 +136,10 @@ class PipelinedRedis:
         head = b"*%d" % (count + rest) + head[head.index(b"\r\n"):]
         return Prepared(head, script, (numkeys, *keys, *fixed))
 
-    def defer(self, command: Command, on_reply: OnReply) -> None:
+    def defer(self, command: Command, on_failure: OnFailure) -> None:
         """Send ``command`` with the next batch, or by itself after ``settle_delay`` seconds
-        (see the module docstring); ``on_reply`` hears its reply."""
+        (see the module docstring); ``on_failure`` hears it if it fails (an error reply, or the
+        batch's failure)."""
         if not self._deferred:
             loop = asyncio.get_running_loop()
             self._deferred_since = loop.time()
@@ -142,7 +148,7 @@ class PipelinedRedis:
             connection = self._connection
             if self.send_when_idle and connection is not None and connection.idle:
                 loop.call_soon(self._when_idle)
-        self._deferred.append((command, on_reply))
+        self._deferred.append((command, on_failure))
 
     def _when_idle(self) -> None:
         # Nothing in flight (one call at a time, say): no batch is coming soon to carry the
@@ -205,29 +211,35 @@ class PipelinedRedis:
         else:
             deferred = []  # not the live queue: what is deferred meanwhile waits for the next batch
         try:
-            replies = await self._execute(commands, timeout)
+            connection = self._connection
+            if connection is None or connection.closed:
+                connection = await self._connect()
+            replies = await connection.send(commands, timeout)
+            for reply in replies:
+                if type(reply) is NoScriptError:  # the script cache was flushed: send them again
+                    await self._resend_scripts(connection, commands, replies, timeout)
+                    break
         except Exception as error:
-            for _, on_reply in deferred:
-                on_reply(error)
+            for _, on_failure in deferred:
+                on_failure(error)
             raise
         if deferred:
             count = len(deferred)
-            for (_, on_reply), reply in zip(deferred, replies[:count], strict=True):
-                on_reply(reply)
+            for index in range(count):
+                reply = replies[index]
+                if isinstance(reply, BaseException):
+                    deferred[index][1](reply)
             del replies[:count]
         return replies
 
-    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = await self._connect()
-        replies = await connection.send(commands, timeout)
+    async def _resend_scripts(self, connection: Connection, commands: list[Command], replies: list[Any],
+                              timeout: float | None) -> None:
+        """Send the commands that answered ``NOSCRIPT`` again with their source (``EVAL``): they
+        did not run. Their replies replace those in ``replies``."""
         missing = [index for index, reply in enumerate(replies) if type(reply) is NoScriptError]
-        if missing:  # the script cache was flushed: send those again with their source
-            again = [self._with_source(commands[index]) for index in missing]
-            for index, reply in zip(missing, await connection.send(again, timeout), strict=True):
-                replies[index] = reply
-        return replies
+        again = [self._with_source(commands[index]) for index in missing]
+        for index, reply in zip(missing, await connection.send(again, timeout), strict=True):
+            replies[index] = reply
 
     def _with_source(self, command: Command) -> Command:
         first = command[0]

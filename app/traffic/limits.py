@@ -64,13 +64,9 @@ class LimitSource:
         self._documents = context.documents
         self._changes = context.changes
         self._orgs: dict[str, tuple[float, Limits]] = {}
-        self._generation = 0
+        #: Bumped by every change to an org's limits this source heard of.
+        self.generation = 0
         self._unsubscribe: Any = None
-
-    @property
-    def generation(self) -> int:
-        """Bumped by every change to an org's limits this source heard of."""
-        return self._generation
 
     @staticmethod
     def plan_key(call: Call, *extra: Hashable) -> tuple[Hashable, ...]:
@@ -103,10 +99,10 @@ class LimitSource:
 
     def _on_change(self, change: Any) -> None:
         if change.kind == "*":
-            self._generation += 1
+            self.generation += 1
             self._orgs.clear()
         elif change.kind == "org":
-            self._generation += 1
+            self.generation += 1
             self._orgs.pop(change.id, None)
 
     async def scopes(self, call: Call, defaults: Mapping[str, Limits]) -> list[tuple[Scope, str, Limits]]:
@@ -137,12 +133,12 @@ class LimitSource:
             return entry[1]
         if self._documents is None:
             return NO_LIMITS
-        generation = self._generation
+        generation = self.generation
         try:
             limits = Limits.of(await self._documents.orgs.get(org_id))
         except NotFound:
             limits = NO_LIMITS  # the org is gone: its keys fail authentication soon anyway
-        if generation == self._generation:
+        if generation == self.generation:
             if len(self._orgs) >= 100_000:
                 self._orgs.clear()
             self._orgs[org_id] = (time.monotonic() + ORG_TTL_SECONDS, limits)

@@ -36,19 +36,19 @@ class Settler:
 
     def add(self, command: tuple[Any, ...]) -> None:
         """Defer ``command`` (``(prepared, *rest)`` or ``("EVALSHA", ...)``) to a later write."""
-        if not self._guard.healthy:  # the store is out: the reservation lapses instead
-            self._guard.skipped += 1
+        guard = self._guard
+        if guard.open_until and not guard.healthy:  # the store is out: the reservation lapses instead
+            guard.skipped += 1
             self.lost += 1
             return
-        self._redis.defer(command, self._heard)
+        self._redis.defer(command, self._failed)
 
-    def _heard(self, result: Any) -> None:
-        if isinstance(result, BaseException):
-            self.lost += 1
-            if isinstance(result, (OSError, TimeoutError, ConnectionError)):
-                self._guard.trip(result)
-            elif not isinstance(result, StoreUnavailable):
-                log.warning("%s: a settle failed: %s", self._guard.name, result)
+    def _failed(self, error: BaseException) -> None:
+        self.lost += 1
+        if isinstance(error, (OSError, TimeoutError, ConnectionError)):
+            self._guard.trip(error)
+        elif not isinstance(error, StoreUnavailable):
+            log.warning("%s: a settle failed: %s", self._guard.name, error)
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Send what is deferred and wait (at most ``timeout`` seconds) for the replies."""

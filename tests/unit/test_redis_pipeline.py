@@ -21,6 +21,7 @@ from junction.plugins.store_batch import StoreBatch
 from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
 from junction.stores.redis_pipeline import PipelinedRedis
 from junction.stores.redis_protocol import WRITE_EVERY
+from junction.traffic.settle import Settler
 from tests.traffic.test_redis_down import ThrowawayRedis
 
 LIVE = "redis://127.0.0.1:6379/7"
@@ -236,3 +237,39 @@ async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throw
         assert await slow == [b"OK"]
     finally:
         await shared.aclose()
+
+
+async def test_a_deferred_settle_that_fails_is_counted_lost_and_one_that_succeeds_is_not(caplog) -> None:
+    client = redis.Redis.from_url(LIVE)
+    shared = PipelinedRedis(LIVE)
+    key = f"settle-{secrets.token_hex(4)}"
+    guard = StoreGuard("settles", GuardedConfig())
+    settler = Settler(guard, shared)
+    try:
+        await client.set(key + ":text", "not a number")
+        settler.add(("INCRBY", key + ":count", 5))
+        settler.add(("INCRBY", key + ":text", 1))  # an error reply, in its place in the batch
+        settler.add(("INCRBY", key + ":count", 2))
+        await settler.drain()
+        assert int(await client.get(key + ":count")) == 7
+        assert settler.lost == 1 and guard.healthy  # an error reply is the command's, not the store's
+        assert "a settle failed" in caplog.text
+        # Riding a call's batch: the batch's own replies are its own, the settles' failures heard.
+        settler.add(("INCRBY", key + ":text", 1))
+        batch = StoreBatch(shared)
+        heard: list[object] = []
+        batch.queue(guard, ("INCRBY", key + ":count", 1), heard.append)
+        await batch.flush()
+        assert heard == [8] and settler.lost == 2
+    finally:
+        await client.delete(key + ":count", key + ":text")
+        await client.aclose()
+        await shared.aclose()
+    dead_guard = StoreGuard("dead-settles", GuardedConfig())
+    dead = Settler(dead_guard, PipelinedRedis("redis://127.0.0.1:1/0"))
+    dead.add(("INCRBY", key, 1))
+    dead.add(("INCRBY", key, 1))
+    await dead.drain()
+    assert dead.lost == 2 and not dead_guard.healthy  # the store's failure trips the plugin's guard
+    dead.add(("INCRBY", key, 1))  # skipped while the guard is open: lost at once, nothing sent
+    assert dead.lost == 3

@@ -28,6 +28,7 @@ from junction.plugins import PluginContext, Principal
 from junction.pricing import ModelPrice, PriceBook
 from junction.settings import settings_from_mapping
 from junction.stores.redis_pipeline import Command, PipelinedRedis, Prepared
+from junction.stores.redis_protocol import Connection
 from junction.traffic.ledger import NANO
 from junction.traffic.limits import Limits
 from tests.unit.pipeline_kit import ScriptedProvider, build_gateway, chat_call
@@ -36,16 +37,24 @@ LIVE = "redis://127.0.0.1:6379/7"
 
 
 class CountingPipeline(PipelinedRedis):
-    """The real pipelining connection, recording each round trip's commands."""
+    """The real pipelining connection, recording each round trip's commands (those of the calls:
+    not the connection's set-up, its ``CLIENT SETNAME`` and script loads)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.round_trips: list[list[str]] = []
 
-    async def _execute(self, commands: list[Command], timeout: float | None) -> list[Any]:
-        self.round_trips.append(["EVALSHA" if type(command[0]) is Prepared else str(command[0])
-                                 for command in commands])
-        return await super()._execute(commands, timeout)
+    def _new_connection(self) -> Connection:
+        round_trips = self.round_trips
+
+        class Counting(Connection):
+            async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
+                if not any(command[0] == "CLIENT" for command in commands):
+                    round_trips.append(["EVALSHA" if type(command[0]) is Prepared else str(command[0])
+                                        for command in commands])
+                return await super().send(commands, timeout)
+
+        return Counting()
 
 
 @dataclass
