@@ -1,11 +1,12 @@
 """The Redis reply poll (``[server] redis_reply_poll_us``) on vs off, at 1, 2, 4 and 8 connections.
 
-    python bench/reply_poll.py [--rounds 3] [--poll-us 100] [--seconds 4]
+    python bench/reply_poll.py [--rounds 3] [--poll-us 100] [--against-us 0] [--seconds 4]
 
 Two gateways from this checkout (one Granian worker each, pinned to CPU 0), rate limits, budgets
-and the response cache on against a private ``redis-server`` (CPU 1): "traffic" with the poll off,
-"polled" with it on. wrk sends requests never asked before (cache misses) at 1 (p50), 2, 4 and 8
-connections (RPS), then one request repeated at 1 (a hit's p50), alternating ABBA round by round.
+and the response cache on against a private ``redis-server`` (CPU 1): "traffic" with the poll off
+(or with ``--against-us N``, polling N µs: two bounds compared), "polled" with it on. wrk sends
+requests never asked before (cache misses) at 1 (p50), 2, 4 and 8 connections (RPS), then one
+request repeated at 1 (a hit's p50), alternating ABBA round by round.
 Prints the medians and every round. Where the poll can cost: a request arriving while the worker
 polls for another's reply waits for it (2 to 4 connections).
 """
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--poll-us", type=int, default=100)
+    parser.add_argument("--against-us", type=int, default=0, help="the other side's poll (default 0: off)")
     parser.add_argument("--seconds", type=int, default=4)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-reply-poll-"))
@@ -40,7 +42,7 @@ def main() -> None:
     ]
     url = f"redis://127.0.0.1:{redis_port}/0"
     wait_for_redis(url)
-    sides = {"traffic": TRAFFIC + CACHE + "\n[server]\nredis_reply_poll_us = 0\n",
+    sides = {"traffic": TRAFFIC + CACHE + f"\n[server]\nredis_reply_poll_us = {args.against_us}\n",
              "polled": TRAFFIC + CACHE + f"\n[server]\nredis_reply_poll_us = {args.poll_us}\n"}
     ports: dict[str, int] = {}
     try:
