@@ -8,6 +8,7 @@ a batch alone in flight polls for its reply, bounded, before the loop sleeps."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import shutil
 import time
@@ -240,6 +241,7 @@ async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throw
 
 
 async def test_a_deferred_settle_that_fails_is_counted_lost_and_one_that_succeeds_is_not(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="junction.traffic")
     client = redis.Redis.from_url(LIVE)
     shared = PipelinedRedis(LIVE)
     key = f"settle-{secrets.token_hex(4)}"
