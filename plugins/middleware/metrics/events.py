@@ -41,7 +41,7 @@ def finished(call: Call) -> Finished:
     return (time.time(), outcome.latency_ms if outcome is not None else call.elapsed_ms(), outcome, deployment,
             attempts, call.request_id, call.org_id, call.principal, call.bridge_id, call.bridge_version,
             call.thread_id, call.endpoint, getattr(call.received, "model", None), call.fallback_used,
-            call.first_byte_ms, call.cache_hit, bool(getattr(call.request, "stream", False)))
+            call.first_byte_ms, call.cache_hit, call.stream)
 
 
 def upstream_ms(attempts: list[Attempt]) -> float:

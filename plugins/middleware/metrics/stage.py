@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from junction.errors import ConfigError, JunctionError
 from junction.middleware.metrics.config import MetricsConfig
@@ -41,10 +40,10 @@ log = logging.getLogger("junction.metrics")
 def _timed(call: Call, error: JunctionError | None) -> None:
     """``Server-Timing`` on the answer, or on the error the call failed with before it:
     ``gateway;dur=…, upstream;dur=…`` (ms), the gateway's own share and the upstreams'. A
-    stream's headers leave with its first event: its timing is the time to that event. (Once per
-    response, so worked out here in one frame; ``%`` formatting costs half an f-string with ``max``.)"""
+    stream's headers leave with its first event: its timing is the time to that event. (Per
+    response: ``%`` formatting costs half an f-string with ``max``.)"""
     upstream = upstream_ms(call.attempts)
-    gateway = (time.perf_counter() - call.started) * 1000 - upstream
+    gateway = call.elapsed_ms() - upstream
     (call.response_headers if error is None else error.headers)[SERVER_TIMING] = _SERVER_TIMING % (
         gateway if gateway > 0.0 else 0.0, upstream)
 
