@@ -102,7 +102,10 @@ class PipelinedRedis:
         #: while this says the worker serves exactly one request (the app sets it).
         self.reply_poll = reply_poll
         self.serving_one: Callable[[], bool] = lambda: False
-        self._deferred: list[tuple[Command, OnFailure]] = []
+        #: Deferred commands and, in the same order, who hears each one's failure (two lists: a
+        #: batch takes the commands as they are, with no list built from pairs).
+        self._deferred: list[Command] = []
+        self._on_failures: list[OnFailure] = []
         self._deferred_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -140,15 +143,22 @@ class PipelinedRedis:
         """Send ``command`` with the next batch, or by itself after ``settle_delay`` seconds
         (see the module docstring); ``on_failure`` hears it if it fails (an error reply, or the
         batch's failure)."""
-        if not self._deferred:
-            loop = asyncio.get_running_loop()
+        deferred = self._deferred
+        if not deferred:
+            connection = self._connection
+            # The open connection's loop: get_running_loop() is a getpid() system call on
+            # Python 3.11, and this runs once a batch under load.
+            if connection is not None and not connection.closed:
+                loop = connection.loop
+            else:
+                loop = asyncio.get_running_loop()
             self._deferred_since = loop.time()
             if self._timer is None:
                 self._timer = loop.call_later(self.settle_delay, self._when_due)
-            connection = self._connection
             if self.send_when_idle and connection is not None and connection.idle:
                 loop.call_soon(self._when_idle)
-        self._deferred.append((command, on_failure))
+        deferred.append(command)
+        self._on_failures.append(on_failure)
 
     def _when_idle(self) -> None:
         # Nothing in flight (one call at a time, say): no batch is coming soon to carry the
@@ -204,31 +214,40 @@ class PipelinedRedis:
             # First: what they settle (a call that ended, its reservations and token estimates
             # replaced by what it used) is then seen by this batch's admissions. Behind them, an
             # admission would still count calls that are over, and refuse one that fits.
-            self._deferred = []
-            commands = [command for command, _ in deferred] + commands
+            on_failures = self._on_failures
+            self._deferred, self._on_failures = [], []
+            count = len(deferred)
+            if commands:
+                deferred += commands
+            commands = deferred
         elif not commands:
             return []
         else:
-            deferred = []  # not the live queue: what is deferred meanwhile waits for the next batch
+            on_failures = []  # not the live queue: what is deferred meanwhile waits for the next batch
+            count = 0
         try:
             connection = self._connection
             if connection is None or connection.closed:
                 connection = await self._connect()
+            errors_before = connection.error_replies
             replies = await connection.send(commands, timeout)
-            for reply in replies:
-                if type(reply) is NoScriptError:  # the script cache was flushed: send them again
-                    await self._resend_scripts(connection, commands, replies, timeout)
-                    break
+            # Only a batch that may hold error replies is searched for them (almost none does).
+            errors = connection.error_replies != errors_before
+            if errors:
+                for reply in replies:
+                    if type(reply) is NoScriptError:  # the script cache was flushed: send them again
+                        await self._resend_scripts(connection, commands, replies, timeout)
+                        break
         except Exception as error:
-            for _, on_failure in deferred:
+            for on_failure in on_failures:
                 on_failure(error)
             raise
-        if deferred:
-            count = len(deferred)
-            for index in range(count):
-                reply = replies[index]
-                if isinstance(reply, BaseException):
-                    deferred[index][1](reply)
+        if count:
+            if errors:
+                for index in range(count):
+                    reply = replies[index]
+                    if isinstance(reply, BaseException):
+                        on_failures[index](reply)
             del replies[:count]
         return replies
 

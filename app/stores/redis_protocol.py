@@ -65,10 +65,14 @@ class Connection(asyncio.Protocol):
         self._reply_poll = reply_poll
         self._serving_one = serving_one
         self._poller: select.poll | None = None
-        self._loop: asyncio.AbstractEventLoop  # set with the transport (connection_made)
+        #: The event loop it runs on (set with the transport, in ``connection_made``).
+        self.loop: asyncio.AbstractEventLoop
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: deque[_Batch] = deque()
         self.closed = False
+        #: Error replies read so far (each stays in place of its command's reply): a batch whose
+        #: count did not move while it was in flight holds none, and is not searched for them.
+        self.error_replies = 0
         self._watch: asyncio.TimerHandle | None = None
         #: Packed batches not yet written: those of one turn of the loop go in writes of
         #: :data:`WRITE_EVERY`, the rest at the end of the turn.
@@ -81,7 +85,7 @@ class Connection(asyncio.Protocol):
             self._poller = select.poll()
             self._poller.register(sock.fileno(), select.POLLIN)
         # Kept: asyncio.get_running_loop() is a getpid() system call on Python 3.11, once a batch.
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._fail(ConnectionError(f"the Redis connection was lost: {error or 'closed by the server'}"))
@@ -109,7 +113,7 @@ class Connection(asyncio.Protocol):
         # leave no batch waiting for replies that will never come, which would put every later
         # batch's replies out of step.
         packed = pack(commands)
-        loop = self._loop
+        loop = self.loop
         future: asyncio.Future[list[Any]] = loop.create_future()
         now = loop.time()
         batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER)
@@ -188,8 +192,10 @@ class Connection(asyncio.Protocol):
                 reply = reader.gets()
                 if reply is False:  # the rest of a reply is still to come
                     break
-                if type(reply) is ResponseError and str(reply).startswith("NOSCRIPT"):
-                    reply = NoScriptError(str(reply))
+                if type(reply) is ResponseError:
+                    self.error_replies += 1
+                    if str(reply).startswith("NOSCRIPT"):
+                        reply = NoScriptError(str(reply))
                 batch = waiting[0]
                 batch.replies.append(reply)
                 if len(batch.replies) == batch.count:

@@ -26,11 +26,12 @@ class Settler:
     """One plugin's settles (see the module docstring); ``redis`` is the pipelining connection
     (:class:`~junction.stores.redis_pipeline.PipelinedRedis`)."""
 
-    __slots__ = ("_guard", "_redis", "lost")
+    __slots__ = ("_guard", "_on_failure", "_redis", "lost")
 
     def __init__(self, guard: StoreGuard, redis: Any) -> None:
         self._guard = guard
         self._redis = redis
+        self._on_failure = self._failed  # bound once, not per settle
         #: Settles that could not reach the store (their reservations lapse instead).
         self.lost = 0
 
@@ -41,7 +42,7 @@ class Settler:
             guard.skipped += 1
             self.lost += 1
             return
-        self._redis.defer(command, self._failed)
+        self._redis.defer(command, self._on_failure)
 
     def _failed(self, error: BaseException) -> None:
         self.lost += 1
