@@ -234,10 +234,7 @@ class PipelinedRedis:
             # Only a batch that may hold error replies is searched for them (almost none does).
             errors = connection.error_replies != errors_before
             if errors:
-                for reply in replies:
-                    if type(reply) is NoScriptError:  # the script cache was flushed: send them again
-                        await self._resend_scripts(connection, commands, replies, timeout)
-                        break
+                await self._resend_scripts(connection, commands, replies, timeout)
         except Exception as error:
             for on_failure in on_failures:
                 on_failure(error)
@@ -253,9 +250,11 @@ class PipelinedRedis:
 
     async def _resend_scripts(self, connection: Connection, commands: list[Command], replies: list[Any],
                               timeout: float | None) -> None:
-        """Send the commands that answered ``NOSCRIPT`` again with their source (``EVAL``): they
-        did not run. Their replies replace those in ``replies``."""
+        """Send the commands that answered ``NOSCRIPT`` (the script cache was flushed) again with
+        their source (``EVAL``): they did not run. Their replies replace those in ``replies``."""
         missing = [index for index, reply in enumerate(replies) if type(reply) is NoScriptError]
+        if not missing:
+            return
         again = [self._with_source(commands[index]) for index in missing]
         for index, reply in zip(missing, await connection.send(again, timeout), strict=True):
             replies[index] = reply
