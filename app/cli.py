@@ -45,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
     from granian import Granian
 
     from junction.asgi import create_app
+    from junction.plugins import node
     from junction.security.crypto import cipher_from_settings
 
     # Everything the server and its workers create (SQLite files, key files) is owner-only.
@@ -74,7 +75,10 @@ def serve(args: argparse.Namespace) -> int:
         # (about 10 MB of RSS each, measured). Python 3.14's default makes Granian spawn anyway.
         multiprocessing.set_start_method("spawn", force=True)
         _worker_allocator_settings()
-        Granian("junction.asgi:create_app_from_environment", factory=True, **options).serve()
+        with node.running(_node_services(built.state["runtime"].plugins)) as listening:
+            for name, address in listening.items():
+                print(f"junction: node service {name} on {address}", file=sys.stderr)
+            Granian("junction.asgi:create_app_from_environment", factory=True, **options).serve()
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -205,6 +209,13 @@ def _say_which_providers(plugins: Any) -> None:
 def _print_warnings(plugins: Any) -> None:
     for warning in plugins.warnings:
         print(f"junction: warning: {warning}", file=sys.stderr)
+
+
+def _node_services(plugins: Any) -> list[Any]:
+    """The processes the enabled plugins run beside the workers (``register_node_services``)."""
+    services: list[Any] = []
+    plugins.hooks.register_node_services(register=services.append, components=plugins.by_name)
+    return services
 
 
 def _worker_allocator_settings() -> None:

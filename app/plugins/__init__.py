@@ -7,6 +7,7 @@ Plugin authors need only this package::
 
 from junction.plugins.call import Attempt, Call, CallState, Outcome
 from junction.plugins.hookspecs import hookimpl, hookspec
+from junction.plugins.node import NodeService
 from junction.plugins.protocols import (
     PHASES,
     Authenticator,
@@ -54,6 +55,7 @@ __all__ = [
     "Next",
     "NextAttempt",
     "NextStream",
+    "NodeService",
     "OpenedStream",
     "Outcome",
     "Phase",

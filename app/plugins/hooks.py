@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
+from junction.plugins.node import NodeService
 from junction.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
 from junction.plugins.vectors import VectorIndexSpec
 
@@ -32,3 +33,7 @@ class PluginHooks:
 
     def register_vector_indexes(self, register: Callable[[VectorIndexSpec], None]) -> None:
         self._hook.register_vector_indexes(register=register)
+
+    def register_node_services(self, register: Callable[[NodeService], None],
+                               components: Mapping[str, object]) -> None:
+        self._hook.register_node_services(register=register, components=components)

@@ -9,11 +9,12 @@ arguments than its spec, so specs can grow without breaking plugins. Only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
+from junction.plugins.node import NodeService
 from junction.plugins.protocols import MiddlewareSpec, ProviderSpec, RouteContext
 from junction.plugins.vectors import VectorIndexSpec
 
@@ -94,5 +95,23 @@ class JunctionHookSpecs:
         :param register: call it once with a :class:`~junction.plugins.vectors.VectorIndexSpec` whose
             ``name`` equals the plugin's entry-point name; ``[knowledge.indexes.<name>]`` is its
             config table.
+        :return: nothing; results are ignored.
+        """
+
+    @hookspec
+    def register_node_services(self, register: Callable[[NodeService], None],
+                               components: Mapping[str, object]) -> None:
+        """Register processes to run beside the Granian workers, one of each per node (see
+        :mod:`junction.plugins.node`), e.g. one that takes work off the workers' event loops.
+
+        Called once, only by ``junction serve``, in its own process after the config and every
+        plugin were validated and before Granian spawns the workers; never in a worker, nor in an
+        app built in-process (tests, the other commands), so what uses a service must work without
+        it.
+
+        :param register: call it once per :class:`~junction.plugins.node.NodeService`.
+        :param components: the objects the enabled plugins' ``create`` returned, by plugin name (as
+            ``RouteContext.components``), built to validate the config: read their settings, do not
+            start them.
         :return: nothing; results are ignored.
         """

@@ -15,11 +15,11 @@ from junction.testing.upstream import free_port
 
 def serving_workers(serve_pid: int) -> list[int]:
     """The Granian workers under the ``junction serve`` process ``serve_pid`` (Linux), or that
-    process itself without any. Workers are spawned, so multiprocessing's resource tracker is a
-    child too: not a worker."""
+    process itself without any. Workers are spawned by multiprocessing; its resource tracker and
+    the node services (the usage relay) are children too: not workers."""
     children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
     return [int(child) for child in children
-            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()] or [serve_pid]
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()] or [serve_pid]
 
 
 class JunctionProcess:

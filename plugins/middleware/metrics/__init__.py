@@ -1,15 +1,25 @@
 """The ``metrics`` plugin: the usage ledger's rows, Prometheus ``/metrics`` and ``Server-Timing``
-(see stage.py and prometheus.py). On by default; ``[middleware.metrics]`` switches its parts."""
+(see stage.py and prometheus.py), and under ``junction serve`` the node's usage relay (relay.py).
+On by default; ``[middleware.metrics]`` switches its parts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from litestar import Request, Response, get
 
+from junction.middleware.metrics import relay
 from junction.middleware.metrics.config import MetricsConfig
 from junction.middleware.metrics.stage import MetricsStage
-from junction.plugins import MiddlewareSpec, RouteContext, StagePlacement, hookimpl, require_scope
+from junction.plugins import (
+    MiddlewareSpec,
+    NodeService,
+    RouteContext,
+    StagePlacement,
+    hookimpl,
+    require_scope,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -33,6 +43,14 @@ def register_routes(register, context: RouteContext):
             require_scope(await context.authenticate(request.headers), "admin")
         # As a header: given as the media type, Litestar adds a second charset (a type Go's MIME
         # parser, and so Prometheus 3's scraper, refuses).
-        return Response(stage.exposition(), headers={"content-type": CONTENT_TYPE})
+        return Response(await stage.current(), headers={"content-type": CONTENT_TYPE})
 
     register(metrics)
+
+
+@hookimpl
+def register_node_services(register: Callable[[NodeService], None], components: Mapping[str, object]) -> None:
+    stage = components.get("metrics")
+    config = stage.config if isinstance(stage, MetricsStage) else None
+    if config is not None and config.relay and (config.ledger or config.prometheus):
+        register(NodeService(name="usage-relay", module=relay.__name__, env=relay.RELAY_ENV))

@@ -16,3 +16,6 @@ class MetricsConfig(MiddlewareConfig):
     metrics_require_key: bool = False
     #: The ``Server-Timing`` response header on inference answers.
     server_timing: bool = True
+    #: Under ``junction serve``, one process per node (the usage relay) makes every worker's
+    #: ledger rows and samples, off the workers' event loops; ``false``: each worker makes its own.
+    relay: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from junction.plugins import Attempt, Call, Outcome, Principal
+from junction.plugins import Attempt, Call, Outcome
 from junction.pricing import PriceBook
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import latency_bucket
@@ -25,21 +25,25 @@ def _text(value: str | None, limit: int = 200) -> str | None:
 #: seconds it ended), ``latency`` (ms, the outcome's, or without one the time so far),
 #: ``outcome`` (``None``: not a JunctionError, the gateway answers 500), ``deployment`` (that
 #: answered, else tried last, else ``None``), ``attempts``, ``request_id``, ``org_id``,
-#: ``principal``, ``bridge_id``, ``bridge_version``, ``thread_id``, ``endpoint``,
-#: ``requested_model`` (as the client sent it), ``fallback_used``, ``first_byte_ms``,
-#: ``cache_hit``, ``stream``.
-Finished = tuple[float, float, Outcome | None, str | None, list[Attempt], str, str | None, Principal, str | None,
-                 int | None, str | None, str, str | None, bool, float | None, bool, bool]
+#: ``caller`` (the principal's id, user id and kind), ``bridge_id``, ``bridge_version``,
+#: ``thread_id``, ``endpoint``, ``requested_model`` (as the client sent it), ``fallback_used``,
+#: ``first_byte_ms``, ``cache_hit``, ``stream``. Plain data and msgspec Structs only: a batch of
+#: them crosses to the usage relay as they are (see relay.py).
+Finished = tuple[float, float, Outcome | None, str | None, list[Attempt], str, str | None,
+                 tuple[str, str | None, str], str | None, int | None, str | None, str, str | None, bool,
+                 float | None, bool, bool]
 
 
 def finished(call: Call) -> Finished:
     outcome = call.outcome
     deployment = call.deployment
     attempts = call.attempts
+    principal = call.principal
     if deployment is None and attempts:
         deployment = attempts[-1].deployment
     return (time.time(), outcome.latency_ms if outcome is not None else call.elapsed_ms(), outcome, deployment,
-            attempts, call.request_id, call.org_id, call.principal, call.bridge_id, call.bridge_version,
+            attempts, call.request_id, call.org_id, (principal.id, principal.user_id, principal.kind),
+            call.bridge_id, call.bridge_version,
             call.thread_id, call.endpoint, getattr(call.received, "model", None), call.fallback_used,
             call.first_byte_ms, call.cache_hit, call.stream)
 
@@ -132,13 +136,13 @@ class UsageEvents:
         return price.cost(usage) if price is not None else None
 
     def build(self, call: Finished) -> UsageEvent:
-        (finished_at, latency, outcome, deployment, attempts, request_id, org_id, principal, bridge_id,
+        (finished_at, latency, outcome, deployment, attempts, request_id, org_id, caller, bridge_id,
          bridge_version, thread_id, endpoint, requested_model, fallback_used, first_byte_ms, cache_hit,
          stream) = call
         # The caches' hits inline (a method call per lookup was a tenth of this), their misses below.
         route_key = (deployment, endpoint, requested_model)
         route = self._routes.get(route_key) or self._route(route_key)
-        principal_key = (principal.id, principal.user_id, principal.kind, org_id)
+        principal_key = (*caller, org_id)
         ids = self._principals.get(principal_key) or self._principal(principal_key)
         if outcome is None:
             status, usage, error_class, error_code = 500, None, "server_error", None
@@ -166,7 +170,7 @@ class UsageEvents:
             ids[3],  # org_id
             ids[0],  # key_id
             ids[1],  # user_id
-            principal.kind,  # principal_kind
+            caller[2],  # principal_kind
             ids[2],  # principal_id
             None if bridge_id is None else _text(bridge_id),  # bridge_id
             bridge_version,  # bridge_version

@@ -5,23 +5,28 @@ are hooks its ``enter`` registers on the call (:meth:`Call.when_answered`, :meth
 not a layer around it.
 
 Every :data:`DRAIN_SECONDS` a background task drains the kept calls, a slice at a time with the
-event loop's other work in between: each becomes a usage-ledger row queued on the writer (the
-database is never awaited) and is added to the Prometheus samples, whose histograms are counted
-per batch. What the two share (status, deployment, price) is worked out once per call. ``/metrics``
-drains first, so the answering worker's own calls show at once; shutdown drains everything before
-the writer's final flush. The kept calls are bounded: past :data:`MAX_KEPT` (the drain cannot keep
-up: the loop is starved) a call drains them on the spot.
+event loop's other work in between. Under ``junction serve`` a slice goes to the node's usage relay
+(relay.py), which makes the rows and samples for every worker; otherwise (no relay, or it is out
+or behind) the worker records them itself (record.py): each becomes a usage-ledger row queued on
+the writer (the database is never awaited) and is added to the Prometheus samples, whose
+histograms are counted per batch. ``/metrics`` drains first (and has the relay write its samples),
+so the answering worker's own calls show at once; shutdown drains everything before the writer's
+final flush (or the relay connection's close). The kept calls are bounded: past :data:`MAX_KEPT`
+(the drain cannot keep up: the loop is starved) a call drains them on the spot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from junction.errors import ConfigError, JunctionError
 from junction.middleware.metrics.config import MetricsConfig
-from junction.middleware.metrics.events import Finished, UsageEvents, finished, upstream_ms
+from junction.middleware.metrics.events import Finished, finished, upstream_ms
 from junction.middleware.metrics.prometheus import GatewayMetrics
+from junction.middleware.metrics.record import CallRecorder, priced
+from junction.middleware.metrics.relay import RELAY_ENV, RelayClient
 from junction.plugins import Call, PluginContext, Stage
 from junction.tasks import stop
 
@@ -51,14 +56,17 @@ def _timed(call: Call, error: JunctionError | None) -> None:
 class MetricsStage(Stage):
     def __init__(self, config: MetricsConfig, context: PluginContext) -> None:
         self.config = config
-        self._ledger = context.usage if config.ledger else None
-        self._pricing = context.pricing
-        self._events = UsageEvents(context.pricing)
         if config.prometheus_flush_seconds <= 0:
             raise ConfigError("middleware.metrics.prometheus_flush_seconds: must be > 0")
-        self.prometheus = GatewayMetrics(config.prometheus_flush_seconds, self._priced) if config.prometheus else None
+        self.prometheus = (GatewayMetrics(config.prometheus_flush_seconds, priced(context.pricing))
+                           if config.prometheus else None)
+        ledger = context.usage if config.ledger else None
+        self._recorder = CallRecorder(ledger, self.prometheus, context.pricing)
         self._timing = config.server_timing
-        self._keeps = self._ledger is not None or self.prometheus is not None
+        self._keeps = ledger is not None or self.prometheus is not None
+        relay = os.environ.get(RELAY_ENV) if config.relay and self._keeps else None
+        #: The node's usage relay (``junction serve``), or ``None``: this worker records its calls.
+        self.relay = RelayClient(relay) if relay else None
         self._kept: list[Finished] = []
         self._on_end = self._finished  # bound once, not per call
         self._drainer: asyncio.Task[None] | None = None
@@ -68,12 +76,16 @@ class MetricsStage(Stage):
             self._drainer = asyncio.create_task(self._drain_every(), name="junction-metrics-drain")
         if self.prometheus is not None:
             await self.prometheus.start()
+        if self.relay is not None:
+            await self.relay.connect()
 
     async def close(self) -> None:
         if self._drainer is not None:
             await stop(self._drainer)
             self._drainer = None
         self.drain()
+        if self.relay is not None:
+            await self.relay.close()
         if self.prometheus is not None:
             await self.prometheus.close()
 
@@ -85,10 +97,6 @@ class MetricsStage(Stage):
             call.when_answered(_timed)
         if self._keeps:
             call.when_ended(self._on_end)
-
-    def _priced(self, deployment: str) -> bool:
-        provider, _, model = deployment.partition("/")
-        return self._pricing is not None and self._pricing.price(provider, model) is not None
 
     def _finished(self, call: Call) -> None:
         kept = self._kept
@@ -120,26 +128,22 @@ class MetricsStage(Stage):
                     log.exception("recording %d finished call(s) in the metrics failed", len(batch))
 
     def _add(self, calls: list[Finished]) -> None:
-        ledger, prometheus, events = self._ledger, self.prometheus, self._events
-        if ledger is not None:
-            build = events.build
-            rows = [build(call) for call in calls]
-            costs: list[float | None] = [row.cost_usd for row in rows]
-            dropped = len(rows) - ledger.record_many(rows)
-            if dropped and prometheus is not None:
-                prometheus.dropped.inc(dropped)
-        elif prometheus is not None and self._pricing is not None:
-            costs = [events.cost(call) for call in calls]
-        else:
-            costs = [None] * len(calls)
-        if prometheus is not None:
-            prometheus.add(zip(calls, costs))
+        relay = self.relay
+        if relay is None or not relay.send(calls):
+            self._recorder.add(calls)
 
     def exposition(self) -> bytes:
-        """``/metrics``: this worker's calls so far included."""
+        """``/metrics``: this worker's calls so far included (recorded here; see :meth:`current`)."""
         assert self.prometheus is not None
         self.drain()
         return self.prometheus.exposition()
+
+    async def current(self) -> bytes:
+        """``/metrics``: this worker's calls so far included, wherever they are recorded."""
+        if self.relay is not None:
+            self.drain()
+            await self.relay.flush()
+        return self.exposition()
 
     def breaker_state(self, deployment: str, state: int) -> None:
         """The seam for a circuit-breaker plugin (reached as ``context.components["metrics"]`` in
