@@ -44,10 +44,13 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
 
 
 Side = tuple[Path, str]  # (checkout, TOML added to its config)
+#: The usage relay's command line holds this (plugins/middleware/metrics/relay.py).
+RELAY = b"metrics.relay"
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU time so far of ``root`` and every process below it (Granian's workers)."""
+def tree_cpu_seconds(root: int, only: bytes | None = None) -> float:
+    """User + system CPU time so far of ``root`` and every process below it (Granian's workers,
+    the usage relay); ``only``: of those whose command line holds it (e.g. ``b"metrics.relay"``)."""
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -56,6 +59,8 @@ def tree_cpu_seconds(root: int) -> float:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if only is not None and only not in (entry / "cmdline").read_bytes():
+                fields[11] = fields[12] = "0"
         except OSError:
             continue  # it ended meanwhile
         parents[int(entry.name)] = int(fields[1])
@@ -88,7 +93,8 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1,
         for port in ports.values():
             wait_until_up(f"http://127.0.0.1:{port}/healthz", timeout=120)
             wrk(f"http://127.0.0.1:{port}/v1/chat/completions", 8, 3)  # warm-up
-        results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "cpu_us": [], "p50_ms": [], "p99_ms": []}
+        results: dict[str, dict[str, list[float]]] = {name: {"rps_32": [], "cpu_us": [], "relay_us": [], "p50_ms": [],
+                                                             "p99_ms": []}
                                                       for name in ports}
         for round_ in range(rounds):
             for name in order if round_ % 2 == 0 else order[::-1]:
@@ -96,11 +102,12 @@ def ab(sides: dict[str, Side], rounds: int, seconds: int, workers: int = 1,
                 one = wrk(url, 1, seconds)
                 results[name]["p50_ms"].append(one["p50_ms"])
                 results[name]["p99_ms"].append(one["p99_ms"])
-                cpu = tree_cpu_seconds(pids[name])
+                cpu, relay = tree_cpu_seconds(pids[name]), tree_cpu_seconds(pids[name], RELAY)
                 loaded = wrk(url, 32, seconds)
                 if settle:
                     time.sleep(settle)
                 results[name]["cpu_us"].append((tree_cpu_seconds(pids[name]) - cpu) / loaded["requests"] * 1e6)
+                results[name]["relay_us"].append((tree_cpu_seconds(pids[name], RELAY) - relay) / loaded["requests"] * 1e6)
                 results[name]["rps_32"].append(loaded["rps"])
     finally:
         for process in processes:
@@ -127,6 +134,9 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
         median, low, high = paired_change(results[first][metric], results[second][metric])
         print(f"{metric:7} {first} {a:9.3f}  {second} {b:9.3f}  ({(b - a) / a:+.1%}; paired {median:+.1%}, "
               f"rounds {low:+.1%}..{high:+.1%})   rounds {first}/{second}: {rounds}")
+    for name in results:  # the usage relay's share of cpu_us (its own process; 0 without one)
+        print(f"relay_us {name} {statistics.median(results[name]['relay_us']):6.1f}   rounds "
+              + " ".join(f"{value:.1f}" for value in results[name]["relay_us"]))
 
 
 def main() -> None:
