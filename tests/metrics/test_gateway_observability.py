@@ -132,10 +132,3 @@ def test_ledger_has_every_call_after_sigterm(served):
     rollup = database.execute("SELECT sum(requests), sum(errors), sum(input_tokens) FROM usage_rollup_hour").fetchone()
     assert rollup == (JSON_CALLS + STREAM_CALLS + 1, 1, 11 * (JSON_CALLS + STREAM_CALLS))
 
-
-def test_both_workers_calls_went_through_the_node_relay(served):
-    # junction serve runs the usage relay beside the workers: they hand it their calls, and it
-    # wrote the rows and samples the tests above read.
-    _, seen = served
-    assert seen["log"].count("this worker's calls go there") == 2, seen["log"]
-    assert "not reachable" not in seen["log"] and "went away" not in seen["log"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from junction.middleware.metrics.events import finished
 from junction.middleware.metrics.relay import MAX_FRAME, CallsBatch, RelayClient, _Frames, frame
@@ -92,6 +93,11 @@ def _rows(directory: Path) -> int:
             return 0
 
 
+def _requests(scrape: str) -> float:
+    return sum(sample.value for family in text_string_to_metric_families(scrape) for sample in family.samples
+               if sample.name == "junction_requests_total")
+
+
 def _call(server: JunctionProcess, count: int) -> None:
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     for _ in range(count):  # a new connection each time, so both workers answer some
@@ -111,13 +117,18 @@ def _wait_for(condition, seconds: float = 15.0) -> bool:
 
 @pytest.mark.slow
 def test_workers_record_their_own_calls_once_the_relay_is_gone(fake_openai_server, tmp_path: Path) -> None:
-    config = openai_provider_table(fake_openai_server) + "\n[metrics]\nflush_seconds = 0.2\n"
-    with JunctionProcess(tmp_path, config, workers=2).start() as server:
+    config = openai_provider_table(fake_openai_server) + ("\n[metrics]\nflush_seconds = 0.2\n"
+                                                          "[middleware.metrics]\nrelay = true\n")
+    with JunctionProcess(tmp_path, config, workers=2) as server:
         assert _wait_for(lambda: server.output().count("this worker's calls go there") == 2), server.output()
         relay = int(re.search(r"usage relay \(pid (\d+)\) listening", server.output()).group(1))
         assert relay not in server.worker_pids()
         _call(server, 8)
         assert _wait_for(lambda: _rows(tmp_path) == 8), server.output()  # written by the relay
+        # Whichever worker answers, /metrics has every worker's calls: it has the relay write first.
+        for _ in range(4):
+            scrape = httpx.get(f"{server.url}/metrics", timeout=20).text
+            assert _requests(scrape) == 8
         os.kill(relay, signal.SIGKILL)
         assert _wait_for(lambda: server.output().count("went away") == 2), server.output()
         _call(server, 9)

@@ -68,12 +68,12 @@ def test_plugins_register_their_services_through_the_hook() -> None:
 
 
 @pytest.mark.parametrize(("metrics", "services"), [
-    ({}, ["usage-relay"]),
-    ({"relay": False}, []),
-    ({"ledger": False, "prometheus": False}, []),
-    ({"enabled": False}, []),
+    ({"relay": True}, ["usage-relay"]),
+    ({}, []),  # opt-in
+    ({"relay": True, "ledger": False, "prometheus": False}, []),  # nothing to relay
+    ({"relay": True, "enabled": False}, []),
 ])
-def test_the_metrics_plugin_runs_the_usage_relay_unless_switched_off(metrics: dict[str, object],
+def test_the_metrics_plugin_runs_the_usage_relay_when_asked_to(metrics: dict[str, object],
                                                                     services: list[str]) -> None:
     app = create_app(settings_from_mapping({"middleware": {"metrics": metrics}}), provisional=True)
     found = _node_services(app.state["runtime"].plugins)

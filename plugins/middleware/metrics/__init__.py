@@ -1,5 +1,6 @@
 """The ``metrics`` plugin: the usage ledger's rows, Prometheus ``/metrics`` and ``Server-Timing``
-(see stage.py and prometheus.py), and under ``junction serve`` the node's usage relay (relay.py).
+(see stage.py and prometheus.py), and with ``relay = true`` under ``junction serve`` the node's usage
+relay (relay.py).
 On by default; ``[middleware.metrics]`` switches its parts."""
 
 from __future__ import annotations

@@ -17,5 +17,7 @@ class MetricsConfig(MiddlewareConfig):
     #: The ``Server-Timing`` response header on inference answers.
     server_timing: bool = True
     #: Under ``junction serve``, one process per node (the usage relay) makes every worker's
-    #: ledger rows and samples, off the workers' event loops; ``false``: each worker makes its own.
-    relay: bool = True
+    #: ledger rows and samples, off the workers' event loops (for nodes with idle cores: on a
+    #: core the workers keep busy it moves the cost rather than removing it; README *The usage
+    #: relay*); ``false``: each worker makes its own.
+    relay: bool = False

@@ -1,6 +1,8 @@
-"""The usage relay: one process per node, beside the Granian workers (a node service of
-``junction serve``, see :mod:`junction.plugins.node`), that turns every worker's finished calls
-into usage-ledger rows and Prometheus samples.
+"""The usage relay (``[middleware.metrics] relay = true``): one process per node, beside the
+Granian workers (a node service of ``junction serve``, see :mod:`junction.plugins.node`), that
+turns every worker's finished calls into usage-ledger rows and Prometheus samples. Off by default:
+on a core the workers keep busy it moves the cost rather than removing it (README *The usage
+relay*); it is for nodes with cores the workers leave idle.
 
 Why: a row and its samples cost a worker several µs a call on its event loop, and the ledger's
 writes came in bursts there (a slower c=1 p99). With the relay a worker keeps its tuple per call

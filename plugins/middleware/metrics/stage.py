@@ -5,9 +5,9 @@ are hooks its ``enter`` registers on the call (:meth:`Call.when_answered`, :meth
 not a layer around it.
 
 Every :data:`DRAIN_SECONDS` a background task drains the kept calls, a slice at a time with the
-event loop's other work in between. Under ``junction serve`` a slice goes to the node's usage relay
-(relay.py), which makes the rows and samples for every worker; otherwise (no relay, or it is out
-or behind) the worker records them itself (record.py): each becomes a usage-ledger row queued on
+event loop's other work in between. With ``relay = true`` under ``junction serve`` a slice goes to
+the node's usage relay (relay.py), which makes the rows and samples for every worker; otherwise
+(no relay, or it is out or behind) the worker records them itself (record.py): each becomes a usage-ledger row queued on
 the writer (the database is never awaited) and is added to the Prometheus samples, whose
 histograms are counted per batch. ``/metrics`` drains first (and has the relay write its samples),
 so the answering worker's own calls show at once; shutdown drains everything before the writer's
