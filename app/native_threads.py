@@ -43,6 +43,19 @@ RESCAN_SECONDS = 30.0
 _TASKS = "/proc/self/task"
 
 
+def yield_the_core(what: str) -> None:
+    """Put the calling thread, and the threads it starts from then on, under ``SCHED_IDLE`` where
+    Linux has it: it runs only in the time the other threads of its core leave free, and any of
+    them that wakes preempts it at once (an unprivileged thread may enter ``SCHED_IDLE`` but not
+    leave it). ``what`` names it in the log line said when a sandbox forbids it."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as error:  # a sandbox may forbid it: the work runs at the default policy
+        log.info("%s keeps the default scheduling policy: %s", what, error)
+
+
 def batch_native_threads() -> int:
     """Move this process's threads that Python did not start to ``SCHED_BATCH``; returns how
     many moved (0 off Linux, or when there are none left to move)."""

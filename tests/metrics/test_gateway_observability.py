@@ -131,4 +131,3 @@ def test_ledger_has_every_call_after_sigterm(served):
     assert failed[0][0] == 502 and failed[0][5] is None  # no usage: cost unknown, not $0
     rollup = database.execute("SELECT sum(requests), sum(errors), sum(input_tokens) FROM usage_rollup_hour").fetchone()
     assert rollup == (JSON_CALLS + STREAM_CALLS + 1, 1, 11 * (JSON_CALLS + STREAM_CALLS))
-

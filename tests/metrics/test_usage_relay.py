@@ -123,6 +123,7 @@ def test_workers_record_their_own_calls_once_the_relay_is_gone(fake_openai_serve
         assert _wait_for(lambda: server.output().count("this worker's calls go there") == 2), server.output()
         relay = int(re.search(r"usage relay \(pid (\d+)\) listening", server.output()).group(1))
         assert relay not in server.worker_pids()
+        assert os.sched_getscheduler(relay) == os.SCHED_IDLE  # it yields the workers' cores
         _call(server, 8)
         assert _wait_for(lambda: _rows(tmp_path) == 8), server.output()  # written by the relay
         # Whichever worker answers, /metrics has every worker's calls: it has the relay write first.

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from junction.native_threads import yield_the_core
 from junction.stores.metrics import rollups
 from junction.stores.metrics.events import UsageEvent
 from junction.stores.metrics.schema import EVENT_COLUMNS, usage_events
@@ -179,12 +179,7 @@ CACHE_KIB = 256
 
 def _yield_the_core() -> None:
     """Runs first on the ledger's thread: ``SCHED_IDLE`` where Linux has it (see the module docstring)."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError as error:  # a sandbox may forbid it: the batches are written at the default policy
-        log.info("the usage ledger's thread keeps the default scheduling policy: %s", error)
+    yield_the_core("the usage ledger's thread")
 
 
 class SqliteLedger:

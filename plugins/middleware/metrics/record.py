@@ -4,6 +4,7 @@ usage relay (relay.py) for every worker of a node."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from junction.middleware.metrics.events import Finished, UsageEvents
@@ -39,7 +40,7 @@ class CallRecorder:
             prometheus.add(zip(calls, costs))
 
 
-def priced(pricing: PriceBook | None) -> Any:
+def priced(pricing: PriceBook | None) -> Callable[[str], bool]:
     """``priced(deployment)``: whether a ``provider/model`` has a price (keeps its own label)."""
 
     def check(deployment: str) -> bool:

@@ -29,7 +29,7 @@ import os
 import signal
 import struct
 import time
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 
@@ -115,10 +115,6 @@ class RelayClient(asyncio.Protocol):
         #: The relay was found out (said once, until it is back).
         self._out = False
         self._closing = False
-
-    @property
-    def connected(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
 
     async def connect(self) -> bool:
         """Reach the relay; False (said once in the log) when it cannot be reached."""
@@ -221,7 +217,7 @@ class RelayClient(asyncio.Protocol):
 class _Worker(asyncio.Protocol):
     """The relay's end of one worker's connection."""
 
-    def __init__(self, record: Any, flush: Any) -> None:
+    def __init__(self, record: Callable[[list[Finished]], None], flush: Callable[[], None]) -> None:
         self._record, self._flush = record, flush
         self._frames = _Frames()
         self._decode = msgspec.msgpack.Decoder(CallsBatch | FlushRequest).decode
@@ -262,26 +258,12 @@ def main(address: str) -> None:
     uvloop.run(_serve(address))
 
 
-def _yield_the_core() -> None:
-    """``SCHED_IDLE`` (Linux): the relay shares the workers' cores, and a worker that wakes for a
-    request must not wait for a batch to be recorded first (at the default policy the c=1 p99 was
-    worse than with the worker recording its own calls). The relay runs in the time the workers
-    leave free; one that cannot keep up falls behind, and the workers record their calls
-    themselves past :data:`MAX_BEHIND` (an unprivileged process may enter ``SCHED_IDLE`` but not
-    leave it). ``[server] batch_native_threads = false`` keeps the default policy."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError as error:  # a sandbox may forbid it
-        log.info("the usage relay keeps the default scheduling policy: %s", error)
-
-
 async def _serve(address: str) -> None:
     from junction.logs import configure_logging
     from junction.middleware.metrics.config import MetricsConfig
     from junction.middleware.metrics.prometheus import GatewayMetrics
     from junction.middleware.metrics.record import CallRecorder, priced
+    from junction.native_threads import yield_the_core
     from junction.plugins import PluginContext
     from junction.plugins.manager import load_plugins
     from junction.pricing import PriceBook
@@ -292,7 +274,11 @@ async def _serve(address: str) -> None:
     settings = load_settings()
     configure_logging(settings.logging)
     if settings.server.batch_native_threads:
-        _yield_the_core()
+        # The relay shares the workers' cores: a worker that wakes for a request must not wait for
+        # a batch to be recorded first (at the default policy the c=1 p99 was worse than with the
+        # worker recording its own calls). One that cannot keep up falls behind, and the workers
+        # record their calls themselves past MAX_BEHIND.
+        yield_the_core("the usage relay")
     config = msgspec.convert(settings.middleware.get("metrics") or {}, MetricsConfig)
     pricing = PriceBook(settings.pricing)
     load_plugins(settings, context=PluginContext(settings=settings, pricing=pricing), instantiate=False)
