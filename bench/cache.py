@@ -14,8 +14,8 @@ wrk (CPU 1) alternates between them round by round, so drift of a shared host fa
 
 Prints the median of the rounds: RPS at 32 connections and p50 latency at one connection. The
 entries written expire after 30 s (``x-junction-cache-ttl``), under a random key prefix.
-``--base DIR`` adds a third gateway with the cache on, served from another checkout (its source
-first on ``PYTHONPATH``), and its miss and hit rows, for a before/after in the same run.
+``--base DIR`` adds a third gateway with the cache on, served from another checkout (bench/run.py's
+``interpreter``), and its miss and hit rows, for a before/after in the same run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+from run import HERE, KEY, free_port, interpreter, pinned, wait_until_up, wrk
 
 HIT_BODY = '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello, cache!"}]}'
 
@@ -38,11 +38,10 @@ def start_gateway(config: str, source: Path | None = None) -> tuple[subprocess.P
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="junction-bench-cache-"))
     (workdir / "junction.toml").write_text(config)
-    process = subprocess.Popen(pinned(0, [sys.executable, "-m", "junction.cli", "serve", "--config", "junction.toml",
+    python, env = interpreter(source) if source is not None else (sys.executable, dict(os.environ))
+    process = subprocess.Popen(pinned(0, [python, "-m", "junction.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", "1"]),
-                               cwd=workdir, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "JUNCTION_MASTER_KEY": KEY,
-                                    **({"PYTHONPATH": str(source.resolve())} if source else {})})
+                               cwd=workdir, stderr=subprocess.DEVNULL, env={**env, "JUNCTION_MASTER_KEY": KEY})
     return process, port
 
 

@@ -3,9 +3,9 @@
     python bench/compare.py --base /tmp/junction-before [--new .] [--rounds 6] [--seconds 8] [--settle 2.5]
     python bench/compare.py --base . --new-config '[middleware.metrics]|enabled = false'   # a config A/B
 
-A checkout runs with its own ``.venv`` when it has one, else this Python's; either way its
-own code comes first on ``PYTHONPATH`` (so a ``git worktree`` of an older commit needs no venv
-of its own while the dependencies match). Both gateways run at once (one
+A checkout runs with its own ``.venv`` when it has one, else with this Python mapped to its code
+(bench/run.py's ``interpreter``: a ``git worktree`` of an older commit needs no venv of its own
+while the dependencies match). Both gateways run at once (one
 Granian worker each, pinned to CPU 0) in front of one fixed upstream; wrk (CPU 1) alternates
 between them round by round, ABBA, so drift of a shared host falls on both alike. Prints the
 median and every round of RPS at 32 connections, the gateway's CPU time per request in those
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
+from run import HERE, KEY, free_port, interpreter, pinned, wait_until_up, wrk
 
 
 def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
@@ -33,12 +33,10 @@ def start_gateway(root: Path, upstream_port: int, extra: str = "", workers: int 
     (workdir / "junction.toml").write_text(
         f'[providers.openai]\napi_key = "sk-upstream"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
         + extra.replace("|", "\n") + "\n")
-    python = root / ".venv" / "bin" / "python"
-    if not python.exists():
-        python = Path(sys.executable)
-    process = subprocess.Popen(pinned(0, [str(python), "-m", "junction.cli", "serve", "--config", "junction.toml",
+    python, env = interpreter(root)
+    process = subprocess.Popen(pinned(0, [python, "-m", "junction.cli", "serve", "--config", "junction.toml",
                                           "--port", str(port), "--workers", str(workers)]),
-                               cwd=workdir, env={**os.environ, "JUNCTION_MASTER_KEY": KEY, "PYTHONPATH": str(root)},
+                               cwd=workdir, env={**env, "JUNCTION_MASTER_KEY": KEY},
                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return process, port
 

@@ -8,8 +8,8 @@ inflates least; the bench/compare.py A/B measures the whole gateway.
     python bench/metrics_stage.py [--root CHECKOUT] [--calls 30000] [--rounds 2] [--off ledger,prometheus,server_timing]
 
 ``--root`` runs another checkout's code (e.g. a ``git worktree`` of the commit before), with its
-own ``.venv`` when it has one, for before/after numbers from the same run of this script (run it
-once per checkout, interleaved).
+own ``.venv`` when it has one (else this one's, mapped to its code: bench/checkout.py), for
+before/after numbers from the same run of this script (run it once per checkout, interleaved).
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def main() -> None:
         os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
     # Before prometheus_client is first imported: it picks its value store then.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="junction-bench-prom-")
-    sys.path.insert(0, str(args.root.resolve()))
+    if args.root.resolve() != Path(__file__).resolve().parent.parent:
+        from checkout import install
+
+        install(args.root)  # without a venv of its own: its code, this checkout's dependencies
     asyncio.run(run(args.calls, args.rounds, [part for part in args.off.split(",") if part]))
 
 

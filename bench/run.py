@@ -23,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from checkout import site_folder
+
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -51,6 +53,19 @@ def free_port() -> int:
 
 def pinned(cpu: int, command: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") and os.cpu_count() > 1 else command
+
+
+def interpreter(source: Path) -> tuple[str, dict[str, str]]:
+    """The Python that runs ``source``'s Junction, and its environment. This checkout is installed
+    editable (``junction`` maps to its ``app/``), so ``PYTHONPATH`` alone would run this checkout's
+    code under the other's name: another checkout runs by its own virtualenv when it has one, else
+    by this Python with its code mapped in (bench/checkout.py)."""
+    own = source / ".venv" / "bin" / "python"
+    if source.resolve() == HERE.parent.resolve():
+        return sys.executable, dict(os.environ)
+    if own.exists():
+        return str(own), dict(os.environ)
+    return sys.executable, {**os.environ, "PYTHONPATH": str(site_folder(source))}
 
 
 def wait_until_up(url: str, timeout: float = 30) -> None:

@@ -19,8 +19,8 @@ round then also measures the c=1 p50 of one request repeated (cache hits, limits
 printed beside the plain and miss p50s.
 
 ``--base DIR`` adds a third gateway, "base": the same traffic config served from another checkout
-of Junction (run by that checkout's own ``.venv``: the package is installed editable, so
-``PYTHONPATH`` alone would serve this checkout's code), for a before/after of a change in the same run,
+of Junction (run by that checkout's own ``.venv``, or without one by this Python mapped to its
+code: bench/run.py's ``interpreter``), for a before/after of a change in the same run,
 also printed paired round by round (each round's change, and how many rounds the change was ahead).
 
 ``--floor`` adds a gateway whose only plugin sends one bare ``PING`` per call on the store batch
@@ -57,8 +57,7 @@ import redis
 import round_trip_floor
 from cache import wrk_unique
 from compare import paired_change
-from run import HERE, KEY, free_port, pinned, wait_until_up, wrk
-from traffic_cpu import interpreter
+from run import HERE, KEY, free_port, interpreter, pinned, wait_until_up, wrk
 
 # Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
 # Redis at all) would make the traffic side look free.

@@ -10,9 +10,9 @@ plugins off), ``limits`` (rate-limit + budget: four windows and two budgets), ``
 (and the response cache, every prompt new) and ``hit`` (the cache answering one prompt from
 Redis, no worker memory). Prints per configuration the median over rounds of the process's CPU µs
 per call with 32 calls in flight, and the p50 wall µs of one call at a time; ``--base DIR`` also
-runs every configuration from another checkout (its source first on ``PYTHONPATH``), rounds
-interleaved, for a before/after of a change (run by ``DIR/.venv/bin/python``: see
-:func:`interpreter`).
+runs every configuration from another checkout, rounds interleaved, for a before/after of a
+change (run by ``DIR/.venv/bin/python``, or without one this Python mapped to its code: see
+bench/run.py's ``interpreter``).
 """
 
 from __future__ import annotations
@@ -123,16 +123,6 @@ async def measure(name: str, redis_url: str, calls: int) -> dict[str, float]:
     return {"cpu_us": cpu_us, "p50_us": statistics.median(latencies) * 1e6}
 
 
-def interpreter(source: Path) -> tuple[str, dict[str, str]]:
-    """The Python that runs ``source``'s Junction, and its environment. The package is installed
-    editable (``junction`` maps to that checkout's ``app/``), so another checkout is only run by its
-    own virtualenv; ``PYTHONPATH`` alone would import this checkout's code under both names."""
-    own = source / ".venv" / "bin" / "python"
-    if source.resolve() != HERE.parent.resolve() and own.exists():
-        return str(own), dict(os.environ)
-    return sys.executable, {**os.environ, "PYTHONPATH": str(source)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
@@ -148,7 +138,7 @@ def main() -> None:
 
         print(json.dumps(uvloop.run(measure(args.one, args.redis, args.calls))))
         return
-    from run import free_port, pinned
+    from run import free_port, interpreter, pinned
     from traffic import forget, wait_for_redis
 
     port = free_port()
