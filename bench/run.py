@@ -58,13 +58,13 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
 def interpreter(source: Path) -> tuple[str, dict[str, str]]:
     """The Python that runs ``source``'s Junction, and its environment. This checkout is installed
     editable (``junction`` maps to its ``app/``), so ``PYTHONPATH`` alone would run this checkout's
-    code under the other's name: another checkout runs by its own virtualenv when it has one, else
-    by this Python with its code mapped in (bench/checkout.py)."""
+    code under the other's name. A checkout runs by its own virtualenv when it has one; else this
+    checkout by this Python, and another by this Python with its code mapped in (bench/checkout.py)."""
     own = source / ".venv" / "bin" / "python"
-    if source.resolve() == HERE.parent.resolve():
-        return sys.executable, dict(os.environ)
     if own.exists():
         return str(own), dict(os.environ)
+    if source.resolve() == HERE.parent.resolve():
+        return sys.executable, dict(os.environ)
     return sys.executable, {**os.environ, "PYTHONPATH": str(site_folder(source))}
 
 
