@@ -31,8 +31,10 @@ def _other_checkout(root: Path) -> Path:
     return root
 
 
-def _imports(env: dict[str, str]) -> str:
-    code = ("import junction, junction.version, junction.middleware; "
+def _imports(env: dict[str, str], first: str = "") -> str:
+    """Where a new process (``first`` run before anything) finds ``junction``, a submodule, and
+    ``junction.middleware``."""
+    code = (first + "import junction, junction.version, junction.middleware; "
             "print(junction.WHERE, junction.version.BEFORE, junction.middleware.WHERE)")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                           timeout=60).stdout.strip()
@@ -46,10 +48,6 @@ def test_a_process_started_with_the_site_folder_imports_the_other_checkout(tmp_p
 
 def test_install_maps_this_process_to_the_other_checkout(tmp_path: Path) -> None:
     root = _other_checkout(tmp_path / "before")
-    code = (f"import sys; sys.path.insert(0, {str(BENCH)!r}); from pathlib import Path; import checkout; "
-            f"checkout.install(Path({str(root)!r})); "
-            "import junction, junction.version, junction.middleware; "
-            "print(junction.WHERE, junction.version.BEFORE, junction.middleware.WHERE)")
-    found = subprocess.run([sys.executable, "-c", code], env={}, capture_output=True, text=True, check=True,
-                           timeout=60).stdout.strip()
-    assert found == "app True plugins/middleware"
+    first = (f"import sys; sys.path.insert(0, {str(BENCH)!r}); from pathlib import Path; import checkout; "
+             f"checkout.install(Path({str(root)!r})); ")
+    assert _imports({}, first) == "app True plugins/middleware"
