@@ -75,7 +75,8 @@ def serve(args: argparse.Namespace) -> int:
         # (about 10 MB of RSS each, measured). Python 3.14's default makes Granian spawn anyway.
         multiprocessing.set_start_method("spawn", force=True)
         _worker_allocator_settings()
-        with node.running(_node_services(built.state["runtime"].plugins)) as listening:
+        services = _node_services(built.state["runtime"].plugins, options.get("workers", 1))
+        with node.running(services) as listening:
             for name, address in listening.items():
                 print(f"junction: node service {name} on {address}", file=sys.stderr)
             Granian("junction.asgi:create_app_from_environment", factory=True, **options).serve()
@@ -211,10 +212,11 @@ def _print_warnings(plugins: Any) -> None:
         print(f"junction: warning: {warning}", file=sys.stderr)
 
 
-def _node_services(plugins: Any) -> list[Any]:
-    """The processes the enabled plugins run beside the workers (``register_node_services``)."""
+def _node_services(plugins: Any, workers: int) -> list[Any]:
+    """The processes the enabled plugins run beside ``workers`` workers (``register_node_services``)."""
     services: list[Any] = []
-    plugins.hooks.register_node_services(register=services.append, components=plugins.by_name)
+    plugins.hooks.register_node_services(register=services.append, components=plugins.by_name,
+                                         workers=workers)
     return services
 
 

@@ -35,5 +35,5 @@ class PluginHooks:
         self._hook.register_vector_indexes(register=register)
 
     def register_node_services(self, register: Callable[[NodeService], None],
-                               components: Mapping[str, object]) -> None:
-        self._hook.register_node_services(register=register, components=components)
+                               components: Mapping[str, object], workers: int = 1) -> None:
+        self._hook.register_node_services(register=register, components=components, workers=workers)

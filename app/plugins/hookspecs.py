@@ -100,7 +100,7 @@ class JunctionHookSpecs:
 
     @hookspec
     def register_node_services(self, register: Callable[[NodeService], None],
-                               components: Mapping[str, object]) -> None:
+                               components: Mapping[str, object], workers: int) -> None:
         """Register processes to run beside the Granian workers, one of each per node (see
         :mod:`junction.plugins.node`), e.g. one that takes work off the workers' event loops.
 
@@ -113,5 +113,7 @@ class JunctionHookSpecs:
         :param components: the objects the enabled plugins' ``create`` returned, by plugin name (as
             ``RouteContext.components``), built to validate the config: read their settings, do not
             start them.
+        :param workers: how many Granian workers the node runs (a service may be worth running
+            only when the node has cores they leave idle).
         :return: nothing; results are ignored.
         """

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from junction.middleware.metrics.config import usable_cpus
 from junction.middleware.metrics.events import finished
 from junction.middleware.metrics.relay import MAX_FRAME, CallsBatch, RelayClient, _Frames, frame
 from junction.testing.server import JunctionProcess
@@ -135,3 +136,29 @@ def test_workers_record_their_own_calls_once_the_relay_is_gone(fake_openai_serve
         _call(server, 9)
         assert _wait_for(lambda: _rows(tmp_path) == 17), server.output()  # by the workers themselves
     assert _rows(tmp_path) == 17
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two usable CPUs (affinity and quota)")
+@pytest.mark.parametrize("pinned", [False, True])
+def test_the_relay_runs_by_default_where_a_core_is_left_idle(fake_openai_server, tmp_path: Path,
+                                                            pinned: bool) -> None:
+    """``relay = "auto"`` (the default): one worker on a node with more CPUs gets the relay; the same
+    server pinned to one CPU (as ``taskset -c 0`` would) records in its worker."""
+    config = openai_provider_table(fake_openai_server) + "\n[metrics]\nflush_seconds = 0.2\n"
+    server = JunctionProcess(tmp_path, config, workers=1)
+    mine = os.sched_getaffinity(0)
+    if pinned:  # the server inherits the affinity of the thread that starts it
+        os.sched_setaffinity(0, {min(mine)})
+    try:
+        server.start()
+    finally:
+        os.sched_setaffinity(0, mine)
+    try:
+        _call(server, 5)
+        assert _wait_for(lambda: _rows(tmp_path) == 5), server.output()
+        output = server.output()
+    finally:
+        server.stop()
+    assert ("node service usage-relay on" in output) is not pinned, output
+    assert ("this worker's calls go there" in output) is not pinned, output

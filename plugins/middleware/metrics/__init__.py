@@ -1,6 +1,6 @@
 """The ``metrics`` plugin: the usage ledger's rows, Prometheus ``/metrics`` and ``Server-Timing``
-(see stage.py and prometheus.py), and with ``relay = true`` under ``junction serve`` the node's usage
-relay (relay.py).
+(see stage.py and prometheus.py), and under ``junction serve`` on a node with a core its workers
+leave idle (or with ``relay = true``) the node's usage relay (relay.py).
 On by default; ``[middleware.metrics]`` switches its parts."""
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def register_routes(register, context: RouteContext):
 
 
 @hookimpl
-def register_node_services(register: Callable[[NodeService], None], components: Mapping[str, object]) -> None:
+def register_node_services(register: Callable[[NodeService], None], components: Mapping[str, object],
+                           workers: int) -> None:
     stage = components.get("metrics")
-    config = stage.config if isinstance(stage, MetricsStage) else None
-    if config is not None and config.relay and (config.ledger or config.prometheus):
-        register(NodeService(name="usage-relay", module=relay.__name__, env=relay.RELAY_ENV))
+    if isinstance(stage, MetricsStage) and stage.config.relay_for(workers):
+        register(NodeService(name="usage-relay", module=__name__, env=relay.RELAY_ENV))  # __main__.py

@@ -1,8 +1,9 @@
-"""The usage relay (``[middleware.metrics] relay = true``): one process per node, beside the
-Granian workers (a node service of ``junction serve``, see :mod:`junction.plugins.node`), that
-turns every worker's finished calls into usage-ledger rows and Prometheus samples. Off by default:
-on a core the workers keep busy it moves the cost rather than removing it (README *The usage
-relay*); it is for nodes with cores the workers leave idle.
+"""The usage relay (``[middleware.metrics] relay``): one process per node, beside the Granian
+workers (a node service of ``junction serve``, see :mod:`junction.plugins.node`), that turns every
+worker's finished calls into usage-ledger rows and Prometheus samples. By default (``"auto"``) it
+runs where the node has a core its workers leave idle: there it takes most of the metrics' cost
+off the workers, while on a core they keep busy it would move the cost rather than remove it
+(README *The usage relay*).
 
 Why: a row and its samples cost a worker several µs a call on its event loop, and the ledger's
 writes came in bursts there (a slower c=1 p99). With the relay a worker keeps its tuple per call
@@ -313,8 +314,3 @@ async def _serve(address: str) -> None:
             await ledger.close()
         await engines.close()
 
-
-if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1])

@@ -5,13 +5,14 @@ are hooks its ``enter`` registers on the call (:meth:`Call.when_answered`, :meth
 not a layer around it.
 
 Every :data:`DRAIN_SECONDS` a background task drains the kept calls, a slice at a time with the
-event loop's other work in between. With ``relay = true`` under ``junction serve`` a slice goes to
-the node's usage relay (relay.py), which makes the rows and samples for every worker; otherwise
-(no relay, or it is out or behind) the worker records them itself (record.py): each becomes a usage-ledger row queued on
-the writer (the database is never awaited) and is added to the Prometheus samples, whose
-histograms are counted per batch. ``/metrics`` drains first (and has the relay write its samples),
-so the answering worker's own calls show at once; shutdown drains everything before the writer's
-final flush (or the relay connection's close). The kept calls are bounded: past :data:`MAX_KEPT`
+event loop's other work in between. Where ``junction serve`` runs the node's usage relay
+(relay.py; ``relay``: by default where a core is left idle) a slice goes to it, which makes the
+rows and samples for every worker; otherwise (no relay, or it is out or behind) the worker records
+them itself (record.py): each becomes a usage-ledger row queued on the writer (the database is
+never awaited) and is added to the Prometheus samples, whose histograms are counted per batch.
+``/metrics`` drains first (and has the relay write its samples), so the answering worker's own
+calls show at once; shutdown drains everything before the writer's final flush (or the relay
+connection's close). The kept calls are bounded: past :data:`MAX_KEPT`
 (the drain cannot keep up: the loop is starved) a call drains them on the spot.
 """
 
