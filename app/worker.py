@@ -35,6 +35,7 @@ from junction.pipeline.gateway import Gateway
 from junction.settings import Settings
 from junction.stores.documents import url_scheme
 from junction.stores.documents.common import utc_now
+from junction.tasks import end_if_cancel_dropped, stop
 
 log = logging.getLogger("junction.worker")
 
@@ -133,8 +134,11 @@ class Jobs:
 
     async def close(self) -> None:
         if self._purger is not None:
-            self._purger.cancel()
-            self._purger = None
+            # Ended, not only cancelled, before the stores it sweeps close: a sweep still in its
+            # database call then ran on into a closed engine, and ``asyncio.run`` at the worker's
+            # exit could wait for it for ever.
+            purger, self._purger = self._purger, None
+            await stop(purger)
         try:
             await self.outbox.drain(DRAIN_SECONDS)
             await self.queue.close()
@@ -168,6 +172,7 @@ class Jobs:
                 log.warning("the jobs sweep failed: the document store is unavailable")
             except OSError as error:
                 log.warning("the jobs sweep failed: files_dir: %s", error)
+            end_if_cancel_dropped()  # a cancel lost in a store call (see the function) still ends it
             await asyncio.sleep(self.settings.jobs.sweep_interval_seconds)
 
 

@@ -4,6 +4,7 @@ starts and closes them in order. Real Redis and SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,36 @@ async def test_admin_commands_build_the_runtime_without_plugins(tmp_path):
     async with runtime:
         org = await runtime.documents.orgs.create("CLI")
         assert [o.id for o in await runtime.documents.orgs.list()] == [org.id]
+
+
+
+async def test_closing_ends_the_jobs_sweeper_even_when_a_store_call_drops_the_cancel(tmp_path):
+    """The embedded jobs' sweeper has ended, not merely been cancelled, when closing returns, even
+    when the cancel is lost inside a store call (``asyncio.wait_for`` on Python 3.11 can return
+    normally instead of raising it): before, the sweeper ran on into closed engines, and
+    ``asyncio.run`` at a worker's exit could wait on it for ever."""
+    runtime = Runtime(settings(tmp_path, cache="memory://"))
+    swept = asyncio.Event()
+
+    async def sweep_losing_a_cancel() -> None:
+        swept.set()
+        try:
+            await asyncio.sleep(30)  # a store call in flight
+        except asyncio.CancelledError:
+            pass  # lost, as such a call can lose it
+
+    async with runtime:
+        jobs = runtime.jobs
+        assert jobs is not None  # the embedded queue: its sweeper runs in this process
+        jobs.sweep = sweep_losing_a_cancel  # the next turn of the sweeper calls it
+        sweepers = [task for task in asyncio.all_tasks() if "_sweep_forever" in repr(task.get_coro())]
+        assert len(sweepers) == 1
+        sweepers[0].cancel()  # restart it on the slow sweep: the first real sweep may be done
+        await asyncio.wait(sweepers)
+        jobs._purger = asyncio.create_task(jobs._sweep_forever())
+        await asyncio.wait_for(swept.wait(), 5)
+        async with asyncio.timeout(10):
+            await jobs.close()
+        assert jobs._purger is None
+    left = [task for task in asyncio.all_tasks() if "_sweep_forever" in repr(task.get_coro())]
+    assert left == []
