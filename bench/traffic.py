@@ -56,7 +56,7 @@ from pathlib import Path
 import redis
 import round_trip_floor
 from cache import wrk_unique
-from compare import paired_change
+from compare import paired_change, tree_cpu_seconds
 from run import HERE, KEY, free_port, interpreter, pinned, wait_until_up, wrk
 
 # Store timeouts far above any round trip of a loaded host: a guard that opened (fail open, no
@@ -116,23 +116,6 @@ def forget(url: str) -> None:
     for key in client.scan_iter("bench:*", count=1000):
         client.delete(key)
     client.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children (the Granian workers), from /proc."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    while pids:
-        current = pids.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        pids.extend(int(child) for child in children)
-    return total
 
 
 def wait_for_redis(url: str) -> None:
@@ -212,17 +195,18 @@ def main() -> None:
                 one = load(url, 1, args.seconds, key=key)
                 results[name]["p50_ms"].append(one["p50_ms"])
                 results[name]["p99_ms"].append(one["p99_ms"])
-                cpu = cpu_seconds(pids[name])
-                redis_cpu = cpu_seconds(redis_pid) if redis_pid else 0.0
+                cpu = tree_cpu_seconds(pids[name])
+                redis_cpu = tree_cpu_seconds(redis_pid) if redis_pid else 0.0
                 rps = load(url, 32, args.seconds, key=key)["rps"]
                 if not rps:
                     raise SystemExit(f"round {round_ + 1}: {name} answered nothing in {args.seconds} s "
                                      "at 32 connections")
                 results[name]["rps_32"].append(rps)
                 # The gateway's CPU per request at 32 connections: steadier than RPS on a shared host.
-                results[name]["cpu_us"].append((cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
+                results[name]["cpu_us"].append((tree_cpu_seconds(pids[name]) - cpu) / (rps * args.seconds) * 1e6)
                 if redis_pid:
-                    results[name]["redis_us"].append((cpu_seconds(redis_pid) - redis_cpu) / (rps * args.seconds) * 1e6)
+                    redis_seconds = tree_cpu_seconds(redis_pid) - redis_cpu
+                    results[name]["redis_us"].append(redis_seconds / (rps * args.seconds) * 1e6)
                 if args.cache and name not in ("plain", "floor"):  # the same request again and again: cache hits
                     hits = wrk(url, 1, args.seconds, body=HIT_BODY, key=key)
                     results[name]["hit_p50_ms"].append(hits["p50_ms"])
