@@ -306,12 +306,25 @@ class MemoryWindows:
         return found
 
 
-# KEYS: a scope's log and token total. Answers its requests and tokens of the last window.
+# KEYS: a scope's log and token total. Answers its requests and tokens of the last window. Read
+# only, and like ADMIT never a scan of a whole paused log: a log whose newest entry aged out
+# holds nothing; otherwise the tokens are summed over the smaller side, the aged entries (taken
+# from the total) or the live ones.
 USAGE = NOW + """
-local window = tonumber(ARGV[1])
+local edge = now - tonumber(ARGV[1])
 local z, t = KEYS[1], KEYS[2]
-local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
-local freed = 0
-for j = 1, #old do freed = freed + tonumber(string.match(old[j], ':(%d+)$')) end
-return {redis.call('ZCOUNT', z, '(' .. (now - window), '+inf'), tonumber(redis.call('GET', t) or '0') - freed}
+local newest = redis.call('ZRANGE', z, '-1', '-1', 'WITHSCORES')
+if not newest[2] or tonumber(newest[2]) <= edge then return {0, 0} end
+local count = redis.call('ZCOUNT', z, '(' .. edge, '+inf')
+local aged = redis.call('ZCARD', z) - count
+local function sum(entries)
+  local tokens = 0
+  for j = 1, #entries do tokens = tokens + tonumber(string.match(entries[j], ':(%d+)$')) end
+  return tokens
+end
+if aged <= count then
+  local old = aged > 0 and redis.call('ZRANGE', z, 0, aged - 1) or {}
+  return {count, tonumber(redis.call('GET', t) or '0') - sum(old)}
+end
+return {count, sum(redis.call('ZRANGE', z, aged, -1))}
 """

@@ -117,12 +117,16 @@ async def test_a_log_that_aged_out_whole_starts_again_without_a_scan() -> None:
     # A scope busy for a minute, then idle: its whole log aged out. Scanning it held Redis (every
     # node's limits, budgets and cache) for 430 ms at 300,000 entries.
     async with logs(3) as (client, scopes):
-        scans, admissions = [], []
+        scans, admissions, reports = [], [], []
         for keys in scopes:  # best of three of each: one round trip can stall on a busy host
             await seed(client, keys, aged=100_000, live=0)
             began = time.perf_counter()
             await client.zrangebyscore(keys[0], "-inf", "+inf")  # reading the aged entries, as a scan did
             scans.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            # The admin API's report (read only) finds nothing in it, as fast.
+            assert [int(v) for v in await client.eval(USAGE, 2, *keys, 60_000)] == [0, 0]
+            reports.append(time.perf_counter() - began)
             began = time.perf_counter()
             answer = [int(v) for v in await client.eval(ADMIT, 2, *keys, 60_000, 10, 1000, "next", 40)]
             admissions.append(time.perf_counter() - began)
@@ -134,6 +138,7 @@ async def test_a_log_that_aged_out_whole_starts_again_without_a_scan() -> None:
             # A new key (a one-entry sorted set is packed), not the old one trimmed to one entry.
             assert await client.object("encoding", keys[0]) == b"listpack"
         assert min(admissions) < min(scans) / 2, f"admissions {admissions}, reads of a log {scans}"
+        assert min(reports) < min(scans) / 2, f"reports {reports}, reads of a log {scans}"
 
 
 async def test_a_backlog_of_aged_entries_drains_a_chunk_a_call_and_every_answer_stays_exact() -> None:
@@ -144,11 +149,16 @@ async def test_a_backlog_of_aged_entries_drains_a_chunk_a_call_and_every_answer_
         async def admit_once(call: str, rpm: int, tpm: int) -> list[int]:
             return [int(v) for v in await client.eval(ADMIT, 2, *keys, 60_000, rpm, tpm, call, 5)]
 
+        async def usage() -> list[int]:
+            return [int(v) for v in await client.eval(USAGE, 2, *keys, 60_000)]
+
+        assert await usage() == [10, 1000]  # the live entries' tokens, summed (fewer than the aged)
         answer = await admit_once("a", rpm=11, tpm=10**9)
         # The request count is exact; the token total still holds what the aged entries left.
         assert answer[:3] == [0, 0, 11] and answer[3] == (aged - AGE_CHUNK + 10) * 100 + 5
         assert 29_000 <= answer[4] <= 30_000  # the oldest live entry ages out in ~30 s
         assert await client.zcard(keys[0]) == aged - AGE_CHUNK + 11
+        assert await usage() == [11, 1005]  # the report is exact meanwhile
         refused = await admit_once("b", rpm=11, tpm=10**9)  # the 12th in the window
         oldest_live = now - 30_000 + 60_000
         assert refused[0] == 1 and refused[2] == 11 and abs(refused[1] - (oldest_live - int(refused[-1]))) <= 1
@@ -156,3 +166,7 @@ async def test_a_backlog_of_aged_entries_drains_a_chunk_a_call_and_every_answer_
         answer = await admit_once("c", rpm=-1, tpm=10 * 100 + 5 + 5)
         assert answer[:4] == [0, 0, 12, 10 * 100 + 5 + 5]
         assert await client.zcard(keys[0]) == 12 and await client.get(keys[1]) == b"1010"
+        assert await usage() == [12, 1010]
+        await client.delete(*keys)
+        await seed(client, keys, aged=5, live=10)  # fewer aged than live: their tokens come off the total
+        assert await usage() == [10, 1000]
