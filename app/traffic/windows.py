@@ -30,8 +30,9 @@ WINDOW_MS = 60_000
 #: A refusal's Retry-After scans at most this many of the oldest entries to find when enough
 #: ages out; beyond them it answers the whole window (an upper bound).
 _RETRY_SCAN = 256
-#: Aged-out entries one admission drops at most (see ADMIT): each costs Redis about 1.4 µs, and
-#: Redis serves nobody else meanwhile (every node's limits, budgets and cache wait).
+#: Aged-out entries one admission drops at most from a log (see ADMIT): each costs Redis a
+#: microsecond or more, and Redis serves nobody else meanwhile (every node's limits, budgets and
+#: cache wait). 512 of them in each of two logs took 3 ms (bench/rate_script.py --paused).
 AGE_CHUNK = 512
 
 # One log per scope (key, org, bridge, model) holds both kinds: requests are its entries (ZCARD),
@@ -48,12 +49,13 @@ AGE_CHUNK = 512
 # are renewed (to two windows ahead) when a key is new or would lapse within a window, not on
 # every call: a key so always outlives its newest entry by a window.
 #
-# A busy scope that pauses leaves a log of aged entries: 300,000 of them (a minute at 5,000 calls
-# a second) took one admission 430 ms to scan, and Redis answered nobody else meanwhile. So a log
-# whose newest entry aged out too starts again (UNLINK: freed off Redis's main thread), and
-# otherwise one admission drops at most AGE_CHUNK aged entries; the next ones drop the rest. While
-# some are left the request count is ZCOUNT's (exact) and the token total still holds theirs: an
-# overestimate, so a call it admits fits; one it would refuse first drops them all (exact again).
+# A busy scope that pauses leaves a log of aged entries: 300,000 of them in each of two logs (a
+# minute at 5,000 calls a second) took one admission 720 ms to scan, and Redis answered nobody
+# else meanwhile (bench/rate_script.py --paused 300000). So a log whose newest entry aged out
+# too starts again (UNLINK: freed off Redis's main thread), and otherwise one admission drops at
+# most AGE_CHUNK aged entries; the next ones drop the rest. While some are left the request count
+# is ZCOUNT's (exact) and the token total still holds theirs: an overestimate, so a call it
+# admits fits; one it would refuse first drops them all (exact again).
 ADMIT = NOW + """
 local function age(z, edge, limit)
   -- Drops up to limit (-1: every) aged-out entries of log z: the tokens they held, and the
