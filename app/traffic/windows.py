@@ -57,15 +57,19 @@ AGE_CHUNK = 512
 # is ZCOUNT's (exact) and the token total still holds theirs: an overestimate, so a call it
 # admits fits; one it would refuse first drops them all (exact again).
 ADMIT = NOW + """
-local function age(z, edge, limit)
-  -- Drops up to limit (-1: every) aged-out entries of log z: the tokens they held, and the
-  -- time of the oldest entry left.
+local function age(z, t, edge, limit, stored, total)
+  -- Drops up to limit (-1: every) aged-out entries of log z, and their tokens from its total t
+  -- (when it has one): the total left, and the time of the oldest entry left.
   local old = redis.call('ZRANGEBYSCORE', z, '-inf', edge, 'LIMIT', 0, limit)
   local aged, freed = #old, 0
   for k = 1, aged do freed = freed + tonumber(string.match(old[k], ':(%d+)$')) end
   local entry = redis.call('ZRANGE', z, aged, aged, 'WITHSCORES')
   if aged > 0 then redis.call('ZREMRANGEBYRANK', z, 0, aged - 1) end
-  return freed, entry[2] and tonumber(entry[2])
+  if stored and freed > 0 then
+    redis.call('DECRBY', t, freed)
+    total = total - freed
+  end
+  return total, entry[2] and tonumber(entry[2])
 end
 local window = tonumber(ARGV[1])
 local edge = now - window
@@ -81,24 +85,24 @@ for i = 1, n do
   local first = head[2] and tonumber(head[2])
   local behind = 0  -- aged-out entries left in the log (at its start)
   if first and first <= edge then
-    local gone = string.match(head[1], ':(%d+)$')
-    local freed = tonumber(gone)
-    first = head[4] and tonumber(head[4])
-    if first and first <= edge then  -- more than one aged out
+    local second = head[4] and tonumber(head[4])
+    if second and second <= edge then  -- more than one aged out
       local newest = redis.call('ZRANGE', z, '-1', '-1', 'WITHSCORES')
       if tonumber(newest[2]) <= edge then  -- all of them: the log starts again, unscanned
         redis.call('UNLINK', z, t)
-        stored, total, first, freed = false, 0, nil, 0
+        stored, total, first = false, 0, nil
       else
-        freed, first = age(z, edge, CHUNK)
-        gone = freed
+        total, first = age(z, t, edge, CHUNK, stored, total)
       end
-    else  -- the common case under steady load: one entry aged out
+    else  -- the common case under steady load: one entry aged out (its amount sent as it came)
       redis.call('ZREM', z, head[1])
-    end
-    if stored and freed > 0 then
-      redis.call('DECRBY', t, gone)
-      total = total - freed
+      local gone = string.match(head[1], ':(%d+)$')
+      local freed = tonumber(gone)
+      if stored and freed > 0 then
+        redis.call('DECRBY', t, gone)
+        total = total - freed
+      end
+      first = second
     end
   end
   local count
@@ -116,11 +120,7 @@ for i = 1, n do
     local rpm, tpm = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
     if tpm >= 0 and total + tokens > tpm and behind > 0 and not (rpm >= 0 and count + 1 > rpm) then
       -- The total still holds the aged-out entries' tokens: drop them all for an exact answer.
-      local freed = age(z, edge, -1)
-      if stored and freed > 0 then
-        redis.call('DECRBY', t, freed)
-        total = total - freed
-      end
+      total = age(z, t, edge, -1, stored, total)
       behind = 0
     end
     if rpm >= 0 and count + 1 > rpm then
