@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import redis.asyncio as redis
 from junction.plugins.store_batch import StoreBatch
 from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
 from junction.stores.redis_pipeline import PipelinedRedis
-from junction.stores.redis_protocol import WRITE_EVERY
+from junction.stores.redis_protocol import READ_NOW_BYTES, WRITE_EVERY
 from junction.traffic.settle import Settler
 from tests.traffic.test_redis_down import ThrowawayRedis
 
@@ -236,6 +237,59 @@ async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throw
         await asyncio.sleep(0)
         assert time.perf_counter() - started < 0.1
         assert await slow == [b"OK"]
+    finally:
+        await shared.aclose()
+
+
+async def test_a_lone_batch_is_answered_in_place_without_a_turn_of_the_loop_and_stays_in_step() -> None:
+    """Alone in flight, with the worker serving one request, a batch goes out at once and the
+    reply its poll sees is read and parsed there: the caller has its replies before the loop runs
+    anything else (a callback queued before the batch has not run yet). A reply longer than that
+    one read gets its rest through the loop, and the connection stays in step for every batch
+    after, in place or through the loop."""
+    shared = PipelinedRedis(LIVE, reply_poll=0.2)
+    shared.serving_one = lambda: True
+    key = f"test:lone:{secrets.token_hex(4)}"
+    loop = asyncio.get_running_loop()
+    try:
+        await shared.execute([("PING",)])  # connected
+        for expected in range(1, 51):
+            ran: list[bool] = []
+            loop.call_soon(ran.append, True)
+            assert await shared.execute([("INCR", key), ("GET", key)]) == [expected, str(expected).encode()]
+            assert ran == []  # answered without the loop's turn
+
+        big = b"x" * (3 * READ_NOW_BYTES + 17)
+        assert await shared.execute([("SET", key, big), ("GET", key), ("STRLEN", key)]) == [b"OK", big, len(big)]
+        assert await shared.execute([("INCRBY", key + ":n", 2)]) == [2]
+
+        shared.serving_one = lambda: False  # other requests in the worker: through the loop, as before
+        ran = []
+        loop.call_soon(ran.append, True)
+        assert await shared.execute([("INCRBY", key + ":n", 3)]) == [5]
+        assert ran == [True]
+    finally:
+        await redis.Redis.from_url(LIVE).delete(key, key + ":n")
+        await shared.aclose()
+
+
+async def test_a_store_that_dies_under_a_lone_batch_fails_it_at_once(throwaway: ThrowawayRedis) -> None:
+    """The poll sees the socket close (the store is killed while it polls): the read in place
+    leaves that to the loop, whose read fails the batch with ConnectionError at once (no hang
+    until its timeout), and the next batch to a store back on its port reconnects."""
+    shared = PipelinedRedis(throwaway.url, reply_poll=0.5)
+    shared.serving_one = lambda: True
+    try:
+        await shared.execute([("PING",)])
+        killer = threading.Timer(0.1, throwaway.kill)  # from a thread: the poll holds the loop
+        killer.start()
+        started = time.perf_counter()
+        with pytest.raises(ConnectionError):
+            await shared.execute([("DEBUG", "SLEEP", "5")], timeout=30)
+        assert time.perf_counter() - started < 1.5
+        killer.join()
+        throwaway.start()
+        assert await shared.execute([("PING",)]) == [b"PONG"]
     finally:
         await shared.aclose()
 
