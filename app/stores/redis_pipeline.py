@@ -27,7 +27,10 @@ connection, not on a plugin: the next batch carries every deferred command, whoe
 of its own (so its admissions count what the calls that ended used, not what they reserved), so
 under load they cost no write of their own; when no batch comes within ``settle_delay`` seconds
 they go by themselves, all in one write. When nothing is in flight at all (one call at a time),
-they go at once instead: a batch that carried them would wait in Redis for them to run.
+they go at once instead: a batch that carried them would wait in Redis for them to run. Their
+replies, which nobody waits for, are then left unread until the next batch's write (or
+:data:`~junction.stores.redis_protocol.PARKED_SECONDS`): read as they came, they woke the idle
+worker between two requests (:meth:`~junction.stores.redis_protocol.Connection._park`).
 
 Timeouts: a batch's ``timeout`` is watched by one timer per connection (armed at the oldest
 unanswered batch's deadline), not a timer per batch: a batch past its deadline fails with
@@ -230,7 +233,7 @@ class PipelinedRedis:
             if connection is None or connection.closed:
                 connection = await self._connect()
             errors_before = connection.error_replies
-            replies = await connection.send(commands, timeout)
+            replies = await connection.send(commands, timeout, background=count == len(commands))
             # Only a batch that may hold error replies is searched for them (almost none does).
             errors = connection.error_replies != errors_before
             if errors:

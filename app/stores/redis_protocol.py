@@ -37,6 +37,9 @@ WRITE_EVERY = 8
 #: :meth:`Connection._read_now`); a longer reply's rest comes through the loop, as every reply did.
 READ_NOW_BYTES = 64 * 1024
 
+#: Seconds the replies of background batches may wait unread (see :meth:`Connection._park`).
+PARKED_SECONDS = 0.02
+
 Command = tuple[Any, ...]
 
 
@@ -51,10 +54,12 @@ class Prepared:
 
 
 class _Batch:
-    __slots__ = ("count", "replies", "future", "sent", "deadline")
+    __slots__ = ("count", "replies", "future", "sent", "deadline", "background")
 
-    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent: float, deadline: float) -> None:
+    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent: float, deadline: float,
+                 background: bool) -> None:
         self.count, self.future, self.sent, self.deadline = count, future, sent, deadline
+        self.background = background
         self.replies: list[Any] = []
 
 
@@ -82,6 +87,10 @@ class Connection(asyncio.Protocol):
         #: count did not move while it was in flight holds none, and is not searched for them.
         self.error_replies = 0
         self._watch: asyncio.TimerHandle | None = None
+        #: Background batches among those waiting (see :meth:`send`).
+        self._background = 0
+        #: While the transport does not read (parked background replies): the timer that resumes it.
+        self._parked: asyncio.TimerHandle | None = None
         #: Packed batches not yet written: those of one turn of the loop go in writes of
         #: :data:`WRITE_EVERY`, the rest at the end of the turn.
         self._unwritten: list[bytes] = []
@@ -110,13 +119,20 @@ class Connection(asyncio.Protocol):
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        if self._parked is not None:
+            self._parked.cancel()
+            self._parked = None
+        self._background = 0
         while self._waiting:
             future = self._waiting.popleft().future
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # retrieved here: a caller that gave up never reads it
 
-    async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
+    async def send(self, commands: list[Command], timeout: float | None, background: bool = False) -> list[Any]:
+        """Write ``commands`` and return their replies. ``background``: nobody waits on the
+        replies to answer a request (deferred settles, cache fills): a write of such batches
+        alone leaves their replies unread for a while (:meth:`_park`)."""
         if self.closed or self._transport is None:
             raise ConnectionError("the Redis connection is closed")
         # Packed before the batch is queued: an argument that cannot be sent (a TypeError) must
@@ -126,14 +142,17 @@ class Connection(asyncio.Protocol):
         loop = self.loop
         future: asyncio.Future[list[Any]] = loop.create_future()
         now = loop.time()
-        batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER)
+        batch = _Batch(len(commands), future, now, now + timeout if timeout is not None else _NEVER, background)
         self._waiting.append(batch)
+        if background:
+            self._background += 1
         if self._watch is None and timeout is not None:
             self._watch = loop.call_at(batch.deadline, self._check_deadlines)
         unwritten = self._unwritten
         unwritten.append(packed)
-        if len(unwritten) >= WRITE_EVERY or (self._poller is not None and len(self._waiting) == 1
-                                             and len(unwritten) == 1 and self._serving_one()):
+        if len(unwritten) >= WRITE_EVERY or (not background and self._poller is not None
+                                             and len(self._waiting) - self._background == 1
+                                             and self._serving_one()):
             # Alone, with the worker serving this one request: no other batch will join this turn's
             # write, so it goes now, and when the poll reads the reply in place (_read_now), the
             # future is done before the await below, which then returns without a turn of the loop.
@@ -158,14 +177,39 @@ class Connection(asyncio.Protocol):
         # batches of concurrent calls made in the same turn of the loop share one (up to
         # WRITE_EVERY of them; an earlier write may have taken them all).
         unwritten, self._unwritten = self._unwritten, []
-        if unwritten and not self.closed and self._transport is not None:
-            self._transport.write(unwritten[0] if len(unwritten) == 1 else b"".join(unwritten))
-            if self._poller is not None and len(self._waiting) == 1 and self._serving_one():
-                self._await_lone_reply(self._poller)
+        transport = self._transport
+        if unwritten and not self.closed and transport is not None:
+            if self._parked is not None:
+                self._unpark()
+            transport.write(unwritten[0] if len(unwritten) == 1 else b"".join(unwritten))
+            waiting = self._waiting
+            foreground = len(waiting) - self._background
+            if foreground == 0:
+                self._park(transport)
+            elif (foreground == 1 and self._poller is not None and not waiting[-1].background
+                  and self._serving_one()):
+                self._await_lone_reply(self._poller, waiting[-1])
 
-    def _await_lone_reply(self, poller: select.poll) -> None:
-        """Poll for the reply of the one batch in flight, for at most ``reply_poll`` seconds,
-        before returning to the loop (which reads it). With one request in the worker, waiting for
+    def _park(self, transport: asyncio.Transport) -> None:
+        """Leave the replies of the background batches just written unread for a while: the
+        next batch's write reads them with its own, else :data:`PARKED_SECONDS` from now. Read
+        as they came, each woke the worker (its CPU halted, idle between two requests) just to
+        parse replies nobody waits for; at one request at a time that cost the next request about
+        45 µs (README *Rate limits and budgets*). Their failures are heard that much later."""
+        transport.pause_reading()
+        self._parked = self.loop.call_later(PARKED_SECONDS, self._unpark)
+
+    def _unpark(self) -> None:
+        if self._parked is not None:
+            self._parked.cancel()
+            self._parked = None
+        if not self.closed and self._transport is not None:
+            self._transport.resume_reading()
+
+    def _await_lone_reply(self, poller: select.poll, batch: _Batch) -> None:
+        """Poll for the reply of ``batch``, the one batch in flight a request waits for (replies of
+        background batches may come first), for at most ``reply_poll`` seconds, reading what comes
+        in place, before returning to the loop. With one request in the worker, waiting for
         this reply, there is nothing else to do: the loop would sleep in its wait, and a CPU that
         halts when idle (a VM's vCPU) wakes tens of µs after the reply came. A round trip at one
         call at a time took about 110 µs here that way, 45 polling (README *Rate limits and
@@ -174,25 +218,30 @@ class Connection(asyncio.Protocol):
         went out (settles, a cache fill) has nobody waiting for it, and polling for it held up the
         next request (4-10% fewer RPS at two to four connections, when it did)."""
         deadline = time.perf_counter() + self._reply_poll
-        ready = poller.poll(0)
-        while not ready and time.perf_counter() < deadline:
-            ready = poller.poll(0)
-        if ready and self._fd >= 0:
-            self._read_now(self._fd)
+        fd = self._fd
+        while True:
+            if poller.poll(0):
+                # Read in place; replies of background batches written before may come first.
+                if fd < 0 or not self._read_now(fd) or batch.future.done():
+                    return
+            if time.perf_counter() >= deadline:
+                return
 
-    def _read_now(self, fd: int) -> None:
+    def _read_now(self, fd: int) -> bool:
         """Read the reply the poll saw, and parse it, now. Left to the loop, it took another turn
         (its wait, its read) before ``data_received`` and a third for the caller's task to resume:
         about 20 µs of a 110 µs round trip at one call at a time here (README *Rate limits and
         budgets*). The loop reads the same socket too, and finds what is read here gone: a read
         that would block returns at once, and an error or the peer's close is left for its read
-        to find (``connection_lost``)."""
+        to find (``connection_lost``). Says whether it read anything."""
         try:
             data = os.read(fd, READ_NOW_BYTES)
         except OSError:
-            return
-        if data:
-            self.data_received(data)
+            return False
+        if not data:
+            return False
+        self.data_received(data)
+        return True
 
     def _check_deadlines(self) -> None:
         """Fail the batches past their deadline (their replies are dropped when they come); a
@@ -231,6 +280,8 @@ class Connection(asyncio.Protocol):
                 batch.replies.append(reply)
                 if len(batch.replies) == batch.count:
                     waiting.popleft()
+                    if batch.background:
+                        self._background -= 1
                     if not batch.future.done():  # not abandoned by its caller
                         batch.future.set_result(batch.replies)
         except hiredis.ProtocolError as error:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
 from junction.plugins.store_batch import StoreBatch
 from junction.plugins.store_guard import GuardedConfig, StoreGuard, StoreUnavailable
 from junction.stores.redis_pipeline import PipelinedRedis
-from junction.stores.redis_protocol import READ_NOW_BYTES, WRITE_EVERY
+from junction.stores.redis_protocol import PARKED_SECONDS, READ_NOW_BYTES, WRITE_EVERY
 from junction.traffic.settle import Settler
 from tests.traffic.test_redis_down import ThrowawayRedis
 
@@ -268,6 +269,37 @@ async def test_a_lone_batch_is_answered_in_place_without_a_turn_of_the_loop_and_
         loop.call_soon(ran.append, True)
         assert await shared.execute([("INCRBY", key + ":n", 3)]) == [5]
         assert ran == [True]
+    finally:
+        await redis.Redis.from_url(LIVE).delete(key, key + ":n")
+        await shared.aclose()
+
+
+async def test_background_replies_wait_unread_until_the_next_batch_or_a_short_while() -> None:
+    """Deferred commands sent by themselves (the worker idle after an answer) leave their replies
+    unread, so they do not wake the worker between two requests: the next batch reads them with
+    its own (a failure heard then), or the loop does PARKED_SECONDS later when no batch comes."""
+    shared = PipelinedRedis(LIVE, reply_poll=0.2)
+    shared.serving_one = lambda: False  # no request in the worker
+    key = f"test:parked:{secrets.token_hex(4)}"
+    try:
+        await shared.execute([("SET", key, "text")])  # a value INCR refuses
+        for next_batch in (True, False):
+            heard: list[BaseException] = []
+            started = time.perf_counter()
+            shared.defer(("INCR", key), heard.append)  # nothing in flight: it goes at once
+            await asyncio.sleep(0.005)
+            assert shared.deferred == 0  # sent
+            if time.perf_counter() - started < PARKED_SECONDS:  # (a stalled host may pass the deadline)
+                assert heard == []  # its error reply not read yet
+            if next_batch:
+                shared.serving_one = lambda: True
+                assert await shared.execute([("GET", key)]) == [b"text"]
+                shared.serving_one = lambda: False
+                await asyncio.sleep(0)  # the settle's sender resumes
+            else:
+                await asyncio.sleep(PARKED_SECONDS + 0.05)
+            assert len(heard) == 1 and isinstance(heard[0], ResponseError)
+        assert await shared.execute([("INCRBY", key + ":n", 1)]) == [1]  # in step
     finally:
         await redis.Redis.from_url(LIVE).delete(key, key + ":n")
         await shared.aclose()

@@ -48,11 +48,12 @@ class CountingPipeline(PipelinedRedis):
         round_trips = self.round_trips
 
         class Counting(Connection):
-            async def send(self, commands: list[Command], timeout: float | None) -> list[Any]:
+            async def send(self, commands: list[Command], timeout: float | None,
+                           background: bool = False) -> list[Any]:
                 if not any(command[0] == "CLIENT" for command in commands):
                     round_trips.append(["EVALSHA" if type(command[0]) is Prepared else str(command[0])
                                         for command in commands])
-                return await super().send(commands, timeout)
+                return await super().send(commands, timeout, background)
 
         return Counting()
 
