@@ -68,11 +68,11 @@ class ServerSettings(_Strict):
     #: and the embedded ledger's thread as ``SCHED_IDLE`` (Linux): they stop preempting its Python thread
     #: on each wake-up (app/native_threads.py, stores/metrics/sqlite_ledger.py). False: default policies.
     batch_native_threads: bool = True
-    #: With a Redis cache: µs a worker serving one request polls for the reply of that request's
-    #: round trip, alone in flight, before it sleeps (an idle vCPU that halts wakes late:
-    #: app/stores/redis_protocol.py; README Rate limits). 0: never (a Redis across a network, whose
-    #: replies take longer than this, gains nothing from it).
-    redis_reply_poll_us: int = 100
+    #: With a Redis cache: µs at most a worker serving one request polls for the reply of that
+    #: request's round trip, alone in flight, before it sleeps (an idle vCPU that halts wakes late):
+    #: one and a half times such round trips' recent mean, and not at all while that mean is longer
+    #: than this (a Redis across a network): app/stores/redis_protocol.py; README Rate limits. 0: never.
+    redis_reply_poll_us: int = 300
 
 
 class AuthSettings(_Strict):

@@ -100,9 +100,10 @@ class PipelinedRedis:
         self.settle_delay = 0.02
         #: Send deferred commands at once when no batch is in flight (see :meth:`_when_idle`).
         self.send_when_idle = True
-        #: Seconds to poll for the reply of a batch alone in flight before sleeping (0: never;
-        #: see :meth:`~junction.stores.redis_protocol.Connection._await_lone_reply`), and only
-        #: while this says the worker serves exactly one request (the app sets it).
+        #: Seconds at most to poll for the reply of a batch alone in flight before sleeping (0:
+        #: never; about as long as such replies take of late: see
+        #: :meth:`~junction.stores.redis_protocol.Connection._poll_seconds`), and only while this
+        #: says the worker serves exactly one request (the app sets it).
         self.reply_poll = reply_poll
         self.serving_one: Callable[[], bool] = lambda: False
         #: Deferred commands and, in the same order, who hears each one's failure (two lists: a

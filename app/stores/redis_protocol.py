@@ -40,6 +40,12 @@ READ_NOW_BYTES = 64 * 1024
 #: Seconds the replies of background batches may wait unread (see :meth:`Connection._park`).
 PARKED_SECONDS = 0.02
 
+#: A lone batch polls for its reply this many times as long as such a round trip has taken of
+#: late (its mean), within the connection's ``reply_poll`` (see :meth:`Connection._poll_seconds`).
+POLL_MARGIN = 1.5
+#: Weight of the newest round trip in that mean.
+ROUND_TRIP_WEIGHT = 0.125
+
 Command = tuple[Any, ...]
 
 
@@ -54,26 +60,30 @@ class Prepared:
 
 
 class _Batch:
-    __slots__ = ("count", "replies", "future", "sent", "deadline", "background")
+    __slots__ = ("count", "replies", "future", "sent", "deadline", "background", "written")
 
     def __init__(self, count: int, future: asyncio.Future[list[Any]], sent: float, deadline: float,
                  background: bool) -> None:
         self.count, self.future, self.sent, self.deadline = count, future, sent, deadline
         self.background = background
         self.replies: list[Any] = []
+        #: ``perf_counter()`` when a lone batch (one a request waits for alone) was written, else 0.
+        self.written = 0.0
 
 
 class Connection(asyncio.Protocol):
     """One socket to Redis: batches written in order, replies parsed and handed out in order.
 
-    ``reply_poll``: seconds to poll for the reply of a batch that is alone in flight, when
+    ``reply_poll``: seconds at most to poll for the reply of a batch that is alone in flight, when
     ``serving_one()`` says the worker serves exactly one request, before the loop sleeps (see
-    :meth:`_await_lone_reply`); 0: never."""
+    :meth:`_await_lone_reply` and :meth:`_poll_seconds`); 0: never."""
 
     def __init__(self, reply_poll: float = 0.0, serving_one: Callable[[], bool] = lambda: False) -> None:
         self._transport: asyncio.Transport | None = None
         self._reply_poll = reply_poll
         self._serving_one = serving_one
+        #: Mean seconds from a lone batch's write to its reply, of late (None: none measured yet).
+        self.round_trip: float | None = None
         self._poller: select.poll | None = None
         #: The socket's file descriptor, read in place once a lone batch's poll sees its reply
         #: (-1: not polling, or TLS, whose bytes only the transport can decrypt).
@@ -188,7 +198,26 @@ class Connection(asyncio.Protocol):
                 self._park(transport)
             elif (foreground == 1 and self._poller is not None and not waiting[-1].background
                   and self._serving_one()):
-                self._await_lone_reply(self._poller, waiting[-1])
+                batch = waiting[-1]
+                batch.written = time.perf_counter()
+                seconds = self._poll_seconds()
+                if seconds:
+                    self._await_lone_reply(self._poller, batch, batch.written + seconds)
+
+    def _poll_seconds(self) -> float:
+        """How long a lone batch polls for its reply: :data:`POLL_MARGIN` times the mean round
+        trip of such batches of late, at most ``reply_poll``; not at all once that mean is longer
+        than ``reply_poll`` (a Redis across a network, a slow host: the reply would mostly come
+        after the poll, which would then only have spent the CPU and held up a request arriving
+        meanwhile). A fixed bound polled in vain on a host whose round trips outlast it (176 µs
+        here against 100), and cut off replies a little late on one where they are about as long
+        (README *Rate limits and budgets*)."""
+        mean = self.round_trip
+        if mean is None:
+            return self._reply_poll
+        if mean > self._reply_poll:
+            return 0.0
+        return min(self._reply_poll, POLL_MARGIN * mean)
 
     def _park(self, transport: asyncio.Transport) -> None:
         """Leave the replies of the background batches just written unread for a while: the
@@ -206,10 +235,10 @@ class Connection(asyncio.Protocol):
         if not self.closed and self._transport is not None:
             self._transport.resume_reading()
 
-    def _await_lone_reply(self, poller: select.poll, batch: _Batch) -> None:
+    def _await_lone_reply(self, poller: select.poll, batch: _Batch, deadline: float) -> None:
         """Poll for the reply of ``batch``, the one batch in flight a request waits for (replies of
-        background batches may come first), for at most ``reply_poll`` seconds, reading what comes
-        in place, before returning to the loop. With one request in the worker, waiting for
+        background batches may come first), until ``deadline`` (``perf_counter()``) at most,
+        reading what comes in place, before returning to the loop. With one request in the worker, waiting for
         this reply, there is nothing else to do: the loop would sleep in its wait, and a CPU that
         halts when idle (a VM's vCPU) wakes tens of µs after the reply came. A round trip at one
         call at a time took about 110 µs here that way, 45 polling (README *Rate limits and
@@ -217,7 +246,6 @@ class Connection(asyncio.Protocol):
         work; under load batches overlap anyway), nor with none: what is written after an answer
         went out (settles, a cache fill) has nobody waiting for it, and polling for it held up the
         next request (4-10% fewer RPS at two to four connections, when it did)."""
-        deadline = time.perf_counter() + self._reply_poll
         fd = self._fd
         while True:
             if poller.poll(0):
@@ -282,6 +310,10 @@ class Connection(asyncio.Protocol):
                     waiting.popleft()
                     if batch.background:
                         self._background -= 1
+                    elif batch.written:  # polled for or not: what the next lone batch polls by
+                        took = time.perf_counter() - batch.written
+                        mean = self.round_trip
+                        self.round_trip = took if mean is None else mean + ROUND_TRIP_WEIGHT * (took - mean)
                     if not batch.future.done():  # not abandoned by its caller
                         batch.future.set_result(batch.replies)
         except hiredis.ProtocolError as error:

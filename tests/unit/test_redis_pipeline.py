@@ -3,7 +3,8 @@ batches share one connection and each gets its own replies, in order, errors in 
 go by SHA and survive a flushed script cache and a restarted server; a caller that gives up
 leaves the connection in step; a dead store fails every batch, which each guard hears. Against
 the real Redis (DB 7, random keys) and a throwaway ``redis-server`` for what would disturb others;
-a batch alone in flight polls for its reply, bounded, before the loop sleeps."""
+a batch alone in flight polls for its reply, about as long as such replies take, before the loop
+sleeps."""
 
 from __future__ import annotations
 
@@ -205,38 +206,65 @@ async def test_a_dead_store_fails_every_batch_and_every_guard_hears_it() -> None
     await shared.aclose()
 
 
-async def test_a_batch_alone_in_flight_polls_for_its_reply_a_bounded_while(throwaway: ThrowawayRedis) -> None:
+async def _written(shared: PipelinedRedis, command: tuple) -> tuple[asyncio.Task, float]:
+    """Start ``command`` as a lone batch: the task, and the seconds its write held the loop
+    (polling for the reply, or not)."""
+    task = asyncio.create_task(shared.execute([command], timeout=5))
+    started = time.perf_counter()
+    await asyncio.sleep(0)  # the batch is packed and written at once (alone): the poll, if any
+    return task, time.perf_counter() - started
+
+
+async def test_a_lone_batch_polls_about_as_long_as_its_recent_round_trips_within_the_bound(
+        throwaway: ThrowawayRedis) -> None:
     """Alone in flight, with the worker serving one request, a batch's write polls for the reply
-    before the loop sleeps: until the reply is there (a fast one ends it at once), for at most
-    ``reply_poll`` (a slow Redis gets the loop back after that). A batch written while another is
-    in flight does not poll, nor one while the worker serves other requests."""
-    shared = PipelinedRedis(throwaway.url, reply_poll=0.2)
+    before the loop sleeps: until the reply is there, for at most one and a half times the mean
+    round trip of such batches of late (no longer than ``reply_poll``), and not at all while that
+    mean is longer than ``reply_poll`` (its reply would come after the poll). Every lone batch's
+    round trip, polled for or not, moves the mean. A batch written while another is in flight
+    does not poll, nor one while the worker serves other requests."""
+    shared = PipelinedRedis(throwaway.url, reply_poll=0.4)
     shared.serving_one = lambda: True  # the app's: one request in this worker
+    loop = asyncio.get_running_loop()
     try:
-        await shared.execute([("PING",)])  # connected
-        started = time.perf_counter()
-        assert await shared.execute([("PING",)]) == [b"PONG"]
-        assert time.perf_counter() - started < 0.1  # polled until the reply came, not the whole 200 ms
+        await shared.execute([("PING",)])  # connected; the first lone batch's round trip is the mean
+        connection = shared._connection
+        assert connection is not None and connection.round_trip is not None and connection.round_trip < 0.1
 
-        slow = asyncio.create_task(shared.execute([("DEBUG", "SLEEP", "0.6")], timeout=5))
-        started = time.perf_counter()
-        await asyncio.sleep(0)  # the batch is packed, its write queued for this turn's end
-        await asyncio.sleep(0)  # the write went, and polled for a reply that takes 600 ms
-        assert 0.19 <= time.perf_counter() - started < 0.5  # 200 ms, then the loop ran on
+        connection.round_trip = None  # none measured yet: polls for the whole bound
+        slow, held = await _written(shared, ("DEBUG", "SLEEP", "0.6"))
+        assert 0.39 <= held < 0.58  # 400 ms, then the loop ran on
+        assert await slow == [b"OK"]
+        assert 0.55 < connection.round_trip < 1.0  # its own round trip, heard through the loop
 
-        started = time.perf_counter()
-        second = asyncio.create_task(shared.execute([("PING",)], timeout=5))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)  # written behind the slow one: no poll
-        assert time.perf_counter() - started < 0.1
+        connection.round_trip = 0.1  # such round trips took 100 ms of late: polls 150 ms at most
+        slow, held = await _written(shared, ("DEBUG", "SLEEP", "0.6"))
+        assert 0.14 <= held < 0.35
+        second, held = await _written(shared, ("PING",))  # behind the slow one: no poll
+        assert held < 0.1
         assert await slow == [b"OK"] and await second == [b"PONG"]
+        # The mean moved an eighth of the way to the 600 ms batch's round trip (the PING written
+        # behind it was not alone, and is not counted).
+        assert 0.16 < connection.round_trip < 0.25
+
+        connection.round_trip = 0.5  # longer than the bound: no poll at all
+        slow, held = await _written(shared, ("DEBUG", "SLEEP", "0.3"))
+        assert held < 0.1
+        assert await slow == [b"OK"]
+
+        slow_mean = connection.round_trip
+        for _ in range(40):  # fast round trips bring the mean down: the poll is back
+            await shared.execute([("PING",)])
+        assert connection.round_trip < slow_mean / 50
+        connection.round_trip = 0.1  # (a reply within 150 ms, whatever the host's load)
+        ran: list[bool] = []
+        loop.call_soon(ran.append, True)
+        assert await shared.execute([("PING",)]) == [b"PONG"]
+        assert ran == []  # answered in the poll, before the loop ran anything else
 
         shared.serving_one = lambda: False  # other requests in the worker: never polls
-        slow = asyncio.create_task(shared.execute([("DEBUG", "SLEEP", "0.3")], timeout=5))
-        started = time.perf_counter()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert time.perf_counter() - started < 0.1
+        slow, held = await _written(shared, ("DEBUG", "SLEEP", "0.3"))
+        assert held < 0.1
         assert await slow == [b"OK"]
     finally:
         await shared.aclose()
@@ -254,7 +282,10 @@ async def test_a_lone_batch_is_answered_in_place_without_a_turn_of_the_loop_and_
     loop = asyncio.get_running_loop()
     try:
         await shared.execute([("PING",)])  # connected
+        connection = shared._connection
+        assert connection is not None
         for expected in range(1, 51):
+            connection.round_trip = 0.1  # polls for up to 150 ms: the reply comes in that time
             ran: list[bool] = []
             loop.call_soon(ran.append, True)
             assert await shared.execute([("INCR", key), ("GET", key)]) == [expected, str(expected).encode()]
@@ -313,6 +344,8 @@ async def test_a_store_that_dies_under_a_lone_batch_fails_it_at_once(throwaway: 
     shared.serving_one = lambda: True
     try:
         await shared.execute([("PING",)])
+        assert shared._connection is not None
+        shared._connection.round_trip = 0.3  # polls for up to 450 ms: the kill comes at 100
         killer = threading.Timer(0.1, throwaway.kill)  # from a thread: the poll holds the loop
         killer.start()
         started = time.perf_counter()

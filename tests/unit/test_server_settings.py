@@ -1,4 +1,4 @@
-"""``[server] redis_reply_poll_us``: checked at start-up, and what the pipelining Redis connection polls."""
+"""``[server] redis_reply_poll_us``: checked at start-up, and the most the pipelining Redis connection polls."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_a_reply_poll_out_of_range_names_its_key(value: int) -> None:
 
 
 def test_the_reply_poll_reaches_the_pipelining_connection_in_seconds() -> None:
-    assert settings_from_mapping({}).server.redis_reply_poll_us == 100
+    assert settings_from_mapping({}).server.redis_reply_poll_us == 300
     assert _pipelined_redis("redis://127.0.0.1:6379/0", 250).reply_poll == pytest.approx(0.00025)
     assert _pipelined_redis("redis://127.0.0.1:6379/0", 0).reply_poll == 0
 
