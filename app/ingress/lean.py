@@ -79,23 +79,33 @@ class LeanChat:
         headers = request_headers(scope)
         if headers.get("x-junction-async") == "true" or (self._cors and "origin" in headers):
             return False
-        answered = await self._answer(scope, headers, receive, send)
-        if answered and self._requests_in_flight() == 1 and _YIELD_CPU is not None:
-            # The answer is with Granian's I/O thread now, which was just woken to write it;
-            # what is left here (the access line, the task's teardown) can wait. When that
-            # thread shares this core, yielding lets it write first instead of after us
-            # (measured: c=1, one core, ~25 µs sooner per response). Only when no other
-            # request is in flight: under load it would break up the I/O thread's batches
-            # (measured: +35% CPU per request at c=32 when done every time). Only after a
-            # whole answer: after an error the body may be unread, and the connection is
-            # then closed once this task ends; yielding first would send the response ahead
-            # of that close, and a client could reuse the connection in between
-            # (tests/integration/test_bad_input.py::test_huge_body_is_413 saw it).
-            _YIELD_CPU()
+        ending: list[Call] = []  # a call answered whole: its end hooks run here, after the answer
+        whole = False
+        try:
+            whole = await self._answer(scope, headers, receive, send, ending)
+        finally:
+            if whole and self._requests_in_flight() == 1 and _YIELD_CPU is not None:
+                # The answer is with Granian's I/O thread now, which was just woken to write it;
+                # what is left here (the call's end hooks, the access line, the task's teardown)
+                # can wait. When that thread shares this core, yielding lets it write first
+                # instead of after us (measured: c=1, one core, ~25 µs sooner per response). Only
+                # when no other request is in flight: under load it would break up the I/O
+                # thread's batches (measured: +35% CPU per request at c=32 when done every time).
+                # Only after a whole answer: after an error the body may be unread, and the
+                # connection is then closed once this task ends; yielding first would send the
+                # response ahead of that close, and a client could reuse the connection in between
+                # (tests/integration/test_bad_input.py::test_huge_body_is_413 saw it).
+                _YIELD_CPU()
+            if ending:
+                ending[0].run_ended()
         return True
 
-    async def _answer(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send) -> bool:
-        """Respond; True for a whole (non-streamed) answer, its request body read to the end."""
+    async def _answer(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send,
+                      ending: list[Call]) -> bool:
+        """Respond; True for a whole (non-streamed) answer, its request body read to the end. The
+        call of a JSON reply goes into ``ending`` as soon as the gateway returned it: its end
+        hooks are the caller's to run once the answer went out (or failed to: see
+        ``Gateway.complete``'s ``caller_ends``)."""
         rid = request_id(scope).encode()
         started = False
         try:
@@ -121,7 +131,9 @@ class LeanChat:
                 await _stream(sse_body(events, ChunkWriter(include_usage=chat.wants_usage_in_stream)),
                               receive, send)
                 return False
-            answer = encode_chat_response(await self._gateway.complete(call))
+            reply = await self._gateway.complete(call, caller_ends=True)
+            ending.append(call)
+            answer = encode_chat_response(reply)
             extra = call.response_headers
             start = [*_encoded(extra)] if extra else []
             start += (_JSON, (b"content-length", str(len(answer)).encode()), (REQUEST_ID_HEADER, rid))

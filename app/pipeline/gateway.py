@@ -100,11 +100,17 @@ class Gateway:
             raise InvalidRequest(f"messages: {len(messages)} messages, more than limits.max_messages "
                                  f"({limits.max_messages})", param="messages", code="too_many_messages")
 
-    async def complete(self, call: Call) -> ChatResponse:
+    async def complete(self, call: Call, caller_ends: bool = False) -> ChatResponse:
         """The JSON chain, then the call's hooks (see :meth:`Call.when_answered`). Embeddings too:
-        :meth:`embed`. (One coroutine, no helper: each frame here is resumed at every await inside.)"""
+        :meth:`embed`. ``caller_ends``: a reply is returned with the call's end hooks not yet run
+        (settles, a cache store, the metrics' record): the caller runs them
+        (:meth:`Call.run_ended`) once the answer went out, so that work is not between the reply
+        and its client (the lean ingress: about 15 µs of a call at one connection). A call that
+        fails ends here either way. (One coroutine, no helper: each frame here is resumed at every
+        await inside.)"""
         call.require_principal()  # a Call refuses to be built without one; this catches a reset
         self.check_limits(call)
+        ends_here = True
         try:
             reply = await self._json(call)
         except JunctionError as error:
@@ -114,9 +120,11 @@ class Gateway:
         else:
             call.answered(reply)
             call.run_answered(None)
+            ends_here = not caller_ends
             return reply  # type: ignore[return-value]
         finally:
-            call.run_ended()
+            if ends_here:
+                call.run_ended()
             _name_in_access_line(call)
 
     async def embed(self, call: Call) -> EmbeddingResponse:

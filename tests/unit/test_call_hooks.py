@@ -144,3 +144,60 @@ async def test_a_stream_never_iterated_still_ends_when_closed_or_dropped(log, la
         await asyncio.sleep(0)
     assert [line for line in log if line.startswith("ended")] == ["ended:499"]
     assert provider.closed_streams == 2
+
+
+async def test_a_caller_that_ends_the_call_runs_the_end_hooks_itself_unless_the_call_failed(log):
+    """``Gateway.complete(call, caller_ends=True)``: the reply comes back with the end hooks not
+    yet run (the lean ingress runs them once the answer went out); a call that failed ends in the
+    gateway either way, as its caller gets no reply to end it after."""
+    gateway = build_gateway([Hooked(log)], provider=ScriptedProvider(log))
+    call = chat_call()
+    await gateway.complete(call, caller_ends=True)
+    assert log == ["provider:ok", "answered:None"]
+    call.run_ended()
+    call.run_ended()  # once
+    assert log == ["provider:ok", "answered:None", "ended:200"]
+
+    log.clear()
+    with pytest.raises(JunctionError):
+        await gateway.complete(chat_call(model="scripted/down"), caller_ends=True)
+    assert log[-2:] == ["answered:502", "ended:502"]
+
+
+async def test_the_lean_ingress_ends_a_call_after_its_answer_went_out(log):
+    """The lean ``POST /v1/chat/completions`` sends the answer, then runs the call's end hooks
+    (settles, a cache store, the metrics' record): they are not between the reply and its client.
+    They run when the send fails too."""
+    from junction.ingress.lean import LeanChat
+    from junction.settings import settings_from_mapping
+    from tests.unit.pipeline_kit import USER
+
+    gateway = build_gateway([Hooked(log)], provider=ScriptedProvider(log))
+
+    async def authenticate(headers):
+        return USER
+
+    gateway.authenticate = authenticate  # type: ignore[method-assign]
+    lean = LeanChat(gateway, settings_from_mapping({"auth": {"master_key": "unused"}}), lambda: 1)
+    body = b'{"model": "scripted/ok", "messages": [{"role": "user", "content": "hello world"}]}'
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        log.append(message["type"])
+
+    assert await lean.handle(scope, receive, send)
+    assert log == ["provider:ok", "answered:None", "http.response.start", "http.response.body", "ended:200"]
+
+    log.clear()
+
+    async def broken(message):
+        log.append(message["type"])
+        raise OSError("the client went away")
+
+    with pytest.raises(OSError):
+        await lean.handle(scope, receive, broken)
+    assert log == ["provider:ok", "answered:None", "http.response.start", "ended:200"]

@@ -119,9 +119,10 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
 
         second = chat_call(text="second question", principal=caller)
         await gateway.complete(second)
-        # The second call's round trip also carried the first one's store (one SET of the entry
-        # over its lock, no script) and its settles (rate limit: its tokens; budget: its cost).
-        assert pipeline.round_trips[1:] == [["SET"] + ["EVALSHA"] * 5]
+        # The second call's round trip also carried the first one's settles (rate limit: its
+        # tokens; budget: its cost) and store (one SET of the entry over its lock, no script),
+        # queued as the call ended, in that order, ahead of its own three scripts.
+        assert pipeline.round_trips[1:] == [["EVALSHA", "EVALSHA", "SET"] + ["EVALSHA"] * 3]
         values = [await client.get(key) async for key in client.scan_iter(f"{prefix}:cache:*")]
         # the first answer, and the second call's lock, held in its entry's key until its own store
         assert sorted(value[:1] == LOCK for value in values) == [False, True]
@@ -129,7 +130,7 @@ async def test_a_miss_costs_one_round_trip_and_its_store_rides_the_next_call() -
         # No call comes: the second call's settles and store go by themselves after the settle
         # delay, in one round trip (one queue per connection, not per plugin).
         await asyncio.sleep(1.3)
-        assert pipeline.round_trips[2:] == [["SET", "EVALSHA", "EVALSHA"]]
+        assert pipeline.round_trips[2:] == [["EVALSHA", "EVALSHA", "SET"]]
         values = [await client.get(key) async for key in client.scan_iter(f"{prefix}:cache:*")]
         assert len(values) == 2 and not any(value.startswith(LOCK) for value in values)  # no lock left
         other_worker = ResponseCacheStage(cache_config, context)  # no memory of its own
@@ -161,8 +162,8 @@ async def test_the_settles_a_batch_carries_count_before_its_own_admission() -> N
         second = chat_call(text="question C", principal=caller)
         await gateway.complete(second)  # admitted: the first call's reservation went back first
         assert second.outcome is not None and second.outcome.status == 200
-        # the first call's store (its entry over its lock) and settles, then admission
-        assert pipeline.round_trips[-1] == ["SET"] + ["EVALSHA"] * 5
+        # the first call's settles and store (its entry over its lock), then admission
+        assert pipeline.round_trips[-1] == ["EVALSHA", "EVALSHA", "SET"] + ["EVALSHA"] * 3
 
 
 async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_round_trip() -> None:
@@ -179,8 +180,8 @@ async def test_one_call_at_a_time_sends_its_settles_at_once_off_the_next_calls_r
             if len(pipeline.round_trips) > 1:
                 break
             await asyncio.sleep(0.01)
-        # admission; store (the entry over its lock) and settles
-        assert pipeline.round_trips == [["EVALSHA"] * 3, ["SET", "EVALSHA", "EVALSHA"]]
+        # admission; settles and store (the entry over its lock)
+        assert pipeline.round_trips == [["EVALSHA"] * 3, ["EVALSHA", "EVALSHA", "SET"]]
         await gateway.complete(chat_call(text="second question", principal=caller))
         assert pipeline.round_trips[2] == ["EVALSHA"] * 3  # the second admission alone
         spent = await stages[1].usage("key", caller.id, Limits(budget_usd=100.0, budget_period="day"))

@@ -116,7 +116,9 @@ class ResponseCacheStage(Stage):
             self._release(plan)
             raise
         if isinstance(reply, ChatResponse) and _complete(reply):
-            self._fill(plan, CachedAnswer(stored_at=time.time(), response=reply))
+            # Once the call is over: encoding and queueing the entry is then not between the
+            # reply and its client (the lean ingress ends a call after its answer went out).
+            call.when_ended(lambda _: self._fill(plan, CachedAnswer(stored_at=time.time(), response=reply)))
         else:
             self._release(plan)
         return reply
