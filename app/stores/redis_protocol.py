@@ -209,8 +209,8 @@ class Connection(asyncio.Protocol):
         trip of such batches of late, at most ``reply_poll``; not at all once that mean is longer
         than ``reply_poll`` (a Redis across a network, a slow host: the reply would mostly come
         after the poll, which would then only have spent the CPU and held up a request arriving
-        meanwhile). A fixed bound polled in vain on a host whose round trips outlast it (176 µs
-        here against 100), and cut off replies a little late on one where they are about as long
+        meanwhile). A fixed bound polled in vain where round trips outlast it (176 µs on a slow
+        host against 100), and gave up on the slower replies where they are about as long
         (README *Rate limits and budgets*)."""
         mean = self.round_trip
         if mean is None:
@@ -238,11 +238,11 @@ class Connection(asyncio.Protocol):
     def _await_lone_reply(self, poller: select.poll, batch: _Batch, deadline: float) -> None:
         """Poll for the reply of ``batch``, the one batch in flight a request waits for (replies of
         background batches may come first), until ``deadline`` (``perf_counter()``) at most,
-        reading what comes in place, before returning to the loop. With one request in the worker, waiting for
-        this reply, there is nothing else to do: the loop would sleep in its wait, and a CPU that
-        halts when idle (a VM's vCPU) wakes tens of µs after the reply came. A round trip at one
-        call at a time took about 110 µs here that way, 45 polling (README *Rate limits and
-        budgets*). Not with two or more requests in the worker (it would hold up the others'
+        reading what comes in place, before returning to the loop. With one request in the
+        worker, waiting for this reply, there is nothing else to do: the loop would sleep in its
+        wait, and a CPU that halts when idle (a VM's vCPU) wakes tens of µs after the reply came.
+        A round trip at one call at a time took about 110 µs here that way, 45 polling (README
+        *Rate limits and budgets*). Not with two or more requests in the worker (it would hold up the others'
         work; under load batches overlap anyway), nor with none: what is written after an answer
         went out (settles, a cache fill) has nobody waiting for it, and polling for it held up the
         next request (4-10% fewer RPS at two to four connections, when it did)."""
