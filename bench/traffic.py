@@ -28,9 +28,9 @@ also printed paired round by round (each round's change, and how many rounds the
 on this host, the floor under any plugin that checks shared state before the call.
 
 ``--poll-us N`` adds a gateway, "polled": the traffic config with ``[server] redis_reply_poll_us =
-N`` (a worker serving one request polls for its Redis reply before its loop sleeps; the other
-gateways have the default, 100; 0 turns it off). bench/reply_poll.py measures it at 1 to 8
-connections.
+N`` (a worker serving one request polls for its Redis reply, for at most N µs, before its loop
+sleeps; the other gateways have the default, 300; 0 turns it off). bench/reply_poll.py measures
+it at 1 to 8 connections.
 
 ``--c1-only`` skips the 32-connection runs, for many short rounds of the c=1 p50s alone (e.g.
 ``--rounds 24 --seconds 1 --base DIR``): the host's drift is slow next to a round, so changes of a
@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--c1-only", action="store_true", help="skip the 32-connection runs: only the c=1 p50s "
                         "(miss, and with --cache hit), for many short paired rounds")
     parser.add_argument("--poll-us", type=int, default=None, help="also serve the traffic config with [server] "
-                        "redis_reply_poll_us = N, as the side 'polled' (the default is 100; 0: off)")
+                        "redis_reply_poll_us = N, as the side 'polled' (the default is 300; 0: off)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="junction-traffic-"))
     upstream_port = free_port()
