@@ -76,7 +76,7 @@ local edge = now - window
 local n = #KEYS / 2
 local call, tokens, taken = ARGV[2 + 2 * n], tonumber(ARGV[3 + 2 * n]), ARGV[3 + 2 * n]
 local refused, retry = 0, 0
-local counts, totals, firsts, renew = {}, {}, {}, {}
+local counts, totals, firsts, renew, owed = {}, {}, {}, {}, {}
 for i = 1, n do
   local z, t = KEYS[2 * i - 1], KEYS[2 * i]
   local head = redis.call('ZRANGE', z, '0', '1', 'WITHSCORES')
@@ -99,8 +99,8 @@ for i = 1, n do
       local gone = string.match(head[1], ':(%d+)$')
       local freed = tonumber(gone)
       if stored and freed > 0 then
-        redis.call('DECRBY', t, gone)
-        total = total - freed
+        -- Taken off the total below, in the INCRBY that adds this call's tokens: one command less.
+        owed[i], total = gone, total - freed
       end
       first = second
     end
@@ -146,10 +146,15 @@ end
 local out = {refused, retry}
 local member = call .. ':' .. taken
 for i = 1, n do
+  local z, t, gone = KEYS[2 * i - 1], KEYS[2 * i], owed[i]
   if refused == 0 then
-    local z, t = KEYS[2 * i - 1], KEYS[2 * i]
     redis.call('ZADD', z, at, member)
-    if tokens > 0 then redis.call('INCRBY', t, taken) end
+    if gone then
+      local change = tokens - tonumber(gone)
+      if change ~= 0 then redis.call('INCRBY', t, tostring(change)) end
+    elseif tokens > 0 then
+      redis.call('INCRBY', t, taken)
+    end
     if renew[i] then
       -- Both lapse at the same moment (a purge must find the total), two windows ahead.
       redis.call('PEXPIREAT', z, now + 2 * window)
@@ -157,6 +162,8 @@ for i = 1, n do
     end
     counts[i], totals[i] = counts[i] + 1, totals[i] + tokens
     firsts[i] = firsts[i] or now
+  elseif gone then
+    redis.call('DECRBY', t, gone)
   end
   out[#out + 1] = counts[i]
   out[#out + 1] = totals[i]

@@ -69,6 +69,31 @@ async def test_counts_totals_and_resets_stay_exact_as_entries_age_out() -> None:
         assert await client.zcard(keys[0]) == 2  # what aged out is gone
 
 
+async def test_the_stored_total_loses_an_aged_entry_whether_the_call_adds_as_many_more_or_fewer_or_is_refused(
+) -> None:
+    # Steady load ages one entry a call; its tokens leave the stored total with the call's own
+    # (one INCRBY of the difference), or alone when the call is refused.
+    async with logs() as (client, [keys]):
+        async def stored() -> int:
+            return int(await client.get(keys[1]))
+
+        await admit(client, keys, "a0", 100)
+        await asyncio.sleep(0.15)
+        await admit(client, keys, "a1", 40)
+        await asyncio.sleep(0.16)  # a0 aged out
+        answer = await admit(client, keys, "b0", 100)  # as many tokens as a0 held
+        assert answer[:4] == [0, 0, 2, 140] and await stored() == 140
+        await asyncio.sleep(0.16)  # a1 aged out
+        answer = await admit(client, keys, "b1", 10)  # fewer than a1 held
+        assert answer[:4] == [0, 0, 2, 110] and await stored() == 110
+        await asyncio.sleep(0.16)  # b0 aged out
+        refused = await admit(client, keys, "c0", 1000, tpm=500)
+        assert refused[0] == 2 and refused[2:4] == [1, 10] and await stored() == 10
+        assert await client.zrange(keys[0], 0, -1) == [b"b1:10"]
+        answer = await admit(client, keys, "c1", 30, tpm=500)
+        assert answer[:4] == [0, 0, 2, 40] and await stored() == 40
+
+
 async def test_a_log_keeps_its_expiry_when_its_only_entry_is_settled() -> None:
     async with logs() as (client, [keys]):
         at = int((await client.eval(ADMIT, 2, *keys, 60_000, 10, 10_000, "only", 500))[-1])
